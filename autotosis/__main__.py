@@ -1,0 +1,5 @@
+import sys
+
+from autotosis.cli import main
+
+sys.exit(main())

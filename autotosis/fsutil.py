@@ -1,0 +1,72 @@
+"""Atomic output files: write to a temp file beside the target, then rename.
+
+A crash or Ctrl-C never leaves a truncated file under the final name, and nothing a
+user owns is replaced unless ``force`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from autotosis.errors import OutputExistsError
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Raise OutputExistsError if ``path`` exists and ``force`` is false."""
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
+    """Yield a temp path in the target's folder; rename it onto ``path`` on success.
+
+    The temp name keeps the target's suffix so tools that pick a format from the
+    extension (ffmpeg, numpy) still do the right thing.
+    """
+    path = Path(path)
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # Re-check: another process may have created the file meanwhile.
+        check_writable(path, force)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_text_atomic(path: Path | str, text: str, force: bool = False) -> None:
+    with atomic_path(path, force) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes_atomic(path: Path | str, data: bytes, force: bool = False) -> None:
+    with atomic_path(path, force) as tmp:
+        tmp.write_bytes(data)
+
+
+def file_fingerprint(path: Path | str, block: int = 1 << 16) -> str:
+    """Cheap identity of a (possibly huge) file: size, mtime and hashes of a few blocks.
+
+    Reads at most five 64 KiB blocks (start, quarters, end), so fingerprinting a 10 GB
+    VOD is instant yet a re-encoded or replaced file gets a new identity.
+    """
+    import hashlib
+
+    path = Path(path)
+    stat = path.stat()
+    digest = hashlib.sha256(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    with path.open("rb") as handle:
+        for fraction in (0.0, 0.25, 0.5, 0.75, 1.0):
+            handle.seek(max(0, min(int(stat.st_size * fraction), stat.st_size - block)))
+            digest.update(handle.read(block))
+    return digest.hexdigest()[:20]

@@ -1,0 +1,159 @@
+"""Events -> reel: cut each event, annotate it, join the pieces.
+
+Every piece is cut with a seek before the input and re-encoded to one common format
+(size, fps, square pixels, 48 kHz stereo PCM, silence where the source has none), so the
+cost grows with the reel's length, never the VOD's, and the join is a lossless concat.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from autotosis import media
+from autotosis.errors import DataError, UsageError
+from autotosis.fsutil import atomic_path, check_writable
+from autotosis.progress import ProgressCallback, no_progress
+from autotosis.scores import Scores
+from autotosis.segments import Event
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    width: int | None = None  # default: the first source's displayed size (even)
+    height: int | None = None
+    fps: Fraction | None = None  # default: the first source's frame rate, at most 60
+    chunk_ms: int = 500  # the confidence text changes this often
+    overlay: bool = True
+    title: str | None = None  # optional title card before the reel
+    title_ms: int = 2000
+    source_cards: bool = False  # a card naming the source before each video's events
+    crf: int = 21
+
+
+@dataclass(frozen=True)
+class ReelPart:
+    """One source video and the events to take from it."""
+
+    video: Path
+    events: tuple[Event, ...]
+    scores: Scores | None = None
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    path: Path
+    pieces: int
+    duration_ms: int
+
+
+def score_colour(score: float) -> str:
+    """Red (0.0) through yellow to green (1.0), as RRGGBB."""
+    score = float(min(max(score, 0.0), 1.0))
+    red = int(round(255 * min(1.0, 2 * (1 - score))))
+    green = int(round(255 * min(1.0, 2 * score)))
+    return f"{red:02x}{green:02x}00"
+
+
+def _even(value: float) -> int:
+    return max(2, int(round(value / 2)) * 2)
+
+
+def output_spec(first: media.VideoInfo, options: RenderOptions) -> media.EncodeSpec:
+    if options.width and options.height:
+        width, height = _even(options.width), _even(options.height)
+    else:
+        width, height = _even(first.width * float(first.sar)), _even(first.height)
+    fps = options.fps or min(first.fps or Fraction(30), Fraction(60))
+    # Keep common rates exact (30000/1001 stays NTSC) but tame odd VFR averages.
+    if fps.denominator not in (1, 1001):
+        fps = Fraction(round(float(fps)))
+    return media.EncodeSpec(width=width, height=height, fps=fps, crf=options.crf)
+
+
+def chunk_overlays(event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str) -> list[media.TextOverlay]:
+    """One text overlay per chunk: "<class>: <score>" coloured by the score."""
+    starts = np.arange(0, duration_ms, chunk_ms, dtype=np.int64)
+    if scores is not None and len(scores.times_ms):
+        values = scores.score_at(event.label, event.start_ms + starts + chunk_ms // 2)
+    else:
+        values = np.full(len(starts), event.mean, dtype=np.float32)
+    overlays = []
+    for i, (start, value) in enumerate(zip(starts, values)):
+        text_file = folder / f"{stem}_{i:05d}.txt"
+        text_file.write_text(f"{event.label}: {float(value):.2f}", encoding="utf-8")
+        overlays.append(media.TextOverlay(text_file, int(start), int(min(start + chunk_ms, duration_ms)), score_colour(float(value))))
+    return overlays
+
+
+def render_reel(
+    parts: Sequence[ReelPart],
+    out: Path,
+    options: RenderOptions = RenderOptions(),
+    *,
+    force: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> RenderResult:
+    """Cut, annotate and join the events of ``parts`` into ``out`` (written atomically)."""
+    out = Path(out)
+    check_writable(out, force)
+    if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UsageError(f"{out}: the reel is an MP4 file", hint="give an output name ending in .mp4")
+    parts = [p for p in parts if p.events]
+    if not parts:
+        raise DataError("no events to render", hint="lower --threshold, or check the scores with `autotosis events`")
+    infos = {p.video: media.probe(p.video) for p in parts}
+    spec = output_spec(infos[parts[0].video], options)
+    total_ms = sum(e.duration_ms for p in parts for e in p.events)
+    work = Path(tempfile.mkdtemp(prefix="autotosis-render-"))
+    pieces: list[Path] = []
+    done_ms = 0
+    try:
+        if options.title:
+            pieces.append(_card(work, "title", options.title, spec, options.title_ms))
+        progress("render", 0, total_ms / 1000)
+        for p_index, part in enumerate(parts):
+            info = infos[part.video]
+            if options.source_cards:
+                pieces.append(_card(work, f"source{p_index}", part.video.stem, spec, options.title_ms))
+            for e_index, event in enumerate(part.events):
+                if event.start_ms >= info.duration_ms:
+                    raise DataError(f"{part.video}: event at {event.start_ms / 1000:.1f} s is past the video's end ({info.duration_ms / 1000:.1f} s)",
+                                    hint="were the events made from another video?")
+                duration = min(event.end_ms, info.duration_ms) - event.start_ms
+                stem = f"p{p_index:03d}_e{e_index:04d}"
+                overlays = chunk_overlays(event, part.scores, duration, options.chunk_ms, work, stem) if options.overlay else []
+                piece = work / f"{stem}.mkv"
+                media.cut_segment(info, event.start_ms, duration, piece, spec, overlays)
+                pieces.append(piece)
+                done_ms += event.duration_ms
+                progress("render", done_ms / 1000, total_ms / 1000)
+        with atomic_path(out, force=force) as tmp:
+            media.concat_segments(pieces, tmp)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    reel_ms = sum(int(round(media.segment_frames(ms, spec.fps) * 1000 / spec.fps)) for ms in _piece_lengths(parts, infos, options))
+    return RenderResult(path=out, pieces=len(pieces), duration_ms=reel_ms)
+
+
+def _piece_lengths(parts: Sequence[ReelPart], infos: dict[Path, media.VideoInfo], options: RenderOptions) -> list[int]:
+    lengths = [options.title_ms] if options.title else []
+    for part in parts:
+        if options.source_cards:
+            lengths.append(options.title_ms)
+        lengths += [min(e.end_ms, infos[part.video].duration_ms) - e.start_ms for e in part.events]
+    return lengths
+
+
+def _card(work: Path, stem: str, text: str, spec: media.EncodeSpec, duration_ms: int) -> Path:
+    text_file = work / f"{stem}.txt"
+    text_file.write_text(text, encoding="utf-8")
+    piece = work / f"{stem}.mkv"
+    media.title_card(piece, spec, duration_ms, [media.TextOverlay(text_file, 0, duration_ms, "ffffff", "center", 1 / 12)])
+    return piece

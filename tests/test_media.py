@@ -1,0 +1,123 @@
+"""media.py on tiny generated videos: probing, streaming decode, exact times, errors."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotosis import media
+from autotosis.errors import MediaError
+
+pytestmark = pytest.mark.media
+
+
+def test_probe_reports_size_duration_audio(video_factory):
+    path = video_factory("a b'c é.mp4", duration=3, size="320x180", fps="30")
+    info = media.probe(path)
+    assert (info.width, info.height) == (320, 180)
+    assert abs(info.duration_ms - 3000) <= 50
+    assert info.has_audio and info.fps == Fraction(30)
+
+
+def test_probe_without_audio(video_factory):
+    info = media.probe(video_factory(audio=False))
+    assert not info.has_audio
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [(b"", "empty"), (b"this is not a video at all\n" * 20, "not a readable video")],
+)
+def test_probe_rejects_non_videos(tmp_path: Path, content: bytes, expected: str):
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(content)
+    with pytest.raises(MediaError, match=expected):
+        media.probe(fake)
+
+
+def test_probe_missing_file(tmp_path: Path):
+    with pytest.raises(MediaError, match="no such file"):
+        media.probe(tmp_path / "missing.mp4")
+
+
+def test_iter_frames_times_and_shapes(video_factory):
+    path = video_factory(duration=4, fps="25")
+    batches = list(media.iter_frames(path, media.DecodeSpec(size=32, fps=2.0), batch_size=3))
+    times = np.concatenate([b.times_ms for b in batches])
+    assert times.tolist() == [0, 500, 1000, 1500, 2000, 2500, 3000, 3500]
+    assert all(b.frames.shape[1:] == (32, 32, 3) and b.frames.dtype == np.uint8 for b in batches)
+
+
+def test_crop_region_is_applied(tmp_path: Path, video_factory):
+    # Left half red, right half blue: cropping the right half must give blue frames.
+    path = video_factory(
+        duration=2, size="200x100", source="color=c=red", extra_video_filters="drawbox=x=100:y=0:w=100:h=100:color=blue:t=fill"
+    )
+    (batch,) = list(media.iter_frames(path, media.DecodeSpec(size=16, fps=1.0, region=(0.5, 0.0, 1.0, 1.0))))
+    mean = batch.frames.reshape(-1, 3).mean(axis=0)
+    assert mean[2] > 200 and mean[0] < 50
+
+
+def test_keyframes_only_returns_keyframe_times(video_factory):
+    path = video_factory(duration=6, fps="25")  # -g 25: a keyframe every second
+    times = np.concatenate([b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=16, fps=None, keyframes_only=True))])
+    assert times.tolist() == [0, 1000, 2000, 3000, 4000, 5000]
+
+
+def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path, video_factory):
+    # Only every 5th frame survives in the first 2 s (a VFR file: 5 fps, then 25 fps), and the
+    # picture turns blue at t=3 s. Times from a frame counter x nominal fps would put the
+    # switch ~1.6 s late; presentation timestamps put it exactly at 3 s.
+    path = video_factory(
+        "vfr.mkv", duration=5, fps="25", source="color=c=red",
+        extra_video_filters="drawbox=x=0:y=0:w=iw:h=ih:color=blue:t=fill:enable='gte(t,3)',select='gte(t,2)+not(mod(n,5))'",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
+        audio=False,
+    )
+    info = media.probe(path)
+    batches = list(media.iter_frames(path, media.DecodeSpec(size=8, fps=4.0), info=info))
+    times = np.concatenate([b.times_ms for b in batches])
+    blue = np.concatenate([b.frames.reshape(len(b.frames), -1, 3).mean(axis=1)[:, 2] > 128 for b in batches])
+    assert np.all(np.diff(times) == 250)
+    assert times[blue].min() == 3000
+    assert times[~blue].max() == 2750
+
+
+def test_decoding_a_truncated_file_fails_cleanly(tmp_path: Path, video_factory):
+    path = video_factory(duration=4)
+    data = path.read_bytes()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data[: len(data) // 3])
+    with pytest.raises(MediaError):
+        info = media.probe(broken)
+        list(media.iter_frames(broken, media.DecodeSpec(size=16), info=info))
+
+
+def test_escape_filter_value_round_trips_special_characters():
+    value = "/tmp/a b/it's:[x],y;z\\w%{pts}"
+    escaped = media.escape_filter_value(value)
+    # No unescaped graph separators may remain.
+    for char in ",;[]":
+        assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == char)
+
+
+def test_cut_and_concat_keep_audio_and_video_in_sync(tmp_path: Path, video_factory):
+    with_audio = media.probe(video_factory("with audio.mp4", duration=5, size="320x180"))
+    silent = media.probe(video_factory("silent.mp4", duration=5, size="160x120", audio=False))
+    spec = media.EncodeSpec(width=320, height=180, fps=Fraction(25))
+    text = tmp_path / "label's: [x];,%{pts}.txt"
+    text.write_text("rage: 0.87 a:b'c,[d];%{pts}", encoding="utf-8")
+    overlay = [media.TextOverlay(text, 0, 500, "ff0000")]
+    pieces = [tmp_path / "p1.mkv", tmp_path / "p2.mkv"]
+    media.cut_segment(with_audio, 1000, 1500, pieces[0], spec, overlay)
+    media.cut_segment(silent, 500, 2000, pieces[1], spec, overlay)
+    reel = tmp_path / "reel.mp4"
+    media.concat_segments(pieces, reel)
+    d = media.stream_durations(reel)
+    assert (d.width, d.height) == (320, 180)
+    assert d.audio_ms is not None
+    assert abs(d.video_ms - 3500) <= 100
+    assert abs(d.audio_ms - d.video_ms) <= 100
