@@ -24,7 +24,7 @@ from autotosis.fsutil import atomic_path, file_fingerprint, write_text_atomic
 from autotosis.labels import ClipEntry, LabelFile, Span, check_durations
 from autotosis.progress import ProgressCallback, no_progress
 
-SHARD_FORMAT = 1
+SHARD_FORMAT = 2
 IGNORE = -1
 
 
@@ -228,7 +228,9 @@ def _extract_clip(
                 while chunk := raw.read(1 << 22):
                     out.write(chunk)
     targets = frame_targets(all_times, entry.spans, info.duration_ms, options.band_ms)
-    clip_id = hashlib.sha256(str(entry.path).encode()).hexdigest()[:12]
+    # The id names the clip as the label file does, so the validation split (which sorts ids)
+    # stays the same when the project folder moves.
+    clip_id = hashlib.sha256(Path(entry.raw_path or entry.path.name).as_posix().encode()).hexdigest()[:12]
     meta = {
         "clip": str(entry.path),
         "clip_id": clip_id,

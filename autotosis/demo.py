@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,7 @@ def run_demo(
     from autotosis.samples import DEFAULT_CAM, make_sample_set
     from autotosis.scan import ScanOptions, scan_video
     from autotosis.scores import write_scores
-    from autotosis.segments import EventList, EventParams, events_from_scores, write_events
+    from autotosis.segments import EventList, EventParams, event_spans, events_from_scores, write_events
     from autotosis.train import TrainConfig, train
 
     began = time.monotonic()
@@ -136,9 +136,8 @@ def run_demo(
     truth, _ = truth_at_times(scores.times_ms, truth_spans)
     predicted = scores.column(TASK) >= params.threshold
     frame = frame_prf(predicted, truth)
-    # Events carry padding for the reel; compare the detected cores with the truth.
-    cores = [(e.start_ms + min(params.pad_before_ms, e.start_ms), e.end_ms - params.pad_after_ms) for e in events]
-    cores = [(s, max(s + 1, e)) for s, e in cores]
+    # The reel's events carry padding; compare the same detections without it to the truth.
+    cores = event_spans(events_from_scores(scores, TASK, replace(params, pad_before_ms=0, pad_after_ms=0)))
     event = event_prf(cores, truth_spans, min_iou=EVENT_MIN_IOU)
     seconds = time.monotonic() - began
     demo = DemoResult(out, reel_path, labels_path, model_path, asdict(frame), asdict(event), seconds, len(events), len(truth_spans))

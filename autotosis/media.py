@@ -612,3 +612,25 @@ def stream_durations(path: Path) -> StreamDurations:
         height=int(video["height"]),
         sar=_fraction(video.get("sample_aspect_ratio")) or Fraction(1),
     )
+
+
+def grab_frame(source: VideoInfo, time_ms: int, width: int = 320) -> np.ndarray:
+    """One full frame at ``time_ms`` as RGB (H x W x 3), square pixels, ``width`` wide.
+
+    Used for thumbnails and stills; seeks before the input, so it is quick anywhere in a VOD.
+    """
+    display_width = source.width * float(source.sar)
+    height = max(2, int(round(width * source.height / display_width / 2)) * 2)
+    argv = [
+        _tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-ss", _seconds(max(0, min(time_ms, source.duration_ms - 1))), "-i", _url(source.path),
+        "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width}:{height}:flags=area,setsar=1,format=rgb24",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+    ]
+    proc = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+    expected = width * height * 3
+    if proc.returncode != 0 or len(proc.stdout) < expected:
+        tail = _tail(proc.stderr)
+        raise MediaError(f"could not read a frame at {time_ms / 1000:.3f} s: {_last_error_line(tail) if tail else 'no frame there'}",
+                         source.path, stderr_tail=tail)
+    return np.frombuffer(proc.stdout[:expected], dtype=np.uint8).reshape(height, width, 3)

@@ -1,0 +1,1069 @@
+"""Synthetic "game stream" clips whose highlight truth is known exactly.
+
+`autotosis demo` and the tests need videos that look like a streamed strategy game: a
+scrolling, procedurally drawn map with moving units and a HUD, and a face cam in the
+corner.  During a highlight the streamer in the face cam *rages* (mouth wide open,
+face reddening, brows angled, head shaking, fists up) with an intensity that varies
+over the span; outside highlights they talk, laugh, blink, lean and drink, so the
+negatives are not static.  The game area is a function of the seed and the frame
+index only, never of the highlights, so a model can only learn the task from the cam.
+
+Everything is drawn with vectorised numpy into small precomputed grids (the face only
+inside the cam box), frames are produced lazily and piped to the encoder in
+``media.encode_frames``; nothing large is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import math
+import numbers
+import tempfile
+import wave
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autotosis.errors import DataError, OutputExistsError, UsageError
+from autotosis.fsutil import atomic_path, write_text_atomic
+
+Region = tuple[float, float, float, float]
+
+DEFAULT_CAM: Region = (0.7833, 0.1296, 0.9682, 0.3694)
+AUDIO_RATE = 48_000
+TRUTH_FILE = "truth.json"
+# Bump when the pictures or sounds change, so cached sample sets are regenerated.
+GENERATOR_VERSION = 1
+
+# Independent random streams: the game never sees the highlights, the person's ordinary
+# behaviour does not either, so the same seed with other highlights changes only the rage.
+_STREAM_GAME, _STREAM_PERSON, _STREAM_RAGE, _STREAM_AUDIO = 1, 2, 3, 4
+_KIND_TRAIN, _KIND_HELDOUT, _KIND_HIGHLIGHTS = 11, 12, 13
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ClipTruth:
+    """A generated clip and its exact ground truth (times in integer milliseconds)."""
+
+    path: Path
+    duration_ms: int
+    highlights: tuple[tuple[int, int], ...]  # exact (start_ms, end_ms), sorted, disjoint
+    cam: Region
+    width: int
+    height: int
+    fps: int
+    seed: int
+
+    def to_json(self, folder: Path | None = None) -> dict:
+        """JSON-ready dict; ``path`` is written relative to ``folder`` when it lies inside it."""
+        path = Path(self.path)
+        if folder is not None and path.parent.absolute() == Path(folder).absolute():
+            path = Path(path.name)
+        return {
+            "path": path.as_posix(),
+            "duration_ms": self.duration_ms,
+            "highlights": [[start, end] for start, end in self.highlights],
+            "cam": list(self.cam),
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, folder: Path | None = None) -> ClipTruth:
+        path = Path(data["path"])
+        if folder is not None and not path.is_absolute():
+            path = Path(folder) / path
+        return cls(
+            path=path,
+            duration_ms=int(data["duration_ms"]),
+            highlights=tuple((int(s), int(e)) for s, e in data["highlights"]),
+            cam=tuple(float(v) for v in data["cam"]),  # type: ignore[arg-type]
+            width=int(data["width"]),
+            height=int(data["height"]),
+            fps=int(data["fps"]),
+            seed=int(data["seed"]),
+        )
+
+
+@dataclass(frozen=True)
+class SampleSet:
+    folder: Path
+    train: tuple[ClipTruth, ...]
+    heldout: ClipTruth
+
+
+@dataclass(frozen=True)
+class _ClipPlan:
+    """Validated parameters of one clip; everything the painters need."""
+
+    width: int
+    height: int
+    fps: int
+    frame_count: int
+    duration_ms: int
+    cam: Region
+    highlights: tuple[tuple[int, int], ...]
+    seed: int
+
+    def frame_time_ms(self, index: int) -> float:
+        # Frame i is shown at exactly i/fps s (the encoder gets a constant rate); a float is
+        # fine for drawing, the truth itself stays in integer milliseconds.
+        return index * 1000.0 / self.fps
+
+    @property
+    def audio_samples(self) -> int:
+        return int(round(self.frame_count * AUDIO_RATE / self.fps))
+
+
+def _plan_clip(
+    *, duration_s: float, highlights: Sequence[tuple[int, int]], seed: int, width: int, height: int, fps: int, cam: Region
+) -> _ClipPlan:
+    if not (isinstance(fps, numbers.Integral) and fps > 0):
+        raise UsageError(f"fps must be a positive whole number, not {fps!r}")
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise UsageError(f"frame size {width}x{height} is not usable", hint="use even sizes of at least 16x16 (H.264 4:2:0)")
+    if not (duration_s > 0 and math.isfinite(duration_s)):
+        raise UsageError(f"duration must be a positive number of seconds, not {duration_s!r}")
+    x0, y0, x1, y1 = cam
+    if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+        raise UsageError(f"cam region {cam} is not inside the frame", hint="give x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    frame_count = max(1, int(round(duration_s * fps)))
+    duration_ms = int(round(frame_count * 1000 / fps))
+    spans = sorted((int(s), int(e)) for s, e in highlights)
+    for start, end in spans:
+        if not 0 <= start < end <= duration_ms:
+            raise UsageError(f"highlight {start}-{end} ms is not inside the clip (0-{duration_ms} ms)")
+    for (_, prev_end), (start, _) in zip(spans, spans[1:]):
+        if start < prev_end:
+            raise UsageError(f"highlights overlap at {start} ms", hint="give disjoint (start_ms, end_ms) spans")
+    return _ClipPlan(width, height, int(fps), frame_count, duration_ms, tuple(float(v) for v in cam), tuple(spans), int(seed))  # type: ignore[arg-type]
+
+
+def _rng(*key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
+
+
+def cam_box(cam: Region, width: int, height: int) -> tuple[int, int, int, int]:
+    """(w, h, x, y) of the face cam in pixels: the same rounding as media's decode crop."""
+    from autotosis.media import crop_pixels
+
+    return crop_pixels(cam, width, height)
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+@dataclass(frozen=True)
+class _Spans:
+    """Sorted disjoint spans (ms) with a trapezoid envelope, evaluated for many times at once."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    ramp_ms: float
+
+    @classmethod
+    def of(cls, spans: Sequence[tuple[float, float]], ramp_ms: float) -> _Spans:
+        starts = np.array([s for s, _ in spans], dtype=np.float64)
+        ends = np.array([e for _, e in spans], dtype=np.float64)
+        return cls(starts, ends, float(ramp_ms))
+
+    def locate(self, t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index of the span each time falls in, clipped to >= 0; whether it is inside one)."""
+        if self.starts.size == 0:
+            return np.zeros(t_ms.shape, dtype=np.int64), np.zeros(t_ms.shape, dtype=bool)
+        index = np.searchsorted(self.starts, t_ms, side="right") - 1
+        safe = np.maximum(index, 0)
+        inside = (index >= 0) & (t_ms < self.ends[safe])
+        return safe, inside
+
+    def envelope(self, t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(0..1 trapezoid envelope, span index) for each time."""
+        index, inside = self.locate(t_ms)
+        if self.starts.size == 0:
+            return np.zeros(t_ms.shape), index
+        rise = (t_ms - self.starts[index]) / self.ramp_ms
+        fall = (self.ends[index] - t_ms) / self.ramp_ms
+        env = np.clip(np.minimum(rise, fall), 0.0, 1.0)
+        return np.where(inside, env, 0.0), index
+
+
+def _random_spans(
+    rng: np.random.Generator, duration_ms: int, mean_gap_ms: float, min_len_ms: float, max_len_ms: float
+) -> list[tuple[float, float]]:
+    """Disjoint spans at random (exponential gaps), e.g. when the streamer talks."""
+    spans = []
+    t = rng.exponential(mean_gap_ms) * 0.5
+    while t < duration_ms:
+        length = rng.uniform(min_len_ms, max_len_ms)
+        spans.append((t, t + length))
+        t += length + 150 + rng.exponential(mean_gap_ms)
+    return spans
+
+
+class _Rage:
+    """How strongly the streamer rages at each time: 0 outside highlights, varying inside.
+
+    Each span gets its own base level, swing and rhythm (seeded by the span), so the cam
+    is not one constant picture through a highlight; the short ramps keep edges smooth.
+    """
+
+    RAMP_MS = 180.0
+
+    def __init__(self, highlights: Sequence[tuple[int, int]], seed: int):
+        self.spans = _Spans.of(highlights, self.RAMP_MS)
+        params = [_rng(seed, _STREAM_RAGE, s, e).uniform(size=5) for s, e in highlights] or [np.zeros(5)]
+        p = np.array(params)
+        self.base = 0.65 + 0.15 * p[:, 0]
+        self.swing = 0.20 + 0.15 * p[:, 1]
+        self.period_ms = 900 + 900 * p[:, 2]
+        self.phase = 2 * np.pi * p[:, 3]
+        self.shout_hz = 2.5 + 2.0 * p[:, 4]
+
+    def intensity(self, t_ms: np.ndarray) -> np.ndarray:
+        env, i = self.spans.envelope(t_ms)
+        wave_ = 0.5 + 0.5 * np.sin(2 * np.pi * t_ms / self.period_ms[i] + self.phase[i])
+        return env * np.clip(self.base[i] + self.swing[i] * (2 * wave_ - 1), 0.45, 1.0)
+
+    def shout(self, t_ms: np.ndarray) -> np.ndarray:
+        """Syllable rhythm of the shouting (0..1), for the mouth and the voice."""
+        _, i = self.spans.envelope(t_ms)
+        return np.clip(0.55 + 0.6 * np.sin(2 * np.pi * t_ms / 1000 * self.shout_hz[i] + self.phase[i]), 0.0, 1.0)
+
+
+def rage_intensity(times_ms: Sequence[float] | np.ndarray, highlights: Sequence[tuple[int, int]], seed: int) -> np.ndarray:
+    """Rage intensity (0..1) the generator draws at ``times_ms`` for a clip's highlights and seed."""
+    spans = sorted((int(s), int(e)) for s, e in highlights)
+    return _Rage(spans, seed).intensity(np.asarray(times_ms, dtype=np.float64))
+
+
+class _Behaviour:
+    """The streamer's ordinary life on camera, independent of the highlights."""
+
+    def __init__(self, seed: int, duration_ms: int):
+        # One random stream per habit: a longer clip of the same seed starts with the same life.
+        self.talk = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 10), duration_ms, 3500, 1200, 6000), 90)
+        self.talk_hz = 3.8 + 1.6 * _rng(seed, _STREAM_PERSON, 17).uniform(size=max(1, self.talk.starts.size))
+        self.laugh = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 11), duration_ms, 22000, 700, 2000), 150)
+        self.drink = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 12), duration_ms, 20000, 1800, 3800), 450)
+        self.drink_side = np.where(_rng(seed, _STREAM_PERSON, 18).uniform(size=max(1, self.drink.starts.size)) < 0.5, -1.0, 1.0)
+        self.lean = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 13), duration_ms, 12000, 2000, 6000), 600)
+        self.blink = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 14), duration_ms, 3200, 130, 170), 65)
+        rng = _rng(seed, _STREAM_PERSON, 15)
+        gaze = rng.uniform(size=(int(duration_ms / 700) + 2, 3))
+        self.gaze_times = np.cumsum(700 + 3300 * gaze[:, 0])
+        self.gaze = np.vstack([(2 * gaze[:, 1:] - 1) * np.array([1.0, 0.4]), [0.0, 0.0]])
+        rng = _rng(seed, _STREAM_PERSON, 16)
+        self.sway_hz = rng.uniform(0.05, 0.2, size=2)
+        self.sway_phase = rng.uniform(0, 2 * np.pi, size=2)
+
+    def talking(self, t_ms: np.ndarray) -> np.ndarray:
+        env, i = self.talk.envelope(t_ms)
+        syllables = 0.5 + 0.65 * np.sin(2 * np.pi * t_ms / 1000 * self.talk_hz[i] + 1.7 * i)
+        return env * np.clip(syllables, 0.0, 1.0)
+
+    def laughing(self, t_ms: np.ndarray) -> np.ndarray:
+        env, _ = self.laugh.envelope(t_ms)
+        return env * (0.65 + 0.35 * np.sin(2 * np.pi * t_ms / 1000 * 5.0))
+
+    def gaze_at(self, t_ms: float) -> np.ndarray:
+        return self.gaze[int(np.searchsorted(self.gaze_times, t_ms))]
+
+    def sway(self, t_ms: float) -> tuple[float, float]:
+        t = t_ms / 1000
+        return (
+            math.sin(2 * np.pi * self.sway_hz[0] * t + self.sway_phase[0]) + 0.4 * math.sin(0.71 * t + 1.3),
+            math.sin(2 * np.pi * self.sway_hz[1] * t + self.sway_phase[1]),
+        )
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+
+def _ellipse(canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, color, alpha: float = 1.0, angle: float = 0.0) -> None:
+    """Blend an anti-aliased (optionally rotated) filled ellipse into a float32 canvas."""
+    rx, ry = max(rx, 0.35), max(ry, 0.35)
+    h, w = canvas.shape[:2]
+    reach = max(rx, ry) if angle else None
+    ex, ey = (reach, reach) if reach else (rx, ry)
+    x0, x1 = max(0, int(cx - ex - 1)), min(w, int(cx + ex + 2))
+    y0, y1 = max(0, int(cy - ey - 1)), min(h, int(cy + ey + 2))
+    if x0 >= x1 or y0 >= y1 or alpha <= 0:
+        return
+    dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx)[None, :]
+    dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy)[:, None]
+    if angle:
+        c, s = math.cos(angle), math.sin(angle)
+        dx, dy = dx * c + dy * s, dy * c - dx * s
+    q = (dx / rx) ** 2 + (dy / ry) ** 2
+    # (1 - q) * r / 2 approximates the distance to the rim in pixels: a one-pixel soft edge.
+    a = np.clip((1.0 - q) * (0.5 * min(rx, ry)) + 0.5, 0.0, 1.0)
+    if alpha != 1.0:
+        a *= alpha
+    region = canvas[y0:y1, x0:x1]
+    region += a[..., None] * (np.asarray(color, dtype=np.float32) - region)
+
+
+def _disc_mask(radius: int) -> np.ndarray:
+    d = np.arange(-radius, radius + 1)
+    return (d[:, None] ** 2 + d[None, :] ** 2) <= radius * radius + radius * 0.8
+
+
+def _stamp(frame: np.ndarray, mask: np.ndarray, x: int, y: int, color) -> None:
+    """Paint ``color`` where ``mask`` is set, mask's top-left at (x, y); clipped to the frame."""
+    h, w = frame.shape[:2]
+    mh, mw = mask.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + mw, w), min(y + mh, h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    frame[y0:y1, x0:x1][mask[y0 - y : y1 - y, x0 - x : x1 - x]] = color
+
+
+def _rect(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, color) -> None:
+    h, w = frame.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x0 < x1 and y0 < y1:
+        frame[y0:y1, x0:x1] = color
+
+
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32) * 255
+
+
+def _periodic_noise(rng: np.random.Generator, h: int, w: int, beta: float) -> np.ndarray:
+    """Tileable 1/f^beta noise in 0..1 (an FFT field is periodic, so the map wraps seamlessly)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    spectrum = (rng.standard_normal(f.shape) + 1j * rng.standard_normal(f.shape)) * f ** (-beta / 2)
+    spectrum[0, 0] = 0
+    field = np.fft.irfft2(spectrum, s=(h, w)).astype(np.float32)
+    lo, hi = np.percentile(field, [1, 99])
+    return np.clip((field - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the game
+
+
+_BIOMES = (
+    # water, shore, lowland, highland, peak (RGB); hue jitter is added per clip
+    ((40, 80, 150), (200, 190, 130), (80, 140, 60), (40, 95, 45), (130, 120, 110)),  # temperate
+    ((60, 120, 150), (230, 200, 140), (210, 170, 100), (170, 120, 70), (120, 80, 60)),  # desert
+    ((50, 70, 110), (180, 190, 200), (220, 225, 235), (160, 170, 185), (250, 250, 255)),  # snow
+    ((200, 70, 20), (60, 50, 50), (90, 70, 60), (60, 45, 40), (30, 25, 25)),  # volcanic
+    ((90, 40, 120), (60, 160, 150), (50, 110, 130), (120, 60, 140), (220, 200, 90)),  # alien
+)
+
+
+def _explosions(plan: _ClipPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times_ms, position relative to the view, size) of the game's explosions.
+
+    Their own random stream, so the sound track can hear them without drawing the map.
+    """
+    rng = _rng(plan.seed, _STREAM_GAME, 2)
+    mean_gap_ms = 1000 / rng.uniform(0.3, 0.9)
+    rows = []
+    end = 0.0
+    while end <= plan.duration_ms:  # blocks of the same shape: a longer clip extends a shorter one
+        block = rng.uniform(size=(64, 4))
+        rows.append(block)
+        end += float((-mean_gap_ms * np.log1p(-block[:, 0])).sum())
+    events = np.vstack(rows)
+    times = np.cumsum(-mean_gap_ms * np.log1p(-events[:, 0]))
+    keep = times < plan.duration_ms
+    return times[keep], events[keep, 1:3], 10 + 18 * events[keep, 3]
+
+
+class _Game:
+    """A scrolling strategy-game view: map, units, explosions and a HUD.
+
+    Pure function of (seed, time): it never sees the highlights.
+    """
+
+    def __init__(self, plan: _ClipPlan):
+        self.w, self.h = plan.width, plan.height
+        self.unit = min(plan.width / 640, plan.height / 360)
+        # A random stream per part, so a part's size (clip length, frame size) never shifts another.
+        self._build_world(_rng(plan.seed, _STREAM_GAME, 0))
+        self._plan_camera(_rng(plan.seed, _STREAM_GAME, 3), plan.duration_ms)
+        self._plan_units(_rng(plan.seed, _STREAM_GAME, 4))
+        self._plan_explosions(plan)
+        self._build_hud(_rng(plan.seed, _STREAM_GAME, 5), plan.duration_ms)
+
+    # ---- precomputed pictures
+
+    def _build_world(self, rng: np.random.Generator) -> None:
+        th, tw = max(64, 2 * self.h), max(64, 2 * self.w)
+        self.th, self.tw = th, tw
+        height_map = _periodic_noise(rng, th, tw, beta=3.3)
+        detail = _periodic_noise(rng, th, tw, beta=1.3)
+        biome = np.array(_BIOMES[int(rng.integers(len(_BIOMES)))], dtype=np.float32)
+        biome = np.clip(biome * rng.uniform(0.8, 1.2, size=(1, 3)) + rng.uniform(-20, 20, size=(5, 3)), 0, 255)
+        levels = np.sort(rng.uniform(0, 1, size=5)) * 0.2 + np.array([0.25, 0.38, 0.45, 0.68, 0.85])
+        tex = np.stack([np.interp(height_map, levels, biome[:, c]) for c in range(3)], axis=-1).astype(np.float32)
+        # Hill shading from the height gradient gives the map relief.
+        gx = np.roll(height_map, -1, axis=1) - np.roll(height_map, 1, axis=1)
+        gy = np.roll(height_map, -1, axis=0) - np.roll(height_map, 1, axis=0)
+        slope = (gx - gy) / (np.std(gx - gy) + 1e-6)
+        tex *= np.clip(1.0 + 0.12 * slope, 0.6, 1.4)[..., None]
+        tex += (detail[..., None] - 0.5) * 22
+        grid = max(8, int(round(32 * self.unit)))
+        tex[::grid] *= 0.85
+        tex[:, ::grid] *= 0.85
+        hue = rng.uniform()
+        self.team_colors = [_hsv(hue, 0.85, 0.95), _hsv(hue + rng.uniform(0.3, 0.7), 0.85, 0.95)]
+        # Buildings stand on land: candidate spots in water are dropped.
+        spots = rng.integers(0, [th, tw], size=(200, 2))
+        spots = spots[height_map[spots[:, 0], spots[:, 1]] > levels[1] + 0.05][: int(rng.integers(18, 34))]
+        for y, x in spots:
+            size = int(rng.integers(5, 15) * self.unit) + 3
+            team = self.team_colors[int(rng.integers(2))]
+            ys = np.arange(y, y + size) % th
+            xs = np.arange(x, x + size) % tw
+            tex[np.ix_(ys, xs)] = team * 0.35
+            tex[np.ix_(ys[1:-1], xs[1:-1])] = team * 0.8
+        tex = np.clip(tex, 0, 255).astype(np.uint8)
+        self.texture = tex
+        # Padding by wrapping makes every viewport a plain slice: no per-frame modulo indexing.
+        self.world = np.pad(tex, ((0, self.h), (0, self.w), (0, 0)), mode="wrap")
+
+    def _plan_camera(self, rng: np.random.Generator, duration_ms: int) -> None:
+        speed = rng.uniform(35, 110, size=2) * self.unit * rng.choice([-1, 1], size=2)
+        self.cam_velocity = speed / 1000  # px per ms
+        self.cam_wobble = rng.uniform(20, 90, size=2) * self.unit
+        self.cam_wobble_period = rng.uniform(5000, 14000, size=2)
+        self.cam_phase = rng.uniform(0, 2 * np.pi, size=2)
+        self.cam_origin = rng.uniform(0, 1, size=2) * np.array([self.tw, self.th])
+        # Minimap clicks: the view jumps somewhere else now and then.
+        jumps = rng.uniform(size=(int(duration_ms / 4000) + 2, 3))
+        self.jump_times = np.cumsum(4000 + 12000 * jumps[:, 0])
+        self.jump_offsets = np.cumsum(jumps[:, 1:] * np.array([self.tw, self.th]), axis=0)
+
+    def _camera(self, t_ms: float) -> tuple[int, int]:
+        wobble = self.cam_wobble * np.sin(2 * np.pi * t_ms / self.cam_wobble_period + self.cam_phase)
+        pos = self.cam_origin + self.cam_velocity * t_ms + wobble
+        jumps = int(np.searchsorted(self.jump_times, t_ms, side="right"))
+        if jumps:
+            pos = pos + self.jump_offsets[jumps - 1]
+        return int(pos[0]) % self.tw, int(pos[1]) % self.th
+
+    def _plan_units(self, rng: np.random.Generator) -> None:
+        n = int(rng.integers(10, 20))
+        self.unit_pos = rng.uniform(0, 1, size=(n, 2)) * np.array([self.tw, self.th])
+        self.unit_vel = rng.uniform(-1, 1, size=(n, 2)) * 40 * self.unit / 1000
+        self.unit_orbit = rng.uniform(5, 40, size=(n, 2)) * self.unit
+        self.unit_orbit_period = rng.uniform(2000, 7000, size=n)
+        self.unit_phase = rng.uniform(0, 2 * np.pi, size=n)
+        self.unit_team = rng.integers(0, 2, size=n)
+        radii = np.maximum(2, np.round(rng.uniform(3, 7, size=n) * self.unit)).astype(int)
+        self.unit_radius = radii
+        self.unit_selected = rng.uniform(size=n) < 0.25
+        self.masks = {int(r): (_disc_mask(int(r) + 1), _disc_mask(int(r))) for r in set(radii.tolist())}
+        self.ring_masks = {}
+        for r in set(radii.tolist()):
+            d = np.arange(-(r + 4), r + 5)
+            dist = np.sqrt(d[:, None] ** 2 + d[None, :] ** 2)
+            self.ring_masks[int(r)] = np.abs(dist - (r + 3)) < 0.8
+
+    def _units_at(self, t_ms: float) -> np.ndarray:
+        angle = 2 * np.pi * t_ms / self.unit_orbit_period + self.unit_phase
+        orbit = self.unit_orbit * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        return (self.unit_pos + self.unit_vel * t_ms + orbit) % np.array([self.tw, self.th])
+
+    def _plan_explosions(self, plan: _ClipPlan) -> None:
+        self.boom_times, self.boom_pos, self.boom_size = _explosions(plan)
+        self.boom_size = self.boom_size * self.unit
+        self.boom_len_ms = 650.0
+        reach = int(28 * self.unit) + 4  # the largest explosion _explosions makes
+        d = np.arange(-reach, reach + 1)
+        self.boom_dist = np.sqrt(d[:, None] ** 2 + d[None, :] ** 2).astype(np.float32)
+        self.boom_reach = reach
+
+    def _build_hud(self, rng: np.random.Generator, duration_ms: int) -> None:
+        w, h, u = self.w, self.h, self.unit
+        panel_tint = _hsv(rng.uniform(), 0.3, 0.22)
+        self.top_h = max(3, int(round(0.045 * h)))
+        self.bottom_h = max(6, int(round(0.17 * h)))
+        bottom = np.empty((self.bottom_h, w, 3), dtype=np.float32)
+        bottom[:] = panel_tint
+        bottom[: max(1, int(2 * u))] = panel_tint * 2.2
+        # Command card: a grid of buttons at the right.
+        self.button = max(3, int(round(0.045 * h)))
+        gap = max(1, int(round(u * 2)))
+        self.card_x = w - 5 * (self.button + gap)
+        self.card_cells = []
+        for row in range(3):
+            for col in range(5):
+                x = self.card_x + col * (self.button + gap)
+                y = int(3 * u) + gap + row * (self.button + gap)
+                if y + self.button <= self.bottom_h:
+                    bottom[y : y + self.button, x : x + self.button] = _hsv(rng.uniform(), 0.4, 0.55)
+                    self.card_cells.append((x, y))
+        self.bottom = np.clip(bottom, 0, 255).astype(np.uint8)
+        top = np.empty((self.top_h, w, 3), dtype=np.float32)
+        top[:] = panel_tint * 0.8
+        self.top = top.astype(np.uint8)
+        self.resource_colors = [_hsv(rng.uniform(), 0.7, 0.9) for _ in range(3)]
+        self.resource_rate = rng.uniform(0.5, 3.0, size=3)
+        # Minimap: a thumbnail of the whole map in the bottom-left corner.
+        self.mm = max(8, int(round(0.28 * h)))
+        rows = (np.arange(self.mm) * self.th / self.mm).astype(int)
+        cols = (np.arange(self.mm) * self.tw / self.mm).astype(int)
+        self.minimap = self.texture[rows][:, cols]
+        # Selected-unit portrait in the middle of the bottom panel changes now and then.
+        # Own streams for the schedules: their length grows with the clip's.
+        portraits = _rng(int(rng.integers(2**31)), _STREAM_GAME, 7).uniform(size=(int(duration_ms / 1500) + 2, 4))
+        self.portrait_times = np.cumsum(1500 + 4500 * portraits[:, 0])
+        self.portrait_colors = np.vstack([60 + 170 * portraits[:, 1:], [[128, 128, 128]]]).astype(np.uint8)
+        buttons = _rng(int(rng.integers(2**31)), _STREAM_GAME, 6).uniform(size=(int(duration_ms / 300) + 2, 2))
+        self.button_times = np.cumsum(300 + 2200 * buttons[:, 0])
+        self.button_pick = np.append((buttons[:, 1] * max(1, len(self.card_cells))).astype(int), 0)
+
+    # ---- per frame
+
+    def paint(self, t_ms: float) -> np.ndarray:
+        ox, oy = self._camera(t_ms)
+        frame = self.world[oy : oy + self.h, ox : ox + self.w].copy()
+        units = self._units_at(t_ms)
+        self._paint_units(frame, units, ox, oy, t_ms)
+        self._paint_explosions(frame, t_ms)
+        self._paint_hud(frame, units, ox, oy, t_ms)
+        return frame
+
+    def _to_screen(self, world_xy: np.ndarray, ox: int, oy: int, margin: int) -> np.ndarray:
+        sx = (world_xy[:, 0] - ox + margin) % self.tw - margin
+        sy = (world_xy[:, 1] - oy + margin) % self.th - margin
+        return np.stack([sx, sy], axis=1)
+
+    def _paint_units(self, frame: np.ndarray, units: np.ndarray, ox: int, oy: int, t_ms: float) -> None:
+        margin = 16
+        screen = self._to_screen(units, ox, oy, margin)
+        visible = (screen[:, 0] < self.w + margin) & (screen[:, 1] < self.h + margin)
+        for i in np.flatnonzero(visible):
+            x, y = int(screen[i, 0]), int(screen[i, 1])
+            r = int(self.unit_radius[i])
+            outline, fill = self.masks[r]
+            color = self.team_colors[int(self.unit_team[i])]
+            if self.unit_selected[i]:
+                _stamp(frame, self.ring_masks[r], x - r - 4, y - r - 4, (60, 230, 60))
+            _stamp(frame, outline, x - r - 1, y - r - 1, (20, 20, 20))
+            _stamp(frame, fill, x - r, y - r, color)
+            health = 0.5 + 0.5 * math.sin(t_ms / 3000 + i)
+            bar = 2 * r + 2
+            _rect(frame, x - r - 1, y - r - 4, x - r - 1 + bar, y - r - 3, (40, 0, 0))
+            _rect(frame, x - r - 1, y - r - 4, x - r - 1 + max(1, int(bar * health)), y - r - 3, (40, 220, 40))
+
+    def _paint_explosions(self, frame: np.ndarray, t_ms: float) -> None:
+        first = int(np.searchsorted(self.boom_times, t_ms - self.boom_len_ms))
+        last = int(np.searchsorted(self.boom_times, t_ms, side="right"))
+        for i in range(first, last):
+            age = (t_ms - self.boom_times[i]) / self.boom_len_ms
+            radius = 2 + self.boom_size[i] * age
+            x = int(self.boom_pos[i, 0] * self.w)
+            y = int(self.boom_pos[i, 1] * self.h)
+            reach = self.boom_reach
+            ring = np.abs(self.boom_dist - radius) < 1.5 + 2 * (1 - age)
+            _stamp(frame, ring, x - reach, y - reach, (255, int(200 * (1 - age)) + 40, 40))
+            if age < 0.35:
+                _stamp(frame, self.boom_dist < radius * 0.7, x - reach, y - reach, (255, 240, 170))
+
+    def _paint_hud(self, frame: np.ndarray, units: np.ndarray, ox: int, oy: int, t_ms: float) -> None:
+        w, h = self.w, self.h
+        frame[h - self.bottom_h :] = self.bottom
+        frame[: self.top_h] = self.top
+        # Resources in the top bar grow and are spent (saw-tooth), one bar each.
+        slot = w // 8
+        for k in range(3):
+            x = int(slot * (0.3 + k * 1.2))
+            fill = (t_ms / 1000 * self.resource_rate[k] / 7) % 1.0
+            _rect(frame, x, 1, x + max(1, self.top_h - 2), self.top_h - 1, self.resource_colors[k])
+            _rect(frame, x + self.top_h, 1, x + self.top_h + max(1, int(fill * slot * 0.8)), self.top_h - 1, (235, 235, 235))
+        # Minimap with the viewport rectangle and unit dots.
+        mm = self.mm
+        y0 = h - mm
+        frame[y0:h, 0:mm] = self.minimap
+        vx, vy = int(ox / self.tw * mm), int(oy / self.th * mm)
+        vw, vh = max(2, int(self.w / self.tw * mm)), max(2, int(self.h / self.th * mm))
+        for dx, dy, ww, hh in ((vx, vy, vw, 1), (vx, vy + vh - 1, vw, 1), (vx, vy, 1, vh), (vx + vw - 1, vy, 1, vh)):
+            x, y = min(dx, mm - 1), min(dy, mm - 1)
+            _rect(frame, x, y0 + y, min(mm, x + ww), min(h, y0 + y + hh), (255, 255, 255))
+        dots = (units / np.array([self.tw, self.th]) * mm).astype(int)
+        for i, (dx, dy) in enumerate(dots):
+            _rect(frame, dx, y0 + dy, dx + 2, y0 + dy + 2, self.team_colors[int(self.unit_team[i])])
+        # The selected unit's portrait and a command button that lights up.
+        px0 = mm + int(0.05 * w)
+        size = self.bottom_h - max(2, int(4 * self.unit))
+        pick = int(np.searchsorted(self.portrait_times, t_ms))
+        _rect(frame, px0, h - size - 1, px0 + size, h - 1, self.portrait_colors[pick])
+        if self.card_cells:
+            cell = self.card_cells[int(self.button_pick[int(np.searchsorted(self.button_times, t_ms))]) % len(self.card_cells)]
+            top = h - self.bottom_h + cell[1]
+            _rect(frame, cell[0], top, cell[0] + self.button, top + self.button, (250, 230, 120))
+
+
+# --------------------------------------------------------------------------- the face cam
+
+
+_SKIN_TONES = ((255, 219, 190), (241, 194, 160), (224, 172, 132), (198, 134, 96), (161, 102, 72), (110, 70, 50))
+_HAIR = ((30, 20, 15), (70, 45, 25), (120, 80, 40), (200, 170, 110), (150, 60, 30), (40, 40, 45), (200, 200, 205))
+_RAGE_RED = np.array((215, 40, 35), dtype=np.float32)
+
+
+class _FaceCam:
+    """The streamer in the face-cam box: drawn only inside the box, on a precomputed room."""
+
+    def __init__(self, plan: _ClipPlan, rage: _Rage):
+        rng = _rng(plan.seed, _STREAM_PERSON, 1)
+        self.rage = rage
+        self.life = _Behaviour(plan.seed, plan.duration_ms)
+        self.bw, self.bh, self.bx, self.by = cam_box(plan.cam, plan.width, plan.height)
+        bw, bh = self.bw, self.bh
+        self.room = self._room(rng, bw, bh)
+        self.led_rows = max(1, int(round(0.06 * bh)))
+        self.led_hue = rng.uniform()
+        self.led_period_ms = rng.uniform(6000, 20000)
+        self.skin = np.clip(np.array(_SKIN_TONES[int(rng.integers(len(_SKIN_TONES)))], np.float32) + rng.uniform(-12, 12, 3), 0, 255)
+        self.hair = np.array(_HAIR[int(rng.integers(len(_HAIR)))], np.float32)
+        self.shirt = _hsv(rng.uniform(), rng.uniform(0.2, 0.8), rng.uniform(0.25, 0.9))
+        self.mug = _hsv(rng.uniform(), 0.6, 0.8)
+        self.headset = rng.uniform() < 0.6
+        self.headset_color = _hsv(rng.uniform(), 0.3, rng.uniform(0.1, 0.5))
+        # Face size and place vary per streamer (and with how the cam is framed).
+        self.ry = bh * rng.uniform(0.22, 0.30)
+        self.rx = self.ry * rng.uniform(0.72, 0.85)
+        self.cx = bw * rng.uniform(0.40, 0.60)
+        self.cy = bh * rng.uniform(0.40, 0.50)
+        # Sensor noise: a few precomputed frames, cycled, so even a still room is never frozen.
+        # Its own stream: the streamer looks the same at every frame size.
+        noise_rng = _rng(plan.seed, _STREAM_PERSON, 2)
+        self.noise = noise_rng.normal(0, 2.5, size=(5, bh, bw, 1)).astype(np.float32)
+
+    @staticmethod
+    def _room(rng: np.random.Generator, bw: int, bh: int) -> np.ndarray:
+        top = _hsv(rng.uniform(), rng.uniform(0.1, 0.6), rng.uniform(0.3, 0.8))
+        bottom = top * rng.uniform(0.5, 0.9)
+        g = (np.arange(bh, dtype=np.float32) / bh)[:, None, None]
+        room = np.broadcast_to(top * (1 - g) + bottom * g, (bh, bw, 3)).copy()
+        # A poster, a shelf and a lamp glow: fixed room details.
+        px, py = rng.uniform(0.05, 0.7) * bw, rng.uniform(0.1, 0.4) * bh
+        pw, ph = rng.uniform(0.15, 0.28) * bw, rng.uniform(0.2, 0.35) * bh
+        room[int(py) : int(py + ph), int(px) : int(px + pw)] = _hsv(rng.uniform(), 0.6, 0.7)
+        room[int(py + ph * 0.2) : int(py + ph * 0.6), int(px + pw * 0.2) : int(px + pw * 0.8)] = _hsv(rng.uniform(), 0.5, 0.9)
+        shelf = int(rng.uniform(0.55, 0.75) * bh)
+        room[shelf : shelf + max(1, bh // 40)] *= 0.6
+        lx, ly = rng.uniform(0, bw), rng.uniform(0, bh * 0.5)
+        yy, xx = np.mgrid[0:bh, 0:bw].astype(np.float32)
+        glow = np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (0.25 * bw) ** 2))
+        room += glow[..., None] * 50
+        # The gaming chair behind the streamer.
+        _ellipse(room, bw * rng.uniform(0.4, 0.6), bh * 0.75, bw * 0.28, bh * 0.45, _hsv(rng.uniform(), 0.5, 0.25))
+        return room
+
+    def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
+        t = np.array([t_ms])
+        rage = float(self.rage.intensity(t)[0])
+        shout = float(self.rage.shout(t)[0])
+        life = self.life
+        talk = float(life.talking(t)[0])
+        laugh = float(life.laughing(t)[0])
+        drink_env, drink_i = life.drink.envelope(t)
+        drink = float(drink_env[0])
+        lean = float(life.lean.envelope(t)[0][0])
+        blink = float(life.blink.envelope(t)[0][0])
+        sway_x, sway_y = life.sway(t_ms)
+        secs = t_ms / 1000
+
+        canvas = self.room.copy()
+        # The RGB strip breathes around its colour: a change the model must learn to ignore.
+        swing = math.sin(2 * np.pi * t_ms / self.led_period_ms)
+        canvas[: self.led_rows] = _hsv(self.led_hue + 0.06 * swing, 0.8, 0.8 + 0.15 * swing)
+
+        scale = 1.0 + 0.08 * lean + 0.15 * rage
+        rx, ry = self.rx * scale, self.ry * scale
+        shake = 0.07 * self.bw * rage * math.sin(2 * np.pi * 6.0 * secs)
+        cx = self.cx + 0.04 * self.bw * sway_x + shake
+        cy = self.cy + 0.025 * self.bh * sway_y + 0.03 * self.bh * laugh * math.sin(2 * np.pi * 5 * secs) - 0.04 * self.bh * lean
+        skin = self.skin + (_RAGE_RED - self.skin) * (0.65 * rage)
+
+        # Body, neck, hair behind the head, the head, then the face on top.
+        _ellipse(canvas, (cx + self.cx) / 2, cy + 2.0 * ry, 2.1 * rx, 1.15 * ry, self.shirt)
+        _ellipse(canvas, cx, cy + 0.95 * ry, 0.45 * rx, 0.45 * ry, self.skin * 0.85)
+        _ellipse(canvas, cx, cy - 0.12 * ry, 1.1 * rx, 1.0 * ry, self.hair)
+        _ellipse(canvas, cx, cy, rx, ry, skin)
+        _ellipse(canvas, cx, cy - 0.78 * ry, 0.95 * rx, 0.36 * ry, self.hair)
+        if self.headset:
+            _ellipse(canvas, cx, cy - 0.92 * ry, 1.05 * rx, 0.18 * ry, self.headset_color)
+            for side in (-1, 1):
+                _ellipse(canvas, cx + side * 1.0 * rx, cy, 0.22 * rx, 0.32 * ry, self.headset_color)
+        if rage > 0:
+            for side in (-1, 1):
+                _ellipse(canvas, cx + side * 0.5 * rx, cy + 0.2 * ry, 0.25 * rx, 0.18 * ry, _RAGE_RED, alpha=0.6 * rage)
+
+        gaze = life.gaze_at(t_ms) * (1 - rage)
+        eye_open = (1 - blink) * (1 + 0.45 * rage) * (1 - 0.45 * laugh)
+        for side in (-1, 1):
+            ex, ey = cx + side * 0.38 * rx, cy - 0.08 * ry
+            _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
+            if eye_open > 0.3:
+                _ellipse(canvas, ex + gaze[0] * 0.06 * rx, ey + gaze[1] * 0.03 * ry, 0.07 * rx, 0.07 * ry * min(1.0, eye_open), (30, 25, 20))
+            # Brows: raised a little when talking, pulled down and angled in when raging.
+            lift = 0.05 * talk - 0.07 * rage
+            _ellipse(canvas, ex, cy - (0.30 + lift) * ry, 0.21 * rx, 0.05 * ry, self.hair * 0.8, angle=side * -0.5 * rage + side * 0.08 * talk)
+        _ellipse(canvas, cx, cy + 0.15 * ry, 0.09 * rx, 0.12 * ry, skin * 0.82)
+
+        opening = max(0.025, 0.12 * talk, 0.18 * laugh, rage * (0.12 + 0.28 * shout))
+        mouth_w = (0.26 + 0.08 * laugh + 0.16 * rage) * rx
+        my = cy + 0.48 * ry
+        _ellipse(canvas, cx, my, mouth_w * 1.1, (opening + 0.035) * ry, skin * 0.6 + np.array([60, 0, 0], np.float32))
+        _ellipse(canvas, cx, my, mouth_w, opening * ry, (55, 12, 18))
+        if opening > 0.08:
+            _ellipse(canvas, cx, my - 0.6 * opening * ry, mouth_w * 0.7, 0.3 * opening * ry, (240, 240, 235))
+
+        if drink > 0 and rage < 0.3:
+            side = float(life.drink_side[int(drink_i[0])])
+            hy = self.bh + 0.5 * ry - (self.bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
+            hx = cx + side * 0.55 * rx
+            _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
+            mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
+            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = self.mug
+        if rage > 0:
+            # Fists up, shaking.
+            lift = min(1.0, 1.4 * rage)
+            for side in (-1, 1):
+                fy = self.bh + 0.6 * ry - (self.bh + 0.6 * ry - (cy - 0.1 * ry)) * lift + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+                fx = cx + side * 1.55 * rx
+                _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
+                _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
+
+        canvas += self.noise[index % len(self.noise)]
+        np.clip(canvas, 0, 255, out=canvas)
+        frame[self.by : self.by + self.bh, self.bx : self.bx + self.bw] = canvas.astype(np.uint8)
+
+
+def _cam_border(frame: np.ndarray, box: tuple[int, int, int, int], color, thickness: int) -> None:
+    """A fixed frame around the cam box, drawn just outside it (as stream overlays do)."""
+    bw, bh, bx, by = box
+    t = thickness
+    _rect(frame, bx - t, by - t, bx + bw + t, by, color)
+    _rect(frame, bx - t, by + bh, bx + bw + t, by + bh + t, color)
+    _rect(frame, bx - t, by, bx, by + bh, color)
+    _rect(frame, bx + bw, by, bx + bw + t, by + bh, color)
+
+
+# --------------------------------------------------------------------------- frames and audio
+
+
+def _frames(plan: _ClipPlan) -> Iterator[np.ndarray]:
+    game = _Game(plan)
+    cam = _FaceCam(plan, _Rage(plan.highlights, plan.seed))
+    border = _hsv(_rng(plan.seed, _STREAM_GAME, 1).uniform(), 0.7, 0.9)
+    thickness = max(1, int(round(2 * game.unit)))
+    box = cam_box(plan.cam, plan.width, plan.height)
+    for index in range(plan.frame_count):
+        t_ms = plan.frame_time_ms(index)
+        frame = game.paint(t_ms)
+        _cam_border(frame, box, border, thickness)
+        cam.paint(frame, index, t_ms)
+        yield frame
+
+
+def iter_stream_frames(
+    *,
+    duration_s: float,
+    highlights: Sequence[tuple[int, int]],
+    seed: int,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    cam: Region = DEFAULT_CAM,
+) -> Iterator[np.ndarray]:
+    """The clip's RGB frames (height x width x 3 uint8), made lazily; frame i is shown at i/fps."""
+    plan = _plan_clip(duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam)
+    return _frames(plan)
+
+
+def _write_audio(plan: _ClipPlan, path: Path) -> None:
+    """Mono 16-bit 48 kHz: game sound throughout, talking, and shouting during highlights.
+
+    Made in one-second chunks (memory stays flat for long VODs); the voice's phase is
+    carried across chunks so its pitch glides without clicks.
+    """
+    rng = _rng(plan.seed, _STREAM_AUDIO, 0)
+    drone_hz = rng.uniform(50, 220, size=3)
+    drone_mod_hz = rng.uniform(0.05, 0.4, size=3)
+    beat_s = 60 / rng.uniform(80, 140)
+    voice_hz = rng.uniform(95, 220)
+    booms = _explosions(plan)[0]
+    rage = _Rage(plan.highlights, plan.seed)
+    life = _Behaviour(plan.seed, plan.duration_ms)
+    phase = 0.0
+    harmonics = np.arange(1, 7)[:, None]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(AUDIO_RATE)
+        for chunk, first in enumerate(range(0, plan.audio_samples, AUDIO_RATE)):
+            n = min(AUDIO_RATE, plan.audio_samples - first)
+            noise = _rng(plan.seed, _STREAM_AUDIO, chunk + 1).standard_normal(n)
+            t = (first + np.arange(n)) / AUDIO_RATE
+            t_ms = t * 1000
+            sound = np.zeros(n)
+            for hz, mod in zip(drone_hz, drone_mod_hz):
+                sound += 0.035 * (0.6 + 0.4 * np.sin(2 * np.pi * mod * t)) * np.sin(2 * np.pi * hz * t)
+            sound += 0.05 * np.exp(-(t % beat_s) / 0.02) * noise
+            for boom in booms[(booms > t_ms[0] - 1500) & (booms <= t_ms[-1])]:
+                age = (t_ms - boom) / 1000
+                sound += np.where(age >= 0, 0.22 * np.exp(-np.maximum(age, 0) / 0.25), 0.0) * noise
+            r = rage.intensity(t_ms)
+            loud = 0.10 * life.talking(t_ms) + 0.06 * life.laughing(t_ms) + 0.55 * r * (0.5 + 0.5 * rage.shout(t_ms))
+            pitch = voice_hz * (1 + 0.08 * np.sin(2 * np.pi * 0.9 * t) + 0.6 * r)
+            phases = phase + np.cumsum(2 * np.pi * pitch / AUDIO_RATE)
+            phase = float(phases[-1] % (2 * np.pi))
+            voiced = (np.sin(harmonics * phases[None, :]) / harmonics).sum(axis=0) * 0.45
+            sound += loud * voiced + 0.15 * r * noise
+            pcm = (np.clip(sound, -1.0, 1.0) * 32000).astype("<i2")
+            out.writeframes(pcm.tobytes())
+
+
+# --------------------------------------------------------------------------- public makers
+
+
+def make_stream_clip(
+    out: Path,
+    *,
+    duration_s: float,
+    highlights: Sequence[tuple[int, int]],
+    seed: int,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    cam: Region = DEFAULT_CAM,
+    audio: bool = True,
+    force: bool = False,
+) -> ClipTruth:
+    """Write one synthetic stream clip to ``out`` (MP4, H.264 + AAC) and return its truth.
+
+    The clip has ``round(duration_s * fps)`` frames; ``highlights`` are exact
+    ``(start_ms, end_ms)`` spans inside it.  Written atomically; an existing ``out`` is
+    only replaced with ``force``.
+    """
+    from autotosis.media import encode_frames
+
+    out = Path(out)
+    plan = _plan_clip(duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam)
+    with atomic_path(out, force=force) as tmp, tempfile.TemporaryDirectory(prefix="autotosis-audio-") as scratch:
+        wav = None
+        if audio:
+            wav = Path(scratch) / "audio.wav"
+            _write_audio(plan, wav)
+        encode_frames(_frames(plan), tmp, width=width, height=height, fps=fps, audio_wav=wav, keyframe_interval_s=2.0)
+    return ClipTruth(out, plan.duration_ms, plan.highlights, plan.cam, width, height, fps, plan.seed)
+
+
+def random_highlights(
+    duration_ms: int,
+    count: int,
+    rng: np.random.Generator,
+    min_len_ms: int = 3000,
+    max_len_ms: int = 9000,
+    min_gap_ms: int = 6000,
+) -> list[tuple[int, int]]:
+    """``count`` sorted, disjoint spans inside ``[1000, duration_ms - 1000]``, at least ``min_gap_ms`` apart.
+
+    Lengths are drawn from ``[min_len_ms, max_len_ms]`` (shrunk towards the minimum when
+    they would not fit) and the spare time is spread at random before, between and after.
+    Raises UsageError when even the shortest spans cannot fit.
+    """
+    if count < 0 or min_len_ms <= 0 or max_len_ms < min_len_ms or min_gap_ms < 0:
+        raise UsageError(f"bad highlight request: count={count}, lengths {min_len_ms}-{max_len_ms} ms, gap {min_gap_ms} ms")
+    if count == 0:
+        return []
+    lo, hi = 1000, duration_ms - 1000
+    room = hi - lo
+    gaps = (count - 1) * min_gap_ms
+    if room < count * min_len_ms + gaps:
+        raise UsageError(
+            f"{count} highlight(s) of at least {min_len_ms / 1000:g} s, {min_gap_ms / 1000:g} s apart, "
+            f"do not fit in a {duration_ms / 1000:g} s clip",
+            hint="ask for fewer highlights or longer clips",
+        )
+    lengths = rng.integers(min_len_ms, max_len_ms + 1, size=count)
+    extra = lengths - min_len_ms
+    budget = room - gaps - count * min_len_ms  # time the spans may take beyond their minimum
+    if extra.sum() > budget:
+        # Too long to fit: shrink them, but keep some spare time so they are not packed wall to wall.
+        target = budget * rng.uniform(0.5, 0.9)
+        lengths = min_len_ms + np.floor(extra * (target / extra.sum())).astype(np.int64)
+    slack = room - int(lengths.sum()) - gaps
+    cuts = np.sort(rng.integers(0, slack + 1, size=count))
+    spans = []
+    position, used = lo, 0
+    for length, cut in zip(lengths.tolist(), cuts.tolist()):
+        position += cut - used
+        used = cut
+        spans.append((position, position + length))
+        position += length + min_gap_ms
+    return spans
+
+
+def _derive_seed(*key: int) -> int:
+    return int(np.random.SeedSequence([int(k) for k in key]).generate_state(1, np.uint32)[0])
+
+
+def _max_highlights(duration_ms: int, min_len_ms: int = 3000, min_gap_ms: int = 6000) -> int:
+    return max(0, (duration_ms - 2000 + min_gap_ms) // (min_len_ms + min_gap_ms))
+
+
+def _plan_sample_set(
+    folder: Path, *, seed: int, train_clips: int, clip_s: float, heldout_s: float, heldout_events: int,
+    width: int, height: int, fps: int, cam: Region,
+) -> tuple[list[ClipTruth], ClipTruth]:
+    """Every clip's name, seed and highlights, decided before any pixel is drawn."""
+    if train_clips < 1:
+        raise UsageError(f"need at least one training clip, not {train_clips}")
+    rng = _rng(seed, _KIND_HIGHLIGHTS)
+    clip = _plan_clip(duration_s=clip_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam)
+    vod = _plan_clip(duration_s=heldout_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam)
+    most = _max_highlights(clip.duration_ms)
+    if most < 1:
+        raise UsageError(f"training clips of {clip_s:g} s are too short for a highlight", hint="use clips of at least 5 s")
+    # About a quarter of the training clips show no highlight at all.
+    empty = set(rng.choice(train_clips, size=train_clips // 4, replace=False).tolist())
+    seeds = [_derive_seed(seed, _KIND_TRAIN, i) for i in range(train_clips)]
+    train = []
+    for i in range(train_clips):
+        count = 0 if i in empty else min(most, int(rng.integers(1, 4)))
+        spans = tuple(random_highlights(clip.duration_ms, count, rng))
+        train.append(ClipTruth(folder / f"train_{i:02d}.mp4", clip.duration_ms, spans, clip.cam, width, height, fps, seeds[i]))
+    heldout_seed = _derive_seed(seed, _KIND_HELDOUT, 0)
+    while heldout_seed in seeds:
+        heldout_seed = (heldout_seed + 1) % 2**32
+    spans = tuple(random_highlights(vod.duration_ms, heldout_events, rng))
+    heldout = ClipTruth(folder / "heldout_vod.mp4", vod.duration_ms, spans, vod.cam, width, height, fps, heldout_seed)
+    return train, heldout
+
+
+def _truth_document(params: dict, folder: Path, train: Sequence[ClipTruth], heldout: ClipTruth | None, sizes: dict[str, int]) -> str:
+    def entry(clip: ClipTruth) -> dict:
+        return {**clip.to_json(folder), "bytes": sizes[clip.path.name]}
+
+    document = {
+        "generator": "autotosis.samples",
+        "params": params,
+        "complete": heldout is not None,
+        "train": [entry(c) for c in train],
+        "heldout": entry(heldout) if heldout is not None else None,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _reusable_clips(folder: Path, params: dict) -> dict[str, int]:
+    """Clips a previous run with the same parameters finished: name -> byte size.
+
+    Generation is deterministic, so a finished clip (recorded in truth.json, size
+    unchanged) need not be drawn again: a re-run or a resumed run is cheap.
+    """
+    try:
+        document = json.loads((folder / TRUTH_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("params") != params:
+        return {}
+    entries = list(document.get("train") or []) + ([document["heldout"]] if document.get("heldout") else [])
+    done = {}
+    for item in entries:
+        try:
+            path = folder / item["path"]
+            if path.is_file() and path.stat().st_size == int(item["bytes"]):
+                done[path.name] = int(item["bytes"])
+        except (KeyError, TypeError, ValueError, OSError):
+            continue
+    return done
+
+
+def make_sample_set(
+    folder: Path,
+    *,
+    seed: int = 0,
+    train_clips: int = 16,
+    clip_s: float = 30.0,
+    heldout_s: float = 240.0,
+    heldout_events: int = 8,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    on_clip: Callable[[int, int], None] | None = None,
+    cam: Region = DEFAULT_CAM,
+    force: bool = False,
+) -> SampleSet:
+    """Write training clips, a held-out "VOD" and truth.json into ``folder``.
+
+    ``train_NN.mp4``: ``train_clips`` clips of ``clip_s`` seconds, about a quarter without
+    any highlight, the others with 1-3.  ``heldout_vod.mp4``: ``heldout_s`` seconds with
+    ``heldout_events`` highlights, drawn with a seed no training clip uses (a different
+    streamer, room and map).  ``truth.json`` lists every clip's exact truth (ms).
+    ``on_clip(done, total)`` is called after each file.  Deterministic for a seed; clips
+    that an earlier run with the same parameters finished are kept, not redrawn.
+    Other existing files are only replaced with ``force``.
+    """
+    folder = Path(folder)
+    params = {
+        "version": GENERATOR_VERSION, "seed": int(seed), "train_clips": int(train_clips), "clip_s": float(clip_s),
+        "heldout_s": float(heldout_s), "heldout_events": int(heldout_events), "width": int(width),
+        "height": int(height), "fps": int(fps), "cam": [float(v) for v in cam],
+    }
+    train, heldout = _plan_sample_set(
+        folder, seed=seed, train_clips=train_clips, clip_s=clip_s, heldout_s=heldout_s,
+        heldout_events=heldout_events, width=width, height=height, fps=fps, cam=cam,
+    )
+    reusable = _reusable_clips(folder, params)
+    clips = [*train, heldout]
+    if not force:
+        for clip in clips:
+            if clip.path.exists() and clip.path.name not in reusable:
+                raise OutputExistsError(clip.path)
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes: dict[str, int] = {}
+    for done, clip in enumerate(clips, start=1):
+        name = clip.path.name
+        if name in reusable:
+            sizes[name] = reusable[name]
+        else:
+            make_stream_clip(
+                clip.path, duration_s=clip.duration_ms / 1000, highlights=clip.highlights, seed=clip.seed,
+                width=width, height=height, fps=fps, cam=cam, audio=True, force=True,
+            )
+            sizes[name] = clip.path.stat().st_size
+        # truth.json grows clip by clip, so an interrupted run resumes where it stopped.
+        finished = heldout if done == len(clips) else None
+        write_text_atomic(folder / TRUTH_FILE, _truth_document(params, folder, train[: min(done, len(train))], finished, sizes), force=True)
+        if on_clip is not None:
+            on_clip(done, len(clips))
+    return SampleSet(folder, tuple(train), heldout)
+
+
+def load_sample_set(folder: Path) -> SampleSet:
+    """Read a finished sample set back from ``folder/truth.json``."""
+    folder = Path(folder)
+    path = folder / TRUTH_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not document.get("complete"):
+            raise DataError(f"{path}: the sample set is incomplete", hint="run make_sample_set (or `autotosis demo`) again to finish it")
+        return SampleSet(
+            folder,
+            tuple(ClipTruth.from_json(item, folder) for item in document["train"]),
+            ClipTruth.from_json(document["heldout"], folder),
+        )
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a sample-set truth file ({exc})") from exc
