@@ -36,12 +36,21 @@ def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); a finished output gets the mode any new
+        # file of the user's would get.
+        os.chmod(tmp, 0o666 & ~_umask())
         # Re-check: another process may have created the file meanwhile.
         check_writable(path, force)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path | str, text: str, force: bool = False) -> None:

@@ -1,0 +1,39 @@
+"""Atomic outputs: temp file + rename, --force rule, permissions of finished files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from autotosis.errors import OutputExistsError
+from autotosis.fsutil import atomic_path, write_text_atomic
+
+
+def test_finished_output_gets_the_users_default_mode(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_existing_output_is_kept_without_force_and_no_temp_is_left(tmp_path: Path):
+    target = tmp_path / "reel.mp4"
+    target.write_text("mine")
+    with pytest.raises(OutputExistsError):
+        write_text_atomic(target, "theirs")
+    assert target.read_text() == "mine"
+    write_text_atomic(target, "theirs", force=True)
+    assert target.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4"]
+
+
+def test_failure_inside_leaves_neither_target_nor_temp(tmp_path: Path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
