@@ -7,6 +7,12 @@ demo: setup
 test: setup-test
 	bash scripts/test.sh
 
+# Every benchmark script (they print ratios measured in one run); one: make bench BENCH=benchmarks/scan.py.
+# setup-test: benchmarks/onnx.py needs the onnx extra, which the test extra includes.
+BENCH ?= $(wildcard benchmarks/*.py)
+bench: setup-test
+	@for script in $(BENCH); do echo "== $$script"; .venv/bin/python $$script || exit 1; done
+
 setup:
 	bash scripts/setup.sh
 

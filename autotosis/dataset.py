@@ -20,7 +20,7 @@ import numpy as np
 
 from autotosis import media
 from autotosis.errors import DataError, LabelErrors
-from autotosis.fsutil import atomic_path, file_fingerprint, write_text_atomic
+from autotosis.fsutil import atomic_path, file_fingerprint, write_error, write_text_atomic
 from autotosis.labels import ClipEntry, LabelFile, Span, check_durations
 from autotosis.progress import ProgressCallback, no_progress
 
@@ -35,6 +35,9 @@ class FrameOptions:
     fps: float = 4.0
     size: int = 128
     band_ms: int = 500  # frames this close to a hand-marked span edge are ignored
+    # Crop letterbox/pillarbox borders away from clips without a crop: black bars that only
+    # some sources have are a shortcut a model learns instead of the content.
+    crop_borders: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,19 @@ def classes_for_task(task: str) -> tuple[str, ...]:
     return ("background", task)
 
 
-def frame_targets(times_ms: np.ndarray, spans: Sequence[Span], duration_ms: int, band_ms: int) -> np.ndarray:
-    """Target per frame time: 1 inside a sure span, 0 outside all spans, IGNORE near edges.
+def span_class_index(span: Span, classes: Sequence[str] | None) -> int:
+    """Class index a sure span marks: its named class, else 1 (the binary task's class)."""
+    if span.label is None or classes is None:
+        return 1
+    if span.label not in classes:
+        raise DataError(f"span {span.as_text()} names class {span.label!r}, not one of {', '.join(classes)}")
+    return list(classes).index(span.label)
+
+
+def frame_targets(times_ms: np.ndarray, spans: Sequence[Span], duration_ms: int, band_ms: int,
+                  classes: Sequence[str] | None = None) -> np.ndarray:
+    """Target per frame time: the span's class index inside a sure span (1 for a binary task),
+    0 outside all spans, IGNORE near edges.
 
     Hand-marked edges are off by up to a second, so frames within ``band_ms`` of any edge
     teach the model nothing reliable; unsure (``~``) spans are ignored whole, with the band.
@@ -87,7 +101,7 @@ def frame_targets(times_ms: np.ndarray, spans: Sequence[Span], duration_ms: int,
     for span in spans:
         start, end = span.start_ms, span.resolved_end(duration_ms)
         if not span.unsure:
-            targets[(times >= start) & (times < end)] = 1
+            targets[(times >= start) & (times < end)] = span_class_index(span, classes)
     for span in spans:
         start, end = span.start_ms, span.resolved_end(duration_ms)
         if span.unsure:
@@ -106,12 +120,33 @@ def _crop_tuple(entry: ClipEntry) -> tuple[float, float, float, float] | None:
     return None if crop is None else (crop.x0, crop.y0, crop.x1, crop.y1)
 
 
-def _shard_key(entry: ClipEntry, options: FrameOptions) -> str:
+def clip_region(entry: ClipEntry, info: media.VideoInfo, crop_borders: bool,
+                cache: dict[str, list[float] | None] | None = None) -> tuple[float, float, float, float] | None:
+    """The region frames are taken from: the label line's crop, else (with ``crop_borders``)
+    the picture inside letterbox borders, else None (the whole frame).
+
+    ``cache`` maps file fingerprints to detected regions, so borders are detected once per file.
+    """
+    if entry.crop is not None or not crop_borders:
+        return _crop_tuple(entry)
+    key = file_fingerprint(entry.path)
+    if cache is not None and key in cache:
+        found = cache[key]
+        return None if found is None else (found[0], found[1], found[2], found[3])
+    region = media.detect_active_area(info)
+    if cache is not None:
+        cache[key] = None if region is None else list(region)
+    return region
+
+
+def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str],
+               region: tuple[float, float, float, float] | None) -> str:
     identity = {
+        "classes": list(classes),
         "format": SHARD_FORMAT,
         "clip": file_fingerprint(entry.path),
         "line": entry.source_text,
-        "crop": _crop_tuple(entry),
+        "crop": region if region is None else list(region),
         "fps": options.fps,
         "size": options.size,
         "band": options.band_ms,
@@ -125,15 +160,18 @@ def default_frames_dir(labels: LabelFile) -> Path:
 
 def validate_against_media(labels: LabelFile) -> dict[Path, media.VideoInfo]:
     """Probe every clip; raise LabelErrors naming file:line for unreadable clips or spans past the end."""
-    from autotosis.errors import LabelError, MediaError
+    from autotosis.errors import LabelError, MediaError, ToolMissingError
 
     infos: dict[Path, media.VideoInfo] = {}
     problems: list[LabelError] = []
     for entry in labels.entries:
         try:
             infos[entry.path] = media.probe(entry.path)
+        except ToolMissingError:
+            raise  # not the clip's fault: one clear error, not one per line
         except MediaError as exc:
-            problems.append(LabelError(labels.path, entry.line, 1, f"clip {entry.raw_path!r}: {exc.message.split(': ', 1)[-1]}"))
+            cause = exc.message.removeprefix(f"{exc.path}: ") if exc.path is not None else exc.message
+            problems.append(LabelError(labels.path, entry.line, 1, f"clip {entry.raw_path!r}: {cause}", hint=exc.hint))
     problems += check_durations(labels, lambda p: infos[p].duration_ms if p in infos else None)
     if problems:
         raise LabelErrors(sorted(problems, key=lambda e: (e.line, e.col)))
@@ -152,27 +190,32 @@ def extract_frames(
     if not labels.entries:
         raise DataError(f"{labels.path}: no clips listed", hint="add one line per clip: PATH START-END ...")
     out_dir = Path(out_dir) if out_dir is not None else default_frames_dir(labels)
+    infos = validate_against_media(labels)  # before making the folder: a bad clip leaves nothing behind
     out_dir.mkdir(parents=True, exist_ok=True)
-    infos = validate_against_media(labels)
-    classes = classes_for_task(labels.task)
+    classes = labels.class_names()
     total_ms = sum(infos[e.path].duration_ms for e in labels.entries)
     done_ms = 0
     clips: list[ClipFrames] = []
     keep: set[str] = set()
+    borders_path = out_dir / "borders.json"
+    borders = _read_json_dict(borders_path) if options.crop_borders else {}
+    regions = {e.path: clip_region(e, infos[e.path], options.crop_borders, borders) for e in labels.entries}
+    if options.crop_borders:
+        write_text_atomic(borders_path, json.dumps(borders), force=True)
     progress("frames", 0, total_ms / 1000)
     for entry in labels.entries:
         info = infos[entry.path]
-        key = _shard_key(entry, options)
+        key = _shard_key(entry, options, classes, regions[entry.path])
         keep.update({f"{key}.npy", f"{key}.json"})
         clip = _load_shard(out_dir, key, entry)
         if clip is None:
-            clip = _extract_clip(entry, info, out_dir, key, options, lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000))
+            clip = _extract_clip(entry, info, regions[entry.path], out_dir, key, options, classes, lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000))
         clips.append(clip)
         done_ms += info.duration_ms
         progress("frames", done_ms / 1000, total_ms / 1000)
     if prune:
         _prune(out_dir, keep)
-    crops = Counter(_crop_tuple(e) for e in labels.entries)
+    crops = Counter(regions[e.path] for e in labels.entries)
     frameset = FrameSet(task=labels.task, classes=classes, size=options.size, crop=crops.most_common(1)[0][0], clips=tuple(clips))
     manifest = {
         "task": labels.task,
@@ -205,14 +248,16 @@ def _load_shard(out_dir: Path, key: str, entry: ClipEntry) -> ClipFrames | None:
 
 
 def _extract_clip(
-    entry: ClipEntry, info: media.VideoInfo, out_dir: Path, key: str, options: FrameOptions, on_ms
+    entry: ClipEntry, info: media.VideoInfo, region: tuple[float, float, float, float] | None, out_dir: Path, key: str, options: FrameOptions, classes: Sequence[str], on_ms
 ) -> ClipFrames:
-    spec = media.DecodeSpec(size=options.size, fps=options.fps, region=_crop_tuple(entry))
+    spec = media.DecodeSpec(size=options.size, fps=options.fps, region=region)
     times: list[np.ndarray] = []
     frames_path = out_dir / f"{key}.npy"
-    # Frames go to disk as they are decoded (memory stays flat for long clips); the .npy
-    # header is written last, once the count is known.
-    with atomic_path(out_dir / f"{key}.raw", force=True) as raw_tmp:
+    # Frames go to a scratch file as they are decoded (memory stays flat for long clips); the
+    # .npy header is written last, once the count is known.  The scratch file never outlives
+    # this call (a killed run's is removed by _prune).
+    raw_tmp = out_dir / f".{key}.part.raw"
+    try:
         with raw_tmp.open("wb") as raw:
             for batch in media.iter_frames(entry.path, spec, info=info):
                 raw.write(batch.frames.tobytes())
@@ -227,7 +272,11 @@ def _extract_clip(
                 np.lib.format.write_array_header_1_0(out, header)
                 while chunk := raw.read(1 << 22):
                     out.write(chunk)
-    targets = frame_targets(all_times, entry.spans, info.duration_ms, options.band_ms)
+    except OSError as exc:  # disk full or a size limit while writing the scratch file
+        raise write_error(frames_path, exc, temp=raw_tmp) from exc
+    finally:
+        raw_tmp.unlink(missing_ok=True)
+    targets = frame_targets(all_times, entry.spans, info.duration_ms, options.band_ms, classes)
     # The id names the clip as the label file does, so the validation split (which sorts ids)
     # stays the same when the project folder moves.
     clip_id = hashlib.sha256(Path(entry.raw_path or entry.path.name).as_posix().encode()).hexdigest()[:12]
@@ -242,11 +291,66 @@ def _extract_clip(
     return ClipFrames(entry.path, clip_id, frames_path, all_times, targets)
 
 
+def _read_json_dict(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _prune(out_dir: Path, keep: set[str]) -> None:
-    """Remove shards no label line refers to any more (edited or deleted lines)."""
+    """Remove shards no label line refers to any more (edited or deleted lines), and the temp
+    files (``.NAME.XXXX.part.*``, see fsutil.atomic_path) of a run that was killed."""
     for path in out_dir.iterdir():
-        if path.suffix in (".npy", ".json") and path.name != "manifest.json" and path.name not in keep:
+        stale_temp = path.name.startswith(".") and ".part." in path.name
+        if stale_temp or (path.suffix in (".npy", ".json") and path.name not in ("manifest.json", "borders.json")
+                          and path.name not in keep):
             try:
                 os.unlink(path)
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------- near-duplicates
+
+
+def average_hash(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit average hash, contrast) of each frame: 8x8 block means of the grey picture, one bit
+    per block (brighter than the frame's mean or not).
+
+    Near-duplicate frames have hashes a few bits apart.  ``contrast`` (the spread of the block
+    means) tells featureless frames (black, fades) apart: every one of them hashes alike.
+    """
+    frames = np.asarray(frames)
+    n, height, width = frames.shape[:3]
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+    grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    rows = np.linspace(0, height, 9).astype(int)
+    cols = np.linspace(0, width, 9).astype(int)
+    blocks = np.add.reduceat(np.add.reduceat(grey, rows[:-1], axis=1), cols[:-1], axis=2)
+    blocks /= np.outer(np.diff(rows), np.diff(cols))[None]
+    flat = blocks.reshape(n, 64)
+    bits = flat > flat.mean(axis=1, keepdims=True)
+    hashes = (bits.astype(np.uint64) << np.arange(64, dtype=np.uint64)).sum(axis=1, dtype=np.uint64)
+    return hashes, flat.std(axis=1).astype(np.float32)
+
+
+def near_sources(queries: np.ndarray, pool: np.ndarray, pool_owner: np.ndarray, distance: int,
+                 chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """For each query hash: how many distinct owners (clips) hold a pool hash within ``distance``
+    bits, and the owner holding most of them (-1 when none)."""
+    owners = int(pool_owner.max()) + 1 if len(pool_owner) else 0
+    counts = np.zeros(len(queries), dtype=np.int64)
+    best = np.full(len(queries), -1, dtype=np.int64)
+    if owners == 0:
+        return counts, best
+    one_hot = np.zeros((len(pool), owners), dtype=np.float32)
+    one_hot[np.arange(len(pool)), pool_owner] = 1
+    for start in range(0, len(queries), chunk):
+        close = (np.bitwise_count(queries[start:start + chunk, None] ^ pool[None, :]) <= distance).astype(np.float32)
+        per_owner = close @ one_hot
+        counts[start:start + chunk] = np.count_nonzero(per_owner, axis=1)
+        best[start:start + chunk] = np.where(per_owner.max(axis=1) > 0, per_owner.argmax(axis=1), -1)
+    return counts, best

@@ -22,6 +22,8 @@ class ExitStatus(enum.IntEnum):
     MODEL = 5  # checkpoint missing, not ours, or from another task
     OUTPUT_EXISTS = 6  # refusing to overwrite without --force
     DATA = 7  # input data unusable (no frames, scores file malformed, ...)
+    SOME_FAILED = 8  # a batch ran to the end but some of its items failed (each is named in its summary)
+    FILESYSTEM = 9  # a file could not be written or read (disk full, file size limit, no permission)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -99,6 +101,12 @@ class ModelError(AutotosisError):
 
 class DataError(AutotosisError):
     exit_status = ExitStatus.DATA
+
+
+class FileSystemError(AutotosisError):
+    """The operating system refused a read or write (disk full, file too large, permission denied)."""
+
+    exit_status = ExitStatus.FILESYSTEM
 
 
 class OutputExistsError(AutotosisError):

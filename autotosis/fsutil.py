@@ -7,12 +7,13 @@ user owns is replaced unless ``force`` is set.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from autotosis.errors import OutputExistsError
+from autotosis.errors import FileSystemError, OutputExistsError
 
 
 def check_writable(path: Path, force: bool) -> None:
@@ -30,8 +31,11 @@ def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     check_writable(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".part{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".part{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -42,9 +46,28 @@ def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
         # Re-check: another process may have created the file meanwhile.
         check_writable(path, force)
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, file size limit, permissions: one clear line, and no partial file
+        raise write_error(path, exc, temp=tmp) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some disk space, or write somewhere else",
+    errno.EDQUOT: "your disk quota is used up; free some space, or write somewhere else",
+    errno.EFBIG: "the file size limit (ulimit -f) or the file system's largest file was reached",
+    errno.EACCES: "check the folder's permissions, or write somewhere else",
+    errno.EPERM: "check the folder's permissions, or write somewhere else",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+}
+
+
+def write_error(target: Path, exc: OSError, temp: Path | None = None) -> FileSystemError:
+    """A one-line error for an OSError met while writing ``target`` (its temp file counts as the target)."""
+    named = Path(exc.filename) if isinstance(exc.filename, (str, os.PathLike)) else None
+    where = target if named is None or named == temp else named
+    return FileSystemError(f"{where}: cannot write: {exc.strerror or exc}", hint=_WRITE_HINTS.get(exc.errno or 0))
 
 
 def _umask() -> int:

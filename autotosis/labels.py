@@ -9,6 +9,14 @@ One line per clip::
     "clips/with space.mp4"  12-18  ~20-22        # ~ = unsure: skipped in training and scoring
     clips/whole.mp4  0-end
 
+Multi-class files declare their classes and prefix each span with one::
+
+    # classes=rage,pog
+    clips/a.mp4  rage:0:05-0:09  pog:1:12-1:20  ~0:30-0:32
+
+A file without ``# classes=`` is binary: its classes are ``background`` and the task, and a
+span may carry the task's name as its class (``rage:12-18``) or none.
+
 The parser reports every problem of a file at once, each as a ``LabelError`` that
 names ``file:line:col``, says what is wrong and what would be right.  It never raises
 anything but ``LabelErrors``, whatever the text (a fuzz test holds it to that).
@@ -18,6 +26,7 @@ Times are integer milliseconds, parsed from the decimal text (no float rounding)
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +41,10 @@ from autotosis.fsutil import write_text_atomic
 DURATION_TOLERANCE_MS = 500
 
 TIME_HINT = "write seconds (12 or 12.5) or [h:]mm:ss[.fff] (0:05.2, 1:02:03.5)"
-SPAN_HINT = "a span is START-END, e.g. 12-18, 0:05.2-0:09 or 1:12-end; prefix ~ for unsure (~20-22)"
+SPAN_HINT = ("a span is [CLASS:]START-END, e.g. 12-18, 0:05.2-0:09, 1:12-end or pog:12-18; "
+             "prefix ~ for unsure (~20-22)")
+CLASSES_HINT = ("declare the classes once, e.g. '# classes=rage,pog'; class names start with a letter or _ "
+                "and use letters, digits, _ and - ('background' and 'end' are reserved)")
 CROP_HINT = "crop is x0,y0,x1,y1: four fractions of the frame in 0..1 with x0<x1 and y0<y1, e.g. 0.78,0.13,0.97,0.37"
 TASK_HINT = "task names use letters, digits, _ and -, e.g. '# task=rage'"
 KNOWN_OPTIONS = {"crop": "crop=x0,y0,x1,y1"}
@@ -46,7 +58,12 @@ _SECONDS_RE = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?")
 _CLOCK_RE = re.compile(r"(?:(?P<h>[0-9]+):)?(?P<m>[0-9]+):(?P<s>[0-9]+)(?:\.(?P<frac>[0-9]*))?")
 _FRACTION_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 # A whole token shaped like a span (used to spot a line that forgot its clip path).
-_SPAN_SHAPE_RE = re.compile(r"~?[0-9.:]+-(?:[0-9.:]+|end)", re.IGNORECASE)
+_SPAN_SHAPE_RE = re.compile(r"~?(?:[A-Za-z_][A-Za-z0-9_-]*:)?[0-9.:]+-(?:[0-9.:]+|end)", re.IGNORECASE)
+# A span's class prefix (``pog:12-18``): a letter first, so a clock time (``1:12``) never reads as one.
+_CLASS_PREFIX_RE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_-]*):")
+_CLASS_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_RESERVED_CLASSES = {"background", "end"}
+_CLASSES_DIRECTIVE_RE = re.compile(r"#\s*classes\s*=")
 _TASK_DIRECTIVE_RE = re.compile(r"#\s*task\s*=")
 _DEFAULT_DIRECTIVE_RE = re.compile(r"#\s*default\s+(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=")
 
@@ -113,6 +130,7 @@ class Span:
     start_ms: int
     end_ms: int | None
     unsure: bool = False
+    label: str | None = None  # the span's class; None = the file's only class (the task)
     # Column of the span's token in its line (for error messages); not part of the value.
     col: int = field(default=0, compare=False, repr=False)
 
@@ -128,7 +146,8 @@ class Span:
 
     def as_text(self) -> str:
         end = "end" if self.end_ms is None else format_time(self.end_ms)
-        return f"{'~' if self.unsure else ''}{format_time(self.start_ms)}-{end}"
+        prefix = f"{self.label}:" if self.label else ""
+        return f"{'~' if self.unsure else ''}{prefix}{format_time(self.start_ms)}-{end}"
 
 
 @dataclass(frozen=True)
@@ -158,10 +177,22 @@ class LabelFile:
     task: str
     default_crop: Crop | None
     entries: tuple[ClipEntry, ...]
+    classes: tuple[str, ...] = ()  # declared with '# classes=a,b'; empty = binary (the task)
 
     def __post_init__(self) -> None:
         if not is_valid_task(self.task):
             raise ValueError(f"{self.task!r} is not a valid task name ({TASK_HINT})")
+        for name in self.classes:
+            if not is_valid_class(name):
+                raise ValueError(f"{name!r} is not a valid class name ({CLASSES_HINT})")
+
+    def class_names(self) -> tuple[str, ...]:
+        """The model's classes: ``background`` first, then the declared classes (or the task)."""
+        return ("background", *(self.classes or (self.task,)))
+
+
+def is_valid_class(name: str) -> bool:
+    return bool(_CLASS_NAME_RE.fullmatch(name)) and name.lower() not in _RESERVED_CLASSES
 
 
 def is_valid_task(name: str) -> bool:
@@ -391,6 +422,8 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
     errors = _Collector(path)
     label_dir = _label_dir(path)
     task: tuple[str, int] | None = None  # (name, line)
+    classes: tuple[tuple[str, ...], int] | None = None  # (names, line)
+    labelled: list[tuple[int, Span]] = []  # (line, span) of spans naming a class, checked at the end
     default_crop: Crop | None = None
     first_default: Crop | None = None
     seen_default = False
@@ -405,7 +438,13 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
             if directive is None:
                 continue
             kind, value = directive
-            if kind == "task":
+            if kind == "classes":
+                if classes is not None and classes[0] != value:
+                    errors.add(lineno, indent + 1, f"classes set twice: {','.join(classes[0])} on line {classes[1]}, now {','.join(value)}",
+                               "keep one '# classes=a,b' line")
+                elif classes is None:
+                    classes = (value, lineno)
+            elif kind == "task":
                 if task is not None and task[0] != value:
                     errors.add(lineno, indent + 1, f"task set twice: {task[0]!r} on line {task[1]}, now {value!r}",
                                "keep one '# task=NAME' line")
@@ -432,6 +471,7 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
         first_line_of[clip_path] = lineno
         if entry is None or scanned.errors:
             continue
+        labelled += [(lineno, span) for span in entry.spans if span.label is not None or not span.unsure]
         if check_files:
             _check_clip_file(entry, lineno, clip_col, label_dir, errors)
         entries.append(entry)
@@ -439,12 +479,39 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
     if task is None and not is_valid_task(path.stem):
         errors.add(1, 1, f"the file name {path.name!r} does not make a valid task name",
                    f"add a line '# task=NAME' or rename the file; {TASK_HINT}")
+    task_name = task[0] if task else path.stem
+    declared = classes[0] if classes else ()
+    for lineno, span in labelled:
+        _check_span_class(span, declared, task_name, lineno, errors)
     errors.raise_if_any()
-    return LabelFile(path=path, task=task[0] if task else path.stem, default_crop=first_default, entries=tuple(entries))
+    return LabelFile(path=path, task=task_name, default_crop=first_default, entries=tuple(entries), classes=declared)
+
+
+def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: int, errors: _Collector) -> None:
+    """A span's class must be declared; with two or more classes every sure span needs one."""
+    known = declared or (task,)
+    if span.label is None:
+        if len(known) > 1 and not span.unsure:
+            errors.add(lineno, span.col, f"span {span.as_text()!r} has no class, and this file has {len(known)}",
+                       f"write CLASS:START-END with a class of {', '.join(known)}, e.g. {known[0]}:{span.as_text()}")
+        return
+    if span.label in known:
+        return
+    close = difflib.get_close_matches(span.label, known, n=1)
+    if close:
+        hint = f"did you mean {close[0]!r}? the classes are {', '.join(known)}"
+    elif declared:
+        hint = f"the classes are {', '.join(known)}; add it to the '# classes=' line"
+    else:
+        hint = f"this file's only class is its task {task!r}; {CLASSES_HINT}"
+    errors.add(lineno, span.col + (1 if span.unsure else 0), f"unknown class {span.label!r}", hint)
 
 
 def _parse_directive(comment: str, indent: int, lineno: int, errors: _Collector) -> tuple[str, str | Crop | None] | None:
-    """``('task', name)`` or ``('crop', Crop | None)`` for a directive line, None for other comments."""
+    """``('task', name)``, ``('classes', names)`` or ``('crop', Crop | None)`` for a directive line, None for other comments."""
+    match = _CLASSES_DIRECTIVE_RE.match(comment)
+    if match:
+        return _parse_classes_directive(comment, match.end(), indent, lineno, errors)
     match = _TASK_DIRECTIVE_RE.match(comment)
     if match:
         raw = comment[match.end():]
@@ -471,6 +538,26 @@ def _parse_directive(comment: str, indent: int, lineno: int, errors: _Collector)
     except CropValueError as exc:
         errors.add(lineno, col + _part_offset(value, exc.part), f"bad default crop {value!r}: {exc}", CROP_HINT)
         return None
+
+
+def _parse_classes_directive(comment: str, start: int, indent: int, lineno: int,
+                             errors: _Collector) -> tuple[str, tuple[str, ...]] | None:
+    names: list[str] = []
+    offset = start
+    ok = True
+    for piece in comment[start:].split(","):
+        name = piece.strip()
+        col = indent + offset + (len(piece) - len(piece.lstrip())) + 1
+        offset += len(piece) + 1
+        if not is_valid_class(name):
+            errors.add(lineno, col, f"bad class name {name!r}", CLASSES_HINT)
+            ok = False
+        elif name in names:
+            errors.add(lineno, col, f"class {name!r} is listed twice", "list each class once")
+            ok = False
+        else:
+            names.append(name)
+    return ("classes", tuple(names)) if ok else None
 
 
 def _part_offset(text: str, part: int | None) -> int:
@@ -575,7 +662,7 @@ def _looks_like_span(text: str) -> bool:
         return False
     if text[0] in "~0123456789.:-":
         return True
-    return text.lower().startswith("end-")
+    return text.lower().startswith("end-") or _CLASS_PREFIX_RE.match(text) is not None
 
 
 def _stray_hint(tokens: Sequence[_Token], index: int, path_ok: bool) -> str:
@@ -591,6 +678,11 @@ def _parse_span(token: _Token, lineno: int, errors: _Collector) -> Span | None:
     unsure = text.startswith("~")
     body = text[1:] if unsure else text
     body_col = token.col + (1 if unsure else 0)
+    label = None
+    prefix = None if body.lower().startswith("end-") else _CLASS_PREFIX_RE.match(body)
+    if prefix:
+        label = prefix["name"]
+        body, body_col = body[prefix.end():], body_col + prefix.end()
     if body.count("-") != 1:
         what = "has no '-' between start and end" if "-" not in body else "has more than one '-'"
         errors.add(lineno, token.col, f"span {text!r} {what}", SPAN_HINT)
@@ -614,7 +706,7 @@ def _parse_span(token: _Token, lineno: int, errors: _Collector) -> Span | None:
         what = "is empty (start equals end)" if end == start else "ends before it starts"
         errors.add(lineno, token.col, f"span {text!r} {what}", "write START-END with END later than START, e.g. 12-18")
         return None
-    return Span(start, end, unsure, col=token.col)
+    return Span(start, end, unsure, label, col=token.col)
 
 
 def _parse_time_at(text: str, lineno: int, col: int, errors: _Collector) -> int | None:
@@ -676,6 +768,8 @@ def format_labels(labels: LabelFile) -> str:
     """The label text for ``labels``; parsing it at ``labels.path`` gives equal entries."""
     label_dir = _label_dir(labels.path)
     lines = [_HEADER, f"# task={labels.task}"]
+    if labels.classes:
+        lines.append(f"# classes={','.join(labels.classes)}")
     if labels.default_crop is not None:
         lines.append(f"# default crop={labels.default_crop.as_text()}")
     in_force = labels.default_crop
@@ -693,6 +787,15 @@ def _entry_text(entry: ClipEntry, label_dir: str) -> str:
     if entry.own_crop is not None:
         parts.append(f"crop={entry.own_crop.as_text()}")
     parts += [span.as_text() for span in entry.spans]
+    return "  ".join(parts)
+
+
+def format_clip_line(clip: Path | str, spans: Sequence[Span], label_path: Path | str, *, crop: Crop | None = None) -> str:
+    """One clip line for a label file at ``label_path`` (the path relative to its folder, quoted as needed)."""
+    parts = [_quote_path(relative_clip_path(clip, _label_dir(Path(label_path))))]
+    if crop is not None:
+        parts.append(f"crop={crop.as_text()}")
+    parts += [span.as_text() for span in spans]
     return "  ".join(parts)
 
 

@@ -11,6 +11,7 @@ scanning and evaluation can never disagree about scaling, normalisation or layou
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -170,8 +171,12 @@ def save_checkpoint(path: Path, model: torch.nn.Module, info: ModelInfo, *, extr
         if key in payload:
             raise ValueError(f"extra key {key!r} would replace the checkpoint's own {key!r}")
         payload[key] = value
+    # Serialise in memory first: torch.save reports a full disk as a RuntimeError, a plain
+    # write as the OSError that atomic_path turns into a one-line error.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(Path(path), force=force) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _contiguous_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

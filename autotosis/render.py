@@ -3,6 +3,9 @@
 Every piece is cut with a seek before the input and re-encoded to one common format
 (size, fps, square pixels, 48 kHz stereo PCM, silence where the source has none), so the
 cost grows with the reel's length, never the VOD's, and the join is a lossless concat.
+With ``chapters`` every piece becomes a chapter of the reel (ffmetadata muxed by the join),
+timed from the whole frames each piece really has, and the same list is written as a
+YouTube description block beside the reel.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import numpy as np
 
 from autotosis import media
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable
+from autotosis.export import Chapter, chapters_ffmetadata, chapters_youtube, clip_name, reel_chapters
+from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import Scores
 from autotosis.segments import Event
@@ -35,6 +39,7 @@ class RenderOptions:
     title_ms: int = 2000
     source_cards: bool = False  # a card naming the source before each video's events
     crf: int = 21
+    chapters: bool = False  # mux one chapter per piece into the reel and write REEL.youtube.txt beside it
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,9 @@ class RenderResult:
     path: Path
     pieces: int
     duration_ms: int
+    chapters: tuple[Chapter, ...] = ()  # the reel's chapters (empty unless asked for)
+    chapters_text: Path | None = None  # the same chapters as a YouTube description block
+    warnings: tuple[str, ...] = ()  # e.g. YouTube's chapter rules the reel breaks
 
 
 def score_colour(score: float) -> str:
@@ -105,12 +113,16 @@ def render_reel(
     check_writable(out, force)
     if out.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise UsageError(f"{out}: the reel is an MP4 file", hint="give an output name ending in .mp4")
+    chapters_text = youtube_chapters_path(out) if options.chapters else None
+    if chapters_text is not None:
+        check_writable(chapters_text, force)  # before the slow part
     parts = [p for p in parts if p.events]
     if not parts:
         raise DataError("no events to render", hint="lower --threshold, or check the scores with `autotosis events`")
     infos = {p.video: media.probe(p.video) for p in parts}
     spec = output_spec(infos[parts[0].video], options)
     total_ms = sum(e.duration_ms for p in parts for e in p.events)
+    chapters: list[Chapter] = []
     work = Path(tempfile.mkdtemp(prefix="autotosis-render-"))
     pieces: list[Path] = []
     done_ms = 0
@@ -134,12 +146,53 @@ def render_reel(
                 pieces.append(piece)
                 done_ms += event.duration_ms
                 progress("render", done_ms / 1000, total_ms / 1000)
+        chapters_file = None
+        if options.chapters:  # after the cuts, which refuse events outside their video
+            lengths = _frame_exact_lengths(_piece_lengths(parts, infos, options), spec.fps)
+            chapters = reel_chapters(list(zip(_piece_titles(parts, options), lengths)))
+            chapters_file = work / "chapters.ffmetadata"
+            chapters_file.write_text(chapters_ffmetadata(chapters), encoding="utf-8")
         with atomic_path(out, force=force) as tmp:
-            media.concat_segments(pieces, tmp)
+            media.concat_segments(pieces, tmp, chapters_file=chapters_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    warnings: list[str] = []
+    if chapters_text is not None:
+        text, warnings = chapters_youtube(chapters)
+        write_text_atomic(chapters_text, text, force=force)
     reel_ms = sum(int(round(media.segment_frames(ms, spec.fps) * 1000 / spec.fps)) for ms in _piece_lengths(parts, infos, options))
-    return RenderResult(path=out, pieces=len(pieces), duration_ms=reel_ms)
+    return RenderResult(path=out, pieces=len(pieces), duration_ms=reel_ms, chapters=tuple(chapters),
+                        chapters_text=chapters_text, warnings=tuple(warnings))
+
+
+def youtube_chapters_path(reel: Path) -> Path:
+    """``reel.mp4`` -> ``reel.youtube.txt``: the reel's chapters for a YouTube description."""
+    return Path(reel).with_suffix(".youtube.txt")
+
+
+def _piece_titles(parts: Sequence[ReelPart], options: RenderOptions) -> list[str]:
+    """Chapter titles in piece order: the title text, the source's name, then ``rage 0.87 @ 0:12:03`` per event."""
+    titles = [options.title] if options.title else []
+    for part in parts:
+        if options.source_cards:
+            titles.append(part.video.stem)
+        titles += [clip_name(e) for e in part.events]
+    return titles
+
+
+def _frame_exact_lengths(lengths_ms: Sequence[int], fps: Fraction) -> list[int]:
+    """Each piece's real length in ms (pieces are cut to whole frames), from rounded running totals.
+
+    Rounding the running total rather than each piece keeps late chapters from drifting
+    off the frames where their pieces really start.
+    """
+    out, frames, position = [], 0, 0
+    for ms in lengths_ms:
+        frames += media.segment_frames(ms, fps)
+        end = int(round(frames * 1000 / fps))
+        out.append(end - position)
+        position = end
+    return out
 
 
 def _piece_lengths(parts: Sequence[ReelPart], infos: dict[Path, media.VideoInfo], options: RenderOptions) -> list[int]:

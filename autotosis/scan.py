@@ -3,35 +3,61 @@
 ffmpeg decodes, samples, crops and scales in its own process; a reader thread keeps a
 few batches queued so decoding and inference overlap (one core each on a 2-core box).
 No frame is ever written to disk, and memory does not grow with the video's length.
+
+Two modes: ``dense`` scores the whole video at ``fps``; ``coarse`` scores the keyframes
+first and decodes densely only around keyframes that might show an event (see
+coarse.py), which skips most of the decoding of a long VOD.  ``auto`` picks coarse for
+long videos.  Either way the scores carry exact presentation times.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from autotosis import media
+from autotosis import coarse, media
+from autotosis.errors import UsageError
 from autotosis.fsutil import file_fingerprint
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import ScoreCache, Scores, cache_key
 
 T = TypeVar("T")
 
+SCAN_MODES = ("auto", "dense", "coarse")
+AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned coarse-to-fine
+
 
 @dataclass(frozen=True)
 class ScanOptions:
     fps: float = 2.0  # scores per second of video
-    batch_size: int = 32
+    batch_size: int = 16  # 32 costs ~60 MB more at peak and is no faster with one torch thread
     region: tuple[float, float, float, float] | None = None  # None = the crop stored in the model
     full_frame: bool = False  # ignore the model's crop and use the whole frame
     use_cache: bool = True
     cache_dir: Path | None = None
+    mode: str = "auto"  # one of SCAN_MODES
+    auto_coarse_ms: int = AUTO_COARSE_MS
+    coarse: coarse.CoarseOptions = field(default_factory=coarse.CoarseOptions)
+    # torch threads while scanning; None = 1 on a machine with up to 4 cores (the decoder
+    # needs the others: inference at 2 scores/s is a small share of the work), a quarter
+    # of the cores on bigger ones, never more than the process was already given.
+    threads: int | None = None
+
+
+class Predictor(Protocol):
+    """What scanning needs from a model: its metadata and uint8 NHWC frames -> (N, C) probabilities."""
+
+    info: object  # model.ModelInfo
+
+    def predict(self, frames: np.ndarray) -> np.ndarray: ...
 
 
 def prefetch(iterator: Iterator[T], depth: int = 4) -> Iterator[T]:
@@ -67,6 +93,10 @@ def prefetch(iterator: Iterator[T], depth: int = 4) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        if thread.is_alive():
+            # The consumer stopped early (Ctrl-C, an error): the pump may be blocked reading a
+            # slow or hung ffmpeg, which only ends when ffmpeg does, so end it now.
+            media.stop_decoders(thread.ident)
         # Drain so the pump can notice `stop` and close the ffmpeg generator.
         while thread.is_alive():
             try:
@@ -78,52 +108,209 @@ def prefetch(iterator: Iterator[T], depth: int = 4) -> Iterator[T]:
             close()
 
 
+def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
+    if options.mode not in SCAN_MODES:
+        raise UsageError(f"unknown scan mode {options.mode!r}", hint=f"use one of {', '.join(SCAN_MODES)}")
+    if options.mode == "auto":
+        return "coarse" if duration_ms >= options.auto_coarse_ms else "dense"
+    return options.mode
+
+
+def _score_batches(batches: Iterable[media.FrameBatch], predict: Callable[[np.ndarray], np.ndarray],
+                   classes: int, on_batch: Callable[[media.FrameBatch], None]) -> tuple[np.ndarray, np.ndarray]:
+    """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order."""
+    times: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    for batch in prefetch(iter(batches)):
+        probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
+        times.append(batch.times_ms)
+        on_batch(batch)
+    if not times:
+        return np.zeros(0, np.int64), np.zeros((0, classes), np.float32)
+    return np.concatenate(times), np.concatenate(probs)
+
+
+def _spans_frames(video: Path, spec: media.DecodeSpec, spans: list[coarse.Span], info: media.VideoInfo,
+                  batch_size: int) -> Iterator[media.FrameBatch]:
+    """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
+    for lo, hi in spans:
+        span_spec = media.DecodeSpec(size=spec.size, fps=spec.fps, region=spec.region, start_ms=lo, end_ms=hi,
+                                     fast_decode=spec.fast_decode, threads=spec.threads)
+        yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info)
+
+
+def scan_with(
+    video: Path | str,
+    predictor: Predictor,
+    options: ScanOptions = ScanOptions(),
+    *,
+    progress: ProgressCallback = no_progress,
+    info: media.VideoInfo | None = None,
+    model: str = "",
+) -> Scores:
+    """Score ``video`` with ``predictor`` (no cache); ``model`` is the fingerprint stored in the result."""
+    video = Path(video)
+    info = info or media.probe(video)
+    model_info = predictor.info
+    classes = tuple(model_info.classes)
+    region = _region(options, model_info)
+    mode = resolve_mode(options, info.duration_ms)
+    spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
+    total_s = info.duration_ms / 1000
+    extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode}
+
+    if mode == "dense":
+        progress("scan", 0, total_s)
+        times, probs = _score_batches(
+            media.iter_frames(video, spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
+            lambda b: progress("scan", min(total_s, b.times_ms[-1] / 1000), total_s))
+        progress("scan", total_s, total_s)
+    else:
+        times, probs, coarse_extra = _scan_coarse(video, info, spec, predictor, options, progress)
+        extra.update(coarse_extra)
+    return Scores(
+        video=video,
+        duration_ms=info.duration_ms,
+        classes=classes,
+        times_ms=times,
+        probs=probs,
+        step_ms=int(round(1000 / options.fps)),
+        task=model_info.task,
+        model=model,
+        extra=extra,
+    )
+
+
+def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
+    chosen = options.coarse.threshold
+    return float(chosen) if chosen is not None else float(model_threshold) / 4
+
+
+def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, predictor: Predictor,
+                 options: ScanOptions, progress: ProgressCallback) -> tuple[np.ndarray, np.ndarray, dict]:
+    classes = tuple(predictor.info.classes)
+    total_s = info.duration_ms / 1000
+    # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
+    key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
+    progress("scan keyframes", 0, total_s)
+    key_times, key_probs = _score_batches(
+        media.iter_frames(video, key_spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
+        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s))
+    progress("scan keyframes", total_s, total_s)
+
+    # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
+    threshold = coarse_threshold(options, predictor.info.threshold)
+    spans = coarse.refine_spans(key_times, coarse.highlight_score(key_probs, classes), info.duration_ms, threshold,
+                                pad_keyframes=options.coarse.pad_keyframes, max_gap_ms=options.coarse.max_gap_ms)
+    spans = coarse.align_spans(spans, options.fps)
+    refine_s = sum(hi - lo for lo, hi in spans) / 1000
+    fine_times, fine_probs = np.zeros(0, np.int64), np.zeros((0, len(classes)), np.float32)
+    if spans:
+        progress("scan candidates", 0, refine_s)
+        fine_times, fine_probs = _score_batches(
+            _spans_frames(video, spec, spans, info, options.batch_size), predictor.predict, len(classes),
+            _span_progress(spans, refine_s, progress))
+        progress("scan candidates", refine_s, refine_s)
+    times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
+    extra = {
+        "coarse": {
+            "keyframes": int(len(key_times)),
+            "threshold": threshold,
+            "spans_ms": [[int(lo), int(hi)] for lo, hi in spans],
+            "refined_fraction": round(refine_s * 1000 / max(1, info.duration_ms), 4),
+        }
+    }
+    return times, probs, extra
+
+
+def _span_progress(spans: list[coarse.Span], total_s: float, progress: ProgressCallback) -> Callable[[media.FrameBatch], None]:
+    """Progress through the refined spans, in seconds of refined video."""
+    starts = np.array([lo for lo, _ in spans], dtype=np.int64)
+    before = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in spans])))
+
+    def on_batch(batch: media.FrameBatch) -> None:
+        t = int(batch.times_ms[-1])
+        i = max(0, int(np.searchsorted(starts, t, side="right")) - 1)
+        done_ms = before[i] + min(t - spans[i][0], spans[i][1] - spans[i][0])
+        progress("scan candidates", min(total_s, done_ms / 1000), total_s)
+
+    return on_batch
+
+
+def _region(options: ScanOptions, model_info) -> tuple[float, float, float, float] | None:
+    region = None if options.full_frame else (options.region or model_info.crop)
+    return tuple(region) if region is not None else None
+
+
+class _TorchPredictor:
+    def __init__(self, path: Path) -> None:
+        from autotosis.model import load_checkpoint
+
+        self.model, self.info, _ = load_checkpoint(path)
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        from autotosis.model import predict_probs
+
+        return predict_probs(self.model, frames, self.info)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Limit torch's threads while scanning, so inference does not crowd out the decoder."""
+    import torch
+
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    wanted = threads or min(before, 1 if cores <= 4 else cores // 4)
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def scan_video(
     video: Path | str,
     model_path: Path | str,
     options: ScanOptions = ScanOptions(),
     *,
     progress: ProgressCallback = no_progress,
+    predictor: Predictor | None = None,
 ) -> Scores:
-    """Score ``video`` with the checkpoint at ``model_path`` (cached unless disabled)."""
-    from autotosis.model import load_checkpoint, model_fingerprint, predict_probs
+    """Score ``video`` with the checkpoint at ``model_path`` (cached unless disabled).
+
+    ``predictor`` (an object with ``info`` and ``predict(frames)``, e.g.
+    ``onnx_backend.OnnxPredictor`` for the model file at ``model_path``) replaces torch.
+    """
+    from autotosis.model import model_fingerprint
 
     video = Path(video)
     info = media.probe(video)
-    model, model_info, _ = load_checkpoint(Path(model_path))
-    region = None if options.full_frame else (options.region or model_info.crop)
-    region = tuple(region) if region is not None else None
-    fingerprint = model_fingerprint(Path(model_path))
-    spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
-    key = cache_key(file_fingerprint(video), fingerprint, {"fps": options.fps, "size": spec.size, "mode": "dense"}, region)
+    model_path = Path(model_path)
+    if predictor is None:
+        predictor = _TorchPredictor(model_path)
+        threads = _torch_threads(options.threads)
+    else:
+        threads = contextlib.nullcontext()
+    model_info = predictor.info
+    region = _region(options, model_info)
+    fingerprint = model_fingerprint(model_path)
+    mode = resolve_mode(options, info.duration_ms)
+    identity = file_fingerprint(video)
+    sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense"}
+    keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
+    if mode == "coarse":
+        threshold = coarse_threshold(options, model_info.threshold)
+        keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region))
     cache = ScoreCache(options.cache_dir)
     if options.use_cache:
-        cached = cache.load(key, video)
-        if cached is not None:
-            progress("scan", info.duration_ms / 1000, info.duration_ms / 1000)
-            return cached
-
-    times: list[np.ndarray] = []
-    probs: list[np.ndarray] = []
-    total_s = info.duration_ms / 1000
-    progress("scan", 0, total_s)
-    for batch in prefetch(media.iter_frames(video, spec, batch_size=options.batch_size, info=info)):
-        probs.append(predict_probs(model, batch.frames, model_info))
-        times.append(batch.times_ms)
-        progress("scan", min(total_s, batch.times_ms[-1] / 1000), total_s)
-    progress("scan", total_s, total_s)
-    step_ms = int(round(1000 / options.fps))
-    scores = Scores(
-        video=video,
-        duration_ms=info.duration_ms,
-        classes=tuple(model_info.classes),
-        times_ms=np.concatenate(times) if times else np.zeros(0, np.int64),
-        probs=np.concatenate(probs).astype(np.float32) if probs else np.zeros((0, len(model_info.classes)), np.float32),
-        step_ms=step_ms,
-        task=model_info.task,
-        model=fingerprint,
-        extra={"region": region, "fps": options.fps, "threshold": model_info.threshold},
-    )
+        for key in keys:
+            cached = cache.load(key, video)
+            if cached is not None:
+                progress("scan", info.duration_ms / 1000, info.duration_ms / 1000)
+                return cached
+    with threads:
+        scores = scan_with(video, predictor, options, progress=progress, info=info, model=fingerprint)
     if options.use_cache:
-        cache.store(key, scores)
+        cache.store(keys[0], scores)
     return scores

@@ -13,6 +13,19 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1 |
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg fonts-dejavu-core fontconfig >/dev/null
 fi
 
+# The tests load the HTML report in a real headless browser: Debian's chromium.
+case ",${extra}," in
+  *,test,*)
+    if [ ! -x /usr/bin/chromium ]; then
+      echo "setup: installing chromium for the HTML report test (apt-get)"
+      sudo_cmd=""
+      if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+      $sudo_cmd apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    fi
+    ;;
+esac
+
 python_bin="${PYTHON:-}"
 if [ -z "$python_bin" ]; then
   for candidate in python3.11 python3; do

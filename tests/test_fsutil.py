@@ -37,3 +37,22 @@ def test_failure_inside_leaves_neither_target_nor_temp(tmp_path: Path):
             tmp.write_text("half")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_a_file_system_error(tmp_path: Path, monkeypatch):
+    import errno
+
+    import torch
+
+    from autotosis.errors import FileSystemError
+    from autotosis.model import ModelInfo, save_checkpoint
+
+    def full_disk(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    info = ModelInfo(task="rage", classes=("background", "rage"), input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3,
+                     crop=None, threshold=0.5)
+    with pytest.raises(FileSystemError, match="rage.pt: cannot write: No space left on device"):
+        save_checkpoint(tmp_path / "rage.pt", torch.nn.Linear(2, 2), info)
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
+import json
 import os
 import re
 import shutil
@@ -22,7 +24,6 @@ from autotosis.segments import Event, EventList, EventParams, events_from_scores
 
 HOSTILE_CLASS = '<script>alert("class")</script>'
 HOSTILE_FILE = "vod <script>alert(1)<b> \"q\" 's.mp4"  # no "/" possible in a file name
-ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 class Elements(HTMLParser):
@@ -198,8 +199,32 @@ def test_event_cards_have_embedded_thumbnails(rendered_report):
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+# Injected into a copy of the report (the report itself has no script): after load, it writes
+# what the browser laid out and decoded into the page, which --dump-dom then prints.
+LAYOUT_PROBE = """<script>
+window.addEventListener("load", () => {
+  const box = (el) => { const r = el.getBoundingClientRect(); return [Math.round(r.width), Math.round(r.height)]; };
+  const plot = document.getElementById("score-plot");
+  const line = document.querySelector("#score-plot .score-line");
+  const out = {
+    plot: box(plot),
+    line: line ? box(line) : null,
+    spans: [...document.querySelectorAll("#score-plot .event-span")].map(box),
+    cards: [...document.querySelectorAll(".event-card")].map((c) => ({
+      id: c.id, box: box(c), visible: getComputedStyle(c).visibility === "visible" && getComputedStyle(c).display !== "none",
+      images: [...c.querySelectorAll("img")].map((i) => ({complete: i.complete, natural: i.naturalWidth, box: box(i)})),
+    })),
+  };
+  const pre = document.createElement("pre");
+  pre.id = "layout-probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    """Headless Chromium with a fresh profile and nothing that reaches the network on its own."""
     argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             f"--user-data-dir={profile}", *args]
@@ -221,16 +246,44 @@ def test_report_renders_in_headless_chromium(rendered_report, tmp_path: Path):
     assert doc.named("script") == []  # the hostile names stayed text in the browser too
     assert HOSTILE_CLASS in "".join(doc.text)
 
+    # Layout, as the browser did it: the plot, its line and every event span have a size, and
+    # every card is shown with all its thumbnails decoded at their real width.
+    probe = out.with_name("report-probe.html")
+    probe.write_text(out.read_text(encoding="utf-8").replace("</body>", LAYOUT_PROBE + "</body>"), encoding="utf-8")
+    probed = chromium(["--dump-dom", "--window-size=1280,2000", probe.absolute().as_uri()], tmp_path / "profile-probe")
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    match = re.search(r'<pre id="layout-probe">(.*?)</pre>', probed.stdout, re.S)
+    assert match, "the layout probe did not run"
+    layout = json.loads(html.unescape(match.group(1)))
+    assert layout["plot"][0] > 1000 and layout["plot"][1] > 200
+    assert layout["line"][0] > 0.9 * layout["plot"][0] * (1200 - report.MARGIN_LEFT - report.MARGIN_RIGHT) / 1200
+    assert len(layout["spans"]) == count and all(w > 0 and h > 100 for w, h in layout["spans"])
+    assert [c["id"] for c in layout["cards"]] == [f"event-{i}" for i in range(1, count + 1)]
+    for card in layout["cards"]:
+        assert card["visible"] and card["box"][0] > 300 and card["box"][1] > 100
+        assert len(card["images"]) == 3
+        for image in card["images"]:
+            assert image["complete"] and image["natural"] == report.THUMBNAIL_WIDTH
+            assert image["box"][0] > 50 and image["box"][1] > 20
+
     screenshot = tmp_path / "report.png"
     shot = chromium([f"--screenshot={screenshot}", "--window-size=1280,2000", url], tmp_path / "profile-shot")
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
+    # The test artefact: kept in pytest's temp folder, and copied where CI collects artefacts.
     if os.environ.get("AUTOTOSIS_TEST_ARTIFACTS"):
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(screenshot, ARTIFACTS / "report.png")
+        artifacts = Path(os.environ["AUTOTOSIS_TEST_ARTIFACTS"])
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copy(screenshot, artifacts / "report.png")
     pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(np.int16)
     assert pixels.shape == (2000, 1280, 3)
-    # The score line (#4fc3f7) and the shaded events (#ffb74d over the dark panel) were painted.
-    line = np.abs(pixels - np.array([0x4F, 0xC3, 0xF7])).sum(axis=2) < 40
-    assert line.sum() > 300
-    thumbnails_painted = pixels[:, :, 0].std() > 20  # the test pattern's colour bars
-    assert thumbnails_painted
+
+    def painted(colour: int, tolerance: int) -> int:
+        rgb = np.array([colour >> 16, colour >> 8 & 0xFF, colour & 0xFF])
+        return int((np.abs(pixels - rgb).sum(axis=2) < tolerance).sum())
+
+    assert painted(0x4FC3F7, 40) > 300  # the score line
+    assert painted(0x473928, 25) > 20_000  # the events' shading: #ffb74d at 22% over the plot's #13161d
+    assert painted(0xEF5350, 60) > 300  # the threshold line
+    saturated = (pixels.max(axis=2) - pixels.min(axis=2)) > 150  # the test pattern's colour bars
+    thumbnail_area = 150 * 80  # each thumbnail is shown at least this large at this window size
+    assert saturated.sum() > 3 * count * thumbnail_area * 0.5

@@ -1,0 +1,124 @@
+"""Coarse-to-fine scanning: score the keyframes, then decode densely only where it matters.
+
+Decoding keyframes alone (``-skip_frame nokey``) is 10-20x cheaper than decoding every
+frame, because H.264 keyframes need no other frame and a stream carries one every few
+seconds.  Their scores show where an event *might* be; only the stretches around such
+keyframes are then decoded at the full sampling rate, seeking before the input so the
+rest of the VOD is never decoded.  This module holds the pure parts -- which stretches to
+refine and how the two passes' samples merge -- so they can be tested without video.
+
+What it cannot see: an event shorter than the keyframe interval that falls between two
+keyframes.  Stretches where keyframes are further apart than ``max_gap_ms`` are therefore
+always decoded densely, so a sparse-keyframe video degrades to a dense scan, not to misses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+Span = tuple[int, int]  # [start, end) in ms
+
+
+@dataclass(frozen=True)
+class CoarseOptions:
+    # A keyframe whose highlight score (1 - P(background)) reaches this marks a candidate.
+    # None = a quarter of the model's event threshold: low, so weak edges of an event count.
+    threshold: float | None = None
+    # Keyframe intervals decoded on either side of a candidate keyframe, so an event that
+    # starts or ends between two keyframes is covered whole.
+    pad_keyframes: int = 1
+    # Longer stretches without a keyframe were not looked at: decode them densely.
+    max_gap_ms: int = 5000
+
+    def as_key(self, threshold: float) -> dict:
+        """The settings that change the result, for the score cache key."""
+        return {"threshold": round(threshold, 6), "pad_keyframes": self.pad_keyframes, "max_gap_ms": self.max_gap_ms}
+
+
+def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """One score per sample: the probability that it is *not* background (any highlight class)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if "background" in classes:
+        return 1.0 - probs[:, classes.index("background")]
+    return probs.max(axis=1) if probs.size else np.zeros(len(probs), np.float32)
+
+
+def refine_spans(key_times_ms: np.ndarray, key_scores: np.ndarray, duration_ms: int, threshold: float,
+                 *, pad_keyframes: int = 1, max_gap_ms: int = 5000) -> list[Span]:
+    """Stretches of the video to decode densely, sorted and disjoint.
+
+    Each keyframe scoring ``>= threshold`` contributes the stretch from ``pad_keyframes``
+    keyframes before it to ``pad_keyframes`` keyframes after it (the video's ends at the
+    edges); every gap between keyframes longer than ``max_gap_ms`` (including before the
+    first and after the last) contributes itself.
+    """
+    times = np.asarray(key_times_ms, dtype=np.int64)
+    scores = np.asarray(key_scores, dtype=np.float64)
+    if len(times) == 0:
+        return [(0, int(duration_ms))] if duration_ms > 0 else []
+    spans: list[Span] = []
+    last = len(times) - 1
+    for i in np.flatnonzero(scores >= threshold):
+        lo = int(times[i - pad_keyframes]) if i - pad_keyframes >= 0 else 0
+        hi = int(times[i + pad_keyframes]) if i + pad_keyframes <= last else int(duration_ms)
+        spans.append((lo, hi))
+    bounds = np.concatenate(([0], times, [max(int(duration_ms), int(times[-1]))]))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if hi - lo > max_gap_ms:
+            spans.append((int(lo), int(hi)))
+    return merge_spans(spans)
+
+
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Sorted, with overlapping or touching spans joined (one decoder run each)."""
+    merged: list[Span] = []
+    for lo, hi in sorted(s for s in spans if s[1] > s[0]):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def grid_period_ms(fps: float) -> int:
+    """Smallest whole number of ms that is a whole number of sampling steps.
+
+    A dense decode that starts on such a multiple takes its samples at the same times as a
+    scan of the whole video (ffmpeg's fps filter counts steps from the start it is given).
+    """
+    step_ms = Fraction(1000) / Fraction(fps).limit_denominator(1000)
+    return step_ms.numerator  # a step is n/d ms (lowest terms): d steps are n whole ms
+
+
+def align_spans(spans: list[Span], fps: float) -> list[Span]:
+    """Move each start up to the sampling grid (the seek still lands on the same keyframe)."""
+    period = grid_period_ms(fps)
+    aligned = []
+    for lo, hi in spans:
+        start = int(math.ceil(lo / period) * period)
+        if start < hi:
+            aligned.append((start, hi))
+    return aligned
+
+
+def merge_samples(coarse_times: np.ndarray, coarse_probs: np.ndarray, spans: list[Span],
+                  fine_times: np.ndarray, fine_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One increasing series: the dense samples inside ``spans``, the keyframe samples elsewhere."""
+    coarse_times = np.asarray(coarse_times, dtype=np.int64)
+    fine_times = np.asarray(fine_times, dtype=np.int64)
+    keep = np.ones(len(coarse_times), dtype=bool)
+    for lo, hi in spans:
+        keep &= ~((coarse_times >= lo) & (coarse_times < hi))
+    times = np.concatenate([fine_times, coarse_times[keep]])
+    probs = np.concatenate([np.asarray(fine_probs, np.float32), np.asarray(coarse_probs, np.float32)[keep]])
+    # Stable sort with the dense samples first, so a time both passes hit keeps the dense one.
+    order = np.argsort(times, kind="stable")
+    times, probs = times[order], probs[order]
+    if len(times) > 1:
+        first = np.concatenate(([True], np.diff(times) > 0))
+        times, probs = times[first], probs[first]
+    return times, probs

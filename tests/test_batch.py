@@ -1,0 +1,301 @@
+"""`autotosis batch`: many VODs, a manifest that survives kills, a bad file that does not stop the rest,
+a best-of reel, and the same behaviour on the local process pool and on Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotosis import media
+from autotosis.batch import Manifest, Pick, collect_inputs, runs_by_source, select_best
+from autotosis.cli import main
+from autotosis.errors import ExitStatus, UsageError
+from autotosis.segments import Event
+from tests.test_pipeline import CAM, flash_clip
+
+pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
+
+CARD_MS = 2000  # render.RenderOptions.title_ms: the title card before each source's clips
+EVENT_OPTIONS = ["--pad-before", "0.5", "--pad-after", "0.5", "--threshold", "0.5"]
+
+
+def run(argv: list[str]) -> int:
+    return main(["--progress", "none", *argv])
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A small model that learns "the top-right corner is red" in a few seconds."""
+    root = tmp_path_factory.mktemp("train")
+    lines = [f"# default crop={CAM}"]
+    for name, spans in {"a.mp4": [(1, 3)], "b.mp4": [(3, 5)], "c.mp4": []}.items():
+        flash_clip(root / name, 6, spans)
+        lines.append("  ".join([name, *(f"{s}-{e}" for s, e in spans)]))
+    (root / "rage.txt").write_text("\n".join(lines) + "\n")
+    out = root / "rage.pt"
+    assert run(["-q", "train", str(root / "rage.txt"), "-o", str(out), "--epochs", "4", "--size", "32", "--fps", "8",
+                "--seed", "1", "--val-fraction", "0.34", "--frames-dir", str(root / "frames")]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def vods(tmp_path_factory) -> Path:
+    """Three VODs (one without highlights) and a file that is no video, in a folder with a non-ASCII name."""
+    folder = tmp_path_factory.mktemp("vods") / "week é"
+    folder.mkdir()
+    flash_clip(folder / "vod 1.mp4", 8, [(2, 4)])
+    flash_clip(folder / "vod2.mp4", 8, [(1, 2.5), (5, 7)])
+    flash_clip(folder / "calm.mp4", 5, [], audio=False)
+    (folder / "bad.mp4").write_text("this is not a video\n" * 20)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray with 2 CPUs for the whole module (starting Ray costs seconds)."""
+    os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(params=["local", "ray"])
+def engine(request) -> list[str]:
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")  # the batch uses the Ray that is already running
+    return ["--engine", request.param, "--workers", "2", "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def score_cache(tmp_path: Path, monkeypatch) -> None:
+    # The driver resolves the cache folder and hands it to every worker (pool or Ray).
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+
+
+def latest(out: Path) -> dict[str, dict]:
+    """The last manifest record of each VOD, by file name."""
+    vods, _ = Manifest(out / "manifest.jsonl").latest()
+    return {Path(source).name: record for source, record in vods.items()}
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and p.name not in ("manifest.jsonl", ".batch.lock")}
+
+
+def part_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".part" in p.name]
+
+
+def check_best_of(out: Path, order: str) -> dict:
+    listing = json.loads((out / "best-of.json").read_text())
+    clips = listing["clips"]
+    assert clips and listing["order"] == order
+    runs = 1 + sum(a["source"] != b["source"] for a, b in zip(clips, clips[1:]))
+    expected = sum(c["end_ms"] - c["start_ms"] for c in clips) + runs * CARD_MS
+    assert abs(listing["duration_ms"] - expected) <= 100
+    durations = media.stream_durations(out / "best-of.mp4")
+    assert abs(durations.video_ms - expected) <= 150
+    assert durations.audio_ms is not None and abs(durations.audio_ms - durations.video_ms) <= 150
+    if order == "time":
+        keys = [(c["source_index"], c["start_ms"]) for c in clips]
+        assert keys == sorted(keys)
+    else:
+        peaks = [c["peak"] for c in clips]
+        assert peaks == sorted(peaks, reverse=True)
+    return listing
+
+
+# ----------------------------------------------------------------------------- whole batches, both engines
+
+
+def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out é"
+    argv = ["batch", str(vods), "--model", str(model), "--out", str(out), *engine, *EVENT_OPTIONS]
+
+    # 1. The bad file is recorded as failed, the others are done, and the exit status says so.
+    assert run(argv) == ExitStatus.SOME_FAILED
+    captured = capsys.readouterr()
+    assert "bad.mp4" in captured.out and "1 failed" in captured.out
+    assert "1 of 4 VODs failed" in captured.err and "Traceback" not in captured.err
+    records = latest(out)
+    assert {name: r["state"] for name, r in records.items()} == {
+        "bad.mp4": "failed", "calm.mp4": "done", "vod 1.mp4": "done", "vod2.mp4": "done"}
+    assert "bad.mp4" in records["bad.mp4"]["error"]
+    runs = [r for r in Manifest(out / "manifest.jsonl").records() if r["kind"] == "run"]
+    assert runs[-1]["engine"] == engine[1] and runs[-1]["workers"] == 2
+    assert not (out / "bad").exists()
+    assert records["vod 1.mp4"]["events"] == 1 and records["vod2.mp4"]["events"] == 2
+    assert records["calm.mp4"]["events"] == 0 and "reel" not in records["calm.mp4"]["outputs"]
+    for name in ("vod 1", "vod2"):
+        for output in ("scores.json", "events.json", "reel.mp4", "report.html"):
+            assert (out / name / output).stat().st_size > 0
+        events = json.loads((out / name / "events.json").read_text())["events"]
+        reel = media.stream_durations(out / name / "reel.mp4")
+        assert abs(reel.video_ms - sum(e["end_ms"] - e["start_ms"] for e in events)) <= 100
+    assert "<svg" in (out / "calm" / "report.html").read_text()
+    listing = check_best_of(out, "time")
+    assert [Path(c["source"]).name for c in listing["clips"]] == ["vod 1.mp4", "vod2.mp4", "vod2.mp4"]
+    assert not part_files(out)
+
+    # 2. The same command again: finished work is skipped (nothing rewritten), the bad file is retried.
+    before = mtimes(out)
+    assert run(argv) == ExitStatus.SOME_FAILED
+    assert mtimes(out) == before
+    assert latest(out)["bad.mp4"]["state"] == "failed"
+
+    # 3. An interrupted VOD (its last record says running) and a VOD with a lost output are redone;
+    #    the rest is untouched.  Another best-of order and length re-render only the best-of reel.
+    Manifest(out / "manifest.jsonl").append({**records["vod2.mp4"], "state": "running"})
+    (out / "vod 1" / "report.html").unlink()
+    capsys.readouterr()
+    assert run([*argv, "--order", "score", "--max-duration", "9"]) == ExitStatus.SOME_FAILED
+    after = mtimes(out)
+    for name, stamp in before.items():
+        redone = name.startswith(("vod2/", "vod 1/")) or name.startswith("best-of")
+        assert (after[name] > stamp) == redone, name
+    assert (out / "vod 1" / "report.html").exists()
+    assert {name: r["state"] for name, r in latest(out).items()}["vod2.mp4"] == "done"
+    listing = check_best_of(out, "score")
+    assert listing["duration_ms"] <= 9000 + 100 and 0 < len(listing["clips"]) < 3  # all 3 clips and cards: 12.5 s
+
+    # 4. Other event settings would replace finished results: refused without --force, nothing touched.
+    before = mtimes(out)
+    assert run([*argv, "--threshold", "0.9"]) == ExitStatus.OUTPUT_EXISTS
+    assert "--force" in capsys.readouterr().err
+    assert mtimes(out) == before
+
+
+# ----------------------------------------------------------------------------- kill -9
+
+
+def test_kill_9_then_rerun_finishes_cleanly(model: Path, vods: Path, tmp_path: Path):
+    listed = tmp_path / "my list.txt"
+    listed.write_text(f"# three good VODs\n\"{vods / 'vod 1.mp4'}\"\n{vods / 'vod2.mp4'}\n{vods / 'calm.mp4'}\n")
+    out = tmp_path / "out"
+    argv = ["batch", str(listed), "--model", str(model), "--out", str(out), "--workers", "1", "--threads", "1", *EVENT_OPTIONS]
+    process = subprocess.Popen([sys.executable, "-m", "autotosis", "--progress", "none", "-q", *argv],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            if (out / "manifest.jsonl").exists() and any(r["state"] == "done" for r in latest(out).values()):
+                break
+            time.sleep(0.02)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the driver and its worker, like a crash
+        process.wait()
+    killed = latest(out)
+    finished = {name for name, r in killed.items() if r["state"] == "done"}
+    assert finished and len(finished) < 3, "the batch should have been killed half-way"
+    for reel in out.glob("*/reel.mp4"):  # whatever has its final name is complete
+        assert media.stream_durations(reel).video_ms > 0
+    before = mtimes(out)
+
+    assert run(argv) == ExitStatus.OK
+    records = latest(out)
+    assert {r["state"] for r in records.values()} == {"done"} and len(records) == 3
+    assert not part_files(out)
+    for name, record in records.items():
+        for output in record["outputs"].values():
+            assert (out / record["dir"] / output).stat().st_size == record["sizes"][output]
+    after = mtimes(out)
+    for name in finished:  # finished before the kill: not redone
+        folder = killed[name]["dir"]
+        assert all(after[k] == v for k, v in before.items() if k.startswith(folder + "/"))
+    check_best_of(out, "time")
+
+
+# ----------------------------------------------------------------------------- parts without media
+
+
+def test_select_best_fits_the_limit_and_orders(tmp_path: Path):
+    def event(start_s: float, length_s: float, peak: float) -> Event:
+        return Event(int(start_s * 1000), int((start_s + length_s) * 1000), "rage", peak, peak, int(start_s * 1000))
+
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    candidates = [(a, [event(10, 4, 0.7), event(50, 3, 0.95), event(70, 2, 0.8)]), (b, [event(5, 5, 0.9), event(30, 2, 0.6)])]
+    every = select_best(candidates, order="time", max_duration_ms=None, card_ms=2000)
+    assert [(p.source.name, p.event.start_ms) for p in every] == [
+        ("a.mp4", 10000), ("a.mp4", 50000), ("a.mp4", 70000), ("b.mp4", 5000), ("b.mp4", 30000)]
+    by_score = select_best(candidates, order="score", max_duration_ms=None, card_ms=2000)
+    assert [p.event.peak for p in by_score] == [0.95, 0.9, 0.8, 0.7, 0.6]
+    assert [s.name for s, _ in runs_by_source(by_score)] == ["a.mp4", "b.mp4", "a.mp4", "b.mp4"]
+    # 14 s, best first: a's 0.95 (3 s + card), b's 0.9 (5 s + card); in time order a's 0.8 (2 s) joins a's card ...
+    limited = select_best(candidates, order="time", max_duration_ms=14000, card_ms=2000)
+    assert [(p.source.name, p.event.peak) for p in limited] == [("a.mp4", 0.95), ("a.mp4", 0.8), ("b.mp4", 0.9)]
+    # ... in score order it would follow b's clip and need a card of its own; b's 0.6 (2 s) fits instead.
+    limited = select_best(candidates, order="score", max_duration_ms=14000, card_ms=2000)
+    assert [(p.source.name, p.event.peak) for p in limited] == [("a.mp4", 0.95), ("b.mp4", 0.9), ("b.mp4", 0.6)]
+    assert select_best(candidates, order="time", max_duration_ms=3000, card_ms=2000) == []
+    assert all(isinstance(p, Pick) for p in limited)
+
+
+def test_inputs_from_folders_globs_and_lists(tmp_path: Path):
+    vods = tmp_path / "vods"
+    for name in ("b.mp4", "a.MKV", "sub dir/c.mp4", "notes.txt", ".hidden/d.mp4", "out/reel.mp4"):
+        (vods / name).parent.mkdir(parents=True, exist_ok=True)
+        (vods / name).write_bytes(b"")
+    listed = tmp_path / "lists" / "week.txt"
+    listed.parent.mkdir()
+    listed.write_text("# comment\n\n../vods/b.mp4\n\"../vods/sub dir/c.mp4\"\n../vods/*.MKV\n")
+    found = collect_inputs([str(vods), str(listed)], exclude=vods / "out")
+    assert [p.relative_to(vods).as_posix() for p in found] == ["a.MKV", "b.mp4", "sub dir/c.mp4"]
+    assert collect_inputs([str(vods / "*.mp4")]) == [vods / "b.mp4"]
+    with pytest.raises(UsageError, match="no such file"):
+        collect_inputs([str(vods / "missing.mp4")])
+    listed.write_text("../vods/b.mp4\n../vods/gone.mp4\n")
+    with pytest.raises(UsageError, match=f"{listed.name}:2"):
+        collect_inputs([str(listed)])
+    with pytest.raises(UsageError, match="no videos"):
+        collect_inputs([str(tmp_path / "lists")])
+
+
+def test_manifest_survives_a_torn_last_line(tmp_path: Path):
+    manifest = Manifest(tmp_path / "manifest.jsonl")
+    manifest.append({"kind": "vod", "source": "/a.mp4", "dir": "a", "state": "done"})
+    with (tmp_path / "manifest.jsonl").open("a") as handle:
+        handle.write('{"kind": "vod", "source": "/b é.mp4", "dir": "b", "sta')  # killed mid-write ...
+    with (tmp_path / "manifest.jsonl").open("ab") as handle:
+        handle.write("é".encode()[:1])  # ... even inside a multi-byte character
+    manifest.append({"kind": "vod", "source": "/c.mp4", "dir": "c", "state": "running"})
+    vods, best = manifest.latest()
+    assert {s: r["state"] for s, r in vods.items()} == {"/a.mp4": "done", "/c.mp4": "running"}
+    assert best is None
+
+
+def test_ray_missing_is_one_clear_line(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
+    assert run(["batch", str(tmp_path), "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"),
+                "--engine", "ray"]) == ExitStatus.USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install" in err and "ray" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_one_batch_per_output_folder(model: Path, vods: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / ".batch.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another batch is running here
+        assert run(["batch", str(vods / "calm.mp4"), "--model", str(model), "--out", str(out)]) == ExitStatus.USAGE
+    assert "another batch" in capsys.readouterr().err
+    assert not (out / "manifest.jsonl").exists()
+
+
+def test_batch_help(capsys):
+    assert run(["batch", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--workers" in text and "2-core" in text and "manifest.jsonl" in text and "--engine" in text

@@ -1,0 +1,106 @@
+"""Live detection: trigger logic, source kinds, and a generated file played at real time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotosis import media
+from autotosis.cli import main
+from autotosis.errors import ExitStatus, MediaError, UsageError
+from autotosis.live import Trigger
+from tests.conftest import make_video
+from tests.test_stills import red_detector
+
+
+def fired(trigger: Trigger, scores: list[float], step_ms: int = 250) -> list[int]:
+    return [i * step_ms for i, s in enumerate(scores) if trigger.update(i * step_ms, s)[1]]
+
+
+def test_trigger_fires_once_per_appearance_after_the_window_fills():
+    trigger = Trigger(threshold=0.85, release=0.85, cooldown_ms=1000, window_ms=500)
+    # Rolling mean over 500 ms = the last two scores at 4 per second.
+    assert fired(trigger, [0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1]) == [750, 3000]
+
+
+def test_trigger_cooldown_and_hysteresis():
+    flicker = Trigger(threshold=0.85, release=0.85, cooldown_ms=1000, window_ms=1)
+    assert fired(flicker, [1, 0, 1, 0, 1, 0, 1, 0, 1]) == [0, 1000, 2000]
+    sticky = Trigger(threshold=0.85, release=0.5, cooldown_ms=0, window_ms=1)
+    assert fired(sticky, [0.9, 0.7, 0.9, 0.4, 0.9]) == [0, 1000]
+    with pytest.raises(UsageError):
+        Trigger(threshold=0.5, release=0.6, cooldown_ms=0, window_ms=1)
+
+
+def test_live_sources_are_recognised(tmp_path: Path):
+    clip = tmp_path / "a b.mp4"
+    clip.write_bytes(b"x")
+    assert media.live_source("/dev/video0").kind == "v4l2"
+    assert media.live_source(":0.0+10,20").kind == "x11grab"
+    assert media.live_source("x11grab::1").target == ":1"
+    assert media.live_source("rtmp://example.org/live/key").kind == "url"
+    assert media.live_source(str(clip)) == media.LiveSource(str(clip), "file", True, None)
+    with pytest.raises(MediaError):
+        media.live_source(str(tmp_path / "missing.mp4"))
+    args = media._live_input_args
+    assert args(media.live_source("/dev/video2")) == ["-f", "v4l2", "-i", "/dev/video2"]
+    assert args(media.live_source(":0.0")) == ["-f", "x11grab", "-framerate", "30", "-i", ":0.0"]
+    assert args(media.live_source(str(clip)))[:2] == ["-re", "-i"]
+    assert "-re" not in args(media.live_source(str(clip), realtime=False))
+
+
+def _red_fraction(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    batches = list(media.iter_frames(path, media.DecodeSpec(size=16, fps=None)))
+    times = np.concatenate([b.times_ms for b in batches])
+    frames = np.concatenate([b.frames for b in batches]).astype(int)
+    return times, (frames[..., 0].mean(axis=(1, 2)) - frames[..., 1].mean(axis=(1, 2))) > 30
+
+
+@pytest.mark.media
+@pytest.mark.torch
+@pytest.mark.slow
+def test_live_file_at_real_time_fires_events_and_saves_replays(tmp_path: Path, capsys):
+    # 8 s at real time; something red on screen during 2-4 s and 5.5-7 s.
+    source = make_video(tmp_path / "stream é.mp4", duration=8, size="256x144", fps="25", source="color=c=gray",
+                        extra_video_filters="drawbox=x=50:y=30:w=160:h=90:color=red:t=fill:enable='between(t,2,4)+between(t,5.5,7)'")
+    model = red_detector(tmp_path / "red.pt")
+    replays = tmp_path / "replays"
+    argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--threshold", "0.85",
+            "--cooldown", "1", "--window", "0.5", "--fps", "4", "--replay-dir", str(replays), "--before", "1.5", "--after", "1"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [r["event"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    triggers = [r for r in records if r["event"] == "trigger"]
+    # An event fires within the rolling window (0.5 s) of the red appearing, once per appearance.
+    assert len(triggers) == 2
+    for trigger, onset in zip(triggers, (2.0, 5.5)):
+        assert onset <= trigger["time_s"] <= onset + 0.5 and trigger["score"] >= 0.85
+    saved = [r for r in records if r["event"] == "replay"]
+    assert len(saved) == 2
+    assert records[-1]["events"] == 2 and records[-1]["replays"] == 2
+    for replay, trigger, onset in zip(saved, triggers, (2.0, 5.5)):
+        assert replay["start_s"] == pytest.approx(trigger["time_s"] - 1.5)
+        assert replay["end_s"] == pytest.approx(trigger["time_s"] + 1.0)
+        path = Path(replay["path"])
+        assert path.parent == replays and path.name.startswith("stream é_0h00m0")
+        durations = media.stream_durations(path)
+        assert abs(durations.video_ms - 2500) <= 40  # 1.5 s before + 1 s after, to the frame
+        assert durations.audio_ms is not None and abs(durations.audio_ms - 2500) <= 50
+        times, red = _red_fraction(path)
+        # The red appears where it should inside the clip: at onset - (trigger - before).
+        expected_ms = (onset - replay["start_s"]) * 1000
+        assert abs(times[red][0] - expected_ms) <= 45
+    # A second run would overwrite these replays: refused before anything starts.
+    assert main(argv) == ExitStatus.OUTPUT_EXISTS
+    assert sorted(p.name for p in replays.iterdir()) == sorted(Path(r["path"]).name for r in saved)
+
+
+@pytest.mark.parametrize("command", ["live", "explain", "stills", "export-onnx"])
+def test_new_commands_have_help(command: str, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: autotosis {command}") and "Example" in out

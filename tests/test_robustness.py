@@ -1,0 +1,303 @@
+"""Bad and awkward input through the CLI: every case of tests/corpus.py has its asserted outcome.
+
+Either the input is handled correctly (times from timestamps, rotation applied, silence
+added, ...) or the command fails with one line naming the file and the cause, a documented
+exit status, and nothing left behind: no output and no ``*.part*`` temp file.  The table
+of cases is docs/robustness.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotosis import media
+from autotosis.cli import main
+from autotosis.errors import ExitStatus
+from tests import corpus
+
+pytestmark = [pytest.mark.media]
+
+# Unusable inputs: the cause each error must name.
+BROKEN = {
+    "zero_byte": "file is empty",
+    "text_named_mp4": "not a readable video",
+    "truncated": "not a readable video",
+    "truncated_faststart": "the file ends early",
+    "audio_only": "has no video stream",
+}
+
+# Usable inputs: (displayed width, height) the reel gets by default (even numbers, square pixels).
+READABLE = {
+    "video_only": (96, 54),
+    "vfr": (64, 36),
+    "rotated": (54, 96),
+    "odd_size": (852, 480),
+    "anamorphic": (128, 72),
+    "tiny": (16, 16),
+    "uhd": (320, 180),  # rendered with --size 320x180: a 4K encode is not what this test is about
+    "ten_bit": (96, 54),
+    "yuv444": (96, 54),
+    "vp9_webm": (96, 54),
+    "mpeg4_avi": (96, 54),
+    "timestamp_gap": (64, 36),
+    "offset_start": (64, 36),
+    "nasty_name": (96, 54),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("corpus") / "in put é"
+    made = {name: corpus.make(name, folder) for name in corpus.GENERATORS}
+    made["a"] = corpus.normal(folder / "a.mp4")
+    return made
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """An untrained 32-pixel checkpoint: enough to scan, cheap to run."""
+    import torch
+
+    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(path, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5))
+    return path
+
+
+def run(argv: list[str]) -> int:
+    return main(["--progress", "none", *argv])
+
+
+def quoted(path: Path) -> str:
+    """A clip path as a label file writes it: double quotes, with \\ and " escaped."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def label_file(folder: Path, line: str, name: str = "rage.txt") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(line + "\n", encoding="utf-8")
+    return path
+
+
+def events_file(folder: Path, video: Path, spans: list[tuple[int, int]], label: str = "rage") -> Path:
+    from autotosis.segments import Event, EventList, EventParams, write_events
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "v.events.json"
+    events = tuple(Event(s, e, label, 0.9, 0.8, s) for s, e in spans)
+    write_events(EventList(video, spans[-1][1], label, EventParams(), events), path, force=True)
+    return path
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def nothing_left(folder: Path, *keep: Path) -> None:
+    left = [p for p in folder.rglob("*") if p.is_file() and p not in keep]
+    assert not left, left
+
+
+def shard(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and times of the single clip extracted into ``folder``."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (clip,) = manifest["clips"]
+    meta = json.loads((folder / clip["frames"].replace(".npy", ".json")).read_text())
+    return np.load(folder / clip["frames"]), np.asarray(meta["times_ms"])
+
+
+# ----------------------------------------------------------------------------- unusable videos
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_unusable_video_fails_scan_with_one_line_and_no_output(case, files, model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    video = files[case]
+    out = tmp_path / "out" / "scores.json"
+    assert run(["scan", str(video), "--model", str(model), "-o", str(out)]) == ExitStatus.MEDIA
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"autotosis: error: {video}: ") and BROKEN[case] in line
+    nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_unusable_video_fails_frames_with_file_line_col(case, files, tmp_path, capsys):
+    video = files[case]
+    labels = label_file(tmp_path / "labels", f"{quoted(video)}  0.2-0.8")
+    out = tmp_path / "frames"
+    code = run(["frames", str(labels), "--out", str(out)])
+    line = one_error_line(capsys.readouterr().err)
+    if case == "truncated_faststart":  # readable header: found while decoding
+        assert code == ExitStatus.MEDIA
+        assert line.startswith(f"autotosis: error: {video}: the file ends early")
+    else:  # found by probing, before anything is written: located in the label file
+        assert code == ExitStatus.LABELS
+        assert line.startswith(f"autotosis: {labels}:1:1: clip ") and BROKEN[case] in line
+    nothing_left(tmp_path, labels)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_unusable_video_fails_render_with_one_line_and_no_reel(case, files, tmp_path, capsys):
+    video = files[case]
+    # For the truncated file the event lies past the readable part.
+    events = events_file(tmp_path / "ev", video, [(1600, 2800)])
+    out = tmp_path / "out" / "reel.mp4"
+    assert run(["render", str(video), str(events), "-o", str(out)]) == ExitStatus.MEDIA
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"autotosis: error: {video}: ")
+    assert ("ends early" if case == "truncated_faststart" else BROKEN[case]) in line
+    nothing_left(tmp_path, events)
+
+
+# ----------------------------------------------------------------------------- usable videos
+
+
+@pytest.mark.parametrize("case", sorted(READABLE))
+def test_readable_video_gives_frames_and_a_reel(case, files, tmp_path, capsys):
+    video = files[case]
+    info = media.probe(video)
+
+    labels = label_file(tmp_path / "labels", f"{quoted(video)}  0.5-1.5")
+    frames_dir = tmp_path / "frames"
+    assert run(["frames", str(labels), "--out", str(frames_dir), "--fps", "2", "--size", "16"]) == 0
+    pictures, times = shard(frames_dir)
+    assert pictures.shape == (len(times), 16, 16, 3)
+    # Sample times are the 2 fps grid, relative to the start of the file, covering all of it.
+    assert np.all(times % 500 == 0) and np.all(np.diff(times) == 500)
+    assert times[0] <= 500 and info.duration_ms - 1000 <= times[-1] < info.duration_ms
+
+    events = events_file(tmp_path / "ev", video, [(500, 1500)])
+    reel = tmp_path / "out" / "reel.mp4"
+    size = ["--size", "320x180"] if case == "uhd" else []
+    assert run(["render", str(video), str(events), "-o", str(reel), *size]) == 0
+    d = media.stream_durations(reel)
+    assert (d.width, d.height) == READABLE[case] and d.sar == 1
+    assert abs(d.video_ms - (min(1500, info.duration_ms) - 500)) <= 100  # an event past the end is cut at the end
+    assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 100  # silence added where there is no audio
+    assert not list(reel.parent.glob("*.part*"))
+    capsys.readouterr()
+
+
+def test_variable_frame_rate_times_come_from_timestamps(files, tmp_path):
+    # 5 fps, then 25 fps from t=2 s; blue from t=1.6 s, the file's 9th frame: a frame counter
+    # times the nominal 25 fps would place it at 0.32 s.  A sample at T shows the frame on
+    # screen at T: 1.5 s still shows the red frame of 1.4 s, 1.75 s the blue one of 1.6 s.
+    labels = label_file(tmp_path, f"{quoted(files['vfr'])}  1-2")
+    assert run(["frames", str(labels), "--out", str(tmp_path / "f"), "--fps", "4", "--size", "8"]) == 0
+    pictures, times = shard(tmp_path / "f")
+    blue = pictures.reshape(len(times), -1, 3).mean(axis=1)[:, 2] > 128
+    assert times.tolist() == list(range(0, 4000, 250))
+    assert times[blue].min() == 1750 and times[~blue].max() == 1500
+
+
+def test_rotation_is_applied_before_the_crop(files, tmp_path):
+    video = files["rotated"]
+    info = media.probe(video)
+    assert (info.width, info.height) == (54, 96) and info.rotation in (90, 270)
+    shown = media.grab_frame(info, 500, width=54)  # what a player shows
+    top_colour = shown[: shown.shape[0] // 3].reshape(-1, 3).mean(axis=0)
+    labels = label_file(tmp_path, f"{quoted(video)}  crop=0,0,1,0.5  0.5-1.5")
+    assert run(["frames", str(labels), "--out", str(tmp_path / "f"), "--size", "8"]) == 0
+    pictures, _ = shard(tmp_path / "f")
+    # The top half of the displayed picture is one colour; unrotated it would be half red, half blue.
+    assert np.abs(pictures.reshape(-1, 3).astype(int) - top_colour).max() < 40
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("case", "expected"), [
+    ("timestamp_gap", list(range(0, 7000, 500))),  # the gap (2-5 s) holds the last frame before it
+    ("offset_start", list(range(0, 3000, 500))),  # times count from the file's start, not from 0:00:05
+    ("nasty_name", list(range(0, 3000, 500))),
+])
+def test_scan_times_follow_the_timeline(case, expected, files, model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    video = files[case]
+    assert run(["scan", str(video), "--model", str(model)]) == 0
+    out = tmp_path / f"{video.stem}.scores.json"  # the default name, whatever characters the stem has
+    scores = json.loads(out.read_text())
+    assert scores["times_ms"] == expected
+    assert Path(scores["video"]) == video
+    assert run(["events", str(out), "--threshold", "0"]) == 0
+    assert (tmp_path / f"{video.stem}.events.json").is_file()
+    capsys.readouterr()
+
+
+def test_filter_syntax_in_titles_and_class_names_is_drawn_literally(files, tmp_path, monkeypatch, capsys):
+    """Text reaches drawtext only through textfile= (with expansion=none): never parsed by ffmpeg."""
+    drawn: list[str] = []
+    graphs: list[str] = []
+    real = media.run_ffmpeg
+
+    def spy(args, **kwargs):
+        graphs.extend(args)
+        for piece in (tmp_path / "work").rglob("*.txt"):  # the text files drawtext is handed
+            drawn.append(piece.read_text(encoding="utf-8"))
+        return real(args, **kwargs)
+
+    import tempfile
+
+    (tmp_path / "work").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))
+    monkeypatch.setattr(media, "run_ffmpeg", spy)
+    klass = "it's: [x],y;z %{pts} \\ 100%"
+    events = events_file(tmp_path, files["a"], [(500, 1500)], label=klass)
+    reel = tmp_path / "reel.mp4"
+    assert run(["render", str(files["a"]), str(events), "-o", str(reel), "--title", corpus.NASTY_TITLE]) == 0
+    assert corpus.NASTY_TITLE in drawn
+    assert f"{klass}: 0.80" in drawn
+    assert not any(corpus.NASTY_TITLE in g or klass in g for g in graphs)  # never interpolated into a command
+    assert media.stream_durations(reel).video_ms > 2500  # title card + event
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- label files
+
+
+def _col(line: str, token: str) -> int:
+    return line.index(token) + 1
+
+
+LABEL_CASES = [
+    # (name, text, line, token the column points at, words in the message)
+    ("bad time", "a.mp4  0:05-0:0x", 1, "0:0x", "bad time"),
+    ("end before start", "a.mp4  2-1", 1, "2-1", "ends before it starts"),
+    ("overlapping spans", "a.mp4  0.5-2  1-2.5", 1, "1-2.5", "overlaps"),
+    ("span past the end", "a.mp4  1-2  2.5-10", 1, "2.5-10", "past the end"),
+    ("unknown option", "a.mp4  speed=2  1-2", 1, "speed", "unknown option"),
+    ("missing clip", "nope.mp4  1-2", 1, "nope.mp4", "does not exist"),
+    ("duplicate clip line", "a.mp4  1-2\n./a.mp4  2.5-3", 2, "./a.mp4", "listed twice"),
+    ("not a video", "notes.mp4  1-2", 1, "notes.mp4", "not a readable video"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "token", "words"), LABEL_CASES, ids=[c[0] for c in LABEL_CASES])
+def test_label_file_errors_are_located_and_hinted(name, text, line, token, words, files, capsys):
+    folder = files["a"].parent  # beside a.mp4 and notes.mp4 (the text file named .mp4)
+    labels = folder / f"{name.replace(' ', '_')}.txt"
+    labels.write_text(text + "\n", encoding="utf-8")
+    assert run(["labels", "check", str(labels)]) == ExitStatus.LABELS
+    message = one_error_line(capsys.readouterr().err)
+    col = _col(text.splitlines()[line - 1], token)
+    assert message.startswith(f"autotosis: {labels}:{line}:{col}: ") and words in message
+    assert message.endswith(")") and " (" in message  # a hint saying what would be right
+
+
+def test_crlf_and_bom_label_files_simply_work(files, tmp_path):
+    labels = tmp_path / "anything.txt"
+    labels.write_bytes(f"\ufeff# task=rage\r\n{quoted(files['a'])}  1-2  ~2.5-end\r\n\r\n".encode("utf-8"))
+    assert run(["labels", "check", str(labels)]) == 0
+    assert run(["frames", str(labels), "--out", str(tmp_path / "f"), "--fps", "2", "--size", "8"]) == 0
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert manifest["task"] == "rage" and len(manifest["clips"]) == 1

@@ -1,0 +1,244 @@
+"""Scanning: dense and coarse-to-fine modes, exact times (VFR), rotation, non-square pixels, cache keys.
+
+Most tests use a stand-in predictor that scores how red the frame is, so the truth is
+known exactly and no model has to be trained; one builds a real (untrained) checkpoint
+to go through scan_video, its cache and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotosis import coarse, media
+from autotosis.errors import ExitStatus
+from autotosis.scan import ScanOptions, resolve_mode, scan_video, scan_with
+from autotosis.segments import EventParams, event_spans, events_from_scores
+
+pytestmark = pytest.mark.media
+
+FFMPEG = shutil.which("ffmpeg")
+
+
+class Redness:
+    """Scores a frame by its share of clearly red pixels: ("background", "red") probabilities."""
+
+    def __init__(self, crop=None, size: int = 16):
+        from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo
+
+        self.info = ModelInfo(task="red", classes=("background", "red"), input_size=size, mean=DEFAULT_MEAN,
+                              std=DEFAULT_STD, crop=crop, threshold=0.5)
+        self.frames = 0
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        self.frames += len(frames)
+        rgb = frames.astype(np.int16)
+        red = ((rgb[..., 0] > 150) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).mean(axis=(1, 2))
+        return np.stack([1 - red, red], axis=1).astype(np.float32)
+
+
+def red_events(scores, **params) -> list[tuple[int, int]]:
+    defaults = dict(threshold=0.5, min_length_ms=0, merge_gap_ms=0, pad_before_ms=0, pad_after_ms=0)
+    return event_spans(events_from_scores(scores, "red", EventParams(**{**defaults, **params})))
+
+
+def red_between(start: float, end: float, box: str = "x=0:y=0:w=iw:h=ih") -> str:
+    return f"drawbox={box}:color=red:t=fill:enable='between(t,{start},{end})'"
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_refine_spans_pads_candidates_by_a_keyframe_interval_and_merges():
+    keys = np.arange(0, 20_000, 2000)  # a keyframe every 2 s, 20 s video
+    scores = np.zeros(len(keys))
+    scores[[3, 4]] = 0.9  # 6 s and 8 s
+    scores[8] = 0.2  # 16 s: weak, but above a low threshold
+    spans = coarse.refine_spans(keys, scores, 20_000, 0.15)
+    assert spans == [(4000, 10_000), (14_000, 18_000)]
+    assert coarse.refine_spans(keys, scores, 20_000, 0.5) == [(4000, 10_000)]
+    # At the ends the video's own start and end stand in for the missing neighbour.
+    scores[:] = 0
+    scores[[0, -1]] = 1
+    assert coarse.refine_spans(keys, scores, 20_000, 0.5) == [(0, 2000), (16_000, 20_000)]
+    assert coarse.refine_spans(keys, scores, 20_000, 0.5, pad_keyframes=2) == [(0, 4000), (14_000, 20_000)]
+
+
+def test_refine_spans_decodes_where_keyframes_are_sparse():
+    keys = np.array([0, 2000, 4000, 14_000, 16_000])
+    spans = coarse.refine_spans(keys, np.zeros(5), 25_000, 0.5, max_gap_ms=5000)
+    assert spans == [(4000, 14_000), (16_000, 25_000)]
+    assert coarse.refine_spans(np.array([], dtype=np.int64), np.array([]), 9000, 0.5) == [(0, 9000)]
+
+
+def test_spans_start_on_the_sampling_grid():
+    assert coarse.grid_period_ms(2.0) == 500
+    assert coarse.grid_period_ms(3.0) == 1000  # 333.3 ms steps: every third one is a whole ms
+    assert coarse.grid_period_ms(0.5) == 2000
+    assert coarse.align_spans([(1001, 5000), (6100, 6200), (8000, 9000)], 2.0) == [(1500, 5000), (8000, 9000)]
+
+
+def test_merge_samples_keeps_dense_samples_inside_spans_and_keyframes_elsewhere():
+    key_t = np.array([0, 2000, 4000, 6000])
+    key_p = np.array([[1, 0], [0.9, 0.1], [0.2, 0.8], [1, 0]], dtype=np.float32)
+    fine_t = np.array([2000, 2500, 3000, 3500, 4000, 4500])
+    fine_p = np.tile(np.array([[0.5, 0.5]], np.float32), (6, 1))
+    times, probs = coarse.merge_samples(key_t, key_p, [(2000, 5000)], fine_t, fine_p)
+    assert times.tolist() == [0, 2000, 2500, 3000, 3500, 4000, 4500, 6000]
+    assert probs[times.tolist().index(4000)].tolist() == [0.5, 0.5]  # the dense sample wins at a shared time
+    assert probs[0].tolist() == [1, 0] and probs[-1].tolist() == [1, 0]
+
+
+def test_auto_mode_depends_on_length():
+    options = ScanOptions(mode="auto", auto_coarse_ms=60_000)
+    assert resolve_mode(options, 59_999) == "dense"
+    assert resolve_mode(options, 60_000) == "coarse"
+    assert resolve_mode(ScanOptions(mode="dense"), 10**9) == "dense"
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
+    # 24 s, a keyframe every second (-g 25), red from 9.2 s to 13.6 s.
+    path = video_factory("vod.mp4", duration=24, fps="25", source="color=c=gray", extra_video_filters=red_between(9.2, 13.6),
+                         audio=False)
+    dense_predictor, coarse_predictor = Redness(), Redness()
+    dense = scan_with(path, dense_predictor, ScanOptions(mode="dense"))
+    rough = scan_with(path, coarse_predictor, ScanOptions(mode="coarse"))
+    assert red_events(dense) == [(9500, 14_000)]
+    assert red_events(rough) == red_events(dense)
+    assert rough.extra["mode"] == "coarse" and dense.extra["mode"] == "dense"
+    spans = rough.extra["coarse"]["spans_ms"]
+    assert spans == [[9000, 14_000]]  # one keyframe interval (1 s) either side of the red keyframes (10-13 s)
+    # Where both passes have a sample, they saw the same frame.
+    common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
+    assert len(common) == len(rough.times_ms)
+    np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
+    assert rough.extra["coarse"]["refined_fraction"] == pytest.approx(5 / 24, abs=0.01)  # decoded densely
+    assert coarse_predictor.frames < dense_predictor.frames
+    assert np.all(np.diff(rough.times_ms) > 0)
+
+
+def test_variable_frame_rate_event_times_are_exact_within_one_step(video_factory):
+    # 5 fps for the first 6 s (only every 5th frame kept), 25 fps after; red from 3.1 s to
+    # 8.4 s. Times taken from a frame counter at the average rate (15 fps) would be
+    # seconds off; presentation timestamps put both edges within one sampling step.
+    path = video_factory(
+        "vfr.mkv", duration=12, fps="25", source="color=c=gray",
+        extra_video_filters=red_between(3.1, 8.4) + ",select='gte(t,6)+not(mod(n,5))'",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-fps_mode", "vfr"], audio=False,
+    )
+    frame_times = np.concatenate([b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=8, fps=None))])
+    assert frame_times[:3].tolist() == [0, 200, 400] and frame_times[-2:].tolist() == [11_920, 11_960]
+    for mode in ("dense", "coarse"):
+        scores = scan_with(path, Redness(), ScanOptions(mode=mode, fps=2.0))
+        (start, end), = red_events(scores)
+        assert 3100 <= start <= 3100 + 500, mode  # first red frame is shown from 3.2 s
+        assert 8400 <= end <= 8400 + 500, mode
+        assert scores.step_ms == 500
+
+
+def _rotate(path: Path, out: Path, degrees: int) -> Path:
+    subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(path), "-c", "copy",
+                    "-metadata:s:v:0", f"rotate={degrees}", str(out)], check=True)
+    return out
+
+
+def test_rotated_video_crops_the_displayed_frame(tmp_path: Path, video_factory):
+    # Stored 160x90 with red in its top-left quarter, flagged as rotated by 90 degrees.
+    stored = video_factory("stored.mp4", duration=2, fps="25", source="color=c=gray",
+                           extra_video_filters="drawbox=x=0:y=0:w=80:h=45:color=red:t=fill", audio=False)
+    rotated = _rotate(stored, tmp_path / "rotated.mp4", 90)
+    info = media.probe(rotated)
+    assert (info.width, info.height) == (90, 160) and info.rotation in (90, 270)
+    # Where is the red in the picture a player shows?  Find it in a full displayed frame...
+    shown = media.grab_frame(info, 500, width=90)
+    red = (shown[..., 0] > 150) & (shown[..., 1] < 90)
+    ys, xs = np.nonzero(red)
+    quarter = (int(xs.mean() >= 45), int(ys.mean() >= 80))
+    assert quarter != (0, 0)  # not where it is stored: the rotation was applied
+    # ...then the scan's crop of that quarter of the displayed frame must be the red one.
+    x0, y0 = quarter[0] * 0.5, quarter[1] * 0.5
+    region = (x0, y0, x0 + 0.5, y0 + 0.5)
+    for mode in ("dense", "coarse"):
+        scores = scan_with(rotated, Redness(crop=region), ScanOptions(mode=mode))
+        assert scores.column("red").min() > 0.9, mode
+    other = (0.5 - x0, 0.5 - y0, 1 - x0, 1 - y0)
+    assert scan_with(rotated, Redness(crop=other), ScanOptions(mode="dense")).column("red").max() < 0.1
+
+
+def test_non_square_pixels_give_the_same_picture_as_square_ones(video_factory):
+    # The same 16:9 picture stored at 160x90 (square pixels) and at 80x90 with 2:1 pixels.
+    square = video_factory("square.mp4", duration=2, fps="25", audio=False)
+    wide = video_factory("wide.mp4", duration=2, fps="25", audio=False, extra_video_filters="scale=80:90,setsar=2")
+    assert media.probe(wide).sar == 2 and media.probe(wide).display_aspect == pytest.approx(16 / 9)
+    spec = media.DecodeSpec(size=32, fps=2.0, region=(0.25, 0.0, 0.75, 1.0))
+    a = np.concatenate([b.frames for b in media.iter_frames(square, spec)]).astype(np.int16)
+    b = np.concatenate([b.frames for b in media.iter_frames(wide, spec)]).astype(np.int16)
+    assert a.shape == b.shape
+    # Only the horizontal resolution differs; a crop taken in the wrong pixel units would not come close.
+    assert np.abs(a - b).mean() < 12
+    shifted = np.concatenate([f.frames for f in media.iter_frames(square, media.DecodeSpec(size=32, fps=2.0, region=(0.0, 0.0, 0.5, 1.0)))])
+    assert np.abs(shifted.astype(np.int16) - b).mean() > 2 * np.abs(a - b).mean()
+
+
+# --------------------------------------------------------------------------- checkpoint, cache, CLI
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    info = ModelInfo(task="red", classes=("background", "red"), input_size=32, mean=DEFAULT_MEAN, std=DEFAULT_STD,
+                     crop=None, threshold=0.5)
+    save_checkpoint(path, build_model(2, "none"), info)
+    return path
+
+
+def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch):
+    path = video_factory("vod.mp4", duration=6, fps="25", audio=False)
+    cache = tmp_path / "cache"
+    rough = scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache))
+    assert rough.extra["mode"] == "coarse" and len(list(cache.glob("*.npz"))) == 1
+    dense = scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache))
+    assert dense.extra["mode"] == "dense" and len(list(cache.glob("*.npz"))) == 2
+    assert len(dense.times_ms) == 12
+    # Both are now cached: neither decodes again, and each gets its own scores back.
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(media, "iter_frames", no_decoding)
+    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).extra["mode"] == "coarse"
+    assert scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache)).extra["mode"] == "dense"
+    # A coarse request on a video scanned only densely re-uses the (finer) dense scores.
+    for entry in cache.glob("*.npz"):
+        with np.load(entry) as stored:
+            mode = json.loads(str(stored["meta"]))["extra"]["mode"]
+        if mode == "coarse":
+            entry.unlink()
+    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).extra["mode"] == "dense"
+
+
+def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch, capsys):
+    from autotosis.cli import main
+
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    path = video_factory("my vod.mp4", duration=6, fps="25", audio=False)
+    out = tmp_path / "s.json"
+    assert main(["-q", "scan", str(path), "--model", str(checkpoint), "--mode", "coarse", "-o", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["extra"]["mode"] == "coarse"
+    assert document["extra"]["coarse"]["keyframes"] == 6
+    assert main(["-q", "scan", str(path), "--model", str(checkpoint), "--mode", "fast", "-o", str(out)]) == ExitStatus.USAGE
+    assert "invalid choice" in capsys.readouterr().err
