@@ -125,7 +125,8 @@ def run_demo(
     write_scores(scores, out / "heldout.scores.json", force=True)
 
     say("[bold]5/6[/] finding events and rendering reel.mp4")
-    params = EventParams(threshold=0.5)
+    # A reel-worthy moment lasts a while: blips under 2 s are dropped (the sample highlights last 3-8 s).
+    params = EventParams(threshold=0.5, min_length_ms=2000)
     events = events_from_scores(scores, TASK, params)
     write_events(EventList(scores.video, scores.duration_ms, TASK, params, tuple(events)), out / "heldout.events.json", force=True)
     if events:
