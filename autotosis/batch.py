@@ -562,7 +562,7 @@ def _listing(picks: Sequence[Pick], runs, render: RenderOptions, options: BatchO
 
 def batch_settings(options: BatchOptions, model_fingerprint: str) -> dict:
     """What decides the outputs (not how fast they are made): the key of a VOD's done record."""
-    speed_only = {"batch_size", "use_cache", "cache_dir", "threads"}
+    speed_only = {"batch_size", "use_cache", "cache_dir", "threads", "stall_timeout_s"}
     settings = {
         "model": model_fingerprint,
         "scan": {f.name: getattr(options.scan, f.name) for f in fields(options.scan) if f.name not in speed_only},

@@ -5,23 +5,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from rich.markup import escape
+
 from autotosis import __version__
 from autotosis.config import Config, load_config
-from autotosis.errors import AutotosisError, ExitStatus, LabelErrors, UsageError
+from autotosis.errors import AutotosisError, ExitStatus, LabelErrors, Terminated, UsageError
 from autotosis.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
 
 EXIT_CODES_HELP = """exit status:
   0 ok   1 internal error   2 bad usage/config   3 label file error   4 video/ffmpeg error
   5 model/checkpoint error   6 output exists (use --force)   7 unusable data
   8 batch finished but some VODs failed (see its summary)
-  9 a file could not be written or read (disk full, size limit, permissions)   130 interrupted"""
+  9 a file could not be written or read (disk full, size limit, permissions)
+  130 interrupted (Ctrl-C)   143 terminated (SIGTERM; cleaned up as after Ctrl-C)"""
 
 
 # --------------------------------------------------------------------------- value parsers
@@ -37,44 +42,26 @@ def duration_ms(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time ({exc}); use seconds like 2.5 or m:ss like 1:05") from None
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
-    return value
+def _number_type(name: str, convert: Callable[[str], float], accept: Callable[[float], bool], what: str, rule: str):
+    """An argparse ``type=``: ``convert`` the text, then check it with ``accept``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{value} {rule}")
+        return value
+
+    parse.__name__ = name
+    return parse
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
-    return value
+probability = _number_type("probability", float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1", "is outside 0..1")
+positive_float = _number_type("positive_float", float, lambda v: v > 0, "a number", "must be greater than 0")
+positive_int = _number_type("positive_int", int, lambda v: v > 0, "a whole number", "must be at least 1")
+count = _number_type("count", int, lambda v: v >= 0, "a whole number", "must be 0 or more")
 
 
 def region(text: str) -> tuple[float, float, float, float]:
@@ -127,11 +114,13 @@ class Context:
     def console(self):
         from rich.console import Console
 
-        return Console(highlight=False, soft_wrap=True)
+        return Console(highlight=False, soft_wrap=True, emoji=False)  # ":fire:" in a file name stays text
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, *, markup: bool = False) -> None:
+        """Print a line; plain text unless ``markup`` (then escape the names in it), so a file
+        called "[final] vod.mp4" is printed as it is."""
         if not self.quiet:
-            self.console.print(text)
+            self.console.print(text, markup=markup)
 
     @contextlib.contextmanager
     def progress(self) -> Iterator[ProgressCallback]:
@@ -250,7 +239,7 @@ def _print_frameset(ctx: Context, frameset) -> None:
         table.add_column(name, justify="right")
     for clip in frameset.clips:
         counts = clip.counts
-        table.add_row(clip.clip.name, *(str(counts.get(i, 0)) for i in (*range(len(frameset.classes)), -1)))
+        table.add_row(escape(clip.clip.name), *(str(counts.get(i, 0)) for i in (*range(len(frameset.classes)), -1)))
     if not ctx.quiet:
         ctx.console.print(table)
         if frameset.clips:
@@ -290,7 +279,7 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
         result = train(frameset, config, out, resume=Path(args.resume) if args.resume else None, force=args.force,
                        on_epoch=on_epoch, on_step=on_step)
     for warning in result.warnings:
-        ctx.say(f"[yellow]warning:[/] {warning}")
+        ctx.say(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     best = next(m for m in result.history if m.epoch == result.best_epoch) if result.history else None
     if best is not None and not ctx.quiet:
         table = Table(title="best checkpoint")
@@ -352,8 +341,8 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
         else:
             labels = parse_labels(args.labels, check_files=True)
             check_label_classes(labels.class_names(), info.classes, str(labels.path))
-            units = score_labelled_clips(labels, model_path, fps=args.fps, batch_size=args.batch_size,
-                                         use_cache=not args.no_cache, crop_borders=args.crop_borders, progress=progress)
+            units = score_labelled_clips(labels, model_path, scan=_scan_options(args), crop_borders=args.crop_borders,
+                                         progress=progress)
     report = evaluate_units(units, info.classes, options, task=info.task, model=str(model_path),
                             default_threshold=info.threshold, class_name=args.class_name)
     _print_eval(ctx, report)
@@ -383,7 +372,7 @@ def _print_eval(ctx: Context, report) -> None:
         for c in worst_first(r.clips):
             bad = (c.event.f1 if c.event is not None else c.frame.f1) < 0.5
             events = "–" if c.event is None else f"{c.events_true}/{c.events_found}/{c.event.tp}"
-            table.add_row(c.name, str(c.line or "–"), str(c.counted), ratio(c.frame.precision), ratio(c.frame.recall),
+            table.add_row(escape(c.name), str(c.line or "–"), str(c.counted), ratio(c.frame.precision), ratio(c.frame.recall),
                           ratio(c.frame.f1), ratio(c.average_precision), events,
                           ratio(c.event.f1 if c.event is not None else None), style="red" if bad else None)
         ctx.console.print(table)
@@ -395,7 +384,7 @@ def _print_eval(ctx: Context, report) -> None:
         for level, m, ap in (("frame", r.frame, ratio(r.average_precision)), ("event", r.event, "")):
             if m is None:
                 continue
-            summary.add_row(r.class_name, level, f"{r.threshold:.2f}", ratio(m.precision), ratio(m.recall), ratio(m.f1),
+            summary.add_row(escape(r.class_name), level, f"{r.threshold:.2f}", ratio(m.precision), ratio(m.recall), ratio(m.f1),
                             str(m.tp), str(m.fp), str(m.fn), ap)
     ctx.console.print(summary)
 
@@ -412,7 +401,7 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
         (out / name).mkdir(parents=True, exist_ok=True)
     ctx.say(f"wrote {len(result.written)} frames to {result.folder}")
     if result.missing:
-        ctx.say(f"[yellow]warning:[/] {result.missing} sampled times had no frame (past a video's last frame)")
+        ctx.say(f"[yellow]warning:[/] {result.missing} sampled times had no frame (past a video's last frame)", markup=True)
     ctx.say(f"next: move each image from {UNSORTED}/ into a folder per class ({', '.join(names) or 'e.g. background/, rage/'}) "
             f"and run `autotosis train {out} -o MODEL.pt`")
     return ExitStatus.OK
@@ -442,8 +431,8 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
                 pad_after_ms=args.pad_after, max_length_ms=args.max_length, top_k=args.top_k, top_percent=args.top_percent,
             )
             result = make_review_clips([Path(v) for v in args.videos], Path(args.model), labels_path, out_dir, params,
-                                       class_name=args.class_name, iteration=args.iteration, scan_fps=args.fps,
-                                       use_cache=not args.no_cache, force=args.force, progress=progress)
+                                       class_name=args.class_name, iteration=args.iteration, scan=_scan_options(args),
+                                       force=args.force, progress=progress)
             for clip in result.clips:
                 spans = "  ".join(s.as_text() for s in clip.spans)
                 ctx.say(f"{clip.path}  {spans}  (peak {clip.peak:.2f})")
@@ -456,8 +445,8 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
             hard_labels = parse_labels(args.hard_negatives, check_files=True)
             base = Path(args.output) if args.output else hard_labels.path.parent / "review"
             hard = write_hard_examples(hard_labels, Path(args.model), base / "hard-examples", min_confidence=args.min_confidence,
-                                       limit=args.max_images, band_ms=args.band, scan_fps=args.fps,
-                                       use_cache=not args.no_cache, crop_borders=args.crop_borders, force=args.force,
+                                       limit=args.max_images, band_ms=args.band, scan=_scan_options(args),
+                                       crop_borders=args.crop_borders, force=args.force,
                                        progress=progress)
             if hard.sheet is None:
                 ctx.say(f"no frame of {hard_labels.path.name} is wrong with confidence {args.min_confidence:.2f} or more")
@@ -472,8 +461,11 @@ def _scan_options(args: argparse.Namespace):
 
     from autotosis.coarse import CoarseOptions
 
-    return ScanOptions(fps=args.fps, batch_size=args.batch_size, region=args.crop, full_frame=args.full_frame,
-                       use_cache=not args.no_cache, mode=args.mode, coarse=CoarseOptions(threshold=args.coarse_threshold))
+    # eval's options have no crop or mode: its clips are scanned densely with their own crops.
+    return ScanOptions(fps=args.fps, batch_size=args.batch_size, region=getattr(args, "crop", None),
+                       full_frame=getattr(args, "full_frame", False), use_cache=not args.no_cache,
+                       mode=getattr(args, "mode", "auto"), coarse=CoarseOptions(threshold=getattr(args, "coarse_threshold", None)),
+                       stall_timeout_s=args.stall_timeout)
 
 
 def _model_task(path: str) -> str:
@@ -534,7 +526,7 @@ def _print_events(ctx: Context, events, title: str) -> None:
     for column in ("#", "start", "end", "length", "class", "peak", "mean"):
         table.add_column(column, justify="right")
     for i, e in enumerate(events, 1):
-        table.add_row(str(i), _clock(e.start_ms), _clock(e.end_ms), f"{e.duration_ms / 1000:.1f}s", e.label, f"{e.peak:.2f}", f"{e.mean:.2f}")
+        table.add_row(str(i), _clock(e.start_ms), _clock(e.end_ms), f"{e.duration_ms / 1000:.1f}s", escape(e.label), f"{e.peak:.2f}", f"{e.mean:.2f}")
     ctx.console.print(table)
 
 
@@ -573,13 +565,11 @@ def _render_options(args: argparse.Namespace, **extra):
 
 
 def _say_chapters(ctx: Context, result) -> None:
-    from rich.markup import escape
-
     if result.chapters_text is None:
         return
-    ctx.say(f"{len(result.chapters)} chapters muxed into the reel; for a YouTube description: {escape(str(result.chapters_text))}")
+    ctx.say(f"{len(result.chapters)} chapters muxed into the reel; for a YouTube description: {result.chapters_text}")
     for warning in result.warnings:
-        ctx.say(f"[yellow]note:[/] {escape(warning)}")
+        ctx.say(f"[yellow]note:[/] {escape(warning)}", markup=True)
 
 
 def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
@@ -625,7 +615,6 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
     import os
 
-    from rich.markup import escape
 
     from autotosis.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
     from autotosis.engines import import_ray, make_engine
@@ -655,11 +644,11 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
 
     def on_item(item) -> None:
         if item.status == "failed":
-            ctx.say(f"[red]failed[/] {escape(item.source.name)}: {escape(item.error or '')}")
+            ctx.say(f"[red]failed[/] {escape(item.source.name)}: {escape(item.error or '')}", markup=True)
         elif item.status == "done":
-            ctx.say(f"[green]done[/] {escape(item.source.name)}: {item.events} event{'' if item.events == 1 else 's'}")
+            ctx.say(f"[green]done[/] {escape(item.source.name)}: {item.events} event{'' if item.events == 1 else 's'}", markup=True)
 
-    ctx.say(f"{len(sources)} VOD{'' if len(sources) == 1 else 's'} -> {escape(str(out))} ({args.engine} engine)")
+    ctx.say(f"{len(sources)} VOD{'' if len(sources) == 1 else 's'} -> {out} ({args.engine} engine)")
     with ctx.progress() as progress:
         result = run_batch(sources, options, engine, progress=progress, on_item=on_item)
     if not ctx.quiet:
@@ -691,7 +680,6 @@ def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
 
 
 def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     from autotosis.scan import scan_video
@@ -736,7 +724,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
             w = short.window
             table.add_row(escape(short.file_name), escape(short.source.name), _clock(w.start_ms), f"{w.duration_ms / 1000:.1f}s", f"{w.event.peak:.2f}")
         ctx.console.print(table)
-    ctx.say(f"wrote {len(result.shorts)} shorts and the index {escape(str(result.index_json))} (+ .csv)")
+    ctx.say(f"wrote {len(result.shorts)} shorts and the index {result.index_json} (+ .csv)")
     return ExitStatus.OK
 
 
@@ -756,8 +744,6 @@ def _file_stem(path: str | Path, *endings: str) -> str:
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from autotosis import media
     from autotosis.export import PER_VIDEO_FORMATS, TIMELINE_FORMATS, export_events, parse_formats
     from autotosis.segments import read_events
@@ -782,13 +768,13 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     protect = [Path(p) for p in [*args.events, *(args.video or ())]]
     result = export_events(sources, formats, base, name=args.name, force=args.force, protect=protect)
     for warning in result.warnings:
-        ctx.say(f"[yellow]note:[/] {escape(warning)}")
+        ctx.say(f"[yellow]note:[/] {escape(warning)}", markup=True)
     for path in result.paths:
-        ctx.say(f"wrote {escape(str(path))}")
+        ctx.say(f"wrote {path}")
     return ExitStatus.OK
 
 
-_SCAN_DESTS = ("fps", "batch_size", "crop", "full_frame", "no_cache", "mode", "coarse_threshold")
+_SCAN_DESTS = ("fps", "batch_size", "crop", "full_frame", "no_cache", "mode", "coarse_threshold", "stall_timeout")
 _EVENT_DESTS = ("class_name", "threshold", "release", "min_length", "merge_gap", "pad_before", "pad_after", "max_length",
                 "top_k", "top_percent")
 
@@ -802,8 +788,6 @@ def _refuse_unused(ctx: Context, dests: Sequence[str], why: str) -> None:
 
 
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from autotosis import media
     from autotosis.fsutil import check_writable
     from autotosis.report import write_report
@@ -846,14 +830,14 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
         video = Path(args.video) if args.video else _recorded_video(scores.video, Path(args.scores))
         if video is None:
             ctx.say(f"[yellow]note:[/] the scanned video {escape(str(scores.video))} was not found: no thumbnails "
-                    "(pass VIDEO to add them)")
+                    "(pass VIDEO to add them)", markup=True)
         else:
             settings["video"] = str(video)
         info = media.probe(video) if video is not None else None
         write_report(scores, events, out, video=info, settings=settings, force=args.force,
                      thumbnails_per_event=args.thumbnails, progress=progress)
     _print_events(ctx, events.events, f"{len(events.events)} events in {scores.video.name}")
-    ctx.say(f"wrote {escape(str(out))}")
+    ctx.say(f"wrote {out}")
     return ExitStatus.OK
 
 
@@ -862,24 +846,21 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
 
     options = DemoOptions(out=Path(args.out), seed=args.seed, epochs=args.epochs, force=args.force)
     with ctx.progress() as progress:
-        run_demo(options, say=ctx.say, progress=progress, console=None if ctx.quiet else ctx.console)
+        run_demo(options, say=lambda text: ctx.say(text, markup=True), progress=progress, console=None if ctx.quiet else ctx.console)
     return ExitStatus.OK
 
 
 def cmd_export_onnx(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from autotosis.onnx_backend import export_onnx
 
     out = Path(args.output)
     info = export_onnx(Path(args.model), out, force=args.force)
-    ctx.say(f"wrote {escape(str(out))} (task {escape(info.task)!r}, input uint8 RGB N x {info.input_size} x {info.input_size} x 3, "
-            f"output softmax over {escape(', '.join(info.classes))})")
+    ctx.say(f"wrote {out} (task {info.task!r}, input uint8 RGB N x {info.input_size} x {info.input_size} x 3, "
+            f"output softmax over {', '.join(info.classes)})")
     return ExitStatus.OK
 
 
 def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
     from rich.table import Table
 
     from autotosis.stills import StillsOptions, mine_stills
@@ -902,7 +883,7 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
     ctx.say(f"decoded {result.decoded} {what}, dropped {result.dropped} near-duplicates ({share:.0%}), "
             f"{len(result.candidates)} distinct")
     if predictor is not None:
-        ctx.say(f"{result.eligible} distinct frames scored at least {result.settings['min_score']:.2f} for {escape(str(result.class_name))}")
+        ctx.say(f"{result.eligible} distinct frames scored at least {result.settings['min_score']:.2f} for {result.class_name}")
     if result.stills and not ctx.quiet and not args.keyframes:
         table = Table(title=f"{len(result.stills)} still{'' if len(result.stills) == 1 else 's'}")
         for column in ("#", "time", "score", "size", "file"):
@@ -912,13 +893,11 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
             table.add_row(str(i), _clock(still.time_ms), score, f"{still.width}x{still.height}", escape(still.path.name))
         ctx.console.print(table)
     noun = "still" if len(result.stills) == 1 else "stills"
-    ctx.say(f"wrote {len(result.stills)} {noun} and {escape(result.manifest.name)} to {escape(str(result.manifest.parent))}")
+    ctx.say(f"wrote {len(result.stills)} {noun} and {result.manifest.name} to {result.manifest.parent}")
     return ExitStatus.OK
 
 
 def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.markup import escape
-
     from autotosis import explain
     from autotosis.fsutil import check_writable
     from autotosis.model import load_checkpoint
@@ -956,9 +935,9 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     result = explain.explain_picture(model, info, picture, region=region, class_name=args.class_name, border=args.border,
                                      layer=args.layer)
     explain.write_png(out, explain.overlay(picture, result), force=args.force)
-    ctx.say(f"{escape(result.class_name)}: {result.probability:.3f}; Grad-CAM ({result.layer}, {result.grid}x{result.grid} cells): "
+    ctx.say(f"{result.class_name}: {result.probability:.3f}; Grad-CAM ({result.layer}, {result.grid}x{result.grid} cells): "
             f"{_share(result.border_share)} of the heat on the outer {result.border:.0%} border")
-    ctx.say(f"wrote {escape(str(out))}")
+    ctx.say(f"wrote {out}")
     return ExitStatus.OK
 
 
@@ -967,19 +946,17 @@ def _share(value: float) -> str:
 
 
 def _say_audit(ctx: Context, result) -> None:
-    from rich.markup import escape
-
     ctx.say(f"audited {result.frames} {escape(result.which)} from {len(result.val_clips)} clip(s)"
-            + (" [yellow](the model was validated on its training clips)[/]" if result.validated_on_training else ""))
+            + (" [yellow](the model was validated on its training clips)[/]" if result.validated_on_training else ""), markup=True)
     ctx.say(f"Grad-CAM ({result.layer}, {result.grid}x{result.grid} cells): {_share(result.mean_share)} of the heat on the outer "
             f"{result.border:.0%} border (median {_share(result.median_share)}; evenly spread heat: {result.even_share:.0%}, "
             f"heat only on the edge cells: {result.edge_share:.0%})"
             + (f"; {result.empty} frame(s) with an empty heatmap left out" if result.empty else ""))
-    ctx.say(f"occlusion: mean {escape(result.class_name)} score {result.score:.2f}; border greyed out {result.score_border_masked:.2f} "
+    ctx.say(f"occlusion: mean {result.class_name} score {result.score:.2f}; border greyed out {result.score_border_masked:.2f} "
             f"({-result.border_drop:+.2f}); centre of the same area greyed out {result.score_centre_masked:.2f} ({-result.centre_drop:+.2f})")
     if result.shortcut_likely:
         ctx.say(f"[yellow]warning:[/] a border shortcut is likely: {escape('; '.join(result.reasons))}. Check the clips for "
-                "letterbox bars, logos or overlays that come with the highlights, and crop them away (crop=... in the label file).")
+                "letterbox bars, logos or overlays that come with the highlights, and crop them away (crop=... in the label file).", markup=True)
     else:
         ctx.say("no sign of a border shortcut")
 
@@ -1032,16 +1009,29 @@ def _add_frame_options(p: argparse.ArgumentParser) -> None:
                    help="ignore frames this close to a span edge, since hand-marked edges are rough (default: 0.5)")
     g.add_argument("--crop-borders", action="store_true",
                    help="crop letterbox/pillarbox borders (found with ffmpeg cropdetect) away from clips without a crop=, "
-                        "so the model cannot learn which sources have black bars")
+                        "so the model cannot learn which sources have black bars; scanning with the model then crops each "
+                        "video's own bars the same way")
 
 
-def _add_scan_options(p: argparse.ArgumentParser) -> None:
+def _add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, labelled_clips: bool = False) -> None:
+    """The scanning options; ``new_videos``: crop and mode choices for videos without labels;
+    ``labelled_clips``: clips of a label file are scanned with their own crops (plus --crop-borders)."""
     g = p.add_argument_group("scanning")
     g.add_argument("--fps", type=positive_float, default=2.0, help="scores per second of video (default: 2)")
     g.add_argument("--batch-size", type=positive_int, default=16, help="frames per inference batch (default: 16)")
-    g.add_argument("--crop", type=region, metavar="x0,y0,x1,y1", help="region to classify (default: the crop the model was trained on)")
-    g.add_argument("--full-frame", action="store_true", help="classify the whole frame, ignoring the model's crop")
     g.add_argument("--no-cache", action="store_true", help="always decode again instead of re-using cached scores")
+    g.add_argument("--stall-timeout", type=positive_float, default=600.0, metavar="S",
+                   help="give up on a video when ffmpeg delivers no frame for S seconds: a hung disk or network share "
+                        "(default: 600)")
+    if labelled_clips:
+        g.add_argument("--crop-borders", action="store_true",
+                       help="labelled clips without a crop: crop letterbox borders away (as `train --crop-borders`)")
+    if not new_videos:
+        return
+    g.add_argument("--crop", type=region, metavar="x0,y0,x1,y1",
+                   help="region to classify (default: the crop the model was trained on; a model trained with --crop-borders: "
+                        "the picture inside this video's letterbox bars)")
+    g.add_argument("--full-frame", action="store_true", help="classify the whole frame, ignoring the model's crop")
     g.add_argument("--mode", choices=("auto", "dense", "coarse"), default="auto",
                    help="dense: decode and score the whole video; coarse: score the keyframes first, then decode densely "
                         "only around keyframes that might show an event (several times faster on long VODs; can miss an "
@@ -1206,11 +1196,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                    help="samples this close to a span edge are not counted, as in training (default: 0.5)")
     g.add_argument("--min-length", type=duration_ms, default=1000, metavar="S", help="drop predicted events shorter than this (default: 1)")
     g.add_argument("--merge-gap", type=duration_ms, default=2000, metavar="S", help="join predicted events closer than this (default: 2)")
-    g = p.add_argument_group("scanning")
-    g.add_argument("--fps", type=positive_float, default=2.0, help="scores per second of video (default: 2)")
-    g.add_argument("--batch-size", type=positive_int, default=32, help="frames per inference batch (default: 32)")
-    g.add_argument("--crop-borders", action="store_true", help="crop letterbox borders away from clips without a crop (as `train --crop-borders`)")
-    g.add_argument("--no-cache", action="store_true", help="always decode again instead of re-using cached scores")
+    _add_scan_options(p, new_videos=False, labelled_clips=True)
 
     p = add("review", cmd_review, "cut the model's events into review clips and add their lines to the label file",
             "The hard-example loop. For each VIDEO, the model's events (found as `autotosis events` finds them; the\n"
@@ -1237,10 +1223,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     g.add_argument("--max-images", type=positive_int, default=100, metavar="N", help="at most N images, the most confident (default: 100)")
     g.add_argument("--band", type=duration_ms, default=500, metavar="SECONDS",
                    help="frames this close to a span edge are not judged, as in training (default: 0.5)")
-    g.add_argument("--crop-borders", action="store_true", help="as `train --crop-borders`")
-    g = p.add_argument_group("scanning")
-    g.add_argument("--fps", type=positive_float, default=2.0, help="scores per second of video (default: 2)")
-    g.add_argument("--no-cache", action="store_true", help="always decode again instead of re-using cached scores")
+    _add_scan_options(p, labelled_clips=True)
     _add_event_options(p)
 
     p = add("sample", cmd_sample, "save random frames of videos, to label them by sorting into class folders",
@@ -1549,6 +1532,23 @@ def _check_config_keys(config: Config, parsers: dict[str, argparse.ArgumentParse
                 raise UsageError(f"{config.path}: [{section}] unknown option {key.replace('_', '-')!r}", hint=hint)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. main() called by a test thread)
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, parsers = build_parser()
@@ -1565,7 +1565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       explicit=_explicit_options(parser, parsers, argv), actions=actions, quiet=args.quiet)
         _check_config_keys(config, parsers)
         ctx.apply_config(args, None)
-        return int(args.handler(ctx, args))
+        with _sigterm_as_interrupt():
+            return int(args.handler(ctx, args))
     except LabelErrors as exc:
         for error in exc.errors:
             print(f"autotosis: {error}", file=sys.stderr)
@@ -1580,6 +1581,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("ffmpeg said:\n" + stderr_tail, file=sys.stderr)
             traceback.print_exc()
         return int(exc.exit_status)
+    except Terminated:
+        print("autotosis: terminated", file=sys.stderr)
+        return int(ExitStatus.TERMINATED)
     except KeyboardInterrupt:
         print("autotosis: interrupted", file=sys.stderr)
         return int(ExitStatus.INTERRUPTED)

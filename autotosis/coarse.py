@@ -40,7 +40,11 @@ class CoarseOptions:
 
 
 def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """One score per sample: the probability that it is *not* background (any highlight class)."""
+    """One score per sample: the probability that it is *not* background (any highlight class).
+
+    A model without a "background" class gets its top class probability, which is never
+    low: every keyframe becomes a candidate, so coarse mode falls back to a dense scan.
+    """
     probs = np.asarray(probs, dtype=np.float32)
     if "background" in classes:
         return 1.0 - probs[:, classes.index("background")]

@@ -24,7 +24,7 @@ from autotosis.fsutil import atomic_path, file_fingerprint, write_error, write_t
 from autotosis.labels import ClipEntry, LabelFile, Span, check_durations
 from autotosis.progress import ProgressCallback, no_progress
 
-SHARD_FORMAT = 2
+SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen at each time)
 IGNORE = -1
 
 
@@ -65,6 +65,7 @@ class FrameSet:
     size: int
     crop: tuple[float, float, float, float] | None
     clips: tuple[ClipFrames, ...]
+    crop_borders: bool = False  # letterbox borders were cropped away from clips without a crop
 
     def counts(self) -> dict[str, int]:
         """Frames per class name, plus 'ignored'."""
@@ -139,6 +140,21 @@ def clip_region(entry: ClipEntry, info: media.VideoInfo, crop_borders: bool,
     return region
 
 
+def clip_regions(labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_borders: bool,
+                 frames_dir: Path | None = None) -> dict[Path, tuple[float, float, float, float] | None]:
+    """``clip_region`` of every clip; detected borders are cached in ``frames_dir/borders.json``
+    (default: the label file's frames folder), shared by frames, train, eval and review."""
+    if not crop_borders:
+        return {e.path: clip_region(e, infos[e.path], False) for e in labels.entries}
+    path = Path(frames_dir if frames_dir is not None else default_frames_dir(labels)) / "borders.json"
+    cache = _read_json_dict(path)
+    before = dict(cache)
+    regions = {e.path: clip_region(e, infos[e.path], True, cache) for e in labels.entries}
+    if cache != before:
+        write_text_atomic(path, json.dumps(cache), force=True)
+    return regions
+
+
 def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str],
                region: tuple[float, float, float, float] | None) -> str:
     identity = {
@@ -197,11 +213,7 @@ def extract_frames(
     done_ms = 0
     clips: list[ClipFrames] = []
     keep: set[str] = set()
-    borders_path = out_dir / "borders.json"
-    borders = _read_json_dict(borders_path) if options.crop_borders else {}
-    regions = {e.path: clip_region(e, infos[e.path], options.crop_borders, borders) for e in labels.entries}
-    if options.crop_borders:
-        write_text_atomic(borders_path, json.dumps(borders), force=True)
+    regions = clip_regions(labels, infos, options.crop_borders, out_dir)
     progress("frames", 0, total_ms / 1000)
     for entry in labels.entries:
         info = infos[entry.path]
@@ -215,8 +227,11 @@ def extract_frames(
         progress("frames", done_ms / 1000, total_ms / 1000)
     if prune:
         _prune(out_dir, keep)
-    crops = Counter(regions[e.path] for e in labels.entries)
-    frameset = FrameSet(task=labels.task, classes=classes, size=options.size, crop=crops.most_common(1)[0][0], clips=tuple(clips))
+    # The model's crop is the label file's usual crop; detected borders are per video, so a
+    # model trained with crop_borders detects them again in each video it scans.
+    crops = Counter(_crop_tuple(e) for e in labels.entries)
+    frameset = FrameSet(task=labels.task, classes=classes, size=options.size, crop=crops.most_common(1)[0][0], clips=tuple(clips),
+                        crop_borders=options.crop_borders)
     manifest = {
         "task": labels.task,
         "labels": str(labels.path),

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 
 from autotosis.progress import ProgressCallback, no_progress
 
@@ -95,7 +96,7 @@ def run_demo(
     for path in (labels_path, model_path, reel_path):
         check_writable(path, options.force)
 
-    say(f"[bold]1/6[/] generating sample stream clips in {out / 'clips'}")
+    say(f"[bold]1/6[/] generating sample stream clips in {escape(str(out / 'clips'))}")
     samples = make_sample_set(
         out / "clips", seed=options.seed, train_clips=options.train_clips, clip_s=options.clip_s,
         heldout_s=options.heldout_s, heldout_events=options.heldout_events,
@@ -160,10 +161,8 @@ def _report(demo: DemoResult, say: Callable[[str], None], console) -> None:
     say(f"frame-level  precision {demo.frame['precision']:.3f}  recall {demo.frame['recall']:.3f}  F1 {demo.frame['f1']:.3f}")
     say(f"event-level  precision {demo.event['precision']:.3f}  recall {demo.event['recall']:.3f}  F1 {demo.event['f1']:.3f}"
         f"  ({demo.events_found} found, {demo.events_true} true)")
-    say(f"demo finished in {demo.seconds:.0f} s. Outputs in {demo.out}:")
-    say(f"  reel        {demo.reel}")
-    say(f"  labels      {demo.labels}")
-    say(f"  model       {demo.model}")
-    say(f"  scores      {demo.out / 'heldout.scores.json'}")
-    say(f"  events      {demo.out / 'heldout.events.json'}")
-    say(f"  metrics     {demo.out / 'metrics.json'}")
+    say(f"demo finished in {demo.seconds:.0f} s. Outputs in {escape(str(demo.out))}:")
+    for name, path in (("reel", demo.reel), ("labels", demo.labels), ("model", demo.model),
+                       ("scores", demo.out / "heldout.scores.json"), ("events", demo.out / "heldout.events.json"),
+                       ("metrics", demo.out / "metrics.json")):
+        say(f"  {name:<11} {escape(str(path))}")

@@ -25,6 +25,12 @@ class ExitStatus(enum.IntEnum):
     SOME_FAILED = 8  # a batch ran to the end but some of its items failed (each is named in its summary)
     FILESYSTEM = 9  # a file could not be written or read (disk full, file size limit, no permission)
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (kill, timeout, a job scheduler, docker stop): stopped as cleanly as Ctrl-C
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so everything unwinds as on Ctrl-C: ffmpeg
+    children are stopped, temporary files removed, finished outputs kept."""
 
 
 class AutotosisError(Exception):

@@ -34,6 +34,7 @@ from autotosis.segments import EventParams, event_spans, find_events
 
 if TYPE_CHECKING:
     from autotosis.sampling import ImageFolder
+    from autotosis.scan import ScanOptions
 
 # An unmatched predicted event counts as a false positive unless at least this much of it lies
 # inside unsure spans.
@@ -291,25 +292,28 @@ def report_json(report: EvalReport) -> dict[str, Any]:
 # --------------------------------------------------------------------------- scanning labelled clips
 
 
-def score_labelled_clips(labels: LabelFile, model_path: Path, *, fps: float = 2.0, batch_size: int = 32,
-                         use_cache: bool = True, crop_borders: bool = False,
-                         progress: ProgressCallback = no_progress) -> list[LabelledScores]:
+def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptions | None = None,
+                         crop_borders: bool = False, progress: ProgressCallback = no_progress) -> list[LabelledScores]:
     """Scan every clip of ``labels`` with the model (cached) and pair the scores with its spans.
 
-    Each clip is scanned with the crop its label line gives (the whole frame when it has
-    none), as its training frames were taken; ``crop_borders`` crops letterbox borders away
-    from clips without a crop, as ``train --crop-borders`` does.
+    ``scan`` gives the sampling rate, batch size and cache use.  Each clip is scanned densely
+    with the crop its label line gives (the whole frame when it has none), as its training
+    frames were taken; ``crop_borders`` crops letterbox borders away from clips without a
+    crop, as ``train --crop-borders`` does.
     """
-    from autotosis.dataset import clip_region, validate_against_media
+    from autotosis.dataset import clip_regions, validate_against_media
     from autotosis.scan import ScanOptions, scan_video
 
+    scan = scan or ScanOptions()
+
     infos = validate_against_media(labels)
+    regions = clip_regions(labels, infos, crop_borders)
     label_classes = labels.class_names()
     units = []
     for number, entry in enumerate(labels.entries):
         progress("eval (clips)", number, len(labels.entries))
-        region = clip_region(entry, infos[entry.path], crop_borders)
-        options = ScanOptions(fps=fps, batch_size=batch_size, region=region, full_frame=region is None, use_cache=use_cache)
+        region = regions[entry.path]
+        options = replace(scan, region=region, full_frame=region is None, mode="dense")
         scores = scan_video(entry.path, model_path, options, progress=progress)
         units.append(clip_unit(entry, scores, label_classes))
     progress("eval (clips)", len(labels.entries), len(labels.entries))

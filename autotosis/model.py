@@ -54,6 +54,9 @@ class ModelInfo:
     metrics: dict = field(default_factory=dict)
     epoch: int = 0
     autotosis_version: str = __version__
+    # Trained with --crop-borders: a video scanned without a crop has its letterbox borders
+    # cropped away too, so the model sees pictures framed as in training.
+    crop_borders: bool = False
 
     def positive_class(self) -> str:
         """The class whose probability is the highlight score."""
@@ -85,6 +88,7 @@ class ModelInfo:
             values["threshold"] = float(values["threshold"])
             values["train_args"] = dict(values.get("train_args") or {})
             values["metrics"] = dict(values.get("metrics") or {})
+            values["crop_borders"] = bool(values.get("crop_borders", False))
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: checkpoint metadata is malformed ({exc})", hint=_TRAIN_HINT) from exc
         return cls(**values)

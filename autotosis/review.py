@@ -26,6 +26,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from autotosis.fsutil import atomic_path, check_writable
 from autotosis.labels import Crop, LabelFile, Span, format_clip_line, format_time, parse_labels, parse_labels_text
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.segments import Event, EventParams, events_from_scores
+
+if TYPE_CHECKING:
+    from autotosis.scan import ScanOptions
 
 _ITER_RE = re.compile(r"(?:^|[/\\])iter(\d+)_")
 _SECTION_RE = re.compile(r"^# --- review iter(\d+)\b", re.MULTILINE)
@@ -151,15 +155,14 @@ def make_review_clips(
     *,
     class_name: str | None = None,
     iteration: int | None = None,
-    scan_fps: float = 2.0,
-    use_cache: bool = True,
+    scan: ScanOptions | None = None,
     force: bool = False,
     progress: ProgressCallback = no_progress,
 ) -> ReviewResult:
     """Cut the model's events in ``videos`` into review clips and add their lines to the label file.
 
     ``params`` makes the clips (its padding is the context around each event); the spans
-    written are the same events without padding.
+    written are the same events without padding.  ``scan`` says how the videos are scanned.
     """
     from autotosis.model import load_checkpoint
     from autotosis.render import ReelPart, RenderOptions, render_reel
@@ -179,7 +182,7 @@ def make_review_clips(
 
     plans: list[tuple[Path, ClipWindow, Path]] = []
     for video in videos:
-        scores = scan_video(Path(video), Path(model_path), ScanOptions(fps=scan_fps, use_cache=use_cache), progress=progress)
+        scores = scan_video(Path(video), Path(model_path), scan or ScanOptions(), progress=progress)
         windows = events_from_scores(scores, class_name, params)
         cores = events_from_scores(scores, class_name, replace(params, pad_before_ms=0, pad_after_ms=0, top_k=None))
         for number, window in enumerate(review_windows(windows, cores), start=1):
@@ -278,22 +281,23 @@ def hard_example_name(example: HardExample) -> str:
 
 
 def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, min_confidence: float = 0.8,
-                        limit: int = 100, band_ms: int = 500, scan_fps: float = 2.0, use_cache: bool = True,
+                        limit: int = 100, band_ms: int = 500, scan: ScanOptions | None = None,
                         crop_borders: bool = False, force: bool = False,
                         progress: ProgressCallback = no_progress) -> HardResult:
     """Scan the labelled clips, and save the frames the model gets confidently wrong plus a contact sheet."""
     from PIL import Image
 
-    from autotosis.dataset import clip_region
+    from autotosis.dataset import clip_regions
     from autotosis.evaluate import check_label_classes, score_labelled_clips
     from autotosis.model import load_checkpoint
 
     info = load_checkpoint(Path(model_path))[1]
     check_label_classes(labels.class_names(), info.classes, str(labels.path))
-    units = score_labelled_clips(labels, Path(model_path), fps=scan_fps, use_cache=use_cache, crop_borders=crop_borders,
+    units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders,
                                  progress=progress)
     infos = {e.path: media.probe(e.path) for e in labels.entries}
-    regions = [clip_region(e, infos[e.path], crop_borders) for e in labels.entries]
+    by_path = clip_regions(labels, infos, crop_borders)
+    regions = [by_path[e.path] for e in labels.entries]
     examples = find_hard_examples(units, [e.path for e in labels.entries], regions, info.classes,
                                   band_ms=band_ms, min_confidence=min_confidence, limit=limit)
     out_dir = Path(out_dir)

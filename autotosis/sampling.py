@@ -285,7 +285,8 @@ def folder_frames(folder: ImageFolder, *, size: int = 128, region: tuple[float, 
     for path in out_dir.iterdir():
         if path.suffix in (".npy", ".json") and path.name not in keep:
             path.unlink(missing_ok=True)
-    return FrameSet(task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips))
+    return FrameSet(task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips),
+                    crop_borders=crop_borders and region is None)
 
 
 def _scene_key(folder: ImageFolder, scene: str, images: Sequence[FolderImage], size: int,

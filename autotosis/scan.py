@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 
 from autotosis import coarse, media
-from autotosis.errors import UsageError
+from autotosis.errors import MediaError, UsageError
 from autotosis.fsutil import file_fingerprint
+from autotosis.prefetch import Stalled, prefetch
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import ScoreCache, Scores, cache_key
-
-T = TypeVar("T")
 
 SCAN_MODES = ("auto", "dense", "coarse")
 AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned coarse-to-fine
@@ -46,6 +43,9 @@ class ScanOptions:
     mode: str = "auto"  # one of SCAN_MODES
     auto_coarse_ms: int = AUTO_COARSE_MS
     coarse: coarse.CoarseOptions = field(default_factory=coarse.CoarseOptions)
+    # Give up on a video when ffmpeg delivers no frames for this long (a hung network share,
+    # a dying disk); a slow but working decode delivers a batch every few seconds.
+    stall_timeout_s: float | None = 600.0
     # torch threads while scanning; None = 1 on a machine with up to 4 cores (the decoder
     # needs the others: inference at 2 scores/s is a small share of the work), a quarter
     # of the cores on bigger ones, never more than the process was already given.
@@ -60,54 +60,6 @@ class Predictor(Protocol):
     def predict(self, frames: np.ndarray) -> np.ndarray: ...
 
 
-def prefetch(iterator: Iterator[T], depth: int = 4) -> Iterator[T]:
-    """Run ``iterator`` in a thread, ``depth`` items ahead of the consumer."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    break
-            items.put((done, None))
-        except BaseException as exc:  # re-raised in the consumer
-            items.put((done, exc))
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        if thread.is_alive():
-            # The consumer stopped early (Ctrl-C, an error): the pump may be blocked reading a
-            # slow or hung ffmpeg, which only ends when ffmpeg does, so end it now.
-            media.stop_decoders(thread.ident)
-        # Drain so the pump can notice `stop` and close the ffmpeg generator.
-        while thread.is_alive():
-            try:
-                items.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-
-
 def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
     if options.mode not in SCAN_MODES:
         raise UsageError(f"unknown scan mode {options.mode!r}", hint=f"use one of {', '.join(SCAN_MODES)}")
@@ -117,14 +69,20 @@ def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
 
 
 def _score_batches(batches: Iterable[media.FrameBatch], predict: Callable[[np.ndarray], np.ndarray],
-                   classes: int, on_batch: Callable[[media.FrameBatch], None]) -> tuple[np.ndarray, np.ndarray]:
+                   classes: int, on_batch: Callable[[media.FrameBatch], None], *, video: Path,
+                   stall_timeout_s: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order."""
     times: list[np.ndarray] = []
     probs: list[np.ndarray] = []
-    for batch in prefetch(iter(batches)):
-        probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
-        times.append(batch.times_ms)
-        on_batch(batch)
+    # A consumer that stops early ends the decoder the pump may be blocked on.
+    try:
+        for batch in prefetch(iter(batches), on_abandon=media.stop_decoders, stall_timeout=stall_timeout_s):
+            probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
+            times.append(batch.times_ms)
+            on_batch(batch)
+    except Stalled:
+        raise MediaError(f"ffmpeg delivered no frame for {stall_timeout_s:g} s: decoding stalled", video,
+                         hint="check the disk or network share the video is on") from None
     if not times:
         return np.zeros(0, np.int64), np.zeros((0, classes), np.float32)
     return np.concatenate(times), np.concatenate(probs)
@@ -163,7 +121,8 @@ def scan_with(
         progress("scan", 0, total_s)
         times, probs = _score_batches(
             media.iter_frames(video, spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
-            lambda b: progress("scan", min(total_s, b.times_ms[-1] / 1000), total_s))
+            lambda b: progress("scan", min(total_s, b.times_ms[-1] / 1000), total_s),
+            video=video, stall_timeout_s=options.stall_timeout_s)
         progress("scan", total_s, total_s)
     else:
         times, probs, coarse_extra = _scan_coarse(video, info, spec, predictor, options, progress)
@@ -195,7 +154,8 @@ def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
     progress("scan keyframes", 0, total_s)
     key_times, key_probs = _score_batches(
         media.iter_frames(video, key_spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
-        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s))
+        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s),
+        video=video, stall_timeout_s=options.stall_timeout_s)
     progress("scan keyframes", total_s, total_s)
 
     # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
@@ -209,7 +169,7 @@ def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
         progress("scan candidates", 0, refine_s)
         fine_times, fine_probs = _score_batches(
             _spans_frames(video, spec, spans, info, options.batch_size), predictor.predict, len(classes),
-            _span_progress(spans, refine_s, progress))
+            _span_progress(spans, refine_s, progress), video=video, stall_timeout_s=options.stall_timeout_s)
         progress("scan candidates", refine_s, refine_s)
     times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
     extra = {
@@ -235,6 +195,14 @@ def _span_progress(spans: list[coarse.Span], total_s: float, progress: ProgressC
         progress("scan candidates", min(total_s, done_ms / 1000), total_s)
 
     return on_batch
+
+
+def _active_area(info: media.VideoInfo, cache: ScoreCache | None) -> tuple[float, float, float, float] | None:
+    """The picture inside the video's letterbox borders (None: no borders), for models trained
+    with --crop-borders; remembered per file beside the cached scores."""
+    if cache is None:
+        return media.detect_active_area(info)
+    return cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info))
 
 
 def _region(options: ScanOptions, model_info) -> tuple[float, float, float, float] | None:
@@ -293,16 +261,19 @@ def scan_video(
     else:
         threads = contextlib.nullcontext()
     model_info = predictor.info
+    cache = ScoreCache(options.cache_dir)
+    if options.region is None and not options.full_frame and model_info.crop is None and getattr(model_info, "crop_borders", False):
+        options = replace(options, region=_active_area(info, cache if options.use_cache else None))
     region = _region(options, model_info)
     fingerprint = model_fingerprint(model_path)
     mode = resolve_mode(options, info.duration_ms)
     identity = file_fingerprint(video)
-    sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense"}
+    # "pick": which frame a sample shows (fps=...:round=up since issue 4); older entries differ.
+    sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense", "pick": "up"}
     keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
     if mode == "coarse":
         threshold = coarse_threshold(options, model_info.threshold)
         keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region))
-    cache = ScoreCache(options.cache_dir)
     if options.use_cache:
         for key in keys:
             cached = cache.load(key, video)

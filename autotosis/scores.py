@@ -13,8 +13,10 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,6 +183,18 @@ class ScoreCache:
                               dict(meta.get("extra") or {}))
         except (OSError, ValueError, KeyError):
             return None  # damaged entry: scan again
+
+    def remembered(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A small JSON value stored under ``key`` (computed and stored on first use)."""
+        path = self.folder / f"{key}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))["value"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not there yet, or damaged: compute again
+        value = compute()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps({"value": value}), force=True)
+        return value
 
     def store(self, key: str, scores: Scores) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

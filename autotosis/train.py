@@ -30,6 +30,7 @@ from autotosis.dataset import IGNORE, ClipFrames, FrameSet, average_hash, near_s
 from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.fsutil import check_writable
 from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, load_checkpoint, save_checkpoint, to_input_tensor
+from autotosis.prefetch import prefetch
 
 FREEZE_CHOICES = ("none", "layer4", "fc")
 SELECT_CHOICES = ("f1", "precision")
@@ -365,16 +366,19 @@ def train_one_epoch(
     first_step: int = 0,
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean training loss, images per second incl. data loading)."""
+    """One pass over ``loader``; returns (mean training loss, images per second incl. data loading).
+
+    The next batch is read, augmented and normalised in a helper thread while the model
+    trains on the current one, so the model never waits for data (benchmarks/train.py).
+    """
     set_train_mode(model, freeze)
     total_loss, images = 0.0, 0
     steps = len(loader)
     began = time.perf_counter()
-    for step, (frames, targets) in enumerate(loader):
+    for step, (inputs, targets) in enumerate(_prepared_batches(loader, info, augment)):
         if lr_at_step is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at_step(first_step + step)
-        inputs = to_input_tensor(frames, info, augment)
         loss = F.cross_entropy(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -385,6 +389,24 @@ def train_one_epoch(
             on_step(step + 1, steps)
     seconds = time.perf_counter() - began
     return total_loss / max(images, 1), images / max(seconds, 1e-9)
+
+
+def _prepared_batches(loader: DataLoader, info: ModelInfo,
+                      augment: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Model-ready batches from ``loader``, prepared up to two ahead in a helper thread.
+
+    One thread prepares them in order, so the sampler and the augmentation draw from their
+    generators exactly as without it (runs stay reproducible and resumable).
+    """
+
+    def prepare() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # Runs in the helper thread: OpenMP's thread count is per thread, so the data work
+        # takes one core and leaves the others to the model step.
+        torch.set_num_threads(1)
+        for frames, targets in loader:
+            yield to_input_tensor(frames, info, augment), targets
+
+    return prefetch(prepare(), depth=2)
 
 
 @torch.inference_mode()
@@ -669,7 +691,7 @@ def train(
         info = ModelInfo(
             task=frameset.task, classes=tuple(frameset.classes), input_size=frameset.size,
             mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=frameset.crop, threshold=DEFAULT_THRESHOLD,
-            train_args=asdict(config),
+            train_args=asdict(config), crop_borders=frameset.crop_borders and frameset.crop is None,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)

@@ -13,7 +13,10 @@ and their ratio loop/bare (the target is >= 0.9).  The two are timed alternately
 loop, bare, loop, ...) and the medians compared, so the drift of a shared machine hits
 both alike.  Beside wall-clock images/s it prints the same ratio in images per CPU-second
 of the process (all threads): on a machine shared with other work, wall-clock time also
-counts waiting for the CPU, while CPU time counts only the work done.  Settings: full fine-tuning and layer4+fc only (--freeze layer4), each under
+counts waiting for the CPU, while CPU time counts only the work done.  Last, on one thread
+and in CPU time (robust to other load): the data work of one batch (sampling, reading from
+the shards, augmentation, normalisation) against one bare model step, the share of the
+work the loop spends on data if nothing overlapped.  Settings: full fine-tuning and layer4+fc only (--freeze layer4), each under
 torch's normal CPU kernels and under ATEN_CPU_CAPABILITY=default (no AVX2, like the
 original's i5-3570K); every setting runs in its own subprocess, because the capability is
 read once when torch starts.
@@ -122,6 +125,7 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
     )
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     frameset = make_shards(frames)
     config = TrainConfig(batch_size=batch, freeze=freeze, max_frames_per_epoch=batch * steps)
     info = ModelInfo(task="bench", classes=frameset.classes, input_size=SIZE, mean=DEFAULT_MEAN, std=DEFAULT_STD,
@@ -161,6 +165,20 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         bares.append(bare())
         loops.append(loop(index))
 
+    # One thread, CPU time: the data work of a batch against a model step.
+    torch.set_num_threads(1)
+    augment = make_augment(torch.Generator().manual_seed(5))
+    batches = iter(make_train_loader(dataset, config, 2, torch.Generator().manual_seed(5)))
+    cpu = time.process_time()
+    for _ in range(steps):
+        frames, _ = next(batches)
+        to_input_tensor(frames, info, augment)
+    data_ms = (time.process_time() - cpu) / steps * 1000
+    cpu = time.process_time()
+    bare()
+    step_ms = (time.process_time() - cpu) / steps * 1000
+    torch.set_num_threads(threads)
+
     # Memory at growing data-set sizes: anonymous memory must not follow the frame count.
     grown = []
     for times in (1, 10, 100):
@@ -175,6 +193,7 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         "loop": statistics.median(w for w, _ in loops), "bare": statistics.median(w for w, _ in bares),
         "loop_cpu": statistics.median(c for _, c in loops), "bare_cpu": statistics.median(c for _, c in bares),
         "loops": [round(w, 2) for w, _ in loops], "bares": [round(w, 2) for w, _ in bares], "memory": grown,
+        "data_ms": data_ms, "step_ms": step_ms,
     }
 
 
@@ -221,6 +240,11 @@ def main() -> None:
             cpu_ratio = result["loop_cpu"] / result["bare_cpu"]
             print(f"{name:20} {result['capability']:>10} {result['loop']:11.1f} {result['bare']:11.1f} {ratio:10.2f}"
                   f" {result['loop_cpu']:15.1f} {result['bare_cpu']:15.1f} {cpu_ratio:16.2f}", flush=True)
+    print("\none thread, CPU time per batch: data work (sampling, reading, augmentation, normalisation) vs a bare model step")
+    print(f"{'setting':20} {'capability':>10} {'data ms':>9} {'step ms':>9} {'data share':>11}")
+    for result, name in zip(results, ["full fine-tuning", "layer4 + fc only"] * 2):
+        share = result["data_ms"] / (result["data_ms"] + result["step_ms"])
+        print(f"{name:20} {result['capability']:>10} {result['data_ms']:9.1f} {result['step_ms']:9.1f} {share:11.1%}")
     print("\nmemory while training (full fine-tuning, normal kernels): the same shards listed 1x, 10x, 100x")
     print(f"{'frames':>9} {'shards':>7} {'RssAnon MiB':>12} {'RssFile MiB':>12}")
     for row in results[0]["memory"]:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from autotosis import media
 from autotosis.cli import main
@@ -15,9 +14,8 @@ from autotosis.dataset import IGNORE
 from autotosis.errors import ExitStatus, UsageError
 from autotosis.evaluate import EvalOptions, LabelledScores, clip_unit, evaluate_units, worst_first
 from autotosis.labels import Span, parse_labels_text
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 from autotosis.scores import Scores
-from tests.conftest import make_video
+from tests.conftest import constant_model, flash_clip
 
 BINARY = ("background", "rage")
 STEP = 500
@@ -177,23 +175,6 @@ def test_bad_options_are_usage_errors():
 
 
 CAM = "0.75,0,1,0.3"
-
-
-def flash_clip(path: Path, duration: float, spans) -> Path:
-    boxes = ",".join(f"drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,{s},{e})'" for s, e in spans)
-    return make_video(path, duration=duration, size="96x54", fps="10", audio=False, extra_video_filters=boxes or "null")
-
-
-def constant_model(path: Path, rage_logit: float) -> Path:
-    """A checkpoint whose every answer is the same (zero convolutions, a fixed head bias)."""
-    model = build_model(2)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.zero_()
-        model.fc.bias.copy_(torch.tensor([0.0, rage_logit]))
-    info = ModelInfo(task="rage", classes=BINARY, input_size=32, mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=None, threshold=0.5)
-    save_checkpoint(path, model, info)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -294,10 +294,10 @@ def test_ffmpeg_missing_or_too_old_is_a_clear_error(project: Path, tmp_path: Pat
     assert not out.exists()
 
 
-@pytest.mark.torch
-@pytest.mark.slow
-def test_ctrl_c_during_a_stalled_decode_stops_ffmpeg(model: Path, tmp_path: Path):
-    """SIGINT while ffmpeg delivers frames in real time (as from a live source): exit 130 at once, no orphan."""
+@pytest.fixture
+def real_time_source(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A 400-s video and an ffmpeg that decodes in real time (-re), as a live or stalled source:
+    at --fps 0.25 and --batch-size 64 the first batch takes 256 s to arrive."""
     video = tmp_path / "long vod.mp4"
     corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x18:r=2:d=400", "-c:v", "libx264", "-preset", "ultrafast",
                   "-g", "20", "-pix_fmt", "yuv420p", "file:" + str(video))
@@ -305,25 +305,58 @@ def test_ctrl_c_during_a_stalled_decode_stops_ffmpeg(model: Path, tmp_path: Path
     real = corpus.FFMPEG
     slow.write_text(f'#!/bin/sh\ncase "$*" in *-version*) exec "{real}" "$@";; esac\nexec "{real}" -re "$@"\n')
     slow.chmod(0o755)
+    return video, {"AUTOTOSIS_FFMPEG": str(slow)}
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+@pytest.mark.parametrize(("signum", "status", "said"), [(signal.SIGINT, ExitStatus.INTERRUPTED, "interrupted"),
+                                                        (signal.SIGTERM, ExitStatus.TERMINATED, "terminated")])
+def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(model: Path, tmp_path: Path, real_time_source, signum, status, said):
+    """SIGINT/SIGTERM while ffmpeg delivers frames in real time (as from a live source): exit at once, no orphan."""
+    video, env = real_time_source
     out = tmp_path / "scores.json"
     # One batch is 64 samples at 0.25/s = 256 s of real-time decoding: without cancellation
     # the CLI would sit in the read until then.
     proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
                   "--no-cache"],
-                 cwd=tmp_path, env={"AUTOTOSIS_FFMPEG": str(slow)})
+                 cwd=tmp_path, env=env)
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        pytest.fail("the CLI did not stop after Ctrl-C")
-    assert proc.returncode == ExitStatus.INTERRUPTED, err
-    assert "interrupted" in err and "Traceback" not in err
+        pytest.fail(f"the CLI did not stop after {signal.Signals(signum).name}")
+    assert proc.returncode == status, err
+    assert said in err and "Traceback" not in err
     assert not out.exists()
     deadline = time.monotonic() + 10  # the kernel may take a moment to reap
     while ffmpegs_reading(str(video)) and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert not ffmpegs_reading(str(video)), "ffmpeg outlived the CLI"
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_a_decode_that_stalls_is_given_up_after_the_stall_timeout(model: Path, tmp_path: Path, real_time_source):
+    """ffmpeg that delivers nothing (a hung disk or share) ends the scan with exit 4 after --stall-timeout, no orphan."""
+    video, env = real_time_source
+    out = tmp_path / "scores.json"
+    began = time.monotonic()
+    proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
+                  "--no-cache", "--stall-timeout", "3"],
+                 cwd=tmp_path, env=env)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the scan did not give up on the stalled decode")
+    assert proc.returncode == ExitStatus.MEDIA, err
+    assert "no frame for 3 s" in err and "Traceback" not in err
+    assert time.monotonic() - began < 100  # a batch takes 256 s of real-time decoding
+    assert not out.exists()
     assert not ffmpegs_reading(str(video)), "ffmpeg outlived the CLI"

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from autotosis import media
 from autotosis.cli import main
 from autotosis.errors import ExitStatus
 from autotosis.labels import Span, parse_labels, parse_labels_text
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 from autotosis.review import (
     HardExample,
     ReviewClip,
@@ -25,7 +23,7 @@ from autotosis.review import (
 )
 from autotosis.scores import Scores
 from autotosis.segments import Event
-from tests.conftest import make_video
+from tests.conftest import constant_model, flash_clip
 
 CAM = (0.75, 0.0, 1.0, 0.3)
 
@@ -85,21 +83,6 @@ def test_hard_example_names_start_with_the_confidence():
 # --------------------------------------------------------------------------- the command
 
 
-def flash_clip(path: Path, duration: float, spans, audio: bool = True) -> Path:
-    boxes = ",".join(f"drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,{s},{e})'" for s, e in spans)
-    return make_video(path, duration=duration, size="96x54", fps="10", audio=audio, extra_video_filters=boxes or "null")
-
-
-def constant_model(path: Path, rage_logit: float) -> Path:
-    model = build_model(2)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.zero_()
-        model.fc.bias.copy_(torch.tensor([0.0, rage_logit]))
-    info = ModelInfo(task="rage", classes=("background", "rage"), input_size=32, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=CAM, threshold=0.5)
-    save_checkpoint(path, model, info)
-    return path
 
 
 def fake_scan(high: list[tuple[int, int]]):
@@ -121,8 +104,8 @@ def fake_scan(high: list[tuple[int, int]]):
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj é"
     (root / "clips").mkdir(parents=True)
-    flash_clip(root / "clips" / "a.mp4", 5, [(1, 3)])
-    flash_clip(root / "clips" / "calm.mp4", 4, [])
+    flash_clip(root / "clips" / "a.mp4", 5, [(1, 3)], audio=True)
+    flash_clip(root / "clips" / "calm.mp4", 4, [], audio=True)
     (root / "rage.txt").write_text("# task=rage\nclips/a.mp4  1-3\nclips/calm.mp4", encoding="utf-8")  # no final newline
     return root
 
@@ -130,8 +113,8 @@ def project(tmp_path: Path) -> Path:
 @pytest.mark.media
 def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setattr("autotosis.scan.scan_video", fake_scan([(3000, 6000), (12_000, 14_000)]))
-    vod = flash_clip(tmp_path / "new vod.mp4", 18, [(3, 6), (12, 14)])
-    model = constant_model(tmp_path / "m.pt", 0.0)
+    vod = flash_clip(tmp_path / "new vod.mp4", 18, [(3, 6), (12, 14)], audio=True)
+    model = constant_model(tmp_path / "m.pt", 0.0, crop=CAM)
     labels = project / "rage.txt"
     labels.chmod(0o640)
     assert run(["review", str(vod), "--model", str(model), "--labels", str(labels), "--pad-before", "1", "--pad-after", "2"]) == 0
@@ -166,7 +149,7 @@ def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, 
 @pytest.mark.torch
 def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
-    always = constant_model(tmp_path / "always.pt", 6.0)  # calls every frame "rage"
+    always = constant_model(tmp_path / "always.pt", 6.0, crop=CAM)  # calls every frame "rage"
     out = tmp_path / "out"
     assert run(["review", "--model", str(always), "--hard-negatives", str(project / "rage.txt"), "-o", str(out),
                 "--max-images", "5"]) == 0
@@ -179,7 +162,7 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
     with Image.open(out / "hard-examples" / "contact_sheet.jpg") as sheet:
         assert sheet.width == 4 * 320 and sheet.height >= 2 * 180
     # A model that is never wrong with confidence: nothing written.
-    never = constant_model(tmp_path / "never.pt", -6.0)
+    never = constant_model(tmp_path / "never.pt", -6.0, crop=CAM)
     empty = tmp_path / "empty"
     assert run(["review", "--model", str(never), "--hard-negatives", str(project / "rage.txt"), "-o", str(empty),
                 "--band", "0"]) == 0

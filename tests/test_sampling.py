@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -228,7 +229,6 @@ def test_leak_check_finds_copied_footage_only(tmp_path: Path):
     source = train[1].load_frames().astype(int)
     copy = np.clip(source + 6 + rng.integers(-4, 5, source.shape), 0, 255).astype(np.uint8)
     np.save(tmp_path / "copy.npy", copy)
-    from dataclasses import replace
 
     copied = replace(train[1], clip=tmp_path / "copy.mp4", clip_id="copy", frames_path=tmp_path / "copy.npy")
     report = check_leaks(train, [*fresh, copied], 2)
@@ -261,7 +261,6 @@ def test_training_warns_about_near_duplicates(tmp_path: Path):
 
 
 def copy_of(clip, number: int):
-    from dataclasses import replace
 
     name = f"{clip.clip.stem}-{number}"
     return replace(clip, clip=clip.clip.with_name(f"{name}.mp4"), clip_id=name)
@@ -283,8 +282,33 @@ def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monke
     cropped = extract_frames(labels, tmp_path / "f2", FrameOptions(fps=2, size=24, crop_borders=True))
     assert plain.clips[0].load_frames()[:, 0].max() < 40  # the bar
     assert cropped.clips[0].load_frames()[:, 0].mean() > 40  # picture
-    assert cropped.crop == region
+    assert cropped.crop is None and cropped.crop_borders  # borders are found again in each video scanned
     # Borders are detected once per file: a second run reads borders.json.
     monkeypatch.setattr(media, "detect_active_area", lambda info: pytest.fail("detected again"))
     again = extract_frames(labels, tmp_path / "f2", FrameOptions(fps=2, size=24, crop_borders=True))
     assert again.clips[0].frames_path == cropped.clips[0].frames_path
+
+
+@pytest.mark.media
+def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_borders(tmp_path: Path, monkeypatch):
+    import torch
+
+    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.scan import ScanOptions, scan_video
+
+    torch.manual_seed(0)
+    model = tmp_path / "borders.pt"
+    info = ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5, crop_borders=True)
+    save_checkpoint(model, build_model(2), info)
+    # Another video than any training clip: pillarbox bars left and right.
+    make_video(tmp_path / "pb.mp4", duration=2, size="96x54", fps="10", audio=False,
+               extra_video_filters="scale=64:54,pad=96:54:16:0:black")
+    options = ScanOptions(cache_dir=tmp_path / "cache")
+    scores = scan_video(tmp_path / "pb.mp4", model, options)
+    left, top, right, bottom = scores.extra["region"]
+    assert abs(left - 16 / 96) < 0.03 and abs(right - 80 / 96) < 0.03 and top == 0 and bottom == 1
+    assert scan_video(tmp_path / "pb.mp4", model, replace(options, full_frame=True)).extra["region"] is None
+    # The borders are remembered beside the cached scores, not detected on every scan.
+    monkeypatch.setattr(media, "detect_active_area", lambda info: pytest.fail("detected again"))
+    again = scan_video(tmp_path / "pb.mp4", model, replace(options, use_cache=True, batch_size=4))
+    assert tuple(again.extra["region"]) == (left, top, right, bottom)

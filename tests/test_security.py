@@ -226,3 +226,19 @@ def test_report_escapes_file_names_and_labels(tmp_path, monkeypatch):
     assert not [attrs for _, attrs in parser.tags if attrs.get("src") == "x" or any(a.startswith("on") for a in attrs)]
     assert not any("alert(" in text for text in parser.script_text)
     json.loads((tmp_path / "s.json").read_text())  # the inputs stay readable JSON
+
+
+# ----------------------------------------------------------------------------- terminal output
+
+
+@pytest.mark.media
+def test_names_in_brackets_are_printed_as_they_are(tmp_path, capsys):
+    """Console output is not rich markup: "[final]" in a file name must not vanish or restyle the line."""
+    from tests.conftest import make_video
+
+    make_video(tmp_path / "[final] [bold]vod.mp4", duration=1, size="64x36", fps="10", audio=False)
+    labels = tmp_path / "[red]:fire:rage.txt"
+    labels.write_text('# task=rage\n"[final] [bold]vod.mp4"  0.2-0.6\n', encoding="utf-8")
+    assert run(["labels", "check", str(labels)]) == ExitStatus.OK
+    out = capsys.readouterr().out
+    assert "[red]:fire:rage.txt: ok" in out
