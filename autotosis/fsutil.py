@@ -102,3 +102,45 @@ def file_fingerprint(path: Path | str, block: int = 1 << 16) -> str:
             handle.seek(max(0, min(int(stat.st_size * fraction), stat.st_size - block)))
             digest.update(handle.read(block))
     return digest.hexdigest()[:20]
+
+
+_OWNER_FILE = ".owner-pid"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, somebody else's
+        return True
+    return True
+
+
+def _sweep_orphaned_work_dirs(prefix: str) -> None:
+    """Remove work folders of ``prefix`` whose process is gone (killed with -9, a power cut)."""
+    import shutil
+
+    base = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for folder in base.glob(f"{prefix}*"):
+            try:
+                pid = int((folder / _OWNER_FILE).read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                continue  # not ours, or still being set up
+            if not _process_alive(pid):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def work_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder, removed afterwards; folders of killed earlier runs are removed first."""
+    import shutil
+
+    _sweep_orphaned_work_dirs(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        (folder / _OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -10,8 +10,6 @@ YouTube description block beside the reel.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -22,7 +20,7 @@ import numpy as np
 from autotosis import media
 from autotosis.errors import DataError, UsageError
 from autotosis.export import Chapter, chapters_ffmetadata, chapters_youtube, clip_name, reel_chapters
-from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, work_dir, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import Scores
 from autotosis.segments import Event
@@ -123,10 +121,9 @@ def render_reel(
     spec = output_spec(infos[parts[0].video], options)
     total_ms = sum(e.duration_ms for p in parts for e in p.events)
     chapters: list[Chapter] = []
-    work = Path(tempfile.mkdtemp(prefix="autotosis-render-"))
-    pieces: list[Path] = []
-    done_ms = 0
-    try:
+    with work_dir("autotosis-render-") as work:
+        pieces: list[Path] = []
+        done_ms = 0
         if options.title:
             pieces.append(_card(work, "title", options.title, spec, options.title_ms))
         progress("render", 0, total_ms / 1000)
@@ -154,8 +151,6 @@ def render_reel(
             chapters_file.write_text(chapters_ffmetadata(chapters), encoding="utf-8")
         with atomic_path(out, force=force) as tmp:
             media.concat_segments(pieces, tmp, chapters_file=chapters_file)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     warnings: list[str] = []
     if chapters_text is not None:
         text, warnings = chapters_youtube(chapters)

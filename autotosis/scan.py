@@ -88,6 +88,19 @@ def _score_batches(batches: Iterable[media.FrameBatch], predict: Callable[[np.nd
     return np.concatenate(times), np.concatenate(probs)
 
 
+def _score_whole(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, predictor: Predictor,
+                 options: ScanOptions, progress: ProgressCallback, stage: str) -> tuple[np.ndarray, np.ndarray]:
+    """Score every frame ``spec`` picks from the whole video, reporting progress as ``stage``."""
+    total_s = info.duration_ms / 1000
+    progress(stage, 0, total_s)
+    scored = _score_batches(
+        media.iter_frames(video, spec, batch_size=options.batch_size, info=info), predictor.predict,
+        len(predictor.info.classes), lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
+        video=video, stall_timeout_s=options.stall_timeout_s)
+    progress(stage, total_s, total_s)
+    return scored
+
+
 def _spans_frames(video: Path, spec: media.DecodeSpec, spans: list[coarse.Span], info: media.VideoInfo,
                   batch_size: int) -> Iterator[media.FrameBatch]:
     """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
@@ -114,16 +127,10 @@ def scan_with(
     region = _region(options, model_info)
     mode = resolve_mode(options, info.duration_ms)
     spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
-    total_s = info.duration_ms / 1000
     extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode}
 
     if mode == "dense":
-        progress("scan", 0, total_s)
-        times, probs = _score_batches(
-            media.iter_frames(video, spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
-            lambda b: progress("scan", min(total_s, b.times_ms[-1] / 1000), total_s),
-            video=video, stall_timeout_s=options.stall_timeout_s)
-        progress("scan", total_s, total_s)
+        times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
     else:
         times, probs, coarse_extra = _scan_coarse(video, info, spec, predictor, options, progress)
         extra.update(coarse_extra)
@@ -148,15 +155,9 @@ def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
 def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, predictor: Predictor,
                  options: ScanOptions, progress: ProgressCallback) -> tuple[np.ndarray, np.ndarray, dict]:
     classes = tuple(predictor.info.classes)
-    total_s = info.duration_ms / 1000
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
     key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
-    progress("scan keyframes", 0, total_s)
-    key_times, key_probs = _score_batches(
-        media.iter_frames(video, key_spec, batch_size=options.batch_size, info=info), predictor.predict, len(classes),
-        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s),
-        video=video, stall_timeout_s=options.stall_timeout_s)
-    progress("scan keyframes", total_s, total_s)
+    key_times, key_probs = _score_whole(video, info, key_spec, predictor, options, progress, "scan keyframes")
 
     # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
     threshold = coarse_threshold(options, predictor.info.threshold)

@@ -24,8 +24,6 @@ import io
 import json
 import math
 import re
-import shutil
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from pathlib import Path
 
 from autotosis import media
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, work_dir, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.render import RenderOptions, chunk_overlays, output_spec
 from autotosis.scores import Scores
@@ -423,8 +421,7 @@ def render_shorts(
     scores = {s.video: s.scores for s in sources}
     total_s = sum(s.window.duration_ms for s in shorts) / 1000
     done_ms = 0
-    work = Path(tempfile.mkdtemp(prefix="autotosis-shorts-"))
-    try:
+    with work_dir("autotosis-shorts-") as work:
         progress("shorts", 0, total_s)
         for short in shorts:
             info = infos[short.source]
@@ -434,8 +431,6 @@ def render_shorts(
                 media.render_short(info, short.window.start_ms, short.window.duration_ms, tmp, spec, pictures[short.source], overlays)
             done_ms += short.window.duration_ms
             progress("shorts", done_ms / 1000, total_s)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     write_text_atomic(json_path, index_json(shorts, options.layout, size), force=force)
     write_text_atomic(csv_path, index_csv(shorts), force=force)
     return ShortsResult(tuple(shorts), folder, json_path, csv_path)

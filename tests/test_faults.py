@@ -217,9 +217,11 @@ def test_render_killed_then_rerun_gives_the_same_reel(project: Path, tmp_path: P
     kill9(proc)
     assert not out.exists()
 
+    assert list(work.glob("autotosis-render-*")), "the killed run should have left its work folder"
     assert run([*argv, "-o", str(out)]) == 0
     assert out.read_bytes() == reference.read_bytes()
     assert no_temp_files(tmp_path)
+    assert not list(work.glob("autotosis-render-*")), "the killed run's work folder was not swept away"
 
 
 # ----------------------------------------------------------------------------- full disk

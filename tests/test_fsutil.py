@@ -56,3 +56,27 @@ def test_a_full_disk_while_saving_a_checkpoint_is_a_file_system_error(tmp_path: 
     with pytest.raises(FileSystemError, match="rage.pt: cannot write: No space left on device"):
         save_checkpoint(tmp_path / "rage.pt", torch.nn.Linear(2, 2), info)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_work_dir_is_removed_and_sweeps_folders_of_dead_runs_only(tmp_path: Path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from autotosis.fsutil import work_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    folders = {}
+    for name, owner in (("dead", dead.stdout.strip()), ("alive", str(os.getpid())), ("unmarked", None)):
+        folder = tmp_path / f"autotosis-test-{name}"
+        folder.mkdir()
+        if owner is not None:
+            (folder / ".owner-pid").write_text(owner)
+        folders[name] = folder
+    with work_dir("autotosis-test-") as work:
+        assert work.is_dir() and work.parent == tmp_path
+        (work / "piece.mkv").write_bytes(b"x")
+    assert not work.exists()
+    assert not folders["dead"].exists()
+    assert folders["alive"].exists() and folders["unmarked"].exists()
