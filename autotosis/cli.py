@@ -916,6 +916,7 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
         return ExitStatus.OK
 
     source = Path(args.input)
+    video = None
     picture = None if args.at is not None else explain.read_image(source)
     if picture is None:
         from autotosis import media
@@ -931,7 +932,13 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     stem = source.stem if args.at is None else f"{source.stem}.{args.at / 1000:.3f}s"
     out = Path(args.output) if args.output else Path.cwd() / f"{stem}.gradcam.png"
     check_writable(out, args.force)
-    region = None if args.full_frame else (args.crop or info.crop)
+    if video is not None:
+        from autotosis.scan import model_region
+        from autotosis.scores import ScoreCache
+
+        region = model_region(video, info, region=args.crop, full_frame=args.full_frame, cache=ScoreCache())
+    else:
+        region = None if args.full_frame else (args.crop or info.crop)
     result = explain.explain_picture(model, info, picture, region=region, class_name=args.class_name, border=args.border,
                                      layer=args.layer)
     explain.write_png(out, explain.overlay(picture, result), force=args.force)

@@ -124,7 +124,7 @@ def scan_with(
     info = info or media.probe(video)
     model_info = predictor.info
     classes = tuple(model_info.classes)
-    region = _region(options, model_info)
+    region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
     mode = resolve_mode(options, info.duration_ms)
     spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
     extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode}
@@ -198,17 +198,20 @@ def _span_progress(spans: list[coarse.Span], total_s: float, progress: ProgressC
     return on_batch
 
 
-def _active_area(info: media.VideoInfo, cache: ScoreCache | None) -> tuple[float, float, float, float] | None:
-    """The picture inside the video's letterbox borders (None: no borders), for models trained
-    with --crop-borders; remembered per file beside the cached scores."""
-    if cache is None:
-        return media.detect_active_area(info)
-    return cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info))
-
-
-def _region(options: ScanOptions, model_info) -> tuple[float, float, float, float] | None:
-    region = None if options.full_frame else (options.region or model_info.crop)
-    return tuple(region) if region is not None else None
+def model_region(info: media.VideoInfo, model_info, *, region: tuple[float, float, float, float] | None = None,
+                 full_frame: bool = False, cache: ScoreCache | None = None) -> tuple[float, float, float, float] | None:
+    """The part of ``info``'s frames a model sees: none (the whole frame) with ``full_frame``,
+    else ``region``, else the model's crop, else, for a model trained with --crop-borders, the
+    picture inside this video's letterbox bars (detected once per file when ``cache`` is given)."""
+    if full_frame:
+        return None
+    chosen = region or model_info.crop
+    if chosen is None and getattr(model_info, "crop_borders", False):
+        if cache is None:
+            chosen = media.detect_active_area(info)
+        else:
+            chosen = cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info))
+    return tuple(chosen) if chosen is not None else None
 
 
 class _TorchPredictor:
@@ -263,9 +266,9 @@ def scan_video(
         threads = contextlib.nullcontext()
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)
-    if options.region is None and not options.full_frame and model_info.crop is None and getattr(model_info, "crop_borders", False):
-        options = replace(options, region=_active_area(info, cache if options.use_cache else None))
-    region = _region(options, model_info)
+    region = model_region(info, model_info, region=options.region, full_frame=options.full_frame,
+                          cache=cache if options.use_cache else None)
+    options = replace(options, region=region, full_frame=region is None)
     fingerprint = model_fingerprint(model_path)
     mode = resolve_mode(options, info.duration_ms)
     identity = file_fingerprint(video)

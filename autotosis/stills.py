@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +283,12 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
     manifest = out_dir / MANIFEST_NAME
     check_writable(manifest, force)
     info = media.probe(video)
+    if predictor is not None and not options.full_frame:
+        from autotosis.scan import model_region
+        from autotosis.scores import ScoreCache
+
+        region = model_region(info, predictor.info, region=options.region, cache=ScoreCache())
+        options = replace(options, region=region, full_frame=region is None)
     candidates, grey, decoded = find_candidates(video, info, options, predictor, progress=progress)
     if not candidates:
         raise DataError(f"{video}: no frames could be decoded")
