@@ -1401,7 +1401,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "VOD, render reel.mp4 and print frame- and event-level precision/recall/F1.")
     p.add_argument("--out", default="autotosis-demo", metavar="DIR", help="output folder (default: ./autotosis-demo)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--epochs", type=positive_int, default=5, help="training epochs (default: 5)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default: 8)")
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo run")
 
     p = add("export-onnx", cmd_export_onnx, "export a checkpoint to ONNX (for onnxruntime and other runtimes)",

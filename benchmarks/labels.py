@@ -105,7 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", default="6,9,12,24,36", help="label-set sizes, comma-separated (default: 6,9,12,24,36)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per size, each with another clip order and seed")
-    parser.add_argument("--epochs", type=int, default=5, help="at least this many epochs (default: 5, as the demo)")
+    parser.add_argument("--epochs", type=int, default=5, help="at least this many epochs (default: 5)")
     parser.add_argument("--min-images", type=int, default=9600,
                         help="and at least this many training images (default: 9600, the 16-clip demo's budget)")
     parser.add_argument("--heldout-s", type=float, default=480.0, help="held-out VOD length (default: 480)")
