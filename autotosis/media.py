@@ -408,11 +408,11 @@ def iter_frames(path: Path | str, spec: DecodeSpec, *, batch_size: int = 32, inf
     argv = _decode_argv(path, spec, info)
     frame_bytes = spec.size * spec.size * 3
     offset_ms = spec.start_ms or 0
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    _widen_pipe(proc.stdout, frame_bytes * batch_size)
     reading_thread = threading.get_ident()
-    with _DECODERS_LOCK:
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    with _DECODERS_LOCK:  # at once, so stop_decoders() can reach it
         _DECODERS.setdefault(reading_thread, set()).add(proc)
+    _widen_pipe(proc.stdout, frame_bytes * batch_size)
     reader = _StderrReader(proc.stderr)
     reader.start()
     last_ms = offset_ms

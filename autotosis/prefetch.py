@@ -25,8 +25,9 @@ def prefetch(iterator: Iterator[T], depth: int = 4, on_abandon: Callable[[int], 
 
     An exception raised while producing is re-raised in the consumer.  When the consumer
     stops early (Ctrl-C, an error) while the producer is still busy, ``on_abandon`` gets
-    the producer thread's ident: a producer blocked on a slow source (a hung ffmpeg pipe)
-    only notices the stop once that source is ended.  With ``stall_timeout``, waiting longer
+    the producer thread's ident (every 0.1 s until the producer has finished): a producer
+    blocked on a slow source (a hung ffmpeg pipe) only notices the stop once that source is
+    ended.  With ``stall_timeout``, waiting longer
     than that many seconds for the next item raises Stalled (and abandons the producer).
     """
     items: queue.Queue = queue.Queue(maxsize=depth)
@@ -63,10 +64,12 @@ def prefetch(iterator: Iterator[T], depth: int = 4, on_abandon: Callable[[int], 
             yield item
     finally:
         stop.set()
-        if thread.is_alive() and on_abandon is not None:
-            on_abandon(thread.ident)
-        # Drain so the pump can notice `stop` and finish.
+        # Drain so the pump can notice `stop` and finish.  on_abandon is repeated while it
+        # runs: the source it is blocked on may have been started (and become stoppable)
+        # only after the first call, e.g. when a signal arrived just as ffmpeg started.
         while thread.is_alive():
+            if on_abandon is not None:
+                on_abandon(thread.ident)
             try:
                 items.get(timeout=0.1)
             except queue.Empty:

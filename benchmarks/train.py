@@ -16,10 +16,12 @@ of the process (all threads): on a machine shared with other work, wall-clock ti
 counts waiting for the CPU, while CPU time counts only the work done.  Last, on one thread
 and in CPU time (robust to other load): the data work of one batch (sampling, reading from
 the shards, augmentation, normalisation) against one bare model step, the share of the
-work the loop spends on data if nothing overlapped.  Settings: full fine-tuning and layer4+fc only (--freeze layer4), each under
-torch's normal CPU kernels and under ATEN_CPU_CAPABILITY=default (no AVX2, like the
-original's i5-3570K); every setting runs in its own subprocess, because the capability is
-read once when torch starts.
+work the loop spends on data if nothing overlapped.
+
+Settings: full fine-tuning and layer4+fc only (--freeze layer4), each under torch's normal
+CPU kernels and under ATEN_CPU_CAPABILITY=default (no AVX2, like the original's i5-3570K);
+every setting runs in its own subprocess, because the capability is read once when torch
+starts.
 
 Memory: 400k frames of 128x128 are 20 GB of shards, so they must not be held in RAM.
 The benchmark builds training sets over the same shard files listed 1x, 10x and 100x

@@ -54,7 +54,30 @@ def test_a_producer_that_delivers_nothing_in_time_is_abandoned():
     with pytest.raises(Stalled):
         next(items)
     assert time.monotonic() - began < 10
-    assert len(abandoned) == 1
+    assert abandoned and set(abandoned) == {abandoned[0]} != threading.get_ident()
+
+
+def test_a_source_that_becomes_stoppable_late_is_still_stopped():
+    """on_abandon keeps being called while the producer runs: a decoder registered only after
+    the consumer gave up (a signal just as ffmpeg started) is ended too."""
+    release = threading.Event()
+    calls = []
+
+    def produce():
+        yield "first"
+        release.wait(30)  # blocked on something the first on_abandon call cannot reach yet
+        yield "late"
+
+    def on_abandon(ident):
+        calls.append(ident)
+        if len(calls) >= 3:
+            release.set()
+
+    items = prefetch(produce(), on_abandon=on_abandon)
+    assert next(items) == "first"
+    began = time.monotonic()
+    items.close()
+    assert time.monotonic() - began < 10 and len(calls) >= 3
 
 
 def test_a_consumer_that_stops_early_ends_the_producer_and_closes_the_source():
