@@ -1243,7 +1243,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("-n", "--count", type=positive_int, default=500, metavar="N", help="how many frames (default: 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed: which frames are picked (default: 0)")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="data set folder; images go to DIR/unsorted/")
+    p.add_argument("-o", "--output", default="samples", metavar="DIR",
+                   help="data set folder; images go to DIR/unsorted/ (default: ./samples)")
     p.add_argument("--format", dest="image_format", choices=("jpg", "png"), default="jpg",
                    help="image format: jpg (quality 92, default) or png (lossless, larger)")
     p.add_argument("--classes", metavar="A,B,...", help="also create these (empty) class folders to sort the images into")

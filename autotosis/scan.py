@@ -82,7 +82,8 @@ def _score_batches(batches: Iterable[media.FrameBatch], predict: Callable[[np.nd
             on_batch(batch)
     except Stalled:
         raise MediaError(f"ffmpeg delivered no frame for {stall_timeout_s:g} s: decoding stalled", video,
-                         hint="check the disk or network share the video is on") from None
+                         hint="check the disk or network share the video is on; if it is only slow, raise "
+                              "--stall-timeout") from None
     if not times:
         return np.zeros(0, np.int64), np.zeros((0, classes), np.float32)
     return np.concatenate(times), np.concatenate(probs)

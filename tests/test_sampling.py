@@ -75,6 +75,14 @@ def test_sample_writes_full_size_square_pixel_frames(tmp_path: Path, capsys):
 
 
 @pytest.mark.media
+def test_sample_without_an_output_folder_writes_to_samples_in_the_current_folder(tmp_path: Path, monkeypatch):
+    video = make_video(tmp_path / "v.mp4", duration=2, size="64x36", fps="10", audio=False)
+    monkeypatch.chdir(tmp_path)
+    assert run(["sample", str(video), "-n", "3"]) == 0
+    assert len(list((tmp_path / "samples" / "unsorted").glob("v_t*.jpg"))) == 3
+
+
+@pytest.mark.media
 def test_sample_refuses_before_writing_anything(tmp_path: Path):
     video = make_video(tmp_path / "v.mp4", duration=2, size="64x36", fps="10", audio=False)
     out = tmp_path / "boot"
