@@ -332,16 +332,17 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     json_out = Path(args.json) if args.json else None
     if json_out is not None:
         check_writable(json_out, args.force)
+    crop_borders = args.crop_borders or info.crop_borders  # frame the clips as in training
     options = EvalOptions(iou=args.iou, band_ms=args.band, threshold=args.threshold,
                           min_length_ms=args.min_length, merge_gap_ms=args.merge_gap)
     with ctx.progress() as progress:
         if is_image_folder(args.labels):
-            units = score_image_folder(read_image_folder(args.labels), model_path, crop_borders=args.crop_borders,
+            units = score_image_folder(read_image_folder(args.labels), model_path, crop_borders=crop_borders,
                                        progress=progress)
         else:
             labels = parse_labels(args.labels, check_files=True)
             check_label_classes(labels.class_names(), info.classes, str(labels.path))
-            units = score_labelled_clips(labels, model_path, scan=_scan_options(args), crop_borders=args.crop_borders,
+            units = score_labelled_clips(labels, model_path, scan=_scan_options(args), crop_borders=crop_borders,
                                          progress=progress)
     report = evaluate_units(units, info.classes, options, task=info.task, model=str(model_path),
                             default_threshold=info.threshold, class_name=args.class_name)
@@ -446,7 +447,7 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
             base = Path(args.output) if args.output else hard_labels.path.parent / "review"
             hard = write_hard_examples(hard_labels, Path(args.model), base / "hard-examples", min_confidence=args.min_confidence,
                                        limit=args.max_images, band_ms=args.band, scan=_scan_options(args),
-                                       crop_borders=args.crop_borders, force=args.force,
+                                       crop_borders=args.crop_borders or info.crop_borders, force=args.force,
                                        progress=progress)
             if hard.sheet is None:
                 ctx.say(f"no frame of {hard_labels.path.name} is wrong with confidence {args.min_confidence:.2f} or more")
@@ -1032,7 +1033,8 @@ def _add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, la
                         "(default: 600)")
     if labelled_clips:
         g.add_argument("--crop-borders", action="store_true",
-                       help="labelled clips without a crop: crop letterbox borders away (as `train --crop-borders`)")
+                       help="labelled clips without a crop: crop letterbox borders away, as `train --crop-borders` "
+                            "(default: on when the model was trained with it)")
     if not new_videos:
         return
     g.add_argument("--crop", type=region, metavar="x0,y0,x1,y1",

@@ -54,8 +54,8 @@ class ModelInfo:
     metrics: dict = field(default_factory=dict)
     epoch: int = 0
     autotosis_version: str = __version__
-    # Trained with --crop-borders: a video scanned without a crop has its letterbox borders
-    # cropped away too, so the model sees pictures framed as in training.
+    # Trained with --crop-borders: clips (and videos scanned) without a crop have their
+    # letterbox borders cropped away too, so the model sees pictures framed as in training.
     crop_borders: bool = False
 
     def positive_class(self) -> str:

@@ -286,7 +286,7 @@ def folder_frames(folder: ImageFolder, *, size: int = 128, region: tuple[float, 
         if path.suffix in (".npy", ".json") and path.name not in keep:
             path.unlink(missing_ok=True)
     return FrameSet(task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips),
-                    crop_borders=crop_borders and region is None)
+                    crop_borders=crop_borders)
 
 
 def _scene_key(folder: ImageFolder, scene: str, images: Sequence[FolderImage], size: int,

@@ -691,7 +691,7 @@ def train(
         info = ModelInfo(
             task=frameset.task, classes=tuple(frameset.classes), input_size=frameset.size,
             mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=frameset.crop, threshold=DEFAULT_THRESHOLD,
-            train_args=asdict(config), crop_borders=frameset.crop_borders and frameset.crop is None,
+            train_args=asdict(config), crop_borders=frameset.crop_borders,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)

@@ -328,3 +328,17 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache-root"))
     stills = mine_stills(tmp_path / "pb.mp4", tmp_path / "stills", StillsOptions(count=1), load_predictor(model))
     assert tuple(stills.settings["region"]) == (left, top, right, bottom)
+    # eval frames labelled clips as in training without being told again.
+    import autotosis.evaluate as evaluate_module
+
+    seen = {}
+    real = evaluate_module.score_labelled_clips
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "score_labelled_clips", spy)
+    (tmp_path / "pb.txt").write_text("# task=rage\npb.mp4  0.5-1.5\n", encoding="utf-8")
+    assert run(["eval", str(tmp_path / "pb.txt"), "--model", str(model)]) == 0
+    assert seen["crop_borders"] is True
