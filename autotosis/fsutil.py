@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,21 @@ def file_fingerprint(path: Path | str, block: int = 1 << 16) -> str:
             handle.seek(max(0, min(int(stat.st_size * fraction), stat.st_size - block)))
             digest.update(handle.read(block))
     return digest.hexdigest()[:20]
+
+
+_UNSAFE_IN_NAMES = re.compile(r"[^\w.-]+")
+
+
+def safe_stem(path: Path | str) -> str:
+    """A file's stem fit for new file names: runs of anything but letters, digits, ``_ . -`` become ``-``."""
+    return _UNSAFE_IN_NAMES.sub("-", Path(path).stem).strip("-.") or "video"
+
+
+def name_clock(ms: int) -> str:
+    """``0h12m03.450s``: a time for file names (sorts and reads well; no ``:``, not allowed everywhere)."""
+    hours, rest = divmod(int(ms), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours}h{minutes:02d}m{rest // 1000:02d}.{rest % 1000:03d}s"
 
 
 _OWNER_FILE = ".owner-pid"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from autotosis import media
 from autotosis.errors import OutputExistsError, UsageError
-from autotosis.fsutil import atomic_path
+from autotosis.fsutil import atomic_path, name_clock
 
 Emit = Callable[[dict], None]
 
@@ -90,9 +90,7 @@ class LiveSummary:
 
 
 def replay_name(label: str, time_ms: int, score: float) -> str:
-    hours, rest = divmod(int(time_ms), 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    return f"{label[:60]}_{hours}h{minutes:02d}m{rest // 1000:02d}.{rest % 1000:03d}s_{score:.2f}.mp4"
+    return f"{label[:60]}_{name_clock(time_ms)}_{score:.2f}.mp4"
 
 
 def _clock_now() -> str:

@@ -32,7 +32,7 @@ import numpy as np
 
 from autotosis import media
 from autotosis.errors import DataError, LabelError, LabelErrors, UsageError
-from autotosis.fsutil import atomic_path, check_writable
+from autotosis.fsutil import atomic_path, check_writable, safe_stem
 from autotosis.labels import Crop, LabelFile, Span, format_clip_line, format_time, parse_labels, parse_labels_text
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.segments import Event, EventParams, events_from_scores
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 _ITER_RE = re.compile(r"(?:^|[/\\])iter(\d+)_")
 _SECTION_RE = re.compile(r"^# --- review iter(\d+)\b", re.MULTILINE)
-_SAFE_NAME_RE = re.compile(r"[^\w.-]+")
 SHEET_COLUMNS = 4
 SHEET_THUMB_WIDTH = 320
 
@@ -100,13 +99,9 @@ def next_iteration(label_text: str, raw_paths: Sequence[str], folder: Path) -> i
     return max(found, default=0) + 1
 
 
-def video_stem(video: Path) -> str:
-    return _SAFE_NAME_RE.sub("-", Path(video).stem).strip("-.") or "video"
-
-
 def clip_name(iteration: int, video: Path, number: int) -> str:
     """``iter<N>_<video>_h<K>.mp4``: the original project's names for review clips."""
-    return f"iter{iteration}_{video_stem(video)}_h{number}.mp4"
+    return f"iter{iteration}_{safe_stem(video)}_h{number}.mp4"
 
 
 def review_section(iteration: int, clips: Sequence[ReviewClip], label_path: Path, *, model: str, threshold: float,
@@ -277,7 +272,7 @@ def hard_example_name(example: HardExample) -> str:
     """``0.973_rage-not-background_clip_t000012500.jpg``: the confidence first, so names sort worst first
     (descending by name)."""
     what = f"{example.predicted}-not-{example.labelled}"
-    return f"{example.confidence:.3f}_{what}_{video_stem(example.clip)}_t{example.time_ms:09d}.jpg"
+    return f"{example.confidence:.3f}_{what}_{safe_stem(example.clip)}_t{example.time_ms:09d}.jpg"
 
 
 def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, min_confidence: float = 0.8,

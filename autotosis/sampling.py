@@ -35,14 +35,13 @@ import numpy as np
 from autotosis import media
 from autotosis.dataset import ClipFrames, FrameSet
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, safe_stem, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNSORTED = "unsorted"
 FOLDER_SHARD_FORMAT = 1
 FORMATS = {"jpg": "JPEG", "png": "PNG"}
-_SAFE_NAME_RE = re.compile(r"[^\w.-]+")
 _CLASS_FOLDER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -90,7 +89,7 @@ def _stems(videos: Sequence[Path]) -> list[str]:
     """A safe, distinct file-name stem per video (``-2``, ``-3`` for repeated names)."""
     stems, seen = [], {}
     for video in videos:
-        stem = _SAFE_NAME_RE.sub("-", video.stem).strip("-.") or "video"
+        stem = safe_stem(video)
         seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return stems

@@ -22,7 +22,7 @@ import torch
 
 from autotosis import media
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, name_clock, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 
 LOOK_SIZE = 64  # side of the grey frames compared for similarity
@@ -258,11 +258,8 @@ def choose(candidates: list[Candidate], grey: list[torch.Tensor], options: Still
 
 def still_name(time_ms: int, score: float | None, stem: str, extension: str) -> str:
     """``0.973_0h12m03.450s_vod.jpg``: sorting by name puts the best first; no ':' (not allowed everywhere)."""
-    hours, rest = divmod(int(time_ms), 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    clock = f"{hours}h{minutes:02d}m{rest // 1000:02d}.{rest % 1000:03d}s"
     prefix = f"{score:.3f}_" if score is not None else ""
-    return f"{prefix}{clock}_{stem}.{extension}"
+    return f"{prefix}{name_clock(time_ms)}_{stem}.{extension}"
 
 
 def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions = StillsOptions(), predictor=None, *,
