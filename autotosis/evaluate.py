@@ -78,6 +78,7 @@ class LabelledScores:
     spans: tuple[Span, ...] = ()
     targets: np.ndarray | None = None  # int64 (N,), class index or IGNORE
     line: int = 0  # the label file line, 0 when there is none
+    region: tuple[float, float, float, float] | None = None  # the part of the frame that was scored
 
     @property
     def has_time(self) -> bool:
@@ -263,13 +264,14 @@ def evaluate_units(units: Sequence[LabelledScores], classes: Sequence[str], opti
     return EvalReport(task=task, model=model, classes=tuple(classes), iou=options.iou, band_ms=options.band_ms, reports=reports)
 
 
-def clip_unit(entry: ClipEntry, scores: Scores, label_classes: Sequence[str]) -> LabelledScores:
+def clip_unit(entry: ClipEntry, scores: Scores, label_classes: Sequence[str],
+              region: tuple[float, float, float, float] | None = None) -> LabelledScores:
     """A labelled clip and its scores; spans without a class get the file's only class by name,
     so the model's class order does not matter."""
     default = label_classes[1] if len(label_classes) == 2 else None
     spans = tuple(s if s.unsure or s.label else replace(s, label=default) for s in entry.spans)
     return LabelledScores(name=entry.raw_path or entry.path.name, probs=scores.probs, times_ms=scores.times_ms,
-                          duration_ms=scores.duration_ms, spans=spans, line=entry.line)
+                          duration_ms=scores.duration_ms, spans=spans, line=entry.line, region=region)
 
 
 def report_json(report: EvalReport) -> dict[str, Any]:
@@ -315,7 +317,7 @@ def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptio
         region = regions[entry.path]
         options = replace(scan, region=region, full_frame=region is None, mode="dense")
         scores = scan_video(entry.path, model_path, options, progress=progress)
-        units.append(clip_unit(entry, scores, label_classes))
+        units.append(clip_unit(entry, scores, label_classes, region))
     progress("eval (clips)", len(labels.entries), len(labels.entries))
     return units
 

@@ -249,21 +249,21 @@ class HardResult:
     examples: tuple[HardExample, ...]
 
 
-def find_hard_examples(units, clips: Sequence[Path], regions: Sequence[tuple | None], classes: Sequence[str], *,
+def find_hard_examples(units, clips: Sequence[Path], classes: Sequence[str], *,
                        band_ms: int, min_confidence: float, limit: int) -> list[HardExample]:
     """Samples whose label is known and whose most likely class is another one, at ``min_confidence``
     or more; the most confident first, at most ``limit``."""
     from autotosis.evaluate import unit_targets
 
     found: list[HardExample] = []
-    for unit, clip, region in zip(units, clips, regions):
+    for unit, clip in zip(units, clips):
         targets = unit_targets(unit, classes, band_ms)
         predicted = np.argmax(unit.probs, axis=1)
         confidence = unit.probs[np.arange(len(predicted)), predicted]
         wrong = np.flatnonzero((targets >= 0) & (predicted != targets) & (confidence >= min_confidence))
         for row in wrong:
             found.append(HardExample(clip, int(unit.times_ms[row]), classes[int(targets[row])], classes[int(predicted[row])],
-                                     float(confidence[row]), region))
+                                     float(confidence[row]), unit.region))
     found.sort(key=lambda h: (-h.confidence, str(h.clip), h.time_ms))
     return found[:limit]
 
@@ -282,7 +282,6 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
     """Scan the labelled clips, and save the frames the model gets confidently wrong plus a contact sheet."""
     from PIL import Image
 
-    from autotosis.dataset import clip_regions
     from autotosis.evaluate import check_label_classes, score_labelled_clips
     from autotosis.model import load_checkpoint
 
@@ -290,10 +289,7 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
     check_label_classes(labels.class_names(), info.classes, str(labels.path))
     units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders,
                                  progress=progress)
-    infos = {e.path: media.probe(e.path) for e in labels.entries}
-    by_path = clip_regions(labels, infos, crop_borders)
-    regions = [by_path[e.path] for e in labels.entries]
-    examples = find_hard_examples(units, [e.path for e in labels.entries], regions, info.classes,
+    examples = find_hard_examples(units, [e.path for e in labels.entries], info.classes,
                                   band_ms=band_ms, min_confidence=min_confidence, limit=limit)
     out_dir = Path(out_dir)
     targets = [out_dir / hard_example_name(h) for h in examples]
@@ -307,9 +303,10 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
         by_clip.setdefault(example.clip, []).append(index)
     for clip, indices in by_clip.items():
         times = [examples[i].time_ms for i in indices]
-        frames = dict(media.grab_frames(infos[clip], times))
+        clip_info = media.probe(clip)
+        frames = dict(media.grab_frames(clip_info, times))
         for i in indices:
-            frame = frames.get(max(0, min(examples[i].time_ms, infos[clip].duration_ms - 1)))
+            frame = frames.get(max(0, min(examples[i].time_ms, clip_info.duration_ms - 1)))
             if frame is None:
                 continue
             with atomic_path(targets[i], force=force) as tmp:
