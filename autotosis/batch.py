@@ -11,8 +11,10 @@ The manifest is the only state.  A re-run of the same command reads it and skips
 whose latest record is ``done`` (same source file, same settings, outputs still there),
 and redoes the rest: ``running`` ones were cut short (Ctrl-C, kill -9, a crash), ``failed``
 ones are retried.  Every output is written with fsutil's temp-file-and-rename, so a killed
-run leaves only ``.part`` temp files, which the next run deletes.  Only the driver writes
-the manifest; workers return plain results (``VodResult``) through the engine.
+run leaves only ``.part`` temp files, which the next run deletes; a VOD's folder is also swept
+as soon as its job ends (an attempt that died on a lost Ray node and was retried elsewhere
+leaves them too).  Only the driver writes the manifest; workers return plain results
+(``VodResult``) through the engine.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ ORDERS = ("time", "score")
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".flv", ".ts", ".m2ts", ".mts", ".webm", ".avi",
                             ".mpg", ".mpeg", ".wmv", ".3gp"})
 LIST_SUFFIXES = frozenset({".txt", ".list", ".lst"})
-# fsutil.atomic_path's temp names: ".<stem>.<random>.part<suffix>"
-_PART_FILE = re.compile(r"^\..+\.part(\.[^.]+)?$")
+# fsutil.atomic_path's temp names: ".<stem>.<random>.part<suffix>", and media.concat_segments' list of
+# pieces beside such a file (".<stem>.<random>.part<suffix>.concat.txt"), which a kill leaves too
+_PART_FILE = re.compile(r"^\..+\.part(\.[^.]+)?(\.concat\.txt)?$")
 
 
 # --------------------------------------------------------------------------- values
@@ -629,6 +632,9 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
                                  "fingerprint": item.fingerprint, "settings": key})
 
             for job, result in run_jobs(engine, process_vod, jobs, on_submit=started) if todo else ():
+                # Every attempt at this VOD has ended: temp files left here are from one that died (a lost
+                # Ray node whose task was retried elsewhere), not from a write still going on.
+                remove_part_files([job.folder])
                 if isinstance(result, Exception):  # the worker itself died, or the engine failed
                     result = VodResult(job.source, ok=False, error=f"worker failed: {type(result).__name__}: {result}",
                                        error_kind=type(result).__name__)
@@ -646,7 +652,13 @@ def _record(manifest: Manifest, out: Path, item: _Planned, result: VodResult, ke
     base = {"kind": "vod", "source": str(item.source), "dir": item.name, "fingerprint": item.fingerprint, "settings": key,
             "elapsed_s": result.elapsed_s}
     if result.ok:
-        sizes = {name: (out / item.name / name).stat().st_size for name in result.outputs.values()}
+        try:
+            sizes = {name: (out / item.name / name).stat().st_size for name in result.outputs.values()}
+        except FileNotFoundError as exc:  # written where the driver cannot see it: a node without the shared DIR
+            result = replace(result, ok=False, error_kind="MissingOutput",
+                             error=f"{exc.filename}: the worker wrote it, but it is not there as seen from the driver "
+                                   "(every Ray node must see --out at the same path: shared storage)")
+    if result.ok:
         manifest.append({**base, "state": "done", "outputs": result.outputs, "sizes": sizes, "events": result.events,
                          "duration_ms": result.duration_ms, "reel_ms": result.reel_ms})
         return ItemOutcome(item.source, item.name, "done", result.events, result.reel_ms, result.elapsed_s)

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from autotosis import __version__
 from autotosis.config import Config, load_config
-from autotosis.errors import AutotosisError, ExitStatus, LabelErrors, Terminated, UsageError
+from autotosis.errors import AutotosisError, DataError, ExitStatus, LabelErrors, ModelError, Terminated, UsageError
 from autotosis.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
 
 EXIT_CODES_HELP = """exit status:
@@ -164,18 +164,26 @@ def _config_value(config: Config, key: str, value: object, action: argparse.Acti
 
 def cmd_labels_check(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.dataset import validate_against_media
-    from autotosis.labels import parse_labels
+    from autotosis.labels import check_labels
 
     problems = []
     for path in args.files:
-        try:
-            labels = parse_labels(path, check_files=True)
-            if not args.no_probe:
+        # Every problem in one pass: the clips of the lines that parsed are probed even when other
+        # lines have errors, so a span past a clip's end shows up next to a syntax error.
+        labels, found = check_labels(path, check_files=True)
+        if labels is not None and not args.no_probe and labels.entries:
+            try:
                 validate_against_media(labels)
-            spans = sum(len(e.spans) for e in labels.entries)
-            ctx.say(f"{path}: ok — task {labels.task!r}, {len(labels.entries)} clips, {spans} spans")
-        except LabelErrors as exc:
-            problems += exc.errors
+            except LabelErrors as exc:
+                found += exc.errors
+        for note in labels.notes if labels is not None else ():
+            print(f"autotosis: {note}", file=sys.stderr)
+        if found:
+            problems += sorted(found, key=lambda e: (e.line, e.col))
+            continue
+        spans = sum(len(e.spans) for e in labels.entries)
+        origin = "" if labels.task_declared else " (from the file name: any model of one class fits)"
+        ctx.say(f"{path}: ok — task {labels.task!r}{origin}, {len(labels.entries)} clips, {spans} spans")
     if problems:
         raise LabelErrors(problems)
     return ExitStatus.OK
@@ -195,9 +203,11 @@ def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
         if not args.clip:
             raise UsageError("an Audacity label track needs --clip VIDEO (the clip its times refer to)")
         crop = lab.Crop(*args.crop) if args.crop else None
-        result = lab.import_audacity(source, Path(args.clip), dest, crop=crop)
+        result = lab.import_audacity(source, Path(args.clip), dest, crop=crop, point_window_ms=args.point_window)
     else:
         result = lab.import_data_csv(source, dest)
+    for note in result.notes:
+        print(f"autotosis: {note}", file=sys.stderr)
     if args.output:
         lab.write_labels(result, dest, force=args.force)
         ctx.say(f"wrote {dest} ({len(result.entries)} clips)")
@@ -247,48 +257,93 @@ def _print_frameset(ctx: Context, frameset) -> None:
 
 
 def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from autotosis.dataset import extract_frames
+    from autotosis.fit import fit, measure_speed, plan_fit
     from autotosis.fsutil import check_writable
-    from autotosis.train import TrainConfig, train
+    from autotosis.sampling import is_image_folder
+    from autotosis.train import TrainConfig, _check_config
 
     make_frames = _training_data(ctx, args)
     out = Path(args.output)
-    if not args.resume:
-        check_writable(out, args.force)
+    folds = args.folds
+    if is_image_folder(args.labels) and folds:
+        if "folds" in ctx.explicit:
+            raise UsageError("--folds is for label files: images of a folder have no times to calibrate events on",
+                             hint="leave --folds out (or give --folds 0) for a folder of images")
+        folds = 0
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weights=args.weights, freeze=args.freeze,
         balance=not args.no_balance, augment=not args.no_augment, val_fraction=args.val_fraction,
         select=args.select, seed=args.seed, max_frames_per_epoch=args.max_frames, threads=args.threads,
-        leak_distance=None if args.no_leak_check else args.leak_distance,
+        leak_distance=None if args.no_leak_check else args.leak_distance, folds=folds, hard_negatives=args.hard_negatives,
     )
+    _check_config(config)
+    resume = Path(args.resume) if args.resume else None
+    if resume is not None and not resume.exists():
+        raise ModelError(f"{resume}: no such file", hint="give the <output stem>.last.pt file an interrupted `train` wrote")
+    if resume is None:
+        check_writable(out, args.force)
     with ctx.progress() as progress:
         frameset = make_frames(progress)
         counts = frameset.counts()
         ctx.say("frames: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        ctx.say("epoch  train-loss  val-loss  precision  recall     F1  img/s")
+        plan = plan_fit(frameset, config, measure_speed(frameset, config))
+        ctx.say(f"plan: {plan.describe()}")
+        ctx.say("run          epoch  train-loss  val-loss  val-AP  precision  recall     F1  img/s")
 
-        def on_epoch(m) -> None:
-            mark = "  *best" if m.best else ""
-            ctx.say(f"{m.epoch:>5}  {m.train_loss:10.4f}  {m.val_loss:8.4f}  {m.precision:9.3f}  {m.recall:6.3f}  {m.f1:5.3f}  {m.images_per_s:5.0f}{mark}")
+        def on_epoch(run: str, m) -> None:
+            def show(value: float, width: int, digits: int) -> str:
+                return f"{'-':>{width}}" if value != value else f"{value:{width}.{digits}f}"  # NaN: no validation
+
+            ctx.say(f"{run:<12} {m.epoch:>5}  {m.train_loss:10.4f}  {show(m.val_loss, 8, 4)}  {show(m.ap, 6, 3)}  "
+                    f"{show(m.precision, 9, 3)}  {show(m.recall, 6, 3)}  {show(m.f1, 5, 3)}  {m.images_per_s:5.0f}")
 
         def on_step(done: int, total: int) -> None:
-            progress("train (this epoch)", done, total)
+            progress("train", done, total)
 
-        result = train(frameset, config, out, resume=Path(args.resume) if args.resume else None, force=args.force,
-                       on_epoch=on_epoch, on_step=on_step)
+        result = fit(frameset, config, out, resume=resume, force=args.force, plan=plan,
+                     on_stage=lambda text: ctx.say(text), on_epoch=on_epoch, on_step=on_step)
     for warning in result.warnings:
         ctx.say(f"[yellow]warning:[/] {escape(warning)}", markup=True)
-    best = next(m for m in result.history if m.epoch == result.best_epoch) if result.history else None
-    if best is not None and not ctx.quiet:
-        table = Table(title="best checkpoint")
-        for column in ("epoch", "precision", "recall", "F1", "val clips"):
-            table.add_column(column)
-        table.add_row(str(best.epoch), f"{best.precision:.3f}", f"{best.recall:.3f}", f"{best.f1:.3f}", str(len(result.val_clips)))
-        ctx.console.print(table)
-    ctx.say(f"wrote {result.checkpoint}")
+    _print_fit_summary(ctx, result)
+    ctx.say(f"wrote {result.train.checkpoint}")
     return ExitStatus.OK
+
+
+def _print_fit_summary(ctx: Context, result) -> None:
+    """What a person can act on: the folds, the chosen rules and why, the clips the model gets most wrong."""
+    from rich.table import Table
+
+    from autotosis.labels import format_time
+
+    if ctx.quiet:
+        return
+    if result.folds:
+        table = Table(title="cross-validation (each fold's clips scored by a model that never saw them)")
+        for column in ("fold", "train clips", "scored clips", "val loss", "frame AP", "frame F1", "event P", "event R", "event F1"):
+            table.add_column(column, justify="right")
+        for f in result.folds:
+            table.add_row(str(f.fold), str(f.train_clips), str(f.val_clips), f"{f.val_loss:.3f}", f"{f.ap:.3f}", f"{f.frame.f1:.3f}",
+                          f"{f.event.precision:.2f}", f"{f.event.recall:.2f}", f"{f.event.f1:.2f}")
+        ctx.console.print(table)
+    if result.calibration is not None:
+        ctx.say(f"event rules stored in the model: {result.calibration.explain()}")
+        ctx.say(f"hard negatives: {result.hard_negatives} frames drawn more often in the final fit")
+    elif result.train.history and not result.folds:
+        history = result.train.history
+        kept = next((m for m in history if m.epoch == result.train.best_epoch), history[-1])
+        ctx.say(f"kept epoch {kept.epoch} of {len(history)} (validation: F1 {kept.f1:.3f}, precision {kept.precision:.3f}, "
+                f"recall {kept.recall:.3f}, {len(result.train.val_clips)} clips)")
+    for mistakes in result.mistakes[:5]:
+        parts = []
+        if mistakes.false_events:
+            times = ", ".join(format_time(start) for start, _, _ in mistakes.false_events[:4])
+            parts.append(f"{len(mistakes.false_events)} confident false positive{'s' if len(mistakes.false_events) > 1 else ''} "
+                         f"at {times} — add more negatives like these")
+        if mistakes.missed:
+            times = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in mistakes.missed[:4])
+            parts.append(f"{len(mistakes.missed)} missed highlight{'s' if len(mistakes.missed) > 1 else ''} at {times} — "
+                         "check these spans, or add more like them")
+        ctx.say(f"clip {escape(mistakes.name)}: " + "; ".join(parts))
 
 
 def _training_data(ctx: Context, args: argparse.Namespace):
@@ -325,6 +380,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.labels import parse_labels
     from autotosis.model import load_checkpoint
     from autotosis.sampling import is_image_folder, read_image_folder
+    from autotosis.segments import event_params_for
 
     model_path = Path(args.model)
     info = load_checkpoint(model_path)[1]
@@ -333,8 +389,11 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     if json_out is not None:
         check_writable(json_out, args.force)
     crop_borders = args.crop_borders or info.crop_borders  # frame the clips as in training
-    options = EvalOptions(iou=args.iou, band_ms=args.band, threshold=args.threshold,
-                          min_length_ms=args.min_length, merge_gap_ms=args.merge_gap)
+    # The events `autotosis events` would find with this model: its calibrated rules unless given here.
+    rules = event_params_for(info.events, info.threshold, threshold=args.threshold, smooth_ms=args.smooth,
+                             min_length_ms=args.min_length, merge_gap_ms=args.merge_gap)
+    options = EvalOptions(iou=args.iou, band_ms=args.band, threshold=rules.threshold, min_length_ms=rules.min_length_ms,
+                          merge_gap_ms=rules.merge_gap_ms, smooth_ms=rules.smooth_ms)
     with ctx.progress() as progress:
         if is_image_folder(args.labels):
             units = score_image_folder(read_image_folder(args.labels), model_path, crop_borders=crop_borders,
@@ -379,14 +438,16 @@ def _print_eval(ctx: Context, report) -> None:
         ctx.console.print(table)
     summary = Table(title=f"task {report.task!r}: frames (score >= threshold; within {report.band_ms / 1000:g} s of a span edge "
                           f"or in ~unsure spans not counted) and events (IoU >= {report.iou:g})")
-    for column in ("class", "level", "threshold", "P", "R", "F1", "TP", "FP", "FN", "AP"):
+    for column in ("class", "level", "threshold", "P", "R", "F1", "TP", "FP", "FN", "AP", "ECE"):
         summary.add_column(column, justify="left" if column in ("class", "level") else "right", no_wrap=True)
     for r in report.reports:
-        for level, m, ap in (("frame", r.frame, ratio(r.average_precision)), ("event", r.event, "")):
+        for level, m, ap, ece in (("frame", r.frame, ratio(r.average_precision), ratio(r.calibration_error)), ("event", r.event, "", "")):
             if m is None:
                 continue
             summary.add_row(escape(r.class_name), level, f"{r.threshold:.2f}", ratio(m.precision), ratio(m.recall), ratio(m.f1),
-                            str(m.tp), str(m.fp), str(m.fn), ap)
+                            str(m.tp), str(m.fp), str(m.fn), ap, ece)
+    summary.caption = ("ECE: expected calibration error of the frame scores (0 = a score of 0.8 is right 80% of the time; "
+                       "it says how far scores can be read as probabilities)")
     ctx.console.print(summary)
 
 
@@ -414,7 +475,6 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.labels import parse_labels
     from autotosis.model import load_checkpoint
     from autotosis.review import make_review_clips, write_hard_examples
-    from autotosis.segments import EventParams
 
     if not args.videos and not args.hard_negatives:
         raise UsageError("nothing to review: give VIDEOs (with --labels) and/or --hard-negatives LABELS")
@@ -426,11 +486,7 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
         if args.videos:
             labels_path = Path(args.labels)
             out_dir = Path(args.output) if args.output else labels_path.parent / "review"
-            params = EventParams(
-                threshold=args.threshold if args.threshold is not None else info.threshold, release=args.release,
-                min_length_ms=args.min_length, merge_gap_ms=args.merge_gap, pad_before_ms=args.pad_before,
-                pad_after_ms=args.pad_after, max_length_ms=args.max_length, top_k=args.top_k, top_percent=args.top_percent,
-            )
+            params = _event_params(args, info.events, info.threshold)
             result = make_review_clips([Path(v) for v in args.videos], Path(args.model), labels_path, out_dir, params,
                                        class_name=args.class_name, iteration=args.iteration, scan=_scan_options(args),
                                        force=args.force, progress=progress)
@@ -507,15 +563,46 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
-def _event_params(args: argparse.Namespace, scores):
-    from autotosis.segments import EventParams
+def _event_params(args: argparse.Namespace, model_rules: dict | None, model_threshold: float | None):
+    """Event settings: the command line's, else the model's calibrated rules (segments.event_params_for)."""
+    from autotosis.segments import event_params_for
 
-    threshold = args.threshold if args.threshold is not None else float(scores.extra.get("threshold", 0.5) or 0.5)
-    return EventParams(
-        threshold=threshold, release=args.release, min_length_ms=args.min_length, merge_gap_ms=args.merge_gap,
-        pad_before_ms=args.pad_before, pad_after_ms=args.pad_after, max_length_ms=args.max_length,
-        top_k=args.top_k, top_percent=args.top_percent,
+    if args.top_percent is not None and (args.threshold is not None or args.release is not None):
+        raise UsageError("--top-percent selects the best bins instead of thresholding: give it or --threshold/--release, not both",
+                         hint="--top-k K keeps the K best moments and honours the threshold first")
+    return event_params_for(
+        model_rules, model_threshold, threshold=args.threshold, release=args.release, smooth_ms=args.smooth,
+        min_length_ms=args.min_length, merge_gap_ms=args.merge_gap, pad_before_ms=args.pad_before,
+        pad_after_ms=args.pad_after, max_length_ms=args.max_length, top_k=args.top_k, top_percent=args.top_percent,
     )
+
+
+def _scores_event_params(args: argparse.Namespace, scores):
+    """_event_params with the model's rules as the scan recorded them in the scores."""
+    return _event_params(args, scores.extra.get("events"), scores.extra.get("threshold"))
+
+
+def _event_class(ctx: Context, args: argparse.Namespace, scores) -> str:
+    """The class to find events for: --class (checked, with a suggestion), else the first non-background
+    class, named when the model has several."""
+    wanted = getattr(args, "class_name", None)
+    found = [c for c in scores.classes if c != "background"]
+    if wanted is not None:
+        if wanted not in scores.classes:
+            close = difflib.get_close_matches(wanted, scores.classes, n=1)
+            raise UsageError(f"--class {wanted!r} is not a class of this model ({', '.join(found)})",
+                             hint=f"did you mean {close[0]!r}?" if close else None)
+        return wanted
+    label = scores.default_class()
+    if len(found) > 1:
+        ctx.say(f"events for class {label!r}, the first of {', '.join(found)} (--class NAME picks another)")
+    return label
+
+
+def _nothing_found(scores, label: str, params) -> str:
+    from autotosis.segments import nothing_found_hint
+
+    return nothing_found_hint(scores.times_ms, scores.column(label), params, scores.step_ms or None)
 
 
 def _print_events(ctx: Context, events, title: str) -> None:
@@ -548,11 +635,13 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     stem = Path(args.scores).name.removesuffix(".json").removesuffix(".csv").removesuffix(".scores")
     out = Path(args.output) if args.output else Path.cwd() / f"{stem}.events.json"
     check_writable(out, args.force)
-    label = args.class_name or scores.default_class()
-    params = _event_params(args, scores)
+    label = _event_class(ctx, args, scores)
+    params = _scores_event_params(args, scores)
     events = events_from_scores(scores, label, params)
     write_events(EventList(scores.video, scores.duration_ms, label, params, tuple(events)), out, force=args.force)
     _print_events(ctx, events, f"{len(events)} events in {scores.video.name}")
+    if not events:
+        ctx.say(f"no events: {_nothing_found(scores, label, params)}")
     ctx.say(f"wrote {out}")
     return ExitStatus.OK
 
@@ -562,7 +651,7 @@ def _render_options(args: argparse.Namespace, **extra):
 
     width, height = args.size if args.size else (None, None)
     return RenderOptions(width=width, height=height, fps=args.out_fps, overlay=not args.no_overlay, title=args.title,
-                         chapters=getattr(args, "chapters", False), **extra)
+                         chapters=getattr(args, "chapters", False), audio_track=args.audio_track, **extra)
 
 
 def _say_chapters(ctx: Context, result) -> None:
@@ -598,14 +687,18 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
     ctx.apply_config(args, _model_task(args.model))
     out = Path(args.output)
     check_writable(out, args.force)
-    parts = []
+    parts, selections = [], []
     with ctx.progress() as progress:
         for video in args.videos:
             scores = scan_video(Path(video), Path(args.model), _scan_options(args), progress=progress)
-            label = args.class_name or scores.default_class()
-            events = events_from_scores(scores, label, _event_params(args, scores))
+            label = _event_class(ctx, args, scores)
+            params = _scores_event_params(args, scores)
+            events = events_from_scores(scores, label, params)
             _print_events(ctx, events, f"{len(events)} events in {Path(video).name}")
             parts.append(ReelPart(Path(video), tuple(events), scores))
+            selections.append((Path(video).name, scores, label, params))
+        if not any(part.events for part in parts):
+            raise DataError("no events to render", hint="; ".join(f"{name}: {_nothing_found(*rest)}" for name, *rest in selections))
         options = _render_options(args, source_cards=len(args.videos) > 1)
         result = render_reel(parts, out, options, force=args.force, progress=progress)
     ctx.say(f"wrote {result.path} ({sum(len(p.events) for p in parts)} events, {result.duration_ms / 1000:.1f} s)")
@@ -627,8 +720,6 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
         import_ray()  # a missing extra is reported now, not after the inputs were checked
     info = load_checkpoint(Path(args.model))[1]
     ctx.apply_config(args, info.task)
-    if args.threshold is None:
-        args.threshold = info.threshold  # the model's suggestion, as `scan` then `events` would use
     out = Path(args.out)
     sources = collect_inputs(args.inputs, exclude=out)
     cpus = os.cpu_count() or 1
@@ -636,7 +727,7 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
     share = max(1, cpus // (workers or 1))  # cores per worker on this machine
     # As `scan` does: inference at 2 scores/s is a small part of a scan, the decoder needs the other cores.
     threads = args.threads or (1 if args.address or share <= 4 else share // 4)
-    options = BatchOptions(out=out, model=Path(args.model), scan=_scan_options(args), events=_event_params(args, None),
+    options = BatchOptions(out=out, model=Path(args.model), scan=_scan_options(args), events=_event_params(args, info.events, info.threshold),
                            class_name=args.class_name, render=_render_options(args), order=args.order,
                            max_duration_ms=args.max_duration, force=args.force)
 
@@ -677,7 +768,8 @@ def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
 
     cam, what = (args.cam, "--cam") if args.cam else (RegionArg(tuple(fallback_cam)) if fallback_cam else None, fallback_what)
     return ShortsOptions(layout=Layout(args.layout), size=args.size, cam=cam, cam_what=what, game=args.game,
-                         lengths=LengthRules(args.min, args.max), title=args.title, overlay=not args.no_overlay, fps=args.out_fps)
+                         lengths=LengthRules(args.min, args.max), title=args.title, overlay=not args.no_overlay, fps=args.out_fps,
+                         audio_track=args.audio_track)
 
 
 def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
@@ -713,8 +805,8 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         if not args.events:
             for video in videos:
                 scores = scan_video(video, Path(args.model), _scan_options(args), progress=progress)
-                label = args.class_name or scores.default_class()
-                events = events_from_scores(scores, label, _event_params(args, scores))
+                label = _event_class(ctx, args, scores)
+                events = events_from_scores(scores, label, _scores_event_params(args, scores))
                 sources.append(ShortSource(video, tuple(events), scores))
         result = render_shorts(sources, Path(args.output), options, force=args.force, progress=progress)
     if not ctx.quiet:
@@ -776,7 +868,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
 
 
 _SCAN_DESTS = ("fps", "batch_size", "crop", "full_frame", "no_cache", "mode", "coarse_threshold", "stall_timeout")
-_EVENT_DESTS = ("class_name", "threshold", "release", "min_length", "merge_gap", "pad_before", "pad_after", "max_length",
+_EVENT_DESTS = ("class_name", "threshold", "release", "smooth", "min_length", "merge_gap", "pad_before", "pad_after", "max_length",
                 "top_k", "top_percent")
 
 
@@ -825,8 +917,8 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             events = read_events(Path(args.events))
             settings["events file"] = str(args.events)
         else:
-            label = args.class_name or scores.default_class()
-            params = _event_params(args, scores)
+            label = _event_class(ctx, args, scores)
+            params = _scores_event_params(args, scores)
             events = EventList(scores.video, scores.duration_ms, label, params, tuple(events_from_scores(scores, label, params)))
         video = Path(args.video) if args.video else _recorded_video(scores.video, Path(args.scores))
         if video is None:
@@ -895,6 +987,9 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.print(table)
     noun = "still" if len(result.stills) == 1 else "stills"
     ctx.say(f"wrote {len(result.stills)} {noun} and {result.manifest.name} to {result.manifest.parent}")
+    if result.not_grabbed:
+        ctx.say(f"[yellow]warning:[/] {result.not_grabbed} chosen frames could not be read at full size and were not "
+                "written (the file has no frame at their times)", markup=True)
     return ExitStatus.OK
 
 
@@ -987,7 +1082,7 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
         threshold=threshold, release=args.release, cooldown_ms=args.cooldown, window_ms=args.window, fps=args.fps,
         class_name=args.class_name, region=args.crop, full_frame=args.full_frame, replay_dir=replay_dir,
         replay_before_ms=args.before, replay_after_ms=args.after, segment_ms=args.segment, duration_ms=args.duration,
-        print_scores=args.scores,
+        print_scores=args.scores, audio_track=args.audio_track,
     )
     console = ctx.console
 
@@ -1053,16 +1148,25 @@ def _add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, la
 def _add_event_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("events (times in seconds or m:ss)")
     g.add_argument("--class", dest="class_name", metavar="NAME", help="class to find events for (default: the task's class)")
-    g.add_argument("--threshold", type=probability, help="start an event when the score reaches this (default: the model's, usually 0.5)")
+    g.add_argument("--threshold", type=probability,
+                   help="start an event when the score reaches this (default: the model's, chosen by cross-validation when "
+                        "it was trained; 0.5 for older models)")
     g.add_argument("--release", type=probability, help="hysteresis: stay in an event while the score is above this (default: threshold)")
-    g.add_argument("--min-length", type=duration_ms, default=1000, metavar="S", help="drop events shorter than this (default: 1)")
-    g.add_argument("--merge-gap", type=duration_ms, default=2000, metavar="S", help="join events closer than this (default: 2)")
+    g.add_argument("--smooth", type=duration_ms, metavar="S",
+                   help="average the scores over this window before thresholding (default: the model's calibrated value, else 0)")
+    g.add_argument("--min-length", type=duration_ms, metavar="S",
+                   help="drop events shorter than this (default: the model's calibrated value, else 1)")
+    g.add_argument("--merge-gap", type=duration_ms, metavar="S",
+                   help="join events closer than this (default: the model's calibrated value, else 2)")
     g.add_argument("--pad-before", type=duration_ms, default=1000, metavar="S", help="lead-in before each event (default: 1)")
     g.add_argument("--pad-after", type=duration_ms, default=1000, metavar="S", help="tail after each event (default: 1)")
     g.add_argument("--max-length", type=duration_ms, metavar="S", help="trim longer events around their peak")
-    g.add_argument("--top-k", type=positive_int, metavar="K", help="keep only the K events with the highest peak")
+    g.add_argument("--top-k", type=positive_int, metavar="K",
+                   help="the K best moments whatever the threshold: events above it with the highest peaks, and when "
+                        "fewer than K pass it, the best remaining peaks too")
     g.add_argument("--top-percent", type=positive_float, metavar="P",
-                   help="instead of a threshold, keep the top P%% of 5-second bins (and their neighbours), like the original tool")
+                   help="instead of a threshold (not together with --threshold), keep the top P%% of 5-second bins "
+                        "(and their neighbours), like the original tool")
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
@@ -1074,6 +1178,26 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chapters", action="store_true",
                    help="make each event a chapter of the reel (players list them; titles like 'rage 0.87 @ 0:12:03') "
                         "and write the same chapters to REEL.youtube.txt for a YouTube description")
+    _add_audio_track_option(g, "the reel")
+
+
+AUDIO_TRACK_HELP = ("{what}'s sound: 'mix' mixes every audio track of the source at its own level, with a limiter "
+                    "against clipping (OBS often records the microphone and the game as separate tracks); N takes "
+                    "only the Nth audio track, numbered from 1 in the file's order (default: mix)")
+
+
+def audio_track(text: str) -> int | None:
+    """--audio-track: ``mix`` (None) or a track number from 1."""
+    from autotosis.render import parse_audio_track
+
+    try:
+        return parse_audio_track(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (give mix, or a track number from 1)") from None
+
+
+def _add_audio_track_option(g, what: str) -> None:
+    g.add_argument("--audio-track", type=audio_track, default=None, metavar="N|mix", help=AUDIO_TRACK_HELP.format(what=what))
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -1121,12 +1245,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--no-probe", action="store_true", help="only check syntax and that clips exist (do not open the videos)")
     p = add("import", cmd_labels_import, "convert data.csv or an Audacity label track",
             "Convert the original autotosis data.csv (path \"[x0,y0,x1,y1]\" \"(s,e)\" ...) or an Audacity label track\n"
-            "(start<TAB>end<TAB>text, one file per clip) into the autotosis label format.\n"
-            "Without -o the result is printed.", labels_commands)
+            "(start<TAB>end<TAB>text, one file per clip) into the autotosis label format. An Audacity label's text is\n"
+            "its class (rage, pog; several classes make a multi-class file; '~' before it = unsure); point labels\n"
+            "become --point-window spans. Without -o the result is printed.", labels_commands)
     p.add_argument("source", metavar="SOURCE", help="data.csv or an Audacity label export (.txt)")
     p.add_argument("--format", choices=("auto", "csv", "audacity"), default="auto", help="input format (default: by extension)")
     p.add_argument("--clip", metavar="VIDEO", help="for Audacity tracks: the clip the times refer to")
     p.add_argument("--crop", type=region, metavar="x0,y0,x1,y1", help="for Audacity tracks: face-cam crop to write")
+    p.add_argument("--point-window", type=duration_ms, default=2000, metavar="S",
+                   help="for Audacity tracks: a point label becomes a span this long centred on it; 0 refuses point "
+                        "labels (default: 2)")
     _add_output(p, "label file to write (default: print to stdout)")
 
     p = add("frames", cmd_frames, "extract training frames from a label file",
@@ -1137,9 +1265,21 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_frame_options(p)
 
     p = add("train", cmd_train, "train a classifier from a label file or a folder of images",
-            "Train a ResNet18 on the CPU from a label file. Validation is split by clip (frames of one clip never\n"
-            "end up on both sides); the checkpoint with the best validation F1 is kept.\n"
-            "A label file with '# classes=a,b' and spans like a:12-18 trains a multi-class model.\n"
+            "Train a ResNet18 on the CPU from a label file, using every labelled clip:\n"
+            "  1. cross-validation by clip (--folds, default 3): each fold's model trains without some clips and\n"
+            "     scores them, so every clip gets scores from a model that never saw it (frames of one clip never\n"
+            "     end up on both sides);\n"
+            "  2. on those scores the threshold and the event rules (smoothing, minimum length, merge gap) are\n"
+            "     chosen where they find the labelled highlights best as events; they are stored in the checkpoint\n"
+            "     and `events`, `reel`, `batch` and `shorts` use them unless you give --threshold etc.;\n"
+            "  3. frames of the clips' negatives that fooled the fold models (look-alike moments) are drawn\n"
+            "     --hard-negatives times as often in the final fit on every clip.\n"
+            "Training length is set by the data (about 12 images per frame, 12,000 to 60,000 images; --epochs sets\n"
+            "it), with a warm-up and a cosine learning-rate schedule; the end of the schedule is kept. The plan and\n"
+            "an estimated time are printed first, then a summary: per-fold table, the chosen rules and why, and the\n"
+            "clips the model gets most wrong. With --folds 0, or too few clips, one run with a validation split\n"
+            "(--val-fraction) is made instead.\n"
+            "A label file with '# classes=a,b' and spans like a:12-18 trains a multi-class model (one run).\n"
             "\n"
             "Instead of a label file, LABELS may be a folder of images (see `autotosis sample`): one sub-folder per\n"
             "class (DIR/background/*.jpg, DIR/rage/*.png, ...; 'background' first, the other classes by name;\n"
@@ -1148,12 +1288,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "image to the scene named by its file name up to the last '_' (vod1_t000125500.jpg -> vod1, so all\n"
             "frames sampled from one video are one scene); a name without '_' is a scene of its own.\n"
             "\n"
-            "Examples: autotosis train labels/rage.txt -o rage.pt --epochs 8\n"
+            "Examples: autotosis train labels/rage.txt -o rage.pt\n"
             "          autotosis train studios/ -o studios.pt --crop 0.78,0.13,0.97,0.37")
     p.add_argument("labels", metavar="LABELS", help="label file, or a folder of images with one sub-folder per class")
-    _add_output(p, "checkpoint to write (.pt); the last epoch also goes to PATH.last.pt for --resume", required=True)
+    _add_output(p, "checkpoint to write (.pt); the last epoch's state also goes to <PATH stem>.last.pt for --resume", required=True)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=6, help="passes over the training frames (default: 6)")
+    g.add_argument("--epochs", type=positive_int,
+                   help="passes over the training frames in the final fit (default: set by the data, see above)")
+    g.add_argument("--folds", type=int, default=3, metavar="K",
+                   help="clip-grouped cross-validation folds that choose the threshold and event rules and find hard "
+                        "negatives (default: 3; 0: one run with a validation split)")
+    g.add_argument("--hard-negatives", type=positive_float, default=3.0, metavar="X",
+                   help="draw negative frames that fooled the fold models X times as often in the final fit "
+                        "(default: 3; 1: off)")
     g.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")
     g.add_argument("--weights", default="none", metavar="none|imagenet|PATH",
@@ -1162,12 +1309,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                    help="train everything (none), only layer4 + the classifier (layer4), or only the classifier (fc)")
     g.add_argument("--no-balance", action="store_true", help="sample frames as they come instead of class-balanced")
     g.add_argument("--no-augment", action="store_true", help="turn off the light shift/scale/brightness augmentation")
-    g.add_argument("--val-fraction", type=probability, default=0.25, help="fraction of clips held out for validation (default: 0.25)")
-    g.add_argument("--select", choices=("f1", "precision"), default="f1", help="keep the epoch with the best validation F1 or precision")
+    g.add_argument("--val-fraction", type=probability, default=0.25,
+                   help="with --folds 0: fraction of clips held out for validation (default: 0.25)")
+    g.add_argument("--select", choices=("last", "loss", "f1", "precision"), default="last",
+                   help="with --folds 0: keep the last epoch (default), or the one with the best validation loss, F1 "
+                        "or precision (noisy with few validation clips)")
     g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same model (default: 0)")
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="at most N frames per epoch")
     g.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
-    g.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted run from PATH.last.pt")
+    g.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted run from the <output stem>.last.pt it wrote")
     g.add_argument("--frames-dir", metavar="DIR", help="where training frames are cached (see `frames --out`)")
     _add_frame_options(p)
     g = p.add_argument_group("leak guard")
@@ -1199,12 +1349,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     g = p.add_argument_group("evaluation")
     g.add_argument("--class", dest="class_name", metavar="NAME", help="class to evaluate (default: every class but background)")
-    g.add_argument("--threshold", type=probability, help="score threshold for frames and events (default: the model's)")
+    g.add_argument("--threshold", type=probability,
+                   help="score threshold for frames and events (default: the model's, as `events` uses it)")
     g.add_argument("--iou", type=probability, default=0.3, help="an event matches a labelled span at this IoU or more (default: 0.3)")
     g.add_argument("--band", type=duration_ms, default=500, metavar="SECONDS",
                    help="samples this close to a span edge are not counted, as in training (default: 0.5)")
-    g.add_argument("--min-length", type=duration_ms, default=1000, metavar="S", help="drop predicted events shorter than this (default: 1)")
-    g.add_argument("--merge-gap", type=duration_ms, default=2000, metavar="S", help="join predicted events closer than this (default: 2)")
+    g.add_argument("--smooth", type=duration_ms, metavar="S",
+                   help="average the scores over this window before finding events (default: the model's calibrated value, else 0)")
+    g.add_argument("--min-length", type=duration_ms, metavar="S",
+                   help="drop predicted events shorter than this (default: the model's calibrated value, else 1)")
+    g.add_argument("--merge-gap", type=duration_ms, metavar="S",
+                   help="join predicted events closer than this (default: the model's calibrated value, else 2)")
     _add_scan_options(p, new_videos=False, labelled_clips=True)
 
     p = add("review", cmd_review, "cut the model's events into review clips and add their lines to the label file",
@@ -1359,6 +1514,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     g.add_argument("--title", metavar="TEXT", help="title text across the top of every short")
     g.add_argument("--no-overlay", action="store_true", help="do not draw the confidence text")
     g.add_argument("--out-fps", type=frame_rate, metavar="FPS", help="output frame rate (default: the source's, at most 60)")
+    _add_audio_track_option(g, "each short")
     _add_scan_options(p)
     _add_event_options(p)
 
@@ -1404,7 +1560,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "VOD, render reel.mp4 and print frame- and event-level precision/recall/F1.")
     p.add_argument("--out", default="autotosis-demo", metavar="DIR", help="output folder (default: ./autotosis-demo)")
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default: 8)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs of the final fit (default: set by the data, as `train` does)")
     p.add_argument("--force", action="store_true", help="replace the outputs of an earlier demo run")
 
     p = add("export-onnx", cmd_export_onnx, "export a checkpoint to ONNX (for onnxruntime and other runtimes)",
@@ -1417,11 +1573,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_output(p, "ONNX file to write (.onnx)", required=True)
 
     p = add("stills", cmd_stills, "save the best distinct stills of a video (or every distinct keyframe)",
-            "Decode keyframes only (fast), drop frames that look like the one kept before them (SSIM or a\n"
+            "Decode keyframes only (fast), drop frames that look like any frame kept before them (SSIM or a\n"
             "difference hash on small grey frames), score the rest with the model, and save the top ones that are\n"
             "unlike each other and apart in time, at full resolution with square pixels (anamorphic and rotated\n"
-            "sources come out as players show them). File names start with the score and the time, so sorting by\n"
-            "name lists the best first; DIR/stills.json lists them all. Without a model, --keyframes saves every\n"
+            "sources come out as players show them). File names start with the rank (01 = best), then the score and\n"
+            "the time, so sorting by name lists the best first; DIR/stills.json lists them all. Without a model, --keyframes saves every\n"
             "distinct keyframe (frames to label).\n"
             "Examples: autotosis stills film.mkv --model hero.pt -o stills --count 80\n"
             "          autotosis stills footage.mp4 --keyframes -o to-label")
@@ -1443,7 +1599,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                                                                    "(for sources with rare keyframes)")
     g.add_argument("--dedup", choices=("ssim", "dhash"), default="ssim", help="similarity measure (default: ssim)")
     g.add_argument("--dedup-threshold", type=float, metavar="X",
-                   help="drop a frame at least this similar (1 = identical) to the last one kept (default: 0.85)")
+                   help="drop a frame at least this similar (1 = identical) to any frame kept before it (default: 0.85)")
     g.add_argument("--crop", type=region, metavar="x0,y0,x1,y1", help="region the model scores (default: the model's crop)")
     g.add_argument("--full-frame", action="store_true", help="score the whole frame, ignoring the model's crop")
     g.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format (default: jpg, quality 95)")
@@ -1513,6 +1669,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     g.add_argument("--after", type=duration_ms, default=5000, metavar="S", help="seconds after the event (default: 5)")
     g.add_argument("--segment", type=duration_ms, default=1000, metavar="S", help="length of the ring's segments (default: 1)")
     g.add_argument("--force", action="store_true", help="overwrite replays of an earlier run in DIR")
+    _add_audio_track_option(g, "each replay")
     return parser, parsers
 
 

@@ -26,7 +26,7 @@ EVENT_MIN_IOU = 0.3
 class DemoOptions:
     out: Path = Path("autotosis-demo")
     seed: int = 0
-    epochs: int = 8  # ~10k training images: with 5 the held-out VOD got 3 false events (F1 0.84 instead of 1.0)
+    epochs: int | None = None  # None: `train`'s default, set by the data
     train_clips: int = 16
     clip_s: float = 30.0
     heldout_s: float = 240.0
@@ -85,8 +85,9 @@ def run_demo(
     from autotosis.samples import DEFAULT_CAM, make_sample_set
     from autotosis.scan import ScanOptions, scan_video
     from autotosis.scores import write_scores
-    from autotosis.segments import EventList, EventParams, event_spans, events_from_scores, write_events
-    from autotosis.train import TrainConfig, train
+    from autotosis.segments import EventList, event_params_for, event_spans, events_from_scores, write_events
+    from autotosis.fit import fit, measure_speed, plan_fit
+    from autotosis.train import TrainConfig
 
     began = time.monotonic()
     out = Path(options.out).absolute()
@@ -113,12 +114,16 @@ def run_demo(
     counts = frameset.counts()
     say("   frames: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     config = TrainConfig(epochs=options.epochs, seed=options.seed)
+    plan = plan_fit(frameset, config, measure_speed(frameset, config))
+    say(f"   plan: {escape(plan.describe())}")
 
-    def on_epoch(m) -> None:
-        say(f"   epoch {m.epoch}: loss {m.train_loss:.3f}, validation F1 {m.f1:.3f} ({m.images_per_s:.0f} img/s){'  *best' if m.best else ''}")
+    def on_epoch(run: str, m) -> None:
+        say(f"   {run} epoch {m.epoch}: loss {m.train_loss:.3f} ({m.images_per_s:.0f} img/s)")
 
-    result = train(frameset, config, model_path, force=True, on_epoch=on_epoch,
-                   on_step=lambda done, total: progress("train (this epoch)", done, total))
+    fitted = fit(frameset, config, model_path, force=True, plan=plan, on_stage=lambda text: say(f"   {escape(text)}"),
+                 on_epoch=on_epoch, on_step=lambda done, total: progress("train", done, total))
+    if fitted.calibration is not None:
+        say(f"   event rules chosen by cross-validation: {escape(fitted.calibration.explain())}")
 
     say(f"[bold]4/6[/] scanning the held-out VOD ({samples.heldout.duration_ms / 1000:.0f} s, never seen in training)")
     scan_options = ScanOptions(use_cache=False)
@@ -126,8 +131,8 @@ def run_demo(
     write_scores(scores, out / "heldout.scores.json", force=True)
 
     say("[bold]5/6[/] finding events and rendering reel.mp4")
-    # A reel-worthy moment lasts a while: blips under 2 s are dropped (the sample highlights last 3-8 s).
-    params = EventParams(threshold=0.5, min_length_ms=2000)
+    # The event rules training calibrated (stored in the model and recorded in the scores), as `autotosis events` uses them.
+    params = event_params_for(scores.extra.get("events"), scores.extra.get("threshold"))
     events = events_from_scores(scores, TASK, params)
     write_events(EventList(scores.video, scores.duration_ms, TASK, params, tuple(events)), out / "heldout.events.json", force=True)
     if events:

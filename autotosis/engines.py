@@ -192,6 +192,12 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
                          hint="check --address: the head node's GCS port (6379) or Ray Client port (10001)") from None
 
 
+# A task whose worker process or node dies (kill -9, OOM killer, a lost machine) is run again on
+# another worker up to this many times (Ray's default, stated here so it is a decision, not an
+# accident).  Exceptions raised by ``fn`` are not retried: process_vod turns them into results.
+RAY_TASK_RETRIES = 3
+
+
 def _ray_job(fn, arg, threads):
     prepare_worker(threads)
     return fn(arg)
@@ -201,7 +207,9 @@ class RayEngine(Engine):
     """Ray tasks: on the cluster at ``address``, on an already started Ray, or on a local one.
 
     Each task asks Ray for ``threads`` CPUs, the same number torch uses inside it.  Inputs
-    and outputs travel as paths: every node must see the same files (shared storage).
+    and outputs travel as paths: every node must see the same files (shared storage).  A task
+    lost with its worker or node is retried elsewhere (``RAY_TASK_RETRIES``); the driver sees
+    only its one result.
     """
 
     name = "ray"
@@ -230,7 +238,7 @@ class RayEngine(Engine):
             raise UsageError(f"each Ray task asks for {threads} CPUs (--threads) but the largest Ray node has {largest:g}",
                              hint="lower --threads")
         self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", threads)) // threads)
-        self._remote = ray.remote(num_cpus=threads)(_ray_job)
+        self._remote = ray.remote(num_cpus=threads, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(_ray_job)
 
     def submit(self, fn, arg):
         ref = self._remote.remote(fn, arg, self.threads)

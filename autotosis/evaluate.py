@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from autotosis.dataset import IGNORE, frame_targets, span_class_index
-from autotosis.errors import DataError, UsageError
-from autotosis.labels import ClipEntry, LabelFile, Span
-from autotosis.metrics import PRF, average_precision, event_prf, frame_prf
+from autotosis.errors import DataError, ModelError, UsageError
+from autotosis.labels import ClipEntry, LabelFile, Span, match_model_classes
+from autotosis.metrics import PRF, average_precision, event_prf, expected_calibration_error, frame_prf
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import Scores
 from autotosis.segments import EventParams, event_spans, find_events
@@ -48,6 +48,7 @@ class EvalOptions:
     threshold: float | None = None  # None: the model's suggested threshold
     min_length_ms: int = 1000  # event finding, as `autotosis events` (without padding)
     merge_gap_ms: int = 2000
+    smooth_ms: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.iou <= 1:
@@ -59,7 +60,7 @@ class EvalOptions:
 
     def event_params(self, threshold: float) -> EventParams:
         return EventParams(threshold=threshold, min_length_ms=self.min_length_ms, merge_gap_ms=self.merge_gap_ms,
-                           pad_before_ms=0, pad_after_ms=0)
+                           smooth_ms=self.smooth_ms, pad_before_ms=0, pad_after_ms=0)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class ClassReport:
     average_precision: float
     event: PRF | None  # None when no unit has a time axis
     clips: tuple[ClipResult, ...]
+    # Expected calibration error of the scores over the counted samples: 0 when a score of 0.8 is
+    # right 80% of the time (metrics.expected_calibration_error).
+    calibration_error: float = 0.0
 
     def failing(self, below: float = 0.5) -> tuple[ClipResult, ...]:
         """Clips whose event F1 (frame F1 for images) is below ``below``, worst first."""
@@ -222,7 +226,8 @@ def evaluate_class(units: Sequence[LabelledScores], classes: Sequence[str], clas
     timed = [r.event for r in results if r.event is not None]
     event = _pooled(timed) if timed else None
     return ClassReport(class_name=class_name, threshold=float(threshold), frame=frame,
-                       average_precision=average_precision(scores, truth), event=event, clips=tuple(results))
+                       average_precision=average_precision(scores, truth), event=event, clips=tuple(results),
+                       calibration_error=expected_calibration_error(scores, truth))
 
 
 def _pooled(parts: Sequence[PRF]) -> PRF:
@@ -238,13 +243,26 @@ def scored_classes(classes: Sequence[str], wanted: str | None) -> list[str]:
     return [c for c in classes if c != "background"] or list(classes[1:])
 
 
-def check_label_classes(label_classes: Sequence[str], model_classes: Sequence[str], source: str) -> None:
-    """The labels must speak of the model's classes (same names; the order may differ)."""
+def check_label_classes(label_classes: Sequence[str], model_classes: Sequence[str], source: str, *,
+                        any_binary: bool = True) -> None:
+    """The labels must speak of the model's classes (same names; the order may differ): a ModelError
+    (exit 5, as for a checkpoint of another task) when they do not.
+
+    With ``any_binary`` two binary class lists always pass: a label file's own names are checked
+    by ``labels.match_model_classes`` (in ``score_labelled_clips``), which knows whether its one
+    class was declared (``# task=``) or only taken from the file name.  Folder classes are names
+    the user gave: ``any_binary=False``.
+    """
+    def positives(classes: Sequence[str]) -> list[str]:
+        return [c for c in classes if c != "background"]
+
+    if any_binary and len(positives(label_classes)) == 1 and len(positives(model_classes)) == 1:
+        return
     missing = [c for c in label_classes if c not in model_classes]
     if missing:
-        raise DataError(f"{source} has classes {', '.join(missing)} that the model does not know "
-                        f"(model classes: {', '.join(model_classes)})",
-                        hint="evaluate with a model trained on these labels, or fix '# task=' / '# classes='")
+        raise ModelError(f"the model knows the classes {', '.join(model_classes)}, but {source} has "
+                         f"{', '.join(missing)}",
+                         hint="use a model trained on these classes, or rename the folders / fix '# task=' or '# classes='")
 
 
 def remap_targets(targets: np.ndarray, label_classes: Sequence[str], model_classes: Sequence[str]) -> np.ndarray:
@@ -298,6 +316,9 @@ def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptio
                          crop_borders: bool = False, progress: ProgressCallback = no_progress) -> list[LabelledScores]:
     """Scan every clip of ``labels`` with the model (cached) and pair the scores with its spans.
 
+    The label file must speak of the model's classes (``labels.match_model_classes``: a ModelError
+    before anything is scanned); a binary file without ``# task=`` fits any model of one class.
+
     ``scan`` gives the sampling rate, batch size and cache use.  Each clip is scanned densely
     with the crop its label line gives (the whole frame when it has none), as its training
     frames were taken; ``crop_borders`` crops letterbox borders away from clips without a
@@ -306,8 +327,11 @@ def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptio
     from autotosis.dataset import clip_regions, validate_against_media
     from autotosis.scan import ScanOptions, scan_video
 
-    scan = scan or ScanOptions()
+    from autotosis.model import load_checkpoint
 
+    scan = scan or ScanOptions()
+    info = load_checkpoint(Path(model_path))[1]
+    labels = match_model_classes(labels, info.classes, model=str(model_path))
     infos = validate_against_media(labels)
     regions = clip_regions(labels, infos, crop_borders)
     label_classes = labels.class_names()
@@ -332,7 +356,7 @@ def score_image_folder(folder: ImageFolder, model_path: Path, *, crop_borders: b
     from autotosis.sampling import folder_frames, image_names
 
     model, info, _ = load_checkpoint(Path(model_path))
-    check_label_classes(folder.classes, info.classes, str(folder.root))
+    check_label_classes(folder.classes, info.classes, str(folder.root), any_binary=False)
     frameset = folder_frames(folder, size=info.input_size, region=info.crop, crop_borders=crop_borders,
                              task=f"{info.task}-eval", progress=progress)
     units = []

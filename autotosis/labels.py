@@ -17,6 +17,15 @@ Multi-class files declare their classes and prefix each span with one::
 A file without ``# classes=`` is binary: its classes are ``background`` and the task, and a
 span may carry the task's name as its class (``rage:12-18``) or none.
 
+The task is ``# task=NAME``, else taken from the file name (``rage.txt`` -> ``rage``); a
+generic file name (``labels.txt``, ``heldout.txt``, ``train2.txt``: only words such as labels,
+train, test, heldout, copy and numbers) gives ``highlight``.  A binary file without
+``# task=`` is not tied to a name: it works with any model of one class
+(``match_model_classes``), so a copy under another name still evaluates the same model.
+
+Spans of one clip written on two lines are merged into one entry, with a note (a
+``LabelNote``) rather than an error.
+
 The parser reports every problem of a file at once, each as a ``LabelError`` that
 names ``file:line:col``, says what is wrong and what would be right.  It never raises
 anything but ``LabelErrors``, whatever the text (a fuzz test holds it to that).
@@ -34,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
-from autotosis.errors import DataError, LabelError, LabelErrors
+from autotosis.errors import DataError, LabelError, LabelErrors, ModelError
 from autotosis.fsutil import write_text_atomic
 
 # Video durations from ffprobe are approximate (container vs stream, last frame length).
@@ -66,6 +75,16 @@ _RESERVED_CLASSES = {"background", "end"}
 _CLASSES_DIRECTIVE_RE = re.compile(r"#\s*classes\s*=")
 _TASK_DIRECTIVE_RE = re.compile(r"#\s*task\s*=")
 _DEFAULT_DIRECTIVE_RE = re.compile(r"#\s*default\s+(?P<key>[A-Za-z_][A-Za-z0-9_]*)\s*=")
+# Four comma-separated numbers: a crop that forgot its 'crop='.
+_BARE_CROP_RE = re.compile(r"(?:[0-9]*\.?[0-9]+,){3}[0-9]*\.?[0-9]+")
+# The task of a binary file whose name says nothing (labels.txt, heldout.txt, train2.txt).
+DEFAULT_TASK = "highlight"
+_GENERIC_NAME_WORDS = frozenset("""
+    labels label labelled labeled labeling labelling data dataset set sets train training trainset test tests testing
+    testset eval evaluation val valid validation heldout held out holdout hold dev copy new old final draft tmp temp
+    untitled spans span clips clip all example examples sample samples template my backup bak edit edited fixed v ver
+    version part file files list
+""".split())
 
 
 # --------------------------------------------------------------------------- values
@@ -131,8 +150,10 @@ class Span:
     end_ms: int | None
     unsure: bool = False
     label: str | None = None  # the span's class; None = the file's only class (the task)
-    # Column of the span's token in its line (for error messages); not part of the value.
+    # Line and column of the span's token (for error messages); not part of the value.  The line
+    # is 0 when unknown; it differs from its entry's line when one clip is listed on two lines.
     col: int = field(default=0, compare=False, repr=False)
+    line: int = field(default=0, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.start_ms < 0:
@@ -172,12 +193,29 @@ class ClipEntry:
 
 
 @dataclass(frozen=True)
+class LabelNote:
+    """Something worth saying about a label file that is not an error (e.g. two lines of one clip merged)."""
+
+    path: Path
+    line: int
+    col: int
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.col}: note: {self.message}"
+        return text if not self.hint else f"{text} ({self.hint})"
+
+
+@dataclass(frozen=True)
 class LabelFile:
     path: Path
     task: str
     default_crop: Crop | None
     entries: tuple[ClipEntry, ...]
     classes: tuple[str, ...] = ()  # declared with '# classes=a,b'; empty = binary (the task)
+    task_declared: bool = True  # False: the task came from the file name ('# task=' absent)
+    notes: tuple[LabelNote, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if not is_valid_task(self.task):
@@ -197,6 +235,64 @@ def is_valid_class(name: str) -> bool:
 
 def is_valid_task(name: str) -> bool:
     return bool(_TASK_RE.fullmatch(name))
+
+
+def default_task(path: Path | str) -> str:
+    """The task of a label file without ``# task=``: its file name (characters a task name cannot
+    hold become ``_``), or ``highlight`` when the name is generic -- only words such as labels,
+    train, test, heldout, copy, and numbers (``labels.txt``, ``heldout-2.txt``, ``my labels (copy).txt``)."""
+    stem = Path(path).stem
+    words = re.findall(r"[a-z]+", stem.lower())
+    if all(word in _GENERIC_NAME_WORDS for word in words):
+        return DEFAULT_TASK
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")
+    return name if is_valid_task(name) else DEFAULT_TASK
+
+
+def match_model_classes(labels: LabelFile, model_classes: Sequence[str], *, model: str = "the model",
+                        exact: bool = False) -> LabelFile:
+    """``labels`` in the model's class names, or a ModelError (exit 5) when they speak of other classes.
+
+    The label file's classes must be the model's (``exact``) or some of them.  A binary file
+    without ``# task=`` is tied to no name: with a model of one class (besides background) its
+    spans are that class, so ``cp labels.txt heldout.txt`` evaluates the same model.
+    """
+    model_classes = tuple(model_classes)
+    mine = labels.class_names()
+    if set(mine) == set(model_classes) or (not exact and set(mine) <= set(model_classes)):
+        return labels
+    positives = [c for c in model_classes if c != "background"]
+    if not labels.task_declared and not labels.classes and len(positives) == 1 and "background" in model_classes:
+        return relabel_task(labels, positives[0])
+    declared = _declaration(labels)
+    if not labels.task_declared and not labels.classes:
+        hint = (f"this binary file's spans could be any of the model's {len(positives)} classes: "
+                f"name one with '# task=CLASS' ({', '.join(positives)}) or declare '# classes='")
+    else:
+        hint = (f"use a model trained on these classes, or change {declared} (a binary file without '# task=' "
+                f"works with any model of one class)")
+    raise ModelError(f"{model} knows the classes {', '.join(model_classes)}, but {labels.path} has "
+                     f"{', '.join(mine)} ({declared})", hint=hint)
+
+
+def _declaration(labels: LabelFile) -> str:
+    if labels.classes:
+        return f"'# classes={','.join(labels.classes)}'"
+    if labels.task_declared:
+        return f"'# task={labels.task}'"
+    return f"the task {labels.task!r} from its file name"
+
+
+def relabel_task(labels: LabelFile, task: str) -> LabelFile:
+    """A binary file's labels under another task name (spans naming the old task name the new one)."""
+    if labels.classes:
+        raise ValueError("only a binary label file has a task as its class")
+    old = labels.task
+    entries = tuple(
+        replace(entry, spans=tuple(replace(span, label=task) if span.label == old else span for span in entry.spans))
+        for entry in labels.entries
+    )
+    return replace(labels, task=task, entries=entries)
 
 
 # --------------------------------------------------------------------------- times
@@ -219,8 +315,25 @@ def parse_time(text: str) -> int:
     return int(match["int"] or "0") * 1000 + _fraction_ms(match["frac"])
 
 
+class TimeValueError(ValueError):
+    """A bad time text; ``hint`` says what to write instead, when a likely intent is known."""
+
+    def __init__(self, reason: str, hint: str | None = None):
+        super().__init__(reason)
+        self.hint = hint
+
+
 def _parse_clock(text: str) -> int:
     match = _CLOCK_RE.fullmatch(text)
+    if not match and text.count(":") > 2:
+        fields = text.split(":")
+        plain = (len(fields) == 4 and all(f.isascii() and f.isdigit() and len(f) <= 3 for f in fields)
+                 and all(len(f) <= 2 for f in fields[1:3]))
+        example = f"{int(fields[0])}:{fields[1].zfill(2)}:{fields[2].zfill(2)}.{fields[3]}" if plain else "1:02:03.5"
+        raise TimeValueError(
+            "too many ':' (a time is at most h:mm:ss)",
+            f"write [h:]mm:ss[.fff] with a '.' before a fraction of a second, e.g. {example}; "
+            "a timecode's last field counts frames, not milliseconds")
     if not match:
         raise ValueError("expected [h:]mm:ss[.fff] with digits only")
     hours, minutes, seconds = match["h"], match["m"], match["s"]
@@ -277,6 +390,7 @@ class _Line:
     tokens: tuple[_Token, ...]
     code: str  # the line without its comment, stripped
     errors: tuple[tuple[int, str, str], ...]  # (col, message, hint)
+    text: str = ""  # the whole line as written
 
 
 def _split_line(line: str) -> _Line:
@@ -310,7 +424,7 @@ def _split_line(line: str) -> _Line:
         word = _bare_word(line, i)
         tokens.append(_Token(word, i + 1, False))
         i += len(word)
-    return _Line(tuple(tokens), line[:code_end].strip(), tuple(errors))
+    return _Line(tuple(tokens), line[:code_end].strip(), tuple(errors), line)
 
 
 def _bare_word(line: str, start: int) -> str:
@@ -370,17 +484,29 @@ class _Collector:
 
 def parse_labels(path: Path | str, *, check_files: bool = True) -> LabelFile:
     """Read and parse a label file; raises LabelErrors listing every problem."""
+    labels, problems = check_labels(path, check_files=check_files)
+    if problems or labels is None:
+        raise LabelErrors(problems)
+    return labels
+
+
+def check_labels(path: Path | str, *, check_files: bool = True) -> tuple[LabelFile | None, list[LabelError]]:
+    """Every problem of a label file, and the part of it that parsed (None when it cannot be read).
+
+    The part holds the clip lines without errors, so the checks that need them (spans past
+    a clip's end) can run in the same pass as the syntax checks.
+    """
     path = Path(path)
-    text, bad_lines, problems = _read_text(path)
     try:
-        labels = parse_labels_text(text, path, check_files=check_files)
+        text, bad_lines, problems = _read_text(path)
     except LabelErrors as exc:
-        # Errors on a line with undecodable bytes are noise (the replacement character).
-        problems += [e for e in exc.errors if e.line not in bad_lines]
-    else:
-        if not problems:
-            return labels
-    raise LabelErrors(sorted(problems, key=lambda e: (e.line, e.col)))
+        return None, list(exc.errors)
+    labels, errors = _parse(text, path, check_files=check_files)
+    # Errors on a line with undecodable bytes are noise (the replacement character).
+    problems += [e for e in errors if e.line not in bad_lines]
+    if bad_lines:
+        labels = replace(labels, entries=tuple(e for e in labels.entries if e.line not in bad_lines))
+    return labels, sorted(problems, key=lambda e: (e.line, e.col))
 
 
 def _read_text(path: Path) -> tuple[str, set[int], list[LabelError]]:
@@ -418,8 +544,16 @@ def _read_text(path: Path) -> tuple[str, set[int], list[LabelError]]:
 
 def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> LabelFile:
     """Parse label text as if read from ``path`` (clip paths resolve against its folder)."""
-    path = Path(path)
+    labels, errors = _parse(text, Path(path), check_files=check_files)
+    if errors:
+        raise LabelErrors(sorted(errors, key=lambda e: (e.line, e.col)))
+    return labels
+
+
+def _parse(text: str, path: Path, *, check_files: bool) -> tuple[LabelFile, list[LabelError]]:
+    """(the clip lines that parsed, every problem found)."""
     errors = _Collector(path)
+    notes: list[LabelNote] = []
     label_dir = _label_dir(path)
     task: tuple[str, int] | None = None  # (name, line)
     classes: tuple[tuple[str, ...], int] | None = None  # (names, line)
@@ -429,6 +563,7 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
     seen_default = False
     entries: list[ClipEntry] = []
     first_line_of: dict[Path, int] = {}
+    entry_at: dict[Path, int] = {}  # index in entries of each clip's (merged) entry
 
     for lineno, line in enumerate(_split_lines(text), start=1):
         stripped = line.lstrip()
@@ -464,27 +599,57 @@ def parse_labels_text(text: str, path: Path, *, check_files: bool = False) -> La
         if clip_path is None:
             continue
         clip_col = scanned.tokens[0].col
-        if clip_path in first_line_of:
-            errors.add(lineno, clip_col, f"clip {scanned.tokens[0].text!r} is listed twice (first on line {first_line_of[clip_path]})",
-                       "put all spans of a clip on one line")
-            continue
-        first_line_of[clip_path] = lineno
+        first = first_line_of.setdefault(clip_path, lineno)
         if entry is None or scanned.errors:
             continue
         labelled += [(lineno, span) for span in entry.spans if span.label is not None or not span.unsure]
-        if check_files:
-            _check_clip_file(entry, lineno, clip_col, label_dir, errors)
+        if check_files and not _check_clip_file(entry, lineno, clip_col, label_dir, errors):
+            continue
+        if first != lineno:
+            merged = _merge_entries(entries[entry_at[clip_path]], entry, errors) if clip_path in entry_at else None
+            if merged is not None or clip_path not in entry_at:
+                notes.append(LabelNote(path, lineno, clip_col,
+                                       f"clip {scanned.tokens[0].text!r} is also listed on line {first}: the spans of both "
+                                       "lines are merged", "put all spans of a clip on one line"))
+            if merged is not None:
+                entries[entry_at[clip_path]] = merged
+            if clip_path in entry_at:
+                continue
+        entry_at[clip_path] = len(entries)
         entries.append(entry)
 
-    if task is None and not is_valid_task(path.stem):
-        errors.add(1, 1, f"the file name {path.name!r} does not make a valid task name",
-                   f"add a line '# task=NAME' or rename the file; {TASK_HINT}")
-    task_name = task[0] if task else path.stem
+    task_name = task[0] if task else default_task(path)
     declared = classes[0] if classes else ()
     for lineno, span in labelled:
         _check_span_class(span, declared, task_name, lineno, errors)
-    errors.raise_if_any()
-    return LabelFile(path=path, task=task_name, default_crop=first_default, entries=tuple(entries), classes=declared)
+    labels = LabelFile(path=path, task=task_name, default_crop=first_default, entries=tuple(entries), classes=declared,
+                       task_declared=task is not None, notes=tuple(notes))
+    return labels, errors.errors
+
+
+def _merge_entries(first: ClipEntry, later: ClipEntry, errors: _Collector) -> ClipEntry | None:
+    """One entry for a clip listed on two lines: the same crop, spans that do not overlap."""
+    if first.crop != later.crop:
+        def crop_text(entry: ClipEntry) -> str:
+            return f"crop={entry.crop.as_text()}" if entry.crop is not None else "no crop"
+
+        errors.add(later.line, 1, f"clip {later.raw_path!r} has {crop_text(later)} here but {crop_text(first)} on line {first.line}",
+                   "a clip has one crop: give both lines the same crop= (or put all spans on one line)")
+        return None
+    count_before = len(errors.errors)
+    for span in later.spans:
+        for other in first.spans:
+            other_end = other.end_ms if other.end_ms is not None else float("inf")
+            span_end = span.end_ms if span.end_ms is not None else float("inf")
+            if span.start_ms < other_end and other.start_ms < span_end:
+                errors.add(later.line, span.col, f"span {span.as_text()!r} overlaps {other.as_text()!r} of the same clip on line {first.line}",
+                           "spans of one clip must not overlap; join them or move an edge")
+                break
+    if len(errors.errors) != count_before:
+        return None
+    spans = tuple(sorted((*first.spans, *later.spans), key=lambda s: s.start_ms))
+    return replace(first, own_crop=first.own_crop or later.own_crop, spans=spans,
+                   source_text=f"{first.source_text}\n{later.source_text}")
 
 
 def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: int, errors: _Collector) -> None:
@@ -582,7 +747,17 @@ def _parse_clip_line(scanned: _Line, lineno: int, label_dir: str, default_crop: 
     crop_col: int | None = None
     spans: list[Span] = []
     span_texts: dict[int, str] = {}  # column -> span as written, for overlap messages
-    for index, token in enumerate(scanned.tokens[1:], start=1):
+    tokens = scanned.tokens
+    index = 0
+    while index + 1 < len(tokens):
+        index += 1
+        token = tokens[index]
+        mistake = None if token.quoted else _common_mistake(scanned, index)
+        if mistake is not None:
+            used, message, hint = mistake
+            errors.add(lineno, token.col, message, hint)
+            index += used - 1
+            continue
         if token.quoted:
             errors.add(lineno, token.col, f"unexpected quoted text {token.text!r}",
                        "only the clip path (the first thing on a line) may be quoted")
@@ -607,7 +782,7 @@ def _parse_clip_line(scanned: _Line, lineno: int, label_dir: str, default_crop: 
                 span_texts[span.col] = token.text
         else:
             errors.add(lineno, token.col, f"unexpected {token.text!r}: not a span, an option or a comment",
-                       _stray_hint(scanned.tokens, index, clip_path is not None))
+                       _stray_hint(tokens, index, clip_path is not None))
     spans.sort(key=lambda s: s.start_ms)
     _check_overlaps(spans, span_texts, lineno, errors)
     if clip_path is None or len(errors.errors) != count_before:
@@ -646,15 +821,74 @@ def _label_dir(path: Path) -> str:
     return os.path.abspath(path.parent)
 
 
-def _check_clip_file(entry: ClipEntry, lineno: int, col: int, label_dir: str, errors: _Collector) -> None:
+def _check_clip_file(entry: ClipEntry, lineno: int, col: int, label_dir: str, errors: _Collector) -> bool:
+    """True when the clip is a file; else an error (with a hint for a Windows path) and False."""
     try:
         if entry.path.is_file():
-            return
+            return True
         reason = "is a folder, not a video file" if entry.path.is_dir() else "does not exist"
     except (OSError, ValueError):
         reason = "cannot be opened"
-    errors.add(lineno, col, f"clip {entry.raw_path!r} {reason} ({entry.path})",
-               f"paths are relative to the label file's folder {label_dir}; quote names that contain spaces or #")
+    hint = f"paths are relative to the label file's folder {label_dir}; quote names that contain spaces or #"
+    if "\\" in entry.raw_path:
+        hint = _windows_path_hint(entry.raw_path, label_dir)
+    errors.add(lineno, col, f"clip {_shown(entry.raw_path)} {reason} ({entry.path})", hint)
+    return False
+
+
+def _shown(text: str) -> str:
+    """``text`` in quotes for a message; repr() only when it holds quotes or control characters
+    (repr would double every backslash of a Windows path)."""
+    if "'" in text or any(not ch.isprintable() for ch in text):
+        return repr(text)
+    return f"'{text}'"
+
+
+_DRIVE_RE = re.compile(r"[A-Za-z]:[\\/]")
+
+
+def _windows_path_hint(raw: str, label_dir: str) -> str:
+    """What to write instead of a path with backslashes (Windows separators)."""
+    forward = raw.replace("\\", "/")
+    if _DRIVE_RE.match(raw):
+        return (f"that is a Windows path: write the clip's path relative to the label file's folder "
+                f"{label_dir}, with / between folders")
+    try:
+        exists = resolve_clip_path(label_dir, forward).is_file()
+    except (OSError, ValueError):
+        exists = False
+    there = " (that file exists)" if exists else ""
+    return f"write / between folders, not \\: {forward}{there}"
+
+
+def _common_mistake(scanned: _Line, index: int) -> tuple[int, str, str] | None:
+    """(tokens used, message, hint) when the tokens from ``index`` on are a known slip:
+    a span with spaces around its '-' (``0:05 - 0:09``), or a crop without ``crop=``."""
+    tokens = scanned.tokens
+    # A span split by spaces around its '-': "0:05 - 0:09", "0:05 -0:09", "0:05- 0:09".
+    for used in (3, 2):
+        group = tokens[index:index + used]
+        if len(group) < used or any(t.quoted for t in group):
+            continue
+        texts = [t.text for t in group]
+        if used == 3 and texts[1] != "-":
+            continue
+        if used == 2 and texts[0].endswith("-") == texts[1].startswith("-"):
+            continue
+        joined = "".join(texts)
+        if texts[0] != "-" and _SPAN_SHAPE_RE.fullmatch(joined) and joined.count("-") == 1:
+            written = scanned.text[group[0].col - 1:group[-1].col - 1 + len(group[-1].text)]
+            return used, f"span {written!r} has spaces around its '-'", f"write it without spaces: {joined}"
+    # A crop that forgot its "crop=": "0.78,0.13,0.97,0.37" (or with spaces after the commas).
+    used, joined = 1, tokens[index].text
+    while joined.endswith(",") and index + used < len(tokens) and not tokens[index + used].quoted:
+        joined += tokens[index + used].text
+        used += 1
+    if _BARE_CROP_RE.fullmatch(joined):
+        last = tokens[index + used - 1]
+        written = scanned.text[tokens[index].col - 1:last.col - 1 + len(last.text)]
+        return used, f"{written!r} looks like a crop without 'crop='", f"write crop={joined}"
+    return None
 
 
 def _looks_like_span(text: str) -> bool:
@@ -706,14 +940,24 @@ def _parse_span(token: _Token, lineno: int, errors: _Collector) -> Span | None:
         what = "is empty (start equals end)" if end == start else "ends before it starts"
         errors.add(lineno, token.col, f"span {text!r} {what}", "write START-END with END later than START, e.g. 12-18")
         return None
-    return Span(start, end, unsure, label, col=token.col)
+    return Span(start, end, unsure, label, col=token.col, line=lineno)
 
 
 def _parse_time_at(text: str, lineno: int, col: int, errors: _Collector) -> int | None:
     try:
         return parse_time(text)
     except ValueError as exc:
-        errors.add(lineno, col, f"bad time {text!r}: {exc}", TIME_HINT)
+        if "," in text and "." not in text:
+            fixed = text.replace(",", ".")
+            try:
+                parse_time(fixed)
+            except ValueError:
+                pass
+            else:
+                errors.add(lineno, col + text.index(","), f"bad time {text!r}: a decimal comma",
+                           f"write a decimal point: {fixed}")
+                return None
+        errors.add(lineno, col, f"bad time {text!r}: {exc}", getattr(exc, "hint", None) or TIME_HINT)
         return None
 
 
@@ -751,7 +995,7 @@ def check_durations(labels: LabelFile, duration_ms: Callable[[Path], int | None]
             else:
                 continue
             problems.append(LabelError(
-                labels.path, entry.line, span.col or 1,
+                labels.path, span.line or entry.line, span.col or 1,
                 f"span {span.as_text()} {what}, past the end of {entry.raw_path!r} ({format_time(duration)} long)",
                 "fix the time, or write 'end' for the end of the clip (e.g. 1:12-end)"))
     return problems
@@ -767,7 +1011,9 @@ _HEADER = ("# autotosis labels: one line per clip: PATH [crop=x0,y0,x1,y1] START
 def format_labels(labels: LabelFile) -> str:
     """The label text for ``labels``; parsing it at ``labels.path`` gives equal entries."""
     label_dir = _label_dir(labels.path)
-    lines = [_HEADER, f"# task={labels.task}"]
+    lines = [_HEADER]
+    if labels.task_declared:  # a task from the file name stays so: the file keeps fitting any one-class model
+        lines.append(f"# task={labels.task}")
     if labels.classes:
         lines.append(f"# classes={','.join(labels.classes)}")
     if labels.default_crop is not None:
@@ -870,27 +1116,25 @@ class _RawSpan:
     unsure: bool
     line: int
     col: int
-
-
-def _task_from_stem(path: Path) -> str:
-    """A valid task name from a file name: invalid characters become ``_``."""
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem).strip("_")
-    return name or "labels"
+    label: str | None = None
 
 
 def _merge_raw_spans(spans: Iterable[_RawSpan], errors: _Collector) -> tuple[Span, ...]:
-    """Sort spans, join overlapping ones of the same kind; a sure/unsure overlap is an error."""
+    """Sort spans, join overlapping ones of the same kind and class; other overlaps are errors."""
     merged: list[_RawSpan] = []
     for span in sorted(spans, key=lambda s: (s.start_ms, s.end_ms)):
         last = merged[-1] if merged else None
         if last is None or span.start_ms >= last.end_ms:
             merged.append(span)
-        elif last.unsure == span.unsure:
+        elif last.unsure == span.unsure and last.label == span.label:
             merged[-1] = replace(last, end_ms=max(last.end_ms, span.end_ms))
-        else:
+        elif last.unsure != span.unsure:
             errors.add(span.line, span.col, "an unsure span overlaps a sure one",
                        "move an edge so that sure and unsure spans do not overlap")
-    return tuple(Span(s.start_ms, s.end_ms, s.unsure) for s in merged)
+        else:
+            errors.add(span.line, span.col, f"a {span.label or 'span'} span overlaps a {last.label or 'span'} span (line {last.line})",
+                       "spans of different classes must not overlap; move an edge")
+    return tuple(Span(s.start_ms, s.end_ms, s.unsure, s.label) for s in merged)
 
 
 def _seconds_to_ms(text: str) -> int:
@@ -992,7 +1236,7 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
         clip = resolve_clip_path(csv_dir, path_token.text)
         own = None if shared is not None else crop
         entries.append(_new_entry(clip, dest_dir, crop, own, spans, lineno))
-    return LabelFile(path=dest, task=_task_from_stem(dest), default_crop=shared, entries=tuple(entries))
+    return LabelFile(path=dest, task=default_task(dest), default_crop=shared, entries=tuple(entries), task_declared=False)
 
 
 def _parse_csv_row(tokens: list[_Token], lineno: int,
@@ -1040,11 +1284,20 @@ def _new_entry(clip: Path, dest_dir: str, crop: Crop | None, own_crop: Crop | No
     return replace(entry, source_text=_entry_text(entry, dest_dir))
 
 
-def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | None = None) -> LabelFile:
+DEFAULT_POINT_WINDOW_MS = 2000
+
+
+def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | None = None,
+                    point_window_ms: int = DEFAULT_POINT_WINDOW_MS) -> LabelFile:
     """Convert an Audacity label track (``start<TAB>end<TAB>text`` in seconds) for ``clip``.
 
-    Point labels are ignored; a label whose text starts with ``~`` or is ``unsure`` marks an
-    unsure span; spectral-selection lines (starting with a backslash) are skipped.
+    The label text is the span's class (``rage``, ``pog``): one class gives a binary file with
+    ``# task=CLASS``, several a multi-class file with ``# classes=``; no text at all, a binary
+    file named after ``dest``.  ``~`` before the text (``~pog``, ``~ maybe not``) or the text
+    ``unsure`` marks an unsure span; its text is its class when it names one of the sure
+    labels' classes, else a comment.  A point label (start = end) becomes a span of
+    ``point_window_ms`` centred on it (cut at 0), with a note; with ``point_window_ms`` 0 it is
+    an error.  Spectral-selection lines (starting with a backslash) are skipped.
     """
     label_txt, dest = Path(label_txt), Path(dest)
     text, _, problems = _read_text(label_txt)
@@ -1052,6 +1305,7 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
         raise LabelErrors(problems)
     errors = _Collector(label_txt)
     spans: list[_RawSpan] = []
+    points: list[int] = []  # lines of point labels
     for lineno, line in enumerate(_split_lines(text), start=1):
         if not line.strip() or line.startswith("\\"):
             continue
@@ -1060,21 +1314,73 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
             errors.add(lineno, 1, "expected start<TAB>end<TAB>text", "export the label track from Audacity (File > Export > Labels)")
             continue
         end_col = len(fields[0]) + 2
+        text_col = end_col + len(fields[1]) + 1
         start = _audacity_time(fields[0], lineno, 1, errors)
         end = _audacity_time(fields[1], lineno, end_col, errors)
-        if start is None or end is None or start == end:  # point labels mark no span
+        label_text = "\t".join(fields[2:])
+        unsure, label = _audacity_label(label_text, lineno, text_col, errors)
+        if start is None or end is None:
             continue
         if end < start:
             errors.add(lineno, end_col, "the label ends before it starts", "the second column is the end time")
             continue
-        label = "\t".join(fields[2:]).strip()
-        unsure = label.startswith("~") or label.lower() == "unsure"
-        spans.append(_RawSpan(start, end, unsure, lineno, 1))
+        if label is False:
+            continue
+        if start == end:
+            if point_window_ms <= 0:
+                errors.add(lineno, 1, f"a point label at {format_time(start)} marks no span",
+                           "make it a region label in Audacity, or give --point-window SECONDS to turn point labels "
+                           "into spans centred on them")
+                continue
+            points.append(lineno)
+            start, end = max(0, start - point_window_ms // 2), start + (point_window_ms - point_window_ms // 2)
+        spans.append(_RawSpan(start, end, unsure, lineno, 1, label))
+    classes = list(dict.fromkeys(s.label for s in spans if s.label and not s.unsure))
+    spans = [replace(s, label=None) if s.unsure and s.label not in classes else s for s in spans]
+    if len(classes) > 1:
+        for span in spans:
+            if span.label is None and not span.unsure:
+                errors.add(span.line, 1, f"the label has no text, but the track names the classes {', '.join(classes)}",
+                           "write the class as the label's text (e.g. rage), or '~' for an unsure span")
+    else:  # one class or none: a binary file, its spans need no class
+        spans = [replace(s, label=None) for s in spans]
     merged = _merge_raw_spans(spans, errors)
     errors.raise_if_any()
     dest_dir = _label_dir(dest)
     entry = _new_entry(resolve_clip_path(os.getcwd(), str(clip)), dest_dir, crop, crop, merged, 1)
-    return LabelFile(path=dest, task=_task_from_stem(dest), default_crop=None, entries=(entry,))
+    notes: tuple[LabelNote, ...] = ()
+    if points:
+        notes = (LabelNote(label_txt, points[0], 1,
+                           f"{len(points)} point label{'' if len(points) == 1 else 's'} became "
+                           f"{point_window_ms / 1000:g} s span{'' if len(points) == 1 else 's'} centred on "
+                           f"{'it' if len(points) == 1 else 'them'} (lines {', '.join(map(str, points))})",
+                           "--point-window SECONDS sets the length; 0 refuses point labels"),)
+    if len(classes) > 1:
+        return LabelFile(path=dest, task=default_task(dest), default_crop=None, entries=(entry,), classes=tuple(classes),
+                         task_declared=False, notes=notes)
+    if classes:
+        return LabelFile(path=dest, task=classes[0], default_crop=None, entries=(entry,), notes=notes)
+    return LabelFile(path=dest, task=default_task(dest), default_crop=None, entries=(entry,), task_declared=False, notes=notes)
+
+
+def _audacity_label(text: str, lineno: int, col: int, errors: _Collector) -> tuple[bool, str | None | bool]:
+    """(unsure, class) of a label's text; the class is None for no text and False for a bad one (an error)."""
+    name = text.strip()
+    col += len(text) - len(text.lstrip())
+    unsure = name.startswith("~") or name.lower() == "unsure"
+    if name.startswith("~"):
+        name, col = name[1:].strip(), col + 1
+    elif name.lower() == "unsure":
+        name = ""
+    if not name or (unsure and not is_valid_class(name)):  # an unsure label's text may be a comment
+        return unsure, None
+    if not is_valid_class(name):
+        errors.add(lineno, col, f"the label text {name!r} is not a class name",
+                   "the text of each label is its span's class (e.g. rage or pog): letters, digits, _ and -, "
+                   "starting with a letter ('background' is reserved); '~' before it marks an unsure span; "
+                   "no text = the file's only class")
+        return unsure, False
+    return unsure, name
 
 
 def _audacity_time(text: str, lineno: int, col: int, errors: _Collector) -> int | None:

@@ -44,6 +44,7 @@ class LiveOptions:
     segment_ms: int = 1000
     duration_ms: int | None = None  # stop after this much of the source
     print_scores: bool = False  # also emit every rolling score
+    audio_track: int | None = None  # replays' sound: None mixes every track of a file source; N (from 1): the Nth
 
     def release_level(self) -> float:
         return self.threshold if self.release is None else self.release
@@ -175,13 +176,16 @@ def run_live(source: media.LiveSource, predictor, options: LiveOptions, emit: Em
         with lock:
             emit(record)
 
+    # A file is checked as every command checks its videos (a text or an image file is refused).
+    tracks = _audio_tracks(source, options.audio_track)
     with tempfile.TemporaryDirectory(prefix="autotosis-live-") as tmp:
         ring = None
         if options.replay_dir is not None:
             options.replay_dir.mkdir(parents=True, exist_ok=True)
             # Room for a whole clip, plus a few segments the worker may still be copying.
             wrap = math.ceil((options.replay_before_ms + options.replay_after_ms) / options.segment_ms) + 4
-            ring = media.RingSpec(Path(tmp) / "ring", segment_ms=options.segment_ms, wrap=wrap)
+            ring = media.RingSpec(Path(tmp) / "ring", segment_ms=options.segment_ms, wrap=wrap,
+                                  audio_track=options.audio_track, audio_tracks=tracks)
         with media.LiveCapture(source, spec, ring) as capture:
             replays = None
             if options.replay_dir is not None:
@@ -206,6 +210,18 @@ def run_live(source: media.LiveSource, predictor, options: LiveOptions, emit: Em
     if interrupted:
         raise KeyboardInterrupt
     return LiveSummary(frames=frames, events=events, replays=saved, last_time_ms=last_ms)
+
+
+def _audio_tracks(source: media.LiveSource, track: int | None) -> int:
+    """How many audio tracks the replays can mix: a file's own count (checked against ``track``);
+    a device or stream is not probed (it may be slow to answer, or be read only once): 1."""
+    if source.kind != "file":
+        return 1
+    from autotosis.render import check_audio_track
+
+    info = media.probe(source.target)
+    check_audio_track([info], track)
+    return max(1, info.audio_count)
 
 
 def _score(capture: media.LiveCapture, predictor, index: int, trigger: Trigger, options: LiveOptions,

@@ -14,9 +14,12 @@ import json
 import math
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +62,7 @@ def ffmpeg_version() -> tuple[int, int]:
 def _tool_version(name: str, path: str) -> tuple[int, int]:
     """(major, minor) of the ffmpeg/ffprobe at ``path``; ToolMissingError when it does not run or is too old."""
     try:
-        out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, check=False, timeout=60)
+        out = _run([path, "-hide_banner", "-version"], timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ToolMissingError(f"{name} ({path}) does not run: {exc}",
                                hint="install a working ffmpeg (Debian/Ubuntu: apt-get install ffmpeg)") from exc
@@ -100,7 +103,7 @@ def run_ffmpeg(args: Sequence[str], *, what: str, path: Path | str | None = None
     """Run ffmpeg with ``args`` (argv list); raise MediaError with its stderr tail on failure."""
     argv = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", *args]
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        proc = _run(argv, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s", path) from exc
     if proc.returncode != 0:
@@ -112,8 +115,6 @@ def run_ffmpeg(args: Sequence[str], *, what: str, path: Path | str | None = None
 def _signal_text(returncode: int) -> str:
     """Why ffmpeg stopped when it printed nothing: usually a signal (e.g. SIGXFSZ at a file size limit)."""
     if returncode < 0:
-        import signal
-
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
@@ -121,6 +122,116 @@ def _signal_text(returncode: int) -> str:
         limit = " (file size limit reached)" if name == "SIGXFSZ" else ""
         return f"ffmpeg was killed by {name}{limit}"
     return f"ffmpeg exited with status {returncode}"
+
+
+# --------------------------------------------------------------------------- processes
+#
+# How a Ctrl-C (or SIGTERM) stops ffmpeg, by design rather than by luck:
+#
+# * Every ffmpeg/ffprobe runs in a process group of its own (``_spawn``).  A terminal's Ctrl-C
+#   reaches only autotosis, never ffmpeg behind its back (which used to race with us: ffmpeg
+#   exiting on its own turned a Ctrl-C into "decoding failed"), and autotosis stops a child by
+#   killing its whole group (a wrapper script and whatever it started go too).
+# * Python runs signal handlers only in the main thread, but the kernel may deliver a process
+#   signal to any thread (a decoder's helper thread, a torch worker).  Then a main thread
+#   blocked in C (a lock, a pipe read, waitpid) is not woken, and the KeyboardInterrupt waits
+#   until that call returns: a scan stalled in a real-time decode sat there for minutes
+#   (issue 16).  So no wait here, and none in prefetch, blocks longer than ``POLL_S``: pipes
+#   are read after poll() with a timeout, processes are waited for in slices, so a pending
+#   signal is acted on within ``POLL_S`` whichever thread the kernel chose.
+# * A reader in a helper thread is stopped through a ``threading.Event`` it checks between
+#   those slices (``iter_frames(stop=...)``): no registry of decoders per thread, no killing
+#   from another thread.  ``_CHILDREN`` only serves the exit handler, the last resort that
+#   no ffmpeg outlives us.
+
+POLL_S = 0.1
+
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+
+
+class _Stopped(Exception):
+    """A read gave up because its stop event was set (never leaves this module)."""
+
+
+def _spawn(argv: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+           stderr=subprocess.PIPE, bufsize: int = 0) -> subprocess.Popen:
+    """Start ffmpeg/ffprobe in a process group of its own (see above); unbuffered pipes by default."""
+    proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, bufsize=bufsize, process_group=0)
+    with _CHILDREN_LOCK:
+        _CHILDREN.add(proc)
+    return proc
+
+
+def _forget(proc: subprocess.Popen) -> None:
+    with _CHILDREN_LOCK:
+        _CHILDREN.discard(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill ``proc``'s process group (if it still runs) and reap it.
+
+    The group id is the child's pid, which cannot be reused before we reap the child: a
+    group we kill is always ours.
+    """
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=30)  # SIGKILL cannot be ignored: this is quick
+        except subprocess.TimeoutExpired:
+            pass
+    _forget(proc)
+
+
+def _wait(proc: subprocess.Popen, stop: threading.Event | None = None) -> int:
+    """``proc.wait()`` in slices of POLL_S (a pending Ctrl-C is seen; ``stop`` raises _Stopped)."""
+    while True:
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        try:
+            return proc.wait(timeout=POLL_S)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _communicate(proc: subprocess.Popen, *, timeout: float | None = None) -> tuple[bytes, bytes]:
+    """``proc.communicate()`` in slices of POLL_S; on any exception (Ctrl-C, timeout) the group is killed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            wait = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+            try:
+                out, err = proc.communicate(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    except BaseException:
+        _stop(proc)
+        raise
+    _forget(proc)
+    return out or b"", err or b""
+
+
+def _run(argv: Sequence[str], *, timeout: float | None = None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    """Run ffmpeg/ffprobe to the end, capturing its output; subprocess.TimeoutExpired after ``timeout``."""
+    proc = _spawn(argv, stdout=stdout)
+    out, err = _communicate(proc, timeout=timeout)
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def _stop_all() -> None:
+    """At exit no ffmpeg survives us, even one read by a daemon thread that was never joined."""
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for proc in children:
+        _stop(proc)
+
+
+atexit.register(_stop_all)
 
 
 # --------------------------------------------------------------------------- probing
@@ -147,6 +258,15 @@ class VideoInfo:
     size_bytes: int = 0
     mtime_ns: int = 0
     container: str = ""  # ffprobe's format_name, e.g. "mpegts" or "mov,mp4,m4a,3gp,3g2,mj2"
+    audio_tracks: int = -1  # audio streams (OBS often records the microphone and the game apart); -1: 1 if has_audio
+    # The rate the stream was made at (ffprobe's r_frame_rate), when it is a plausible one: a
+    # variable-frame-rate recording with dropped frames keeps 24000/1001 here while its
+    # average (``fps``) falls to 16.
+    nominal_fps: Fraction | None = None
+
+    @property
+    def audio_count(self) -> int:
+        return self.audio_tracks if self.audio_tracks >= 0 else int(self.has_audio)
 
     @property
     def display_aspect(self) -> float:
@@ -191,10 +311,12 @@ def probe(path: Path | str) -> VideoInfo:
         "-show_format", "-show_streams", _url(path),
     ]
     try:
-        proc = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+        proc = _run(argv, timeout=120)
     except subprocess.TimeoutExpired as exc:
         raise MediaError("ffprobe did not finish within 120 s", path, hint="is the file on a stalled network drive?") from exc
     if proc.returncode != 0:
+        if _looks_like_text(path):
+            _refuse_non_video(path, {"format": {"format_name": "tty"}})
         tail = _tail(proc.stderr)
         # ffprobe prefixes its message with the URL; the path is in our message already.
         cause = _last_error_line(tail).replace(f"{_url(path)}: ", "")
@@ -205,12 +327,15 @@ def probe(path: Path | str) -> VideoInfo:
     except json.JSONDecodeError as exc:
         raise MediaError("ffprobe printed something that is not JSON", path) from exc
     streams = info.get("streams", [])
+    _refuse_non_video(path, info)
     # Cover art is a "video" stream too; skip attached pictures.
     video = next(
         (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
         None,
     )
     if video is None:
+        if _looks_like_text(path):  # subtitles, chapters, a playlist: text that ffmpeg can read
+            _refuse_non_video(path, {"format": {"format_name": "tty"}})
         raise MediaError("has no video stream", path, hint="audio-only files cannot be scanned")
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
@@ -240,7 +365,56 @@ def probe(path: Path | str) -> VideoInfo:
         size_bytes=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         container=str(fmt.get("format_name", "")),
+        audio_tracks=sum(s.get("codec_type") == "audio" for s in streams),
+        nominal_fps=_nominal_rate(_fraction(video.get("r_frame_rate")), _fraction(video.get("avg_frame_rate"))),
     )
+
+
+def _nominal_rate(real: Fraction | None, average: Fraction | None) -> Fraction | None:
+    """r_frame_rate when it is a frame rate a camera or encoder uses (a whole number, or N/1001, up
+    to 120, and not below the average); None when it is a time base in disguise (1000/1, 90000/1)."""
+    if real is None or real > 120 or real.denominator not in (1, 1001):
+        return None
+    if average is not None and real < average * Fraction(99, 100):
+        return None
+    return real
+
+
+# ffmpeg turns a text file into "video": its tty demuxer (chosen by the .txt/.nfo/.asc/...
+# extension) and the bin/xbin/idf/adf demuxers draw the characters as pictures.  A label file
+# passed instead of the VOD would then be scanned (one frame) or rendered as a video of text.
+_TEXT_FORMATS = {"tty", "bin", "xbin", "idf", "adf"}
+_TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
+# A lone picture (PNG, JPEG, ...) is read by image2 or an image *_pipe demuxer: no timeline.
+_IMAGE_FORMATS = {"image2", "image2pipe"}
+
+
+def _looks_like_text(path: Path, sample: int = 8192) -> bool:
+    """Whether the file starts as text does (UTF-8, no NUL bytes): no video container does."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(sample)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut in two at the end of the sample
+            return False
+    return True
+
+
+def _refuse_non_video(path: Path, info: dict) -> None:
+    """MediaError when ffprobe read ``path`` but what it found is text or a still image, not a video."""
+    formats = set(str((info.get("format") or {}).get("format_name", "")).split(","))
+    codecs = {str(s.get("codec_name", "")) for s in info.get("streams", []) if s.get("codec_type") == "video"}
+    if formats & _TEXT_FORMATS or codecs & _TEXT_CODECS:
+        raise MediaError("is a text file, not a video", path,
+                         hint="was it the label file? give the video itself")
+    if formats & _IMAGE_FORMATS or any(f.endswith("_pipe") for f in formats):
+        raise MediaError("is a still image, not a video", path)
 
 
 def _first_float(*values: object) -> float | None:
@@ -350,8 +524,11 @@ class _StderrReader(threading.Thread):
 
     def take(self, count: int, timeout: float = 60.0) -> list[int] | None:
         """The next ``count`` frame times, or None if ffmpeg's log ended (or stalled) first."""
+        deadline = time.monotonic() + timeout
         with self._ready:
-            self._ready.wait_for(lambda: len(self._times) >= count or self._ended, timeout)
+            # In slices of POLL_S: a long wait in C would hold back a Ctrl-C (see _spawn).
+            while len(self._times) < count and not self._ended and time.monotonic() < deadline:
+                self._ready.wait(min(POLL_S, max(0.0, deadline - time.monotonic())))
             if len(self._times) < count:
                 return None
             times = self._times[:count]
@@ -389,36 +566,37 @@ def decode_discard(path: Path | str, spec: DecodeSpec, *, info: VideoInfo | None
     """
     path = Path(path)
     argv = _decode_argv(path, spec, info or probe(path))
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    proc = _run(argv, stdout=subprocess.DEVNULL)
     if proc.returncode != 0:
         tail = _tail(proc.stderr)
         raise MediaError(f"decoding failed: {_last_error_line(tail)}", path, stderr_tail=tail)
 
 
-def iter_frames(path: Path | str, spec: DecodeSpec, *, batch_size: int = 32, info: VideoInfo | None = None) -> Iterator[FrameBatch]:
+def iter_frames(path: Path | str, spec: DecodeSpec, *, batch_size: int = 32, info: VideoInfo | None = None,
+                stop: threading.Event | None = None) -> Iterator[FrameBatch]:
     """Stream a video as batches of small RGB frames with exact presentation times.
 
     ffmpeg decodes, samples, crops and scales in its own process (so it runs on another
     core while we do inference) and writes raw RGB to a pipe: no image files, and memory
     stays flat whatever the video's length.  Times come from the frames' presentation
     timestamps (via showinfo), relative to the start of the file, never from a counter.
+
+    ``stop`` (set by another thread, e.g. prefetch's consumer leaving) ends the iteration
+    within ``POLL_S``, even while ffmpeg delivers nothing, and kills ffmpeg's process group.
     """
     path = Path(path)
     info = info or probe(path)
     argv = _decode_argv(path, spec, info)
     frame_bytes = spec.size * spec.size * 3
     offset_ms = spec.start_ms or 0
-    reading_thread = threading.get_ident()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-    with _DECODERS_LOCK:  # at once, so stop_decoders() can reach it
-        _DECODERS.setdefault(reading_thread, set()).add(proc)
-    _widen_pipe(proc.stdout, frame_bytes * batch_size)
-    reader = _StderrReader(proc.stderr)
-    reader.start()
+    proc = _spawn(argv)
     last_ms = offset_ms
     try:
+        _widen_pipe(proc.stdout, frame_bytes * batch_size)
+        reader = _StderrReader(proc.stderr)
+        reader.start()
         while True:
-            data = _read_exact(proc.stdout, frame_bytes * batch_size)
+            data = _read_exact(proc.stdout, frame_bytes * batch_size, stop)
             count = len(data) // frame_bytes
             if count == 0:
                 break
@@ -431,44 +609,26 @@ def iter_frames(path: Path | str, spec: DecodeSpec, *, batch_size: int = 32, inf
             yield FrameBatch(times_ms=times, frames=frames)
             if count < batch_size:
                 break
-        returncode = proc.wait()
-        reader.join(timeout=5)
+        returncode = _wait(proc, stop)
+        _join(reader, 5)
         tail = "\n".join(reader.tail)
         if returncode != 0:
             cause = _signal_text(returncode) if returncode < 0 else _last_error_line(tail)
             raise MediaError(f"decoding failed: {cause}", path, stderr_tail=tail)
         _check_complete(path, spec, info, last_ms, tail)
+    except _Stopped:
+        return  # the consumer is gone: nobody wants the rest, or an error about it
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
         proc.stdout.close()
-        with _DECODERS_LOCK:
-            _DECODERS.get(reading_thread, set()).discard(proc)
 
 
-# Running decoders by the thread that reads them: a read blocked on a slow or hung ffmpeg can
-# only be ended by killing ffmpeg, and the thread that wants to stop (Ctrl-C, an error in the
-# consumer of a prefetching thread) is another one.  See stop_decoders().
-_DECODERS: dict[int, set[subprocess.Popen]] = {}
-_DECODERS_LOCK = threading.Lock()
+def _join(thread: threading.Thread, timeout: float) -> None:
+    """``thread.join(timeout)`` in slices of POLL_S (a pending Ctrl-C is seen meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(POLL_S)
 
-
-def stop_decoders(thread_id: int | None = None) -> None:
-    """Kill the ffmpeg decoders read by thread ``thread_id`` (every thread's when None).
-
-    The thread's iter_frames then ends with a MediaError, so it never hangs on a stalled pipe.
-    """
-    with _DECODERS_LOCK:
-        groups = list(_DECODERS.values()) if thread_id is None else [_DECODERS.get(thread_id, set())]
-        procs = [proc for group in groups for proc in group]
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-
-
-# At exit no decoder survives us, even one read by a daemon thread that was never joined.
-atexit.register(stop_decoders)
 
 # What ffmpeg prints when a file ends early or is damaged (it still exits with 0).
 _DAMAGED = re.compile(r"partial file|corrupt|error while decoding|invalid nal|error splitting|invalid data found", re.I)
@@ -507,12 +667,24 @@ def _widen_pipe(stream, size: int) -> None:
         pass  # above /proc/sys/fs/pipe-max-size for an unprivileged user: keep the default
 
 
-def _read_exact(stream, size: int) -> bytes:
-    """Read ``size`` bytes unless EOF comes first (a raw pipe returns short reads)."""
+def _read_exact(stream, size: int, stop: threading.Event | None = None) -> bytes:
+    """Read ``size`` bytes unless EOF comes first (a raw pipe returns short reads).
+
+    Never blocks longer than POLL_S at a time: poll() with a timeout before each read, so a
+    pending Ctrl-C is raised in the main thread and ``stop`` (raising _Stopped) is seen in
+    another, however long ffmpeg takes to deliver.
+    """
+    fd = stream.fileno()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
     chunks = []
     remaining = size
     while remaining > 0:
-        chunk = stream.read(remaining)
+        if stop is not None and stop.is_set():
+            raise _Stopped
+        if not poller.poll(int(POLL_S * 1000)):
+            continue
+        chunk = os.read(fd, remaining)
         if not chunk:
             break
         chunks.append(chunk)
@@ -539,6 +711,9 @@ class EncodeSpec:
     fps: Fraction
     crf: int = 21
     preset: str = "veryfast"
+    # The source's sound: None mixes every audio track (levels kept, a limiter against clipping);
+    # N (from 1) takes the Nth track only.
+    audio_track: int | None = None
 
 
 def encode_frames(
@@ -567,25 +742,22 @@ def encode_frames(
         "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
         "-movflags", "+faststart", "-f", "mp4", _url(out),
     ]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = _spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, bufsize=-1)
     try:
         for frame in frames:
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                 raise ValueError(f"frame has shape {frame.shape} {frame.dtype}, expected ({height}, {width}, 3) uint8")
             proc.stdin.write(np.ascontiguousarray(frame).tobytes())
-        proc.stdin.close()
-        stderr = proc.stderr.read()
-        if proc.wait() != 0:
-            tail = _tail(stderr)
-            raise MediaError(f"encoding failed: {_last_error_line(tail)}", out, stderr_tail=tail)
-    except BrokenPipeError as exc:
-        proc.wait()
-        tail = _tail(proc.stderr.read())
+    except BrokenPipeError as exc:  # ffmpeg gave up: its stderr says why
+        tail = _tail(_communicate(proc)[1])
         raise MediaError(f"encoding failed: {_last_error_line(tail)}", out, stderr_tail=tail) from exc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    _, stderr = _communicate(proc)  # closes stdin: ffmpeg finishes the file
+    if proc.returncode != 0:
+        tail = _tail(stderr)
+        raise MediaError(f"encoding failed: {_last_error_line(tail)}", out, stderr_tail=tail)
 
 
 @dataclass(frozen=True)
@@ -681,7 +853,7 @@ def cut_segment(
     frames = segment_frames(duration_ms, spec.fps)
     exact = _seconds(int(round(frames * 1000 / spec.fps)))
     argv = _cut_inputs(source, start_ms)
-    graph = f"[0:v:0]{_picture_filters(spec, overlays)}[v];{_audio_chain(source)}"
+    graph = f"[0:v:0]{_picture_filters(spec, overlays)}[v];{_audio_chain(source, spec.audio_track)}"
     argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
     argv += _segment_output_args(spec, frames, exact) + ["-f", "matroska", _url(out)]
     run_ffmpeg(argv, what="cutting a segment", path=source.path)
@@ -698,7 +870,7 @@ def _video_packets(path: Path) -> int:
     """Frames in the first video stream of a file we wrote (counted from its packets: no decoding)."""
     argv = [_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets",
             "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", _url(path)]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+    proc = _run(argv, timeout=120)
     try:
         return int(proc.stdout.decode("ascii", "replace").strip().splitlines()[0].strip(","))
     except (ValueError, IndexError):
@@ -727,10 +899,38 @@ def _cut_inputs(source: VideoInfo, start_ms: int) -> list[str]:
     return argv
 
 
-def _audio_chain(source: VideoInfo) -> str:
-    """Filter graph part that yields ``[a]``: 48 kHz stereo, padded with silence to any length."""
-    audio = "[0:a:0]" if source.has_audio else "[1:a]"
-    return f"{audio}aresample=48000,aformat=sample_fmts=s16:channel_layouts=stereo,apad[a]"
+def _audio_chain(source: VideoInfo, track: int | None = None) -> str:
+    """Filter graph part that yields ``[a]``: 48 kHz stereo, padded with silence to any length.
+
+    ``track`` None mixes all of the source's audio tracks (a recording with the microphone on
+    track 1 and the game on track 2 keeps both); N (from 1) takes the Nth only.
+    """
+    out = "aresample=48000,aformat=sample_fmts=s16:channel_layouts=stereo,apad[a]"
+    if not source.has_audio:
+        return f"[1:a]{out}"
+    if track is not None:
+        if not 1 <= track <= source.audio_count:
+            raise MediaError(f"has no audio track {track} (it has {source.audio_count})", source.path)
+        return f"[0:a:{track - 1}]{out}"
+    return audio_mix_graph(source.audio_count, out)
+
+
+def audio_mix_graph(tracks: int, out: str) -> str:
+    """``[0:a:0]`` .. ``[0:a:tracks-1]`` mixed, then the ``out`` chain (which names its own output pad).
+
+    amix with normalize=0 adds the tracks at their own levels (the default would divide each by
+    the number of tracks: a near-silent first track would halve the game's sound); a limiter
+    just under full scale then catches peaks the sum pushes over (no wrap-around or hard
+    clipping), without auto gain (level=0) and with its look-ahead delay compensated
+    (latency=1), so the sound stays on the picture.
+    """
+    if tracks <= 1:
+        return f"[0:a:0]{out}"
+    prepare = ";".join(f"[0:a:{i}]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo[m{i}]"
+                       for i in range(tracks))
+    inputs = "".join(f"[m{i}]" for i in range(tracks))
+    return (f"{prepare};{inputs}amix=inputs={tracks}:duration=longest:normalize=0,"
+            f"alimiter=limit=0.9:level=0:latency=1,{out}")
 
 
 def title_card(out: Path, spec: EncodeSpec, duration_ms: int, overlays: Sequence[TextOverlay]) -> None:
@@ -784,7 +984,7 @@ class StreamDurations:
 def stream_durations(path: Path) -> StreamDurations:
     """Per-stream durations of a rendered file (used by tests and the demo's checks)."""
     argv = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", _url(path)]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+    proc = _run(argv, timeout=120)
     if proc.returncode != 0:
         raise MediaError("cannot read rendered file", path, stderr_tail=_tail(proc.stderr))
     info = json.loads(proc.stdout)
@@ -817,7 +1017,7 @@ def grab_frame(source: VideoInfo, time_ms: int, width: int = 320) -> np.ndarray:
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width}:{height}:flags=area,setsar=1,format=rgb24",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
     ]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=120)
+    proc = _run(argv, timeout=120)
     expected = width * height * 3
     if proc.returncode != 0 or len(proc.stdout) < expected:
         tail = _tail(proc.stderr)
@@ -909,7 +1109,7 @@ def render_short(
     frames = segment_frames(duration_ms, spec.fps)
     exact = _seconds(int(round(frames * 1000 / spec.fps)))
     argv = _cut_inputs(source, start_ms)
-    graph = f"{_short_picture_graph(picture, spec, overlays)};{_audio_chain(source)}"
+    graph = f"{_short_picture_graph(picture, spec, overlays)};{_audio_chain(source, spec.audio_track)}"
     argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
     argv += _segment_output_args(spec, frames, exact, aac=True) + ["-movflags", "+faststart", "-f", "mp4", _url(out)]
     run_ffmpeg(argv, what="rendering a short", path=source.path)
@@ -963,7 +1163,7 @@ def _grab_chunk(source: VideoInfo, times_ms: Sequence[int], width: int, height: 
     graph = ";".join(chains) + f";{joined}concat=n={len(times_ms)}:v=1:a=0[out]"
     argv += ["-filter_complex", graph, "-map", "[out]", "-fps_mode", "passthrough",
              "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=600)
+    proc = _run(argv, timeout=600)
     if proc.returncode != 0:
         tail = _tail(proc.stderr)
         raise MediaError(f"could not read frames: {_last_error_line(tail)}", source.path, stderr_tail=tail)
@@ -990,7 +1190,7 @@ def detect_active_area(source: VideoInfo, *, min_border: float = 0.02) -> Region
         "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", "cropdetect=round=2:skip=0:reset=0",
         "-f", "null", "-",
     ]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=3600)
+    proc = _run(argv, timeout=3600)
     text = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         tail = _tail(text)
@@ -1073,6 +1273,10 @@ class RingSpec:
     segment_ms: int = 1000
     wrap: int = 30
     crf: int = 23
+    # The sound kept: None mixes the source's ``audio_tracks`` tracks (a device or stream whose
+    # tracks are not known in advance: its first), N (from 1) takes the Nth.
+    audio_track: int | None = None
+    audio_tracks: int = 1
 
 
 @dataclass(frozen=True)
@@ -1112,8 +1316,13 @@ class LiveCapture:
         if ring is not None:
             ring.folder.mkdir(parents=True, exist_ok=True)
             seconds = _seconds(ring.segment_ms)
+            if ring.audio_track is None and ring.audio_tracks > 1:
+                argv += ["-filter_complex", audio_mix_graph(ring.audio_tracks, "anull[ra]")]
+                sound = "[ra]"
+            else:
+                sound = f"0:a:{(ring.audio_track or 1) - 1}?"
             argv += [
-                "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn",
+                "-map", "0:v:0", "-map", sound, "-sn", "-dn",
                 "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(ring.crf), "-pix_fmt", "yuv420p",
                 "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
                 "-force_key_frames", f"expr:gte(t,n_forced*{seconds})",
@@ -1123,7 +1332,7 @@ class LiveCapture:
                 "-reset_timestamps", "0", str(ring.folder / "seg%06d.ts"),
             ]
         self._frame_bytes = spec.size * spec.size * 3
-        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        self._proc = _spawn(argv)
         self._reader = _StderrReader(self._proc.stderr)
         self._reader.start()
 
@@ -1143,8 +1352,8 @@ class LiveCapture:
                 raise MediaError("decoder output and timestamps disagree", self.source.target, stderr_tail="\n".join(self._reader.tail))
             frame = np.frombuffer(data, dtype=np.uint8).reshape(1, self.spec.size, self.spec.size, 3)
             yield FrameBatch(times_ms=np.array(times, dtype=np.int64), frames=frame)
-        returncode = self._proc.wait()
-        self._reader.join(timeout=5)
+        returncode = _wait(self._proc)
+        _join(self._reader, 5)
         if returncode != 0:
             tail = "\n".join(self._reader.tail)
             raise MediaError(f"live input failed: {_last_error_line(tail)}", self.source.target, stderr_tail=tail)
@@ -1174,10 +1383,10 @@ class LiveCapture:
         if self._proc.poll() is None:
             self._proc.terminate()  # lets ffmpeg finish the current segment and the list
             try:
-                self._proc.wait(timeout=10)
+                self._proc.wait(timeout=10)  # polls in short sleeps: a Ctrl-C is not held back
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+                pass
+        _stop(self._proc)  # the whole group, whatever is left of it
         self._proc.stdout.close()
 
     def __enter__(self) -> LiveCapture:
@@ -1227,7 +1436,7 @@ def _ts_lead_ms(path: Path) -> int:
     """How long after the file's start time its first picture comes (audio may start earlier)."""
     argv = [_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time:format=start_time",
             "-read_intervals", "%+#1", "-of", "json", _url(path)]
-    proc = subprocess.run(argv, capture_output=True, check=False, timeout=60)
+    proc = _run(argv, timeout=60)
     try:
         info = json.loads(proc.stdout or b"{}")
         first = _first_float(info["packets"][0]["pts_time"])

@@ -99,27 +99,34 @@ def interval_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return intersection / union
 
 
-def event_prf(predicted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]], min_iou: float = 0.1) -> PRF:
-    """Event-level precision/recall: one-to-one matching, greedy by IoU (highest first), IoU >= ``min_iou``."""
+def match_intervals(predicted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]],
+                    min_iou: float = 0.1) -> list[tuple[int, int]]:
+    """One-to-one (predicted index, truth index) matches, greedy by IoU (highest first), IoU >= ``min_iou``."""
     if not 0 < min_iou <= 1:
         raise UsageError(f"min_iou must be above 0 and at most 1, got {min_iou}")
     pred = _interval_array(predicted, "predicted")
     true = _interval_array(truth, "truth")
     if len(pred) == 0 or len(true) == 0:
-        return PRF.from_counts(0, len(pred), len(true))
+        return []
     iou = interval_iou(pred, true)
     rows, cols = np.nonzero(iou >= min_iou)
     # Highest IoU first; ties broken by position so the result does not depend on sort stability.
     order = np.lexsort((cols, rows, -iou[rows, cols]))
     used_pred = np.zeros(len(pred), dtype=bool)
     used_true = np.zeros(len(true), dtype=bool)
-    tp = 0
+    matches = []
     for k in order:
         i, j = rows[k], cols[k]
         if not used_pred[i] and not used_true[j]:
             used_pred[i] = used_true[j] = True
-            tp += 1
-    return PRF.from_counts(tp, len(pred) - tp, len(true) - tp)
+            matches.append((int(i), int(j)))
+    return matches
+
+
+def event_prf(predicted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]], min_iou: float = 0.1) -> PRF:
+    """Event-level precision/recall: one-to-one matching, greedy by IoU (highest first), IoU >= ``min_iou``."""
+    tp = len(match_intervals(predicted, truth, min_iou))
+    return PRF.from_counts(tp, len(list(predicted)) - tp, len(list(truth)) - tp)
 
 
 def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -145,3 +152,27 @@ def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
     precision = tp / predicted
     recall_gain = np.diff(np.concatenate(([0], tp))) / n_positive
     return float(np.sum(recall_gain * precision))
+
+
+def expected_calibration_error(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """How far the scores are from being probabilities: the mean |confidence - accuracy| over
+    ``bins`` equal-width score bins, weighted by how many samples fall in each (0 = calibrated).
+
+    Binary form: a sample scoring 0.8 should be a highlight 80% of the time.
+    """
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    positive = _bool_array(truth, "truth").ravel()
+    if values.shape != positive.shape:
+        raise DataError(f"scores have shape {values.shape} but truth has shape {positive.shape}")
+    if bins < 1:
+        raise UsageError(f"bins must be at least 1, got {bins}")
+    keep = ~np.isnan(values)
+    values, positive = np.clip(values[keep], 0.0, 1.0), positive[keep]
+    if len(values) == 0:
+        return 0.0
+    which = np.minimum((values * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    confidence = np.bincount(which, weights=values, minlength=bins)
+    hits = np.bincount(which, weights=positive.astype(np.float64), minlength=bins)
+    filled = counts > 0
+    return float(np.sum(np.abs(confidence[filled] - hits[filled])) / len(values))

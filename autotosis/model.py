@@ -57,6 +57,9 @@ class ModelInfo:
     # Trained with --crop-borders: clips (and videos scanned) without a crop have their
     # letterbox borders cropped away too, so the model sees pictures framed as in training.
     crop_borders: bool = False
+    # Event rules chosen by cross-validation at training time (segments.CALIBRATED_FIELDS plus how
+    # they were found); empty for models trained without it: events then use the fixed defaults.
+    events: dict = field(default_factory=dict)
 
     def positive_class(self) -> str:
         """The class whose probability is the highlight score."""
@@ -89,6 +92,7 @@ class ModelInfo:
             values["train_args"] = dict(values.get("train_args") or {})
             values["metrics"] = dict(values.get("metrics") or {})
             values["crop_borders"] = bool(values.get("crop_borders", False))
+            values["events"] = dict(values.get("events") or {})
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: checkpoint metadata is malformed ({exc})", hint=_TRAIN_HINT) from exc
         return cls(**values)
@@ -222,6 +226,9 @@ def _torch_load(path: Path) -> Any:
         raise ModelError(f"{path}: no such checkpoint", hint=_TRAIN_HINT)
     if not path.is_file():
         raise ModelError(f"{path}: is not a file", hint=_TRAIN_HINT)
+    if path.suffix.lower() == ".onnx":
+        raise ModelError(f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
+                         "it was exported from", hint="scan, stills and live take .onnx models; give the others the .pt file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -3,36 +3,49 @@
 Used where producing an item (decoding frames, preparing a training batch) and consuming it
 (inference, a training step) can overlap on different cores.  One thread produces items in
 order, so anything drawn from a random generator while producing stays reproducible.
+
+Stopping is cooperative and never waits on luck:
+
+* the consumer waits for items in slices of ``POLL_S``, so a Ctrl-C or SIGTERM is acted on
+  within that time even when the kernel delivered the signal to the producer thread (Python
+  runs handlers only in the main thread, and a main thread blocked in one long lock wait in C
+  is not woken by a signal another thread took: the cause of issue 16's hang);
+* when the consumer leaves (Ctrl-C, an error, a stall, ``break``), it sets ``stop``.  A
+  producer that may block on a slow source (``media.iter_frames(stop=...)``) checks that
+  event between short waits and ends by itself; nobody kills anything from another thread.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
+
+POLL_S = 0.1  # longest single wait in the consumer
+JOIN_S = 10.0  # how long a leaving consumer waits for the producer to notice ``stop``
 
 
 class Stalled(Exception):
     """The producer delivered nothing within the stall timeout."""
 
 
-def prefetch(iterator: Iterator[T], depth: int = 4, on_abandon: Callable[[int], None] | None = None,
+def prefetch(iterator: Iterator[T], depth: int = 4, *, stop: threading.Event | None = None,
              stall_timeout: float | None = None) -> Iterator[T]:
     """Yield the items of ``iterator``, produced in a thread ``depth`` items ahead.
 
-    An exception raised while producing is re-raised in the consumer.  When the consumer
-    stops early (Ctrl-C, an error) while the producer is still busy, ``on_abandon`` gets
-    the producer thread's ident (every 0.1 s until the producer has finished): a producer
-    blocked on a slow source (a hung ffmpeg pipe) only notices the stop once that source is
-    ended.  With ``stall_timeout``, waiting longer
-    than that many seconds for the next item raises Stalled (and abandons the producer).
+    An exception raised while producing is re-raised in the consumer.  ``stop`` is set when
+    the consumer stops early (or at the end); give the same event to the producer's source
+    (e.g. ``media.iter_frames(..., stop=stop)``) so a read blocked on a slow source ends
+    too.  With ``stall_timeout``, waiting longer than that many seconds for the next item
+    raises Stalled (and stops the producer).
     """
     items: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
-    stop = threading.Event()
+    stop = stop if stop is not None else threading.Event()
 
     def pump() -> None:
         try:
@@ -50,13 +63,10 @@ def prefetch(iterator: Iterator[T], depth: int = 4, on_abandon: Callable[[int], 
             items.put((done, exc))
 
     thread = threading.Thread(target=pump, name="autotosis-prefetch", daemon=True)
-    thread.start()
     try:
+        thread.start()
         while True:
-            try:
-                item, error = items.get(timeout=stall_timeout)
-            except queue.Empty:
-                raise Stalled(f"no item for {stall_timeout:g} s") from None
+            item, error = _next(items, stall_timeout)
             if item is done:
                 if error is not None:
                     raise error
@@ -64,16 +74,28 @@ def prefetch(iterator: Iterator[T], depth: int = 4, on_abandon: Callable[[int], 
             yield item
     finally:
         stop.set()
-        # Drain so the pump can notice `stop` and finish.  on_abandon is repeated while it
-        # runs: the source it is blocked on may have been started (and become stoppable)
-        # only after the first call, e.g. when a signal arrived just as ffmpeg started.
-        while thread.is_alive():
-            if on_abandon is not None:
-                on_abandon(thread.ident)
+        # Drain so the pump can notice `stop` and finish (a stop-aware source ends within its
+        # own poll interval).  Bounded: a producer stuck where `stop` cannot reach it is left
+        # behind as a daemon thread rather than hanging the consumer.
+        deadline = time.monotonic() + JOIN_S
+        while thread.is_alive() and time.monotonic() < deadline:
             try:
-                items.get(timeout=0.1)
+                items.get(timeout=POLL_S)
             except queue.Empty:
                 pass
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
+        if not thread.is_alive():
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+
+def _next(items: queue.Queue, stall_timeout: float | None):
+    """The next (item, error) pair, waiting in slices of POLL_S; Stalled after ``stall_timeout``."""
+    deadline = None if stall_timeout is None else time.monotonic() + stall_timeout
+    while True:
+        wait = POLL_S if deadline is None else max(0.0, min(POLL_S, deadline - time.monotonic()))
+        try:
+            return items.get(timeout=wait)
+        except queue.Empty:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Stalled(f"no item for {stall_timeout:g} s") from None

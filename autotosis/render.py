@@ -10,7 +10,7 @@ YouTube description block beside the reel.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +38,7 @@ class RenderOptions:
     source_cards: bool = False  # a card naming the source before each video's events
     crf: int = 21
     chapters: bool = False  # mux one chapter per piece into the reel and write REEL.youtube.txt beside it
+    audio_track: int | None = None  # None: mix every audio track of a source; N (from 1): only the Nth
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,44 @@ def output_spec(first: media.VideoInfo, options: RenderOptions) -> media.EncodeS
         width, height = _even(options.width), _even(options.height)
     else:
         width, height = _even(first.width * float(first.sar)), _even(first.height)
-    fps = options.fps or min(first.fps or Fraction(30), Fraction(60))
+    # The source's nominal rate: a VFR recording that dropped frames keeps its 24000/1001, rather
+    # than its average (16 fps), which would make the reel stutter.
+    fps = options.fps or min(first.nominal_fps or first.fps or Fraction(30), Fraction(60))
     # Keep common rates exact (30000/1001 stays NTSC) but tame odd VFR averages.
     if fps.denominator not in (1, 1001):
         fps = Fraction(round(float(fps)))
-    return media.EncodeSpec(width=width, height=height, fps=fps, crf=options.crf)
+    return media.EncodeSpec(width=width, height=height, fps=fps, crf=options.crf, audio_track=options.audio_track)
+
+
+AUDIO_TRACK_HINT = "audio tracks are numbered from 1 in the file's order; 'mix' (the default) mixes them all"
+
+
+def parse_audio_track(text: str) -> int | None:
+    """``--audio-track``: ``mix`` (None) or a track number from 1; ValueError otherwise."""
+    text = str(text).strip().lower()
+    if text in ("mix", "all"):
+        return None
+    try:
+        track = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a track number nor 'mix'") from None
+    if track < 1:
+        raise ValueError(f"{track}: audio tracks are numbered from 1")
+    return track
+
+
+def check_audio_track(infos: Iterable[media.VideoInfo], track: int | None) -> None:
+    """UsageError, before anything is cut, when a source with sound has no audio track ``track``.
+
+    A source without any sound gets silence whatever the choice, as always.
+    """
+    if track is None:
+        return
+    for info in infos:
+        if info.has_audio and track > info.audio_count:
+            count = info.audio_count
+            raise UsageError(f"--audio-track {track}: {info.path} has {count} audio track{'' if count == 1 else 's'}",
+                             hint=AUDIO_TRACK_HINT)
 
 
 def chunk_overlays(event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str) -> list[media.TextOverlay]:
@@ -118,6 +152,7 @@ def render_reel(
     if not parts:
         raise DataError("no events to render", hint="lower --threshold, or check the scores with `autotosis events`")
     infos = {p.video: media.probe(p.video) for p in parts}
+    check_audio_track(infos.values(), options.audio_track)
     spec = output_spec(infos[parts[0].video], options)
     total_ms = sum(e.duration_ms for p in parts for e in p.events)
     chapters: list[Chapter] = []

@@ -15,8 +15,8 @@ The next ``train`` learns from the corrected lines.  The label file is replaced 
 and only when the new text parses.
 
 Hard examples: frames of labelled clips the model gets confidently wrong, saved full size as
-``<confidence>_<what>_<clip>_t<ms>.jpg`` (so a file browser sorts the worst first), plus a
-contact sheet of all of them.
+``<rank>_<confidence>_<what>_<clip>_t<ms>.jpg`` (rank 001 = the most confident mistake, so an
+ordinary A-Z listing shows the worst first), plus a contact sheet of all of them.
 """
 
 from __future__ import annotations
@@ -31,9 +31,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from autotosis import media
-from autotosis.errors import DataError, LabelError, LabelErrors, UsageError
+from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, safe_stem
-from autotosis.labels import Crop, LabelFile, Span, format_clip_line, format_time, parse_labels, parse_labels_text
+from autotosis.labels import (
+    Crop,
+    LabelFile,
+    Span,
+    format_clip_line,
+    format_time,
+    match_model_classes,
+    parse_labels,
+    parse_labels_text,
+)
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.segments import Event, EventParams, events_from_scores
 
@@ -167,7 +176,9 @@ def make_review_clips(
     labels = parse_labels(label_path, check_files=False)
     before = label_path.read_text(encoding="utf-8")
     info = load_checkpoint(Path(model_path))[1]
-    _check_classes(labels, info.classes)
+    # Review lines go into the file the model learns from: its classes must be the model's
+    # (a binary file without '# task=' fits any model of one class).
+    labels = match_model_classes(labels, info.classes, model=str(model_path), exact=True)
     class_name = class_name or info.positive_class()
     if class_name not in info.classes or class_name == "background":
         raise UsageError(f"no class {class_name!r} to review", hint=f"the model's classes are {', '.join(info.classes[1:])}")
@@ -220,14 +231,6 @@ def _region(crop: tuple[float, ...] | None) -> tuple[float, float, float, float]
     return None if crop is None else (float(crop[0]), float(crop[1]), float(crop[2]), float(crop[3]))
 
 
-def _check_classes(labels: LabelFile, model_classes: Sequence[str]) -> None:
-    if set(labels.class_names()) != set(model_classes):
-        raise LabelErrors([LabelError(
-            labels.path, 1, 1,
-            f"the label file's classes ({', '.join(labels.class_names())}) are not the model's ({', '.join(model_classes)})",
-            "review into the label file the model was trained on (or fix '# task=' / '# classes=')")])
-
-
 # --------------------------------------------------------------------------- hard examples
 
 
@@ -268,11 +271,12 @@ def find_hard_examples(units, clips: Sequence[Path], classes: Sequence[str], *,
     return found[:limit]
 
 
-def hard_example_name(example: HardExample) -> str:
-    """``0.973_rage-not-background_clip_t000012500.jpg``: the confidence first, so names sort worst first
-    (descending by name)."""
+def hard_example_name(example: HardExample, rank: int, total: int) -> str:
+    """``001_0.973_rage-not-background_clip_t000012500.jpg``: the rank (1 = most confident, zero-padded
+    to ``total``'s width, at least 3 digits) first, so an ordinary A-Z sort lists the worst mistakes first."""
     what = f"{example.predicted}-not-{example.labelled}"
-    return f"{example.confidence:.3f}_{what}_{safe_stem(example.clip)}_t{example.time_ms:09d}.jpg"
+    return (f"{rank:0{max(3, len(str(total)))}d}_{example.confidence:.3f}_{what}_{safe_stem(example.clip)}"
+            f"_t{example.time_ms:09d}.jpg")
 
 
 def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, min_confidence: float = 0.8,
@@ -282,17 +286,17 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
     """Scan the labelled clips, and save the frames the model gets confidently wrong plus a contact sheet."""
     from PIL import Image
 
-    from autotosis.evaluate import check_label_classes, score_labelled_clips
+    from autotosis.evaluate import score_labelled_clips
     from autotosis.model import load_checkpoint
 
     info = load_checkpoint(Path(model_path))[1]
-    check_label_classes(labels.class_names(), info.classes, str(labels.path))
+    labels = match_model_classes(labels, info.classes, model=str(model_path))
     units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders,
                                  progress=progress)
     examples = find_hard_examples(units, [e.path for e in labels.entries], info.classes,
                                   band_ms=band_ms, min_confidence=min_confidence, limit=limit)
     out_dir = Path(out_dir)
-    targets = [out_dir / hard_example_name(h) for h in examples]
+    targets = [out_dir / hard_example_name(h, rank, len(examples)) for rank, h in enumerate(examples, 1)]
     sheet_path = out_dir / "contact_sheet.jpg"
     for path in [*targets, *([sheet_path] if examples else [])]:
         check_writable(path, force)

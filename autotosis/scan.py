@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,15 +69,21 @@ def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
     return options.mode
 
 
-def _score_batches(batches: Iterable[media.FrameBatch], predict: Callable[[np.ndarray], np.ndarray],
-                   classes: int, on_batch: Callable[[media.FrameBatch], None], *, video: Path,
+def _score_batches(batches: Callable[[threading.Event], Iterable[media.FrameBatch]],
+                   predict: Callable[[np.ndarray], np.ndarray], classes: int,
+                   on_batch: Callable[[media.FrameBatch], None], *, video: Path,
                    stall_timeout_s: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order."""
+    """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order.
+
+    ``batches(stop)`` makes the decoding iterator; it must end soon after ``stop`` is set
+    (``media.iter_frames(stop=...)`` does), which happens when this consumer stops early:
+    Ctrl-C, SIGTERM, a stall, an error in inference.
+    """
     times: list[np.ndarray] = []
     probs: list[np.ndarray] = []
-    # A consumer that stops early ends the decoder the pump may be blocked on.
+    stop = threading.Event()
     try:
-        for batch in prefetch(iter(batches), on_abandon=media.stop_decoders, stall_timeout=stall_timeout_s):
+        for batch in prefetch(iter(batches(stop)), stop=stop, stall_timeout=stall_timeout_s):
             probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
             times.append(batch.times_ms)
             on_batch(batch)
@@ -95,7 +102,7 @@ def _score_whole(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     scored = _score_batches(
-        media.iter_frames(video, spec, batch_size=options.batch_size, info=info), predictor.predict,
+        lambda stop: media.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop), predictor.predict,
         len(predictor.info.classes), lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
         video=video, stall_timeout_s=options.stall_timeout_s)
     progress(stage, total_s, total_s)
@@ -103,12 +110,14 @@ def _score_whole(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
 
 
 def _spans_frames(video: Path, spec: media.DecodeSpec, spans: list[coarse.Span], info: media.VideoInfo,
-                  batch_size: int) -> Iterator[media.FrameBatch]:
+                  batch_size: int, stop: threading.Event | None = None) -> Iterator[media.FrameBatch]:
     """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
     for lo, hi in spans:
+        if stop is not None and stop.is_set():
+            return
         span_spec = media.DecodeSpec(size=spec.size, fps=spec.fps, region=spec.region, start_ms=lo, end_ms=hi,
                                      fast_decode=spec.fast_decode, threads=spec.threads)
-        yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info)
+        yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
 
 
 def scan_with(
@@ -128,7 +137,8 @@ def scan_with(
     region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
     mode = resolve_mode(options, info.duration_ms)
     spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
-    extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode}
+    extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode,
+                   "events": dict(model_info.events)}
 
     if mode == "dense":
         times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
@@ -170,7 +180,7 @@ def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
     if spans:
         progress("scan candidates", 0, refine_s)
         fine_times, fine_probs = _score_batches(
-            _spans_frames(video, spec, spans, info, options.batch_size), predictor.predict, len(classes),
+            lambda stop: _spans_frames(video, spec, spans, info, options.batch_size, stop), predictor.predict, len(classes),
             _span_progress(spans, refine_s, progress), video=video, stall_timeout_s=options.stall_timeout_s)
         progress("scan candidates", refine_s, refine_s)
     times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)

@@ -4,13 +4,18 @@ One score column (one class) becomes a list of events with integer-millisecond b
 A score sample at time ``t`` stands for ``[t, t + step)``, so an event spans from its first
 sample's time to its last sample's time plus one step.  Stages, in order:
 
+0. smoothing (``smooth_ms``): a centred moving average, so one stray sample neither starts
+   nor splits an event (selection only; peak and mean are read from the raw scores);
 1. selection: hysteresis thresholding (enter at ``threshold``, stay while ``>= release``),
    or the original tool's "top P percent of fixed bins, plus their neighbours";
 2. merge events closer than ``merge_gap_ms``;
 3. drop events shorter than ``min_length_ms``;
 4. pad (clamped to ``[0, duration]``) and merge events the padding made touch;
 5. trim events longer than ``max_length_ms`` to a window around their peak;
-6. keep the ``top_k`` highest peaks, in time order.
+6. keep the ``top_k`` highest peaks, in time order.  ``top_k`` means the K best moments whatever
+   the threshold: when fewer than K events pass it, the best remaining peaks become events too
+   (each the stretch around its peak scoring at least PEAK_FRACTION of it, at least
+   ``min_length_ms`` long), so a model that is unsure about some footage still yields K moments.
 
 Peak and mean are taken over the samples inside the unpadded event (after trimming, the
 ones inside the trimmed window).  Event files (JSON or CSV) hand events to render/export.
@@ -22,10 +27,10 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from autotosis.scores import Scores
 
 EVENTS_FORMAT = "autotosis-events/1"
+PEAK_FRACTION = 0.5  # a top-k moment below the threshold spans the samples scoring at least this share of its peak
 CSV_COLUMNS = ("start", "end", "label", "peak", "mean", "peak_time")
 
 
@@ -66,6 +72,7 @@ class EventParams:
     top_percent: float | None = None  # select the top P percent of bins instead of thresholding (threshold unused)
     bin_ms: int = 5000
     include_neighbours: bool = True  # with top_percent: also take the bin before and after each
+    smooth_ms: int = 0  # centred moving average of the scores over this window before selection (0: none)
 
     def __post_init__(self) -> None:
         _check_probability("threshold", self.threshold)
@@ -74,7 +81,7 @@ class EventParams:
             if self.release > self.threshold:
                 raise UsageError(f"release ({self.release}) must not be above threshold ({self.threshold})",
                                  hint="the event is entered at the threshold and held while the score stays above release")
-        for name in ("min_length_ms", "merge_gap_ms", "pad_before_ms", "pad_after_ms"):
+        for name in ("min_length_ms", "merge_gap_ms", "pad_before_ms", "pad_after_ms", "smooth_ms"):
             _check_int(name, getattr(self, name), minimum=0)
         if self.max_length_ms is not None:
             _check_int("max_length_ms", self.max_length_ms, minimum=1)
@@ -158,12 +165,15 @@ def find_events(
         if len(times) == 0:
             return []
 
+    selected = smooth_scores(values, step, params.smooth_ms)
     if params.top_percent is None:
-        spans = _hysteresis_spans(times, values, step, end_of_video, params)
+        spans = _hysteresis_spans(times, selected, step, end_of_video, params)
     else:
-        spans = _top_bin_spans(times, values, end_of_video, params)
+        spans = _top_bin_spans(times, selected, end_of_video, params)
     spans = _merge(spans, params.merge_gap_ms)
     spans = [s for s in spans if s.end_ms - s.start_ms >= params.min_length_ms]
+    if params.top_k is not None and len(spans) < params.top_k and params.top_percent is None:
+        spans = _with_best_peaks(spans, times, selected, step, end_of_video, params)
     spans = [_pad(s, params, end_of_video) for s in spans]
     spans = _merge(spans, 0)
     if params.max_length_ms is not None:
@@ -173,6 +183,28 @@ def find_events(
         ranked = sorted(range(len(events)), key=lambda i: (-events[i].peak, events[i].start_ms))
         events = [events[i] for i in sorted(ranked[: params.top_k])]
     return events
+
+
+# The event rules a model's training calibrates (stored in its checkpoint's ``events``).
+CALIBRATED_FIELDS = ("threshold", "min_length_ms", "merge_gap_ms", "smooth_ms")
+
+
+def event_params_for(model_rules: Mapping[str, Any] | None, model_threshold: float | None = None, **given: Any) -> EventParams:
+    """The one rule for event settings: what the user gave (``given``, None = not given), else what
+    the model's training calibrated (``model_rules``), else the model's threshold, else the defaults.
+
+    Unknown or malformed calibrated values (a hand-edited checkpoint, a newer version) are skipped.
+    """
+    values: dict[str, Any] = {}
+    if _is_real(model_threshold) and 0 <= model_threshold <= 1:  # type: ignore[operator]
+        values["threshold"] = float(model_threshold)  # type: ignore[arg-type]
+    for name in CALIBRATED_FIELDS:
+        value = (model_rules or {}).get(name)
+        if not _is_real(value) or value < 0 or (name == "threshold" and value > 1):
+            continue
+        values[name] = float(value) if name == "threshold" else int(value)
+    values.update({k: v for k, v in given.items() if v is not None})
+    return EventParams(**values)
 
 
 def events_from_scores(scores: Scores, class_name: str, params: EventParams) -> list[Event]:
@@ -189,6 +221,18 @@ def _check_samples(times: np.ndarray, values: np.ndarray) -> None:
         raise DataError(f"{len(times)} sample times but {len(values)} scores")
     if len(times) > 1 and not np.all(np.diff(times) > 0):
         raise DataError("sample times must be strictly increasing")
+
+
+def smooth_scores(values: np.ndarray, step_ms: int, smooth_ms: int) -> np.ndarray:
+    """Centred moving average over about ``smooth_ms`` (an odd number of samples; edges repeat)."""
+    width = int(round(smooth_ms / max(step_ms, 1)))
+    if width <= 1 or len(values) < 2:
+        return values
+    width += 1 - width % 2  # odd: centred on each sample
+    half = width // 2
+    padded = np.concatenate((np.full(half, values[0]), values, np.full(half, values[-1])))
+    sums = np.cumsum(np.concatenate(([0.0], padded)))
+    return (sums[width:] - sums[:-width]) / width
 
 
 def _step(times: np.ndarray, duration_ms: int, step_ms: int | None) -> int:
@@ -252,6 +296,72 @@ def _top_bin_spans(times: np.ndarray, values: np.ndarray, end_of_video: int, par
         lo, hi = np.searchsorted(times, [start, end], side="left").tolist()
         spans.append(_Span(start, end, int(lo), int(hi)))
     return spans
+
+
+def _with_best_peaks(spans: list[_Span], times: np.ndarray, values: np.ndarray, step: int, end_of_video: int,
+                     params: EventParams) -> list[_Span]:
+    """``spans`` plus the highest remaining peaks (below the threshold) until there are ``top_k``.
+
+    A sample already inside an event, or closer to one than the merge gap, is not a new moment.
+    """
+    free = np.ones(len(times), dtype=bool)
+
+    def take(start_ms: int, end_ms: int) -> None:
+        # Touching counts as taken: spans that touch are joined into one event later.
+        free[(times + step >= start_ms - params.merge_gap_ms) & (times <= end_ms + params.merge_gap_ms)] = False
+
+    for span in spans:
+        take(span.start_ms, span.end_ms)
+    added = list(spans)
+    while len(added) < (params.top_k or 0) and free.any():
+        candidates = np.flatnonzero(free)
+        peak = int(candidates[np.argmax(values[candidates])])
+        if values[peak] <= 0:
+            break  # nothing scores at all: no moment to show
+        level = PEAK_FRACTION * values[peak]
+        lo, hi = peak, peak + 1
+        while lo > 0 and free[lo - 1] and values[lo - 1] >= level:
+            lo -= 1
+        while hi < len(times) and free[hi] and values[hi] >= level:
+            hi += 1
+        start, end = max(0, int(times[lo])), min(end_of_video, int(times[hi - 1]) + step)
+        short = params.min_length_ms - (end - start)
+        if short > 0:  # grow to the minimum length around the stretch, inside the free time around it
+            room_lo, room_hi = lo, hi
+            while room_lo > 0 and free[room_lo - 1]:
+                room_lo -= 1
+            while room_hi < len(times) and free[room_hi]:
+                room_hi += 1
+            first, last = max(0, int(times[room_lo])), min(end_of_video, int(times[room_hi - 1]) + step)
+            start = max(first, start - short // 2)
+            end = min(last, start + params.min_length_ms)
+            start = max(first, end - params.min_length_ms)
+        take(start, end)
+        if end - start < params.min_length_ms:
+            continue  # no room for a moment of the minimum length here
+        lo, hi = int(np.searchsorted(times, start - step, side="right")), int(np.searchsorted(times, end, side="left"))
+        added.append(_Span(start, end, min(lo, peak), max(hi, peak + 1)))
+    return sorted(added, key=lambda s: s.start_ms)
+
+
+def nothing_found_hint(times_ms: np.ndarray, scores: np.ndarray, params: EventParams, step_ms: int | None = None) -> str:
+    """Why a selection came back empty, and what would find something: the highest score and a threshold."""
+    from autotosis.labels import format_time
+
+    values = np.nan_to_num(np.asarray(scores, dtype=np.float64))
+    if len(values) == 0:
+        return "the scores hold no sample"
+    times = np.asarray(times_ms, dtype=np.int64)
+    smoothed = smooth_scores(values, _step(times, 0, step_ms), params.smooth_ms)
+    best = int(np.argmax(smoothed))
+    top = float(smoothed[best])
+    where = format_time(max(0, int(times[best])))
+    if top <= 0:
+        return "every score is 0: the model finds nothing like the task in this video"
+    suggestion = math.floor(top * 20) / 20 if top >= 0.05 else round(top, 3)
+    smoothed_note = f" (smoothed over {params.smooth_ms / 1000:g} s)" if params.smooth_ms else ""
+    return (f"the highest score was {top:.2f}{smoothed_note} at {where}, under the threshold {params.threshold:.2f}; "
+            f"--threshold {suggestion:g} would find an event there, and --top-k K takes the K best moments whatever the threshold")
 
 
 def _merge(spans: list[_Span], gap_ms: int) -> list[_Span]:

@@ -34,7 +34,7 @@ from autotosis import media
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, work_dir, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
-from autotosis.render import RenderOptions, chunk_overlays, output_spec
+from autotosis.render import RenderOptions, check_audio_track, chunk_overlays, output_spec
 from autotosis.scores import Scores
 from autotosis.segments import Event
 
@@ -366,6 +366,7 @@ class ShortsOptions:
     chunk_ms: int = 500
     fps: Fraction | None = None  # default: the source's, at most 60
     crf: int = 21
+    audio_track: int | None = None  # None: mix every audio track; N (from 1): only the Nth
 
 
 @dataclass(frozen=True)
@@ -387,7 +388,9 @@ def picture_for(info: media.VideoInfo, options: ShortsOptions) -> media.ShortPic
 def check_sources(videos: Sequence[Path], options: ShortsOptions) -> None:
     """Probe the videos and check the regions fit them, before any long work (a scan)."""
     for video in videos:
-        picture_for(media.probe(video), options)
+        info = media.probe(video)
+        picture_for(info, options)
+        check_audio_track([info], options.audio_track)
 
 
 def render_shorts(
@@ -404,6 +407,7 @@ def render_shorts(
         raise UsageError(f"{folder}: is a file; shorts go into a folder", hint="give a folder name with -o")
     size = (even(options.size[0]), even(options.size[1]))
     infos = {s.video: media.probe(s.video) for s in sources}
+    check_audio_track(infos.values(), options.audio_track)
     pictures = {video: picture_for(info, options) for video, info in infos.items()}
     planned: list[tuple[Path, Window]] = []
     for source in sources:
@@ -425,7 +429,8 @@ def render_shorts(
         progress("shorts", 0, total_s)
         for short in shorts:
             info = infos[short.source]
-            spec = output_spec(info, RenderOptions(width=size[0], height=size[1], fps=options.fps, crf=options.crf))
+            spec = output_spec(info, RenderOptions(width=size[0], height=size[1], fps=options.fps, crf=options.crf,
+                                                   audio_track=options.audio_track))
             overlays = _overlays(short, scores[short.source], options, size, work)
             with atomic_path(folder / short.file_name, force=force) as tmp:
                 media.render_short(info, short.window.start_ms, short.window.duration_ms, tmp, spec, pictures[short.source], overlays)

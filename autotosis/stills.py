@@ -1,13 +1,18 @@
 """Stills mining: the best distinct frames of a video, saved as full-resolution images.
 
-    keyframes (small, from ffmpeg) -> drop near-duplicates of the previous kept frame
+    keyframes (small, from ffmpeg) -> drop near-duplicates of any frame kept before
       -> score the rest (optional model) -> pick the top ones that are unlike each other
          and apart in time -> grab those frames at full size, square pixels -> image files
 
 Keyframes are cheap to decode (no inter-frame work) and a film or VOD changes slowly, so
 a de-duplicated keyframe stream covers every distinct shot with few frames to classify.
 Similarity is SSIM or a difference hash on small grey frames of the whole picture, so
-"the same shot" means the same to the viewer whatever crop the model looks at.
+"the same shot" means the same to the viewer whatever crop the model looks at.  A frame is
+compared with every frame kept before it (the latest ``DEDUP_MEMORY`` of them), not only the
+last one: a shot that comes back after a cut-away (A B A) is still the same shot.
+
+Names: ``01_0.973_0h12m03.450s_vod.jpg`` -- a rank first (best = 01), so an ordinary A-Z
+listing shows the best first; then the score and the time.  Without scores the time leads.
 """
 
 from __future__ import annotations
@@ -33,6 +38,11 @@ DEFAULT_DEDUP_THRESHOLD = {"ssim": 0.85, "dhash": 0.85}
 MANIFEST_NAME = "stills.json"
 IMAGE_FORMATS = {"jpg": "JPEG", "png": "PNG"}
 
+# A new frame is compared with at most this many kept frames (the latest): SSIM against
+# 1000 64x64 frames costs ~60 ms on one core.  Most frames repeat the last kept one and
+# cost one comparison.
+DEDUP_MEMORY = 1000
+
 _SSIM_C1 = 0.01 ** 2
 _SSIM_C2 = 0.03 ** 2
 
@@ -50,26 +60,43 @@ def grey_frames(frames: np.ndarray) -> torch.Tensor:
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian weights of the SSIM window (the 2-D window is their outer product)."""
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+    return g / g.sum()
 
 
-_WINDOW = _gaussian_window()
+_WINDOW_1D = _gaussian_window()
+
+
+def _blur_matrix(n: int) -> torch.Tensor:
+    """(n - 10, n): row i holds the window at i..i+10, so ``M @ x @ M.T`` is the 'valid'
+    11x11 Gaussian filter of x -- one matrix product for a whole stack of frames."""
+    size = len(_WINDOW_1D)
+    rows = max(1, n - size + 1)
+    matrix = torch.zeros(rows, n)
+    for i in range(rows):
+        piece = _WINDOW_1D[: min(size, n - i)]
+        matrix[i, i:i + len(piece)] = piece / piece.sum()
+    return matrix
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """'Valid' 11x11 Gaussian (sigma 1.5) filter of the last two dimensions."""
+    return _blur_matrix(x.shape[-2]) @ x @ _blur_matrix(x.shape[-1]).T
+
+
+def _ssim_map(mu_a, var_a, mu_b, var_b, cov) -> torch.Tensor:
+    return ((2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)) / ((mu_a ** 2 + mu_b ** 2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of (N,1,H,W) pairs in 0..1 -> (N,)."""
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.conv2d(x, _WINDOW)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a ** 2
-    var_b = blur(b * b) - mu_b ** 2
-    cov = blur(a * b) - mu_a * mu_b
-    index = ((2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)) / ((mu_a ** 2 + mu_b ** 2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
-    return index.flatten(1).mean(dim=1)
+    mu_a, mu_b = _blur(a), _blur(b)
+    var_a = _blur(a * a) - mu_a ** 2
+    var_b = _blur(b * b) - mu_b ** 2
+    cov = _blur(a * b) - mu_a * mu_b
+    return _ssim_map(mu_a, var_a, mu_b, var_b, cov).flatten(1).mean(dim=1)
 
 
 def dhash_bits(grey: torch.Tensor) -> torch.Tensor:
@@ -143,28 +170,70 @@ class StillsResult:
     manifest: Path
     class_name: str | None = None
     settings: dict = field(default_factory=dict)
+    not_grabbed: int = 0  # chosen frames the file gave no full-size frame for (not written)
 
 
 # --------------------------------------------------------------------------- pipeline
 
 
 class _Dedup:
-    """Streaming de-duplication: each frame is compared with the last frame kept."""
+    """Streaming de-duplication: each frame is compared with every frame kept before it (the
+    latest DEDUP_MEMORY), and kept only when it is less similar than the threshold to all of them."""
 
-    def __init__(self, method: str, threshold: float) -> None:
-        self.method, self.threshold = method, threshold
-        self.last: torch.Tensor | None = None
+    def __init__(self, method: str, threshold: float, memory: int = DEDUP_MEMORY) -> None:
+        if method not in DEDUP_METHODS:
+            raise UsageError(f"unknown de-duplication method {method!r} (one of {', '.join(DEDUP_METHODS)})")
+        self.method, self.threshold, self.memory = method, threshold, memory
         self.seen = 0
         self.kept_grey: list[torch.Tensor] = []
+        # Per kept frame, in growing buffers: dhash bits, or the grey frame and its local means and variances.
+        self._store: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def _features(self, grey: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.method == "dhash":
+            return {"bits": dhash_bits(grey)[0]}
+        x = grey[0, 0]
+        mu = _blur(x)
+        return {"grey": x, "mu": mu, "var": _blur(x * x) - mu ** 2}
+
+    def _is_duplicate(self, features: dict[str, torch.Tensor]) -> bool:
+        """At least ``threshold`` similar to the last kept frame (the usual case, one comparison)
+        or to any of the others."""
+        last = self._count - 1
+        return (self._max_similarity(features, last, self._count) >= self.threshold
+                or self._max_similarity(features, max(0, self._count - self.memory), last) >= self.threshold)
+
+    def _max_similarity(self, features: dict[str, torch.Tensor], first: int, end: int) -> float:
+        if end <= first:
+            return float("-inf")
+        kept = {key: value[first:end] for key, value in self._store.items()}
+        if self.method == "dhash":
+            return float(1.0 - (kept["bits"] != features["bits"]).float().mean(dim=1).min())
+        mu_x, mu_k = features["mu"], kept["mu"]
+        cov = _blur(kept["grey"] * features["grey"]) - mu_k * mu_x
+        return float(_ssim_map(mu_x, features["var"], mu_k, kept["var"], cov).flatten(1).mean(dim=1).max())
+
+    def _remember(self, features: dict[str, torch.Tensor]) -> None:
+        for key, value in features.items():
+            buffer = self._store.get(key)
+            if buffer is None or self._count == len(buffer):
+                grown = value.new_zeros((max(64, 2 * self._count), *value.shape))
+                if buffer is not None:
+                    grown[:self._count] = buffer
+                self._store[key] = buffer = grown
+            buffer[self._count] = value
+        self._count += 1
 
     def keep_mask(self, frames: np.ndarray) -> np.ndarray:
         grey = grey_frames(frames)
         keep = np.zeros(len(frames), dtype=bool)
         for i in range(len(frames)):
             current = grey[i:i + 1]
-            if self.last is None or float(similarity(self.method, self.last, current)[0]) < self.threshold:
+            features = self._features(current)
+            if self._count == 0 or not self._is_duplicate(features):
                 keep[i] = True
-                self.last = current
+                self._remember(features)
                 self.kept_grey.append(current)
         self.seen += len(frames)
         return keep
@@ -256,10 +325,44 @@ def choose(candidates: list[Candidate], grey: list[torch.Tensor], options: Still
     return chosen
 
 
-def still_name(time_ms: int, score: float | None, stem: str, extension: str) -> str:
-    """``0.973_0h12m03.450s_vod.jpg``: sorting by name puts the best first; no ':' (not allowed everywhere)."""
-    prefix = f"{score:.3f}_" if score is not None else ""
-    return f"{prefix}{name_clock(time_ms)}_{stem}.{extension}"
+def still_name(time_ms: int, score: float | None, stem: str, extension: str, rank: int | None = None,
+               total: int = 1) -> str:
+    """``01_0.973_0h12m03.450s_vod.jpg``: the rank (1 = best, zero-padded to ``total``) first, so an
+    ordinary A-Z sort lists the best first; no ':' (not allowed everywhere).  Without a score: the time first."""
+    if score is None:
+        return f"{name_clock(time_ms)}_{stem}.{extension}"
+    prefix = "" if rank is None else f"{rank:0{max(2, len(str(total)))}d}_"
+    return f"{prefix}{score:.3f}_{name_clock(time_ms)}_{stem}.{extension}"
+
+
+def _ranks(candidates: list[Candidate], picked: list[int]) -> dict[int, int]:
+    """Rank (1 = best) of each picked candidate with a score: by falling score, then time."""
+    scored = sorted((i for i in picked if candidates[i].score is not None),
+                    key=lambda i: (-(candidates[i].score or 0.0), candidates[i].time_ms))
+    return {i: rank for rank, i in enumerate(scored, 1)}
+
+
+def grab_stills(info: media.VideoInfo, times_ms: list[int]) -> dict[int, np.ndarray]:
+    """The full-size frame shown at each of ``times_ms`` (times of decoded frames, rounded to ms).
+
+    A decoded frame's time is its timestamp rounded to the nearest ms, so it may lie up to
+    0.5 ms after the frame: seeking there would give the next frame, or none at all for the
+    last frame of the file.  So each frame is sought 1 ms early; a time where that finds
+    nothing (a sample past the last frame) is tried again up to three frame durations earlier.
+    """
+    step = max(1, round(1000 / float(info.fps))) if info.fps else 40
+    found: dict[int, np.ndarray] = {}
+    for back in (1, step, 2 * step, 3 * step):
+        wanted = [t for t in dict.fromkeys(times_ms) if t not in found]
+        if not wanted:
+            break
+        asks: dict[int, list[int]] = {}
+        for t in wanted:
+            asks.setdefault(max(0, min(t - back, info.duration_ms - 1)), []).append(t)
+        for ask, frame in media.grab_frames(info, list(asks)):
+            for t in asks.get(ask, ()):
+                found[t] = frame
+    return found
 
 
 def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions = StillsOptions(), predictor=None, *,
@@ -296,15 +399,20 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
     eligible = sum(1 for c in candidates if min_score is None or (c.score is not None and c.score >= min_score))
 
     stem = video.stem[:60]
-    names = [still_name(candidates[i].time_ms, candidates[i].score, stem, options.image_format) for i in picked]
+    ranks = _ranks(candidates, picked)
+    picked = sorted(picked, key=lambda i: ranks.get(i, 0))  # best first where there are scores (stable otherwise)
+    names = [still_name(candidates[i].time_ms, candidates[i].score, stem, options.image_format, ranks.get(i), len(ranks))
+             for i in picked]
     for name in names:  # refuse before writing anything
         check_writable(out_dir / name, force)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stills: list[Still] = []
     progress("stills: saving", 0, len(picked))
-    wanted = {candidates[i].time_ms: (i, name) for i, name in zip(picked, names)}
-    for count, (time_ms, frame) in enumerate(media.grab_frames(info, list(wanted)), 1):
-        i, name = wanted[time_ms]
+    frames = grab_stills(info, [candidates[i].time_ms for i in picked])
+    stills: list[Still] = []
+    for i, name in zip(picked, names):
+        frame = frames.get(candidates[i].time_ms)
+        if frame is None:
+            continue
         target = out_dir / name
         with atomic_path(target, force=force) as tmp:
             image = Image.fromarray(frame)
@@ -313,7 +421,7 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
             else:
                 image.save(tmp, format="PNG")
         stills.append(Still(candidates[i].time_ms, candidates[i].score, target, frame.shape[1], frame.shape[0]))
-        progress("stills: saving", count, len(picked))
+        progress("stills: saving", len(stills), len(picked))
     class_name = None
     if predictor is not None:
         class_name = options.class_name or predictor.info.positive_class()
@@ -325,7 +433,8 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
         "region": None if predictor is None or options.full_frame else (options.region or predictor.info.crop),
     }
     result = StillsResult(video=video, decoded=decoded, dropped=decoded - len(candidates), candidates=tuple(candidates),
-                          eligible=eligible, stills=tuple(stills), manifest=manifest, class_name=class_name, settings=settings)
+                          eligible=eligible, stills=tuple(stills), manifest=manifest, class_name=class_name, settings=settings,
+                          not_grabbed=len(picked) - len(stills))
     write_text_atomic(manifest, json.dumps(_manifest(result), indent=1, ensure_ascii=False) + "\n", force=force)
     return result
 
@@ -338,6 +447,7 @@ def _manifest(result: StillsResult) -> dict:
         "duplicates_dropped": result.dropped,
         "distinct_frames": len(result.candidates),
         "above_min_score": result.eligible,
+        "not_grabbed": result.not_grabbed,
         "settings": result.settings,
         "stills": [{"file": s.path.name, "time_ms": s.time_ms, "score": s.score, "width": s.width, "height": s.height}
                    for s in result.stills],

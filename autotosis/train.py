@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -29,23 +29,32 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 from autotosis.dataset import IGNORE, ClipFrames, FrameSet, average_hash, near_sources
 from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.fsutil import check_writable
+from autotosis.metrics import average_precision, frame_prf
 from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, load_checkpoint, save_checkpoint, to_input_tensor
 from autotosis.prefetch import prefetch
 
 FREEZE_CHOICES = ("none", "layer4", "fc")
-SELECT_CHOICES = ("f1", "precision")
+SELECT_CHOICES = ("last", "loss", "f1", "precision")
 LAST_SUFFIX = ".last.pt"
 MIN_CLIPS_FOR_SPLIT = 3
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 .. 0.8: no extreme suggestions
-MIN_LR_FRACTION = 0.05  # cosine schedule ends at 5% of the base rate
+MIN_LR_FRACTION = 0.02  # the schedule ends at 2% of the base rate
+WARMUP_FRACTION = 0.1  # ... and starts with a linear warm-up over the first 10% of the steps
+# Training length from the data when --epochs is not given: about this many images per usable
+# frame, within these bounds (a dozen short clips still get enough steps; hundreds of clips do not
+# take days).  The demo needed ~15k images for event F1 1.0; 6 epochs of a dozen clips (~8k) were
+# too few in the field report of issue 15.
+AUTO_IMAGES_PER_FRAME = 10
+AUTO_MIN_IMAGES = 12_000
+AUTO_MAX_IMAGES = 60_000
 AUGMENT_SHIFT = 0.08  # fraction of the side
 AUGMENT_SCALE = 0.08
 AUGMENT_BRIGHTNESS = 0.2
 AUGMENT_CONTRAST = 0.2
 # Config fields a resumed run may change without a warning: threads only changes speed;
 # a larger epochs extends the run (the cosine schedule stretches to the new length).
-_RESUME_FREE_FIELDS = {"epochs", "threads", "leak_distance"}
+_RESUME_FREE_FIELDS = {"epochs", "threads", "leak_distance", "folds"}
 # Leak check: at most this many frames per side are hashed (evenly spread), and frames whose
 # 8x8 block means spread less than LEAK_MIN_CONTRAST grey levels (black screens, fades) are
 # skipped, since all of them hash alike.  A validation clip is reported when LEAK_CLIP_SHARE of
@@ -60,7 +69,7 @@ LEAK_MAX_SOURCES = 2  # near-duplicates in more training clips than this are a g
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 6
+    epochs: int | None = None  # None: set by the data (auto_images)
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -69,13 +78,21 @@ class TrainConfig:
     balance: bool = True  # class-balanced sampling over non-ignored frames
     augment: bool = True  # small shift/scale + brightness/contrast jitter
     val_fraction: float = 0.25  # fraction of clips held out, grouped by clip_id
-    select: str = "f1"  # best checkpoint by validation "f1" or "precision"
+    # Which epoch's weights are kept: "last" (the end of the schedule), or the best by validation
+    # "loss", "f1" or "precision" (noisy with a few validation clips).
+    select: str = "last"
     seed: int = 0
     max_frames_per_epoch: int | None = None
     threads: int | None = None
     # Warn when validation frames have a near-duplicate in training: 8x8 average hashes at most
     # this many bits apart (None: no check).
     leak_distance: int | None = 2
+    # Clip-grouped cross-validation before the final fit on every clip (0: one run with a
+    # validation split, as before): chooses the threshold and event rules, finds hard negatives.
+    folds: int = 3
+    # Confident mistakes among the negatives (out-of-fold) are drawn this many times as often in
+    # the final fit (1: not at all).
+    hard_negatives: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,7 @@ class EpochMetrics:
     images_per_s: float
     seconds: float
     best: bool
+    ap: float = math.nan  # validation average precision
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ class TrainResult:
     train_clips: tuple[str, ...]
     val_clips: tuple[str, ...]
     warnings: tuple[str, ...]
+    epochs: int = 0  # the run's length (set by the data unless --epochs was given)
 
 
 def last_checkpoint_path(out: Path) -> Path:
@@ -182,20 +201,24 @@ class FrameDataset(Dataset):
     DataLoader fetch a whole batch at once, reading each clip's rows in one sorted slice.
     """
 
-    def __init__(self, clips: Sequence[ClipFrames], size: int):
+    def __init__(self, clips: Sequence[ClipFrames], size: int, frame_weights: Mapping[str, np.ndarray] | None = None):
+        """``frame_weights``: per clip id, a sampling weight for each of the clip's frames (default 1)."""
         self.clips = list(clips)
         self.size = size
         self._frames: list[np.ndarray | None] = [None] * len(self.clips)
-        clip_index, rows, targets = [], [], []
+        clip_index, rows, targets, weights = [], [], [], []
         for number, clip in enumerate(self.clips):
             self._check_shard(clip)
             keep = np.flatnonzero(clip.targets != IGNORE)
             clip_index.append(np.full(len(keep), number, dtype=np.int64))
             rows.append(keep.astype(np.int64))
             targets.append(clip.targets[keep].astype(np.int64))
+            clip_weights = (frame_weights or {}).get(clip.clip_id)
+            weights.append(np.ones(len(keep)) if clip_weights is None else np.asarray(clip_weights, dtype=np.float64)[keep])
         self.clip_index = np.concatenate(clip_index) if clip_index else np.zeros(0, np.int64)
         self.rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         self.targets = np.concatenate(targets) if targets else np.zeros(0, np.int64)
+        self.weights = np.concatenate(weights) if weights else np.zeros(0)
 
     def _check_shard(self, clip: ClipFrames) -> None:
         try:
@@ -253,12 +276,16 @@ _SAMPLER_STREAM, _AUGMENT_STREAM = 1, 2
 def make_train_loader(dataset: FrameDataset, config: TrainConfig, num_classes: int, generator: torch.Generator) -> DataLoader:
     count = len(dataset)
     samples = min(count, config.max_frames_per_epoch) if config.max_frames_per_epoch else count
-    if config.balance:
-        per_class = dataset.class_counts(num_classes).astype(np.float64)
-        weights = 1.0 / np.maximum(per_class, 1.0)
+    weighted = not np.all(dataset.weights == 1.0)
+    if config.balance or weighted:
+        frame_weights = dataset.weights
+        if config.balance:
+            # Every class gets the same share of the draws; hard examples a larger part of their class's.
+            per_class = np.bincount(dataset.targets, weights=frame_weights, minlength=num_classes)
+            frame_weights = frame_weights / np.maximum(per_class, 1e-12)[dataset.targets]
         if config.max_frames_per_epoch:
             samples = config.max_frames_per_epoch  # with replacement, a cap larger than the data set is fine
-        sampler = WeightedRandomSampler(torch.from_numpy(weights[dataset.targets]), samples, replacement=True, generator=generator)
+        sampler = WeightedRandomSampler(torch.from_numpy(frame_weights), samples, replacement=True, generator=generator)
     else:
         sampler = RandomSampler(dataset, num_samples=samples, generator=generator)
     # A last batch of one frame breaks BatchNorm in training mode; dropping a partial batch
@@ -348,10 +375,36 @@ def set_train_mode(model: torch.nn.Module, freeze: str) -> None:
             module.eval()
 
 
-def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
-    """Learning rate at a global step: cosine from base_lr down to MIN_LR_FRACTION * base_lr."""
-    progress = min(1.0, step / max(1, total_steps))
+def schedule_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """Learning rate at a global step (one cycle): a linear warm-up over WARMUP_FRACTION of the
+    steps, then a cosine down to MIN_LR_FRACTION * base_lr at the last step."""
+    warmup = max(1, int(WARMUP_FRACTION * total_steps))
+    if step < warmup:
+        return base_lr * (0.1 + 0.9 * step / warmup)
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return base_lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def auto_images(train_frames: int) -> int:
+    """The step budget set by the data, in images: AUTO_IMAGES_PER_FRAME per usable frame, at least
+    AUTO_MIN_IMAGES and at most AUTO_MAX_IMAGES."""
+    return min(max(AUTO_IMAGES_PER_FRAME * train_frames, AUTO_MIN_IMAGES), AUTO_MAX_IMAGES)
+
+
+def run_length(train_frames: int, images: int) -> tuple[int, int | None]:
+    """(epochs, frames per epoch or None for all) drawing about ``images`` images from ``train_frames``
+    frames: whole epochs, or one shorter epoch when there are more frames than the budget."""
+    if images < train_frames:
+        return 1, max(2, images)
+    return max(1, round(images / max(train_frames, 1))), None
+
+
+def with_run_length(config: TrainConfig, train_frames: int) -> TrainConfig:
+    """``config`` with its length resolved: --epochs as given, else the data's budget (auto_images)."""
+    if config.epochs is not None:
+        return config
+    epochs, per_epoch = run_length(train_frames, auto_images(train_frames))
+    return replace(config, epochs=epochs, max_frames_per_epoch=config.max_frames_per_epoch or per_epoch)
 
 
 def train_one_epoch(
@@ -430,13 +483,15 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> dic
     targets = torch.cat(target_parts).numpy()
     predicted = probs.argmax(axis=1)
     scored = [i for i, name in enumerate(info.classes) if name != "background"] if len(info.classes) > 2 else [info.positive_index()]
-    per_class = [_prf(predicted == c, targets == c) for c in scored]
+    # The same metric code `eval` reports (metrics.frame_prf / average_precision).
+    per_class = [frame_prf(predicted == c, targets == c) for c in scored]
     metrics: dict[str, Any] = {
         "loss": total_loss / len(targets),
-        "precision": float(np.mean([p for p, _, _ in per_class])),
-        "recall": float(np.mean([r for _, r, _ in per_class])),
-        "f1": float(np.mean([f for _, _, f in per_class])),
+        "precision": float(np.mean([m.precision for m in per_class])),
+        "recall": float(np.mean([m.recall for m in per_class])),
+        "f1": float(np.mean([m.f1 for m in per_class])),
         "accuracy": float(np.mean(predicted == targets)),
+        "ap": float(np.mean([average_precision(probs[:, c], targets == c) for c in scored])),
         "frames": int(len(targets)),
         "positives": int(np.sum(np.isin(targets, scored))),
         "threshold": DEFAULT_THRESHOLD,
@@ -446,25 +501,21 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> dic
     return metrics
 
 
-def _prf(predicted: np.ndarray, actual: np.ndarray) -> tuple[float, float, float]:
-    true_pos = float(np.sum(predicted & actual))
-    precision = true_pos / max(float(np.sum(predicted)), 1.0)
-    recall = true_pos / max(float(np.sum(actual)), 1.0)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return precision, recall, f1
-
-
 def best_f1_threshold(scores: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) with the best F1 on THRESHOLD_GRID; ties go to the threshold nearest 0.5."""
     best = (DEFAULT_THRESHOLD, -1.0)
     for threshold in sorted(THRESHOLD_GRID, key=lambda t: abs(t - DEFAULT_THRESHOLD)):
-        f1 = _prf(scores >= threshold, actual)[2]
+        f1 = frame_prf(scores >= threshold, actual).f1
         if f1 > best[1]:
             best = (threshold, f1)
     return float(best[0]), float(best[1])
 
 
 def _selection_score(metrics: dict[str, Any], select: str) -> tuple[float, ...]:
+    if select == "last":
+        return (0.0,)  # every epoch replaces the one before: the end of the schedule is kept
+    if select == "loss":
+        return (-metrics["loss"], metrics["ap"])
     if select == "precision":
         return (metrics["precision"], metrics["f1"], -metrics["loss"])
     return (metrics["f1"], metrics["precision"], -metrics["loss"])
@@ -483,6 +534,7 @@ class _RunState:
     history: list[EpochMetrics] | None = None
     config: dict | None = None
     split: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    extra: dict | None = None  # the caller's run_state
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -493,6 +545,7 @@ class _RunState:
             "config": dict(self.config or {}),
             "train_clips": list(self.split[0]),
             "val_clips": list(self.split[1]),
+            "extra": dict(self.extra or {}),
         }
 
     @classmethod
@@ -505,6 +558,7 @@ class _RunState:
             history=[EpochMetrics(**{k: v for k, v in m.items() if k in names}) for m in data.get("history", [])],
             config=dict(data.get("config") or {}),
             split=(tuple(data.get("train_clips", ())), tuple(data.get("val_clips", ()))),
+            extra=dict(data.get("extra") or {}),
         )
 
 
@@ -579,8 +633,12 @@ def check_leaks(train_clips: Sequence[ClipFrames], val_clips: Sequence[ClipFrame
 
 
 def _check_config(config: TrainConfig) -> None:
-    if config.epochs < 1:
+    if config.epochs is not None and config.epochs < 1:
         raise UsageError(f"epochs must be at least 1, not {config.epochs}")
+    if config.folds == 1 or config.folds < 0:
+        raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, not {config.folds}")
+    if not config.hard_negatives >= 1:
+        raise UsageError(f"hard_negatives must be at least 1 (1: no oversampling), not {config.hard_negatives}")
     if config.batch_size < 2:
         raise UsageError(f"batch size must be at least 2 (BatchNorm needs 2 frames), not {config.batch_size}")
     if config.lr <= 0:
@@ -613,7 +671,7 @@ def _check_training_classes(dataset: FrameDataset, classes: tuple[str, ...]) -> 
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
+def torch_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
@@ -649,8 +707,20 @@ def train(
     force: bool = False,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    split: tuple[Sequence[ClipFrames], Sequence[ClipFrames]] | None = None,
+    frame_weights: Mapping[str, np.ndarray] | None = None,
+    calibration: Mapping[str, Any] | None = None,
+    run_state: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Train, keep the best epoch in ``out`` and the last epoch's state in ``<out>.last.pt``."""
+    """Train, keep the selected epoch in ``out`` and the last epoch's state in ``<out>.last.pt``.
+
+    ``split``: (training clips, validation clips) instead of ``split_by_clip``; an empty
+    validation list trains on every given clip without validating (the final fit after
+    cross-validation).  ``frame_weights``: sampling weights per clip id (hard negatives).
+    ``calibration``: event rules chosen by cross-validation, stored in the checkpoint
+    (``info.events``, its threshold as ``info.threshold``).  ``run_state``: extra JSON-ready
+    data kept in the resume state, so a resumed run can be rebuilt exactly.
+    """
     _check_config(config)
     out = Path(out)
     last_path = last_checkpoint_path(out)
@@ -665,33 +735,41 @@ def train(
             raise ModelError(f"{resumed[2]}: classes {list(resumed[1].classes)} differ from the label file's {list(frameset.classes)}")
         warnings += _resume_config_warnings(resumed[0]["resume"].get("config") or {}, config)
 
-    with _torch_threads(config.threads):
-        train_clips, val_clips = split_by_clip(frameset, config.val_fraction, config.seed)
+    with torch_threads(config.threads):
+        if split is None:
+            train_clips, val_clips = split_by_clip(frameset, config.val_fraction, config.seed)
+        else:
+            train_clips, val_clips = [c for c in split[0] if _usable(c)], [c for c in split[1] if _usable(c)]
         train_ids = tuple(dict.fromkeys(c.clip_id for c in train_clips))
         val_ids = tuple(dict.fromkeys(c.clip_id for c in val_clips))
-        validating_on_training = set(train_ids) == set(val_ids)
+        validating = bool(val_ids)
+        validating_on_training = validating and set(train_ids) == set(val_ids)
         if validating_on_training and train_ids:
             why = f"only {len(train_ids)} usable clip(s)" if len(train_ids) < MIN_CLIPS_FOR_SPLIT else "val_fraction is 0"
             warnings.append(f"{why}: validating on the training clips, so validation scores are optimistic")
-        train_set = FrameDataset(train_clips, frameset.size)
+        train_set = FrameDataset(train_clips, frameset.size, frame_weights)
         _check_training_classes(train_set, frameset.classes)
         counts = train_set.class_counts(len(frameset.classes))
         missing = [name for name, count in zip(frameset.classes, counts) if count == 0]
         if missing:
             warnings.append(f"no training frame of class {', '.join(missing)}: the model cannot learn to find it")
-        val_set = FrameDataset(val_clips, frameset.size)
+        val_set = FrameDataset(val_clips, frameset.size) if validating else None
         leak = None
-        if config.leak_distance is not None and not validating_on_training:
+        if config.leak_distance is not None and validating and not validating_on_training:
             leak = check_leaks(train_clips, val_clips, config.leak_distance)
             if leak.leaked:
                 warnings.append(leak.message())
-        if not np.any(np.isin(val_set.targets, np.arange(1, len(frameset.classes)))):
-            warnings.append("no validation clip has a highlight: precision/recall/F1 are 0 and the best epoch is chosen by loss")
+        if val_set is not None and not np.any(np.isin(val_set.targets, np.arange(1, len(frameset.classes)))):
+            warnings.append("no validation clip has a highlight: validation precision/recall/F1 say nothing")
 
+        rules = dict(calibration or {})
+        threshold = float(rules["threshold"]) if "threshold" in rules else DEFAULT_THRESHOLD
+        config = with_run_length(config, len(train_set))
+        epochs = int(config.epochs or 1)
         info = ModelInfo(
             task=frameset.task, classes=tuple(frameset.classes), input_size=frameset.size,
-            mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=frameset.crop, threshold=DEFAULT_THRESHOLD,
-            train_args=asdict(config), crop_borders=frameset.crop_borders,
+            mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=frameset.crop, threshold=threshold,
+            train_args={**asdict(config), "epochs": epochs}, crop_borders=frameset.crop_borders, events=rules,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)
@@ -699,7 +777,7 @@ def train(
             model.load_state_dict(resumed[0]["state_dict"])
         apply_freeze(model, config.freeze)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
-        state = _RunState(history=[], config=asdict(config), split=(train_ids, val_ids))
+        state = _RunState(history=[], config=asdict(config), split=(train_ids, val_ids), extra=dict(run_state or {}))
         if resumed:
             try:
                 optimizer.load_state_dict(resumed[0]["optimizer"])
@@ -713,33 +791,40 @@ def train(
             if "rng" in resumed[0]:
                 torch.set_rng_state(resumed[0]["rng"])
 
-        eval_loader = make_eval_loader(val_set, max(config.batch_size, 64))
+        eval_loader = make_eval_loader(val_set, max(config.batch_size, 64)) if val_set is not None else None
         steps_per_epoch = len(make_train_loader(train_set, config, len(info.classes), torch.Generator()))
-        total_steps = steps_per_epoch * config.epochs
+        total_steps = steps_per_epoch * epochs
         wrote_out = False
-        if state.next_epoch >= config.epochs:
-            warnings.append(f"nothing to resume: the run already finished {state.next_epoch} of {config.epochs} epochs")
-        for epoch in range(state.next_epoch, config.epochs):
+        if state.next_epoch >= epochs:
+            warnings.append(f"nothing to resume: the run already finished {state.next_epoch} of {epochs} epochs")
+        for epoch in range(state.next_epoch, epochs):
             began = time.perf_counter()
             loader = make_train_loader(train_set, config, len(info.classes), _generator(config.seed, epoch, _SAMPLER_STREAM))
             augment = make_augment(_generator(config.seed, epoch, _AUGMENT_STREAM)) if config.augment else None
             train_loss, images_per_s = train_one_epoch(
                 model, optimizer, loader, info, freeze=config.freeze, augment=augment,
-                lr_at_step=lambda step: cosine_lr(config.lr, step, total_steps),
+                lr_at_step=lambda step: schedule_lr(config.lr, step, total_steps),
                 first_step=epoch * steps_per_epoch, on_step=on_step,
             )
-            metrics = evaluate(model, eval_loader, info)
-            score = _selection_score(metrics, config.select)
-            is_best = state.best_score is None or score > state.best_score
+            metrics = evaluate(model, eval_loader, info) if eval_loader is not None else _NO_VALIDATION
+            score = _selection_score(metrics, config.select) if eval_loader is not None else (0.0,)
+            is_best = (state.best_score is None or score > state.best_score or config.select == "last" or eval_loader is None)
             epoch_metrics = EpochMetrics(
                 epoch=epoch + 1, train_loss=float(train_loss), val_loss=float(metrics["loss"]),
                 precision=metrics["precision"], recall=metrics["recall"], f1=metrics["f1"], accuracy=metrics["accuracy"],
-                images_per_s=float(images_per_s), seconds=time.perf_counter() - began, best=is_best,
+                images_per_s=float(images_per_s), seconds=time.perf_counter() - began, best=is_best, ap=float(metrics["ap"]),
             )
+            if calibration:
+                chosen_threshold = threshold
+            elif validating and not validating_on_training:
+                chosen_threshold = float(metrics["threshold"])
+            else:
+                chosen_threshold = DEFAULT_THRESHOLD
+            validated_on = "held-out clips" if validating and not validating_on_training else (
+                "training clips" if validating else "nothing (final fit on every clip)")
             epoch_info = replace(
-                info, epoch=epoch + 1,
-                threshold=DEFAULT_THRESHOLD if validating_on_training else float(metrics["threshold"]),
-                metrics={**metrics, "validated_on": "training clips" if validating_on_training else "held-out clips",
+                info, epoch=epoch + 1, threshold=chosen_threshold,
+                metrics={**(metrics if validating else {}), "validated_on": validated_on,
                          **({"near_duplicate_val_share": leak.share} if leak is not None else {}),
                          "train_clips": len(train_ids), "val_clips": len(val_ids)},
             )
@@ -759,8 +844,12 @@ def train(
 
     return TrainResult(
         checkpoint=out, best_epoch=state.best_epoch, history=tuple(state.history or ()),
-        train_clips=train_ids, val_clips=val_ids, warnings=tuple(warnings),
+        train_clips=train_ids, val_clips=val_ids, warnings=tuple(warnings), epochs=epochs,
     )
+
+
+_NO_VALIDATION: dict[str, Any] = {"loss": math.nan, "precision": math.nan, "recall": math.nan, "f1": math.nan,
+                                  "accuracy": math.nan, "ap": math.nan, "threshold": DEFAULT_THRESHOLD}
 
 
 def _resume_config_warnings(saved: dict, config: TrainConfig) -> list[str]:

@@ -119,7 +119,7 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         FrameDataset,
         TrainConfig,
         apply_freeze,
-        cosine_lr,
+        schedule_lr,
         make_augment,
         make_train_loader,
         set_train_mode,
@@ -144,7 +144,7 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         cpu = time.process_time()
         _, images_per_s = train_one_epoch(model, optimizer, loader, info, freeze=freeze,
                                           augment=make_augment(torch.Generator().manual_seed(seed)),
-                                          lr_at_step=lambda step: cosine_lr(1e-3, step, 10 * steps))
+                                          lr_at_step=lambda step: schedule_lr(1e-3, step, 10 * steps))
         return images_per_s, batch * steps / (time.process_time() - cpu)
 
     fixed = to_input_tensor(np.random.default_rng(0).integers(0, 256, (batch, SIZE, SIZE, 3), dtype=np.uint8), info)

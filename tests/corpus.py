@@ -60,6 +60,31 @@ def text_named_mp4(path: Path) -> Path:
     return path
 
 
+def text_file(path: Path) -> Path:
+    """A label file (``notes.txt``) given where a video belongs: ffmpeg's tty demuxer would read
+    it as a video of its characters (before issue 16: "scored 1 frames", a reel of text)."""
+    path.write_text("# task=rage\n" + "clips/2021-03-01_part3.mp4  crop=0.78,0.13,0.97,0.37  0:05.2-0:09  1:12-1:20.5\n" * 30,
+                    encoding="utf-8")
+    return path
+
+
+def still_image(path: Path) -> Path:
+    """One PNG picture: ffmpeg reads it (png_pipe), but it has no timeline to scan or cut."""
+    ffmpeg(*_lavfi_video(duration=1.0), "-frames:v", "1", _out(path))
+    return path
+
+
+def two_audio_tracks(path: Path, duration: float = 3.0, first: str = "silent") -> Path:
+    """Video plus two audio tracks, like an OBS recording with the microphone and the game apart:
+    track 1 is silent (or a loud 220 Hz tone with ``first="loud"``), track 2 a 440 Hz tone."""
+    one = (f"anullsrc=r=48000:cl=stereo:d={duration}" if first == "silent"
+           else f"sine=f=220:r=48000:d={duration},volume=6")
+    two = f"sine=f=440:r=48000:d={duration}" + (",volume=7" if first != "silent" else "")
+    ffmpeg(*_lavfi_video(duration=duration), "-f", "lavfi", "-i", one, "-f", "lavfi", "-i", two,
+           "-map", "0:v", "-map", "1:a", "-map", "2:a", *_X264, "-pix_fmt", "yuv420p", "-c:a", "aac", _out(path))
+    return path
+
+
 def truncated(path: Path) -> Path:
     """A valid MP4 cut off in the middle of its media data (moov at the end is lost)."""
     full = normal(path.with_name(path.stem + ".full.mp4"), duration=3.0)
@@ -180,6 +205,8 @@ def offset_start(path: Path) -> Path:
 GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero_byte": (zero_byte, "empty.mp4"),
     "text_named_mp4": (text_named_mp4, "notes.mp4"),
+    "text_file": (text_file, "notes.txt"),
+    "still_image": (still_image, "shot.png"),
     "truncated": (truncated, "truncated.mp4"),
     "truncated_faststart": (truncated_faststart, "truncated_fast.mp4"),
     "audio_only": (audio_only, "audio_only.mp4"),
@@ -197,7 +224,19 @@ GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "timestamp_gap": (timestamp_gap, "gap.mkv"),
     "offset_start": (offset_start, "offset.ts"),
     "nasty_name": (normal, NASTY_NAME),
+    "two_audio_tracks": (two_audio_tracks, "obs two tracks.mp4"),
 }
+
+
+def volume_db(path: Path, track: int = 0) -> tuple[float, float]:
+    """(mean, max) volume in dB of audio track ``track`` (from 0), by ffmpeg's volumedetect."""
+    import re
+
+    out = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-i", _out(path), "-map", f"0:a:{track}",
+                          "-af", "volumedetect", "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    mean = float(re.search(r"mean_volume: (-?[\d.]+|-inf) dB", out).group(1))
+    peak = float(re.search(r"max_volume: (-?[\d.]+|-inf) dB", out).group(1))
+    return mean, peak
 
 
 def make(name: str, folder: Path) -> Path:

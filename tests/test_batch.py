@@ -53,7 +53,8 @@ def vods(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vods") / "week é"
     folder.mkdir()
     flash_clip(folder / "vod 1.mp4", 8, [(2, 4)])
-    flash_clip(folder / "vod2.mp4", 8, [(1, 2.5), (5, 7)])
+    # Two highlights 3 s apart: separate events even with the 1-s padding on each side (the flash is on at t=2.5).
+    flash_clip(folder / "vod2.mp4", 8, [(1, 2.5), (5.5, 7)])
     flash_clip(folder / "calm.mp4", 5, [], audio=False)
     (folder / "bad.mp4").write_text("this is not a video\n" * 20)
     return folder

@@ -229,11 +229,35 @@ def test_eval_command_reports_per_clip_and_json_and_reuses_scans(project: Path, 
 
 @pytest.mark.media
 @pytest.mark.torch
-def test_eval_refuses_labels_of_another_task(project: Path, tmp_path: Path, monkeypatch, capsys):
+def test_eval_takes_a_copy_of_the_labels_under_another_name(project: Path, tmp_path: Path, monkeypatch, capsys):
+    # The README's held-out example: `cp labels.txt heldout.txt; autotosis eval heldout.txt --model model.pt` (it exited 7:
+    # the task came from the file name).  A file without '# task=' fits any model of one class.
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
-    other = project / "pog.txt"
-    other.write_text((project / "rage.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    model = constant_model(tmp_path / "m.pt", 8.0)  # class "rage"
+    results = []
+    for name in ("rage.txt", "heldout.txt", "pog.txt"):
+        copy = project / name
+        if name != "rage.txt":
+            copy.write_text((project / "rage.txt").read_text(encoding="utf-8"), encoding="utf-8")
+        out = tmp_path / f"{name}.json"
+        assert run(["eval", str(copy), "--model", str(model), "--json", str(out)]) == 0
+        report = json.loads(out.read_text())
+        assert [r["class_name"] for r in report["reports"]] == ["rage"]
+        results.append(report["reports"])
+    assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.media
+@pytest.mark.torch
+def test_eval_refuses_labels_that_name_another_task(project: Path, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    other = project / "other.txt"
+    other.write_text("# task=pog\n" + (project / "rage.txt").read_text(encoding="utf-8"), encoding="utf-8")
     model = constant_model(tmp_path / "m.pt", 0.0)
-    assert run(["eval", str(other), "--model", str(model)]) == ExitStatus.DATA
-    assert "pog" in capsys.readouterr().err
+    capsys.readouterr()
+    assert run(["eval", str(other), "--model", str(model)]) == ExitStatus.MODEL
+    assert capsys.readouterr().err == (
+        f"autotosis: error: {model} knows the classes background, rage, but {other} has background, pog ('# task=pog') "
+        "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' works with any "
+        "model of one class))\n")
     assert run(["eval", str(project / "rage.txt"), "--model", str(model), "--class", "laugh"]) == ExitStatus.USAGE

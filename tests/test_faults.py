@@ -7,6 +7,7 @@ and the uninterrupted reference runs go through ``cli.main`` in this process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -310,6 +311,18 @@ def real_time_source(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return video, {"AUTOTOSIS_FFMPEG": str(slow)}
 
 
+@contextlib.contextmanager
+def _sigint_not_ignored():
+    """A child inherits an *ignored* SIGINT (POSIX: a job started in the background, e.g. the
+    soak script under nohup, ignores Ctrl-C) and would then rightly ignore the test's SIGINT.
+    A caught signal is reset to the default by exec: catch it here while the child starts."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.parametrize(("signum", "status", "said"), [(signal.SIGINT, ExitStatus.INTERRUPTED, "interrupted"),
@@ -320,9 +333,10 @@ def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(model: Path, tmp
     out = tmp_path / "scores.json"
     # One batch is 64 samples at 0.25/s = 256 s of real-time decoding: without cancellation
     # the CLI would sit in the read until then.
-    proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
-                  "--no-cache"],
-                 cwd=tmp_path, env=env)
+    with _sigint_not_ignored():
+        proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
+                      "--no-cache"],
+                     cwd=tmp_path, env=env)
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
     proc.send_signal(signum)
@@ -361,4 +375,63 @@ def test_a_decode_that_stalls_is_given_up_after_the_stall_timeout(model: Path, t
     assert "no frame for 3 s" in err and "Traceback" not in err
     assert time.monotonic() - began < 100  # a batch takes 256 s of real-time decoding
     assert not out.exists()
+    assert not ffmpegs_reading(str(video)), "ffmpeg outlived the CLI"
+
+
+def _helper_threads(pid: int) -> list[int]:
+    """Thread ids of ``pid`` other than its main thread that do not block SIGINT."""
+    found = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir(), key=lambda p: int(p.name)):
+        if int(task.name) == pid:
+            continue
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        blocked = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+        if not blocked & (1 << (signal.SIGINT - 1)):
+            found.append(int(task.name))
+    return found
+
+
+@pytest.mark.torch
+@pytest.mark.slow
+def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(model: Path, tmp_path: Path, real_time_source):
+    """Issue 16's flaky hang, made deterministic: the kernel may hand a process's SIGINT to any
+    thread that does not block it, and Python then runs the handler only when the *main* thread
+    next returns to bytecode.  The main thread sat in one long queue wait (the 600 s stall
+    timeout) and only noticed when something else woke it: seconds late, or after the test's 60 s.
+    tgkill() makes the kernel's choice for it: the signal goes to a decoder/helper thread."""
+    import ctypes
+
+    tgkill = getattr(ctypes.CDLL(None, use_errno=True), "tgkill", None)
+    if tgkill is None:
+        pytest.skip("no tgkill() in this C library")
+    video, env = real_time_source
+    out = tmp_path / "scores.json"
+    with _sigint_not_ignored():
+        proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
+                      "--no-cache"], cwd=tmp_path, env=env)
+    wait_for_stage(proc, "scan")
+    wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
+    time.sleep(0.5)  # the decoder's threads are all running and waiting now
+    helpers = _helper_threads(proc.pid)
+    assert helpers, "the CLI has no helper thread"
+    began = time.monotonic()
+    assert tgkill(proc.pid, helpers[-1], signal.SIGINT) == 0
+    line = proc.stderr.readline()  # the CLI's answer: one line
+    said_after = time.monotonic() - began
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the CLI did not stop after a SIGINT taken by a helper thread")
+    assert line.strip() == "autotosis: interrupted", line + err
+    assert said_after < 3, f"Ctrl-C was acted on only after {said_after:.1f} s"
+    assert proc.returncode == ExitStatus.INTERRUPTED and "Traceback" not in err
+    assert not out.exists()
+    deadline = time.monotonic() + 10
+    while ffmpegs_reading(str(video)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not ffmpegs_reading(str(video)), "ffmpeg outlived the CLI"

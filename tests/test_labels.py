@@ -11,17 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autotosis.errors import LabelError, LabelErrors, OutputExistsError
+from autotosis.cli import main
+from autotosis.errors import ExitStatus, LabelError, LabelErrors, ModelError, OutputExistsError
 from autotosis.labels import (
     ClipEntry,
     Crop,
     LabelFile,
     Span,
     check_durations,
+    check_labels,
     format_labels,
     format_time,
     import_audacity,
     import_data_csv,
+    match_model_classes,
     merge_label_files,
     parse_labels,
     parse_labels_text,
@@ -41,6 +44,13 @@ clips/calm_game.mp4                          # no spans: every frame is a negati
 "clips/with space.mp4"  12-18  ~20-22        # ~ = unsure: skipped in training and scoring
 clips/whole.mp4  0-end
 """
+
+
+def check_labels_text(text: str) -> tuple[LabelFile, list[LabelError]]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "rage.txt"
+        path.write_text(text, encoding="utf-8")
+        return check_labels(path, check_files=False)
 
 
 def errors_of(text: str, path: Path = LABELS, **kwargs) -> list[LabelError]:
@@ -315,16 +325,40 @@ def test_missing_clip_file_only_when_checking(tmp_path):
     assert (folder.line, folder.col) == (4, 1) and "folder" in folder.message
 
 
-def test_duplicate_clip_points_at_the_second_line_and_names_the_first():
-    error = single_error("a.mp4 1-2\n# comment\nb.mp4\n./clips/../a.mp4 5-6\n")
-    assert (error.line, error.col) == (4, 1)
-    assert "listed twice (first on line 1)" in error.message
-    assert "one line" in error.hint
+def test_a_clip_on_two_lines_is_merged_with_a_note():
+    labels = parse_labels_text("a.mp4 5-6\n# comment\nb.mp4\n./clips/../a.mp4 1-2  8-end\n", LABELS)
+    first, second = labels.entries
+    assert first.raw_path == "a.mp4" and first.line == 1
+    assert first.spans == (Span(1000, 2000), Span(5000, 6000), Span(8000, None))
+    assert second.raw_path == "b.mp4"
+    (note,) = labels.notes
+    assert str(note) == (f"{LABELS}:4:1: note: clip './clips/../a.mp4' is also listed on line 1: the spans of both lines "
+                         "are merged (put all spans of a clip on one line)")
+    # Written back, the clip is one line.
+    assert format_labels(labels).count("a.mp4") == 1
+    # A span from the second line past the clip's end is reported on that line.
+    (late,) = check_durations(labels, lambda p: 7_000 if p.name == "a.mp4" else None)
+    assert (late.line, late.col) == (4, 23) and "starts at 0:08" in late.message
 
 
-def test_duplicate_is_found_even_when_the_first_line_has_errors():
+def test_two_lines_that_cannot_be_merged_get_no_note():
+    labels, errors = check_labels_text("a.mp4 5-10\na.mp4 8-12\n")
+    assert [(e.line, e.col) for e in errors] == [(2, 7)] and labels.notes == ()
+
+
+def test_a_clip_on_two_lines_must_agree():
+    errors = errors_of("a.mp4 5-10\na.mp4 1-2 8-12\nb.mp4 crop=0,0,0.5,0.5 1-2\nb.mp4 3-4\n")
+    assert [str(e) for e in errors] == [
+        f"{LABELS}:2:11: span '0:08-0:12' overlaps '0:05-0:10' of the same clip on line 1 "
+        "(spans of one clip must not overlap; join them or move an edge)",
+        f"{LABELS}:4:1: clip 'b.mp4' has no crop here but crop=0,0,0.5,0.5 on line 3 "
+        "(a clip has one crop: give both lines the same crop= (or put all spans on one line))",
+    ]
+
+
+def test_a_second_line_of_a_clip_is_not_an_error_when_the_first_has_one():
     errors = errors_of("a.mp4 1-x\na.mp4 5-6\n")
-    assert [(e.line, e.col) for e in errors] == [(1, 9), (2, 1)]
+    assert [(e.line, e.col) for e in errors] == [(1, 9)]
 
 
 def test_stray_token_suggests_quoting_the_path():
@@ -375,11 +409,51 @@ def test_conflicting_task_directives():
     assert "'rage' on line 1" in error.message
 
 
-def test_file_name_that_is_not_a_task_name():
-    error = single_error("a.mp4\n", path=Path("/x/my labels.txt"))
-    assert (error.line, error.col) == (1, 1)
-    assert "# task=NAME" in error.hint
-    assert parse_labels_text("# task=ok\n", Path("/x/my labels.txt")).task == "ok"
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [("rage.txt", "rage"), ("robot cam.txt", "robot_cam"), ("Pog-Moments.txt", "Pog-Moments"), ("labels.txt", "highlight"),
+     ("heldout.txt", "highlight"), ("held-out.txt", "highlight"), ("train2.txt", "highlight"),
+     ("my labels (copy).txt", "highlight"), ("2021-03-01.txt", "highlight"), ("rage_labels.txt", "rage_labels"),
+     ("日本.txt", "highlight")],
+)
+def test_task_from_the_file_name(name, task):
+    labels = parse_labels_text("a.mp4 1-2\n", Path("/x") / name)
+    assert labels.task == task and labels.class_names() == ("background", task)
+    assert not labels.task_declared
+    declared = parse_labels_text("# task=ok\n", Path("/x") / name)
+    assert declared.task == "ok" and declared.task_declared
+
+
+def test_a_task_from_the_file_name_is_not_written_into_the_file(tmp_path):
+    labels = parse_labels_text("a.mp4 1-2\n", tmp_path / "labels.txt")
+    assert "# task=" not in format_labels(labels)
+    again = parse_labels_text(format_labels(labels), tmp_path / "labels.txt")
+    assert again == labels and not again.task_declared
+
+
+def test_model_classes_match_a_file_without_a_task_line():
+    undeclared = parse_labels_text("a.mp4 1-2 highlight:3-4\n", Path("/x/labels.txt"))
+    matched = match_model_classes(undeclared, ("background", "rage"))
+    assert matched.task == "rage" and matched.class_names() == ("background", "rage")
+    assert matched.entries[0].spans == (Span(1000, 2000), Span(3000, 4000, label="rage"))
+    assert match_model_classes(undeclared, ("rage", "background"), exact=True).task == "rage"
+    # A file that names its task, or its classes, must match the model.
+    declared = parse_labels_text("# task=pog\na.mp4 1-2\n", Path("/x/labels.txt"))
+    assert match_model_classes(declared, ("background", "pog")) is declared
+    with pytest.raises(ModelError) as info:
+        match_model_classes(declared, ("background", "rage"), model="m.pt")
+    assert str(info.value) == ("m.pt knows the classes background, rage, but /x/labels.txt has background, pog ('# task=pog') "
+                               "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' "
+                               "works with any model of one class))")
+    assert info.value.exit_status == ExitStatus.MODEL
+    # An undeclared binary file and a model of two classes: which one? Not guessed.
+    with pytest.raises(ModelError, match="name one with '# task=CLASS' \\(rage, pog\\)"):
+        match_model_classes(undeclared, ("background", "rage", "pog"))
+    # Some of a multi-class model's classes are fine for evaluation, not for review (exact).
+    some = parse_labels_text("# classes=pog\na.mp4 pog:1-2\n", Path("/x/labels.txt"))
+    assert match_model_classes(some, ("background", "rage", "pog")) is some
+    with pytest.raises(ModelError):
+        match_model_classes(some, ("background", "rage", "pog"), exact=True)
 
 
 def test_all_problems_are_collected_and_sorted():
@@ -581,29 +655,73 @@ def test_import_audacity_label_track(tmp_path):
     track.write_text(
         "1.500000\t4.250000\trage\n"
         "\\\t100.0\t2000.0\n"  # spectral selection line
-        "6.000000\t6.000000\tpoint label\n"
-        "8.000000\t9.000000\t~maybe\n"
+        "8.000000\t9.000000\t~maybe\n"  # unsure; its text is a comment (not a class of the track)
         "10,5\t12,0\tunsure\n"  # decimal comma from some locales
         "3.0\t5.0\t\n",  # overlaps the first sure span: joined
         encoding="utf-8",
     )
     clip = tmp_path / "clips" / "game.mp4"
-    dest = tmp_path / "labels" / "rage.txt"
+    dest = tmp_path / "labels" / "labels.txt"
     labels = import_audacity(track, clip, dest, crop=CAM)
     (entry,) = labels.entries
     assert entry.raw_path == "../clips/game.mp4" and entry.path == clip
     assert entry.own_crop == CAM
     assert entry.spans == (Span(1_500, 5_000), Span(8_000, 9_000, True), Span(10_500, 12_000, True))
+    # The label text named the class: the file says so (not "labels", the file's name).
+    assert labels.task == "rage" and labels.task_declared and labels.class_names() == ("background", "rage")
+    assert "# task=rage\n" in format_labels(labels)
     assert parse_labels_text(format_labels(labels), dest).entries == labels.entries
+    assert labels.notes == ()
+
+
+def test_import_audacity_keeps_several_classes(tmp_path):
+    track = tmp_path / "track.txt"
+    track.write_text("1\t3\trage\n5\t6\tpog\n7\t8\t~pog\n9\t10\t~ not sure at all\n12\t14\trage\n", encoding="utf-8")
+    labels = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "labels.txt")
+    assert labels.classes == ("rage", "pog") and labels.class_names() == ("background", "rage", "pog")
+    assert labels.entries[0].spans == (Span(1000, 3000, label="rage"), Span(5000, 6000, label="pog"),
+                                       Span(7000, 8000, True, "pog"), Span(9000, 10_000, True), Span(12_000, 14_000, label="rage"))
+    text = format_labels(labels)
+    assert "# classes=rage,pog\n" in text and "# task=" not in text
+    assert "vod.mp4  rage:0:01-0:03  pog:0:05-0:06  ~pog:0:07-0:08  ~0:09-0:10  rage:0:12-0:14\n" in text
+    again = parse_labels_text(text, tmp_path / "labels.txt")
+    assert again.entries == labels.entries and again.classes == labels.classes
+
+
+def test_import_audacity_point_labels_become_spans_with_a_note(tmp_path):
+    track = tmp_path / "track.txt"
+    track.write_text("0.4\t0.4\tpog\n6.000000\t6.000000\tpog\n20\t24\tpog\n", encoding="utf-8")
+    labels = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt")
+    assert labels.entries[0].spans == (Span(0, 1400), Span(5000, 7000), Span(20_000, 24_000))
+    (note,) = labels.notes
+    assert str(note) == (f"{track}:1:1: note: 2 point labels became 2 s spans centred on them (lines 1, 2) "
+                         "(--point-window SECONDS sets the length; 0 refuses point labels)")
+    wide = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt", point_window_ms=5000)
+    assert wide.entries[0].spans[:2] == (Span(0, 2900), Span(3500, 8500))
+    with pytest.raises(LabelErrors) as info:
+        import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt", point_window_ms=0)
+    assert [str(e) for e in info.value.errors] == [
+        f"{track}:{line}:1: a point label at {at} marks no span (make it a region label in Audacity, or give "
+        "--point-window SECONDS to turn point labels into spans centred on them)" for line, at in ((1, "0:00.4"), (2, "0:06"))]
 
 
 def test_import_audacity_errors(tmp_path):
     track = tmp_path / "track.txt"
-    track.write_text("1.0\t2.0\tok\nnonsense\n5.0\tx\tbad\n9.0\t8.0\tbackwards\n1.5\t1.8\t~unsure inside sure\n", encoding="utf-8")
+    track.write_text("1.0\t2.0\tok\nnonsense\n5.0\tx\tbad\n9.0\t8.0\tbackwards\n1.5\t1.8\t~unsure inside sure\n"
+                     "20\t21\tnice moment!\n", encoding="utf-8")
     with pytest.raises(LabelErrors) as info:
         import_audacity(track, tmp_path / "c.mp4", tmp_path / "rage.txt")
-    assert [(e.line, e.col) for e in info.value.errors] == [(2, 1), (3, 5), (4, 5), (5, 1)]
+    assert [(e.line, e.col) for e in info.value.errors] == [(2, 1), (3, 5), (4, 5), (5, 1), (6, 7)]
     assert "overlaps a sure one" in info.value.errors[3].message
+    assert info.value.errors[4].message == "the label text 'nice moment!' is not a class name"
+    track.write_text("1\t2\trage\n3\t4\tpog\n5\t6\t\n2.5\t3.5\trage\n", encoding="utf-8")
+    with pytest.raises(LabelErrors) as info:
+        import_audacity(track, tmp_path / "c.mp4", tmp_path / "rage.txt")
+    assert [str(e) for e in info.value.errors] == [
+        f"{track}:2:1: a pog span overlaps a rage span (line 4) (spans of different classes must not overlap; move an edge)",
+        f"{track}:3:1: the label has no text, but the track names the classes rage, pog "
+        "(write the class as the label's text (e.g. rage), or '~' for an unsure span)",
+    ]
 
 
 # --------------------------------------------------------------------------- properties
@@ -687,3 +805,122 @@ def test_round_trip_property(labels):
     assert again.task == labels.task
     if labels.default_crop is not None:
         assert again.default_crop == labels.default_crop
+
+
+# --------------------------------------------------------------------------- `autotosis labels check`: hints for common slips
+
+
+def labels_check(folder: Path, text: str, capsys, *, probe: bool = False) -> tuple[int, Path, list[str], str]:
+    """Run `autotosis labels check` on ``text`` written to folder/rage.txt: (exit code, path, stderr lines, stdout)."""
+    path = folder / "rage.txt"
+    path.write_text(text, encoding="utf-8")
+    code = main(["--progress", "none", "labels", "check", *([] if probe else ["--no-probe"]), str(path)])
+    captured = capsys.readouterr()
+    return code, path, captured.err.splitlines(), captured.out
+
+
+@pytest.mark.parametrize(
+    ("line", "col", "message"),
+    [
+        ("a.mp4  0:05 - 0:09  12-13", 8, "span '0:05 - 0:09' has spaces around its '-' (write it without spaces: 0:05-0:09)"),
+        ("a.mp4  ~0:05 -0:09", 8, "span '~0:05 -0:09' has spaces around its '-' (write it without spaces: ~0:05-0:09)"),
+        ("a.mp4  1:12- end", 8, "span '1:12- end' has spaces around its '-' (write it without spaces: 1:12-end)"),
+        ("a.mp4  0.78,0.13,0.97,0.37  1-2", 8,
+         "'0.78,0.13,0.97,0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)"),
+        ("a.mp4  0.78, 0.13, 0.97, 0.37", 8,
+         "'0.78, 0.13, 0.97, 0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)"),
+        ("a.mp4  0:15,2-0:20", 12, "bad time '0:15,2': a decimal comma (write a decimal point: 0:15.2)"),
+        ("a.mp4  12-14,5", 13, "bad time '14,5': a decimal comma (write a decimal point: 14.5)"),
+        ("a.mp4  0:01-1:2:3:4", 13,
+         "bad time '1:2:3:4': too many ':' (a time is at most h:mm:ss) (write [h:]mm:ss[.fff] with a '.' before a "
+         "fraction of a second, e.g. 1:02:03.4; a timecode's last field counts frames, not milliseconds)"),
+    ],
+    ids=["spaces-around-dash", "unsure-space-before", "space-after-end", "forgotten-crop", "forgotten-crop-spaced",
+         "decimal-comma", "decimal-comma-end", "four-fields"],
+)
+def test_labels_check_hints_for_common_slips(tmp_path, capsys, line, col, message):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    code, path, err, _ = labels_check(tmp_path, f"# task=rage\n{line}\n", capsys)
+    assert code == ExitStatus.LABELS == 3
+    assert err == [f"autotosis: {path}:2:{col}: {message}"]
+
+
+def test_labels_check_hints_at_windows_paths(tmp_path, capsys):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "game1.mp4").write_bytes(b"")
+    code, path, err, _ = labels_check(tmp_path, "clips\\game1.mp4  1-2\nC:\\Users\\me\\game2.mp4\nclips\\gone.mp4\n", capsys)
+    assert code == 3
+    assert err == [
+        f"autotosis: {path}:1:1: clip 'clips\\game1.mp4' does not exist ({tmp_path}/clips\\game1.mp4) "
+        "(write / between folders, not \\: clips/game1.mp4 (that file exists))",
+        f"autotosis: {path}:2:1: clip 'C:\\Users\\me\\game2.mp4' does not exist ({tmp_path}/C:\\Users\\me\\game2.mp4) "
+        f"(that is a Windows path: write the clip's path relative to the label file's folder {tmp_path}, with / between folders)",
+        f"autotosis: {path}:3:1: clip 'clips\\gone.mp4' does not exist ({tmp_path}/clips\\gone.mp4) "
+        "(write / between folders, not \\: clips/gone.mp4)",
+        "autotosis: 3 problems in label files",
+    ]
+
+
+def test_labels_check_merges_a_clip_on_two_lines_with_a_note(tmp_path, capsys):
+    (tmp_path / "a.mp4").write_bytes(b"")
+    code, path, err, out = labels_check(tmp_path, "a.mp4  1-2\na.mp4  3-4  ~5-6\n", capsys)
+    assert code == 0
+    assert err == [f"autotosis: {path}:2:1: note: clip 'a.mp4' is also listed on line 1: the spans of both lines are merged "
+                   "(put all spans of a clip on one line)"]
+    assert "1 clips, 3 spans" in out and "task 'rage' (from the file name" in out
+
+
+@pytest.mark.media
+def test_labels_check_reports_every_problem_in_one_pass(tmp_path, capsys):
+    # A span past a clip's end used to go unreported while another line had a syntax error.
+    from tests.conftest import make_video
+
+    make_video(tmp_path / "short.mp4", duration=3, audio=False)
+    make_video(tmp_path / "fine.mp4", duration=3, audio=False)
+    (tmp_path / "a.mp4").write_bytes(b"")
+    text = "short.mp4  1-2  2.5-10\na.mp4  0:05 - 0:09\nfine.mp4  1-2  ~4-5\nmissing.mp4\n"
+    code, path, err, _ = labels_check(tmp_path, text, capsys, probe=True)
+    assert code == 3
+    assert err == [
+        f"autotosis: {path}:1:17: span 0:02.5-0:10 ends at 0:10, past the end of 'short.mp4' (0:03 long) "
+        "(fix the time, or write 'end' for the end of the clip (e.g. 1:12-end))",
+        f"autotosis: {path}:2:8: span '0:05 - 0:09' has spaces around its '-' (write it without spaces: 0:05-0:09)",
+        f"autotosis: {path}:3:16: span ~0:04-0:05 starts at 0:04, past the end of 'fine.mp4' (0:03 long) "
+        "(fix the time, or write 'end' for the end of the clip (e.g. 1:12-end))",
+        f"autotosis: {path}:4:1: clip 'missing.mp4' does not exist ({tmp_path}/missing.mp4) "
+        f"(paths are relative to the label file's folder {tmp_path}; quote names that contain spaces or #)",
+        "autotosis: 4 problems in label files",
+    ]
+
+
+def test_labels_import_audacity_command_keeps_classes_and_states_the_point_window(tmp_path, capsys):
+    track = tmp_path / "track.txt"
+    track.write_text("1\t3\trage\n6\t6\tpog\n", encoding="utf-8")
+    out = tmp_path / "labels.txt"
+    assert main(["--progress", "none", "labels", "import", str(track), "--clip", str(tmp_path / "vod.mp4"), "-o", str(out),
+                 "--point-window", "3"]) == 0
+    assert capsys.readouterr().err == (f"autotosis: {track}:2:1: note: 1 point label became 3 s span centred on it (lines 2) "
+                                       "(--point-window SECONDS sets the length; 0 refuses point labels)\n")
+    text = out.read_text(encoding="utf-8")
+    assert "# classes=rage,pog\n" in text and "vod.mp4  rage:0:01-0:03  pog:0:04.5-0:07.5\n" in text
+    refused = tmp_path / "refused.txt"
+    assert main(["--progress", "none", "labels", "import", str(track), "--clip", "vod.mp4", "-o", str(refused),
+                 "--point-window", "0"]) == ExitStatus.LABELS
+    assert capsys.readouterr().err.startswith(f"autotosis: {track}:2:1: a point label at 0:06 marks no span")
+    assert not refused.exists()
+
+
+@pytest.mark.media
+def test_training_frames_from_labels_txt_are_not_of_a_class_called_labels(tmp_path, capsys):
+    # What `train` learns from: a model trained from labels.txt called its class "labels".
+    import json
+
+    from tests.conftest import make_video
+
+    make_video(tmp_path / "a.mp4", duration=2, audio=False)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.mp4  0.5-1.5\n", encoding="utf-8")
+    out = tmp_path / "frames"
+    assert main(["--progress", "none", "frames", str(labels), "--out", str(out), "--fps", "2", "--size", "8"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"] == "highlight" and manifest["classes"] == ["background", "highlight"]

@@ -104,3 +104,41 @@ def test_new_commands_have_help(command: str, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: autotosis {command}") and "Example" in out
+
+
+@pytest.mark.media
+@pytest.mark.torch
+@pytest.mark.slow
+def test_live_replays_mix_every_audio_track_unless_one_is_chosen(tmp_path: Path, capsys):
+    """Issue 16: a live file source with a silent first track (the microphone) and the game on the
+    second made mute replays; now the ring mixes both, and --audio-track N keeps one."""
+    from tests import corpus
+
+    source = corpus.two_audio_tracks(tmp_path / "obs.mp4", duration=3.0)
+    model = red_detector(tmp_path / "red.pt")
+    volumes = {}
+    for track in (None, "1"):
+        replays = tmp_path / f"replays_{track}"
+        # Threshold 0: the first full window fires, so each run saves one replay of [0.5 s, 2 s).
+        argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--threshold", "0",
+                "--window", "0.5", "--fps", "4", "--replay-dir", str(replays), "--before", "0.25", "--after", "1.25",
+                "--cooldown", "60", *(["--audio-track", track] if track else [])]
+        assert main(argv) == 0
+        (replay,) = replays.glob("*.mp4")
+        volumes[track] = corpus.volume_db(replay)[0]
+    assert volumes[None] > -30 and volumes["1"] < -80
+    capsys.readouterr()
+    argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--replay-dir",
+            str(tmp_path / "bad"), "--audio-track", "3"]
+    assert main(argv) == ExitStatus.USAGE
+    assert f"--audio-track 3: {source} has 2 audio tracks" in capsys.readouterr().err
+
+
+def test_live_refuses_a_text_file(tmp_path: Path, capsys):
+    from tests import corpus
+
+    notes = corpus.text_file(tmp_path / "notes.txt")
+    assert main(["--progress", "none", "live", "--model", str(red_detector(tmp_path / "red.pt")), "--input", str(notes)]) \
+        == ExitStatus.MEDIA
+    err = capsys.readouterr().err.strip()
+    assert err == f"autotosis: error: {notes}: is a text file, not a video (was it the label file? give the video itself)"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,7 +33,8 @@ def test_probe_without_audio(video_factory):
 
 @pytest.mark.parametrize(
     "content, expected",
-    [(b"", "empty"), (b"this is not a video at all\n" * 20, "not a readable video")],
+    [(b"", "empty"), (b"this is not a video at all\n" * 20, "is a text file, not a video"),
+     (b"\x00\x01binary garbage\xff" * 20, "not a readable video")],
 )
 def test_probe_rejects_non_videos(tmp_path: Path, content: bytes, expected: str):
     fake = tmp_path / "fake.mp4"
@@ -121,3 +126,122 @@ def test_cut_and_concat_keep_audio_and_video_in_sync(tmp_path: Path, video_facto
     assert d.audio_ms is not None
     assert abs(d.video_ms - 3500) <= 100
     assert abs(d.audio_ms - d.video_ms) <= 100
+
+
+# ----------------------------------------------------------------------------- stopping ffmpeg (issue 16)
+
+
+def _ffmpegs_reading(text: str) -> list[int]:
+    """Live ffmpeg processes (and wrapper shells) whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and any(text in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def slow_source(tmp_path: Path, monkeypatch) -> Path:
+    """A 400-s video and an ffmpeg that decodes it in real time (-re) behind a shell that does
+    *not* exec it: killing only the shell's pid would leave ffmpeg running."""
+    from tests import corpus
+
+    video = tmp_path / "slow source.mp4"
+    corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x18:r=2:d=400", "-c:v", "libx264", "-preset", "ultrafast",
+                  "-g", "20", "-pix_fmt", "yuv420p", "file:" + str(video))
+    slow = tmp_path / "slow-ffmpeg"
+    real = corpus.FFMPEG
+    slow.write_text(f'#!/bin/sh\ncase "$*" in *-version*) exec "{real}" "$@";; esac\n"{real}" -re "$@"\n')
+    slow.chmod(0o755)
+    monkeypatch.setenv("AUTOTOSIS_FFMPEG", str(slow))
+    return video
+
+
+def _gone(video: Path, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while _ffmpegs_reading(str(video)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _ffmpegs_reading(str(video))
+
+
+def test_each_ffmpeg_runs_in_a_process_group_of_its_own(slow_source: Path):
+    """A terminal's Ctrl-C goes to autotosis only; ffmpeg is stopped by us, as a whole group."""
+    frames = media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=2.0), batch_size=1)
+    next(frames)
+    (shell, *_) = sorted(_ffmpegs_reading(str(slow_source)))
+    assert os.getpgid(shell) == shell != os.getpgrp()
+    frames.close()
+    assert _gone(slow_source), "ffmpeg (started by a wrapper shell) outlived the decode"
+
+
+def test_a_stop_event_ends_a_stalled_decode_in_another_thread(slow_source: Path):
+    """The reader notices `stop` between short waits: no registry, nobody kills from outside."""
+    stop = threading.Event()
+    seen: list[int] = []
+    ended = threading.Event()
+
+    def read() -> None:
+        # fps 0.25 and 64 frames a batch: the first batch is 256 s of real-time decoding away.
+        for batch in media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=0.25), batch_size=64, stop=stop):
+            seen.append(len(batch.times_ms))
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while not _ffmpegs_reading(str(slow_source)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    began = time.monotonic()
+    stop.set()
+    assert ended.wait(5), "the decode did not notice its stop event"
+    assert time.monotonic() - began < 2 and seen == []
+    assert _gone(slow_source), "ffmpeg outlived the stopped decode"
+
+
+def test_ctrl_c_taken_by_another_thread_interrupts_a_decode_in_the_main_thread(slow_source: Path):
+    """Issue 16: the kernel may deliver SIGINT to any thread; the main thread, blocked in one long
+    pipe read, then never ran Python's handler until ffmpeg delivered (minutes).  Reads now wait
+    in short slices, so the KeyboardInterrupt comes at once and ffmpeg's group is killed."""
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait, args=(30,), daemon=True)
+    helper.start()
+    frames = media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=0.25), batch_size=64)
+    timer = threading.Timer(1.0, signal.pthread_kill, (helper.ident, signal.SIGINT))
+    timer.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            next(frames)
+    finally:
+        timer.cancel()
+        idle.set()
+    assert time.monotonic() - began < 5
+    frames.close()
+    assert _gone(slow_source), "ffmpeg outlived the interrupted decode"
+
+
+def test_ctrl_c_taken_by_another_thread_interrupts_a_long_ffmpeg_run(slow_source: Path):
+    """The same for cutting, joining, probing (run_ffmpeg and friends): they wait for ffmpeg in short
+    slices, so Ctrl-C is not held back until a long encode ends, and the encode is killed."""
+    idle = threading.Event()
+    helper = threading.Thread(target=idle.wait, args=(30,), daemon=True)
+    helper.start()
+    timer = threading.Timer(1.0, signal.pthread_kill, (helper.ident, signal.SIGINT))
+    timer.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):  # 400 s of real-time decoding without the slices
+            media.run_ffmpeg(["-i", "file:" + str(slow_source), "-f", "null", "-"], what="reading")
+    finally:
+        timer.cancel()
+        idle.set()
+    assert time.monotonic() - began < 5
+    assert _gone(slow_source), "ffmpeg outlived the interrupted run"

@@ -184,3 +184,17 @@ def test_average_precision_matches_brute_force(pairs):
     value = average_precision(np.array(scores, dtype=np.float64), np.array(truth, dtype=bool))
     assert not math.isnan(value) and 0.0 <= value <= 1.0
     assert value == pytest.approx(brute_force_ap(scores, truth), abs=1e-12)
+
+
+def test_expected_calibration_error_is_zero_for_calibrated_scores_and_grows_with_overconfidence():
+    from autotosis.metrics import expected_calibration_error
+
+    # Ten samples at 0.8 of which eight are right, ten at 0.2 of which two are: perfectly calibrated.
+    scores = np.array([0.8] * 10 + [0.2] * 10)
+    truth = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8, dtype=bool)
+    assert expected_calibration_error(scores, truth) == pytest.approx(0.0)
+    # Saying 0.99 where half are right is 0.49 off.
+    assert expected_calibration_error(np.full(10, 0.99), np.array([1, 0] * 5, dtype=bool)) == pytest.approx(0.49)
+    assert expected_calibration_error(np.array([]), np.array([], dtype=bool)) == 0.0
+    with pytest.raises(DataError):
+        expected_calibration_error(np.zeros(3), np.zeros(2, dtype=bool))

@@ -75,9 +75,14 @@ def test_review_section_parses_with_spans_crop_and_classes(tmp_path: Path):
     assert second.spans == () and parsed.entries[0].crop is None
 
 
-def test_hard_example_names_start_with_the_confidence():
+def test_hard_example_names_sort_most_confident_first():
     example = HardExample(Path("/c/my clip.mp4"), 12_500, "background", "rage", 0.97312, None)
-    assert hard_example_name(example) == "0.973_rage-not-background_my-clip_t000012500.jpg"
+    assert hard_example_name(example, 1, 40) == "001_0.973_rage-not-background_my-clip_t000012500.jpg"
+    assert hard_example_name(example, 7, 1200) == "0007_0.973_rage-not-background_my-clip_t000012500.jpg"
+    # Examples come most confident first: an A-Z listing must keep that order (the confidence first did not).
+    examples = [HardExample(Path("c.mp4"), t, "background", "rage", c, None) for t, c in ((0, 0.99), (500, 0.95), (900, 0.81))]
+    names = [hard_example_name(h, rank, len(examples)) for rank, h in enumerate(examples, 1)]
+    assert sorted(names) == names
 
 
 # --------------------------------------------------------------------------- the command
@@ -156,7 +161,8 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
     images = sorted((out / "hard-examples").glob("*.jpg"))
     names = [p.name for p in images if p.name != "contact_sheet.jpg"]
     assert len(names) == 5
-    assert all(n.startswith("0.998_rage-not-background_") for n in names)
+    assert [n[:10] for n in names] == [f"{rank:03d}_0.998_" for rank in range(1, 6)]
+    assert all("_0.998_rage-not-background_" in n for n in names)
     with Image.open(out / "hard-examples" / names[0]) as image:
         assert image.size == (96, 54)  # the whole frame, full size
     with Image.open(out / "hard-examples" / "contact_sheet.jpg") as sheet:
@@ -167,5 +173,34 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
     assert run(["review", "--model", str(never), "--hard-negatives", str(project / "rage.txt"), "-o", str(empty),
                 "--band", "0"]) == 0
     # "never" misses clip a's highlight at 0.998: those frames are the hard ones now.
-    found = sorted(p.name for p in (empty / "hard-examples").glob("0.*.jpg"))
+    found = sorted(p.name for p in (empty / "hard-examples").glob("0*_0.*.jpg"))
     assert found and all("background-not-rage_a_" in n for n in found)
+
+
+@pytest.mark.media
+def test_review_into_a_copy_of_the_labels_and_a_real_mismatch(project: Path, tmp_path: Path, monkeypatch, capsys):
+    # `review --labels copy.txt` exited 3 (and eval 7) for a copy of the training labels: the task came from the
+    # file name.  A file without '# task=' fits any model of one class; one that names another task is exit 5.
+    monkeypatch.setattr("autotosis.scan.scan_video", fake_scan([(3000, 6000)]))
+    vod = flash_clip(tmp_path / "vod.mp4", 8, [(3, 6)])
+    model = constant_model(tmp_path / "m.pt", 0.0, crop=CAM)
+    copy = project / "copy.txt"
+    copy.write_text("clips/a.mp4  1-3\nclips/calm.mp4\n", encoding="utf-8")
+    assert run(["review", str(vod), "--model", str(model), "--labels", str(copy)]) == 0
+    parsed = parse_labels(copy)
+    assert [e.raw_path for e in parsed.entries][2:] == ["review/iter1_vod_h1.mp4"]
+    (span,) = parsed.entries[2].spans
+    assert span.end_ms - span.start_ms == 3000 and span.label is None  # the event 3..6 s, in the file's only class
+    assert "# task=" not in copy.read_text(encoding="utf-8")
+
+    other = project / "other.txt"
+    other.write_text("# task=pog\nclips/a.mp4  1-3\n", encoding="utf-8")
+    before = other.read_bytes()
+    capsys.readouterr()
+    assert run(["review", str(vod), "--model", str(model), "--labels", str(other), "-o", str(tmp_path / "r")]) == ExitStatus.MODEL
+    assert capsys.readouterr().err == (
+        f"autotosis: error: {model} knows the classes background, rage, but {other} has background, pog ('# task=pog') "
+        "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' works with any "
+        "model of one class))\n")
+    assert other.read_bytes() == before and not (tmp_path / "r").exists()
+    assert run(["review", "--model", str(model), "--hard-negatives", str(other), "-o", str(tmp_path / "h")]) == ExitStatus.MODEL

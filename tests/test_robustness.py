@@ -9,6 +9,7 @@ of cases is docs/robustness.md.
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ pytestmark = [pytest.mark.media]
 # Unusable inputs: the cause each error must name.
 BROKEN = {
     "zero_byte": "file is empty",
-    "text_named_mp4": "not a readable video",
+    "text_named_mp4": "is a text file, not a video",
+    "text_file": "is a text file, not a video",
+    "still_image": "is a still image, not a video",
     "truncated": "not a readable video",
     "truncated_faststart": "the file ends early",
     "audio_only": "has no video stream",
@@ -46,6 +49,7 @@ READABLE = {
     "timestamp_gap": (64, 36),
     "offset_start": (64, 36),
     "nasty_name": (96, 54),
+    "two_audio_tracks": (96, 54),
 }
 
 
@@ -160,6 +164,31 @@ def test_unusable_video_fails_render_with_one_line_and_no_reel(case, files, tmp_
     nothing_left(tmp_path, events)
 
 
+@pytest.mark.torch
+@pytest.mark.parametrize("command", ["scan", "reel"])
+def test_a_text_file_is_not_taken_for_a_video(command, files, model, tmp_path, capsys, monkeypatch):
+    """Issue 16: `scan README.md` scored 1 frame and `reel notes.txt` rendered a video of the text
+    (ffmpeg's tty demuxer).  Now: exit 4, one line naming the file, nothing written."""
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    text = files["text_file"]
+    assert _ffprobe_format(text) == "tty"  # ffmpeg by itself reads it as a video
+    out = tmp_path / "out" / ("scores.json" if command == "scan" else "reel.mp4")
+    extra = [] if command == "scan" else ["--threshold", "0", "--min-length", "0"]
+    assert run([command, str(text), "--model", str(model), "-o", str(out), *extra]) == ExitStatus.MEDIA
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"autotosis: error: {text}: is a text file, not a video "
+                    "(was it the label file? give the video itself)")
+    nothing_left(tmp_path)
+
+
+def _ffprobe_format(path: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "csv=p=0",
+                          "file:" + str(path)], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
 # ----------------------------------------------------------------------------- usable videos
 
 
@@ -186,6 +215,82 @@ def test_readable_video_gives_frames_and_a_reel(case, files, tmp_path, capsys):
     assert abs(d.video_ms - (min(1500, info.duration_ms) - 500)) <= 100  # an event past the end is cut at the end
     assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 100  # silence added where there is no audio
     assert not list(reel.parent.glob("*.part*"))
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- several audio tracks (issue 16)
+
+
+def _render_volume(video: Path, events: Path, out: Path, *track: str) -> float:
+    assert run(["render", str(video), str(events), "-o", str(out), *(["--audio-track", *track] if track else [])]) == 0
+    return corpus.volume_db(out)[0]
+
+
+def test_a_reel_mixes_every_audio_track_at_its_own_level(files, tmp_path, capsys):
+    """An OBS-style recording: track 1 (the microphone) silent, track 2 the game.  Before issue 16 the
+    reel kept track 1 only: mute.  Now the tracks are mixed by default, levels unchanged."""
+    video = files["two_audio_tracks"]
+    assert media.probe(video).audio_tracks == 2 and corpus.volume_db(video, 0)[0] < -80
+    events = events_file(tmp_path / "ev", video, [(500, 2500)])
+    mixed = _render_volume(video, events, tmp_path / "mixed.mp4")
+    first = _render_volume(video, events, tmp_path / "first.mp4", "1")  # numbered from 1
+    second = _render_volume(video, events, tmp_path / "second.mp4", "2")
+    assert first < -80 and mixed > -30
+    assert abs(mixed - second) < 0.5  # normalize=0: mixing in a silent track does not halve the game's sound
+    assert abs(_render_volume(video, events, tmp_path / "mix.mp4", "mix") - mixed) < 0.1
+    capsys.readouterr()
+
+
+def test_loud_tracks_are_mixed_without_clipping(tmp_path, capsys):
+    video = corpus.two_audio_tracks(tmp_path / "loud.mp4", first="loud")  # peaks near full scale on both tracks
+    events = events_file(tmp_path / "ev", video, [(500, 2500)])
+    reel = tmp_path / "reel.mp4"
+    mixed = _render_volume(video, events, reel)
+    mean, peak = corpus.volume_db(reel)
+    assert peak < -0.1  # the limiter holds the sum under full scale (a plain sum clips at 0.0 dB)
+    assert mixed > max(_render_volume(video, events, tmp_path / f"t{t}.mp4", t) for t in ("1", "2"))
+    capsys.readouterr()
+
+
+@pytest.mark.torch
+def test_reel_has_the_sound_of_every_track_and_refuses_a_track_it_lacks(files, tmp_path, capsys, monkeypatch):
+    from tests.conftest import constant_model
+
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    video = files["two_audio_tracks"]
+    model = constant_model(tmp_path / "always.pt", 5.0)
+    reel = tmp_path / "reel.mp4"
+    args = ["reel", str(video), "--model", str(model), "--threshold", "0.5", "--min-length", "0"]
+    assert run([*args, "-o", str(reel)]) == 0
+    assert corpus.volume_db(reel)[0] > -30
+    capsys.readouterr()
+    bad = tmp_path / "bad.mp4"
+    assert run([*args, "-o", str(bad), "--audio-track", "3"]) == ExitStatus.USAGE
+    line = one_error_line(capsys.readouterr().err)
+    assert line == (f"autotosis: error: --audio-track 3: {video} has 2 audio tracks (audio tracks are numbered "
+                    "from 1 in the file's order; 'mix' (the default) mixes them all)")
+    assert not bad.exists()
+    assert run([*args, "-o", str(bad), "--audio-track", "0"]) == ExitStatus.USAGE  # argparse: numbered from 1
+    assert "audio tracks are numbered from 1" in capsys.readouterr().err
+
+
+def test_a_vfr_reel_keeps_the_nominal_frame_rate_and_its_sound_on_the_picture(tmp_path, capsys):
+    """Issue 16, item 6: a 23.976 fps recording that dropped two frames in three for its first half
+    has an *average* of 16 fps; the reel was made at 16 fps (stuttering).  It keeps 24000/1001
+    now, and its sound stays within one frame of the picture, title card included."""
+    video = tmp_path / "vfr 23.976.mp4"
+    corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x36:r=24000/1001:d=8", *corpus._lavfi_audio(8.0),
+                  "-vf", "select='gte(t,4)+not(mod(n,3))'", *corpus._X264, "-pix_fmt", "yuv420p", "-fps_mode", "vfr",
+                  "-c:a", "aac", "-shortest", "file:" + str(video))
+    info = media.probe(video)
+    assert info.fps == Fraction(16000, 1001) and info.nominal_fps == Fraction(24000, 1001)  # the test's premise
+    events = events_file(tmp_path / "ev", video, [(1000, 3000), (5000, 7000)])
+    reel = tmp_path / "reel.mp4"
+    assert run(["render", str(video), str(events), "-o", str(reel), "--title", "best of"]) == 0
+    assert media.probe(reel).nominal_fps == Fraction(24000, 1001)
+    d = media.stream_durations(reel)
+    assert abs(d.video_ms - 6006) <= 42  # 2 s card + 2 x 2 s, in whole frames
+    assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 1000 * 1001 / 24000  # within one frame
     capsys.readouterr()
 
 
@@ -277,8 +382,8 @@ LABEL_CASES = [
     ("span past the end", "a.mp4  1-2  2.5-10", 1, "2.5-10", "past the end"),
     ("unknown option", "a.mp4  speed=2  1-2", 1, "speed", "unknown option"),
     ("missing clip", "nope.mp4  1-2", 1, "nope.mp4", "does not exist"),
-    ("duplicate clip line", "a.mp4  1-2\n./a.mp4  2.5-3", 2, "./a.mp4", "listed twice"),
-    ("not a video", "notes.mp4  1-2", 1, "notes.mp4", "not a readable video"),
+    ("clip on two lines, overlapping", "a.mp4  1-2\n./a.mp4  1.5-3", 2, "1.5-3", "overlaps"),
+    ("not a video", "notes.mp4  1-2", 1, "notes.mp4", "is a text file, not a video"),
 ]
 
 

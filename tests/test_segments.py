@@ -322,7 +322,7 @@ def test_events_are_sorted_disjoint_and_inside_the_video(series, params):
         assert 0 <= event.start_ms < event.end_ms <= duration
         assert event.start_ms - step <= event.peak_ms < event.end_ms
         assert event.mean <= event.peak + 1e-6
-        if params.top_percent is None:
+        if params.top_percent is None and params.top_k is None:
             assert event.peak >= round(params.threshold, 6) - 1e-6
         # Short cores are dropped before padding; only max_length may cut below min_length.
         assert event.duration_ms >= min(params.min_length_ms, params.max_length_ms or math.inf)
@@ -477,3 +477,28 @@ def test_hand_written_files_are_accepted(tmp_path: Path):
     csv_path = tmp_path / "hand.csv"
     csv_path.write_text("\ufeffstart,end,label,peak,mean,peak_time\n\n1.25,3,rage,1,0.5,2\n", encoding="utf-8")
     assert read_events(csv_path).events == (Event(1250, 3000, "rage", 1.0, 0.5, 2000),)
+
+
+def test_top_k_takes_the_best_moments_even_below_the_threshold():
+    """An unsure model (nothing reaches 0.5) still yields the K best moments, best peaks first."""
+    values = [0.05] * 4 + [0.3, 0.35, 0.3] + [0.05] * 6 + [0.42] + [0.05] * 6 + [0.2, 0.22] + [0.05] * 4
+    assert events_of(values, BARE) == []
+    events = events_of(values, replace(BARE, top_k=2))
+    assert [round(e.peak, 2) for e in events] == [0.35, 0.42]  # in time order
+    assert events[0].start_ms == 2000 and events[0].end_ms == 3500  # the stretch scoring >= half its peak
+    # A one-sample moment grows to min_length around its peak; the moments never touch (they would join).
+    values[15] = 0.9
+    events = events_of(values, replace(BARE, top_k=2, min_length_ms=1500))
+    assert [round(e.peak, 2) for e in events] == [0.35, 0.9]
+    assert all(e.duration_ms >= 1500 for e in events) and events[0].end_ms < events[1].start_ms
+
+
+def test_nothing_found_hint_names_the_highest_score_and_a_threshold_that_finds_it():
+    from autotosis.segments import nothing_found_hint
+
+    times = np.arange(10, dtype=np.int64) * 500
+    scores = np.array([0.1, 0.2, 0.43, 0.3, 0.1, 0.0, 0.0, 0.1, 0.1, 0.1])
+    hint = nothing_found_hint(times, scores, EventParams(threshold=0.6))
+    assert hint.startswith("the highest score was 0.43 at 0:01, under the threshold 0.60; --threshold 0.4 would find")
+    assert events_of(list(scores), replace(BARE, threshold=0.4))  # the suggestion does find something
+    assert "every score is 0" in nothing_found_hint(times, np.zeros(10), EventParams())

@@ -499,3 +499,27 @@ def test_model_mode_scans_and_uses_the_model_crop_as_cam(tmp_path: Path):
     assert row["duration"] == 2.0 and row["label"] == "rage" and row["peak"] > 0.99
     frame = frame_of(out / row["file"])
     assert 178 <= red_rows(frame) <= 186
+
+
+@media_tests
+def test_shorts_mix_every_audio_track_unless_one_is_chosen(tmp_path: Path, capsys):
+    """Issue 16: a source with the microphone on track 1 (silent here) and the game on track 2 made
+    mute shorts (only the first track was kept).  Now all tracks are mixed; --audio-track N picks one."""
+    from tests import corpus
+
+    video = corpus.two_audio_tracks(tmp_path / "obs.mp4")
+    events = events_file(tmp_path / "ev.json", video, [(1.0, 2.0, 0.8)])
+    volumes = {}
+    for track in (None, "1"):
+        out = tmp_path / f"shorts_{track}"
+        assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--layout", "game",
+                        "--size", SMALL, "--min", "1", "--max", "1", "--no-overlay",
+                        *(["--audio-track", track] if track else [])]) == 0
+        (path,) = out.glob("*.mp4")
+        volumes[track] = corpus.volume_db(path)[0]
+    assert volumes[None] > -30 and volumes["1"] < -80
+    assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(tmp_path / "bad"), "--layout", "game",
+                    "--audio-track", "3"]) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert f"--audio-track 3: {video} has 2 audio tracks" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

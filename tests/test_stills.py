@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from autotosis import media
 from autotosis.cli import main
 from autotosis.errors import ExitStatus
 from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
-from autotosis.stills import Candidate, StillsOptions, choose, grey_frames, still_name
+from autotosis.stills import Candidate, StillsOptions, choose, grey_frames, similarity, still_name
 from tests.conftest import FFMPEG, make_video
 
 pytestmark = [pytest.mark.media, pytest.mark.torch]
@@ -146,9 +147,11 @@ def test_model_picks_top_scoring_distinct_stills(tmp_path: Path, crop):
     assert len(stills) == 2, stills
     assert 0 <= stills[0]["time_ms"] < 2500 and 5000 <= stills[1]["time_ms"] < 7500
     assert stills[0]["score"] > stills[1]["score"] >= 0.5
-    for still in stills:
+    # An ordinary A-Z listing shows the best first: the rank leads the name.
+    assert sorted(p.name for p in out.glob("*.jpg")) == [s["file"] for s in stills]
+    for rank, still in enumerate(stills, 1):
         name = still["file"]
-        assert name.startswith(f"{still['score']:.3f}_0h00m0{still['time_ms'] // 1000}.{still['time_ms'] % 1000:03d}s_vod")
+        assert name.startswith(f"{rank:02d}_{still['score']:.3f}_0h00m0{still['time_ms'] // 1000}.{still['time_ms'] % 1000:03d}s_vod")
         with Image.open(out / name) as image:
             assert image.size == (W, H)  # full resolution, not the model's input size
             pixels = np.asarray(image.convert("RGB")).astype(int)
@@ -174,8 +177,63 @@ def test_choose_spreads_stills_in_time_and_content():
 
 
 def test_still_names_sort_best_first():
-    names = [still_name(3_723_450, 0.973, "vod", "jpg"), still_name(5, 1.0, "vod", "png"), still_name(0, None, "a b", "jpg")]
-    assert names == ["0.973_1h02m03.450s_vod.jpg", "1.000_0h00m00.005s_vod.png", "0h00m00.000s_a b.jpg"]
+    names = [still_name(5, 1.0, "vod", "jpg", 1, 12), still_name(3_723_450, 0.973, "vod", "jpg", 2, 12),
+             still_name(0, 0.12, "vod", "jpg", 12, 12)]
+    assert names == ["01_1.000_0h00m00.005s_vod.jpg", "02_0.973_1h02m03.450s_vod.jpg", "12_0.120_0h00m00.000s_vod.jpg"]
+    assert sorted(names) == names  # A-Z is best first (a score first would put 0.120 first)
+    assert still_name(7, 0.5, "v", "png", 3, 150) == "003_0.500_0h00m00.007s_v.png"
+    assert still_name(0, None, "a b", "jpg") == "0h00m00.000s_a b.jpg"  # no scores: time order
+
+
+@pytest.mark.parametrize("method", ["ssim", "dhash"])
+def test_a_shot_that_comes_back_is_not_kept_twice(tmp_path: Path, method: str, capsys):
+    # Shots A B A C: the second A is a near-duplicate of a frame kept two shots before, not of the last
+    # one kept.  Comparing with the last kept frame only kept it (SSIM 0.9999 against a 0.85 threshold).
+    video = scenes_video(tmp_path / "aba.mp4", [(1, None), (2, None), (1, None), (3, None)])
+    out = tmp_path / "stills"
+    assert run(["stills", str(video), "--keyframes", "--dedup", method, "-o", str(out)]) == 0
+    data = manifest(out)
+    assert [s["time_ms"] for s in data["stills"]] == [0, 2500, 7500]
+    assert data["distinct_frames"] == 3 and data["duplicates_dropped"] == 17
+    assert "dropped 17 near-duplicates (85%), 3 distinct" in capsys.readouterr().out
+    # No two written stills are near-duplicates.
+    looks = grey_frames(np.stack([np.asarray(Image.open(out / s["file"]).convert("RGB").resize((W, H)))
+                                  for s in data["stills"]]))
+    for i in range(len(looks)):
+        for j in range(i + 1, len(looks)):
+            assert float(similarity(method, looks[i:i + 1], looks[j:j + 1])[0]) < 0.85
+
+
+def ntsc_video(path: Path) -> Path:
+    """3 s at 30000/1001 fps whose last frame (at 2969.97 ms, rounded *up* to 2970) is a keyframe of a new shot."""
+    fps = Fraction(30000, 1001)
+
+    def frames():
+        first, last = grey_texture(1), grey_texture(2)
+        for n in range(90):
+            frame = (first if n < 89 else last).copy()
+            frame[90:96, 10 + n:16 + n] = 255
+            yield frame
+
+    media.encode_frames(frames(), path, width=W, height=H, fps=fps, keyframe_interval_s=float(89 / fps), crf=18)
+    return path
+
+
+@pytest.mark.parametrize("sampling", [[], ["--fps", "2"]], ids=["keyframes", "fps"])
+def test_every_distinct_frame_is_written_even_at_the_very_end(tmp_path: Path, sampling, capsys):
+    # The last distinct frame's time lies after the frame (rounded up, or a sample past the last frame):
+    # seeking there found nothing, so "2 distinct" wrote 1 still.
+    video = ntsc_video(tmp_path / "ntsc.mp4")
+    out = tmp_path / "stills"
+    assert run(["stills", str(video), "--keyframes", "-o", str(out), *sampling]) == 0
+    data = manifest(out)
+    printed = capsys.readouterr().out
+    assert data["distinct_frames"] == 2 and "2 distinct" in printed
+    assert len(data["stills"]) == 2 and data["not_grabbed"] == 0 and "wrote 2 stills" in printed
+    assert len(list(out.glob("*.jpg"))) == 2
+    with Image.open(out / data["stills"][1]["file"]) as image:
+        last = np.asarray(image.convert("RGB")).astype(int)
+    assert np.abs(last[:80] - grey_texture(2)[:80].astype(int)).mean() < 4  # the new shot, really
 
 
 def _box_size(image: np.ndarray) -> tuple[int, int]:

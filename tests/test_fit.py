@@ -1,0 +1,275 @@
+"""Cross-validated training: folds by clip, calibration of the event rules, hard negatives, stored rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autotosis.calibrate import EventRules, OofClip, calibrate, clip_mistakes, clip_truth, evaluate_rules
+from autotosis.dataset import IGNORE, ClipFrames, FrameSet
+from autotosis.fit import _hard_negative_weights, fit, k_fold_by_clip, out_of_fold_clip, plan_fit
+from autotosis.model import CHECKPOINT_FORMAT, build_model, load_checkpoint
+from autotosis.segments import EventParams, event_params_for
+from autotosis.train import FrameDataset, TrainConfig, make_train_loader
+from tests.conftest import constant_model, flash_clip
+from tests.test_train import SIZE, fast_config, make_frameset
+
+# --------------------------------------------------------------------------- folds
+
+
+def _fake_frameset(highlight_clips: int, plain_clips: int, unusable: int = 0) -> FrameSet:
+    clips = []
+    for number in range(highlight_clips + plain_clips + unusable):
+        if number < highlight_clips:
+            targets = np.array([0, 0, 1, 1, IGNORE, 0])
+        elif number < highlight_clips + plain_clips:
+            targets = np.zeros(6, dtype=np.int64)
+        else:
+            targets = np.full(6, IGNORE)
+        clips.append(ClipFrames(Path(f"c{number}.mp4"), f"id{number:03d}", Path(f"c{number}.npy"), np.arange(6) * 250, targets))
+    return FrameSet("rage", ("background", "rage"), SIZE, None, tuple(clips))
+
+
+@settings(max_examples=40, deadline=None)
+@given(highlights=st.integers(2, 12), plain=st.integers(0, 10), unusable=st.integers(0, 2), folds=st.integers(2, 5),
+       seed=st.integers(0, 2**31))
+def test_k_fold_scores_every_clip_once_and_never_on_both_sides(highlights, plain, unusable, folds, seed):
+    frameset = _fake_frameset(highlights, plain, unusable)
+    folds = min(folds, highlights)
+    pairs = k_fold_by_clip(frameset, folds, seed)
+    assert len(pairs) == folds
+    validated = [c.clip_id for _, val in pairs for c in val]
+    usable = sorted(c.clip_id for c in frameset.clips if np.any(c.targets != IGNORE))
+    assert sorted(validated) == usable  # every usable clip scored exactly once
+    for train_clips, val_clips in pairs:
+        assert not {c.clip_id for c in train_clips} & {c.clip_id for c in val_clips}
+        assert any(np.any(c.targets == 1) for c in val_clips)  # every fold holds highlights
+    assert k_fold_by_clip(frameset, folds, seed) == pairs  # seeded
+
+
+def test_plan_falls_back_to_one_run_when_cross_validation_cannot_work():
+    assert plan_fit(_fake_frameset(6, 3), TrainConfig()).folds == 3
+    few = plan_fit(_fake_frameset(1, 5), TrainConfig())
+    assert few.folds == 0 and "highlights in at least 2 clips" in few.note
+    tiny = plan_fit(_fake_frameset(2, 0), TrainConfig())
+    assert tiny.folds == 0 and "too few clips" in tiny.note
+    assert plan_fit(_fake_frameset(2, 4), TrainConfig(folds=5)).folds == 2  # no more folds than highlight clips
+    assert plan_fit(_fake_frameset(6, 3), TrainConfig(folds=0)).folds == 0
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _oof(name: str, seconds: int, spans, blips, *, fold: int = 0, unsure=()) -> OofClip:
+    """Scores at 2/s: 0.9 inside true spans (targets 1), 0.6 in look-alike blips (targets 0), 0.1 elsewhere."""
+    times = np.arange(0, seconds * 1000, 500, dtype=np.int64)
+    scores = np.full(len(times), 0.1)
+    targets = np.zeros(len(times), dtype=np.int64)
+    for start, end in spans:
+        inside = (times >= start) & (times < end)
+        scores[inside], targets[inside] = 0.9, 1
+    for start, end in blips:
+        scores[(times >= start) & (times < end)] = 0.6
+    for start, end in unsure:
+        inside = (times >= start) & (times < end)
+        scores[inside], targets[inside] = 0.95, IGNORE
+    return OofClip(name, times, scores, targets, 500, fold)
+
+
+def test_calibration_finds_the_threshold_between_look_alikes_and_highlights():
+    clips = [
+        _oof("a.mp4", 40, [(5000, 11000)], [(20000, 23000)]),
+        _oof("b.mp4", 40, [(15000, 22000)], [(2000, 4000), (30000, 33000)]),
+        _oof("c.mp4", 30, [], [(10000, 13000)]),
+    ]
+    calibration = calibrate(clips)
+    # Look-alikes score 0.6, highlights 0.9: every threshold in (0.6, 0.9] is perfect (smoothing and a minimum
+    # length can widen that range further); the middle of the widest range is chosen.
+    low, high = calibration.plateau
+    assert low <= 0.65 and high == 0.9
+    assert abs(calibration.rules.threshold - (low + high) / 2) <= 0.026  # the grid value at (or just below) the middle
+    assert 0.6 < calibration.rules.threshold <= 0.9
+    assert calibration.event.f1 == 1.0 and calibration.frame.f1 == 1.0
+    assert calibration.default_event.f1 == pytest.approx(0.5)  # 0.5 fires on all four look-alikes
+    assert calibration.highlights == 2 and calibration.clips == 3
+    # With smoothing and minimum length fixed at none, the plateau is exactly (0.6, 0.9].
+    plain = calibrate(clips, smooth_ms=(0,), min_length_ms=(0,), merge_gap_ms=(2000,))
+    assert plain.plateau == (0.65, 0.9) and plain.rules.threshold == pytest.approx(0.75)
+
+
+def test_calibration_learns_a_minimum_length_when_look_alikes_are_brief_and_strong():
+    # Blips as confident as highlights but only one sample long: only a minimum length separates them.
+    clips = [_oof(f"{i}.mp4", 30, [(4000, 10000)], [(20000, 20500), (25000, 25500)]) for i in range(4)]
+    for clip in clips:
+        clip.scores[clip.scores == 0.6] = 0.9
+    calibration = calibrate(clips)
+    assert calibration.event.f1 == 1.0
+    assert calibration.rules.min_length_ms >= 1000 or calibration.rules.smooth_ms >= 1000
+    assert evaluate_rules(clips, replace(calibration.rules, min_length_ms=0, smooth_ms=0))[0].f1 < 1.0
+
+
+def test_detections_inside_unsure_spans_count_neither_way_and_mistakes_are_listed():
+    clip = _oof("u.mp4", 30, [(3000, 8000)], [(12000, 15000)], unsure=[(20000, 24000)])
+    truth, unsure = clip_truth(clip)
+    assert truth == [(3000, 8000)] and unsure == [(20000, 24000)]
+    event, _ = evaluate_rules([clip], EventRules(0.5, 0, 0, 2000))
+    assert (event.tp, event.fp, event.fn) == (1, 1, 0)  # the look-alike is false; the unsure span is not counted
+    mistakes = clip_mistakes([clip], EventRules(0.5, 0, 0, 2000))
+    assert len(mistakes) == 1 and mistakes[0].name == "u.mp4"
+    assert [(s, e) for s, e, _ in mistakes[0].false_events] == [(12000, 15000)] and mistakes[0].missed == ()
+
+
+def test_calibration_without_any_highlight_is_none():
+    assert calibrate([_oof("n.mp4", 20, [], [(1000, 3000)])]) is None
+    assert calibrate([]) is None
+
+
+def test_out_of_fold_scores_are_read_at_the_scan_rate():
+    times = np.arange(0, 10_000, 250, dtype=np.int64)
+    clip = ClipFrames(Path("x.mp4"), "x", Path("x.npy"), times, np.zeros(len(times), dtype=np.int64))
+    oof = out_of_fold_clip(clip, np.linspace(0, 1, len(times)), fold=2, scan_fps=2.0)
+    assert oof.step_ms == 500 and np.array_equal(oof.times_ms, times[::2]) and oof.fold == 2
+
+
+# --------------------------------------------------------------------------- hard negatives
+
+
+def test_hard_negatives_are_drawn_more_often_reproducibly(tmp_path: Path):
+    frameset = make_frameset(tmp_path / "frames", layout=((10, 30, 0),))
+    clip = frameset.clips[0]
+    scores = np.where(clip.targets == 0, 0.05, 0.9)
+    hard_rows = np.flatnonzero(clip.targets == 0)[:5]
+    scores[hard_rows] = 0.8  # confident mistakes
+    weights = _hard_negative_weights(clip, scores, 4.0)
+    assert weights is not None and set(np.flatnonzero(weights > 1)) == set(hard_rows)
+    assert _hard_negative_weights(clip, np.where(clip.targets == 0, 0.05, 0.9), 4.0) is None  # no mistakes, no weights
+
+    config = TrainConfig(batch_size=8, max_frames_per_epoch=4000)
+    dataset = FrameDataset(frameset.clips, SIZE, {clip.clip_id: weights})
+
+    def drawn(seed: int) -> np.ndarray:
+        loader = make_train_loader(dataset, config, 2, torch.Generator().manual_seed(seed))
+        return np.concatenate([np.asarray(list(batch)) for batch in loader.batch_sampler])
+
+    first = drawn(1)
+    assert np.array_equal(first, drawn(1))  # seeded: the same draws again
+    rows = dataset.rows[first]
+    negatives = clip.targets[rows] == 0
+    hard = np.isin(rows, hard_rows)
+    # Balanced classes stay balanced; within the negatives a hard frame is drawn ~4x as often as another.
+    assert 0.4 < negatives.mean() < 0.6
+    per_hard = hard.sum() / len(hard_rows)
+    per_easy = (negatives & ~hard).sum() / (np.count_nonzero(clip.targets == 0) - len(hard_rows))
+    assert 3.0 < per_hard / per_easy < 5.5
+
+
+# --------------------------------------------------------------------------- stored rules
+
+
+def test_a_checkpoint_without_calibration_keeps_todays_event_rules(tmp_path: Path):
+    """Checkpoints written before calibration existed have no 'events': the fixed defaults apply."""
+    path = tmp_path / "old.pt"
+    model = build_model(2)
+    info = {"task": "rage", "classes": ["background", "rage"], "input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
+            "crop": None, "threshold": 0.62, "arch": "resnet18", "train_args": {"epochs": 6}, "metrics": {}, "epoch": 3}
+    torch.save({"format": CHECKPOINT_FORMAT, "info": info, "state_dict": model.state_dict()}, path)
+    _, loaded, _ = load_checkpoint(path)
+    assert loaded.events == {}
+    assert event_params_for(loaded.events, loaded.threshold) == EventParams(threshold=0.62)
+    rules = {"threshold": 0.7, "smooth_ms": 1000, "min_length_ms": 2000, "merge_gap_ms": 4000, "source": "out-of-fold"}
+    assert event_params_for(rules, 0.7, min_length_ms=500) == EventParams(threshold=0.7, smooth_ms=1000, min_length_ms=500,
+                                                                          merge_gap_ms=4000)
+    assert event_params_for({"threshold": "high", "smooth_ms": -5}, None) == EventParams()  # hand-edited junk is skipped
+
+
+def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autotosis", *argv], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.media
+@pytest.mark.torch
+def test_events_use_the_rules_stored_in_the_model_unless_given(tmp_path: Path):
+    import autotosis.model as model_module
+
+    video = flash_clip(tmp_path / "v.mp4", 8, [])
+    path = constant_model(tmp_path / "m.pt", 0.4)  # every sample scores sigmoid(0.4) = 0.60
+    model, info, _ = model_module.load_checkpoint(path)
+    rules = {"threshold": 0.55, "smooth_ms": 1000, "min_length_ms": 3000, "merge_gap_ms": 500, "source": "out-of-fold"}
+    model_module.save_checkpoint(path, model, replace(info, threshold=0.55, events=rules), force=True)
+    assert _cli("scan", str(video), "--model", str(path), "-o", "s.json", cwd=tmp_path).returncode == 0
+    done = _cli("events", "s.json", "-o", "e.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    params = json.loads((tmp_path / "e.json").read_text())["params"]
+    assert (params["threshold"], params["smooth_ms"], params["min_length_ms"], params["merge_gap_ms"]) == (0.55, 1000, 3000, 500)
+    assert len(json.loads((tmp_path / "e.json").read_text())["events"]) == 1
+    done = _cli("events", "s.json", "-o", "e2.json", "--threshold", "0.9", "--min-length", "1", cwd=tmp_path)
+    params = json.loads((tmp_path / "e2.json").read_text())["params"]
+    assert (params["threshold"], params["min_length_ms"], params["smooth_ms"]) == (0.9, 1000, 1000)
+    assert json.loads((tmp_path / "e2.json").read_text())["events"] == []
+
+
+@pytest.mark.torch
+def test_fit_cross_validates_stores_calibration_and_resumes_the_final_fit(tmp_path: Path):
+    layout = ((8, 12, 4), (10, 10, 4), (6, 14, 4), (12, 8, 4), (0, 24, 0), (9, 11, 4))
+    frameset = make_frameset(tmp_path / "frames", layout=layout)
+    config = replace(fast_config(), folds=3, epochs=2, leak_distance=None)
+    steps: list[tuple[int, int]] = []
+    result = fit(frameset, config, tmp_path / "m.pt", on_step=lambda done, total: steps.append((done, total)))
+    assert len(result.folds) == 3 and sum(f.val_clips for f in result.folds) == len(layout)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)  # one count over every run
+    _, info, raw = load_checkpoint(tmp_path / "m.pt")
+    assert result.calibration is not None
+    assert info.events["source"] == "out-of-fold" and info.events["folds"] == 3
+    assert info.threshold == info.events["threshold"] == result.calibration.rules.threshold
+    assert info.train_args["epochs"] == 2
+    # An interrupted final fit resumes from its .last.pt without cross-validating again.
+    again = fit(frameset, replace(config, epochs=3), tmp_path / "m.pt", resume=tmp_path / "m.last.pt")
+    assert again.calibration == result.calibration and [f.fold for f in again.folds] == [1, 2, 3]
+    assert load_checkpoint(tmp_path / "m.pt")[1].epoch == 3
+
+
+def test_an_onnx_file_given_for_a_checkpoint_says_what_it_is(tmp_path: Path):
+    from autotosis.errors import ModelError
+
+    path = tmp_path / "rage.onnx"
+    path.write_bytes(b"\x08\x07onnx-ish protobuf")
+    with pytest.raises(ModelError, match=r"is an ONNX model \(from `autotosis export-onnx`\); this command needs the \.pt"):
+        load_checkpoint(path)
+
+
+@pytest.mark.media
+@pytest.mark.torch
+def test_events_class_is_checked_with_a_suggestion_and_named_for_multi_class(tmp_path: Path):
+    from autotosis.scores import Scores, write_scores
+
+    scores = Scores(video=tmp_path / "v.mp4", duration_ms=5000, times_ms=np.arange(10, dtype=np.int64) * 500,
+                    classes=("background", "rage", "pog"), probs=np.tile(np.array([[0.2, 0.7, 0.1]], np.float32), (10, 1)),
+                    step_ms=500, task="hype", model="m")
+    write_scores(scores, tmp_path / "s.json")
+    done = _cli("events", "s.json", "--class", "rgae", cwd=tmp_path)
+    assert done.returncode == 2 and "--class 'rgae' is not a class of this model (rage, pog) (did you mean 'rage'?)" in done.stderr
+    done = _cli("events", "s.json", "-o", "e.json", cwd=tmp_path)
+    assert done.returncode == 0 and "events for class 'rage', the first of rage, pog (--class NAME picks another)" in done.stdout
+
+
+def test_eval_reports_the_calibration_error_of_the_scores():
+    from autotosis.evaluate import EvalOptions, LabelledScores, evaluate_units
+
+    targets = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8)
+    probs = np.stack([1 - np.array([0.8] * 10 + [0.2] * 10), np.array([0.8] * 10 + [0.2] * 10)], axis=1).astype(np.float32)
+    calibrated = LabelledScores("a", probs, targets=targets)
+    overconfident = LabelledScores("b", np.clip(probs * 0 + np.array([[0.01, 0.99]], np.float32), 0, 1), targets=targets)
+    classes = ("background", "rage")
+    good = evaluate_units([calibrated], classes, EvalOptions(), task="rage", model="m", default_threshold=0.5)
+    bad = evaluate_units([overconfident], classes, EvalOptions(), task="rage", model="m", default_threshold=0.5)
+    assert good.reports[0].calibration_error == pytest.approx(0.0, abs=1e-6)
+    assert bad.reports[0].calibration_error == pytest.approx(0.49, abs=1e-6)
