@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime
 import math
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -258,7 +259,8 @@ def check_replay_dir(folder: Path, label: str, force: bool) -> None:
         raise UsageError(f"{folder}: exists and is not a folder")
     if force or not folder.is_dir():
         return
-    prefix = f"{label[:60]}_"
-    earlier = sorted(p for p in folder.iterdir() if p.name.startswith(prefix) and p.name.endswith(".mp4"))
+    # Only names replay_name() gives this source: vod_from40.mp4's replays do not block vod.mp4's.
+    pattern = re.compile(re.escape(label[:60]) + r"_\d+h\d{2}m\d{2}\.\d{3}s_\d+\.\d{2}\.mp4")
+    earlier = sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name))
     if earlier:
         raise OutputExistsError(earlier[0])

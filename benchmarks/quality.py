@@ -101,31 +101,15 @@ def _hard_version() -> int:
     return HARD_GENERATOR_VERSION
 
 
-def rough_labels_text(clips, jitter_ms: int, rng: np.random.Generator, labels_dir: Path, cam) -> str:
-    """A label file as a person might write it (as `autotosis demo` does): every span edge moved by up to ``jitter_ms``."""
-    from autotosis.labels import Crop, format_time
-
-    lines = [f"# task {TASK!r}: hard sample clips (benchmarks/quality.py); span edges are deliberately rough",
-             f"# default crop={Crop(*cam).as_text()}"]
-    for clip in clips:
-        spans = []
-        for start, end in clip.highlights:
-            rough_start = max(0, start + int(rng.integers(-jitter_ms, jitter_ms + 1)))
-            rough_end = min(clip.duration_ms, end + int(rng.integers(-jitter_ms, jitter_ms + 1)))
-            if rough_end - rough_start >= 500:
-                spans.append(f"{format_time(rough_start)}-{format_time(rough_end)}")
-        path_text = Path(os.path.relpath(Path(clip.path).resolve(), labels_dir.resolve())).as_posix()
-        lines.append("  ".join([path_text, *spans]) + ("" if spans else "  # no highlight: every frame is a negative"))
-    return "\n".join(lines) + "\n"
-
-
 def write_labels(samples, seed: int, n: int, out: Path) -> Path:
     """A rough label file for the first n clips (edges off by up to 1 s, the same per clip for every n)."""
+    from autotosis.demo import rough_labels_text
     from autotosis.fsutil import write_text_atomic
     from autotosis.samples import DEFAULT_CAM
 
     path = out / "labels" / f"seed{seed}-n{n}" / f"{TASK}.txt"
-    text = rough_labels_text(samples.train[:n], 1000, np.random.default_rng(1000 + seed), path.parent, DEFAULT_CAM)
+    text = rough_labels_text(samples.train[:n], 1000, np.random.default_rng(1000 + seed), path.parent, DEFAULT_CAM,
+                             title="hard sample clips (benchmarks/quality.py)")
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text_atomic(path, text, force=True)
     return path

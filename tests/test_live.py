@@ -142,3 +142,16 @@ def test_live_refuses_a_text_file(tmp_path: Path, capsys):
         == ExitStatus.MEDIA
     err = capsys.readouterr().err.strip()
     assert err == f"autotosis: error: {notes}: is a text file, not a video (was it the label file? give the video itself)"
+
+
+def test_replays_of_another_source_whose_name_starts_alike_do_not_block(tmp_path: Path):
+    """vod_from40.mp4's replays are not vod.mp4's: only vod.mp4's own replay names refuse the folder."""
+    from autotosis.errors import OutputExistsError
+    from autotosis.live import check_replay_dir, replay_name
+
+    (tmp_path / replay_name("vod_from40", 12_000, 0.91)).write_bytes(b"x")
+    check_replay_dir(tmp_path, "vod", force=False)  # nothing of vod's would be overwritten
+    (tmp_path / replay_name("vod", 12_000, 0.91)).write_bytes(b"x")
+    with pytest.raises(OutputExistsError):
+        check_replay_dir(tmp_path, "vod", force=False)
+    check_replay_dir(tmp_path, "vod", force=True)
