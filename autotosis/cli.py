@@ -1145,6 +1145,16 @@ def _add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, la
                         "model's threshold)")
 
 
+def _add_event_rule_options(g, what: str) -> None:
+    """The event rules training calibrates (segments.CALIBRATED_FIELDS but the threshold): given, or the model's."""
+    g.add_argument("--smooth", type=duration_ms, metavar="S",
+                   help=f"average the scores over this window before finding {what} (default: the model's calibrated value, else 0)")
+    g.add_argument("--min-length", type=duration_ms, metavar="S",
+                   help=f"drop {what} shorter than this (default: the model's calibrated value, else 1)")
+    g.add_argument("--merge-gap", type=duration_ms, metavar="S",
+                   help=f"join {what} closer than this (default: the model's calibrated value, else 2)")
+
+
 def _add_event_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("events (times in seconds or m:ss)")
     g.add_argument("--class", dest="class_name", metavar="NAME", help="class to find events for (default: the task's class)")
@@ -1152,12 +1162,7 @@ def _add_event_options(p: argparse.ArgumentParser) -> None:
                    help="start an event when the score reaches this (default: the model's, chosen by cross-validation when "
                         "it was trained; 0.5 for older models)")
     g.add_argument("--release", type=probability, help="hysteresis: stay in an event while the score is above this (default: threshold)")
-    g.add_argument("--smooth", type=duration_ms, metavar="S",
-                   help="average the scores over this window before thresholding (default: the model's calibrated value, else 0)")
-    g.add_argument("--min-length", type=duration_ms, metavar="S",
-                   help="drop events shorter than this (default: the model's calibrated value, else 1)")
-    g.add_argument("--merge-gap", type=duration_ms, metavar="S",
-                   help="join events closer than this (default: the model's calibrated value, else 2)")
+    _add_event_rule_options(g, "events")
     g.add_argument("--pad-before", type=duration_ms, default=1000, metavar="S", help="lead-in before each event (default: 1)")
     g.add_argument("--pad-after", type=duration_ms, default=1000, metavar="S", help="tail after each event (default: 1)")
     g.add_argument("--max-length", type=duration_ms, metavar="S", help="trim longer events around their peak")
@@ -1354,12 +1359,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     g.add_argument("--iou", type=probability, default=0.3, help="an event matches a labelled span at this IoU or more (default: 0.3)")
     g.add_argument("--band", type=duration_ms, default=500, metavar="SECONDS",
                    help="samples this close to a span edge are not counted, as in training (default: 0.5)")
-    g.add_argument("--smooth", type=duration_ms, metavar="S",
-                   help="average the scores over this window before finding events (default: the model's calibrated value, else 0)")
-    g.add_argument("--min-length", type=duration_ms, metavar="S",
-                   help="drop predicted events shorter than this (default: the model's calibrated value, else 1)")
-    g.add_argument("--merge-gap", type=duration_ms, metavar="S",
-                   help="join predicted events closer than this (default: the model's calibrated value, else 2)")
+    _add_event_rule_options(g, "predicted events")
     _add_scan_options(p, new_videos=False, labelled_clips=True)
 
     p = add("review", cmd_review, "cut the model's events into review clips and add their lines to the label file",
