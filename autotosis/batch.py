@@ -15,6 +15,12 @@ run leaves only ``.part`` temp files, which the next run deletes; a VOD's folder
 as soon as its job ends (an attempt that died on a lost Ray node and was retried elsewhere
 leaves them too).  Only the driver writes the manifest; workers return plain results
 (``VodResult``) through the engine.
+
+A damaged manifest is read for what it still vouches for: a line cut short or garbage is
+skipped, a record edited into another shape makes its VOD (or the best-of reel) count as not
+done, and a record whose folder would lead out of DIR is ignored; what is no longer vouched
+for is made again.  A file that is no manifest at all is refused (exit 7), and best-of files
+that no record of a batch in DIR accounts for are refused (exit 6) before any work.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from autotosis.engines import Engine, run_jobs
-from autotosis.errors import AutotosisError, OutputExistsError, UsageError
+from autotosis.errors import AutotosisError, DataError, OutputExistsError, UsageError
 from autotosis.fsutil import file_fingerprint, write_error, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.render import RenderOptions, youtube_chapters_path
@@ -219,6 +225,10 @@ class Manifest:
         self.path = Path(path)
 
     def records(self) -> list[dict]:
+        """Every record, checked: a line cut short by a kill, or garbage, is skipped; a record edited into
+        another shape is skipped when it does not say which VOD and folder it is about, else it counts
+        as "damaged" (that VOD, or the best-of reel, is made again).  A file none of whose lines is a
+        record, and that does not start like one, is not a manifest: DataError (exit 7)."""
         try:
             # errors="replace": a kill can cut a line inside a multi-byte character; that line is dropped below.
             text = self.path.read_bytes().decode("utf-8", errors="replace")
@@ -228,10 +238,15 @@ class Manifest:
             raise UsageError(f"{self.path}: cannot read the batch manifest ({exc.strerror or exc})") from None
         records = []
         for line in text.splitlines():
-            with contextlib.suppress(ValueError):  # a line cut short by a kill: that step is simply not done
-                record = json.loads(line)
-                if isinstance(record, dict):
+            with contextlib.suppress(ValueError, RecursionError):  # a line cut short by a kill: that step is simply not done
+                record = _checked(json.loads(line))
+                if record is not None:
                     records.append(record)
+        first = text.lstrip("\ufeff \t\r\n\x00")
+        if not records and first and not first.startswith("{"):
+            raise DataError(f"{self.path}: not a batch manifest (no line of it is a JSON record)",
+                            hint="if it is the batch's own, damaged, delete it and run again: every VOD is redone "
+                                 "(--force to write over the old outputs)")
         return records
 
     def latest(self) -> tuple[dict[str, dict], dict | None]:
@@ -239,11 +254,15 @@ class Manifest:
         vods: dict[str, dict] = {}
         best: dict | None = None
         for record in self.records():
-            if record.get("kind") == "vod" and isinstance(record.get("source"), str):
+            if record.get("kind") == "vod":
                 vods[record["source"]] = record
             elif record.get("kind") == "best_of":
                 best = record
         return vods, best
+
+    def ran_here(self) -> bool:
+        """A batch started in this folder before (its "run" record is there), so the best-of files are its."""
+        return any(record.get("kind") == "run" for record in self.records())
 
     def append(self, record: dict) -> None:
         record = {**record, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -263,6 +282,55 @@ class Manifest:
             raise write_error(self.path, exc) from exc
         if new:
             _fsync_dir(self.path.parent)
+
+
+def _plain_name(value: object) -> bool:
+    """A file or folder name inside the batch folder (never a path that leads elsewhere)."""
+    return (isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
+            and "\x00" not in value)
+
+
+def _whole(value: object, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _fields_ok(record: dict, checks: dict[str, Callable[[object], bool]]) -> bool:
+    return all(check(record[name]) for name, check in checks.items() if name in record)
+
+
+_OUTPUTS = {
+    "state": lambda v: v in ("running", "done", "failed"),
+    "outputs": lambda v: isinstance(v, dict) and all(isinstance(k, str) and (n is None or _plain_name(n)) for k, n in v.items()),
+    "sizes": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(n) for k, n in v.items()),
+    "duration_ms": _whole,
+}
+_VOD_FIELDS = {
+    **_OUTPUTS,
+    "fingerprint": lambda v: v is None or isinstance(v, str),
+    "settings": lambda v: isinstance(v, str),
+    "events": _whole,
+    "reel_ms": lambda v: v is None or _whole(v),
+    "elapsed_s": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+}
+_BEST_OF_FIELDS = {**_OUTPUTS, "key": lambda v: isinstance(v, str)}
+
+
+def _checked(record: object) -> dict | None:
+    """``record`` if its fields have the types the batch writes; a "damaged" stand-in for a VOD or best-of
+    record that was edited into another shape; None for anything that cannot be placed (no source or
+    folder, or a folder name leading out of the batch folder)."""
+    if not isinstance(record, dict):
+        return None
+    kind = record.get("kind")
+    if kind == "vod":
+        if not isinstance(record.get("source"), str) or not record["source"] or not _plain_name(record.get("dir")):
+            return None
+        if _fields_ok(record, _VOD_FIELDS):
+            return record
+        return {"kind": "vod", "source": record["source"], "dir": record["dir"], "state": "damaged"}
+    if kind == "best_of":
+        return record if _fields_ok(record, _BEST_OF_FIELDS) else {"kind": "best_of", "state": "damaged"}
+    return record
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -607,6 +675,12 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
     with _locked(out):
         manifest = Manifest(out / MANIFEST_NAME)
         records, last_best = manifest.latest()
+        if last_best is None and manifest.ran_here():  # its record was lost (a manifest cut short): the reel is still ours
+            last_best = {"kind": "best_of", "state": "lost"}
+        if last_best is None and not options.force:  # best-of files a batch did not make: refuse now, not after hours of work
+            for path in (out / BEST_OF_REEL, out / BEST_OF_LIST):
+                if path.exists():
+                    raise OutputExistsError(path)
         plan = _plan([Path(s).absolute() for s in sources], out, records, key, options.force)
         todo = {item.source: item for item in plan if not item.skip}
         # Workers start (or the cluster is reached) before anything is written: a bad --address changes nothing.

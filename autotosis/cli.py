@@ -470,8 +470,6 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
-    from dataclasses import replace as replace_params
-
     from autotosis.labels import parse_labels
     from autotosis.model import load_checkpoint
     from autotosis.review import make_review_clips, write_hard_examples
@@ -1007,7 +1005,8 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
             result = explain.audit_labels(
                 model, info, Path(args.audit), frames_dir=Path(args.frames_dir) if args.frames_dir else None, fps=args.fps,
                 band_ms=args.band, class_name=args.class_name, border=args.border, layer=args.layer,
-                warn_share=args.warn_share, warn_drop=args.warn_drop, max_frames=args.max_frames, progress=progress)
+                warn_share=args.warn_share, warn_drop=args.warn_drop, max_frames=args.max_frames, progress=progress,
+                model_name=str(args.model))
         _say_audit(ctx, result)
         return ExitStatus.OK
 
@@ -1279,8 +1278,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             "     and `events`, `reel`, `batch` and `shorts` use them unless you give --threshold etc.;\n"
             "  3. frames of the clips' negatives that fooled the fold models (look-alike moments) are drawn\n"
             "     --hard-negatives times as often in the final fit on every clip.\n"
-            "Training length is set by the data (about 12 images per frame, 12,000 to 60,000 images; --epochs sets\n"
-            "it), with a warm-up and a cosine learning-rate schedule; the end of the schedule is kept. The plan and\n"
+            "Training length is set by the data (about 3 passes over the frames, 6,000 to 30,000 images; --epochs\n"
+            "sets it; each fold model makes as many passes over its clips), with a warm-up and a cosine learning-rate\n"
+            "schedule; the end of the schedule is kept. The plan and\n"
             "an estimated time are printed first, then a summary: per-fold table, the chosen rules and why, and the\n"
             "clips the model gets most wrong. With --folds 0, or too few clips, one run with a validation split\n"
             "(--val-fraction) is made instead.\n"

@@ -8,11 +8,14 @@ one line of a 400-clip label file re-extracts one clip, not 400.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,12 +150,22 @@ def clip_regions(labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_bor
     if not crop_borders:
         return {e.path: clip_region(e, infos[e.path], False) for e in labels.entries}
     path = Path(frames_dir if frames_dir is not None else default_frames_dir(labels)) / "borders.json"
-    cache = _read_json_dict(path)
+    # A damaged or hand-edited entry is detected again (and the file rewritten).
+    cache = {key: value for key, value in _read_json_dict(path).items() if _is_region(value)}
     before = dict(cache)
     regions = {e.path: clip_region(e, infos[e.path], True, cache) for e in labels.entries}
     if cache != before:
         write_text_atomic(path, json.dumps(cache), force=True)
     return regions
+
+
+def _is_region(value: object) -> bool:
+    """None (no borders) or [x0, y0, x1, y1], fractions of the frame with x0 < x1 and y0 < y1."""
+    if value is None:
+        return True
+    return (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+            and value[0] < value[2] and value[1] < value[3])
 
 
 def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str],
@@ -207,7 +220,40 @@ def extract_frames(
         raise DataError(f"{labels.path}: no clips listed", hint="add one line per clip: PATH START-END ...")
     out_dir = Path(out_dir) if out_dir is not None else default_frames_dir(labels)
     infos = validate_against_media(labels)  # before making the folder: a bad clip leaves nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder should be, no permission
+        raise write_error(out_dir, exc) from exc
+    with folder_lock(out_dir):  # two runs at once (frames and train on one label file): one waits for the other
+        return _extract_all(labels, out_dir, options, infos, progress, prune)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, poll_s: float = 0.1) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself (no lock file), waiting while another process holds it.
+
+    Two runs extracting into one folder would otherwise write the same scratch files and
+    prune each other's temp files.  The lock dies with its process (even on kill -9); the wait
+    is polled so that Ctrl-C and SIGTERM stop it at once, whichever thread takes the signal.
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise write_error(folder, exc) from exc
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(poll_s)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _extract_all(labels: LabelFile, out_dir: Path, options: FrameOptions, infos: dict[Path, media.VideoInfo],
+                 progress: ProgressCallback, prune: bool) -> FrameSet:
     classes = labels.class_names()
     total_ms = sum(infos[e.path].duration_ms for e in labels.entries)
     done_ms = 0
@@ -219,7 +265,7 @@ def extract_frames(
         info = infos[entry.path]
         key = _shard_key(entry, options, classes, regions[entry.path])
         keep.update({f"{key}.npy", f"{key}.json"})
-        clip = _load_shard(out_dir, key, entry)
+        clip = _load_shard(out_dir, key, entry, options.size, classes)
         if clip is None:
             clip = _extract_clip(entry, info, regions[entry.path], out_dir, key, options, classes, lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000))
         clips.append(clip)
@@ -246,20 +292,32 @@ def extract_frames(
     return frameset
 
 
-def _load_shard(out_dir: Path, key: str, entry: ClipEntry) -> ClipFrames | None:
+def _load_shard(out_dir: Path, key: str, entry: ClipEntry, size: int | None = None,
+                classes: Sequence[str] | None = None) -> ClipFrames | None:
+    """The clip's shard, or None when it is missing or damaged in any way (cut short by a kill or a
+    full disk, garbage, edited by hand): the caller extracts it again and replaces both files."""
     meta_path, frames_path = out_dir / f"{key}.json", out_dir / f"{key}.npy"
-    if not (meta_path.exists() and frames_path.exists()):
+    if not (meta_path.is_file() and frames_path.is_file()):
         return None
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        frames = np.load(frames_path, mmap_mode="r")
+        frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
         times = np.asarray(meta["times_ms"], dtype=np.int64)
         targets = np.asarray(meta["targets"], dtype=np.int64)
-    except (OSError, ValueError, KeyError):
-        return None  # damaged shard: extract again
-    if frames.shape[0] != len(times) or len(times) != len(targets):
+        clip_id = meta["clip_id"]
+    except Exception:  # noqa: BLE001 - OSError, ValueError, EOFError, a list instead of an object...: extract again
         return None
-    return ClipFrames(entry.path, meta["clip_id"], frames_path, times, targets)
+    if not isinstance(clip_id, str) or not clip_id or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        return None
+    if size is not None and frames.shape[1:3] != (size, size):
+        return None
+    if times.ndim != 1 or targets.ndim != 1 or not frames.shape[0] == len(times) == len(targets) or len(times) == 0:
+        return None
+    if np.any(np.diff(times) <= 0) or times[0] < 0:
+        return None
+    if classes is not None and np.any((targets < IGNORE) | (targets >= len(classes))):
+        return None
+    return ClipFrames(entry.path, clip_id, frames_path, times, targets)
 
 
 def _extract_clip(

@@ -16,10 +16,12 @@ import importlib.metadata
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from autotosis.errors import UsageError
+from autotosis.errors import Terminated, UsageError
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -27,17 +29,52 @@ R = TypeVar("R")
 ENGINES = ("local", "ray")
 
 _threads_set: int | None = None  # per worker process: the torch thread count already applied
+_in_job = False  # per local worker process: a job is running (SIGTERM then unwinds it)
 
 
-def prepare_worker(threads: int) -> None:
-    """Limit torch's threads in this process (once; later calls with the same count are free)."""
+def prepare_worker(threads: int, sigterm: bool = False) -> None:
+    """Limit torch's threads in this process (once; later calls with the same count are free).
+
+    With ``sigterm`` (the local pool's workers) SIGTERM raises ``Terminated`` in the running job,
+    as it does in the CLI, so the job cleans up (its ffmpeg stopped, temp files removed) before the
+    worker ends as SIGTERM would have ended it.  Ray's workers keep Ray's own SIGTERM handling.
+    """
     global _threads_set
+    if sigterm and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     if _threads_set == threads:
         return
     import torch
 
     torch.set_num_threads(threads)
     _threads_set = threads
+
+
+def _on_sigterm(signum, frame) -> None:
+    if _in_job:
+        raise Terminated()
+    _end_by_sigterm()  # idle (waiting for work): nothing to clean up
+
+
+def _end_by_sigterm() -> None:
+    """End this worker as an unhandled SIGTERM does (the pool sees a worker that died, as before)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(128 + signal.SIGTERM)  # not reached: the signal is delivered on the way out of kill()
+
+
+def _local_job(fn: Callable[[A], R], arg: A) -> R:
+    """Run one job in a local worker: SIGTERM during it unwinds it (``Terminated``), then ends the worker."""
+    global _in_job
+    try:
+        _in_job = True
+        try:
+            return fn(arg)
+        finally:
+            _in_job = False
+    except Terminated:
+        _end_by_sigterm()
+        raise  # not reached
 
 
 class Engine(abc.ABC):
@@ -116,12 +153,16 @@ class LocalEngine(Engine):
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(self.preload)  # used when the fork server starts (once per process)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.slots, mp_context=context, initializer=prepare_worker, initargs=(self.threads,),
+                max_workers=self.slots, mp_context=context, initializer=prepare_worker, initargs=(self.threads, True),
             )
         return self._pool
 
     def submit(self, fn, arg):
-        return self._executor().submit(fn, arg)
+        try:
+            return self._executor().submit(_local_job, fn, arg)
+        except concurrent.futures.process.BrokenProcessPool:  # a worker died while idle (killed): a new pool
+            self._discard(cancel=True)
+            return self._executor().submit(_local_job, fn, arg)
 
     def wait(self, handles):
         done, _ = concurrent.futures.wait(handles, return_when=concurrent.futures.FIRST_COMPLETED)

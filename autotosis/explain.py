@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autotosis.errors import DataError, UsageError
+from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.model import ModelInfo, to_input_tensor
 
 DEFAULT_BORDER = 0.10  # outer fraction of each side counted as "border"
@@ -319,20 +319,27 @@ def audit_frames(model: torch.nn.Module, info: ModelInfo, frames: np.ndarray, *,
 def audit_labels(model: torch.nn.Module, info: ModelInfo, labels_path: Path, *, frames_dir: Path | None = None,
                  fps: float = 4.0, band_ms: int = 500, class_name: str | None = None, border: float = DEFAULT_BORDER,
                  layer: str = "layer4", warn_share: float = DEFAULT_WARN_SHARE, warn_drop: float = DEFAULT_WARN_DROP,
-                 max_frames: int = 400, progress=None) -> AuditResult:
-    """Audit the validation frames of ``labels_path`` (the split training made: same clips, same seed)."""
+                 max_frames: int = 400, progress=None, model_name: str = "the model") -> AuditResult:
+    """Audit the validation frames of ``labels_path`` (the split training made: same clips, same seed).
+
+    Labels that speak of other classes than the model's are refused as ``eval`` refuses them:
+    a ModelError (exit 5) from ``labels.match_model_classes``, naming ``model_name``.
+    """
     from autotosis.dataset import FrameOptions, extract_frames
-    from autotosis.labels import parse_labels
+    from autotosis.labels import match_model_classes, parse_labels
     from autotosis.progress import no_progress
     from autotosis.train import TrainConfig, split_by_clip
 
     progress = progress or no_progress
     labels = parse_labels(labels_path, check_files=True)
+    # The check `eval` makes, with its error (ModelError, exit 5), before any frame is extracted.
+    labels = match_model_classes(labels, info.classes, model=model_name, exact=True)
     frameset = extract_frames(labels, frames_dir, FrameOptions(fps=fps, size=info.input_size, band_ms=band_ms),
                               progress=progress, prune=False)
-    if tuple(frameset.classes) != tuple(info.classes):
-        raise UsageError(f"{labels_path}: classes {list(frameset.classes)} differ from the model's {list(info.classes)}",
-                         hint="audit a model with the label file it was trained on")
+    if tuple(frameset.classes) != tuple(info.classes):  # the same names in another order: the targets would not match
+        raise ModelError(f"{model_name} knows the classes {', '.join(info.classes)} in this order, but {labels_path} "
+                         f"has {', '.join(frameset.classes)}",
+                         hint="audit a model with the label file it was trained on ('# classes=' in the model's order)")
     defaults = TrainConfig()
     val_fraction = float(info.train_args.get("val_fraction", defaults.val_fraction))
     seed = int(info.train_args.get("seed", defaults.seed))

@@ -14,8 +14,11 @@ threshold: three validation clips give a noisy F1 and a threshold fitted to them
    the data, train.auto_images) and stores the calibrated rules in its checkpoint, so `events`,
    `reel`, `batch` and `shorts` use them without flags.
 
-The fold models draw a share (FOLD_SHARE) of the final fit's images: they only need to rank frames
-like the final model, and the whole run stays within minutes on two cores.
+The fold models train as many passes over their clips as the final fit does over all of them
+(the same schedule): out-of-fold scores then have the final model's confidence, so the threshold
+chosen on them still fits the final model.  With half the passes (an earlier version) the fold
+models scored look-alikes and highlights less sharply, the chosen threshold came out far too low
+and the final model fired on look-alikes.
 """
 
 from __future__ import annotations
@@ -47,9 +50,6 @@ from autotosis.train import (
     train,
 )
 
-# Each fold model draws this share of the final fit's images: with 3 folds the cross-validation costs
-# about as much as the final fit.  Fold models only need to rank frames like the final model.
-FOLD_SHARE = 1 / 3
 MIN_CLIPS_PER_FOLD = 1
 HARD_CONFIDENCE = 0.6  # a negative frame the out-of-fold model scores at least this high is a hard negative
 # With fewer labelled highlights than this, out-of-fold event counts are too few to move the rules
@@ -173,7 +173,8 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, images_per_s: float | None
     fold_epochs, fold_per_epoch, fold_images = 0, None, 0
     if folds:
         fold_frames = frames * (folds - 1) // folds
-        fold_epochs, fold_per_epoch = run_length(fold_frames, max(1, round(FOLD_SHARE * final_images)))
+        # as many passes over the fold's frames as the final fit makes over all of them
+        fold_epochs, fold_per_epoch = run_length(fold_frames, max(1, round(final_images * fold_frames / max(frames, 1))))
         fold_images = fold_epochs * min(fold_frames, fold_per_epoch or fold_frames)
     images = epochs * min(frames, per_epoch or frames) + folds * fold_images
     estimated = images / images_per_s if images_per_s else None

@@ -46,12 +46,28 @@ def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~_umask())
         # Re-check: another process may have created the file meanwhile.
         check_writable(path, force)
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _rename_new(tmp, path)
     except OSError as exc:  # disk full, file size limit, permissions: one clear line, and no partial file
         raise write_error(path, exc, temp=tmp) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _rename_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` only while nothing has that name: of two runs finishing the same new
+    output at once, one wins and the other gets OutputExistsError (a link fails where a name exists)."""
+    try:
+        os.link(tmp, path)  # tmp itself is removed by the caller
+    except FileExistsError:
+        raise OutputExistsError(path) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+        os.replace(tmp, path)  # a file system without hard links: the re-check above is all there is
 
 
 _WRITE_HINTS = {
@@ -61,6 +77,8 @@ _WRITE_HINTS = {
     errno.EACCES: "check the folder's permissions, or write somewhere else",
     errno.EPERM: "check the folder's permissions, or write somewhere else",
     errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EEXIST: "a file is where a folder of the path should be; write somewhere else",
+    errno.ENOTDIR: "a file is where a folder of the path should be; write somewhere else",
 }
 
 

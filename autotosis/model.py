@@ -226,6 +226,8 @@ def _torch_load(path: Path) -> Any:
         raise ModelError(f"{path}: no such checkpoint", hint=_TRAIN_HINT)
     if not path.is_file():
         raise ModelError(f"{path}: is not a file", hint=_TRAIN_HINT)
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: is not an autotosis checkpoint: the file is empty (0 bytes)", hint=_TRAIN_HINT)
     if path.suffix.lower() == ".onnx":
         raise ModelError(f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
                          "it was exported from", hint="scan, stills and live take .onnx models; give the others the .pt file")

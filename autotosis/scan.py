@@ -27,7 +27,7 @@ from autotosis.errors import MediaError, UsageError
 from autotosis.fsutil import file_fingerprint
 from autotosis.prefetch import Stalled, prefetch
 from autotosis.progress import ProgressCallback, no_progress
-from autotosis.scores import ScoreCache, Scores, cache_key
+from autotosis.scores import ScoreCache, Scores, cache_key, is_region
 
 SCAN_MODES = ("auto", "dense", "coarse")
 AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned coarse-to-fine
@@ -221,7 +221,8 @@ def model_region(info: media.VideoInfo, model_info, *, region: tuple[float, floa
         if cache is None:
             chosen = media.detect_active_area(info)
         else:
-            chosen = cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info))
+            chosen = cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info),
+                                      valid=is_region)
     return tuple(chosen) if chosen is not None else None
 
 

@@ -84,48 +84,160 @@ def write_scores(scores: Scores, path: Path, *, force: bool = False) -> None:
     write_text_atomic(path, json.dumps(document), force=force)
 
 
+# What to do about a scores file that is cut short or was edited wrongly: it is cheap to make again.
+_RESCAN = "make it again with `autotosis scan VIDEO --model M -o FILE`"
+
+
 def read_scores(path: Path) -> Scores:
+    """Read a file written by write_scores (JSON or CSV); anything else, a file cut short or edited
+    into another shape raises DataError (one line naming the file and what is wrong)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such scores file", hint="make one with `autotosis scan VIDEO --model M -o FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read scores file ({exc})") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a scores file", hint="give the .scores.json file `autotosis scan` wrote") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read scores file ({exc.strerror or exc})") from None
+    if not data.strip():
+        raise DataError(f"{path}: the scores file is empty ({len(data)} bytes)", hint=_RESCAN)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a scores file (not UTF-8 text)", hint=_RESCAN) from None
     try:
         if text.startswith("# " + SCORES_FORMAT):
             return _parse_csv(path, text)
-        return _parse_json(path, json.loads(text))
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", hint=_RESCAN) from None
+        except (ValueError, RecursionError) as exc:  # an integer too long to convert, absurd nesting
+            raise DataError(f"{path}: not a usable JSON file ({exc.__class__.__name__}: {exc})", hint=_RESCAN) from None
+        return _parse_json(path, doc)
     except DataError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
-        raise DataError(f"{path}: not a valid autotosis scores file ({exc.__class__.__name__}: {exc})") from None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
+        raise DataError(f"{path}: not a valid autotosis scores file ({exc.__class__.__name__}: {exc})", hint=_RESCAN) from None
 
 
-def _parse_json(path: Path, doc: dict) -> Scores:
-    if not isinstance(doc, dict) or doc.get("format") != SCORES_FORMAT:
-        raise DataError(f"{path}: not an autotosis scores file (format marker missing)")
-    classes = tuple(str(c) for c in doc["classes"])
-    times = np.asarray(doc["times_ms"], dtype=np.int64)
-    probs = np.stack([np.asarray(doc["scores"][c], dtype=np.float32) for c in classes], axis=1) if classes else np.zeros((len(times), 0), np.float32)
-    if probs.shape[0] != len(times):
-        raise DataError(f"{path}: {len(times)} times but {probs.shape[0]} scores")
-    return Scores(Path(doc["video"]), int(doc["duration_ms"]), classes, times, probs, int(doc["step_ms"]),
-                  str(doc.get("task", "")), str(doc.get("model", "")), dict(doc.get("extra") or {}))
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _field(path: Path, doc: dict, name: str, check: Callable[[object], bool], what: str, default: object = ...) -> Any:
+    if name not in doc:
+        if default is not ...:
+            return default
+        raise DataError(f"{path}: \"{name}\" is missing", hint=_RESCAN)
+    value = doc[name]
+    if not check(value):
+        raise DataError(f"{path}: \"{name}\" must be {what}, got {_short(value)}", hint=_RESCAN)
+    return value
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parse_json(path: Path, doc: object) -> Scores:
+    kind = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind.startswith("autotosis-") and not kind.startswith("autotosis-scores/"):
+        raise DataError(f"{path}: is an {kind.split('/')[0].removeprefix('autotosis-')} file, not a scores file",
+                        hint="give the .scores.json file `autotosis scan` wrote")
+    if kind != SCORES_FORMAT:
+        raise DataError(f"{path}: not an autotosis scores file (no \"format\": \"{SCORES_FORMAT}\")",
+                        hint="give the .scores.json file `autotosis scan` wrote")
+    video = _field(path, doc, "video", lambda v: isinstance(v, str) and v != "", "the scanned video's path")
+    duration_ms = _field(path, doc, "duration_ms", lambda v: _whole(v) and v >= 0, "a whole number of milliseconds")
+    step_ms = _field(path, doc, "step_ms", lambda v: _whole(v) and v >= 0, "a whole number of milliseconds")
+    task = _field(path, doc, "task", lambda v: isinstance(v, str), "text", "")
+    model = _field(path, doc, "model", lambda v: isinstance(v, str), "text", "")
+    classes = _field(path, doc, "classes", lambda v: isinstance(v, list) and len(v) > 0 and len(set(map(str, v))) == len(v)
+                     and all(isinstance(c, str) and c for c in v), "a list of different class names")
+    times = _field(path, doc, "times_ms", lambda v: isinstance(v, list) and all(_whole(t) for t in v),
+                   "a list of whole numbers of milliseconds")
+    columns = _field(path, doc, "scores", lambda v: isinstance(v, dict), "an object with a list of scores per class")
+    extra = _field(path, doc, "extra", lambda v: v is None or isinstance(v, dict), "an object", None) or {}
+    for name, check, what in (("events", lambda v: v is None or isinstance(v, dict), "an object"),
+                              ("region", is_region, "null or [x0, y0, x1, y1] (fractions of the frame)")):
+        if name in extra and not check(extra[name]):
+            raise DataError(f"{path}: \"extra\": \"{name}\" must be {what}, got {_short(extra[name])}", hint=_RESCAN)
+    rows = []
+    for name in classes:
+        column = columns.get(name)
+        if not isinstance(column, list) or not all(_number(p) for p in column):
+            got = "nothing" if column is None else _short(column)
+            raise DataError(f"{path}: \"scores\": \"{name}\" must be a list of numbers, got {got}", hint=_RESCAN)
+        if len(column) != len(times):
+            raise DataError(f"{path}: {len(times)} sample times but {len(column)} scores of class {name!r}", hint=_RESCAN)
+        rows.append(np.asarray(column, dtype=np.float64))
+    probs = np.stack(rows, axis=1) if rows else np.zeros((len(times), 0))
+    scores = Scores(Path(video), duration_ms, tuple(classes), np.asarray(times, dtype=np.int64).reshape(-1),
+                    probs.astype(np.float32).reshape(len(times), len(classes)), step_ms, task, model, dict(extra))
+    check_scores(scores, path, probs)
+    return scores
+
+
+def is_region(value: object) -> bool:
+    """None (the whole frame) or [x0, y0, x1, y1]: fractions of the frame, x0 < x1 and y0 < y1 (as JSON holds it)."""
+    if value is None:
+        return True
+    return (isinstance(value, list) and len(value) == 4 and all(_number(v) and 0 <= v <= 1 for v in value)
+            and value[0] < value[2] and value[1] < value[3])
+
+
+def check_scores(scores: Scores, path: Path | str, probs: np.ndarray | None = None) -> None:
+    """Raise DataError unless the samples are usable: times from 0 on, strictly increasing, one
+    finite probability from 0 to 1 per class and sample (``probs``: the values as read, before float32)."""
+    times = scores.times_ms
+    probs = scores.probs if probs is None else probs
+    if times.ndim != 1 or probs.shape != (len(times), len(scores.classes)):
+        raise DataError(f"{path}: {len(times)} sample times but scores of shape {probs.shape}", hint=_RESCAN)
+    if len(times) and times[0] < 0:
+        raise DataError(f"{path}: sample times must not be negative, got {int(times[0])} ms", hint=_RESCAN)
+    steps = np.diff(times)
+    if np.any(steps <= 0):
+        i = int(np.argmax(steps <= 0)) + 1
+        raise DataError(f"{path}: sample times must increase, but sample {i + 1} ({int(times[i])} ms) comes after "
+                        f"{int(times[i - 1])} ms", hint=_RESCAN)
+    bad = ~(np.isfinite(probs) & (probs >= -1e-6) & (probs <= 1 + 1e-6))
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(f"{path}: class {scores.classes[col]!r}, sample {row + 1} ({int(times[row])} ms): a score must be "
+                        f"a probability from 0 to 1, got {float(probs[row, col])!r}", hint=_RESCAN)
 
 
 def _parse_csv(path: Path, text: str) -> Scores:
     header, _, body = text.partition("\n")
     fields = dict(part.split("=", 1) for part in _split_header(header[2 + len(SCORES_FORMAT):]))
+    for name in ("video", "duration_ms", "step_ms"):
+        if name not in fields:
+            raise DataError(f"{path}: the first line has no {name}=...", hint=_RESCAN)
     rows = list(csv.reader(io.StringIO(body)))
-    names = rows[0]
-    if not names or names[0] != "time":
-        raise DataError(f"{path}: CSV scores need a header row starting with 'time'")
+    names = rows[0] if rows else []
+    if not names or names[0] != "time" or len(names) < 2:
+        raise DataError(f"{path}: CSV scores need a header row starting with 'time' and naming the classes", hint=_RESCAN)
     data = [r for r in rows[1:] if r]
-    times = np.array([int(round(float(r[0]) * 1000)) for r in data], dtype=np.int64)
-    probs = np.array([[float(x) for x in r[1:]] for r in data], dtype=np.float32).reshape(len(data), len(names) - 1)
-    return Scores(Path(json.loads(fields["video"])), int(fields["duration_ms"]), tuple(names[1:]), times, probs,
-                  int(fields["step_ms"]), json.loads(fields.get("task", '""')), fields.get("model", ""))
+    for number, row in enumerate(data, 3):
+        if len(row) != len(names):
+            raise DataError(f"{path}: line {number} has {len(row)} values, expected {len(names)} ({', '.join(names)})",
+                            hint=_RESCAN)
+    times = np.array([round(float(r[0]) * 1000) for r in data], dtype=np.int64)
+    values = np.array([[float(x) for x in r[1:]] for r in data], dtype=np.float64).reshape(len(data), len(names) - 1)
+    scores = Scores(Path(json.loads(fields["video"])), int(fields["duration_ms"]), tuple(names[1:]), times,
+                    values.astype(np.float32), int(fields["step_ms"]), json.loads(fields.get("task", '""')),
+                    fields.get("model", ""))
+    if len(set(scores.classes)) != len(scores.classes):
+        raise DataError(f"{path}: a class is named twice in the header row", hint=_RESCAN)
+    check_scores(scores, path, values)
+    return scores
 
 
 def _split_header(text: str) -> list[str]:
@@ -172,24 +284,34 @@ class ScoreCache:
         return self.folder / f"{key}.npz"
 
     def load(self, key: str, video: Path) -> Scores | None:
+        """The cached scores, or None when there are none or the entry is damaged (cut short by a
+        full disk, garbage, edited): the caller scans again and ``store`` replaces the entry."""
         path = self._path(key)
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                return Scores(Path(video), int(meta["duration_ms"]), tuple(meta["classes"]), data["times_ms"].astype(np.int64),
-                              data["probs"].astype(np.float32), int(meta["step_ms"]), meta.get("task", ""), meta.get("model", ""),
-                              dict(meta.get("extra") or {}))
-        except (OSError, ValueError, KeyError):
-            return None  # damaged entry: scan again
+                meta = json.loads(str(data["meta"][()]))
+                classes = tuple(meta["classes"])
+                scores = Scores(Path(video), int(meta["duration_ms"]), classes, data["times_ms"].astype(np.int64),
+                                data["probs"].astype(np.float32), int(meta["step_ms"]), str(meta.get("task", "")),
+                                str(meta.get("model", "")), dict(meta.get("extra") or {}))
+            if not classes or not all(isinstance(c, str) for c in classes) or scores.duration_ms < 0 or scores.step_ms < 0:
+                return None
+            check_scores(scores, path)
+        except Exception:  # noqa: BLE001 - any damage (BadZipFile, EOFError, a wrong shape...): scan again
+            return None
+        return scores
 
-    def remembered(self, key: str, compute: Callable[[], Any]) -> Any:
-        """A small JSON value stored under ``key`` (computed and stored on first use)."""
+    def remembered(self, key: str, compute: Callable[[], Any], valid: Callable[[Any], bool] = lambda value: True) -> Any:
+        """A small JSON value stored under ``key`` (computed and stored on first use, and again when
+        the stored one is damaged or not ``valid``)."""
         path = self.folder / f"{key}.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))["value"]
-        except (OSError, ValueError, KeyError, TypeError):
+            value = json.loads(path.read_text(encoding="utf-8"))["value"]
+            if valid(value):
+                return value
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass  # not there yet, or damaged: compute again
         value = compute()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -200,6 +322,5 @@ class ScoreCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         meta = {"duration_ms": scores.duration_ms, "classes": list(scores.classes), "step_ms": scores.step_ms,
                 "task": scores.task, "model": scores.model, "extra": scores.extra}
-        with atomic_path(self._path(key), force=True) as tmp:
-            with tmp.open("wb") as handle:
-                np.savez(handle, times_ms=scores.times_ms, probs=scores.probs, meta=np.array(json.dumps(meta)))
+        with atomic_path(self._path(key), force=True) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, times_ms=scores.times_ms, probs=scores.probs, meta=np.array(json.dumps(meta)))

@@ -300,3 +300,62 @@ def test_batch_help(capsys):
     assert run(["batch", "--help"]) == 0
     text = capsys.readouterr().out
     assert "--workers" in text and "2-core" in text and "manifest.jsonl" in text and "--engine" in text
+
+
+# ----------------------------------------------------------------------------- SIGTERM in a local worker
+
+
+def _sigterm_job(folder: str) -> str:
+    """A job that says where it runs, waits, and notes whether its cleanup ran (runs in a pool worker)."""
+    here = Path(folder)
+    (here / "pid").write_text(str(os.getpid()))
+    try:
+        time.sleep(60)  # the test's SIGTERM ends this
+    finally:
+        (here / "cleaned up").write_text("yes")
+    return "finished"
+
+
+def _pid_job(folder: str) -> int:
+    return os.getpid()
+
+
+def _wait_for(path: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.05)
+
+
+def test_sigterm_to_a_local_worker_unwinds_its_job_first(tmp_path: Path):
+    """Issue 16: SIGTERM (the pool's own after a Ctrl-C, or anyone's) killed a worker without running
+    any cleanup, leaving its ffmpeg running; now it raises Terminated in the job, as in the CLI, and
+    the worker ends as SIGTERM would have ended it (the job counts as failed, the pool is replaced)."""
+    import concurrent.futures
+
+    from autotosis.engines import LocalEngine
+
+    with LocalEngine(1, 1) as engine:
+        handle = engine.submit(_sigterm_job, str(tmp_path))
+        _wait_for(tmp_path / "pid")
+        worker = int((tmp_path / "pid").read_text())
+        os.kill(worker, signal.SIGTERM)
+        assert engine.wait([handle]) == [handle]
+        with pytest.raises(concurrent.futures.process.BrokenProcessPool):
+            engine.result(handle)
+        assert (tmp_path / "cleaned up").read_text() == "yes"  # the job's finally ran before the worker ended
+        # An idle worker ends at once on SIGTERM; the next job gets a fresh pool.
+        idle = engine.result(engine.submit(_pid_job, str(tmp_path)))
+        os.kill(idle, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{idle}").exists() and "zombie" not in _state(idle):
+            assert time.monotonic() < deadline, "the idle worker did not end"
+            time.sleep(0.05)
+        time.sleep(0.5)  # for the pool's manager thread to see it gone
+        assert engine.result(engine.submit(_pid_job, str(tmp_path))) not in (worker, idle)
+
+
+def _state(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0].lower()
+    return "zombie"

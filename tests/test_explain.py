@@ -170,3 +170,22 @@ def test_audit_measures_validation_frames_only(detector: Path, tmp_path: Path):
     assert len(result.val_clips) == 1 and result.frames == 3
     assert result.shortcut_likely and result.border_drop > 0.5 and abs(result.centre_drop) < 0.1
     assert not result.validated_on_training
+
+
+@pytest.mark.media
+def test_audit_and_eval_refuse_labels_of_another_task_alike(detector: Path, tmp_path: Path, capsys):
+    """Issue 16: the audit said exit 2 (usage) where `eval` says exit 5 (model) for the same mismatch;
+    both now go through labels.match_model_classes, one ModelError, one message."""
+    make_video(tmp_path / "c.mp4", duration=1, size="64x64", fps="10", audio=False)
+    labels = tmp_path / "blue.txt"
+    labels.write_text("# task=blue\nc.mp4  0.2-0.6\n")
+    lines = []
+    for argv in (["explain", "--model", str(detector), "--audit", str(labels)], ["eval", str(labels), "--model", str(detector)]):
+        assert run(argv) == ExitStatus.MODEL
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        lines.append(err.strip())
+    assert lines[0] == lines[1]
+    assert lines[0].startswith(f"autotosis: error: {detector} knows the classes background, red, but {labels} has "
+                               "background, blue ('# task=blue')")
+    assert not (tmp_path / ".autotosis").exists()  # refused before any frame was extracted

@@ -273,3 +273,21 @@ def test_eval_reports_the_calibration_error_of_the_scores():
     bad = evaluate_units([overconfident], classes, EvalOptions(), task="rage", model="m", default_threshold=0.5)
     assert good.reports[0].calibration_error == pytest.approx(0.0, abs=1e-6)
     assert bad.reports[0].calibration_error == pytest.approx(0.49, abs=1e-6)
+
+
+def test_train_help_states_the_training_length_the_code_uses(capsys):
+    from autotosis.cli import main
+    from autotosis.train import AUTO_IMAGES_PER_FRAME, AUTO_MAX_IMAGES, AUTO_MIN_IMAGES
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"about {AUTO_IMAGES_PER_FRAME} passes over the frames, {AUTO_MIN_IMAGES:,} to {AUTO_MAX_IMAGES:,} images" in text
+
+
+def test_fold_models_make_as_many_passes_as_the_final_fit():
+    # Equal passes keep the out-of-fold scores as sharp as the final model's: the calibrated threshold fits it.
+    for config in (TrainConfig(), TrainConfig(epochs=4)):
+        plan = plan_fit(_fake_frameset(6, 3), config)
+        assert plan.folds == 3 and plan.fold_epochs == plan.epochs
+        final_images = plan.epochs * plan.train_frames
+        assert plan.images == final_images + 3 * plan.fold_epochs * (plan.train_frames * 2 // 3)

@@ -215,7 +215,7 @@ def test_train_and_eval_on_an_image_folder(tmp_path: Path, capsys):
 # --------------------------------------------------------------------------- leak guard and letterbox
 
 
-def blocky_clip(root: Path, name: str, rng: np.random.Generator, count: int = 12, size: int = 32) -> "ClipFrames":
+def blocky_clip(root: Path, name: str, rng: np.random.Generator, count: int = 12, size: int = 32):
     """Frames of big random blocks (high contrast, so their hashes are stable)."""
     from autotosis.dataset import ClipFrames
 

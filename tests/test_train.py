@@ -33,6 +33,7 @@ from autotosis.model import (
 from autotosis.train import (
     TrainConfig,
     FrameDataset,
+    AUGMENT_COLOUR_CAST,
     augment_batch,
     best_f1_threshold,
     evaluate,
@@ -293,6 +294,19 @@ def test_augmentation_is_deterministic_mild_and_keeps_shape():
     # Mild: a smooth image stays close to itself (no flips, no big moves).
     ramp = torch.linspace(0, 1, SIZE).view(1, 1, 1, SIZE).expand(8, 3, SIZE, SIZE).contiguous()
     assert (augment_batch(ramp, torch.Generator().manual_seed(4)) - ramp).abs().mean().item() < 0.2
+
+
+def test_augmentation_casts_colours_within_the_stated_range():
+    # A flat grey picture keeps no shape to move: only brightness, contrast and the colour cast act,
+    # so its channels part by at most the cast (another camera's white balance, a room light).
+    grey = torch.full((64, 3, SIZE, SIZE), 0.5)
+    out = augment_batch(grey, torch.Generator().manual_seed(7))
+    channel_means = out.mean(dim=(2, 3))
+    ratio = channel_means / channel_means.mean(dim=1, keepdim=True)
+    spread = ratio.max(dim=1).values - ratio.min(dim=1).values
+    assert spread.max().item() > 0.05  # some pictures get a visible cast
+    assert spread.max().item() < 2 * AUGMENT_COLOUR_CAST / (1 - AUGMENT_COLOUR_CAST) + 1e-4
+    assert (out.std(dim=(2, 3)) < 1e-4).all()  # a flat picture stays flat: no noise, no pattern
 
 
 class FixedLogits(torch.nn.Module):
