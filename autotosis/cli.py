@@ -617,10 +617,9 @@ def _print_events(ctx: Context, events, title: str) -> None:
 
 
 def _clock(ms: int) -> str:
-    seconds = ms / 1000
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}" if hours else f"{int(minutes)}:{secs:04.1f}"
+    from autotosis.timefmt import clock_tenths
+
+    return clock_tenths(ms)
 
 
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import check_writable, write_text_atomic
 from autotosis.segments import Event, EventList, write_events
+from autotosis.timefmt import clock_seconds, srt_time
 
 if TYPE_CHECKING:
     import opentimelineio as otio
@@ -145,8 +146,7 @@ def frames_to_ms(frames: int, rate: Fraction) -> int:
 
 def clock(ms: int) -> str:
     """``H:MM:SS`` (whole seconds, rounded down), as in clip names."""
-    seconds = max(0, int(ms)) // 1000
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return clock_seconds(ms, hours="always")
 
 
 def display_label(label: str) -> str:
@@ -493,10 +493,7 @@ def chapters_ffmetadata(chapters: Sequence[Chapter]) -> str:
 
 
 def _youtube_time(ms: int, with_hours: bool) -> str:
-    seconds = max(0, int(ms)) // 1000
-    if with_hours:
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    return clock_seconds(ms, hours="always" if with_hours else "auto")
 
 
 def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
@@ -528,8 +525,7 @@ def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
 
 
 def _srt_time(ms: int) -> str:
-    ms = max(0, int(ms))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+    return srt_time(ms)
 
 
 def events_srt(events: Sequence[Event]) -> str:

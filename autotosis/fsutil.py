@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from autotosis.errors import FileSystemError, OutputExistsError
+from autotosis.timefmt import name_time
 
 
 def check_writable(path: Path, force: bool) -> None:
@@ -133,9 +134,7 @@ def safe_stem(path: Path | str) -> str:
 
 def name_clock(ms: int) -> str:
     """``0h12m03.450s``: a time for file names (sorts and reads well; no ``:``, not allowed everywhere)."""
-    hours, rest = divmod(int(ms), 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    return f"{hours}h{minutes:02d}m{rest // 1000:02d}.{rest % 1000:03d}s"
+    return name_time(ms)
 
 
 _OWNER_FILE = ".owner-pid"

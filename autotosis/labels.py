@@ -45,6 +45,7 @@ from pathlib import Path
 
 from autotosis.errors import DataError, LabelError, LabelErrors, ModelError
 from autotosis.fsutil import write_text_atomic
+from autotosis.timefmt import label_time
 
 # Video durations from ffprobe are approximate (container vs stream, last frame length).
 DURATION_TOLERANCE_MS = 500
@@ -364,15 +365,7 @@ def _fraction_ms(digits: str | None) -> int:
 
 def format_time(ms: int) -> str:
     """``m:ss[.fff]`` (``h:mm:ss[.fff]`` from an hour on), trailing zeros trimmed: 5200 -> "0:05.2"."""
-    if ms < 0:
-        raise ValueError(f"negative time {ms} ms")
-    seconds, millis = divmod(int(ms), 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    text = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-    if millis:
-        text += f".{millis:03d}".rstrip("0")
-    return text
+    return label_time(ms)
 
 
 # --------------------------------------------------------------------------- tokenizing

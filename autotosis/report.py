@@ -29,6 +29,7 @@ from autotosis.fsutil import check_writable, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import Scores
 from autotosis.segments import Event, EventList
+from autotosis.timefmt import clock_seconds, clock_tenths  # clock_tenths: event times, as in the terminal
 
 if TYPE_CHECKING:
     from autotosis.media import VideoInfo
@@ -62,18 +63,8 @@ class Thumbnail:
 
 
 def clock(ms: int, with_hours: bool = False) -> str:
-    """``m:ss`` (or ``h:mm:ss``) in whole seconds, for axis labels."""
-    seconds = max(0, int(ms)) // 1000
-    if with_hours or seconds >= 3600:
-        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def clock_tenths(ms: int) -> str:
-    """``m:ss.s`` (or ``h:mm:ss.s``), for event times."""
-    ms = max(0, int(ms))
-    tenths = ms // 100 % 10
-    return f"{clock(ms)}.{tenths}"
+    """``m:ss`` (or ``h:mm:ss``) in whole seconds, for axis labels (see :mod:`autotosis.timefmt`)."""
+    return clock_seconds(ms, hours="always" if with_hours else "auto")
 
 
 def _e(value: object) -> str:

@@ -37,6 +37,7 @@ from autotosis.progress import ProgressCallback, no_progress
 from autotosis.render import RenderOptions, check_audio_track, chunk_overlays, output_spec
 from autotosis.scores import Scores
 from autotosis.segments import Event
+from autotosis.timefmt import name_time
 
 INDEX_FORMAT = "autotosis-shorts/1"
 INDEX_COLUMNS = ("rank", "file", "source", "start", "end", "duration", "label", "peak", "mean", "peak_time", "events")
@@ -285,8 +286,7 @@ def _slug(text: str, limit: int = 40) -> str:
 
 def source_time(ms: int) -> str:
     """``0h12m05s``: sorts and reads well in a file name (no ``:``)."""
-    seconds = ms // 1000
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
+    return name_time(ms, millis=False)
 
 
 def short_name(rank: int, digits: int, source: Path, window: Window) -> str:
