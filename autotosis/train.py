@@ -41,13 +41,16 @@ DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 .. 0.8: no extreme suggestions
 MIN_LR_FRACTION = 0.02  # the schedule ends at 2% of the base rate
 WARMUP_FRACTION = 0.1  # ... and starts with a linear warm-up over the first 10% of the steps
-# Training length from the data when --epochs is not given: about this many images per usable
-# frame (passes over the data), within these bounds (a few short clips still get enough steps;
+# Training length from the data when --epochs is not given: AUTO_PASSES passes over AUTO_REFERENCE_FRAMES
+# usable frames (about a dozen clips), growing as frames**AUTO_GROWTH beyond (more clips bring more
+# variety, so fewer passes are needed), within these bounds (a few short clips still get enough steps;
 # hundreds of clips stay within an hour on two cores).  On the hard benchmark (issue 15) held-out
 # accuracy across streamers stopped improving after 2-3 passes and fell after 5: a longer run learns
-# the training streamers, not the highlight.  The fold models of the cross-validation train as many
+# the training streamers, not the highlight.  The fold models of the cross-validation make as many
 # passes over their share, so the whole run costs about `folds` times the final fit.
-AUTO_IMAGES_PER_FRAME = 3
+AUTO_PASSES = 3
+AUTO_REFERENCE_FRAMES = 2_000
+AUTO_GROWTH = 0.75
 AUTO_MIN_IMAGES = 6_000
 AUTO_MAX_IMAGES = 30_000
 AUGMENT_SHIFT = 0.08  # fraction of the side
@@ -392,9 +395,11 @@ def schedule_lr(base_lr: float, step: int, total_steps: int) -> float:
 
 
 def auto_images(train_frames: int) -> int:
-    """The step budget set by the data, in images: AUTO_IMAGES_PER_FRAME per usable frame, at least
-    AUTO_MIN_IMAGES and at most AUTO_MAX_IMAGES."""
-    return min(max(AUTO_IMAGES_PER_FRAME * train_frames, AUTO_MIN_IMAGES), AUTO_MAX_IMAGES)
+    """The final fit's step budget set by the data, in images: AUTO_PASSES passes over
+    AUTO_REFERENCE_FRAMES frames scaled by (frames / AUTO_REFERENCE_FRAMES) ** AUTO_GROWTH,
+    at least AUTO_MIN_IMAGES and at most AUTO_MAX_IMAGES."""
+    scaled = AUTO_PASSES * AUTO_REFERENCE_FRAMES * (max(train_frames, 1) / AUTO_REFERENCE_FRAMES) ** AUTO_GROWTH
+    return int(min(max(round(scaled), AUTO_MIN_IMAGES), AUTO_MAX_IMAGES))
 
 
 def run_length(train_frames: int, images: int) -> tuple[int, int | None]:

@@ -277,11 +277,21 @@ def test_eval_reports_the_calibration_error_of_the_scores():
 
 def test_train_help_states_the_training_length_the_code_uses(capsys):
     from autotosis.cli import main
-    from autotosis.train import AUTO_IMAGES_PER_FRAME, AUTO_MAX_IMAGES, AUTO_MIN_IMAGES
+    from autotosis.train import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, AUTO_PASSES, AUTO_REFERENCE_FRAMES
 
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert f"about {AUTO_IMAGES_PER_FRAME} passes over the frames, {AUTO_MIN_IMAGES:,} to {AUTO_MAX_IMAGES:,} images" in text
+    assert (f"{AUTO_PASSES} passes over {AUTO_REFERENCE_FRAMES:,} frames, fewer per frame with more: "
+            f"{AUTO_MIN_IMAGES:,} to {AUTO_MAX_IMAGES:,} images") in text
+
+
+def test_the_training_budget_grows_slower_than_the_data():
+    from autotosis.train import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, AUTO_PASSES, AUTO_REFERENCE_FRAMES, auto_images
+
+    assert auto_images(AUTO_REFERENCE_FRAMES) == max(AUTO_MIN_IMAGES, AUTO_PASSES * AUTO_REFERENCE_FRAMES)
+    budgets = [auto_images(f) for f in (100, 1000, 2000, 4000, 8000, 16000, 10**6)]
+    assert budgets == sorted(budgets) and budgets[0] == AUTO_MIN_IMAGES and budgets[-1] == AUTO_MAX_IMAGES
+    assert auto_images(8000) / 8000 < auto_images(4000) / 4000 < AUTO_PASSES  # fewer passes with more clips
 
 
 def test_fold_models_make_as_many_passes_as_the_final_fit():
