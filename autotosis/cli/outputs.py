@@ -424,7 +424,8 @@ def _stills_parser(commands, add: AddCommand) -> None:
     g.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format (default: jpg, quality 95)")
 
 
-PARSERS = {"render": _render_parser, "reel": _reel_parser, "shorts": _shorts_parser, "export": _export_parser, "report": _report_parser, "stills": _stills_parser}
+PARSERS = {"render": _render_parser, "reel": _reel_parser, "shorts": _shorts_parser, "export": _export_parser,
+           "report": _report_parser, "stills": _stills_parser}
 
 
 def register(commands, add: AddCommand, name: str) -> None:
