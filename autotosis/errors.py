@@ -1,6 +1,6 @@
 """Typed errors raised by library code.
 
-Only ``cli.py`` turns these into messages and exit codes; every other module raises
+Only ``autotosis.cli`` turns these into messages and exit codes; every other module raises
 them.  Each error class carries the exit status the CLI should use, so adding a new
 kind of failure means adding a class here, not an ``if`` in the CLI.
 """

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autotosis import cli, export, fsutil, report, shorts, timefmt
+from autotosis import export, fsutil, report, shorts, timefmt
+from autotosis.cli import detect as cli
 from autotosis.labels import format_time, parse_time
 
 TEN_DAYS_MS = 10 * 24 * 3_600_000

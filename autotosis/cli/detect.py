@@ -1,0 +1,153 @@
+"""Commands that find highlights: scan (video -> scores) and events (scores -> events), and the
+event helpers the commands that go on from there share."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from pathlib import Path
+
+from rich.markup import escape
+
+from autotosis.cli.context import Context
+from autotosis.cli.options import AddCommand, add_event_options, add_output, add_scan_options, event_params, scan_options
+from autotosis.errors import ExitStatus, UsageError
+
+
+def model_task(path: str) -> str:
+    from autotosis.model import load_checkpoint
+
+    return load_checkpoint(Path(path))[1].task
+
+
+def _onnx_predictor(args: argparse.Namespace):
+    """onnxruntime in place of torch: with --backend onnx, or by default for an .onnx model file."""
+    backend = args.backend or ("onnx" if Path(args.model).suffix.lower() == ".onnx" else "torch")
+    if backend != "onnx":
+        return None
+    import os
+
+    from autotosis.onnx_backend import OnnxPredictor
+
+    # As scan does for torch: on a small machine one inference thread, the other cores decode.
+    return OnnxPredictor(Path(args.model), threads=1 if (os.cpu_count() or 1) <= 4 else None)
+
+
+def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
+    from autotosis.fsutil import check_writable
+    from autotosis.scan import scan_video
+    from autotosis.scores import write_scores
+
+    predictor = _onnx_predictor(args)
+    ctx.apply_config(args, predictor.info.task if predictor else model_task(args.model))
+    out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.video).stem}.scores.json"
+    check_writable(out, args.force)
+    with ctx.progress() as progress:
+        scores = scan_video(Path(args.video), Path(args.model), scan_options(args), progress=progress, predictor=predictor)
+    write_scores(scores, out, force=args.force)
+    rough = scores.extra.get("coarse")
+    how = (f", coarse: {rough['keyframes']} keyframes, {rough['refined_fraction'] * 100:.0f}% of the video decoded densely"
+           if rough else "")
+    ctx.say(f"scored {len(scores.times_ms)} frames of {args.video} ({scores.duration_ms / 1000:.1f} s{how}); wrote {out}")
+    return ExitStatus.OK
+
+
+def scores_event_params(args: argparse.Namespace, scores):
+    """event_params with the model's rules as the scan recorded them in the scores."""
+    return event_params(args, scores.extra.get("events"), scores.extra.get("threshold"))
+
+
+def event_class(ctx: Context, args: argparse.Namespace, scores) -> str:
+    """The class to find events for: --class (checked, with a suggestion), else the first non-background
+    class, named when the model has several."""
+    wanted = getattr(args, "class_name", None)
+    found = [c for c in scores.classes if c != "background"]
+    if wanted is not None:
+        if wanted not in scores.classes:
+            close = difflib.get_close_matches(wanted, scores.classes, n=1)
+            raise UsageError(f"--class {wanted!r} is not a class of this model ({', '.join(found)})",
+                             hint=f"did you mean {close[0]!r}?" if close else None)
+        return wanted
+    label = scores.default_class()
+    if len(found) > 1:
+        ctx.say(f"events for class {label!r}, the first of {', '.join(found)} (--class NAME picks another)")
+    return label
+
+
+def nothing_found(scores, label: str, params) -> str:
+    from autotosis.segments import nothing_found_hint
+
+    return nothing_found_hint(scores.times_ms, scores.column(label), params, scores.step_ms or None)
+
+
+def print_events(ctx: Context, events, title: str) -> None:
+    from rich.table import Table
+
+    if ctx.quiet:
+        return
+    table = Table(title=title)
+    for column in ("#", "start", "end", "length", "class", "peak", "mean"):
+        table.add_column(column, justify="right")
+    for i, e in enumerate(events, 1):
+        table.add_row(str(i), _clock(e.start_ms), _clock(e.end_ms), f"{e.duration_ms / 1000:.1f}s", escape(e.label), f"{e.peak:.2f}", f"{e.mean:.2f}")
+    ctx.console.print(table)
+
+
+def _clock(ms: int) -> str:
+    from autotosis.timefmt import clock_tenths
+
+    return clock_tenths(ms)
+
+
+def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
+    from autotosis.fsutil import check_writable
+    from autotosis.scores import read_scores
+    from autotosis.segments import EventList, events_from_scores, write_events
+
+    scores = read_scores(Path(args.scores))
+    ctx.apply_config(args, scores.task or None)
+    stem = Path(args.scores).name.removesuffix(".json").removesuffix(".csv").removesuffix(".scores")
+    out = Path(args.output) if args.output else Path.cwd() / f"{stem}.events.json"
+    check_writable(out, args.force)
+    label = event_class(ctx, args, scores)
+    params = scores_event_params(args, scores)
+    events = events_from_scores(scores, label, params)
+    write_events(EventList(scores.video, scores.duration_ms, label, params, tuple(events)), out, force=args.force)
+    print_events(ctx, events, f"{len(events)} events in {scores.video.name}")
+    if not events:
+        ctx.say(f"no events: {nothing_found(scores, label, params)}")
+    ctx.say(f"wrote {out}")
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+def _scan_parser(commands, add: AddCommand) -> None:
+    p = add("scan", cmd_scan, "score a video with a trained model",
+            "Stream a video through ffmpeg (crop + scale in the decoder, no image files) and score it in batches.\n"
+            "Writes times (from presentation timestamps) and a probability per class. Results are cached.")
+    p.add_argument("video", metavar="VIDEO")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
+    p.add_argument("--backend", choices=("torch", "onnx"),
+                   help="run the model with PyTorch or onnxruntime; onnx needs a file from `autotosis export-onnx` "
+                        "(default: onnx for a .onnx model, torch otherwise)")
+    add_output(p, "scores file, .json or .csv (default: ./VIDEO-NAME.scores.json)")
+    add_scan_options(p)
+
+
+def _events_parser(commands, add: AddCommand) -> None:
+    p = add("events", cmd_events, "turn scores into events",
+            "Find events in a scores file: threshold with hysteresis, minimum length, merge gap, padding,\n"
+            "maximum length, or top-K / top-percent selection. Writes JSON or CSV.")
+    p.add_argument("scores", metavar="SCORES", help="scores file from `autotosis scan`")
+    add_output(p, "events file, .json or .csv (default: ./NAME.events.json)")
+    add_event_options(p)
+
+
+PARSERS = {"scan": _scan_parser, "events": _events_parser}
+
+
+def register(commands, add: AddCommand, name: str) -> None:
+    """Add the parser of command ``name`` (a key of PARSERS) to ``commands``."""
+    PARSERS[name](commands, add)

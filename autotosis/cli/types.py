@@ -1,0 +1,95 @@
+"""argparse value types: durations, numbers with a range, regions, sizes, frame rates, audio tracks."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from fractions import Fraction
+
+
+def duration_ms(text: str) -> int:
+    """A duration or time on the command line: seconds ("2.5") or [h:]mm:ss[.fff]."""
+    from autotosis.labels import parse_time
+
+    try:
+        return parse_time(str(text).strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time ({exc}); use seconds like 2.5 or m:ss like 1:05") from None
+
+
+def _number_type(name: str, convert: Callable[[str], float], accept: Callable[[float], bool], what: str, rule: str):
+    """An argparse ``type=``: ``convert`` the text, then check it with ``accept``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{value} {rule}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+probability = _number_type("probability", float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1", "is outside 0..1")
+
+
+positive_float = _number_type("positive_float", float, lambda v: v > 0, "a number", "must be greater than 0")
+
+
+positive_int = _number_type("positive_int", int, lambda v: v > 0, "a whole number", "must be at least 1")
+
+
+count = _number_type("count", int, lambda v: v >= 0, "a whole number", "must be 0 or more")
+
+
+def region(text: str) -> tuple[float, float, float, float]:
+    from autotosis.labels import Crop
+
+    try:
+        crop = Crop.parse(str(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame)") from None
+    return (crop.x0, crop.y0, crop.x1, crop.y1)
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    parts = str(text).lower().split("x")
+    try:
+        width, height = int(parts[0]), int(parts[1])
+        if len(parts) != 2 or width < 16 or height < 16 or width > 8192 or height > 8192:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 1280x720") from None
+    return width, height
+
+
+def frame_rate(text: str) -> Fraction:
+    try:
+        value = Fraction(str(text))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate like 30 or 30000/1001") from None
+    if not 1 <= value <= 240:
+        raise argparse.ArgumentTypeError(f"{text} fps is outside 1..240")
+    return value
+
+
+def short_region(text: str):
+    from autotosis.shorts import parse_region
+
+    try:
+        return parse_region(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame, or pixels)") from None
+
+
+def audio_track(text: str) -> int | None:
+    """--audio-track: ``mix`` (None) or a track number from 1."""
+    from autotosis.render import parse_audio_track
+
+    try:
+        return parse_audio_track(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (give mix, or a track number from 1)") from None
