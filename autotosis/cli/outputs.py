@@ -105,11 +105,11 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         check_sources(videos, options)
         sources = [ShortSource(videos[0], tuple(events.events), scores)]
     else:
-        from autotosis.model import load_checkpoint
+        from autotosis.predictor import read_model_info
 
         if args.scores:
             raise UsageError("--scores goes with --events; with --model the videos are scanned (and cached)")
-        model_info = load_checkpoint(Path(args.model))[1]
+        model_info = read_model_info(Path(args.model))
         ctx.apply_config(args, model_info.task)
         options = _shorts_options(args, args.crop or model_info.crop, "the face-cam crop (--crop or the model's)")
         check_sources(videos, options)  # a bad region fails now, not after the scan
@@ -256,7 +256,7 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
 
     predictor = None
     if args.model:
-        from autotosis.onnx_backend import load_predictor
+        from autotosis.predictor import load_predictor
 
         predictor = load_predictor(Path(args.model))
         ctx.apply_config(args, predictor.info.task)

@@ -146,12 +146,12 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     )
     from autotosis.fsutil import check_writable, write_text_atomic
     from autotosis.labels import parse_labels
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
     from autotosis.sampling import is_image_folder, read_image_folder
     from autotosis.segments import event_params_for
 
     model_path = Path(args.model)
-    info = load_checkpoint(model_path)[1]
+    info = read_model_info(model_path)
     ctx.apply_config(args, info.task)
     json_out = Path(args.json) if args.json else None
     if json_out is not None:
@@ -221,14 +221,14 @@ def _print_eval(ctx: Context, report) -> None:
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.labels import parse_labels
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
     from autotosis.review import make_review_clips, write_hard_examples
 
     if not args.videos and not args.hard_negatives:
         raise UsageError("nothing to review: give VIDEOs (with --labels) and/or --hard-negatives LABELS")
     if args.videos and not args.labels:
         raise UsageError("review clips need --labels LABELS: the label file their lines are added to")
-    info = load_checkpoint(Path(args.model))[1]
+    info = read_model_info(Path(args.model))
     ctx.apply_config(args, info.task)
     with ctx.progress() as progress:
         if args.videos:

@@ -29,13 +29,13 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
     from autotosis.engines import import_ray, make_engine
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
 
     if args.address and args.engine != "ray":
         raise UsageError("--address is for --engine ray")
     if args.engine == "ray":
         import_ray()  # a missing extra is reported now, not after the inputs were checked
-    info = load_checkpoint(Path(args.model))[1]
+    info = read_model_info(Path(args.model))
     ctx.apply_config(args, info.task)
     out = Path(args.out)
     sources = collect_inputs(args.inputs, exclude=out)
@@ -85,7 +85,7 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis import media
     from autotosis.live import LiveOptions, check_replay_dir, run_live
-    from autotosis.onnx_backend import load_predictor
+    from autotosis.predictor import load_predictor
 
     predictor = load_predictor(Path(args.model))
     ctx.apply_config(args, predictor.info.task)
