@@ -420,7 +420,7 @@ def _eval_parser(commands, add: AddCommand) -> None:
             "frame-level scores only, per scene, cropped with the model's crop.\n"
             "Example: autotosis eval labels/rage.txt --model rage.pt --json rage-eval.json")
     p.add_argument("labels", metavar="LABELS", help="label file, or a folder of images with one sub-folder per class")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--json", metavar="FILE", help="also write the full report (totals and every clip) as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     g = p.add_argument_group("evaluation")
@@ -449,7 +449,7 @@ def _review_parser(commands, add: AddCommand) -> None:
             "Examples: autotosis review vod7.mp4 --model rage.pt --labels labels/rage.txt --top-k 20\n"
             "          autotosis review --model rage.pt --hard-negatives labels/rage.txt")
     p.add_argument("videos", nargs="*", metavar="VIDEO", help="new videos to cut review clips from")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--labels", metavar="LABELS", help="label file to add the review clips' lines to")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for review clips and hard-examples/ (default: review/ beside the label file)")
     p.add_argument("--iteration", type=positive_int, metavar="N", help="review round in the clip names (default: one more than the last)")

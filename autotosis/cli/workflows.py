@@ -127,7 +127,7 @@ def _batch_parser(commands, add: AddCommand) -> None:
             "          autotosis batch /shared/vods --model /shared/rage.pt --out /shared/out --engine ray --address auto")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders (searched recursively), globs (quoted), or .txt files listing these, one a line")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (made if missing); the same DIR resumes a batch")
     p.add_argument("--force", action="store_true",
                    help="redo VODs that DIR holds from other settings or another model, and write into folders it did not make")
