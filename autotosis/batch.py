@@ -36,14 +36,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autotosis.engines import Engine, run_jobs
+from autotosis.engines import Engine, run_jobs, worker_threads
 from autotosis.errors import AutotosisError, DataError, OutputExistsError, UsageError
 from autotosis.fsutil import file_fingerprint, write_error, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.render import RenderOptions, youtube_chapters_path
 from autotosis.scan import ScanOptions
 from autotosis.segments import Event, EventParams
+
+if TYPE_CHECKING:
+    from autotosis.predictor import Predictor
 
 MANIFEST_NAME = "manifest.jsonl"
 LOCK_NAME = ".batch.lock"
@@ -386,31 +390,20 @@ def process_vod(job: VodJob) -> VodResult:
     return VodResult(job.source, ok=False, elapsed_s=round(time.monotonic() - started, 3), error=error, error_kind=kind)
 
 
-@dataclass(frozen=True)
-class TorchPredictor:
-    """A loaded checkpoint in the shape ``scan_video(predictor=...)`` takes (``info``, ``predict``)."""
-
-    model: object
-    info: object
-
-    def predict(self, frames):
-        from autotosis.model import predict_probs
-
-        return predict_probs(self.model, frames, self.info)
+_predictors: dict[tuple, Predictor] = {}  # per worker process: load each model once, not once per VOD
 
 
-_predictors: dict[tuple, TorchPredictor] = {}  # per worker process: load each model once, not once per VOD
-
-
-def _predictor(model_path: Path) -> TorchPredictor:
-    from autotosis.model import load_checkpoint
+def _predictor(model_path: Path) -> Predictor:
+    """The model (.pt or .onnx) for this worker's jobs; torch's threads are the engine's
+    (``engines.prepare_worker``), onnxruntime gets as many."""
+    from autotosis.predictor import load_predictor
 
     stat = model_path.stat()
-    key = (str(model_path), stat.st_size, stat.st_mtime_ns)  # a replaced checkpoint is loaded again
+    key = (str(model_path), stat.st_size, stat.st_mtime_ns)  # a replaced model file is loaded again
     if key not in _predictors:
-        model, info, _ = load_checkpoint(model_path)
+        predictor = load_predictor(model_path, threads=worker_threads())
         _predictors.clear()
-        _predictors[key] = TorchPredictor(model, info)
+        _predictors[key] = predictor
     return _predictors[key]
 
 
@@ -658,13 +651,14 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
     ``engine_factory`` is called only when there is work, so a finished batch re-runs
     without starting a process pool or a Ray cluster.
     """
-    from autotosis.model import load_checkpoint, model_fingerprint
+    from autotosis.model import model_fingerprint
+    from autotosis.predictor import load_predictor
     from autotosis.scores import default_cache_dir
 
     out = Path(options.out).absolute()
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: --out must be a folder")
-    _, info, _ = load_checkpoint(options.model)  # a bad model fails here, once, not once per VOD
+    info = load_predictor(options.model).info  # a bad model (.pt or .onnx) fails here, once, not once per VOD
     if options.class_name is not None and options.class_name not in info.classes:
         raise UsageError(f"{options.model}: the model has no class {options.class_name!r}", hint=f"its classes: {', '.join(info.classes)}")
     out.mkdir(parents=True, exist_ok=True)

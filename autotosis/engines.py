@@ -50,6 +50,11 @@ def prepare_worker(threads: int, sigterm: bool = False) -> None:
     _threads_set = threads
 
 
+def worker_threads() -> int | None:
+    """The thread count ``prepare_worker`` gave this process (None outside a worker)."""
+    return _threads_set
+
+
 def _on_sigterm(signum, frame) -> None:
     if _in_job:
         raise Terminated()

@@ -325,12 +325,11 @@ def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptio
     crop, as ``train --crop-borders`` does.
     """
     from autotosis.dataset import clip_regions, validate_against_media
+    from autotosis.predictor import read_model_info
     from autotosis.scan import ScanOptions, scan_video
 
-    from autotosis.model import load_checkpoint
-
     scan = scan or ScanOptions()
-    info = load_checkpoint(Path(model_path))[1]
+    info = read_model_info(Path(model_path))
     labels = match_model_classes(labels, info.classes, model=str(model_path))
     infos = validate_against_media(labels)
     regions = clip_regions(labels, infos, crop_borders)
@@ -352,17 +351,18 @@ def score_image_folder(folder: ImageFolder, model_path: Path, *, crop_borders: b
 
     Images are cropped with the model's crop and scaled to its input size, as in training.
     """
-    from autotosis.model import load_checkpoint, predict_probs
+    from autotosis.predictor import load_predictor
     from autotosis.sampling import folder_frames, image_names
 
-    model, info, _ = load_checkpoint(Path(model_path))
+    predictor = load_predictor(Path(model_path))
+    info = predictor.info
     check_label_classes(folder.classes, info.classes, str(folder.root), any_binary=False)
     frameset = folder_frames(folder, size=info.input_size, region=info.crop, crop_borders=crop_borders,
                              task=f"{info.task}-eval", progress=progress)
     units = []
     for number, clip in enumerate(frameset.clips):
         progress("eval (scenes)", number, len(frameset.clips))
-        probs = predict_probs(model, clip.load_frames(), info)
+        probs = predictor.predict(clip.load_frames())
         targets = remap_targets(clip.targets, folder.classes, info.classes)
         first = image_names(clip)[0] if len(clip.targets) else ""
         scene = clip.clip.relative_to(folder.root).as_posix()

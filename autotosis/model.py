@@ -193,9 +193,32 @@ def _contiguous_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(path: Path, *, expect_task: str | None = None) -> tuple[torch.nn.Module, ModelInfo, dict]:
-    """(model in eval mode, its metadata, the raw checkpoint dict for resuming)."""
+    """(model in eval mode, its metadata, the raw checkpoint dict for resuming).
+
+    For what needs the trainable network (training, gradients, export); scoring goes through
+    ``predictor.load_predictor``, which takes an .onnx export too, and metadata alone through
+    ``predictor.read_model_info``.
+    """
     path = Path(path)
     raw = _torch_load(path)
+    info = _checked_info(raw, path, expect_task)
+    model = _bare_resnet18(len(info.classes))
+    try:
+        model.load_state_dict(raw["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=_TRAIN_HINT) from exc
+    model = model.to(memory_format=torch.channels_last)
+    model.eval()
+    return model, info, raw
+
+
+def read_checkpoint_info(path: Path, *, expect_task: str | None = None) -> ModelInfo:
+    """A checkpoint's metadata, checked as ``load_checkpoint`` checks it, without building the network."""
+    path = Path(path)
+    return _checked_info(_torch_load(path), path, expect_task)
+
+
+def _checked_info(raw: Any, path: Path, expect_task: str | None) -> ModelInfo:
     if not isinstance(raw, dict) or "format" not in raw:
         raise ModelError(f"{path}: not an autotosis checkpoint (no 'format' key) — {_TRAIN_HINT}")
     _check_format(raw, path)
@@ -207,17 +230,28 @@ def load_checkpoint(path: Path, *, expect_task: str | None = None) -> tuple[torc
                          hint=f"use a checkpoint trained on the '{expect_task}' labels")
     if info.arch not in SUPPORTED_ARCHS:
         raise ModelError(f"{path}: architecture {info.arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
-    state = raw.get("state_dict")
-    if not isinstance(state, dict):
+    if not isinstance(raw.get("state_dict"), dict):
         raise ModelError(f"{path}: checkpoint has no weights (damaged file?)", hint=_TRAIN_HINT)
-    model = _bare_resnet18(len(info.classes))
+    return info
+
+
+_ONNX_SECOND_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42\x72")  # ModelProto fields 2-8 and 14, as protobuf keys
+
+
+def is_onnx_file(path: Path) -> bool:
+    """Whether ``path`` is an ONNX model: by content (a torch file is a zip or a pickle; an ONNX
+    ModelProto starts with its ir_version, a small varint, then another of its fields), else by
+    the .onnx suffix."""
     try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=_TRAIN_HINT) from exc
-    model = model.to(memory_format=torch.channels_last)
-    model.eval()
-    return model, info, raw
+        with Path(path).open("rb") as handle:
+            head = handle.read(3)
+    except OSError:
+        head = b""
+    if head.startswith(b"PK") or head[:1] == b"\x80":
+        return False
+    if len(head) == 3 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_SECOND_FIELDS:
+        return True
+    return Path(path).suffix.lower() == ".onnx"
 
 
 def _torch_load(path: Path) -> Any:
@@ -228,9 +262,10 @@ def _torch_load(path: Path) -> Any:
         raise ModelError(f"{path}: is not a file", hint=_TRAIN_HINT)
     if path.stat().st_size == 0:
         raise ModelError(f"{path}: is not an autotosis checkpoint: the file is empty (0 bytes)", hint=_TRAIN_HINT)
-    if path.suffix.lower() == ".onnx":
+    if is_onnx_file(path):
         raise ModelError(f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
-                         "it was exported from", hint="scan, stills and live take .onnx models; give the others the .pt file")
+                         "it was exported from", hint="train (--weights, --resume), explain and export-onnx need the .pt file; "
+                         "the commands that score video take either")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

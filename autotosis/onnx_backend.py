@@ -1,8 +1,7 @@
-"""The classifier outside PyTorch: export a checkpoint to ONNX and run it with onnxruntime.
+"""The classifier outside PyTorch: export a checkpoint to ONNX (run it with ``predictor.OnnxPredictor``).
 
-Also the one place that picks a backend for a model file (``load_predictor``): commands
-that classify frames (scan, stills, live) take a "predictor" -- ``info`` plus
-``predict(frames) -> probabilities`` -- and never care which runtime is behind it.
+Commands never care which runtime is behind a model: ``predictor.load_predictor`` picks
+torch or onnxruntime for a model file, and every command that scores video uses it.
 
 The exported graph takes what the decoder produces -- uint8 RGB frames, (N, H, W, 3) --
 and returns softmax probabilities, (N, C): scaling, normalisation and softmax are inside
@@ -23,20 +22,17 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from autotosis.errors import DataError, ModelError, UsageError
+from autotosis.errors import ModelError, UsageError
 from autotosis.model import ModelInfo
 
 INFO_KEY = "autotosis.model_info"
 INPUT_NAME = "frames"
 OUTPUT_NAME = "probs"
 OPSET = 17
-_PREDICT_CHUNK = 256  # frames per run, as in model.predict_probs: bounds memory for big batches
 INSTALL_HINT = "install it with: pip install 'autotosis[onnx]'"
 
 
-def _require(module: str):
+def require(module: str):
     """Import an optional dependency or raise one clear error naming the pip command."""
     try:
         return importlib.import_module(module)
@@ -70,7 +66,7 @@ def export_onnx(checkpoint: Path, out: Path, *, force: bool = False) -> ModelInf
     from autotosis.fsutil import atomic_path, check_writable
     from autotosis.model import load_checkpoint
 
-    onnx = _require("onnx")
+    onnx = require("onnx")
     out = Path(out)
     check_writable(out, force)
     model, info, _ = load_checkpoint(Path(checkpoint))
@@ -107,7 +103,7 @@ def _set_metadata(proto, values: dict[str, str]) -> None:
         entry.key, entry.value = key, value
 
 
-def _info_from_metadata(metadata: dict[str, str], path: Path) -> ModelInfo:
+def info_from_metadata(metadata: dict[str, str], path: Path) -> ModelInfo:
     text = metadata.get(INFO_KEY)
     if text is None:
         raise ModelError(f"{path}: ONNX file has no autotosis metadata", hint="make it with `autotosis export-onnx`")
@@ -116,70 +112,3 @@ def _info_from_metadata(metadata: dict[str, str], path: Path) -> ModelInfo:
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: autotosis metadata in the ONNX file is not JSON ({exc})") from exc
     return ModelInfo.from_dict(data, path)
-
-
-class OnnxPredictor:
-    """Softmax probabilities from an exported .onnx file, like ``model.predict_probs``.
-
-    ``info`` and ``predict(frames)`` are all a scanner needs, so this object can stand in
-    for a torch checkpoint (``scan.scan_video(..., predictor=OnnxPredictor(path))``).
-    """
-
-    def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path}: no such ONNX file", hint="make one with `autotosis export-onnx`")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: not a usable ONNX model ({first})") from exc
-        self.info = _info_from_metadata(dict(self._session.get_modelmeta().custom_metadata_map), self.path)
-        inputs = {i.name for i in self._session.get_inputs()}
-        if INPUT_NAME not in inputs:
-            raise ModelError(f"{self.path}: ONNX model has no {INPUT_NAME!r} input", hint="make it with `autotosis export-onnx`")
-
-    def predict(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) RGB frames -> float32 (N, C) probabilities."""
-        frames = np.asarray(frames)
-        size = self.info.input_size
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3):
-            raise DataError(f"frames must be uint8 (N, {size}, {size}, 3), got {frames.dtype} {tuple(frames.shape)}")
-        if len(frames) == 0:
-            return np.zeros((0, len(self.info.classes)), dtype=np.float32)
-        parts = [
-            self._session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(frames[start:start + _PREDICT_CHUNK])})[0]
-            for start in range(0, len(frames), _PREDICT_CHUNK)
-        ]
-        return np.concatenate(parts).astype(np.float32, copy=False)
-
-
-class TorchPredictor:
-    """The same interface for a torch checkpoint (``model.predict_probs``)."""
-
-    def __init__(self, path: Path | str) -> None:
-        from autotosis.model import load_checkpoint
-
-        self.path = Path(path)
-        self.model, self.info, _ = load_checkpoint(self.path)
-
-    def predict(self, frames: np.ndarray) -> np.ndarray:
-        from autotosis.model import predict_probs
-
-        return predict_probs(self.model, frames, self.info)
-
-
-def load_predictor(path: Path | str, backend: str | None = None) -> TorchPredictor | OnnxPredictor:
-    """A predictor for ``path``: ``backend`` "torch" or "onnx", or None to go by the file's suffix."""
-    path = Path(path)
-    backend = backend or ("onnx" if path.suffix.lower() == ".onnx" else "torch")
-    if backend == "onnx":
-        return OnnxPredictor(path)
-    if backend == "torch":
-        return TorchPredictor(path)
-    raise UsageError(f"unknown backend {backend!r} (torch or onnx)")

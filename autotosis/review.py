@@ -168,14 +168,14 @@ def make_review_clips(
     ``params`` makes the clips (its padding is the context around each event); the spans
     written are the same events without padding.  ``scan`` says how the videos are scanned.
     """
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
     from autotosis.render import ReelPart, RenderOptions, render_reel
     from autotosis.scan import ScanOptions, scan_video
 
     label_path, out_dir = Path(label_path), Path(out_dir)
     labels = parse_labels(label_path, check_files=False)
     before = label_path.read_text(encoding="utf-8")
-    info = load_checkpoint(Path(model_path))[1]
+    info = read_model_info(Path(model_path))
     # Review lines go into the file the model learns from: its classes must be the model's
     # (a binary file without '# task=' fits any model of one class).
     labels = match_model_classes(labels, info.classes, model=str(model_path), exact=True)
@@ -287,9 +287,9 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
     from PIL import Image
 
     from autotosis.evaluate import score_labelled_clips
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
 
-    info = load_checkpoint(Path(model_path))[1]
+    info = read_model_info(Path(model_path))
     labels = match_model_classes(labels, info.classes, model=str(model_path))
     units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders,
                                  progress=progress)

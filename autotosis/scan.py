@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from autotosis.fsutil import file_fingerprint
 from autotosis.prefetch import Stalled, prefetch
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.scores import ScoreCache, Scores, cache_key, is_region
+
+if TYPE_CHECKING:
+    from autotosis.predictor import Predictor
 
 SCAN_MODES = ("auto", "dense", "coarse")
 AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned coarse-to-fine
@@ -51,14 +54,6 @@ class ScanOptions:
     # needs the others: inference at 2 scores/s is a small share of the work), a quarter
     # of the cores on bigger ones, never more than the process was already given.
     threads: int | None = None
-
-
-class Predictor(Protocol):
-    """What scanning needs from a model: its metadata and uint8 NHWC frames -> (N, C) probabilities."""
-
-    info: object  # model.ModelInfo
-
-    def predict(self, frames: np.ndarray) -> np.ndarray: ...
 
 
 def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
@@ -226,18 +221,6 @@ def model_region(info: media.VideoInfo, model_info, *, region: tuple[float, floa
     return tuple(chosen) if chosen is not None else None
 
 
-class _TorchPredictor:
-    def __init__(self, path: Path) -> None:
-        from autotosis.model import load_checkpoint
-
-        self.model, self.info, _ = load_checkpoint(path)
-
-    def predict(self, frames: np.ndarray) -> np.ndarray:
-        from autotosis.model import predict_probs
-
-        return predict_probs(self.model, frames, self.info)
-
-
 @contextlib.contextmanager
 def _torch_threads(threads: int | None) -> Iterator[None]:
     """Limit torch's threads while scanning, so inference does not crowd out the decoder."""
@@ -260,22 +243,28 @@ def scan_video(
     *,
     progress: ProgressCallback = no_progress,
     predictor: Predictor | None = None,
+    backend: str | None = None,
 ) -> Scores:
-    """Score ``video`` with the checkpoint at ``model_path`` (cached unless disabled).
+    """Score ``video`` with the model at ``model_path``, a .pt checkpoint or an .onnx export (cached unless disabled).
 
-    ``predictor`` (an object with ``info`` and ``predict(frames)``, e.g.
-    ``onnx_backend.OnnxPredictor`` for the model file at ``model_path``) replaces torch.
+    The model is loaded with ``predictor.load_predictor(model_path, backend)`` -- torch's threads
+    limited while scanning, onnxruntime's set as small as ``options.threads`` says --
+    unless ``predictor`` (``info`` and ``predict(frames)``, already loaded from ``model_path``)
+    is given; the caller then sets the threads.
     """
     from autotosis.model import model_fingerprint
+    from autotosis.predictor import TorchPredictor, load_predictor
 
     video = Path(video)
-    info = media.probe(video)
     model_path = Path(model_path)
+    threads = contextlib.nullcontext()
     if predictor is None:
-        predictor = _TorchPredictor(model_path)
-        threads = _torch_threads(options.threads)
-    else:
-        threads = contextlib.nullcontext()
+        # As for torch: on a small machine one inference thread, the other cores decode.
+        predictor = load_predictor(model_path, backend,
+                                   threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None))
+        if isinstance(predictor, TorchPredictor):
+            threads = _torch_threads(options.threads)
+    info = media.probe(video)
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)
     region = model_region(info, model_info, region=options.region, full_frame=options.full_frame,

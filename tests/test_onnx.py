@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.torch, pytest.mark.media]
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from autotosis.onnx_backend import INFO_KEY, OnnxPredictor  # noqa: E402
+from autotosis.onnx_backend import INFO_KEY  # noqa: E402
+from autotosis.predictor import OnnxPredictor  # noqa: E402
 
 SIZE = 64
 CROP = (0.25, 0.0, 1.0, 0.75)

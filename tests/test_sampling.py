@@ -321,7 +321,7 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     again = scan_video(tmp_path / "pb.mp4", model, replace(options, use_cache=True, batch_size=4))
     assert tuple(again.extra["region"]) == (left, top, right, bottom)
     # Stills score the same picture.
-    from autotosis.onnx_backend import load_predictor
+    from autotosis.predictor import load_predictor
     from autotosis.stills import StillsOptions, mine_stills
 
     monkeypatch.undo()  # stills remember borders in the default cache: point it at a fresh folder

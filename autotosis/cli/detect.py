@@ -15,22 +15,10 @@ from autotosis.errors import ExitStatus, UsageError
 
 
 def model_task(path: str) -> str:
-    from autotosis.model import load_checkpoint
+    """The task of the model file at ``path`` (.pt or .onnx), read without loading the network."""
+    from autotosis.predictor import read_model_info
 
-    return load_checkpoint(Path(path))[1].task
-
-
-def _onnx_predictor(args: argparse.Namespace):
-    """onnxruntime in place of torch: with --backend onnx, or by default for an .onnx model file."""
-    backend = args.backend or ("onnx" if Path(args.model).suffix.lower() == ".onnx" else "torch")
-    if backend != "onnx":
-        return None
-    import os
-
-    from autotosis.onnx_backend import OnnxPredictor
-
-    # As scan does for torch: on a small machine one inference thread, the other cores decode.
-    return OnnxPredictor(Path(args.model), threads=1 if (os.cpu_count() or 1) <= 4 else None)
+    return read_model_info(Path(path)).task
 
 
 def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
@@ -38,12 +26,11 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.scan import scan_video
     from autotosis.scores import write_scores
 
-    predictor = _onnx_predictor(args)
-    ctx.apply_config(args, predictor.info.task if predictor else model_task(args.model))
+    ctx.apply_config(args, model_task(args.model))
     out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.video).stem}.scores.json"
     check_writable(out, args.force)
     with ctx.progress() as progress:
-        scores = scan_video(Path(args.video), Path(args.model), scan_options(args), progress=progress, predictor=predictor)
+        scores = scan_video(Path(args.video), Path(args.model), scan_options(args), progress=progress, backend=args.backend)
     write_scores(scores, out, force=args.force)
     rough = scores.extra.get("coarse")
     how = (f", coarse: {rough['keyframes']} keyframes, {rough['refined_fraction'] * 100:.0f}% of the video decoded densely"

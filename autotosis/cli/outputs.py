@@ -105,11 +105,11 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         check_sources(videos, options)
         sources = [ShortSource(videos[0], tuple(events.events), scores)]
     else:
-        from autotosis.model import load_checkpoint
+        from autotosis.predictor import read_model_info
 
         if args.scores:
             raise UsageError("--scores goes with --events; with --model the videos are scanned (and cached)")
-        model_info = load_checkpoint(Path(args.model))[1]
+        model_info = read_model_info(Path(args.model))
         ctx.apply_config(args, model_info.task)
         options = _shorts_options(args, args.crop or model_info.crop, "the face-cam crop (--crop or the model's)")
         check_sources(videos, options)  # a bad region fails now, not after the scan
@@ -256,7 +256,7 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
 
     predictor = None
     if args.model:
-        from autotosis.onnx_backend import load_predictor
+        from autotosis.predictor import load_predictor
 
         predictor = load_predictor(Path(args.model))
         ctx.apply_config(args, predictor.info.task)
@@ -308,7 +308,7 @@ def _reel_parser(commands, add: AddCommand) -> None:
             "Score one or more videos, find their events and render them into one reel.\n"
             "Example: autotosis reel vod1.mp4 vod2.mp4 --model rage.pt -o best.mp4 --top-k 10")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     add_output(p, "reel to write (.mp4)", required=True)
     add_scan_options(p)
     add_event_options(p)
@@ -328,7 +328,7 @@ def _shorts_parser(commands, add: AddCommand) -> None:
             "          autotosis shorts vod.mp4 --events vod.events.json --cam 0.75,0,1,0.3 -o shorts/")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="CHECKPOINT", help="scan the videos with this model (cached) and find their events")
+    source.add_argument("--model", metavar="CHECKPOINT", help="scan the videos with this model (.pt or .onnx; cached) and find their events")
     source.add_argument("--events", metavar="EVENTS", help="events file from `autotosis events` (one VIDEO)")
     p.add_argument("--scores", metavar="SCORES", help="with --events: scores file, for a per-half-second confidence text")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the shorts and their index")
@@ -380,7 +380,7 @@ def _report_parser(commands, add: AddCommand) -> None:
             "          autotosis report --scores vod.scores.json --events vod.events.json -o vod.html")
     p.add_argument("video", nargs="?", metavar="VIDEO",
                    help="video to scan (with --model) or to take thumbnails from (default: the one the scores name)")
-    p.add_argument("--model", metavar="CHECKPOINT", help="checkpoint from `autotosis train`: scan VIDEO now (cached)")
+    p.add_argument("--model", metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export): scan VIDEO now (cached)")
     p.add_argument("--scores", metavar="SCORES", help="scores file from `autotosis scan`, instead of --model")
     p.add_argument("--events", metavar="EVENTS", help="events file from `autotosis events` (default: found from the scores "
                                                       "with the event options below)")

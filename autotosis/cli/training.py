@@ -146,12 +146,12 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     )
     from autotosis.fsutil import check_writable, write_text_atomic
     from autotosis.labels import parse_labels
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
     from autotosis.sampling import is_image_folder, read_image_folder
     from autotosis.segments import event_params_for
 
     model_path = Path(args.model)
-    info = load_checkpoint(model_path)[1]
+    info = read_model_info(model_path)
     ctx.apply_config(args, info.task)
     json_out = Path(args.json) if args.json else None
     if json_out is not None:
@@ -221,14 +221,14 @@ def _print_eval(ctx: Context, report) -> None:
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.labels import parse_labels
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
     from autotosis.review import make_review_clips, write_hard_examples
 
     if not args.videos and not args.hard_negatives:
         raise UsageError("nothing to review: give VIDEOs (with --labels) and/or --hard-negatives LABELS")
     if args.videos and not args.labels:
         raise UsageError("review clips need --labels LABELS: the label file their lines are added to")
-    info = load_checkpoint(Path(args.model))[1]
+    info = read_model_info(Path(args.model))
     ctx.apply_config(args, info.task)
     with ctx.progress() as progress:
         if args.videos:
@@ -420,7 +420,7 @@ def _eval_parser(commands, add: AddCommand) -> None:
             "frame-level scores only, per scene, cropped with the model's crop.\n"
             "Example: autotosis eval labels/rage.txt --model rage.pt --json rage-eval.json")
     p.add_argument("labels", metavar="LABELS", help="label file, or a folder of images with one sub-folder per class")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--json", metavar="FILE", help="also write the full report (totals and every clip) as JSON")
     p.add_argument("--force", action="store_true", help="overwrite the --json file if it exists")
     g = p.add_argument_group("evaluation")
@@ -449,7 +449,7 @@ def _review_parser(commands, add: AddCommand) -> None:
             "Examples: autotosis review vod7.mp4 --model rage.pt --labels labels/rage.txt --top-k 20\n"
             "          autotosis review --model rage.pt --hard-negatives labels/rage.txt")
     p.add_argument("videos", nargs="*", metavar="VIDEO", help="new videos to cut review clips from")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--labels", metavar="LABELS", help="label file to add the review clips' lines to")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for review clips and hard-examples/ (default: review/ beside the label file)")
     p.add_argument("--iteration", type=positive_int, metavar="N", help="review round in the clip names (default: one more than the last)")

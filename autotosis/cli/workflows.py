@@ -29,13 +29,13 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
     from autotosis.engines import import_ray, make_engine
-    from autotosis.model import load_checkpoint
+    from autotosis.predictor import read_model_info
 
     if args.address and args.engine != "ray":
         raise UsageError("--address is for --engine ray")
     if args.engine == "ray":
         import_ray()  # a missing extra is reported now, not after the inputs were checked
-    info = load_checkpoint(Path(args.model))[1]
+    info = read_model_info(Path(args.model))
     ctx.apply_config(args, info.task)
     out = Path(args.out)
     sources = collect_inputs(args.inputs, exclude=out)
@@ -85,7 +85,7 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis import media
     from autotosis.live import LiveOptions, check_replay_dir, run_live
-    from autotosis.onnx_backend import load_predictor
+    from autotosis.predictor import load_predictor
 
     predictor = load_predictor(Path(args.model))
     ctx.apply_config(args, predictor.info.task)
@@ -127,7 +127,7 @@ def _batch_parser(commands, add: AddCommand) -> None:
             "          autotosis batch /shared/vods --model /shared/rage.pt --out /shared/out --engine ray --address auto")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders (searched recursively), globs (quoted), or .txt files listing these, one a line")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train`")
+    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (made if missing); the same DIR resumes a batch")
     p.add_argument("--force", action="store_true",
                    help="redo VODs that DIR holds from other settings or another model, and write into folders it did not make")
