@@ -34,6 +34,7 @@ import wave
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -663,6 +664,22 @@ _HAIR = ((30, 20, 15), (70, 45, 25), (120, 80, 40), (200, 170, 110), (150, 60, 3
 _RAGE_RED = np.array((215, 40, 35), dtype=np.float32)
 
 
+class _Pose(NamedTuple):
+    """The streamer's state at one moment, read from the rage and behaviour schedules."""
+
+    rage: float
+    shout: float
+    talk: float
+    laugh: float
+    drink: float
+    drink_index: int
+    lean: float
+    blink: float
+    sway_x: float
+    sway_y: float
+    secs: float
+
+
 class _FaceCam:
     """The streamer in the face-cam box: drawn only inside the box, on a precomputed room."""
 
@@ -713,19 +730,19 @@ class _FaceCam:
         _ellipse(room, bw * rng.uniform(0.4, 0.6), bh * 0.75, bw * 0.28, bh * 0.45, _hsv(rng.uniform(), 0.5, 0.25))
         return room
 
-    def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
+    def _pose(self, t_ms: float) -> _Pose:
+        """What the streamer is doing at ``t_ms`` (shared by the default and the hard-mode cam)."""
         t = np.array([t_ms])
-        rage = float(self.rage.intensity(t)[0])
-        shout = float(self.rage.shout(t)[0])
         life = self.life
-        talk = float(life.talking(t)[0])
-        laugh = float(life.laughing(t)[0])
         drink_env, drink_i = life.drink.envelope(t)
-        drink = float(drink_env[0])
-        lean = float(life.lean.envelope(t)[0][0])
-        blink = float(life.blink.envelope(t)[0][0])
         sway_x, sway_y = life.sway(t_ms)
-        secs = t_ms / 1000
+        return _Pose(float(self.rage.intensity(t)[0]), float(self.rage.shout(t)[0]), float(life.talking(t)[0]),
+                     float(life.laughing(t)[0]), float(drink_env[0]), drink_i, float(life.lean.envelope(t)[0][0]),
+                     float(life.blink.envelope(t)[0][0]), sway_x, sway_y, t_ms / 1000)
+
+    def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
+        rage, shout, talk, laugh, drink, drink_i, lean, blink, sway_x, sway_y, secs = self._pose(t_ms)
+        life = self.life
 
         canvas = self.room.copy()
         # The RGB strip breathes around its colour: a change the model must learn to ignore.
@@ -774,7 +791,7 @@ class _FaceCam:
             _ellipse(canvas, cx, my - 0.6 * opening * ry, mouth_w * 0.7, 0.3 * opening * ry, (240, 240, 235))
 
         if drink > 0 and rage < 0.3:
-            side = float(life.drink_side[int(drink_i[0])])
+            side = float(life.drink_side[drink_i])
             hy = self.bh + 0.5 * ry - (self.bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
             hx = cx + side * 0.55 * rx
             _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
@@ -1026,20 +1043,10 @@ class _HardFaceCam(_FaceCam):
         return self.tint * np.float32(drift * float(self.lamp.at(t_ms)[0]))
 
     def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
-        t = np.array([t_ms])
-        rage = float(self.rage.intensity(t)[0])
-        shout = float(self.rage.shout(t)[0])
+        rage, shout, talk, laugh, drink, drink_i, lean, blink, sway_x, sway_y, secs = self._pose(t_ms)
         life = self.life
-        talk = float(life.talking(t)[0])
-        laugh = float(life.laughing(t)[0])
-        drink_env, drink_i = life.drink.envelope(t)
-        drink = float(drink_env[0])
-        lean = float(life.lean.envelope(t)[0][0])
-        blink = float(life.blink.envelope(t)[0][0])
-        sway_x, sway_y = life.sway(t_ms)
-        secs = t_ms / 1000
 
-        look_env, look_i = self.looks.envelope(t)
+        look_env, look_i = self.looks.envelope(np.array([t_ms]))
         look, li = float(look_env[0]), int(look_i[0])
         kind = self.look_kinds[li] if look > 0 else ""
         p = self.look_params[li]
@@ -1106,7 +1113,7 @@ class _HardFaceCam(_FaceCam):
             _ellipse(canvas, cx, my - 0.6 * opening * ry, mouth_w * 0.7, 0.3 * opening * ry, (240, 240, 235))
 
         if drink > 0 and rage < 0.3 and look == 0:
-            side = float(life.drink_side[int(drink_i[0])])
+            side = float(life.drink_side[drink_i])
             hy = bh + 0.5 * ry - (bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
             hx = cx + side * 0.55 * rx
             _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
