@@ -737,7 +737,7 @@ class _FaceCam:
         drink_env, drink_i = life.drink.envelope(t)
         sway_x, sway_y = life.sway(t_ms)
         return _Pose(float(self.rage.intensity(t)[0]), float(self.rage.shout(t)[0]), float(life.talking(t)[0]),
-                     float(life.laughing(t)[0]), float(drink_env[0]), drink_i, float(life.lean.envelope(t)[0][0]),
+                     float(life.laughing(t)[0]), float(drink_env[0]), int(drink_i[0]), float(life.lean.envelope(t)[0][0]),
                      float(life.blink.envelope(t)[0][0]), sway_x, sway_y, t_ms / 1000)
 
     def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
