@@ -57,8 +57,9 @@ BEST_OF_FORMAT = "autotosis-best-of/1"
 OUTPUT_FILES = {"scores": "scores.json", "events": "events.json", "reel": "reel.mp4", "report": "report.html"}
 ORDERS = ("time", "score")
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".flv", ".ts", ".m2ts", ".mts", ".webm", ".avi",
-                            ".mpg", ".mpeg", ".wmv", ".3gp"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mkv", ".mov", ".flv", ".ts", ".m2ts", ".mts", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".3gp"}
+)
 LIST_SUFFIXES = frozenset({".txt", ".list", ".lst"})
 # fsutil.atomic_path's temp names: ".<stem>.<random>.part<suffix>", and media.concat_segments' list of
 # pieces beside such a file (".<stem>.<random>.part<suffix>.concat.txt"), which a kill leaves too
@@ -182,10 +183,17 @@ def collect_inputs(inputs: Sequence[str], *, exclude: Path | None = None, cwd: P
 def _expand(text: str, base: Path, where: str, *, allow_lists: bool) -> list[Path]:
     path = base / Path(text).expanduser()
     if path.is_dir():
-        videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        videos = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in VIDEO_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
         if not videos:
-            raise UsageError(f"{where}: no videos in folder {path}", hint=f"looked for {', '.join(sorted(VIDEO_SUFFIXES))}")
+            raise UsageError(
+                f"{where}: no videos in folder {path}", hint=f"looked for {', '.join(sorted(VIDEO_SUFFIXES))}"
+            )
         return videos
     if path.is_file():
         if allow_lists and path.suffix.lower() in LIST_SUFFIXES:
@@ -195,8 +203,12 @@ def _expand(text: str, base: Path, where: str, *, allow_lists: bool) -> list[Pat
         import glob
 
         matches = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
-        videos = [p for m in matches for p in (_expand(str(m), base, where, allow_lists=False) if m.is_dir() else [m])
-                  if p.suffix.lower() in VIDEO_SUFFIXES]
+        videos = [
+            p
+            for m in matches
+            for p in (_expand(str(m), base, where, allow_lists=False) if m.is_dir() else [m])
+            if p.suffix.lower() in VIDEO_SUFFIXES
+        ]
         if not videos:
             raise UsageError(f"{where}: no video matches {text!r}")
         return videos
@@ -242,15 +254,19 @@ class Manifest:
             raise UsageError(f"{self.path}: cannot read the batch manifest ({exc.strerror or exc})") from None
         records = []
         for line in text.splitlines():
-            with contextlib.suppress(ValueError, RecursionError):  # a line cut short by a kill: that step is simply not done
+            with contextlib.suppress(
+                ValueError, RecursionError
+            ):  # a line cut short by a kill: that step is simply not done
                 record = _checked(json.loads(line))
                 if record is not None:
                     records.append(record)
         first = text.lstrip("\ufeff \t\r\n\x00")
         if not records and first and not first.startswith("{"):
-            raise DataError(f"{self.path}: not a batch manifest (no line of it is a JSON record)",
-                            hint="if it is the batch's own, damaged, delete it and run again: every VOD is redone "
-                                 "(--force to write over the old outputs)")
+            raise DataError(
+                f"{self.path}: not a batch manifest (no line of it is a JSON record)",
+                hint="if it is the batch's own, damaged, delete it and run again: every VOD is redone "
+                "(--force to write over the old outputs)",
+            )
         return records
 
     def latest(self) -> tuple[dict[str, dict], dict | None]:
@@ -290,8 +306,13 @@ class Manifest:
 
 def _plain_name(value: object) -> bool:
     """A file or folder name inside the batch folder (never a path that leads elsewhere)."""
-    return (isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value
-            and "\x00" not in value)
+    return (
+        isinstance(value, str)
+        and value not in ("", ".", "..")
+        and "/" not in value
+        and "\\" not in value
+        and "\x00" not in value
+    )
 
 
 def _whole(value: object, minimum: int = 0) -> bool:
@@ -304,7 +325,9 @@ def _fields_ok(record: dict, checks: dict[str, Callable[[object], bool]]) -> boo
 
 _OUTPUTS = {
     "state": lambda v: v in ("running", "done", "failed"),
-    "outputs": lambda v: isinstance(v, dict) and all(isinstance(k, str) and (n is None or _plain_name(n)) for k, n in v.items()),
+    "outputs": lambda v: (
+        isinstance(v, dict) and all(isinstance(k, str) and (n is None or _plain_name(n)) for k, n in v.items())
+    ),
     "sizes": lambda v: isinstance(v, dict) and all(isinstance(k, str) and _whole(n) for k, n in v.items()),
     "duration_ms": _whole,
 }
@@ -353,7 +376,9 @@ def _locked(out: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UsageError(f"{out}: another batch is writing to this folder", hint="wait for it, or use another --out") from None
+            raise UsageError(
+                f"{out}: another batch is writing to this folder", hint="wait for it, or use another --out"
+            ) from None
         yield
 
 
@@ -433,9 +458,17 @@ def _process(job: VodJob) -> VodResult:
             outputs["chapters"] = rendered.chapters_text.name
     else:
         reel_path.unlink(missing_ok=True)  # a reel of an earlier attempt would not match these events
-    write_report(scores, event_list, folder / OUTPUT_FILES["report"], video=media.probe(job.source),
-                 settings=job.report_settings, force=True)
-    return VodResult(job.source, ok=True, outputs=outputs, events=len(events), duration_ms=scores.duration_ms, reel_ms=reel_ms)
+    write_report(
+        scores,
+        event_list,
+        folder / OUTPUT_FILES["report"],
+        video=media.probe(job.source),
+        settings=job.report_settings,
+        force=True,
+    )
+    return VodResult(
+        job.source, ok=True, outputs=outputs, events=len(events), duration_ms=scores.duration_ms, reel_ms=reel_ms
+    )
 
 
 # --------------------------------------------------------------------------- planning
@@ -493,8 +526,13 @@ def _plan(sources: Sequence[Path], out: Path, records: dict[str, dict], key: str
             name = record["dir"]
             if record.get("state") == "done" and record.get("settings") != key and not force:
                 changed.append(source)
-            skip = (record.get("state") == "done" and record.get("settings") == key
-                    and record.get("fingerprint") == fingerprint and fingerprint is not None and _outputs_intact(out, record))
+            skip = (
+                record.get("state") == "done"
+                and record.get("settings") == key
+                and record.get("fingerprint") == fingerprint
+                and fingerprint is not None
+                and _outputs_intact(out, record)
+            )
         else:
             name = folder_name(source, taken)
             taken.add(name)
@@ -502,8 +540,10 @@ def _plan(sources: Sequence[Path], out: Path, records: dict[str, dict], key: str
         plan.append(_Planned(source, name, fingerprint, skip, record))
     if changed:  # their outputs would be replaced: the --force rule, so the "output exists" status
         error = OutputExistsError(out)
-        error.message = (f"{out}: {len(changed)} VOD(s) here were processed with other settings or another model "
-                         f"(first: {changed[0].name})")
+        error.message = (
+            f"{out}: {len(changed)} VOD(s) here were processed with other settings or another model "
+            f"(first: {changed[0].name})"
+        )
         error.hint = "pass --force to redo them with these settings, or use another --out"
         raise error
     return plan
@@ -512,8 +552,9 @@ def _plan(sources: Sequence[Path], out: Path, records: dict[str, dict], key: str
 # --------------------------------------------------------------------------- best of
 
 
-def select_best(candidates: Sequence[tuple[Path, Sequence[Event]]], *, order: str, max_duration_ms: int | None,
-                card_ms: int) -> list[Pick]:
+def select_best(
+    candidates: Sequence[tuple[Path, Sequence[Event]]], *, order: str, max_duration_ms: int | None, card_ms: int
+) -> list[Pick]:
     """Choose events for the best-of reel and put them in reel order.
 
     Events are taken highest peak first while the reel (events plus one ``card_ms`` title
@@ -556,8 +597,15 @@ def runs_by_source(picks: Sequence[Pick]) -> list[tuple[Path, tuple[Event, ...]]
     return [(source, tuple(events)) for source, events in runs]
 
 
-def _best_of(out: Path, done: Sequence[tuple[Path, str]], options: BatchOptions, key: str, last: dict | None,
-             manifest: Manifest, progress: ProgressCallback) -> BestOfResult:
+def _best_of(
+    out: Path,
+    done: Sequence[tuple[Path, str]],
+    options: BatchOptions,
+    key: str,
+    last: dict | None,
+    manifest: Manifest,
+    progress: ProgressCallback,
+) -> BestOfResult:
     from autotosis.render import ReelPart, render_reel
     from autotosis.scores import read_scores
     from autotosis.segments import read_events
@@ -577,10 +625,18 @@ def _best_of(out: Path, done: Sequence[tuple[Path, str]], options: BatchOptions,
                     path.unlink(missing_ok=True)
             return BestOfResult("none")
         selection = [[str(p.source), p.event.start_ms, p.event.end_ms, p.event.peak] for p in picks]
-        best_key = settings_key({"settings": key, "order": options.order, "max": options.max_duration_ms, "picks": selection})
-        if (last is not None and last.get("state") == "done" and last.get("key") == best_key
-                and _outputs_intact(out, {**last, "dir": "."})):
-            return BestOfResult("skipped", reel, len(picks), len({p.source for p in picks}), int(last.get("duration_ms", 0)))
+        best_key = settings_key(
+            {"settings": key, "order": options.order, "max": options.max_duration_ms, "picks": selection}
+        )
+        if (
+            last is not None
+            and last.get("state") == "done"
+            and last.get("key") == best_key
+            and _outputs_intact(out, {**last, "dir": "."})
+        ):
+            return BestOfResult(
+                "skipped", reel, len(picks), len({p.source for p in picks}), int(last.get("duration_ms", 0))
+            )
         force = options.force or last is not None
         if not force:
             for path in (reel, listing):
@@ -589,16 +645,32 @@ def _best_of(out: Path, done: Sequence[tuple[Path, str]], options: BatchOptions,
         manifest.append({"kind": "best_of", "state": "running", "key": best_key})
         runs = runs_by_source(picks)
         scores = {source: read_scores(out / folders[source] / OUTPUT_FILES["scores"]) for source, _ in runs}
-        result = render_reel([ReelPart(source, events, scores[source]) for source, events in runs], reel, render,
-                             force=True, progress=progress)
-        write_text_atomic(listing, json.dumps(_listing(picks, runs, render, options, result.duration_ms), indent=1,
-                                              ensure_ascii=False) + "\n", force=True)
+        result = render_reel(
+            [ReelPart(source, events, scores[source]) for source, events in runs],
+            reel,
+            render,
+            force=True,
+            progress=progress,
+        )
+        write_text_atomic(
+            listing,
+            json.dumps(_listing(picks, runs, render, options, result.duration_ms), indent=1, ensure_ascii=False) + "\n",
+            force=True,
+        )
         outputs = {"reel": BEST_OF_REEL, "list": BEST_OF_LIST}
         if result.chapters_text is not None:
             outputs["chapters"] = result.chapters_text.name
         sizes = {name: (out / name).stat().st_size for name in outputs.values()}
-        manifest.append({"kind": "best_of", "state": "done", "key": best_key, "duration_ms": result.duration_ms,
-                         "outputs": outputs, "sizes": sizes})
+        manifest.append(
+            {
+                "kind": "best_of",
+                "state": "done",
+                "key": best_key,
+                "duration_ms": result.duration_ms,
+                "outputs": outputs,
+                "sizes": sizes,
+            }
+        )
         return BestOfResult("done", reel, len(picks), len({p.source for p in picks}), result.duration_ms)
     except AutotosisError as exc:
         manifest.append({"kind": "best_of", "state": "failed", "error": str(exc)})
@@ -614,11 +686,27 @@ def _listing(picks: Sequence[Pick], runs, render: RenderOptions, options: BatchO
         for event in events:
             pick = picks[index]
             index += 1
-            clips.append({"source": str(source), "start_ms": event.start_ms, "end_ms": event.end_ms, "peak": event.peak,
-                          "mean": event.mean, "label": event.label, "reel_start_ms": at, "source_index": pick.source_index})
+            clips.append(
+                {
+                    "source": str(source),
+                    "start_ms": event.start_ms,
+                    "end_ms": event.end_ms,
+                    "peak": event.peak,
+                    "mean": event.mean,
+                    "label": event.label,
+                    "reel_start_ms": at,
+                    "source_index": pick.source_index,
+                }
+            )
             at += event.duration_ms
-    return {"format": BEST_OF_FORMAT, "order": options.order, "max_duration_ms": options.max_duration_ms,
-            "duration_ms": duration_ms, "title_card_ms": render.title_ms, "clips": clips}
+    return {
+        "format": BEST_OF_FORMAT,
+        "order": options.order,
+        "max_duration_ms": options.max_duration_ms,
+        "duration_ms": duration_ms,
+        "title_card_ms": render.title_ms,
+        "clips": clips,
+    }
 
 
 # --------------------------------------------------------------------------- driver
@@ -643,9 +731,14 @@ def _plain(value: object) -> object:
     return str(value)  # Fraction frame rates, paths
 
 
-def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Callable[[], Engine], *,
-              progress: ProgressCallback = no_progress,
-              on_item: Callable[[ItemOutcome], None] = lambda item: None) -> BatchResult:
+def run_batch(
+    sources: Sequence[Path],
+    options: BatchOptions,
+    engine_factory: Callable[[], Engine],
+    *,
+    progress: ProgressCallback = no_progress,
+    on_item: Callable[[ItemOutcome], None] = lambda item: None,
+) -> BatchResult:
     """Process ``sources`` into ``options.out``, skipping what an earlier run finished.
 
     ``engine_factory`` is called only when there is work, so a finished batch re-runs
@@ -660,18 +753,27 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
         raise UsageError(f"{out}: --out must be a folder")
     info = load_predictor(options.model).info  # a bad model (.pt or .onnx) fails here, once, not once per VOD
     if options.class_name is not None and options.class_name not in info.classes:
-        raise UsageError(f"{options.model}: the model has no class {options.class_name!r}", hint=f"its classes: {', '.join(info.classes)}")
+        raise UsageError(
+            f"{options.model}: the model has no class {options.class_name!r}",
+            hint=f"its classes: {', '.join(info.classes)}",
+        )
     out.mkdir(parents=True, exist_ok=True)
     settings = batch_settings(options, model_fingerprint(options.model))
     key = settings_key(settings)
     # The driver picks the score cache so every worker (other processes, other Ray nodes) uses the same one.
-    scan = replace(options.scan, cache_dir=options.scan.cache_dir or (default_cache_dir() if options.scan.use_cache else None))
+    scan = replace(
+        options.scan, cache_dir=options.scan.cache_dir or (default_cache_dir() if options.scan.use_cache else None)
+    )
     with _locked(out):
         manifest = Manifest(out / MANIFEST_NAME)
         records, last_best = manifest.latest()
-        if last_best is None and manifest.ran_here():  # its record was lost (a manifest cut short): the reel is still ours
+        if (
+            last_best is None and manifest.ran_here()
+        ):  # its record was lost (a manifest cut short): the reel is still ours
             last_best = {"kind": "best_of", "state": "lost"}
-        if last_best is None and not options.force:  # best-of files a batch did not make: refuse now, not after hours of work
+        if (
+            last_best is None and not options.force
+        ):  # best-of files a batch did not make: refuse now, not after hours of work
             for path in (out / BEST_OF_REEL, out / BEST_OF_LIST):
                 if path.exists():
                     raise OutputExistsError(path)
@@ -680,32 +782,69 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
         # Workers start (or the cluster is reached) before anything is written: a bad --address changes nothing.
         with engine_factory() if todo else contextlib.nullcontext() as engine:
             remove_part_files([out, *(out / r["dir"] for r in records.values() if isinstance(r.get("dir"), str))])
-            manifest.append({"kind": "run", "settings": settings, "settings_key": key, "vods": len(plan), "todo": len(todo),
-                             "engine": engine.name if engine else None, "workers": engine.slots if engine else 0})
+            manifest.append(
+                {
+                    "kind": "run",
+                    "settings": settings,
+                    "settings_key": key,
+                    "vods": len(plan),
+                    "todo": len(todo),
+                    "engine": engine.name if engine else None,
+                    "workers": engine.slots if engine else 0,
+                }
+            )
             outcomes: dict[Path, ItemOutcome] = {}
             for item in plan:
                 if item.skip:
                     record = item.record or {}
-                    outcomes[item.source] = ItemOutcome(item.source, item.name, "skipped", int(record.get("events", 0)),
-                                                        record.get("reel_ms"), float(record.get("elapsed_s", 0.0)))
+                    outcomes[item.source] = ItemOutcome(
+                        item.source,
+                        item.name,
+                        "skipped",
+                        int(record.get("events", 0)),
+                        record.get("reel_ms"),
+                        float(record.get("elapsed_s", 0.0)),
+                    )
                     on_item(outcomes[item.source])
             progress("VODs", len(outcomes), len(plan))
-            jobs = [VodJob(item.source, out / item.name, Path(options.model).absolute(), scan, options.events,
-                           options.class_name, options.render, {"model": str(options.model), "batch settings": settings})
-                    for item in todo.values()]
+            jobs = [
+                VodJob(
+                    item.source,
+                    out / item.name,
+                    Path(options.model).absolute(),
+                    scan,
+                    options.events,
+                    options.class_name,
+                    options.render,
+                    {"model": str(options.model), "batch settings": settings},
+                )
+                for item in todo.values()
+            ]
 
             def started(job: VodJob) -> None:
                 item = todo[job.source]
-                manifest.append({"kind": "vod", "source": str(job.source), "dir": item.name, "state": "running",
-                                 "fingerprint": item.fingerprint, "settings": key})
+                manifest.append(
+                    {
+                        "kind": "vod",
+                        "source": str(job.source),
+                        "dir": item.name,
+                        "state": "running",
+                        "fingerprint": item.fingerprint,
+                        "settings": key,
+                    }
+                )
 
             for job, result in run_jobs(engine, process_vod, jobs, on_submit=started) if todo else ():
                 # Every attempt at this VOD has ended: temp files left here are from one that died (a lost
                 # Ray node whose task was retried elsewhere), not from a write still going on.
                 remove_part_files([job.folder])
                 if isinstance(result, Exception):  # the worker itself died, or the engine failed
-                    result = VodResult(job.source, ok=False, error=f"worker failed: {type(result).__name__}: {result}",
-                                       error_kind=type(result).__name__)
+                    result = VodResult(
+                        job.source,
+                        ok=False,
+                        error=f"worker failed: {type(result).__name__}: {result}",
+                        error_kind=type(result).__name__,
+                    )
                 outcome = _record(manifest, out, todo[job.source], result, key)
                 outcomes[job.source] = outcome
                 on_item(outcome)
@@ -717,18 +856,37 @@ def run_batch(sources: Sequence[Path], options: BatchOptions, engine_factory: Ca
 
 
 def _record(manifest: Manifest, out: Path, item: _Planned, result: VodResult, key: str) -> ItemOutcome:
-    base = {"kind": "vod", "source": str(item.source), "dir": item.name, "fingerprint": item.fingerprint, "settings": key,
-            "elapsed_s": result.elapsed_s}
+    base = {
+        "kind": "vod",
+        "source": str(item.source),
+        "dir": item.name,
+        "fingerprint": item.fingerprint,
+        "settings": key,
+        "elapsed_s": result.elapsed_s,
+    }
     if result.ok:
         try:
             sizes = {name: (out / item.name / name).stat().st_size for name in result.outputs.values()}
         except FileNotFoundError as exc:  # written where the driver cannot see it: a node without the shared DIR
-            result = replace(result, ok=False, error_kind="MissingOutput",
-                             error=f"{exc.filename}: the worker wrote it, but it is not there as seen from the driver "
-                                   "(every Ray node must see --out at the same path: shared storage)")
+            result = replace(
+                result,
+                ok=False,
+                error_kind="MissingOutput",
+                error=f"{exc.filename}: the worker wrote it, but it is not there as seen from the driver "
+                "(every Ray node must see --out at the same path: shared storage)",
+            )
     if result.ok:
-        manifest.append({**base, "state": "done", "outputs": result.outputs, "sizes": sizes, "events": result.events,
-                         "duration_ms": result.duration_ms, "reel_ms": result.reel_ms})
+        manifest.append(
+            {
+                **base,
+                "state": "done",
+                "outputs": result.outputs,
+                "sizes": sizes,
+                "events": result.events,
+                "duration_ms": result.duration_ms,
+                "reel_ms": result.reel_ms,
+            }
+        )
         return ItemOutcome(item.source, item.name, "done", result.events, result.reel_ms, result.elapsed_s)
     manifest.append({**base, "state": "failed", "error": result.error, "error_kind": result.error_kind})
     return ItemOutcome(item.source, item.name, "failed", elapsed_s=result.elapsed_s, error=result.error)
@@ -745,16 +903,26 @@ def summary_table(result: BatchResult):
     counts = {status: sum(i.status == status for i in result.items) for status in ("done", "skipped", "failed")}
     title = f"batch: {counts['done']} done, {counts['skipped']} already done, {counts['failed']} failed"
     table = Table(title=title)
-    for column, justify in (("VOD", "left"), ("status", "left"), ("events", "right"), ("reel", "right"),
-                            ("time", "right"), ("folder / error", "left")):
+    for column, justify in (
+        ("VOD", "left"),
+        ("status", "left"),
+        ("events", "right"),
+        ("reel", "right"),
+        ("time", "right"),
+        ("folder / error", "left"),
+    ):
         table.add_column(column, justify=justify)
     style = {"done": "green", "skipped": "cyan", "failed": "bold red", "none": "yellow"}
     for item in result.items:
         status = "already done" if item.status == "skipped" else item.status
-        table.add_row(escape(item.source.name), f"[{style[item.status]}]{status}[/]",
-                      "" if item.status == "failed" else str(item.events),
-                      "" if item.reel_ms is None else f"{item.reel_ms / 1000:.1f}s",
-                      f"{item.elapsed_s:.1f}s", escape(item.error if item.error else item.name + "/"))
+        table.add_row(
+            escape(item.source.name),
+            f"[{style[item.status]}]{status}[/]",
+            "" if item.status == "failed" else str(item.events),
+            "" if item.reel_ms is None else f"{item.reel_ms / 1000:.1f}s",
+            f"{item.elapsed_s:.1f}s",
+            escape(item.error if item.error else item.name + "/"),
+        )
     best = result.best_of
     detail = {
         "done": f"{BEST_OF_REEL}: {_count(best.clips, 'clip')} from {_count(best.sources, 'VOD')}",
@@ -762,9 +930,14 @@ def summary_table(result: BatchResult):
         "none": "no events in any VOD: no best-of reel",
         "failed": best.error or "",
     }[best.status]
-    table.add_row("best of", f"[{style.get(best.status, 'cyan')}]{'already done' if best.status == 'skipped' else best.status}[/]",
-                  str(best.clips) if best.clips else "", f"{best.duration_ms / 1000:.1f}s" if best.duration_ms else "", "",
-                  escape(detail))
+    table.add_row(
+        "best of",
+        f"[{style.get(best.status, 'cyan')}]{'already done' if best.status == 'skipped' else best.status}[/]",
+        str(best.clips) if best.clips else "",
+        f"{best.duration_ms / 1000:.1f}s" if best.duration_ms else "",
+        "",
+        escape(detail),
+    )
     return table
 
 

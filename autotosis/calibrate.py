@@ -61,15 +61,23 @@ class EventRules:
 
     def params(self) -> EventParams:
         """Unpadded events, as they are matched to the truth."""
-        return EventParams(threshold=self.threshold, smooth_ms=self.smooth_ms, min_length_ms=self.min_length_ms,
-                           merge_gap_ms=self.merge_gap_ms, pad_before_ms=0, pad_after_ms=0)
+        return EventParams(
+            threshold=self.threshold,
+            smooth_ms=self.smooth_ms,
+            min_length_ms=self.min_length_ms,
+            merge_gap_ms=self.merge_gap_ms,
+            pad_before_ms=0,
+            pad_after_ms=0,
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"threshold {self.threshold:.2f}, smoothing {self.smooth_ms / 1000:g} s, "
-                f"minimum length {self.min_length_ms / 1000:g} s, merge gap {self.merge_gap_ms / 1000:g} s")
+        return (
+            f"threshold {self.threshold:.2f}, smoothing {self.smooth_ms / 1000:g} s, "
+            f"minimum length {self.min_length_ms / 1000:g} s, merge gap {self.merge_gap_ms / 1000:g} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,16 +92,26 @@ class Calibration:
 
     def explain(self) -> str:
         low, high = self.plateau
-        return (f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
-                f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
-                f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}; "
-                f"the fixed defaults would score {self.default_event.f1:.2f}")
+        return (
+            f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
+            f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
+            f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}; "
+            f"the fixed defaults would score {self.default_event.f1:.2f}"
+        )
 
     def to_dict(self) -> dict:
-        return {**self.rules.as_dict(), "source": "out-of-fold", "event_f1": round(self.event.f1, 4),
-                "event_precision": round(self.event.precision, 4), "event_recall": round(self.event.recall, 4),
-                "frame_f1": round(self.frame.f1, 4), "plateau": list(self.plateau),
-                "default_event_f1": round(self.default_event.f1, 4), "clips": self.clips, "highlights": self.highlights}
+        return {
+            **self.rules.as_dict(),
+            "source": "out-of-fold",
+            "event_f1": round(self.event.f1, 4),
+            "event_precision": round(self.event.precision, 4),
+            "event_recall": round(self.event.recall, 4),
+            "frame_f1": round(self.frame.f1, 4),
+            "plateau": list(self.plateau),
+            "default_event_f1": round(self.default_event.f1, 4),
+            "clips": self.clips,
+            "highlights": self.highlights,
+        }
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -145,14 +163,28 @@ def _lay_out(clips: Sequence[OofClip], smooth_windows: Sequence[int]) -> _Laid:
         truth += [(s + offset, e + offset) for s, e in clip_true]
         unsure += [(s + offset, e + offset) for s, e in clip_unsure]
         offset += int(clip.times_ms[-1]) + clip.step_ms + _CLIP_GAP_MS if len(clip.times_ms) else 0
-    return _Laid(np.concatenate(times), np.concatenate(raw), {w: np.concatenate(v) for w, v in smoothed.items()},
-                 np.concatenate(targets), truth, np.asarray(unsure, dtype=np.int64).reshape(-1, 2), offsets, step, offset)
+    return _Laid(
+        np.concatenate(times),
+        np.concatenate(raw),
+        {w: np.concatenate(v) for w, v in smoothed.items()},
+        np.concatenate(targets),
+        truth,
+        np.asarray(unsure, dtype=np.int64).reshape(-1, 2),
+        offsets,
+        step,
+        offset,
+    )
 
 
 def _detections(laid: _Laid, rules: EventRules) -> list[tuple[int, int, float]]:
     """Unpadded events (start, end, peak) on the laid-out time line, unsure spans left out."""
-    params = EventParams(threshold=rules.threshold, min_length_ms=rules.min_length_ms, merge_gap_ms=rules.merge_gap_ms,
-                         pad_before_ms=0, pad_after_ms=0)
+    params = EventParams(
+        threshold=rules.threshold,
+        min_length_ms=rules.min_length_ms,
+        merge_gap_ms=rules.merge_gap_ms,
+        pad_before_ms=0,
+        pad_after_ms=0,
+    )
     events = find_events(laid.times, laid.smoothed[rules.smooth_ms], laid.end, "x", params, laid.step)
     found = [(e.start_ms, e.end_ms, e.peak) for e in events]
     if len(laid.unsure) == 0:
@@ -175,8 +207,14 @@ def _frame_prf(laid: _Laid, threshold: float) -> PRF:
     return frame_prf(laid.raw >= threshold, laid.targets > 0, ignore=~counted)
 
 
-def calibrate(clips: Sequence[OofClip], *, thresholds: Sequence[float] = THRESHOLDS, smooth_ms: Sequence[int] = SMOOTH_MS,
-              min_length_ms: Sequence[int] = MIN_LENGTH_MS, merge_gap_ms: Sequence[int] = MERGE_GAP_MS) -> Calibration | None:
+def calibrate(
+    clips: Sequence[OofClip],
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    smooth_ms: Sequence[int] = SMOOTH_MS,
+    min_length_ms: Sequence[int] = MIN_LENGTH_MS,
+    merge_gap_ms: Sequence[int] = MERGE_GAP_MS,
+) -> Calibration | None:
     """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight."""
     clips = [c for c in clips if len(c.times_ms)]
     if not clips:
@@ -190,7 +228,9 @@ def calibrate(clips: Sequence[OofClip], *, thresholds: Sequence[float] = THRESHO
     for window in smooth_ms:
         for length in min_length_ms:
             for gap in merge_gap_ms:
-                curves[(window, length, gap)] = np.array([_score(laid, EventRules(t, window, length, gap)).f1 for t in thresholds])
+                curves[(window, length, gap)] = np.array(
+                    [_score(laid, EventRules(t, window, length, gap)).f1 for t in thresholds]
+                )
     best = max(float(curve.max()) for curve in curves.values())
 
     def plateau(curve: np.ndarray) -> tuple[int, int]:
@@ -204,8 +244,13 @@ def calibrate(clips: Sequence[OofClip], *, thresholds: Sequence[float] = THRESHO
         # The fewest departures from the fixed defaults (a rule changes only where the clips show that it
         # pays), then the widest plateau, then the least smoothing, the shortest minimum length, the
         # default-most gap.
-        departures = sum((window != DEFAULT_RULES["smooth_ms"], length != DEFAULT_RULES["min_length_ms"],
-                          gap != DEFAULT_RULES["merge_gap_ms"]))
+        departures = sum(
+            (
+                window != DEFAULT_RULES["smooth_ms"],
+                length != DEFAULT_RULES["min_length_ms"],
+                gap != DEFAULT_RULES["merge_gap_ms"],
+            )
+        )
         return (departures, -(hi - lo), window, length, abs(gap - DEFAULT_RULES["merge_gap_ms"]))
 
     key = min((k for k, curve in curves.items() if curve.max() >= best - TOLERANCE), key=preference)
@@ -214,9 +259,13 @@ def calibrate(clips: Sequence[OofClip], *, thresholds: Sequence[float] = THRESHO
     rules = EventRules(float(chosen), *key)
     default_rules = EventRules(**DEFAULT_RULES)
     return Calibration(
-        rules=rules, event=_score(laid, rules), frame=_frame_prf(laid, rules.threshold),
-        plateau=(float(thresholds[lo]), float(thresholds[hi - 1])), default_event=_score(laid, default_rules),
-        clips=len(clips), highlights=len(laid.truth),
+        rules=rules,
+        event=_score(laid, rules),
+        frame=_frame_prf(laid, rules.threshold),
+        plateau=(float(thresholds[lo]), float(thresholds[hi - 1])),
+        default_event=_score(laid, default_rules),
+        clips=len(clips),
+        highlights=len(laid.truth),
     )
 
 

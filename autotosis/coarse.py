@@ -51,8 +51,15 @@ def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     return probs.max(axis=1) if probs.size else np.zeros(len(probs), np.float32)
 
 
-def refine_spans(key_times_ms: np.ndarray, key_scores: np.ndarray, duration_ms: int, threshold: float,
-                 *, pad_keyframes: int = 1, max_gap_ms: int = 5000) -> list[Span]:
+def refine_spans(
+    key_times_ms: np.ndarray,
+    key_scores: np.ndarray,
+    duration_ms: int,
+    threshold: float,
+    *,
+    pad_keyframes: int = 1,
+    max_gap_ms: int = 5000,
+) -> list[Span]:
     """Stretches of the video to decode densely, sorted and disjoint.
 
     Each keyframe scoring ``>= threshold`` contributes the stretch from ``pad_keyframes``
@@ -109,8 +116,13 @@ def align_spans(spans: list[Span], fps: float) -> list[Span]:
     return aligned
 
 
-def merge_samples(coarse_times: np.ndarray, coarse_probs: np.ndarray, spans: list[Span],
-                  fine_times: np.ndarray, fine_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def merge_samples(
+    coarse_times: np.ndarray,
+    coarse_probs: np.ndarray,
+    spans: list[Span],
+    fine_times: np.ndarray,
+    fine_probs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """One increasing series: the dense samples inside ``spans``, the keyframe samples elsewhere."""
     coarse_times = np.asarray(coarse_times, dtype=np.int64)
     fine_times = np.asarray(fine_times, dtype=np.int64)

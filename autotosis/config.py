@@ -39,7 +39,9 @@ def _normalise(table: dict, path: Path, section: str) -> dict[str, object]:
     values = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            raise ConfigError(f"{path}: [{section}] {key}: nested tables are not options", hint="use [defaults] or [task.NAME]")
+            raise ConfigError(
+                f"{path}: [{section}] {key}: nested tables are not options", hint="use [defaults] or [task.NAME]"
+            )
         values[key.replace("-", "_")] = value
     return values
 
@@ -62,7 +64,9 @@ def load_config(path: Path | None = None, *, cwd: Path | None = None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - {"defaults", "task"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section [{sorted(unknown)[0]}]", hint="known sections: [defaults], [task.NAME]")
+        raise ConfigError(
+            f"{path}: unknown section [{sorted(unknown)[0]}]", hint="known sections: [defaults], [task.NAME]"
+        )
     tasks_table = data.get("task", {})
     if not isinstance(tasks_table, dict):
         raise ConfigError(f"{path}: 'task' must be a table like [task.rage]")

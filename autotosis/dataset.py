@@ -92,8 +92,9 @@ def span_class_index(span: Span, classes: Sequence[str] | None) -> int:
     return list(classes).index(span.label)
 
 
-def frame_targets(times_ms: np.ndarray, spans: Sequence[Span], duration_ms: int, band_ms: int,
-                  classes: Sequence[str] | None = None) -> np.ndarray:
+def frame_targets(
+    times_ms: np.ndarray, spans: Sequence[Span], duration_ms: int, band_ms: int, classes: Sequence[str] | None = None
+) -> np.ndarray:
     """Target per frame time: the span's class index inside a sure span (1 for a binary task),
     0 outside all spans, IGNORE near edges.
 
@@ -124,8 +125,9 @@ def _crop_tuple(entry: ClipEntry) -> tuple[float, float, float, float] | None:
     return None if crop is None else (crop.x0, crop.y0, crop.x1, crop.y1)
 
 
-def clip_region(entry: ClipEntry, info: media.VideoInfo, crop_borders: bool,
-                cache: dict[str, list[float] | None] | None = None) -> tuple[float, float, float, float] | None:
+def clip_region(
+    entry: ClipEntry, info: media.VideoInfo, crop_borders: bool, cache: dict[str, list[float] | None] | None = None
+) -> tuple[float, float, float, float] | None:
     """The region frames are taken from: the label line's crop, else (with ``crop_borders``)
     the picture inside letterbox borders, else None (the whole frame).
 
@@ -143,8 +145,9 @@ def clip_region(entry: ClipEntry, info: media.VideoInfo, crop_borders: bool,
     return region
 
 
-def clip_regions(labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_borders: bool,
-                 frames_dir: Path | None = None) -> dict[Path, tuple[float, float, float, float] | None]:
+def clip_regions(
+    labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_borders: bool, frames_dir: Path | None = None
+) -> dict[Path, tuple[float, float, float, float] | None]:
     """``clip_region`` of every clip; detected borders are cached in ``frames_dir/borders.json``
     (default: the label file's frames folder), shared by frames, train, eval and review."""
     if not crop_borders:
@@ -163,13 +166,18 @@ def _is_region(value: object) -> bool:
     """None (no borders) or [x0, y0, x1, y1], fractions of the frame with x0 < x1 and y0 < y1."""
     if value is None:
         return True
-    return (isinstance(value, list) and len(value) == 4
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
-            and value[0] < value[2] and value[1] < value[3])
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+        and value[0] < value[2]
+        and value[1] < value[3]
+    )
 
 
-def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str],
-               region: tuple[float, float, float, float] | None) -> str:
+def _shard_key(
+    entry: ClipEntry, options: FrameOptions, classes: Sequence[str], region: tuple[float, float, float, float] | None
+) -> str:
     identity = {
         "classes": list(classes),
         "format": SHARD_FORMAT,
@@ -252,8 +260,14 @@ def folder_lock(folder: Path, poll_s: float = 0.1) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _extract_all(labels: LabelFile, out_dir: Path, options: FrameOptions, infos: dict[Path, media.VideoInfo],
-                 progress: ProgressCallback, prune: bool) -> FrameSet:
+def _extract_all(
+    labels: LabelFile,
+    out_dir: Path,
+    options: FrameOptions,
+    infos: dict[Path, media.VideoInfo],
+    progress: ProgressCallback,
+    prune: bool,
+) -> FrameSet:
     classes = labels.class_names()
     total_ms = sum(infos[e.path].duration_ms for e in labels.entries)
     done_ms = 0
@@ -267,7 +281,16 @@ def _extract_all(labels: LabelFile, out_dir: Path, options: FrameOptions, infos:
         keep.update({f"{key}.npy", f"{key}.json"})
         clip = _load_shard(out_dir, key, entry, options.size, classes)
         if clip is None:
-            clip = _extract_clip(entry, info, regions[entry.path], out_dir, key, options, classes, lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000))
+            clip = _extract_clip(
+                entry,
+                info,
+                regions[entry.path],
+                out_dir,
+                key,
+                options,
+                classes,
+                lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000),
+            )
         clips.append(clip)
         done_ms += info.duration_ms
         progress("frames", done_ms / 1000, total_ms / 1000)
@@ -276,8 +299,14 @@ def _extract_all(labels: LabelFile, out_dir: Path, options: FrameOptions, infos:
     # The model's crop is the label file's usual crop; detected borders are per video, so a
     # model trained with crop_borders detects them again in each video it scans.
     crops = Counter(_crop_tuple(e) for e in labels.entries)
-    frameset = FrameSet(task=labels.task, classes=classes, size=options.size, crop=crops.most_common(1)[0][0], clips=tuple(clips),
-                        crop_borders=options.crop_borders)
+    frameset = FrameSet(
+        task=labels.task,
+        classes=classes,
+        size=options.size,
+        crop=crops.most_common(1)[0][0],
+        clips=tuple(clips),
+        crop_borders=options.crop_borders,
+    )
     manifest = {
         "task": labels.task,
         "labels": str(labels.path),
@@ -286,14 +315,18 @@ def _extract_all(labels: LabelFile, out_dir: Path, options: FrameOptions, infos:
         "fps": options.fps,
         "band_ms": options.band_ms,
         "crop": frameset.crop,
-        "clips": [{"clip": str(c.clip), "id": c.clip_id, "frames": c.frames_path.name, "count": len(c.times_ms)} for c in clips],
+        "clips": [
+            {"clip": str(c.clip), "id": c.clip_id, "frames": c.frames_path.name, "count": len(c.times_ms)}
+            for c in clips
+        ],
     }
     write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1), force=True)
     return frameset
 
 
-def _load_shard(out_dir: Path, key: str, entry: ClipEntry, size: int | None = None,
-                classes: Sequence[str] | None = None) -> ClipFrames | None:
+def _load_shard(
+    out_dir: Path, key: str, entry: ClipEntry, size: int | None = None, classes: Sequence[str] | None = None
+) -> ClipFrames | None:
     """The clip's shard, or None when it is missing or damaged in any way (cut short by a kill or a
     full disk, garbage, edited by hand): the caller extracts it again and replaces both files."""
     meta_path, frames_path = out_dir / f"{key}.json", out_dir / f"{key}.npy"
@@ -307,7 +340,13 @@ def _load_shard(out_dir: Path, key: str, entry: ClipEntry, size: int | None = No
         clip_id = meta["clip_id"]
     except Exception:  # noqa: BLE001 - OSError, ValueError, EOFError, a list instead of an object...: extract again
         return None
-    if not isinstance(clip_id, str) or not clip_id or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+    if (
+        not isinstance(clip_id, str)
+        or not clip_id
+        or frames.dtype != np.uint8
+        or frames.ndim != 4
+        or frames.shape[3] != 3
+    ):
         return None
     if size is not None and frames.shape[1:3] != (size, size):
         return None
@@ -321,7 +360,14 @@ def _load_shard(out_dir: Path, key: str, entry: ClipEntry, size: int | None = No
 
 
 def _extract_clip(
-    entry: ClipEntry, info: media.VideoInfo, region: tuple[float, float, float, float] | None, out_dir: Path, key: str, options: FrameOptions, classes: Sequence[str], on_ms
+    entry: ClipEntry,
+    info: media.VideoInfo,
+    region: tuple[float, float, float, float] | None,
+    out_dir: Path,
+    key: str,
+    options: FrameOptions,
+    classes: Sequence[str],
+    on_ms,
 ) -> ClipFrames:
     spec = media.DecodeSpec(size=options.size, fps=options.fps, region=region)
     times: list[np.ndarray] = []
@@ -341,7 +387,11 @@ def _extract_clip(
             raise DataError(f"{entry.path}: no frames could be decoded")
         with atomic_path(frames_path, force=True) as npy_tmp:
             with npy_tmp.open("wb") as out, raw_tmp.open("rb") as raw:
-                header = {"descr": "|u1", "fortran_order": False, "shape": (len(all_times), options.size, options.size, 3)}
+                header = {
+                    "descr": "|u1",
+                    "fortran_order": False,
+                    "shape": (len(all_times), options.size, options.size, 3),
+                }
                 np.lib.format.write_array_header_1_0(out, header)
                 while chunk := raw.read(1 << 22):
                     out.write(chunk)
@@ -377,8 +427,11 @@ def _prune(out_dir: Path, keep: set[str]) -> None:
     files (``.NAME.XXXX.part.*``, see fsutil.atomic_path) of a run that was killed."""
     for path in out_dir.iterdir():
         stale_temp = path.name.startswith(".") and ".part." in path.name
-        if stale_temp or (path.suffix in (".npy", ".json") and path.name not in ("manifest.json", "borders.json")
-                          and path.name not in keep):
+        if stale_temp or (
+            path.suffix in (".npy", ".json")
+            and path.name not in ("manifest.json", "borders.json")
+            and path.name not in keep
+        ):
             try:
                 os.unlink(path)
             except OSError:
@@ -410,8 +463,9 @@ def average_hash(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hashes, flat.std(axis=1).astype(np.float32)
 
 
-def near_sources(queries: np.ndarray, pool: np.ndarray, pool_owner: np.ndarray, distance: int,
-                 chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def near_sources(
+    queries: np.ndarray, pool: np.ndarray, pool_owner: np.ndarray, distance: int, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """For each query hash: how many distinct owners (clips) hold a pool hash within ``distance``
     bits, and the owner holding most of them (-1 when none)."""
     owners = int(pool_owner.max()) + 1 if len(pool_owner) else 0
@@ -422,8 +476,8 @@ def near_sources(queries: np.ndarray, pool: np.ndarray, pool_owner: np.ndarray, 
     one_hot = np.zeros((len(pool), owners), dtype=np.float32)
     one_hot[np.arange(len(pool)), pool_owner] = 1
     for start in range(0, len(queries), chunk):
-        close = (np.bitwise_count(queries[start:start + chunk, None] ^ pool[None, :]) <= distance).astype(np.float32)
+        close = (np.bitwise_count(queries[start : start + chunk, None] ^ pool[None, :]) <= distance).astype(np.float32)
         per_owner = close @ one_hot
-        counts[start:start + chunk] = np.count_nonzero(per_owner, axis=1)
-        best[start:start + chunk] = np.where(per_owner.max(axis=1) > 0, per_owner.argmax(axis=1), -1)
+        counts[start : start + chunk] = np.count_nonzero(per_owner, axis=1)
+        best[start : start + chunk] = np.where(per_owner.max(axis=1) > 0, per_owner.argmax(axis=1), -1)
     return counts, best

@@ -112,8 +112,9 @@ class Engine(abc.ABC):
         self.close(cancel=exc_type is not None)
 
 
-def run_jobs(engine: Engine, fn: Callable[[A], R], args: Iterable[A], *,
-             on_submit: Callable[[A], None] = lambda arg: None) -> Iterator[tuple[A, R | Exception]]:
+def run_jobs(
+    engine: Engine, fn: Callable[[A], R], args: Iterable[A], *, on_submit: Callable[[A], None] = lambda arg: None
+) -> Iterator[tuple[A, R | Exception]]:
     """Yield ``(arg, result or exception)`` as jobs finish, at most ``engine.slots`` in flight."""
     pending = list(args)
     pending.reverse()  # pop() from the end keeps the given order
@@ -158,7 +159,10 @@ class LocalEngine(Engine):
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(self.preload)  # used when the fork server starts (once per process)
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.slots, mp_context=context, initializer=prepare_worker, initargs=(self.threads, True),
+                max_workers=self.slots,
+                mp_context=context,
+                initializer=prepare_worker,
+                initargs=(self.threads, True),
             )
         return self._pool
 
@@ -219,8 +223,10 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise UsageError(f"--engine ray needs Ray, which is not installed: pip install '{ray_requirement()}' "
-                         "(or the batch-ray extra: pip install -e '.[batch-ray]')") from None
+        raise UsageError(
+            f"--engine ray needs Ray, which is not installed: pip install '{ray_requirement()}' "
+            "(or the batch-ray extra: pip install -e '.[batch-ray]')"
+        ) from None
     return ray
 
 
@@ -234,8 +240,10 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise UsageError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})",
-                         hint="check --address: the head node's GCS port (6379) or Ray Client port (10001)") from None
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})",
+            hint="check --address: the head node's GCS port (6379) or Ray Client port (10001)",
+        ) from None
 
 
 # A task whose worker process or node dies (kill -9, OOM killer, a lost machine) is run again on
@@ -267,7 +275,11 @@ class RayEngine(Engine):
         self._started = False
         self._running: set = set()
         if not ray.is_initialized():
-            options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING, "configure_logging": False}
+            options: dict[str, Any] = {
+                "log_to_driver": False,
+                "logging_level": logging.WARNING,
+                "configure_logging": False,
+            }
             try:
                 if address:
                     check_reachable(address)
@@ -276,13 +288,17 @@ class RayEngine(Engine):
                     ray.init(num_cpus=(workers or 1) * threads, include_dashboard=False, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-                raise UsageError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from None
+                raise UsageError(
+                    f"cannot start or reach {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+                ) from None
             self._started = True
         largest = max((node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
         if largest < threads:
             self.close()
-            raise UsageError(f"each Ray task asks for {threads} CPUs (--threads) but the largest Ray node has {largest:g}",
-                             hint="lower --threads")
+            raise UsageError(
+                f"each Ray task asks for {threads} CPUs (--threads) but the largest Ray node has {largest:g}",
+                hint="lower --threads",
+            )
         self.slots = workers or max(1, int(ray.cluster_resources().get("CPU", threads)) // threads)
         self._remote = ray.remote(num_cpus=threads, max_retries=RAY_TASK_RETRIES, retry_exceptions=False)(_ray_job)
 

@@ -59,8 +59,14 @@ class EvalOptions:
             raise UsageError(f"threshold must be between 0 and 1, got {self.threshold}")
 
     def event_params(self, threshold: float) -> EventParams:
-        return EventParams(threshold=threshold, min_length_ms=self.min_length_ms, merge_gap_ms=self.merge_gap_ms,
-                           smooth_ms=self.smooth_ms, pad_before_ms=0, pad_after_ms=0)
+        return EventParams(
+            threshold=threshold,
+            min_length_ms=self.min_length_ms,
+            merge_gap_ms=self.merge_gap_ms,
+            smooth_ms=self.smooth_ms,
+            pad_before_ms=0,
+            pad_after_ms=0,
+        )
 
 
 @dataclass(frozen=True)
@@ -158,8 +164,11 @@ def unit_targets(unit: LabelledScores, classes: Sequence[str], band_ms: int) -> 
 
 def _class_spans(unit: LabelledScores, class_index: int, classes: Sequence[str]) -> list[tuple[int, int]]:
     """The sure spans of one class, as (start, end) ms."""
-    return [(s.start_ms, s.resolved_end(unit.duration_ms)) for s in unit.spans
-            if not s.unsure and span_class_index(s, classes) == class_index]
+    return [
+        (s.start_ms, s.resolved_end(unit.duration_ms))
+        for s in unit.spans
+        if not s.unsure and span_class_index(s, classes) == class_index
+    ]
 
 
 def _unsure_fraction(start: int, end: int, unsure: Sequence[tuple[int, int]]) -> float:
@@ -167,8 +176,9 @@ def _unsure_fraction(start: int, end: int, unsure: Sequence[tuple[int, int]]) ->
     return covered / max(1, end - start)
 
 
-def evaluate_unit(unit: LabelledScores, class_index: int, classes: Sequence[str], threshold: float,
-                  options: EvalOptions) -> tuple[ClipResult, np.ndarray, np.ndarray]:
+def evaluate_unit(
+    unit: LabelledScores, class_index: int, classes: Sequence[str], threshold: float, options: EvalOptions
+) -> tuple[ClipResult, np.ndarray, np.ndarray]:
     """(result, counted scores, counted truth) of one unit for one class; the arrays are for pooling."""
     targets = unit_targets(unit, classes, options.band_ms)
     column = np.asarray(unit.probs, dtype=np.float64)[:, class_index]
@@ -181,23 +191,36 @@ def evaluate_unit(unit: LabelledScores, class_index: int, classes: Sequence[str]
     if unit.has_time:
         truth_spans = _class_spans(unit, class_index, classes)
         times = np.asarray(unit.times_ms, dtype=np.int64)
-        predicted = event_spans(find_events(times, column, unit.duration_ms, classes[class_index],
-                                            options.event_params(threshold)))
-        unsure = [(s.start_ms - options.band_ms, s.resolved_end(unit.duration_ms) + options.band_ms)
-                  for s in unit.spans if s.unsure]
+        predicted = event_spans(
+            find_events(times, column, unit.duration_ms, classes[class_index], options.event_params(threshold))
+        )
+        unsure = [
+            (s.start_ms - options.band_ms, s.resolved_end(unit.duration_ms) + options.band_ms)
+            for s in unit.spans
+            if s.unsure
+        ]
         kept = [p for p in predicted if not _in_unsure_only(p, truth_spans, unsure, options.iou)]
         event = event_prf(kept, truth_spans, min_iou=options.iou)
         found, true_count, unsure_count = len(kept), len(truth_spans), len(predicted) - len(kept)
     result = ClipResult(
-        name=unit.name, line=unit.line, counted=int(np.count_nonzero(counted)), ignored=int(np.count_nonzero(~counted)),
-        positives=positives, frame=frame, average_precision=ap, event=event,
-        events_found=found, events_true=true_count, events_unsure=unsure_count,
+        name=unit.name,
+        line=unit.line,
+        counted=int(np.count_nonzero(counted)),
+        ignored=int(np.count_nonzero(~counted)),
+        positives=positives,
+        frame=frame,
+        average_precision=ap,
+        event=event,
+        events_found=found,
+        events_true=true_count,
+        events_unsure=unsure_count,
     )
     return result, column[counted], truth[counted]
 
 
-def _in_unsure_only(event: tuple[int, int], truth: Sequence[tuple[int, int]], unsure: Sequence[tuple[int, int]],
-                    iou: float) -> bool:
+def _in_unsure_only(
+    event: tuple[int, int], truth: Sequence[tuple[int, int]], unsure: Sequence[tuple[int, int]], iou: float
+) -> bool:
     if not unsure:
         return False
     if truth and event_prf([event], truth, min_iou=iou).tp:
@@ -208,8 +231,9 @@ def _in_unsure_only(event: tuple[int, int], truth: Sequence[tuple[int, int]], un
 # --------------------------------------------------------------------------- many units
 
 
-def evaluate_class(units: Sequence[LabelledScores], classes: Sequence[str], class_name: str, threshold: float,
-                   options: EvalOptions) -> ClassReport:
+def evaluate_class(
+    units: Sequence[LabelledScores], classes: Sequence[str], class_name: str, threshold: float, options: EvalOptions
+) -> ClassReport:
     """Scores of one class over every unit: per unit, and pooled (counts summed, AP over all samples)."""
     if class_name not in classes:
         raise UsageError(f"no class {class_name!r}", hint=f"the model's classes are {', '.join(classes)}")
@@ -225,9 +249,15 @@ def evaluate_class(units: Sequence[LabelledScores], classes: Sequence[str], clas
     frame = _pooled([r.frame for r in results])
     timed = [r.event for r in results if r.event is not None]
     event = _pooled(timed) if timed else None
-    return ClassReport(class_name=class_name, threshold=float(threshold), frame=frame,
-                       average_precision=average_precision(scores, truth), event=event, clips=tuple(results),
-                       calibration_error=expected_calibration_error(scores, truth))
+    return ClassReport(
+        class_name=class_name,
+        threshold=float(threshold),
+        frame=frame,
+        average_precision=average_precision(scores, truth),
+        event=event,
+        clips=tuple(results),
+        calibration_error=expected_calibration_error(scores, truth),
+    )
 
 
 def _pooled(parts: Sequence[PRF]) -> PRF:
@@ -243,8 +273,9 @@ def scored_classes(classes: Sequence[str], wanted: str | None) -> list[str]:
     return [c for c in classes if c != "background"] or list(classes[1:])
 
 
-def check_label_classes(label_classes: Sequence[str], model_classes: Sequence[str], source: str, *,
-                        any_binary: bool = True) -> None:
+def check_label_classes(
+    label_classes: Sequence[str], model_classes: Sequence[str], source: str, *, any_binary: bool = True
+) -> None:
     """The labels must speak of the model's classes (same names; the order may differ): a ModelError
     (exit 5, as for a checkpoint of another task) when they do not.
 
@@ -253,6 +284,7 @@ def check_label_classes(label_classes: Sequence[str], model_classes: Sequence[st
     class was declared (``# task=``) or only taken from the file name.  Folder classes are names
     the user gave: ``any_binary=False``.
     """
+
     def positives(classes: Sequence[str]) -> list[str]:
         return [c for c in classes if c != "background"]
 
@@ -260,9 +292,10 @@ def check_label_classes(label_classes: Sequence[str], model_classes: Sequence[st
         return
     missing = [c for c in label_classes if c not in model_classes]
     if missing:
-        raise ModelError(f"the model knows the classes {', '.join(model_classes)}, but {source} has "
-                         f"{', '.join(missing)}",
-                         hint="use a model trained on these classes, or rename the folders / fix '# task=' or '# classes='")
+        raise ModelError(
+            f"the model knows the classes {', '.join(model_classes)}, but {source} has {', '.join(missing)}",
+            hint="use a model trained on these classes, or rename the folders / fix '# task=' or '# classes='",
+        )
 
 
 def remap_targets(targets: np.ndarray, label_classes: Sequence[str], model_classes: Sequence[str]) -> np.ndarray:
@@ -272,24 +305,47 @@ def remap_targets(targets: np.ndarray, label_classes: Sequence[str], model_class
     return np.where(targets == IGNORE, IGNORE, lookup[np.clip(targets, 0, None)])
 
 
-def evaluate_units(units: Sequence[LabelledScores], classes: Sequence[str], options: EvalOptions, *,
-                   task: str, model: str, default_threshold: float, class_name: str | None = None) -> EvalReport:
+def evaluate_units(
+    units: Sequence[LabelledScores],
+    classes: Sequence[str],
+    options: EvalOptions,
+    *,
+    task: str,
+    model: str,
+    default_threshold: float,
+    class_name: str | None = None,
+) -> EvalReport:
     """The full report: one ClassReport per scored class."""
     threshold = options.threshold if options.threshold is not None else default_threshold
     if not units:
         raise DataError("nothing to evaluate: no labelled clips or images")
-    reports = tuple(evaluate_class(units, classes, name, threshold, options) for name in scored_classes(classes, class_name))
-    return EvalReport(task=task, model=model, classes=tuple(classes), iou=options.iou, band_ms=options.band_ms, reports=reports)
+    reports = tuple(
+        evaluate_class(units, classes, name, threshold, options) for name in scored_classes(classes, class_name)
+    )
+    return EvalReport(
+        task=task, model=model, classes=tuple(classes), iou=options.iou, band_ms=options.band_ms, reports=reports
+    )
 
 
-def clip_unit(entry: ClipEntry, scores: Scores, label_classes: Sequence[str],
-              region: tuple[float, float, float, float] | None = None) -> LabelledScores:
+def clip_unit(
+    entry: ClipEntry,
+    scores: Scores,
+    label_classes: Sequence[str],
+    region: tuple[float, float, float, float] | None = None,
+) -> LabelledScores:
     """A labelled clip and its scores; spans without a class get the file's only class by name,
     so the model's class order does not matter."""
     default = label_classes[1] if len(label_classes) == 2 else None
     spans = tuple(s if s.unsure or s.label else replace(s, label=default) for s in entry.spans)
-    return LabelledScores(name=entry.raw_path or entry.path.name, probs=scores.probs, times_ms=scores.times_ms,
-                          duration_ms=scores.duration_ms, spans=spans, line=entry.line, region=region)
+    return LabelledScores(
+        name=entry.raw_path or entry.path.name,
+        probs=scores.probs,
+        times_ms=scores.times_ms,
+        duration_ms=scores.duration_ms,
+        spans=spans,
+        line=entry.line,
+        region=region,
+    )
 
 
 def report_json(report: EvalReport) -> dict[str, Any]:
@@ -312,8 +368,14 @@ def report_json(report: EvalReport) -> dict[str, Any]:
 # --------------------------------------------------------------------------- scanning labelled clips
 
 
-def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptions | None = None,
-                         crop_borders: bool = False, progress: ProgressCallback = no_progress) -> list[LabelledScores]:
+def score_labelled_clips(
+    labels: LabelFile,
+    model_path: Path,
+    *,
+    scan: ScanOptions | None = None,
+    crop_borders: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> list[LabelledScores]:
     """Scan every clip of ``labels`` with the model (cached) and pair the scores with its spans.
 
     The label file must speak of the model's classes (``labels.match_model_classes``: a ModelError
@@ -345,8 +407,9 @@ def score_labelled_clips(labels: LabelFile, model_path: Path, *, scan: ScanOptio
     return units
 
 
-def score_image_folder(folder: ImageFolder, model_path: Path, *, crop_borders: bool = False,
-                       progress: ProgressCallback = no_progress) -> list[LabelledScores]:
+def score_image_folder(
+    folder: ImageFolder, model_path: Path, *, crop_borders: bool = False, progress: ProgressCallback = no_progress
+) -> list[LabelledScores]:
     """Classify every image of a folder data set, one unit per scene (frame-level only).
 
     Images are cropped with the model's crop and scaled to its input size, as in training.
@@ -357,8 +420,14 @@ def score_image_folder(folder: ImageFolder, model_path: Path, *, crop_borders: b
     predictor = load_predictor(Path(model_path))
     info = predictor.info
     check_label_classes(folder.classes, info.classes, str(folder.root), any_binary=False)
-    frameset = folder_frames(folder, size=info.input_size, region=info.crop, crop_borders=crop_borders,
-                             task=f"{info.task}-eval", progress=progress)
+    frameset = folder_frames(
+        folder,
+        size=info.input_size,
+        region=info.crop,
+        crop_borders=crop_borders,
+        task=f"{info.task}-eval",
+        progress=progress,
+    )
     units = []
     for number, clip in enumerate(frameset.clips):
         progress("eval (scenes)", number, len(frameset.clips))
@@ -366,7 +435,8 @@ def score_image_folder(folder: ImageFolder, model_path: Path, *, crop_borders: b
         targets = remap_targets(clip.targets, folder.classes, info.classes)
         first = image_names(clip)[0] if len(clip.targets) else ""
         scene = clip.clip.relative_to(folder.root).as_posix()
-        units.append(LabelledScores(name=f"{scene} ({len(clip.targets)} images, e.g. {first})", probs=probs,
-                                    targets=targets))
+        units.append(
+            LabelledScores(name=f"{scene} ({len(clip.targets)} images, e.g. {first})", probs=probs, targets=targets)
+        )
     progress("eval (scenes)", len(frameset.clips), len(frameset.clips))
     return units

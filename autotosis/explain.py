@@ -41,8 +41,9 @@ def class_index(info: ModelInfo, class_name: str | None) -> int:
     return info.classes.index(name)
 
 
-def grad_cam(model: torch.nn.Module, frames: np.ndarray, info: ModelInfo, target: int,
-             layer: str = "layer4") -> tuple[np.ndarray, np.ndarray, int]:
+def grad_cam(
+    model: torch.nn.Module, frames: np.ndarray, info: ModelInfo, target: int, layer: str = "layer4"
+) -> tuple[np.ndarray, np.ndarray, int]:
     """(heatmaps float32 (N, S, S) >= 0 over the model input, probabilities (N, C), side of layer4's grid)
     for uint8 frames (N, S, S, 3).  Heatmaps are not normalised (nothing seen = all zeros).
     """
@@ -148,13 +149,21 @@ def model_input(picture: np.ndarray, info: ModelInfo, region) -> np.ndarray:
     height, width = picture.shape[:2]
     if region is not None:
         w, h, x, y = crop_pixels(tuple(region), width, height)
-        picture = picture[y:y + h, x:x + w]
+        picture = picture[y : y + h, x : x + w]
     size = info.input_size
     return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize((size, size), Image.BOX))[None]
 
 
-def explain_picture(model: torch.nn.Module, info: ModelInfo, picture: np.ndarray, *, region=None,
-                    class_name: str | None = None, border: float = DEFAULT_BORDER, layer: str = "layer4") -> Explanation:
+def explain_picture(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    picture: np.ndarray,
+    *,
+    region=None,
+    class_name: str | None = None,
+    border: float = DEFAULT_BORDER,
+    layer: str = "layer4",
+) -> Explanation:
     """Grad-CAM of one full picture (H, W, 3 uint8, square pixels) through ``region`` of it."""
     if picture.ndim != 3 or picture.shape[2] != 3 or picture.dtype != np.uint8:
         raise DataError(f"a picture must be an RGB uint8 array, got {picture.dtype} {picture.shape}")
@@ -163,10 +172,14 @@ def explain_picture(model: torch.nn.Module, info: ModelInfo, picture: np.ndarray
     cam = cams[0]
     peak = float(cam.max())
     return Explanation(
-        class_name=info.classes[target], probability=float(probs[0, target]),
+        class_name=info.classes[target],
+        probability=float(probs[0, target]),
         border_share=float(border_share(cam[None], border)[0]),
-        heatmap=(cam / peak if peak > 0 else cam).astype(np.float32), region=tuple(region) if region else None, border=border,
-        layer=layer, grid=grid,
+        heatmap=(cam / peak if peak > 0 else cam).astype(np.float32),
+        region=tuple(region) if region else None,
+        border=border,
+        layer=layer,
+        grid=grid,
     )
 
 
@@ -190,10 +203,12 @@ def overlay(picture: np.ndarray, explanation: Explanation, *, opacity: float = 0
     colour = np.stack([np.interp(heat, _RAMP_AT, _RAMP_RGB[:, c]) for c in range(3)], axis=-1)
     alpha = (opacity * np.sqrt(heat))[..., None]  # faint heat stays visible, the picture shows through
     out = picture.astype(np.float64).copy()
-    out[y:y + h, x:x + w] = out[y:y + h, x:x + w] * (1 - alpha) + colour * alpha
+    out[y : y + h, x : x + w] = out[y : y + h, x : x + w] * (1 - alpha) + colour * alpha
     image = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
     if explanation.region is not None:
-        ImageDraw.Draw(image).rectangle([x, y, x + w - 1, y + h - 1], outline=(255, 255, 255), width=max(1, min(width, height) // 200))
+        ImageDraw.Draw(image).rectangle(
+            [x, y, x + w - 1, y + h - 1], outline=(255, 255, 255), width=max(1, min(width, height) // 200)
+        )
     return np.asarray(image)
 
 
@@ -264,8 +279,10 @@ class AuditResult:
         """Why a shortcut is likely (empty when it is not)."""
         found = []
         if self.border_drop >= self.warn_drop and self.border_drop > self.centre_drop:
-            found.append(f"greying out the border lowers the score by {self.border_drop:.2f}, more than greying out the centre "
-                         f"({self.centre_drop:.2f})")
+            found.append(
+                f"greying out the border lowers the score by {self.border_drop:.2f}, more than greying out the centre "
+                f"({self.centre_drop:.2f})"
+            )
         if not math.isnan(self.mean_share) and self.mean_share >= self.warn_share:
             found.append(f"{self.mean_share:.0%} of the Grad-CAM heat is on the border")
         return tuple(found)
@@ -281,7 +298,7 @@ def masks(size: int, border: float = DEFAULT_BORDER) -> tuple[np.ndarray, np.nda
     side = int(round(math.sqrt(band.mean()) * size))
     start = (size - side) // 2
     centre = np.zeros_like(band)
-    centre[start:start + side, start:start + side] = True
+    centre[start : start + side, start : start + side] = True
     return band, centre
 
 
@@ -293,8 +310,16 @@ def _grey_out(frames: np.ndarray, mask: np.ndarray, info: ModelInfo) -> np.ndarr
     return out
 
 
-def audit_frames(model: torch.nn.Module, info: ModelInfo, frames: np.ndarray, *, class_name: str | None = None,
-                 border: float = DEFAULT_BORDER, layer: str = "layer4", progress=None) -> dict:
+def audit_frames(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    frames: np.ndarray,
+    *,
+    class_name: str | None = None,
+    border: float = DEFAULT_BORDER,
+    layer: str = "layer4",
+    progress=None,
+) -> dict:
     """Per-frame Grad-CAM border shares (NaN where empty) and scores as-is / border masked / centre masked."""
     from autotosis.model import predict_probs
 
@@ -303,7 +328,7 @@ def audit_frames(model: torch.nn.Module, info: ModelInfo, frames: np.ndarray, *,
     shares, plain, no_border, no_centre = [], [], [], []
     grid = 0
     for start in range(0, len(frames), _BATCH):
-        batch = np.ascontiguousarray(frames[start:start + _BATCH])
+        batch = np.ascontiguousarray(frames[start : start + _BATCH])
         cams, probs, grid = grad_cam(model, batch, info, target, layer)
         shares.append(border_share(cams, border))
         plain.append(probs[:, target])
@@ -311,15 +336,35 @@ def audit_frames(model: torch.nn.Module, info: ModelInfo, frames: np.ndarray, *,
         no_centre.append(predict_probs(model, _grey_out(batch, centre, info), info)[:, target])
         if progress is not None:
             progress("explain: audit", min(len(frames), start + _BATCH), len(frames))
-    joined = {name: np.concatenate(parts) if parts else np.zeros(0)
-              for name, parts in (("share", shares), ("score", plain), ("border_masked", no_border), ("centre_masked", no_centre))}
+    joined = {
+        name: np.concatenate(parts) if parts else np.zeros(0)
+        for name, parts in (
+            ("share", shares),
+            ("score", plain),
+            ("border_masked", no_border),
+            ("centre_masked", no_centre),
+        )
+    }
     return {**joined, "grid": grid, "class_name": info.classes[target]}
 
 
-def audit_labels(model: torch.nn.Module, info: ModelInfo, labels_path: Path, *, frames_dir: Path | None = None,
-                 fps: float = 4.0, band_ms: int = 500, class_name: str | None = None, border: float = DEFAULT_BORDER,
-                 layer: str = "layer4", warn_share: float = DEFAULT_WARN_SHARE, warn_drop: float = DEFAULT_WARN_DROP,
-                 max_frames: int = 400, progress=None, model_name: str = "the model") -> AuditResult:
+def audit_labels(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    labels_path: Path,
+    *,
+    frames_dir: Path | None = None,
+    fps: float = 4.0,
+    band_ms: int = 500,
+    class_name: str | None = None,
+    border: float = DEFAULT_BORDER,
+    layer: str = "layer4",
+    warn_share: float = DEFAULT_WARN_SHARE,
+    warn_drop: float = DEFAULT_WARN_DROP,
+    max_frames: int = 400,
+    progress=None,
+    model_name: str = "the model",
+) -> AuditResult:
     """Audit the validation frames of ``labels_path`` (the split training made: same clips, same seed).
 
     Labels that speak of other classes than the model's are refused as ``eval`` refuses them:
@@ -334,12 +379,15 @@ def audit_labels(model: torch.nn.Module, info: ModelInfo, labels_path: Path, *, 
     labels = parse_labels(labels_path, check_files=True)
     # The check `eval` makes, with its error (ModelError, exit 5), before any frame is extracted.
     labels = match_model_classes(labels, info.classes, model=model_name, exact=True)
-    frameset = extract_frames(labels, frames_dir, FrameOptions(fps=fps, size=info.input_size, band_ms=band_ms),
-                              progress=progress, prune=False)
+    frameset = extract_frames(
+        labels, frames_dir, FrameOptions(fps=fps, size=info.input_size, band_ms=band_ms), progress=progress, prune=False
+    )
     if tuple(frameset.classes) != tuple(info.classes):  # the same names in another order: the targets would not match
-        raise ModelError(f"{model_name} knows the classes {', '.join(info.classes)} in this order, but {labels_path} "
-                         f"has {', '.join(frameset.classes)}",
-                         hint="audit a model with the label file it was trained on ('# classes=' in the model's order)")
+        raise ModelError(
+            f"{model_name} knows the classes {', '.join(info.classes)} in this order, but {labels_path} "
+            f"has {', '.join(frameset.classes)}",
+            hint="audit a model with the label file it was trained on ('# classes=' in the model's order)",
+        )
     defaults = TrainConfig()
     val_fraction = float(info.train_args.get("val_fraction", defaults.val_fraction))
     seed = int(info.train_args.get("seed", defaults.seed))
@@ -355,13 +403,23 @@ def audit_labels(model: torch.nn.Module, info: ModelInfo, labels_path: Path, *, 
     valid = shares[~np.isnan(shares)]
     even, edge = reference_shares(measured["grid"], info.input_size, border)
     return AuditResult(
-        class_name=measured["class_name"], frames=len(frames), empty=int(np.isnan(shares).sum()),
-        val_clips=tuple(dict.fromkeys(c.clip_id for c in val_clips)), which=which, layer=layer, grid=measured["grid"],
-        border=border, even_share=even, edge_share=edge,
+        class_name=measured["class_name"],
+        frames=len(frames),
+        empty=int(np.isnan(shares).sum()),
+        val_clips=tuple(dict.fromkeys(c.clip_id for c in val_clips)),
+        which=which,
+        layer=layer,
+        grid=measured["grid"],
+        border=border,
+        even_share=even,
+        edge_share=edge,
         mean_share=float(valid.mean()) if len(valid) else math.nan,
         median_share=float(np.median(valid)) if len(valid) else math.nan,
-        score=float(measured["score"].mean()), score_border_masked=float(measured["border_masked"].mean()),
-        score_centre_masked=float(measured["centre_masked"].mean()), warn_share=warn_share, warn_drop=warn_drop,
+        score=float(measured["score"].mean()),
+        score_border_masked=float(measured["border_masked"].mean()),
+        score_centre_masked=float(measured["centre_masked"].mean()),
+        warn_share=warn_share,
+        warn_drop=warn_drop,
         validated_on_training={c.clip_id for c in train_clips} == {c.clip_id for c in val_clips},
     )
 

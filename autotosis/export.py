@@ -55,8 +55,15 @@ FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
 
 # The rates SMPTE timecode (and so EDL) supports; OTIO refuses to write timecode at others.
 STANDARD_RATES: tuple[Fraction, ...] = (
-    Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-    Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(48),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
 )
 DROP_FRAME_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
 DEFAULT_RATE = Fraction(30)
@@ -109,7 +116,9 @@ def timeline_rate(fps: Fraction | None) -> TimelineRate:
     whole-number standard rate.
     """
     if fps is None:
-        return TimelineRate(DEFAULT_RATE, f"source frame rate unknown: times are given at {_rate_text(DEFAULT_RATE)} fps")
+        return TimelineRate(
+            DEFAULT_RATE, f"source frame rate unknown: times are given at {_rate_text(DEFAULT_RATE)} fps"
+        )
     fps = Fraction(fps)
     if fps in STANDARD_RATES:
         return TimelineRate(fps)
@@ -192,14 +201,16 @@ def build_timeline(sources: Sequence[tuple[VideoInfo, EventList]], name: str | N
         reference = _media_reference(info, chosen)
         for event in _checked_events(info, events):
             track.append(_clip(event, info, chosen.rate, reference, reel))
-        described.append({
-            "video": str(Path(info.path).absolute()),
-            "source_fps": None if info.fps is None else str(info.fps),
-            "timeline_rate": str(chosen.rate),
-            "rate_note": chosen.note,
-            "events": len(events.events),
-            "reel": reel,
-        })
+        described.append(
+            {
+                "video": str(Path(info.path).absolute()),
+                "source_fps": None if info.fps is None else str(info.fps),
+                "timeline_rate": str(chosen.rate),
+                "rate_note": chosen.note,
+                "events": len(events.events),
+                "reel": reel,
+            }
+        )
     first_rate = timeline_rate(sources[0][0].fps).rate
     timeline.global_start_time = otio.opentime.RationalTime(0, float(first_rate))
     timeline.metadata["autotosis"] = {"format": "autotosis-timeline/1", "sources": described}
@@ -211,9 +222,11 @@ def _checked_events(info: VideoInfo, events: EventList) -> list[Event]:
     inside = []
     for event in events.events:
         if event.start_ms >= info.duration_ms:
-            raise DataError(f"{info.path}: event at {event.start_ms / 1000:.1f} s is past the video's end "
-                            f"({info.duration_ms / 1000:.1f} s)",
-                            hint="were the events made from another video? pass the right one with --video")
+            raise DataError(
+                f"{info.path}: event at {event.start_ms / 1000:.1f} s is past the video's end "
+                f"({info.duration_ms / 1000:.1f} s)",
+                hint="were the events made from another video? pass the right one with --video",
+            )
         inside.append(event)
     return inside
 
@@ -225,38 +238,55 @@ def _media_reference(info: VideoInfo, chosen: TimelineRate):
     frames = max(1, ms_to_frames(info.duration_ms, chosen.rate))
     return otio.schema.ExternalReference(
         target_url=Path(info.path).absolute().as_uri(),
-        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate)),
-        metadata={"autotosis": {
-            "width": info.width, "height": info.height, "has_audio": info.has_audio,
-            "source_fps": None if info.fps is None else str(info.fps), "timeline_rate": str(chosen.rate),
-            "rate_note": chosen.note,
-        }},
+        available_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate)
+        ),
+        metadata={
+            "autotosis": {
+                "width": info.width,
+                "height": info.height,
+                "has_audio": info.has_audio,
+                "source_fps": None if info.fps is None else str(info.fps),
+                "timeline_rate": str(chosen.rate),
+                "rate_note": chosen.note,
+            }
+        },
     )
 
 
 def _clip(event: Event, info: VideoInfo, rate: Fraction, reference, reel: str):
     import opentimelineio as otio
 
-    start, end, peak = _frame_bounds(event.start_ms, event.end_ms, event.peak_ms, rate, max(1, ms_to_frames(info.duration_ms, rate)))
+    start, end, peak = _frame_bounds(
+        event.start_ms, event.end_ms, event.peak_ms, rate, max(1, ms_to_frames(info.duration_ms, rate))
+    )
     r = float(rate)
     clip = otio.schema.Clip(
         name=clip_name(event),
         media_reference=reference.clone(),
-        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(start, r), otio.opentime.RationalTime(end - start, r)),
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(start, r), otio.opentime.RationalTime(end - start, r)
+        ),
     )
     clip.media_reference.name = Path(info.path).name
     clip.metadata["autotosis"] = {
-        "label": event.label, "peak": float(event.peak), "mean": float(event.mean),
-        "start_ms": int(event.start_ms), "end_ms": int(event.end_ms), "peak_ms": int(event.peak_ms),
+        "label": event.label,
+        "peak": float(event.peak),
+        "mean": float(event.mean),
+        "start_ms": int(event.start_ms),
+        "end_ms": int(event.end_ms),
+        "peak_ms": int(event.peak_ms),
         "video": str(Path(info.path).absolute()),
     }
     clip.metadata["cmx_3600"] = {"reel": reel}
     # A marker on the best frame: editors show it, and EDL/FCPXML carry it.
-    clip.markers.append(otio.schema.Marker(
-        name=f"peak {event.peak:.2f}",
-        marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(peak, r), otio.opentime.RationalTime(0, r)),
-        color=otio.schema.MarkerColor.MAGENTA,
-    ))
+    clip.markers.append(
+        otio.schema.Marker(
+            name=f"peak {event.peak:.2f}",
+            marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(peak, r), otio.opentime.RationalTime(0, r)),
+            color=otio.schema.MarkerColor.MAGENTA,
+        )
+    )
     return clip
 
 
@@ -313,13 +343,17 @@ def _edl_text(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
         return f"TITLE: {_edl_safe(timeline.name)}\n{fcm}\n", []
     warnings = []
     if any(r != rate for r in rates):
-        warnings.append(f"an EDL has one timecode rate ({_rate_text(rate)} fps, the first video's): "
-                        "clips from videos at other rates are rounded to its frames; use otio or fcpxml to keep each rate")
+        warnings.append(
+            f"an EDL has one timecode rate ({_rate_text(rate)} fps, the first video's): "
+            "clips from videos at other rates are rounded to its frames; use otio or fcpxml to keep each rate"
+        )
     for clip in clips:
         clip.name = _edl_safe(clip.name)
         if clip.source_range.duration.rate != float(rate):
             _move_to_rate(clip, rate)
-    edl = otio.adapters.write_to_string(_with_clips(timeline, clips, _edl_safe(timeline.name)), "cmx_3600", rate=float(rate))
+    edl = otio.adapters.write_to_string(
+        _with_clips(timeline, clips, _edl_safe(timeline.name)), "cmx_3600", rate=float(rate)
+    )
     # The adapter leaves out the frame-count mode; editors assume non-drop without it.
     title, sep, body = edl.partition("\n\n")
     edl = f"{title}\n{fcm}\n\n{body}" if title.startswith("TITLE:") and sep else f"{fcm}\n\n{edl}"
@@ -343,11 +377,17 @@ def _move_to_rate(clip, rate: Fraction) -> None:
     meta = clip.metadata["autotosis"]
     reference = clip.media_reference
     last_frame = max(1, round(reference.available_range.duration.rescaled_to(r).value))
-    reference.available_range = otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), otio.opentime.RationalTime(last_frame, r))
+    reference.available_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, r), otio.opentime.RationalTime(last_frame, r)
+    )
     start, end, peak = _frame_bounds(meta["start_ms"], meta["end_ms"], meta["peak_ms"], rate, last_frame)
-    clip.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(start, r), otio.opentime.RationalTime(end - start, r))
+    clip.source_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(start, r), otio.opentime.RationalTime(end - start, r)
+    )
     for marker in clip.markers:
-        marker.marked_range = otio.opentime.TimeRange(otio.opentime.RationalTime(peak, r), otio.opentime.RationalTime(0, r))
+        marker.marked_range = otio.opentime.TimeRange(
+            otio.opentime.RationalTime(peak, r), otio.opentime.RationalTime(0, r)
+        )
 
 
 def _edl_safe(text: str) -> str:
@@ -359,8 +399,9 @@ def _with_clips(timeline: otio.schema.Timeline, clips: list, name: str) -> otio.
     """A copy of ``timeline`` named ``name`` whose only track holds ``clips``."""
     import opentimelineio as otio
 
-    copy = otio.schema.Timeline(name=name, global_start_time=timeline.global_start_time,
-                                metadata=dict(timeline.metadata))
+    copy = otio.schema.Timeline(
+        name=name, global_start_time=timeline.global_start_time, metadata=dict(timeline.metadata)
+    )
     track = otio.schema.Track(name="highlights", kind=otio.schema.TrackKind.Video)
     for clip in clips:
         track.append(clip)
@@ -486,9 +527,16 @@ def chapters_ffmetadata(chapters: Sequence[Chapter]) -> str:
     lines = [";FFMETADATA1"]
     for chapter in chapters:
         if chapter.end_ms <= chapter.start_ms:
-            raise UsageError(f"chapter {chapter.title!r} ends ({chapter.end_ms} ms) before it starts ({chapter.start_ms} ms)")
-        lines += ["[CHAPTER]", "TIMEBASE=1/1000", f"START={int(chapter.start_ms)}", f"END={int(chapter.end_ms)}",
-                  f"title={_escape_ffmetadata(chapter.title)}"]
+            raise UsageError(
+                f"chapter {chapter.title!r} ends ({chapter.end_ms} ms) before it starts ({chapter.start_ms} ms)"
+            )
+        lines += [
+            "[CHAPTER]",
+            "TIMEBASE=1/1000",
+            f"START={int(chapter.start_ms)}",
+            f"END={int(chapter.end_ms)}",
+            f"title={_escape_ffmetadata(chapter.title)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -509,15 +557,21 @@ def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
     with_hours = max(c.end_ms for c in chapters) >= 3_600_000
     lines = [f"{_youtube_time(c.start_ms, with_hours)} {_one_line(c.title) or 'chapter'}" for c in chapters]
     if chapters[0].start_ms >= 1000:
-        warnings.append(f"YouTube needs the first chapter at 0:00; the first starts at {_youtube_time(chapters[0].start_ms, with_hours)}")
+        warnings.append(
+            f"YouTube needs the first chapter at 0:00; the first starts at {_youtube_time(chapters[0].start_ms, with_hours)}"
+        )
     if len(chapters) < YOUTUBE_MIN_CHAPTERS:
         warnings.append(f"YouTube needs at least {YOUTUBE_MIN_CHAPTERS} chapters; there are {len(chapters)}")
     short = [c for c in chapters if c.duration_ms < YOUTUBE_MIN_CHAPTER_MS]
     if short:
-        names = ", ".join(f"{_youtube_time(c.start_ms, with_hours)} {_one_line(c.title)!r} ({c.duration_ms / 1000:.1f} s)"
-                          for c in short[:5])
+        names = ", ".join(
+            f"{_youtube_time(c.start_ms, with_hours)} {_one_line(c.title)!r} ({c.duration_ms / 1000:.1f} s)"
+            for c in short[:5]
+        )
         more = f" and {len(short) - 5} more" if len(short) > 5 else ""
-        warnings.append(f"YouTube needs chapters of at least {YOUTUBE_MIN_CHAPTER_MS // 1000} s; shorter: {names}{more}")
+        warnings.append(
+            f"YouTube needs chapters of at least {YOUTUBE_MIN_CHAPTER_MS // 1000} s; shorter: {names}{more}"
+        )
     return "\n".join(lines) + "\n", warnings
 
 
@@ -547,7 +601,10 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
         return EXPORT_FORMATS
     unknown = [n for n in names if n not in EXPORT_FORMATS]
     if unknown:
-        raise UsageError(f"unknown export format {unknown[0]!r}", hint=f"choose from {', '.join(EXPORT_FORMATS)} (comma-separated), or all")
+        raise UsageError(
+            f"unknown export format {unknown[0]!r}",
+            hint=f"choose from {', '.join(EXPORT_FORMATS)} (comma-separated), or all",
+        )
     if not names:
         raise UsageError("no export format given", hint=f"choose from {', '.join(EXPORT_FORMATS)}")
     return tuple(f for f in EXPORT_FORMATS if f in names)
@@ -598,10 +655,14 @@ def export_events(
     if timeline_formats:
         missing = [events for info, events in sources if info is None]
         if missing:
-            raise UsageError(f"{', '.join(timeline_formats)} need the source video (for its frame rate and length)",
-                             hint="pass --video VIDEO, or export only chapters, srt, json or csv")
+            raise UsageError(
+                f"{', '.join(timeline_formats)} need the source video (for its frame rate and length)",
+                hint="pass --video VIDEO, or export only chapters, srt, json or csv",
+            )
         timeline = build_timeline([(info, events) for info, events in sources], name)  # type: ignore[misc]
-        warnings += [f"{s['video']}: {s['rate_note']}" for s in timeline.metadata["autotosis"]["sources"] if s["rate_note"]]
+        warnings += [
+            f"{s['video']}: {s['rate_note']}" for s in timeline.metadata["autotosis"]["sources"] if s["rate_note"]
+        ]
         if not any(events.events for _, events in sources):
             warnings.append("no events: the timeline is empty")
         for fmt in timeline_formats:
@@ -611,8 +672,10 @@ def export_events(
     per_video = [f for f in formats if f in PER_VIDEO_FORMATS]
     if per_video:
         if len(sources) != 1:
-            raise UsageError(f"{', '.join(per_video)} describe one video; {len(sources)} were given",
-                             hint="export them from each events file separately, or choose otio, edl or fcpxml")
+            raise UsageError(
+                f"{', '.join(per_video)} describe one video; {len(sources)} were given",
+                hint="export them from each events file separately, or choose otio, edl or fcpxml",
+            )
         info, events = sources[0]
         if info is not None:
             events = replace(events, video=Path(info.path))

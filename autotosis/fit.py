@@ -44,8 +44,8 @@ from autotosis.train import (
     TrainResult,
     _usable,
     auto_images,
-    run_length,
     last_checkpoint_path,
+    run_length,
     torch_threads,
     train,
 )
@@ -80,11 +80,15 @@ class FitPlan:
 
         final = length(self.epochs, self.frames_per_epoch)
         if not self.folds:
-            return (f"one run of {final} on {self.clips} clips ({self.train_frames} frames; {self.images} images{eta}); "
-                    f"{self.note}")
-        return (f"{self.folds}-fold cross-validation by clip ({length(self.fold_epochs, self.fold_frames_per_epoch)} each), "
-                f"then a final fit on all {self.clips} clips ({self.train_frames} frames) for {final}: "
-                f"{self.images} images{eta}")
+            return (
+                f"one run of {final} on {self.clips} clips ({self.train_frames} frames; {self.images} images{eta}); "
+                f"{self.note}"
+            )
+        return (
+            f"{self.folds}-fold cross-validation by clip ({length(self.fold_epochs, self.fold_frames_per_epoch)} each), "
+            f"then a final fit on all {self.clips} clips ({self.train_frames} frames) for {final}: "
+            f"{self.images} images{eta}"
+        )
 
     def fold_config(self, config: TrainConfig) -> TrainConfig:
         return replace(config, epochs=self.fold_epochs, max_frames_per_epoch=self.fold_frames_per_epoch, select="last")
@@ -138,7 +142,9 @@ def k_fold_by_clip(frameset: FrameSet, folds: int, seed: int) -> list[tuple[list
     ids = sorted(groups)
     with_highlights = [i for i in ids if any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in groups[i])]
     without = [i for i in ids if i not in set(with_highlights)]
-    order = [with_highlights[i] for i in rng.permutation(len(with_highlights))] + [without[i] for i in rng.permutation(len(without))]
+    order = [with_highlights[i] for i in rng.permutation(len(with_highlights))] + [
+        without[i] for i in rng.permutation(len(without))
+    ]
     assignment = {clip_id: n % folds for n, clip_id in enumerate(order)}
     pairs = []
     for fold in range(folds):
@@ -152,7 +158,9 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, images_per_s: float | None
     """How the data will be used: folds (or why none), epochs, images and an estimate of the time."""
     groups = _clip_groups(frameset)
     frames = sum(int(np.count_nonzero(c.targets != IGNORE)) for clips in groups.values() for c in clips)
-    with_highlights = sum(any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips) for clips in groups.values())
+    with_highlights = sum(
+        any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips) for clips in groups.values()
+    )
     folds, note = config.folds, ""
     if folds and len(frameset.classes) > 2:
         folds, note = 0, "cross-validation calibrates binary tasks only; one run with a validation split"
@@ -174,7 +182,9 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, images_per_s: float | None
     if folds:
         fold_frames = frames * (folds - 1) // folds
         # as many passes over the fold's frames as the final fit makes over all of them
-        fold_epochs, fold_per_epoch = run_length(fold_frames, max(1, round(final_images * fold_frames / max(frames, 1))))
+        fold_epochs, fold_per_epoch = run_length(
+            fold_frames, max(1, round(final_images * fold_frames / max(frames, 1)))
+        )
         fold_images = fold_epochs * min(fold_frames, fold_per_epoch or fold_frames)
     images = epochs * min(frames, per_epoch or frames) + folds * fold_images
     estimated = images / images_per_s if images_per_s else None
@@ -228,8 +238,14 @@ def _hard_negative_weights(clip: ClipFrames, scores: np.ndarray, boost: float) -
     return np.where(hard, boost, 1.0)
 
 
-def _fold_summary(fold: int, pair: tuple[list[ClipFrames], list[ClipFrames]], oof: list[OofClip], calibration: Calibration | None,
-                  history: Sequence[EpochMetrics], seconds: float) -> FoldResult:
+def _fold_summary(
+    fold: int,
+    pair: tuple[list[ClipFrames], list[ClipFrames]],
+    oof: list[OofClip],
+    calibration: Calibration | None,
+    history: Sequence[EpochMetrics],
+    seconds: float,
+) -> FoldResult:
     scores = np.concatenate([c.scores for c in oof]) if oof else np.zeros(0)
     targets = np.concatenate([c.targets for c in oof]) if oof else np.zeros(0, np.int64)
     counted = targets != IGNORE
@@ -238,8 +254,16 @@ def _fold_summary(fold: int, pair: tuple[list[ClipFrames], list[ClipFrames]], oo
     if calibration is not None:
         event, frame = evaluate_rules(oof, calibration.rules)
     last = history[-1] if history else None
-    return FoldResult(fold, len({c.clip_id for c in pair[0]}), len({c.clip_id for c in pair[1]}),
-                      float(last.val_loss) if last else math.nan, float(ap), frame, event, seconds)
+    return FoldResult(
+        fold,
+        len({c.clip_id for c in pair[0]}),
+        len({c.clip_id for c in pair[1]}),
+        float(last.val_loss) if last else math.nan,
+        float(ap),
+        frame,
+        event,
+        seconds,
+    )
 
 
 class _StepCounter:
@@ -296,38 +320,70 @@ def fit(
     if resume is None:
         _refuse_existing(out, force)
     if not plan.folds:
-        result = train(frameset, plan.final_config(config), out, resume=resume, force=force,
-                       on_epoch=epoch_callback("train"), on_step=counter.run())
+        result = train(
+            frameset,
+            plan.final_config(config),
+            out,
+            resume=resume,
+            force=force,
+            on_epoch=epoch_callback("train"),
+            on_step=counter.run(),
+        )
         return FitResult(result, plan, (), None, (), 0, tuple(warnings) + result.warnings)
 
     resumed_fit = _resumed_fit_state(resume, frameset.task) if resume is not None else None
     if resumed_fit is None:
-        calibration, mistakes, folds, weights, more = _cross_validate(frameset, config, plan, counter, stage, epoch_callback, scan_fps)
+        calibration, mistakes, folds, weights, more = _cross_validate(
+            frameset, config, plan, counter, stage, epoch_callback, scan_fps
+        )
         warnings += [w for w in more if w not in warnings]
         fit_state = _fit_state(calibration, mistakes, folds, weights)
     else:
         calibration, mistakes, folds, weights = _from_fit_state(resumed_fit, frameset)
-        counter.done = (plan.images - plan.epochs * min(plan.train_frames, plan.frames_per_epoch or plan.train_frames)) // config.batch_size
+        counter.done = (
+            plan.images - plan.epochs * min(plan.train_frames, plan.frames_per_epoch or plan.train_frames)
+        ) // config.batch_size
         fit_state = resumed_fit
     if calibration is None:
-        warnings.append("the out-of-fold scores hold no highlight: the threshold and event rules stay at their defaults")
+        warnings.append(
+            "the out-of-fold scores hold no highlight: the threshold and event rules stay at their defaults"
+        )
     elif calibration.highlights < MIN_HIGHLIGHTS_TO_CALIBRATE:
-        warnings.append(f"only {calibration.highlights} labelled highlight(s): too few to choose the threshold and event rules "
-                        f"(at least {MIN_HIGHLIGHTS_TO_CALIBRATE}), they stay at their defaults; label more clips")
+        warnings.append(
+            f"only {calibration.highlights} labelled highlight(s): too few to choose the threshold and event rules "
+            f"(at least {MIN_HIGHLIGHTS_TO_CALIBRATE}), they stay at their defaults; label more clips"
+        )
         calibration = None
 
     hard = sum(int(np.count_nonzero(w > 1)) for w in weights.values())
     stage(f"final fit on all {plan.clips} clips ({hard} hard negatives drawn {config.hard_negatives:g}x as often)")
     rules = {} if calibration is None else {**calibration.to_dict(), "folds": plan.folds}
-    result = train(frameset, replace(plan.final_config(config), select="last"), out, resume=resume, force=force,
-                   split=(list(frameset.clips), []), frame_weights=weights, calibration=rules, run_state={_FIT_STATE: fit_state},
-                   on_epoch=epoch_callback("final fit"), on_step=counter.run())
+    result = train(
+        frameset,
+        replace(plan.final_config(config), select="last"),
+        out,
+        resume=resume,
+        force=force,
+        split=(list(frameset.clips), []),
+        frame_weights=weights,
+        calibration=rules,
+        run_state={_FIT_STATE: fit_state},
+        on_epoch=epoch_callback("final fit"),
+        on_step=counter.run(),
+    )
     warnings += [w for w in result.warnings if w not in warnings]
     return FitResult(result, plan, tuple(folds), calibration, tuple(mistakes), hard, tuple(warnings))
 
 
-def _cross_validate(frameset: FrameSet, config: TrainConfig, plan: FitPlan, counter: _StepCounter,
-                    stage: Callable[[str], None], epoch_callback, scan_fps: float):
+def _cross_validate(
+    frameset: FrameSet,
+    config: TrainConfig,
+    plan: FitPlan,
+    counter: _StepCounter,
+    stage: Callable[[str], None],
+    epoch_callback,
+    scan_fps: float,
+):
     """Train the fold models; return (calibration, mistakes, fold results, hard-negative weights, warnings)."""
     warnings: list[str] = []
     oof: list[OofClip] = []
@@ -337,13 +393,22 @@ def _cross_validate(frameset: FrameSet, config: TrainConfig, plan: FitPlan, coun
     with tempfile.TemporaryDirectory(prefix="autotosis-folds-") as scratch:
         for number, pair in enumerate(k_fold_by_clip(frameset, plan.folds, config.seed), start=1):
             name = f"fold {number}/{plan.folds}"
-            stage(f"{name}: training on {len({c.clip_id for c in pair[0]})} clips, scoring the other "
-                  f"{len({c.clip_id for c in pair[1]})}")
+            stage(
+                f"{name}: training on {len({c.clip_id for c in pair[0]})} clips, scoring the other "
+                f"{len({c.clip_id for c in pair[1]})}"
+            )
             began = time.perf_counter()
             # The leak check compares the folds' sides once; later folds would repeat it.
             run_config = fold_config if number == 1 else replace(fold_config, leak_distance=None)
-            result = train(frameset, run_config, Path(scratch) / f"fold{number}.pt", force=True, split=pair,
-                           on_epoch=epoch_callback(name), on_step=counter.run())
+            result = train(
+                frameset,
+                run_config,
+                Path(scratch) / f"fold{number}.pt",
+                force=True,
+                split=pair,
+                on_epoch=epoch_callback(name),
+                on_step=counter.run(),
+            )
             warnings += [w for w in result.warnings if w not in warnings]
             model, info, _ = load_checkpoint(result.checkpoint)
             fold_oof = []
@@ -358,8 +423,10 @@ def _cross_validate(frameset: FrameSet, config: TrainConfig, plan: FitPlan, coun
             runs.append((pair, fold_oof, result.history, time.perf_counter() - began))
     calibration = calibrate(oof)
     mistakes = tuple(clip_mistakes(oof, calibration.rules)) if calibration is not None else ()
-    folds = [_fold_summary(n, pair, fold_oof, calibration, history, seconds)
-             for n, (pair, fold_oof, history, seconds) in enumerate(runs, start=1)]
+    folds = [
+        _fold_summary(n, pair, fold_oof, calibration, history, seconds)
+        for n, (pair, fold_oof, history, seconds) in enumerate(runs, start=1)
+    ]
     return calibration, mistakes, folds, weights, warnings
 
 
@@ -370,18 +437,31 @@ def _refuse_existing(out: Path, force: bool) -> None:
     check_writable(last_checkpoint_path(out), force)
 
 
-def _fit_state(calibration: Calibration | None, mistakes: Sequence[ClipMistakes], folds: Sequence[FoldResult],
-               weights: dict[str, np.ndarray]) -> dict:
+def _fit_state(
+    calibration: Calibration | None,
+    mistakes: Sequence[ClipMistakes],
+    folds: Sequence[FoldResult],
+    weights: dict[str, np.ndarray],
+) -> dict:
     """The cross-validation outcome as JSON-ready data, kept in the final fit's resume state."""
     from dataclasses import asdict
 
     return {
-        "calibration": None if calibration is None else {
-            "rules": calibration.rules.as_dict(), "event": asdict(calibration.event), "frame": asdict(calibration.frame),
-            "plateau": list(calibration.plateau), "default_event": asdict(calibration.default_event),
-            "clips": calibration.clips, "highlights": calibration.highlights},
-        "mistakes": [{"name": m.name, "false_events": [list(f) for f in m.false_events], "missed": [list(t) for t in m.missed]}
-                     for m in mistakes],
+        "calibration": None
+        if calibration is None
+        else {
+            "rules": calibration.rules.as_dict(),
+            "event": asdict(calibration.event),
+            "frame": asdict(calibration.frame),
+            "plateau": list(calibration.plateau),
+            "default_event": asdict(calibration.default_event),
+            "clips": calibration.clips,
+            "highlights": calibration.highlights,
+        },
+        "mistakes": [
+            {"name": m.name, "false_events": [list(f) for f in m.false_events], "missed": [list(t) for t in m.missed]}
+            for m in mistakes
+        ],
         "folds": [{**asdict(f), "frame": asdict(f.frame), "event": asdict(f.event)} for f in folds],
         "hard": {clip_id: np.flatnonzero(w > 1).tolist() for clip_id, w in weights.items()},
         "boost": max((float(w.max()) for w in weights.values()), default=1.0),
@@ -391,12 +471,26 @@ def _fit_state(calibration: Calibration | None, mistakes: Sequence[ClipMistakes]
 def _from_fit_state(state: dict, frameset: FrameSet):
     """The cross-validation outcome back from a resume state (see _fit_state)."""
     raw = state.get("calibration")
-    calibration = None if raw is None else Calibration(
-        EventRules(**raw["rules"]), PRF(**raw["event"]), PRF(**raw["frame"]), tuple(raw["plateau"]),
-        PRF(**raw["default_event"]), int(raw["clips"]), int(raw["highlights"]))
-    mistakes = tuple(ClipMistakes(m["name"], tuple(tuple(f) for f in m["false_events"]), tuple(tuple(t) for t in m["missed"]))
-                     for m in state.get("mistakes", []))
-    folds = [FoldResult(**{**f, "frame": PRF(**f["frame"]), "event": PRF(**f["event"])}) for f in state.get("folds", [])]
+    calibration = (
+        None
+        if raw is None
+        else Calibration(
+            EventRules(**raw["rules"]),
+            PRF(**raw["event"]),
+            PRF(**raw["frame"]),
+            tuple(raw["plateau"]),
+            PRF(**raw["default_event"]),
+            int(raw["clips"]),
+            int(raw["highlights"]),
+        )
+    )
+    mistakes = tuple(
+        ClipMistakes(m["name"], tuple(tuple(f) for f in m["false_events"]), tuple(tuple(t) for t in m["missed"]))
+        for m in state.get("mistakes", [])
+    )
+    folds = [
+        FoldResult(**{**f, "frame": PRF(**f["frame"]), "event": PRF(**f["event"])}) for f in state.get("folds", [])
+    ]
     boost = float(state.get("boost", 1.0))
     weights = {}
     for clip in frameset.clips:

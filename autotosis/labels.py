@@ -51,10 +51,11 @@ from autotosis.timefmt import label_time
 DURATION_TOLERANCE_MS = 500
 
 TIME_HINT = "write seconds (12 or 12.5) or [h:]mm:ss[.fff] (0:05.2, 1:02:03.5)"
-SPAN_HINT = ("a span is [CLASS:]START-END, e.g. 12-18, 0:05.2-0:09, 1:12-end or pog:12-18; "
-             "prefix ~ for unsure (~20-22)")
-CLASSES_HINT = ("declare the classes once, e.g. '# classes=rage,pog'; class names start with a letter or _ "
-                "and use letters, digits, _ and - ('background' and 'end' are reserved)")
+SPAN_HINT = "a span is [CLASS:]START-END, e.g. 12-18, 0:05.2-0:09, 1:12-end or pog:12-18; prefix ~ for unsure (~20-22)"
+CLASSES_HINT = (
+    "declare the classes once, e.g. '# classes=rage,pog'; class names start with a letter or _ "
+    "and use letters, digits, _ and - ('background' and 'end' are reserved)"
+)
 CROP_HINT = "crop is x0,y0,x1,y1: four fractions of the frame in 0..1 with x0<x1 and y0<y1, e.g. 0.78,0.13,0.97,0.37"
 TASK_HINT = "task names use letters, digits, _ and -, e.g. '# task=rage'"
 KNOWN_OPTIONS = {"crop": "crop=x0,y0,x1,y1"}
@@ -80,12 +81,14 @@ _DEFAULT_DIRECTIVE_RE = re.compile(r"#\s*default\s+(?P<key>[A-Za-z_][A-Za-z0-9_]
 _BARE_CROP_RE = re.compile(r"(?:[0-9]*\.?[0-9]+,){3}[0-9]*\.?[0-9]+")
 # The task of a binary file whose name says nothing (labels.txt, heldout.txt, train2.txt).
 DEFAULT_TASK = "highlight"
-_GENERIC_NAME_WORDS = frozenset("""
+_GENERIC_NAME_WORDS = frozenset(
+    """
     labels label labelled labeled labeling labelling data dataset set sets train training trainset test tests testing
     testset eval evaluation val valid validation heldout held out holdout hold dev copy new old final draft tmp temp
     untitled spans span clips clip all example examples sample samples template my backup bak edit edited fixed v ver
     version part file files list
-""".split())
+""".split()
+)
 
 
 # --------------------------------------------------------------------------- values
@@ -250,8 +253,9 @@ def default_task(path: Path | str) -> str:
     return name if is_valid_task(name) else DEFAULT_TASK
 
 
-def match_model_classes(labels: LabelFile, model_classes: Sequence[str], *, model: str = "the model",
-                        exact: bool = False) -> LabelFile:
+def match_model_classes(
+    labels: LabelFile, model_classes: Sequence[str], *, model: str = "the model", exact: bool = False
+) -> LabelFile:
     """``labels`` in the model's class names, or a ModelError (exit 5) when they speak of other classes.
 
     The label file's classes must be the model's (``exact``) or some of them.  A binary file
@@ -267,13 +271,19 @@ def match_model_classes(labels: LabelFile, model_classes: Sequence[str], *, mode
         return relabel_task(labels, positives[0])
     declared = _declaration(labels)
     if not labels.task_declared and not labels.classes:
-        hint = (f"this binary file's spans could be any of the model's {len(positives)} classes: "
-                f"name one with '# task=CLASS' ({', '.join(positives)}) or declare '# classes='")
+        hint = (
+            f"this binary file's spans could be any of the model's {len(positives)} classes: "
+            f"name one with '# task=CLASS' ({', '.join(positives)}) or declare '# classes='"
+        )
     else:
-        hint = (f"use a model trained on these classes, or change {declared} (a binary file without '# task=' "
-                f"works with any model of one class)")
-    raise ModelError(f"{model} knows the classes {', '.join(model_classes)}, but {labels.path} has "
-                     f"{', '.join(mine)} ({declared})", hint=hint)
+        hint = (
+            f"use a model trained on these classes, or change {declared} (a binary file without '# task=' "
+            f"works with any model of one class)"
+        )
+    raise ModelError(
+        f"{model} knows the classes {', '.join(model_classes)}, but {labels.path} has {', '.join(mine)} ({declared})",
+        hint=hint,
+    )
 
 
 def _declaration(labels: LabelFile) -> str:
@@ -328,13 +338,17 @@ def _parse_clock(text: str) -> int:
     match = _CLOCK_RE.fullmatch(text)
     if not match and text.count(":") > 2:
         fields = text.split(":")
-        plain = (len(fields) == 4 and all(f.isascii() and f.isdigit() and len(f) <= 3 for f in fields)
-                 and all(len(f) <= 2 for f in fields[1:3]))
+        plain = (
+            len(fields) == 4
+            and all(f.isascii() and f.isdigit() and len(f) <= 3 for f in fields)
+            and all(len(f) <= 2 for f in fields[1:3])
+        )
         example = f"{int(fields[0])}:{fields[1].zfill(2)}:{fields[2].zfill(2)}.{fields[3]}" if plain else "1:02:03.5"
         raise TimeValueError(
             "too many ':' (a time is at most h:mm:ss)",
             f"write [h:]mm:ss[.fff] with a '.' before a fraction of a second, e.g. {example}; "
-            "a timecode's last field counts frames, not milliseconds")
+            "a timecode's last field counts frames, not milliseconds",
+        )
     if not match:
         raise ValueError("expected [h:]mm:ss[.fff] with digits only")
     hours, minutes, seconds = match["h"], match["m"], match["s"]
@@ -403,15 +417,25 @@ def _split_line(line: str) -> _Line:
         if ch in "\"'":
             text, end = _read_quoted(line, i)
             if end is None:
-                errors.append((i + 1, f"unterminated quote: {ch} opened here is never closed",
-                               f"close it with a matching {ch}" + (' (write \\" for a quote inside)' if ch == '"' else "")))
+                errors.append(
+                    (
+                        i + 1,
+                        f"unterminated quote: {ch} opened here is never closed",
+                        f"close it with a matching {ch}" + (' (write \\" for a quote inside)' if ch == '"' else ""),
+                    )
+                )
                 code_end = n
                 break
             tokens.append(_Token(text, i + 1, True))
             i = end
             if i < n and not line[i].isspace() and line[i] != "#":
-                errors.append((i + 1, f"unexpected text {_bare_word(line, i)!r} right after a closing quote",
-                               "put a space after the closing quote"))
+                errors.append(
+                    (
+                        i + 1,
+                        f"unexpected text {_bare_word(line, i)!r} right after a closing quote",
+                        "put a space after the closing quote",
+                    )
+                )
                 i += len(_bare_word(line, i))
             continue
         word = _bare_word(line, i)
@@ -508,8 +532,13 @@ def _read_text(path: Path) -> tuple[str, set[int], list[LabelError]]:
         data = path.read_bytes()
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise LabelErrors([LabelError(path, 1, 1, f"cannot read the label file: {reason}",
-                                      "check the path (is it a file you may read?)")]) from None
+        raise LabelErrors(
+            [
+                LabelError(
+                    path, 1, 1, f"cannot read the label file: {reason}", "check the path (is it a file you may read?)"
+                )
+            ]
+        ) from None
     problems: list[LabelError] = []
     bad_lines: set[int] = set()
     start = 0
@@ -527,9 +556,15 @@ def _read_text(path: Path) -> tuple[str, set[int], list[LabelError]]:
             if len(bad_lines) >= _MAX_DECODE_ERRORS:
                 break  # probably not a text file at all: the first few are enough
             if line not in bad_lines:
-                problems.append(LabelError(path, line, len(prefix) + 1,
-                                           f"byte 0x{data[where]:02x} is not valid UTF-8",
-                                           "save the file as UTF-8"))
+                problems.append(
+                    LabelError(
+                        path,
+                        line,
+                        len(prefix) + 1,
+                        f"byte 0x{data[where]:02x} is not valid UTF-8",
+                        "save the file as UTF-8",
+                    )
+                )
                 bad_lines.add(line)
             start = start + exc.end
     return data.decode("utf-8", errors="replace"), bad_lines, problems
@@ -568,14 +603,22 @@ def _parse(text: str, path: Path, *, check_files: bool) -> tuple[LabelFile, list
             kind, value = directive
             if kind == "classes":
                 if classes is not None and classes[0] != value:
-                    errors.add(lineno, indent + 1, f"classes set twice: {','.join(classes[0])} on line {classes[1]}, now {','.join(value)}",
-                               "keep one '# classes=a,b' line")
+                    errors.add(
+                        lineno,
+                        indent + 1,
+                        f"classes set twice: {','.join(classes[0])} on line {classes[1]}, now {','.join(value)}",
+                        "keep one '# classes=a,b' line",
+                    )
                 elif classes is None:
                     classes = (value, lineno)
             elif kind == "task":
                 if task is not None and task[0] != value:
-                    errors.add(lineno, indent + 1, f"task set twice: {task[0]!r} on line {task[1]}, now {value!r}",
-                               "keep one '# task=NAME' line")
+                    errors.add(
+                        lineno,
+                        indent + 1,
+                        f"task set twice: {task[0]!r} on line {task[1]}, now {value!r}",
+                        "keep one '# task=NAME' line",
+                    )
                 elif task is None:
                     task = (value, lineno)
             else:
@@ -601,9 +644,16 @@ def _parse(text: str, path: Path, *, check_files: bool) -> tuple[LabelFile, list
         if first != lineno:
             merged = _merge_entries(entries[entry_at[clip_path]], entry, errors) if clip_path in entry_at else None
             if merged is not None or clip_path not in entry_at:
-                notes.append(LabelNote(path, lineno, clip_col,
-                                       f"clip {scanned.tokens[0].text!r} is also listed on line {first}: the spans of both "
-                                       "lines are merged", "put all spans of a clip on one line"))
+                notes.append(
+                    LabelNote(
+                        path,
+                        lineno,
+                        clip_col,
+                        f"clip {scanned.tokens[0].text!r} is also listed on line {first}: the spans of both "
+                        "lines are merged",
+                        "put all spans of a clip on one line",
+                    )
+                )
             if merged is not None:
                 entries[entry_at[clip_path]] = merged
             if clip_path in entry_at:
@@ -615,19 +665,31 @@ def _parse(text: str, path: Path, *, check_files: bool) -> tuple[LabelFile, list
     declared = classes[0] if classes else ()
     for lineno, span in labelled:
         _check_span_class(span, declared, task_name, lineno, errors)
-    labels = LabelFile(path=path, task=task_name, default_crop=first_default, entries=tuple(entries), classes=declared,
-                       task_declared=task is not None, notes=tuple(notes))
+    labels = LabelFile(
+        path=path,
+        task=task_name,
+        default_crop=first_default,
+        entries=tuple(entries),
+        classes=declared,
+        task_declared=task is not None,
+        notes=tuple(notes),
+    )
     return labels, errors.errors
 
 
 def _merge_entries(first: ClipEntry, later: ClipEntry, errors: _Collector) -> ClipEntry | None:
     """One entry for a clip listed on two lines: the same crop, spans that do not overlap."""
     if first.crop != later.crop:
+
         def crop_text(entry: ClipEntry) -> str:
             return f"crop={entry.crop.as_text()}" if entry.crop is not None else "no crop"
 
-        errors.add(later.line, 1, f"clip {later.raw_path!r} has {crop_text(later)} here but {crop_text(first)} on line {first.line}",
-                   "a clip has one crop: give both lines the same crop= (or put all spans on one line)")
+        errors.add(
+            later.line,
+            1,
+            f"clip {later.raw_path!r} has {crop_text(later)} here but {crop_text(first)} on line {first.line}",
+            "a clip has one crop: give both lines the same crop= (or put all spans on one line)",
+        )
         return None
     count_before = len(errors.errors)
     for span in later.spans:
@@ -635,14 +697,22 @@ def _merge_entries(first: ClipEntry, later: ClipEntry, errors: _Collector) -> Cl
             other_end = other.end_ms if other.end_ms is not None else float("inf")
             span_end = span.end_ms if span.end_ms is not None else float("inf")
             if span.start_ms < other_end and other.start_ms < span_end:
-                errors.add(later.line, span.col, f"span {span.as_text()!r} overlaps {other.as_text()!r} of the same clip on line {first.line}",
-                           "spans of one clip must not overlap; join them or move an edge")
+                errors.add(
+                    later.line,
+                    span.col,
+                    f"span {span.as_text()!r} overlaps {other.as_text()!r} of the same clip on line {first.line}",
+                    "spans of one clip must not overlap; join them or move an edge",
+                )
                 break
     if len(errors.errors) != count_before:
         return None
     spans = tuple(sorted((*first.spans, *later.spans), key=lambda s: s.start_ms))
-    return replace(first, own_crop=first.own_crop or later.own_crop, spans=spans,
-                   source_text=f"{first.source_text}\n{later.source_text}")
+    return replace(
+        first,
+        own_crop=first.own_crop or later.own_crop,
+        spans=spans,
+        source_text=f"{first.source_text}\n{later.source_text}",
+    )
 
 
 def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: int, errors: _Collector) -> None:
@@ -650,8 +720,12 @@ def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: 
     known = declared or (task,)
     if span.label is None:
         if len(known) > 1 and not span.unsure:
-            errors.add(lineno, span.col, f"span {span.as_text()!r} has no class, and this file has {len(known)}",
-                       f"write CLASS:START-END with a class of {', '.join(known)}, e.g. {known[0]}:{span.as_text()}")
+            errors.add(
+                lineno,
+                span.col,
+                f"span {span.as_text()!r} has no class, and this file has {len(known)}",
+                f"write CLASS:START-END with a class of {', '.join(known)}, e.g. {known[0]}:{span.as_text()}",
+            )
         return
     if span.label in known:
         return
@@ -665,14 +739,16 @@ def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: 
     errors.add(lineno, span.col + (1 if span.unsure else 0), f"unknown class {span.label!r}", hint)
 
 
-def _parse_directive(comment: str, indent: int, lineno: int, errors: _Collector) -> tuple[str, str | Crop | None] | None:
+def _parse_directive(
+    comment: str, indent: int, lineno: int, errors: _Collector
+) -> tuple[str, str | Crop | None] | None:
     """``('task', name)``, ``('classes', names)`` or ``('crop', Crop | None)`` for a directive line, None for other comments."""
     match = _CLASSES_DIRECTIVE_RE.match(comment)
     if match:
         return _parse_classes_directive(comment, match.end(), indent, lineno, errors)
     match = _TASK_DIRECTIVE_RE.match(comment)
     if match:
-        raw = comment[match.end():]
+        raw = comment[match.end() :]
         value = raw.strip()
         col = indent + match.end() + (len(raw) - len(raw.lstrip())) + 1
         if not is_valid_task(value):
@@ -683,10 +759,14 @@ def _parse_directive(comment: str, indent: int, lineno: int, errors: _Collector)
     if not match:
         return None
     if match["key"] != "crop":
-        errors.add(lineno, indent + match.start("key") + 1, f"unknown default {match['key']!r}",
-                   "the only default is '# default crop=x0,y0,x1,y1' (or '# default crop=none')")
+        errors.add(
+            lineno,
+            indent + match.start("key") + 1,
+            f"unknown default {match['key']!r}",
+            "the only default is '# default crop=x0,y0,x1,y1' (or '# default crop=none')",
+        )
         return None
-    raw = comment[match.end():]
+    raw = comment[match.end() :]
     value = raw.strip()
     col = indent + match.end() + (len(raw) - len(raw.lstrip())) + 1
     if value.lower() == "none":
@@ -698,8 +778,9 @@ def _parse_directive(comment: str, indent: int, lineno: int, errors: _Collector)
         return None
 
 
-def _parse_classes_directive(comment: str, start: int, indent: int, lineno: int,
-                             errors: _Collector) -> tuple[str, tuple[str, ...]] | None:
+def _parse_classes_directive(
+    comment: str, start: int, indent: int, lineno: int, errors: _Collector
+) -> tuple[str, tuple[str, ...]] | None:
     names: list[str] = []
     offset = start
     ok = True
@@ -730,8 +811,9 @@ def _part_offset(text: str, part: int | None) -> int:
     return offset + len(piece) - len(piece.lstrip())
 
 
-def _parse_clip_line(scanned: _Line, lineno: int, label_dir: str, default_crop: Crop | None,
-                     errors: _Collector) -> tuple[Path | None, ClipEntry | None]:
+def _parse_clip_line(
+    scanned: _Line, lineno: int, label_dir: str, default_crop: Crop | None, errors: _Collector
+) -> tuple[Path | None, ClipEntry | None]:
     """The clip's resolved path (None if unusable) and its entry (None when the line has errors)."""
     count_before = len(errors.errors)
     path_token = scanned.tokens[0]
@@ -752,15 +834,21 @@ def _parse_clip_line(scanned: _Line, lineno: int, label_dir: str, default_crop: 
             index += used - 1
             continue
         if token.quoted:
-            errors.add(lineno, token.col, f"unexpected quoted text {token.text!r}",
-                       "only the clip path (the first thing on a line) may be quoted")
+            errors.add(
+                lineno,
+                token.col,
+                f"unexpected quoted text {token.text!r}",
+                "only the clip path (the first thing on a line) may be quoted",
+            )
         elif "=" in token.text:
             key, _, value = token.text.partition("=")
             if key != "crop":
                 known = ", ".join(KNOWN_OPTIONS.values())
                 errors.add(lineno, token.col, f"unknown option {key!r}", f"known options: {known}")
             elif crop_col is not None:
-                errors.add(lineno, token.col, f"crop given twice (first at column {crop_col})", "keep one crop= per line")
+                errors.add(
+                    lineno, token.col, f"crop given twice (first at column {crop_col})", "keep one crop= per line"
+                )
             else:
                 crop_col = token.col
                 try:
@@ -774,33 +862,58 @@ def _parse_clip_line(scanned: _Line, lineno: int, label_dir: str, default_crop: 
                 spans.append(span)
                 span_texts[span.col] = token.text
         else:
-            errors.add(lineno, token.col, f"unexpected {token.text!r}: not a span, an option or a comment",
-                       _stray_hint(tokens, index, clip_path is not None))
+            errors.add(
+                lineno,
+                token.col,
+                f"unexpected {token.text!r}: not a span, an option or a comment",
+                _stray_hint(tokens, index, clip_path is not None),
+            )
     spans.sort(key=lambda s: s.start_ms)
     _check_overlaps(spans, span_texts, lineno, errors)
     if clip_path is None or len(errors.errors) != count_before:
         return clip_path, None
     crop = own_crop if own_crop is not None else default_crop
-    return clip_path, ClipEntry(path=clip_path, raw_path=path_token.text, crop=crop, own_crop=own_crop,
-                                spans=tuple(spans), line=lineno, source_text=scanned.code)
+    return clip_path, ClipEntry(
+        path=clip_path,
+        raw_path=path_token.text,
+        crop=crop,
+        own_crop=own_crop,
+        spans=tuple(spans),
+        line=lineno,
+        source_text=scanned.code,
+    )
 
 
 def _check_raw_path(token: _Token, lineno: int, label_dir: str, errors: _Collector) -> Path | None:
     raw = token.text
     if not raw:
-        errors.add(lineno, token.col, "empty clip path", 'write the clip path first, e.g. clips/game1.mp4 or "my clip.mp4"')
+        errors.add(
+            lineno, token.col, "empty clip path", 'write the clip path first, e.g. clips/game1.mp4 or "my clip.mp4"'
+        )
         return None
     if "\x00" in raw:
-        errors.add(lineno, token.col + raw.index("\x00") + (1 if token.quoted else 0),
-                   "the clip path contains a NUL character", "remove it")
+        errors.add(
+            lineno,
+            token.col + raw.index("\x00") + (1 if token.quoted else 0),
+            "the clip path contains a NUL character",
+            "remove it",
+        )
         return None
     if "=" in raw and not token.quoted and raw.partition("=")[0] in KNOWN_OPTIONS:
-        errors.add(lineno, token.col, f"the line starts with the option {raw!r}, not a clip path",
-                   "write the clip path first: PATH [crop=x0,y0,x1,y1] START-END ...")
+        errors.add(
+            lineno,
+            token.col,
+            f"the line starts with the option {raw!r}, not a clip path",
+            "write the clip path first: PATH [crop=x0,y0,x1,y1] START-END ...",
+        )
         return None
     if not token.quoted and _SPAN_SHAPE_RE.fullmatch(raw):
-        errors.add(lineno, token.col, f"the line starts with the span {raw!r}, not a clip path",
-                   "write the clip path first: PATH START-END ...")
+        errors.add(
+            lineno,
+            token.col,
+            f"the line starts with the span {raw!r}, not a clip path",
+            "write the clip path first: PATH START-END ...",
+        )
         return None
     return resolve_clip_path(label_dir, raw)
 
@@ -844,8 +957,10 @@ def _windows_path_hint(raw: str, label_dir: str) -> str:
     """What to write instead of a path with backslashes (Windows separators)."""
     forward = raw.replace("\\", "/")
     if _DRIVE_RE.match(raw):
-        return (f"that is a Windows path: write the clip's path relative to the label file's folder "
-                f"{label_dir}, with / between folders")
+        return (
+            f"that is a Windows path: write the clip's path relative to the label file's folder "
+            f"{label_dir}, with / between folders"
+        )
     try:
         exists = resolve_clip_path(label_dir, forward).is_file()
     except (OSError, ValueError):
@@ -860,7 +975,7 @@ def _common_mistake(scanned: _Line, index: int) -> tuple[int, str, str] | None:
     tokens = scanned.tokens
     # A span split by spaces around its '-': "0:05 - 0:09", "0:05 -0:09", "0:05- 0:09".
     for used in (3, 2):
-        group = tokens[index:index + used]
+        group = tokens[index : index + used]
         if len(group) < used or any(t.quoted for t in group):
             continue
         texts = [t.text for t in group]
@@ -870,7 +985,7 @@ def _common_mistake(scanned: _Line, index: int) -> tuple[int, str, str] | None:
             continue
         joined = "".join(texts)
         if texts[0] != "-" and _SPAN_SHAPE_RE.fullmatch(joined) and joined.count("-") == 1:
-            written = scanned.text[group[0].col - 1:group[-1].col - 1 + len(group[-1].text)]
+            written = scanned.text[group[0].col - 1 : group[-1].col - 1 + len(group[-1].text)]
             return used, f"span {written!r} has spaces around its '-'", f"write it without spaces: {joined}"
     # A crop that forgot its "crop=": "0.78,0.13,0.97,0.37" (or with spaces after the commas).
     used, joined = 1, tokens[index].text
@@ -879,7 +994,7 @@ def _common_mistake(scanned: _Line, index: int) -> tuple[int, str, str] | None:
         used += 1
     if _BARE_CROP_RE.fullmatch(joined):
         last = tokens[index + used - 1]
-        written = scanned.text[tokens[index].col - 1:last.col - 1 + len(last.text)]
+        written = scanned.text[tokens[index].col - 1 : last.col - 1 + len(last.text)]
         return used, f"{written!r} looks like a crop without 'crop='", f"write crop={joined}"
     return None
 
@@ -895,8 +1010,10 @@ def _looks_like_span(text: str) -> bool:
 def _stray_hint(tokens: Sequence[_Token], index: int, path_ok: bool) -> str:
     path = tokens[0]
     if index == 1 and path_ok and not path.quoted:
-        return (f'a clip path with spaces must be quoted: "{path.text} {tokens[index].text}"; '
-                "after the path come spans (12-18) and options (crop=x0,y0,x1,y1)")
+        return (
+            f'a clip path with spaces must be quoted: "{path.text} {tokens[index].text}"; '
+            "after the path come spans (12-18) and options (crop=x0,y0,x1,y1)"
+        )
     return "after the clip path come spans (12-18, ~20-22) and options (crop=x0,y0,x1,y1); quote paths with spaces"
 
 
@@ -909,7 +1026,7 @@ def _parse_span(token: _Token, lineno: int, errors: _Collector) -> Span | None:
     prefix = None if body.lower().startswith("end-") else _CLASS_PREFIX_RE.match(body)
     if prefix:
         label = prefix["name"]
-        body, body_col = body[prefix.end():], body_col + prefix.end()
+        body, body_col = body[prefix.end() :], body_col + prefix.end()
     if body.count("-") != 1:
         what = "has no '-' between start and end" if "-" not in body else "has more than one '-'"
         errors.add(lineno, token.col, f"span {text!r} {what}", SPAN_HINT)
@@ -947,8 +1064,12 @@ def _parse_time_at(text: str, lineno: int, col: int, errors: _Collector) -> int 
             except ValueError:
                 pass
             else:
-                errors.add(lineno, col + text.index(","), f"bad time {text!r}: a decimal comma",
-                           f"write a decimal point: {fixed}")
+                errors.add(
+                    lineno,
+                    col + text.index(","),
+                    f"bad time {text!r}: a decimal comma",
+                    f"write a decimal point: {fixed}",
+                )
                 return None
         errors.add(lineno, col, f"bad time {text!r}: {exc}", getattr(exc, "hint", None) or TIME_HINT)
         return None
@@ -960,8 +1081,12 @@ def _check_overlaps(spans: Sequence[Span], texts: dict[int, str], lineno: int, e
     for span in spans:
         if reach is not None and (reach.end_ms is None or span.start_ms < reach.end_ms):
             later, earlier = (span, reach) if span.col >= reach.col else (reach, span)
-            errors.add(lineno, later.col, f"span {texts[later.col]!r} overlaps {texts[earlier.col]!r} (column {earlier.col})",
-                       "spans of one clip must not overlap; join them or move an edge")
+            errors.add(
+                lineno,
+                later.col,
+                f"span {texts[later.col]!r} overlaps {texts[earlier.col]!r} (column {earlier.col})",
+                "spans of one clip must not overlap; join them or move an edge",
+            )
         if reach is None or reach.end_ms is not None and (span.end_ms is None or span.end_ms > reach.end_ms):
             reach = span
 
@@ -987,18 +1112,25 @@ def check_durations(labels: LabelFile, duration_ms: Callable[[Path], int | None]
                 what = f"ends at {format_time(span.end_ms)}"
             else:
                 continue
-            problems.append(LabelError(
-                labels.path, span.line or entry.line, span.col or 1,
-                f"span {span.as_text()} {what}, past the end of {entry.raw_path!r} ({format_time(duration)} long)",
-                "fix the time, or write 'end' for the end of the clip (e.g. 1:12-end)"))
+            problems.append(
+                LabelError(
+                    labels.path,
+                    span.line or entry.line,
+                    span.col or 1,
+                    f"span {span.as_text()} {what}, past the end of {entry.raw_path!r} ({format_time(duration)} long)",
+                    "fix the time, or write 'end' for the end of the clip (e.g. 1:12-end)",
+                )
+            )
     return problems
 
 
 # --------------------------------------------------------------------------- writing
 
 
-_HEADER = ("# autotosis labels: one line per clip: PATH [crop=x0,y0,x1,y1] START-END ...  "
-           "(times 12.5 or m:ss.fff, 'end' = end of clip, ~START-END = unsure)")
+_HEADER = (
+    "# autotosis labels: one line per clip: PATH [crop=x0,y0,x1,y1] START-END ...  "
+    "(times 12.5 or m:ss.fff, 'end' = end of clip, ~START-END = unsure)"
+)
 
 
 def format_labels(labels: LabelFile) -> str:
@@ -1029,7 +1161,9 @@ def _entry_text(entry: ClipEntry, label_dir: str) -> str:
     return "  ".join(parts)
 
 
-def format_clip_line(clip: Path | str, spans: Sequence[Span], label_path: Path | str, *, crop: Crop | None = None) -> str:
+def format_clip_line(
+    clip: Path | str, spans: Sequence[Span], label_path: Path | str, *, crop: Crop | None = None
+) -> str:
     """One clip line for a label file at ``label_path`` (the path relative to its folder, quoted as needed)."""
     parts = [_quote_path(relative_clip_path(clip, _label_dir(Path(label_path))))]
     if crop is not None:
@@ -1089,8 +1223,12 @@ def merge_label_files(base: LabelFile, extra: LabelFile) -> LabelFile:
     merged = list(base.entries)
     for entry in extra.entries:
         if entry.path in known:
-            errors.add(entry.line, 1, f"clip {entry.raw_path!r} is already listed in {base.path} (line {known[entry.path]})",
-                       "edit that line instead of importing the clip again")
+            errors.add(
+                entry.line,
+                1,
+                f"clip {entry.raw_path!r} is already listed in {base.path} (line {known[entry.path]})",
+                "edit that line instead of importing the clip again",
+            )
             continue
         known[entry.path] = entry.line
         moved = replace(entry, raw_path=_raw_path_for(entry, label_dir))
@@ -1122,11 +1260,19 @@ def _merge_raw_spans(spans: Iterable[_RawSpan], errors: _Collector) -> tuple[Spa
         elif last.unsure == span.unsure and last.label == span.label:
             merged[-1] = replace(last, end_ms=max(last.end_ms, span.end_ms))
         elif last.unsure != span.unsure:
-            errors.add(span.line, span.col, "an unsure span overlaps a sure one",
-                       "move an edge so that sure and unsure spans do not overlap")
+            errors.add(
+                span.line,
+                span.col,
+                "an unsure span overlaps a sure one",
+                "move an edge so that sure and unsure spans do not overlap",
+            )
         else:
-            errors.add(span.line, span.col, f"a {span.label or 'span'} span overlaps a {last.label or 'span'} span (line {last.line})",
-                       "spans of different classes must not overlap; move an edge")
+            errors.add(
+                span.line,
+                span.col,
+                f"a {span.label or 'span'} span overlaps a {last.label or 'span'} span (line {last.line})",
+                "spans of different classes must not overlap; move an edge",
+            )
     return tuple(Span(s.start_ms, s.end_ms, s.unsure, s.label) for s in merged)
 
 
@@ -1213,8 +1359,12 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
         path_token, crop, spans = row
         clip = resolve_clip_path(csv_dir, path_token.text)
         if clip in first_line_of:
-            errors.add(lineno, path_token.col, f"clip {path_token.text!r} is listed twice (first on line {first_line_of[clip]})",
-                       "put all spans of a clip in one row")
+            errors.add(
+                lineno,
+                path_token.col,
+                f"clip {path_token.text!r} is listed twice (first on line {first_line_of[clip]})",
+                "put all spans of a clip in one row",
+            )
             continue
         first_line_of[clip] = lineno
         rows.append((lineno, path_token, crop, spans))
@@ -1229,11 +1379,14 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
         clip = resolve_clip_path(csv_dir, path_token.text)
         own = None if shared is not None else crop
         entries.append(_new_entry(clip, dest_dir, crop, own, spans, lineno))
-    return LabelFile(path=dest, task=default_task(dest), default_crop=shared, entries=tuple(entries), task_declared=False)
+    return LabelFile(
+        path=dest, task=default_task(dest), default_crop=shared, entries=tuple(entries), task_declared=False
+    )
 
 
-def _parse_csv_row(tokens: list[_Token], lineno: int,
-                   errors: _Collector) -> tuple[_Token, Crop | None, tuple[Span, ...]] | None:
+def _parse_csv_row(
+    tokens: list[_Token], lineno: int, errors: _Collector
+) -> tuple[_Token, Crop | None, tuple[Span, ...]] | None:
     path_token = tokens[0]
     if not path_token.text or "\x00" in path_token.text:
         errors.add(lineno, path_token.col, "bad clip path", "the first field of a row is the clip path")
@@ -1259,29 +1412,44 @@ def _parse_csv_row(tokens: list[_Token], lineno: int,
                     raise ValueError("the end is not after the start")
                 spans.append(_RawSpan(start, end, False, lineno, token.col))
             except ValueError as exc:
-                errors.add(lineno, token.col, f"bad span {token.text!r}: {exc}", 'write spans as "(start, end)" in seconds')
+                errors.add(
+                    lineno, token.col, f"bad span {token.text!r}: {exc}", 'write spans as "(start, end)" in seconds'
+                )
         else:
-            errors.add(lineno, token.col, f"unexpected field {token.text!r}",
-                       'a row is: path "[x0, y0, x1, y1]" "(start, end)" ...')
+            errors.add(
+                lineno,
+                token.col,
+                f"unexpected field {token.text!r}",
+                'a row is: path "[x0, y0, x1, y1]" "(start, end)" ...',
+            )
     merged = _merge_raw_spans(spans, errors)
     if len(errors.errors) != count_before:
         return None
     return path_token, crop, merged
 
 
-def _new_entry(clip: Path, dest_dir: str, crop: Crop | None, own_crop: Crop | None,
-               spans: tuple[Span, ...], line: int) -> ClipEntry:
+def _new_entry(
+    clip: Path, dest_dir: str, crop: Crop | None, own_crop: Crop | None, spans: tuple[Span, ...], line: int
+) -> ClipEntry:
     raw = relative_clip_path(clip, dest_dir)
-    entry = ClipEntry(path=resolve_clip_path(dest_dir, raw), raw_path=raw, crop=crop, own_crop=own_crop,
-                      spans=spans, line=line, source_text="")
+    entry = ClipEntry(
+        path=resolve_clip_path(dest_dir, raw),
+        raw_path=raw,
+        crop=crop,
+        own_crop=own_crop,
+        spans=spans,
+        line=line,
+        source_text="",
+    )
     return replace(entry, source_text=_entry_text(entry, dest_dir))
 
 
 DEFAULT_POINT_WINDOW_MS = 2000
 
 
-def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | None = None,
-                    point_window_ms: int = DEFAULT_POINT_WINDOW_MS) -> LabelFile:
+def import_audacity(
+    label_txt: Path, clip: Path, dest: Path, *, crop: Crop | None = None, point_window_ms: int = DEFAULT_POINT_WINDOW_MS
+) -> LabelFile:
     """Convert an Audacity label track (``start<TAB>end<TAB>text`` in seconds) for ``clip``.
 
     The label text is the span's class (``rage``, ``pog``): one class gives a binary file with
@@ -1304,7 +1472,12 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
             continue
         fields = line.split("\t")
         if len(fields) < 2:
-            errors.add(lineno, 1, "expected start<TAB>end<TAB>text", "export the label track from Audacity (File > Export > Labels)")
+            errors.add(
+                lineno,
+                1,
+                "expected start<TAB>end<TAB>text",
+                "export the label track from Audacity (File > Export > Labels)",
+            )
             continue
         end_col = len(fields[0]) + 2
         text_col = end_col + len(fields[1]) + 1
@@ -1321,9 +1494,13 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
             continue
         if start == end:
             if point_window_ms <= 0:
-                errors.add(lineno, 1, f"a point label at {format_time(start)} marks no span",
-                           "make it a region label in Audacity, or give --point-window SECONDS to turn point labels "
-                           "into spans centred on them")
+                errors.add(
+                    lineno,
+                    1,
+                    f"a point label at {format_time(start)} marks no span",
+                    "make it a region label in Audacity, or give --point-window SECONDS to turn point labels "
+                    "into spans centred on them",
+                )
                 continue
             points.append(lineno)
             start, end = max(0, start - point_window_ms // 2), start + (point_window_ms - point_window_ms // 2)
@@ -1333,8 +1510,12 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
     if len(classes) > 1:
         for span in spans:
             if span.label is None and not span.unsure:
-                errors.add(span.line, 1, f"the label has no text, but the track names the classes {', '.join(classes)}",
-                           "write the class as the label's text (e.g. rage), or '~' for an unsure span")
+                errors.add(
+                    span.line,
+                    1,
+                    f"the label has no text, but the track names the classes {', '.join(classes)}",
+                    "write the class as the label's text (e.g. rage), or '~' for an unsure span",
+                )
     else:  # one class or none: a binary file, its spans need no class
         spans = [replace(s, label=None) for s in spans]
     merged = _merge_raw_spans(spans, errors)
@@ -1343,17 +1524,32 @@ def import_audacity(label_txt: Path, clip: Path, dest: Path, *, crop: Crop | Non
     entry = _new_entry(resolve_clip_path(os.getcwd(), str(clip)), dest_dir, crop, crop, merged, 1)
     notes: tuple[LabelNote, ...] = ()
     if points:
-        notes = (LabelNote(label_txt, points[0], 1,
-                           f"{len(points)} point label{'' if len(points) == 1 else 's'} became "
-                           f"{point_window_ms / 1000:g} s span{'' if len(points) == 1 else 's'} centred on "
-                           f"{'it' if len(points) == 1 else 'them'} (lines {', '.join(map(str, points))})",
-                           "--point-window SECONDS sets the length; 0 refuses point labels"),)
+        notes = (
+            LabelNote(
+                label_txt,
+                points[0],
+                1,
+                f"{len(points)} point label{'' if len(points) == 1 else 's'} became "
+                f"{point_window_ms / 1000:g} s span{'' if len(points) == 1 else 's'} centred on "
+                f"{'it' if len(points) == 1 else 'them'} (lines {', '.join(map(str, points))})",
+                "--point-window SECONDS sets the length; 0 refuses point labels",
+            ),
+        )
     if len(classes) > 1:
-        return LabelFile(path=dest, task=default_task(dest), default_crop=None, entries=(entry,), classes=tuple(classes),
-                         task_declared=False, notes=notes)
+        return LabelFile(
+            path=dest,
+            task=default_task(dest),
+            default_crop=None,
+            entries=(entry,),
+            classes=tuple(classes),
+            task_declared=False,
+            notes=notes,
+        )
     if classes:
         return LabelFile(path=dest, task=classes[0], default_crop=None, entries=(entry,), notes=notes)
-    return LabelFile(path=dest, task=default_task(dest), default_crop=None, entries=(entry,), task_declared=False, notes=notes)
+    return LabelFile(
+        path=dest, task=default_task(dest), default_crop=None, entries=(entry,), task_declared=False, notes=notes
+    )
 
 
 def _audacity_label(text: str, lineno: int, col: int, errors: _Collector) -> tuple[bool, str | None | bool]:
@@ -1368,10 +1564,14 @@ def _audacity_label(text: str, lineno: int, col: int, errors: _Collector) -> tup
     if not name or (unsure and not is_valid_class(name)):  # an unsure label's text may be a comment
         return unsure, None
     if not is_valid_class(name):
-        errors.add(lineno, col, f"the label text {name!r} is not a class name",
-                   "the text of each label is its span's class (e.g. rage or pog): letters, digits, _ and -, "
-                   "starting with a letter ('background' is reserved); '~' before it marks an unsure span; "
-                   "no text = the file's only class")
+        errors.add(
+            lineno,
+            col,
+            f"the label text {name!r} is not a class name",
+            "the text of each label is its span's class (e.g. rage or pog): letters, digits, _ and -, "
+            "starting with a letter ('background' is reserved); '~' before it marks an unsure span; "
+            "no text = the file's only class",
+        )
         return unsure, False
     return unsure, name
 

@@ -102,8 +102,16 @@ def _clock_now() -> str:
 class _Replays:
     """Replays waiting for their last seconds to be recorded, cut in a worker thread."""
 
-    def __init__(self, capture: media.LiveCapture, folder: Path, label: str, before_ms: int, after_ms: int,
-                 emit: Emit, force: bool) -> None:
+    def __init__(
+        self,
+        capture: media.LiveCapture,
+        folder: Path,
+        label: str,
+        before_ms: int,
+        after_ms: int,
+        emit: Emit,
+        force: bool,
+    ) -> None:
         self.capture, self.folder, self.label = capture, folder, label
         self.before_ms, self.after_ms, self.emit, self.force = before_ms, after_ms, emit, force
         self.pending: list[tuple[int, float]] = []
@@ -145,8 +153,15 @@ class _Replays:
             return
         with self._lock:
             self.saved.append(out)
-        self.emit({"event": "replay", "time_s": time_ms / 1000, "start_s": start_ms / 1000, "end_s": end_ms / 1000,
-                   "path": str(out)})
+        self.emit(
+            {
+                "event": "replay",
+                "time_s": time_ms / 1000,
+                "start_s": start_ms / 1000,
+                "end_s": end_ms / 1000,
+                "path": str(out),
+            }
+        )
 
     def raise_errors(self) -> None:
         with self._lock:
@@ -157,7 +172,9 @@ class _Replays:
         self._pool.shutdown(wait=True)
 
 
-def run_live(source: media.LiveSource, predictor, options: LiveOptions, emit: Emit, *, force: bool = False) -> LiveSummary:
+def run_live(
+    source: media.LiveSource, predictor, options: LiveOptions, emit: Emit, *, force: bool = False
+) -> LiveSummary:
     """Score ``source`` until it ends (or ``options.duration_ms`` of it has passed, or Ctrl-C), emitting events.
 
     ``emit`` receives plain dicts (``event``: "start", "score", "trigger", "replay", "end"); it
@@ -185,18 +202,40 @@ def run_live(source: media.LiveSource, predictor, options: LiveOptions, emit: Em
             options.replay_dir.mkdir(parents=True, exist_ok=True)
             # Room for a whole clip, plus a few segments the worker may still be copying.
             wrap = math.ceil((options.replay_before_ms + options.replay_after_ms) / options.segment_ms) + 4
-            ring = media.RingSpec(Path(tmp) / "ring", segment_ms=options.segment_ms, wrap=wrap,
-                                  audio_track=options.audio_track, audio_tracks=tracks)
+            ring = media.RingSpec(
+                Path(tmp) / "ring",
+                segment_ms=options.segment_ms,
+                wrap=wrap,
+                audio_track=options.audio_track,
+                audio_tracks=tracks,
+            )
         with media.LiveCapture(source, spec, ring) as capture:
             replays = None
             if options.replay_dir is not None:
-                replays = _Replays(capture, options.replay_dir, source.label(), options.replay_before_ms,
-                                   options.replay_after_ms, send, force)
-            send({"event": "start", "source": source.target, "kind": source.kind, "class": name,
-                  "threshold": options.threshold, "cooldown_s": options.cooldown_ms / 1000, "wallclock": _clock_now()})
+                replays = _Replays(
+                    capture,
+                    options.replay_dir,
+                    source.label(),
+                    options.replay_before_ms,
+                    options.replay_after_ms,
+                    send,
+                    force,
+                )
+            send(
+                {
+                    "event": "start",
+                    "source": source.target,
+                    "kind": source.kind,
+                    "class": name,
+                    "threshold": options.threshold,
+                    "cooldown_s": options.cooldown_ms / 1000,
+                    "wallclock": _clock_now(),
+                }
+            )
             try:
-                frames, events, last_ms, interrupted = _score(capture, predictor, info.classes.index(name), trigger,
-                                                              options, replays, send)
+                frames, events, last_ms, interrupted = _score(
+                    capture, predictor, info.classes.index(name), trigger, options, replays, send
+                )
                 capture.close()  # a finished ring: the last segment is written and listed
                 if replays is not None:
                     replays.poll(final=True)
@@ -206,8 +245,16 @@ def run_live(source: media.LiveSource, predictor, options: LiveOptions, emit: Em
             if replays is not None:
                 replays.raise_errors()
     saved = tuple(replays.saved) if replays is not None else ()
-    send({"event": "end", "time_s": last_ms / 1000, "frames": frames, "events": events, "replays": len(saved),
-          "interrupted": interrupted})
+    send(
+        {
+            "event": "end",
+            "time_s": last_ms / 1000,
+            "frames": frames,
+            "events": events,
+            "replays": len(saved),
+            "interrupted": interrupted,
+        }
+    )
     if interrupted:
         raise KeyboardInterrupt
     return LiveSummary(frames=frames, events=events, replays=saved, last_time_ms=last_ms)
@@ -225,8 +272,15 @@ def _audio_tracks(source: media.LiveSource, track: int | None) -> int:
     return max(1, info.audio_count)
 
 
-def _score(capture: media.LiveCapture, predictor, index: int, trigger: Trigger, options: LiveOptions,
-           replays: _Replays | None, send: Emit) -> tuple[int, int, int, bool]:
+def _score(
+    capture: media.LiveCapture,
+    predictor,
+    index: int,
+    trigger: Trigger,
+    options: LiveOptions,
+    replays: _Replays | None,
+    send: Emit,
+) -> tuple[int, int, int, bool]:
     """The scoring loop: (frames, events, last frame time, interrupted by Ctrl-C)."""
     frames = events = last_ms = 0
     try:
@@ -236,11 +290,20 @@ def _score(capture: media.LiveCapture, predictor, index: int, trigger: Trigger, 
             rolling, fire = trigger.update(time_ms, score)
             frames, last_ms = frames + 1, time_ms
             if options.print_scores:
-                send({"event": "score", "time_s": time_ms / 1000, "score": round(score, 4), "rolling": round(rolling, 4)})
+                send(
+                    {"event": "score", "time_s": time_ms / 1000, "score": round(score, 4), "rolling": round(rolling, 4)}
+                )
             if fire:
                 events += 1
-                send({"event": "trigger", "time_s": time_ms / 1000, "class": predictor.info.classes[index],
-                      "score": round(rolling, 4), "wallclock": _clock_now()})
+                send(
+                    {
+                        "event": "trigger",
+                        "time_s": time_ms / 1000,
+                        "class": predictor.info.classes[index],
+                        "score": round(rolling, 4),
+                        "wallclock": _clock_now(),
+                    }
+                )
                 if replays is not None:
                     replays.add(time_ms, rolling)
             if replays is not None:

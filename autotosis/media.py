@@ -64,8 +64,10 @@ def _tool_version(name: str, path: str) -> tuple[int, int]:
     try:
         out = _run([path, "-hide_banner", "-version"], timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ToolMissingError(f"{name} ({path}) does not run: {exc}",
-                               hint="install a working ffmpeg (Debian/Ubuntu: apt-get install ffmpeg)") from exc
+        raise ToolMissingError(
+            f"{name} ({path}) does not run: {exc}",
+            hint="install a working ffmpeg (Debian/Ubuntu: apt-get install ffmpeg)",
+        ) from exc
     match = re.search(rf"{name} version n?(\d+)\.(\d+)", out.stdout.decode("utf-8", "replace"))
     if not match:
         # Git builds print e.g. "N-112345-g..."; assume they are new enough.
@@ -108,8 +110,11 @@ def run_ffmpeg(args: Sequence[str], *, what: str, path: Path | str | None = None
         raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s", path) from exc
     if proc.returncode != 0:
         tail = _tail(proc.stderr)
-        raise MediaError(f"{what} failed: {_last_error_line(tail) if tail else _signal_text(proc.returncode)}",
-                         path, stderr_tail=tail)
+        raise MediaError(
+            f"{what} failed: {_last_error_line(tail) if tail else _signal_text(proc.returncode)}",
+            path,
+            stderr_tail=tail,
+        )
 
 
 def _signal_text(returncode: int) -> str:
@@ -154,8 +159,9 @@ class _Stopped(Exception):
     """A read gave up because its stop event was set (never leaves this module)."""
 
 
-def _spawn(argv: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-           stderr=subprocess.PIPE, bufsize: int = 0) -> subprocess.Popen:
+def _spawn(
+    argv: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize: int = 0
+) -> subprocess.Popen:
     """Start ffmpeg/ffprobe in a process group of its own (see above); unbuffered pipes by default."""
     proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, bufsize=bufsize, process_group=0)
     with _CHILDREN_LOCK:
@@ -307,21 +313,33 @@ def probe(path: Path | str) -> VideoInfo:
     if stat.st_size == 0:
         raise MediaError("file is empty (0 bytes)", path)
     argv = [
-        _tool("ffprobe"), "-v", "error", "-print_format", "json",
-        "-show_format", "-show_streams", _url(path),
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        _url(path),
     ]
     try:
         proc = _run(argv, timeout=120)
     except subprocess.TimeoutExpired as exc:
-        raise MediaError("ffprobe did not finish within 120 s", path, hint="is the file on a stalled network drive?") from exc
+        raise MediaError(
+            "ffprobe did not finish within 120 s", path, hint="is the file on a stalled network drive?"
+        ) from exc
     if proc.returncode != 0:
         if _looks_like_text(path):
             _refuse_non_video(path, {"format": {"format_name": "tty"}})
         tail = _tail(proc.stderr)
         # ffprobe prefixes its message with the URL; the path is in our message already.
         cause = _last_error_line(tail).replace(f"{_url(path)}: ", "")
-        raise MediaError(f"not a readable video: {cause}", path, stderr_tail=tail,
-                         hint="is it a complete video file? `ffprobe FILE` shows what ffmpeg makes of it")
+        raise MediaError(
+            f"not a readable video: {cause}",
+            path,
+            stderr_tail=tail,
+            hint="is it a complete video file? `ffprobe FILE` shows what ffmpeg makes of it",
+        )
     try:
         info = json.loads(proc.stdout.decode("utf-8", "replace"))
     except json.JSONDecodeError as exc:
@@ -411,8 +429,7 @@ def _refuse_non_video(path: Path, info: dict) -> None:
     formats = set(str((info.get("format") or {}).get("format_name", "")).split(","))
     codecs = {str(s.get("codec_name", "")) for s in info.get("streams", []) if s.get("codec_type") == "video"}
     if formats & _TEXT_FORMATS or codecs & _TEXT_CODECS:
-        raise MediaError("is a text file, not a video", path,
-                         hint="was it the label file? give the video itself")
+        raise MediaError("is a text file, not a video", path, hint="was it the label file? give the video itself")
     if formats & _IMAGE_FORMATS or any(f.endswith("_pipe") for f in formats):
         raise MediaError("is a still image, not a video", path)
 
@@ -551,10 +568,20 @@ def _decode_argv(path: Path, spec: DecodeSpec, info: VideoInfo) -> list[str]:
     if spec.end_ms is not None:
         argv += ["-t", _seconds(max(spec.end_ms - (spec.start_ms or 0), 1))]
     return argv + [
-        "-map", "0:v:0", "-an", "-sn", "-dn",
-        "-vf", _decode_filters(spec, info),
-        "-fps_mode", "passthrough",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-dn",
+        "-vf",
+        _decode_filters(spec, info),
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
     ]
 
 
@@ -572,8 +599,14 @@ def decode_discard(path: Path | str, spec: DecodeSpec, *, info: VideoInfo | None
         raise MediaError(f"decoding failed: {_last_error_line(tail)}", path, stderr_tail=tail)
 
 
-def iter_frames(path: Path | str, spec: DecodeSpec, *, batch_size: int = 32, info: VideoInfo | None = None,
-                stop: threading.Event | None = None) -> Iterator[FrameBatch]:
+def iter_frames(
+    path: Path | str,
+    spec: DecodeSpec,
+    *,
+    batch_size: int = 32,
+    info: VideoInfo | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[FrameBatch]:
     """Stream a video as batches of small RGB frames with exact presentation times.
 
     ffmpeg decodes, samples, crops and scales in its own process (so it runs on another
@@ -646,8 +679,11 @@ def _check_complete(path: Path, spec: DecodeSpec, info: VideoInfo, last_ms: int,
     if last_ms + slack_ms < expected_ms and _DAMAGED.search(tail):
         raise MediaError(
             f"the file ends early: decoding stopped at {last_ms / 1000:.1f} s of {expected_ms / 1000:.1f} s "
-            f"({_last_error_line(tail)})", path, stderr_tail=tail,
-            hint="the file is truncated or damaged; download or copy it again")
+            f"({_last_error_line(tail)})",
+            path,
+            stderr_tail=tail,
+            hint="the file is truncated or damaged; download or copy it again",
+        )
 
 
 def _widen_pipe(stream, size: int) -> None:
@@ -730,17 +766,47 @@ def encode_frames(
     """Encode RGB frames (H x W x 3 uint8) into an H.264/AAC MP4; used to make sample clips."""
     fps = Fraction(fps)
     argv = [
-        _tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:0",
+        _tool("ffmpeg"),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "pipe:0",
     ]
     if audio_wav is not None:
         argv += ["-i", _url(audio_wav)]
     argv += ["-map", "0:v"] + (["-map", "1:a", "-c:a", "aac", "-b:a", "96k", "-shortest"] if audio_wav else [])
     gop = max(1, int(round(float(fps) * keyframe_interval_s)))
     argv += [
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-        "-movflags", "+faststart", "-f", "mp4", _url(out),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(gop),
+        "-keyint_min",
+        str(gop),
+        "-sc_threshold",
+        "0",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        _url(out),
     ]
     proc = _spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, bufsize=-1)
     try:
@@ -823,12 +889,29 @@ def _picture_filters(spec: EncodeSpec, overlays: Sequence[TextOverlay]) -> str:
 
 def _segment_output_args(spec: EncodeSpec, frames: int, duration: str, *, aac: bool = False) -> list[str]:
     return [
-        "-frames:v", str(frames), "-t", duration,
-        "-c:v", "libx264", "-preset", spec.preset, "-crf", str(spec.crf), "-pix_fmt", "yuv420p",
-        "-r", str(spec.fps), "-video_track_timescale", "90000",
+        "-frames:v",
+        str(frames),
+        "-t",
+        duration,
+        "-c:v",
+        "libx264",
+        "-preset",
+        spec.preset,
+        "-crf",
+        str(spec.crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        str(spec.fps),
+        "-video_track_timescale",
+        "90000",
         # PCM in the pieces; the final join encodes AAC once, so audio stays gapless and in sync.
         # A file that is final by itself (a short) gets AAC directly.
-        *(["-c:a", "aac", "-b:a", "160k"] if aac else ["-c:a", "pcm_s16le"]), "-ar", "48000", "-ac", "2",
+        *(["-c:a", "aac", "-b:a", "160k"] if aac else ["-c:a", "pcm_s16le"]),
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
     ]
 
 
@@ -863,13 +946,26 @@ def cut_segment(
     if got < frames - max(2, int(spec.fps / 4)):
         raise MediaError(
             f"only {got} of {frames} frames could be cut from {start_ms / 1000:.1f} s on: the file ends early",
-            source.path, hint="the file is truncated or damaged; download or copy it again")
+            source.path,
+            hint="the file is truncated or damaged; download or copy it again",
+        )
 
 
 def _video_packets(path: Path) -> int:
     """Frames in the first video stream of a file we wrote (counted from its packets: no decoding)."""
-    argv = [_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets",
-            "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", _url(path)]
+    argv = [
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-count_packets",
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+        _url(path),
+    ]
     proc = _run(argv, timeout=120)
     try:
         return int(proc.stdout.decode("ascii", "replace").strip().splitlines()[0].strip(","))
@@ -926,11 +1022,14 @@ def audio_mix_graph(tracks: int, out: str) -> str:
     """
     if tracks <= 1:
         return f"[0:a:0]{out}"
-    prepare = ";".join(f"[0:a:{i}]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo[m{i}]"
-                       for i in range(tracks))
+    prepare = ";".join(
+        f"[0:a:{i}]aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo[m{i}]" for i in range(tracks)
+    )
     inputs = "".join(f"[m{i}]" for i in range(tracks))
-    return (f"{prepare};{inputs}amix=inputs={tracks}:duration=longest:normalize=0,"
-            f"alimiter=limit=0.9:level=0:latency=1,{out}")
+    return (
+        f"{prepare};{inputs}amix=inputs={tracks}:duration=longest:normalize=0,"
+        f"alimiter=limit=0.9:level=0:latency=1,{out}"
+    )
 
 
 def title_card(out: Path, spec: EncodeSpec, duration_ms: int, overlays: Sequence[TextOverlay]) -> None:
@@ -939,10 +1038,20 @@ def title_card(out: Path, spec: EncodeSpec, duration_ms: int, overlays: Sequence
     exact = _seconds(int(round(frames * 1000 / spec.fps)))
     argv = [
         "-y",
-        "-f", "lavfi", "-i", f"color=c=black:s={spec.width}x{spec.height}:r={spec.fps}",
-        "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-        "-filter_complex", f"[0:v]{_picture_filters(spec, overlays)}[v]",
-        "-map", "[v]", "-map", "1:a",
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=c=black:s={spec.width}x{spec.height}:r={spec.fps}",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=48000:cl=stereo",
+        "-filter_complex",
+        f"[0:v]{_picture_filters(spec, overlays)}[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "1:a",
     ]
     argv += _segment_output_args(spec, frames, exact) + ["-f", "matroska", _url(out)]
     run_ffmpeg(argv, what="making a title card", path=out)
@@ -963,8 +1072,21 @@ def concat_segments(pieces: Sequence[Path], out: Path, *, chapters_file: Path | 
         if chapters_file is not None:
             argv += ["-i", _url(chapters_file), "-map_metadata", "1", "-map_chapters", "1"]
         argv += [
-            "-map", "0:v", "-map", "0:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-            "-movflags", "+faststart", "-f", "mp4", _url(out),
+            "-map",
+            "0:v",
+            "-map",
+            "0:a",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            _url(out),
         ]
         run_ffmpeg(argv, what="joining segments", path=out)
     finally:
@@ -1012,17 +1134,36 @@ def grab_frame(source: VideoInfo, time_ms: int, width: int = 320) -> np.ndarray:
     display_width = source.width * float(source.sar)
     height = max(2, int(round(width * source.height / display_width / 2)) * 2)
     argv = [
-        _tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error",
-        "-ss", _seconds(max(0, min(time_ms, source.duration_ms - 1))), "-i", _url(source.path),
-        "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width}:{height}:flags=area,setsar=1,format=rgb24",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1",
+        _tool("ffmpeg"),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-ss",
+        _seconds(max(0, min(time_ms, source.duration_ms - 1))),
+        "-i",
+        _url(source.path),
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+        "-vf",
+        f"scale={width}:{height}:flags=area,setsar=1,format=rgb24",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
     ]
     proc = _run(argv, timeout=120)
     expected = width * height * 3
     if proc.returncode != 0 or len(proc.stdout) < expected:
         tail = _tail(proc.stderr)
-        raise MediaError(f"could not read a frame at {time_ms / 1000:.3f} s: {_last_error_line(tail) if tail else 'no frame there'}",
-                         source.path, stderr_tail=tail)
+        raise MediaError(
+            f"could not read a frame at {time_ms / 1000:.3f} s: {_last_error_line(tail) if tail else 'no frame there'}",
+            source.path,
+            stderr_tail=tail,
+        )
     return np.frombuffer(proc.stdout[:expected], dtype=np.uint8).reshape(height, width, 3)
 
 
@@ -1125,8 +1266,9 @@ def display_size(source: VideoInfo, width: int | None = None) -> tuple[int, int]
     return width, max(2, int(round(width * source.height / display_width / 2)) * 2)
 
 
-def grab_frames(source: VideoInfo, times_ms: Sequence[int], *, width: int | None = None,
-                per_process: int = 8) -> Iterator[tuple[int, np.ndarray]]:
+def grab_frames(
+    source: VideoInfo, times_ms: Sequence[int], *, width: int | None = None, per_process: int = 8
+) -> Iterator[tuple[int, np.ndarray]]:
     """Whole frames (RGB, square pixels, full size or ``width`` wide) at each of ``times_ms``.
 
     Several seeks share one ffmpeg process (one ``-ss T -t 2 -i FILE`` input per time, each
@@ -1138,7 +1280,7 @@ def grab_frames(source: VideoInfo, times_ms: Sequence[int], *, width: int | None
     out_w, out_h = display_size(source, width)
     times = [max(0, min(int(t), source.duration_ms - 1)) for t in times_ms]
     for first in range(0, len(times), per_process):
-        chunk = times[first:first + per_process]
+        chunk = times[first : first + per_process]
         frames = _grab_chunk(source, chunk, out_w, out_h)
         if frames is None and len(chunk) > 1:  # some time had no frame: find which, one by one
             for time_ms in chunk:
@@ -1161,8 +1303,19 @@ def _grab_chunk(source: VideoInfo, times_ms: Sequence[int], width: int, height: 
     ]
     joined = "".join(f"[v{i}]" for i in range(len(times_ms)))
     graph = ";".join(chains) + f";{joined}concat=n={len(times_ms)}:v=1:a=0[out]"
-    argv += ["-filter_complex", graph, "-map", "[out]", "-fps_mode", "passthrough",
-             "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    argv += [
+        "-filter_complex",
+        graph,
+        "-map",
+        "[out]",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     proc = _run(argv, timeout=600)
     if proc.returncode != 0:
         tail = _tail(proc.stderr)
@@ -1171,7 +1324,7 @@ def _grab_chunk(source: VideoInfo, times_ms: Sequence[int], width: int, height: 
     if len(proc.stdout) < size * len(times_ms):
         return None
     data = np.frombuffer(proc.stdout, dtype=np.uint8)
-    return [data[i * size:(i + 1) * size].reshape(height, width, 3) for i in range(len(times_ms))]
+    return [data[i * size : (i + 1) * size].reshape(height, width, 3) for i in range(len(times_ms))]
 
 
 _CROPDETECT = re.compile(r"crop=(\d+):(\d+):(\d+):(\d+)")
@@ -1185,10 +1338,26 @@ def detect_active_area(source: VideoInfo, *, min_border: float = 0.02) -> Region
     Borders thinner than ``min_border`` of the side are not worth a crop.
     """
     argv = [
-        _tool("ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info",
-        "-skip_frame", "nokey", "-i", _url(source.path),
-        "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", "cropdetect=round=2:skip=0:reset=0",
-        "-f", "null", "-",
+        _tool("ffmpeg"),
+        "-nostdin",
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "info",
+        "-skip_frame",
+        "nokey",
+        "-i",
+        _url(source.path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-dn",
+        "-vf",
+        "cropdetect=round=2:skip=0:reset=0",
+        "-f",
+        "null",
+        "-",
     ]
     proc = _run(argv, timeout=3600)
     text = proc.stderr.decode("utf-8", "replace")
@@ -1228,7 +1397,9 @@ _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _X_DISPLAY = re.compile(r"^(?:[\w.-]*):\d+(?:\.\d+)?(?:\+\d+,\d+)?$")
 
 
-def live_source(text: str, *, kind: str | None = None, realtime: bool = True, framerate: Fraction | None = None) -> LiveSource:
+def live_source(
+    text: str, *, kind: str | None = None, realtime: bool = True, framerate: Fraction | None = None
+) -> LiveSource:
     """Guess what ``text`` names (or take ``kind``): /dev/video* is v4l2, ":0.0" an X display, "x://" a URL, else a file."""
     text = str(text)
     if kind is None:
@@ -1311,8 +1482,22 @@ class LiveCapture:
     def __init__(self, source: LiveSource, spec: DecodeSpec, ring: RingSpec | None = None) -> None:
         self.source, self.spec, self.ring = source, spec, ring
         argv = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *_live_input_args(source)]
-        argv += ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", _live_filters(spec), "-fps_mode", "passthrough",
-                 "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+        argv += [
+            "-map",
+            "0:v:0",
+            "-an",
+            "-sn",
+            "-dn",
+            "-vf",
+            _live_filters(spec),
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:1",
+        ]
         if ring is not None:
             ring.folder.mkdir(parents=True, exist_ok=True)
             seconds = _seconds(ring.segment_ms)
@@ -1322,14 +1507,49 @@ class LiveCapture:
             else:
                 sound = f"0:a:{(ring.audio_track or 1) - 1}?"
             argv += [
-                "-map", "0:v:0", "-map", sound, "-sn", "-dn",
-                "-c:v", "libx264", "-preset", "ultrafast", "-crf", str(ring.crf), "-pix_fmt", "yuv420p",
-                "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-                "-force_key_frames", f"expr:gte(t,n_forced*{seconds})",
-                "-c:a", "aac", "-ar", "48000", "-ac", "2", "-avoid_negative_ts", "disabled",
-                "-f", "segment", "-segment_time", seconds, "-segment_time_delta", "0.01", "-segment_format", "mpegts",
-                "-segment_wrap", str(ring.wrap), "-segment_list", str(self._list_path), "-segment_list_type", "csv",
-                "-reset_timestamps", "0", str(ring.folder / "seg%06d.ts"),
+                "-map",
+                "0:v:0",
+                "-map",
+                sound,
+                "-sn",
+                "-dn",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                str(ring.crf),
+                "-pix_fmt",
+                "yuv420p",
+                "-vf",
+                "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+                "-force_key_frames",
+                f"expr:gte(t,n_forced*{seconds})",
+                "-c:a",
+                "aac",
+                "-ar",
+                "48000",
+                "-ac",
+                "2",
+                "-avoid_negative_ts",
+                "disabled",
+                "-f",
+                "segment",
+                "-segment_time",
+                seconds,
+                "-segment_time_delta",
+                "0.01",
+                "-segment_format",
+                "mpegts",
+                "-segment_wrap",
+                str(ring.wrap),
+                "-segment_list",
+                str(self._list_path),
+                "-segment_list_type",
+                "csv",
+                "-reset_timestamps",
+                "0",
+                str(ring.folder / "seg%06d.ts"),
             ]
         self._frame_bytes = spec.size * spec.size * 3
         self._proc = _spawn(argv)
@@ -1349,7 +1569,11 @@ class LiveCapture:
                 break
             times = self._reader.take(1)
             if not times:
-                raise MediaError("decoder output and timestamps disagree", self.source.target, stderr_tail="\n".join(self._reader.tail))
+                raise MediaError(
+                    "decoder output and timestamps disagree",
+                    self.source.target,
+                    stderr_tail="\n".join(self._reader.tail),
+                )
             frame = np.frombuffer(data, dtype=np.uint8).reshape(1, self.spec.size, self.spec.size, 3)
             yield FrameBatch(times_ms=np.array(times, dtype=np.int64), frames=frame)
         returncode = _wait(self._proc)
@@ -1375,9 +1599,11 @@ class LiveCapture:
                 start, end = float(parts[1]), float(parts[2])
             except ValueError:
                 continue
-            found.append(RingSegment(index, self.ring.folder / parts[0], int(round(start * 1000)), int(round(end * 1000))))
+            found.append(
+                RingSegment(index, self.ring.folder / parts[0], int(round(start * 1000)), int(round(end * 1000)))
+            )
         # The file after the newest finished one is being written, and it overwrites the oldest.
-        return found[-(self.ring.wrap - 1):]
+        return found[-(self.ring.wrap - 1) :]
 
     def close(self) -> None:
         if self._proc.poll() is None:
@@ -1425,17 +1651,49 @@ def cut_replay(segments: Sequence[RingSegment], start_ms: int, end_ms: int, out:
             graph += f";[0:a:0]atrim=start={float(start)!r}:end={float(end)!r},asetpts=PTS-STARTPTS[a]"
             maps += ["-map", "[a]", "-c:a", "aac", "-b:a", "160k"]
         argv = [
-            "-y", "-f", "concat", "-safe", "0", "-i", _url(listing), "-filter_complex", graph, *maps,
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", "-f", "mp4", _url(out),
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            _url(listing),
+            "-filter_complex",
+            graph,
+            *maps,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            _url(out),
         ]
         run_ffmpeg(argv, what="saving a replay", path=out)
 
 
 def _ts_lead_ms(path: Path) -> int:
     """How long after the file's start time its first picture comes (audio may start earlier)."""
-    argv = [_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time:format=start_time",
-            "-read_intervals", "%+#1", "-of", "json", _url(path)]
+    argv = [
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts_time:format=start_time",
+        "-read_intervals",
+        "%+#1",
+        "-of",
+        "json",
+        _url(path),
+    ]
     proc = _run(argv, timeout=60)
     try:
         info = json.loads(proc.stdout or b"{}")

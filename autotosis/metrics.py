@@ -63,7 +63,9 @@ def frame_prf(pred: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = N
     return PRF.from_counts(tp, fp, fn)
 
 
-def truth_at_times(times_ms: np.ndarray, spans: Sequence[tuple[int, int]], band_ms: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def truth_at_times(
+    times_ms: np.ndarray, spans: Sequence[tuple[int, int]], band_ms: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(truth, ignore) for each time: inside a span ``[start, end)``; closer than ``band_ms`` to a span edge.
 
     Hand-marked edges are off by up to a second, so samples near them should not count
@@ -99,8 +101,9 @@ def interval_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return intersection / union
 
 
-def match_intervals(predicted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]],
-                    min_iou: float = 0.1) -> list[tuple[int, int]]:
+def match_intervals(
+    predicted: Sequence[tuple[int, int]], truth: Sequence[tuple[int, int]], min_iou: float = 0.1
+) -> list[tuple[int, int]]:
     """One-to-one (predicted index, truth index) matches, greedy by IoU (highest first), IoU >= ``min_iou``."""
     if not 0 < min_iou <= 1:
         raise UsageError(f"min_iou must be above 0 and at most 1, got {min_iou}")

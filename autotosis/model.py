@@ -81,7 +81,9 @@ class ModelInfo:
         required = {"task", "classes", "input_size", "mean", "std", "crop", "threshold"}
         missing = sorted(required - values.keys())
         if missing:
-            raise ModelError(f"{source}: checkpoint metadata is incomplete (missing {', '.join(missing)})", hint=_TRAIN_HINT)
+            raise ModelError(
+                f"{source}: checkpoint metadata is incomplete (missing {', '.join(missing)})", hint=_TRAIN_HINT
+            )
         try:
             values["classes"] = tuple(str(c) for c in values["classes"])
             values["mean"] = tuple(float(v) for v in values["mean"])
@@ -151,7 +153,10 @@ def _read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     else:
         state = raw
     if not isinstance(state, dict) or "conv1.weight" not in state:
-        raise ModelError(f"{path}: not a ResNet18 state_dict or autotosis checkpoint", hint="use --weights none, imagenet, or a checkpoint from `autotosis train`")
+        raise ModelError(
+            f"{path}: not a ResNet18 state_dict or autotosis checkpoint",
+            hint="use --weights none, imagenet, or a checkpoint from `autotosis train`",
+        )
     return state
 
 
@@ -166,15 +171,23 @@ def _load_backbone(model: torch.nn.Module, state: dict[str, torch.Tensor], sourc
         raise ModelError(f"{source}: weights do not fit a ResNet18 ({_first_line(exc)})") from exc
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ModelError(f"{source}: weights do not fit a ResNet18 (missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
+        raise ModelError(
+            f"{source}: weights do not fit a ResNet18 (missing {missing[:3]}, unexpected {list(unexpected)[:3]})"
+        )
 
 
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, info: ModelInfo, *, extra: dict | None = None, force: bool = False) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, info: ModelInfo, *, extra: dict | None = None, force: bool = False
+) -> None:
     """Write model + metadata atomically; ``extra`` (resume state) is stored at the top level."""
-    payload: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "info": info.to_dict(), "state_dict": _contiguous_state(model)}
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "info": info.to_dict(),
+        "state_dict": _contiguous_state(model),
+    }
     for key, value in (extra or {}).items():
         if key in payload:
             raise ValueError(f"extra key {key!r} would replace the checkpoint's own {key!r}")
@@ -206,7 +219,9 @@ def load_checkpoint(path: Path, *, expect_task: str | None = None) -> tuple[torc
     try:
         model.load_state_dict(raw["state_dict"])
     except RuntimeError as exc:
-        raise ModelError(f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=_TRAIN_HINT) from exc
+        raise ModelError(
+            f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=_TRAIN_HINT
+        ) from exc
     model = model.to(memory_format=torch.channels_last)
     model.eval()
     return model, info, raw
@@ -226,8 +241,10 @@ def _checked_info(raw: Any, path: Path, expect_task: str | None) -> ModelInfo:
         raise ModelError(f"{path}: checkpoint has no metadata (damaged file?)", hint=_TRAIN_HINT)
     info = ModelInfo.from_dict(raw["info"], path)
     if expect_task is not None and info.task != expect_task:
-        raise ModelError(f"{path}: model was trained for task '{info.task}', not '{expect_task}'",
-                         hint=f"use a checkpoint trained on the '{expect_task}' labels")
+        raise ModelError(
+            f"{path}: model was trained for task '{info.task}', not '{expect_task}'",
+            hint=f"use a checkpoint trained on the '{expect_task}' labels",
+        )
     if info.arch not in SUPPORTED_ARCHS:
         raise ModelError(f"{path}: architecture {info.arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
     if not isinstance(raw.get("state_dict"), dict):
@@ -263,20 +280,39 @@ def _torch_load(path: Path) -> Any:
     if path.stat().st_size == 0:
         raise ModelError(f"{path}: is not an autotosis checkpoint: the file is empty (0 bytes)", hint=_TRAIN_HINT)
     if is_onnx_file(path):
-        raise ModelError(f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
-                         "it was exported from", hint="train (--weights, --resume), explain and export-onnx need the .pt file; "
-                         "the commands that score video take either")
+        raise ModelError(
+            f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
+            "it was exported from",
+            hint="train (--weights, --resume), explain and export-onnx need the .pt file; "
+            "the commands that score video take either",
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # weights_only refuses arbitrary Python objects: loading them could run code.
         if "weights only" in str(exc).lower():
-            raise ModelError(f"{path}: is not an autotosis checkpoint (it holds Python objects that are not loaded, for safety)",
-                             hint=_TRAIN_HINT) from exc
-        raise ModelError(f"{path}: is not an autotosis checkpoint (not a torch file, or damaged)", hint=_TRAIN_HINT) from exc
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError, KeyError, IndexError, TypeError) as exc:
-        raise ModelError(f"{path}: is not an autotosis checkpoint (not a torch file, or damaged: {_first_line(exc)})",
-                         hint=_TRAIN_HINT) from exc
+            raise ModelError(
+                f"{path}: is not an autotosis checkpoint (it holds Python objects that are not loaded, for safety)",
+                hint=_TRAIN_HINT,
+            ) from exc
+        raise ModelError(
+            f"{path}: is not an autotosis checkpoint (not a torch file, or damaged)", hint=_TRAIN_HINT
+        ) from exc
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        ImportError,
+        KeyError,
+        IndexError,
+        TypeError,
+    ) as exc:
+        raise ModelError(
+            f"{path}: is not an autotosis checkpoint (not a torch file, or damaged: {_first_line(exc)})",
+            hint=_TRAIN_HINT,
+        ) from exc
 
 
 def _check_format(raw: dict, path: Path) -> None:
@@ -288,8 +324,10 @@ def _check_format(raw: dict, path: Path) -> None:
     except ValueError:
         raise ModelError(f"{path}: not an autotosis checkpoint (unknown format {marker!r}) — {_TRAIN_HINT}") from None
     if version > _FORMAT_VERSION:
-        raise ModelError(f"{path}: checkpoint format {version} is newer than this autotosis understands ({_FORMAT_VERSION})",
-                         hint="upgrade autotosis")
+        raise ModelError(
+            f"{path}: checkpoint format {version} is newer than this autotosis understands ({_FORMAT_VERSION})",
+            hint="upgrade autotosis",
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -323,8 +361,10 @@ def to_input_tensor(frames: np.ndarray | torch.Tensor, info: ModelInfo, augment:
         raise DataError(f"frames must be an (N, H, W, 3) RGB array, got shape {tuple(batch.shape)}")
     size = info.input_size
     if batch.shape[1] != size or batch.shape[2] != size:
-        raise DataError(f"frames are {batch.shape[2]}x{batch.shape[1]}, the model expects {size}x{size}",
-                        hint="extract frames at the model's input size")
+        raise DataError(
+            f"frames are {batch.shape[2]}x{batch.shape[1]}, the model expects {size}x{size}",
+            hint="extract frames at the model's input size",
+        )
     unit = batch.permute(0, 3, 1, 2).float().div_(255.0)
     if augment is not None:
         unit = augment(unit).contiguous(memory_format=torch.channels_last)
@@ -356,7 +396,7 @@ def predict_probs(model: torch.nn.Module, frames: np.ndarray, info: ModelInfo) -
     model.eval()
     try:
         parts = [
-            torch.softmax(model(to_input_tensor(frames[start:start + _PREDICT_CHUNK], info)), dim=1).numpy()
+            torch.softmax(model(to_input_tensor(frames[start : start + _PREDICT_CHUNK], info)), dim=1).numpy()
             for start in range(0, count, _PREDICT_CHUNK)
         ]
     finally:

@@ -37,7 +37,9 @@ def require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UsageError(f"{module} is not installed (needed for ONNX export and the onnx backend)", hint=INSTALL_HINT) from None
+        raise UsageError(
+            f"{module} is not installed (needed for ONNX export and the onnx backend)", hint=INSTALL_HINT
+        ) from None
 
 
 def _wrapped(model, info: ModelInfo):
@@ -79,15 +81,29 @@ def export_onnx(checkpoint: Path, out: Path, *, force: bool = False) -> ModelInf
             # and handles this plain CNN exactly; the pinned torch still ships it.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapped, (example,), str(raw), dynamo=False, opset_version=OPSET,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                wrapped,
+                (example,),
+                str(raw),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
         proto = onnx.load(str(raw))
-    proto.doc_string = (f"autotosis classifier for task {info.task!r}: input {INPUT_NAME} uint8 RGB (N, {info.input_size}, "
-                        f"{info.input_size}, 3), output {OUTPUT_NAME} softmax over {list(info.classes)}")
-    _set_metadata(proto, {INFO_KEY: json.dumps(info.to_dict(), sort_keys=True), "task": info.task,
-                          "classes": json.dumps(list(info.classes)), "input_size": str(info.input_size)})
+    proto.doc_string = (
+        f"autotosis classifier for task {info.task!r}: input {INPUT_NAME} uint8 RGB (N, {info.input_size}, "
+        f"{info.input_size}, 3), output {OUTPUT_NAME} softmax over {list(info.classes)}"
+    )
+    _set_metadata(
+        proto,
+        {
+            INFO_KEY: json.dumps(info.to_dict(), sort_keys=True),
+            "task": info.task,
+            "classes": json.dumps(list(info.classes)),
+            "input_size": str(info.input_size),
+        },
+    )
     onnx.checker.check_model(proto)
     with atomic_path(out, force=force) as tmp_out:
         onnx.save(proto, str(tmp_out))

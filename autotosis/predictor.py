@@ -86,7 +86,9 @@ class OnnxPredictor:
         self.info = info_from_metadata(dict(self._session.get_modelmeta().custom_metadata_map), self.path)
         inputs = {i.name for i in self._session.get_inputs()}
         if INPUT_NAME not in inputs:
-            raise ModelError(f"{self.path}: ONNX model has no {INPUT_NAME!r} input", hint="make it with `autotosis export-onnx`")
+            raise ModelError(
+                f"{self.path}: ONNX model has no {INPUT_NAME!r} input", hint="make it with `autotosis export-onnx`"
+            )
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) RGB frames -> float32 (N, C) probabilities."""
@@ -99,20 +101,24 @@ class OnnxPredictor:
         if len(frames) == 0:
             return np.zeros((0, len(self.info.classes)), dtype=np.float32)
         parts = [
-            self._session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(frames[start:start + _ONNX_PREDICT_CHUNK])})[0]
+            self._session.run(
+                [OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(frames[start : start + _ONNX_PREDICT_CHUNK])}
+            )[0]
             for start in range(0, len(frames), _ONNX_PREDICT_CHUNK)
         ]
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
 def model_backend(path: Path | str) -> str:
-    """"onnx" for an ONNX file (by content, else by suffix), "torch" otherwise."""
+    """ "onnx" for an ONNX file (by content, else by suffix), "torch" otherwise."""
     from autotosis.model import is_onnx_file
 
     return "onnx" if is_onnx_file(Path(path)) else "torch"
 
 
-def load_predictor(path: Path | str, backend: str | None = None, *, threads: int | None = None) -> TorchPredictor | OnnxPredictor:
+def load_predictor(
+    path: Path | str, backend: str | None = None, *, threads: int | None = None
+) -> TorchPredictor | OnnxPredictor:
     """A predictor for the model file at ``path``.
 
     ``backend``: "torch" or "onnx", or None to go by the file (``model_backend``).
@@ -144,8 +150,10 @@ def read_model_info(path: Path | str, *, expect_task: str | None = None) -> Mode
         raise ModelError(f"{path}: not a usable ONNX model ({exc})") from exc
     info = info_from_metadata(metadata, path)
     if expect_task is not None and info.task != expect_task:
-        raise ModelError(f"{path}: model was trained for task '{info.task}', not '{expect_task}'",
-                         hint=f"use a model trained on the '{expect_task}' labels")
+        raise ModelError(
+            f"{path}: model was trained for task '{info.task}', not '{expect_task}'",
+            hint=f"use a model trained on the '{expect_task}' labels",
+        )
     return info
 
 

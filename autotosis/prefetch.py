@@ -33,8 +33,9 @@ class Stalled(Exception):
     """The producer delivered nothing within the stall timeout."""
 
 
-def prefetch(iterator: Iterator[T], depth: int = 4, *, stop: threading.Event | None = None,
-             stall_timeout: float | None = None) -> Iterator[T]:
+def prefetch(
+    iterator: Iterator[T], depth: int = 4, *, stop: threading.Event | None = None, stall_timeout: float | None = None
+) -> Iterator[T]:
     """Yield the items of ``iterator``, produced in a thread ``depth`` items ahead.
 
     An exception raised while producing is re-raised in the consumer.  ``stop`` is set when

@@ -113,11 +113,15 @@ def check_audio_track(infos: Iterable[media.VideoInfo], track: int | None) -> No
     for info in infos:
         if info.has_audio and track > info.audio_count:
             count = info.audio_count
-            raise UsageError(f"--audio-track {track}: {info.path} has {count} audio track{'' if count == 1 else 's'}",
-                             hint=AUDIO_TRACK_HINT)
+            raise UsageError(
+                f"--audio-track {track}: {info.path} has {count} audio track{'' if count == 1 else 's'}",
+                hint=AUDIO_TRACK_HINT,
+            )
 
 
-def chunk_overlays(event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str) -> list[media.TextOverlay]:
+def chunk_overlays(
+    event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str
+) -> list[media.TextOverlay]:
     """One text overlay per chunk: "<class>: <score>" coloured by the score."""
     starts = np.arange(0, duration_ms, chunk_ms, dtype=np.int64)
     if scores is not None and len(scores.times_ms):
@@ -128,7 +132,11 @@ def chunk_overlays(event: Event, scores: Scores | None, duration_ms: int, chunk_
     for i, (start, value) in enumerate(zip(starts, values)):
         text_file = folder / f"{stem}_{i:05d}.txt"
         text_file.write_text(f"{event.label}: {float(value):.2f}", encoding="utf-8")
-        overlays.append(media.TextOverlay(text_file, int(start), int(min(start + chunk_ms, duration_ms)), score_colour(float(value))))
+        overlays.append(
+            media.TextOverlay(
+                text_file, int(start), int(min(start + chunk_ms, duration_ms)), score_colour(float(value))
+            )
+        )
     return overlays
 
 
@@ -168,11 +176,17 @@ def render_reel(
                 pieces.append(_card(work, f"source{p_index}", part.video.stem, spec, options.title_ms))
             for e_index, event in enumerate(part.events):
                 if event.start_ms >= info.duration_ms:
-                    raise DataError(f"{part.video}: event at {event.start_ms / 1000:.1f} s is past the video's end ({info.duration_ms / 1000:.1f} s)",
-                                    hint="were the events made from another video?")
+                    raise DataError(
+                        f"{part.video}: event at {event.start_ms / 1000:.1f} s is past the video's end ({info.duration_ms / 1000:.1f} s)",
+                        hint="were the events made from another video?",
+                    )
                 duration = min(event.end_ms, info.duration_ms) - event.start_ms
                 stem = f"p{p_index:03d}_e{e_index:04d}"
-                overlays = chunk_overlays(event, part.scores, duration, options.chunk_ms, work, stem) if options.overlay else []
+                overlays = (
+                    chunk_overlays(event, part.scores, duration, options.chunk_ms, work, stem)
+                    if options.overlay
+                    else []
+                )
                 piece = work / f"{stem}.mkv"
                 media.cut_segment(info, event.start_ms, duration, piece, spec, overlays)
                 pieces.append(piece)
@@ -190,9 +204,17 @@ def render_reel(
     if chapters_text is not None:
         text, warnings = chapters_youtube(chapters)
         write_text_atomic(chapters_text, text, force=force)
-    reel_ms = sum(int(round(media.segment_frames(ms, spec.fps) * 1000 / spec.fps)) for ms in _piece_lengths(parts, infos, options))
-    return RenderResult(path=out, pieces=len(pieces), duration_ms=reel_ms, chapters=tuple(chapters),
-                        chapters_text=chapters_text, warnings=tuple(warnings))
+    reel_ms = sum(
+        int(round(media.segment_frames(ms, spec.fps) * 1000 / spec.fps)) for ms in _piece_lengths(parts, infos, options)
+    )
+    return RenderResult(
+        path=out,
+        pieces=len(pieces),
+        duration_ms=reel_ms,
+        chapters=tuple(chapters),
+        chapters_text=chapters_text,
+        warnings=tuple(warnings),
+    )
 
 
 def youtube_chapters_path(reel: Path) -> Path:
@@ -238,5 +260,7 @@ def _card(work: Path, stem: str, text: str, spec: media.EncodeSpec, duration_ms:
     text_file = work / f"{stem}.txt"
     text_file.write_text(text, encoding="utf-8")
     piece = work / f"{stem}.mkv"
-    media.title_card(piece, spec, duration_ms, [media.TextOverlay(text_file, 0, duration_ms, "ffffff", "center", 1 / 12)])
+    media.title_card(
+        piece, spec, duration_ms, [media.TextOverlay(text_file, 0, duration_ms, "ffffff", "center", 1 / 12)]
+    )
     return piece

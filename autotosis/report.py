@@ -74,7 +74,9 @@ def _e(value: object) -> str:
 # --------------------------------------------------------------------------- plot data
 
 
-def downsample(times_ms: np.ndarray, values: np.ndarray, max_points: int = MAX_PLOT_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def downsample(
+    times_ms: np.ndarray, values: np.ndarray, max_points: int = MAX_PLOT_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points that keep every bucket's lowest and highest value, in time order.
 
     Averaging would flatten a one-sample spike, which is exactly what a highlight looks like.
@@ -110,8 +112,14 @@ def _y(score: float) -> float:
     return MARGIN_TOP + (PLOT_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM) * (1.0 - min(max(score, 0.0), 1.0))
 
 
-def score_plot_svg(scores: Scores, column: str | None, events: Sequence[Event], threshold: float | None,
-                   release: float | None, duration_ms: int) -> str:
+def score_plot_svg(
+    scores: Scores,
+    column: str | None,
+    events: Sequence[Event],
+    threshold: float | None,
+    release: float | None,
+    duration_ms: int,
+) -> str:
     """The score timeline as an inline SVG element (id ``score-plot``)."""
     parts = [
         f'<svg id="score-plot" class="score-plot" viewBox="0 0 {PLOT_WIDTH} {PLOT_HEIGHT}" role="img" '
@@ -125,10 +133,16 @@ def score_plot_svg(scores: Scores, column: str | None, events: Sequence[Event], 
     for number, event in enumerate(events, 1):
         x0, x1 = _x(event.start_ms, duration_ms), _x(event.end_ms, duration_ms)
         width = max(x1 - x0, MIN_EVENT_WIDTH)  # a 20 s event in a 4-hour VOD is still visible
-        tooltip = f"#{number} {event.label} {clock_tenths(event.start_ms)}–{clock_tenths(event.end_ms)} peak {event.peak:.2f}"
+        tooltip = (
+            f"#{number} {event.label} {clock_tenths(event.start_ms)}–{clock_tenths(event.end_ms)} peak {event.peak:.2f}"
+        )
         centre = x0 + width / 2
         # Numbers of events closer than a label's width would overprint each other: show the first.
-        label = f'<text class="event-number" x="{centre:.1f}" y="{MARGIN_TOP - 8}">{number}</text>' if centre - last_number_x >= 18 else ""
+        label = (
+            f'<text class="event-number" x="{centre:.1f}" y="{MARGIN_TOP - 8}">{number}</text>'
+            if centre - last_number_x >= 18
+            else ""
+        )
         if label:
             last_number_x = centre
         parts.append(
@@ -169,8 +183,10 @@ def _grid(duration_ms: int) -> list[str]:
 
 def _level_line(css_class: str, level: float, label: str) -> str:
     y = _y(level)
-    return (f'<line class="{css_class}" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{PLOT_WIDTH - MARGIN_RIGHT}" y2="{y:.1f}"/>'
-            f'<text class="level-label {css_class}-label" x="{PLOT_WIDTH - MARGIN_RIGHT - 4}" y="{y - 5:.1f}">{_e(label)}</text>')
+    return (
+        f'<line class="{css_class}" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{PLOT_WIDTH - MARGIN_RIGHT}" y2="{y:.1f}"/>'
+        f'<text class="level-label {css_class}-label" x="{PLOT_WIDTH - MARGIN_RIGHT - 4}" y="{y - 5:.1f}">{_e(label)}</text>'
+    )
 
 
 # --------------------------------------------------------------------------- thumbnails
@@ -280,9 +296,9 @@ def _event_card(number: int, event: Event, thumbs: Sequence[Thumbnail] | None) -
         f'<article class="event-card" id="event-{number}">',
         f'<h3><span class="number">#{number}</span>{_e(event.label)}</h3>',
         f'<p class="times">{_e(clock_tenths(event.start_ms))} – {_e(clock_tenths(event.end_ms))} '
-        f'({event.duration_ms / 1000:.1f} s)</p>',
+        f"({event.duration_ms / 1000:.1f} s)</p>",
         f'<p class="scores">peak <b style="color:{_score_css_colour(event.peak)}">{event.peak:.2f}</b> at '
-        f'{_e(clock_tenths(event.peak_ms))} · mean <b>{event.mean:.2f}</b></p>',
+        f"{_e(clock_tenths(event.peak_ms))} · mean <b>{event.mean:.2f}</b></p>",
     ]
     if thumbs is None:
         lines.append('<p class="note">no video given: thumbnails skipped</p>')
@@ -290,11 +306,17 @@ def _event_card(number: int, event: Event, thumbs: Sequence[Thumbnail] | None) -
         lines.append('<div class="thumbs">')
         for thumb in thumbs:
             data = base64.b64encode(thumb.jpeg).decode("ascii")
-            score = "" if math.isnan(thumb.score) else f' · <b style="color:{_score_css_colour(thumb.score)}">{thumb.score:.2f}</b>'
+            score = (
+                ""
+                if math.isnan(thumb.score)
+                else f' · <b style="color:{_score_css_colour(thumb.score)}">{thumb.score:.2f}</b>'
+            )
             caption = f"{_e(thumb.role)} {_e(clock_tenths(thumb.time_ms))}{score}"
             alt = f"frame at {clock_tenths(thumb.time_ms)} ({thumb.role}) of event {number}"
-            lines.append(f'<figure><img src="data:image/jpeg;base64,{data}" alt="{_e(alt)}" width="{THUMBNAIL_WIDTH}">'
-                         f'<figcaption>{caption}</figcaption></figure>')
+            lines.append(
+                f'<figure><img src="data:image/jpeg;base64,{data}" alt="{_e(alt)}" width="{THUMBNAIL_WIDTH}">'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
         lines.append("</div>")
     lines.append("</article>")
     return "\n".join(lines)
@@ -314,7 +336,9 @@ def _settings_value(value: object) -> str:
 def _settings_table(settings: Mapping[str, object]) -> str:
     if not settings:
         return '<p class="note">no settings recorded</p>'
-    rows = "\n".join(f"<tr><th>{_e(key)}</th><td>{_e(_settings_value(value))}</td></tr>" for key, value in settings.items())
+    rows = "\n".join(
+        f"<tr><th>{_e(key)}</th><td>{_e(_settings_value(value))}</td></tr>" for key, value in settings.items()
+    )
     return f'<table class="settings">\n{rows}\n</table>'
 
 
@@ -332,8 +356,14 @@ def _report_duration(scores: Scores, events: EventList, video: VideoInfo | None)
     return max(1, *(int(c or 0) for c in candidates))
 
 
-def report_html(scores: Scores, events: EventList, *, video: VideoInfo | None, settings: Mapping[str, object],
-                thumbnails: Sequence[Sequence[Thumbnail]] | None) -> str:
+def report_html(
+    scores: Scores,
+    events: EventList,
+    *,
+    video: VideoInfo | None,
+    settings: Mapping[str, object],
+    thumbnails: Sequence[Sequence[Thumbnail]] | None,
+) -> str:
     """The report page; ``thumbnails`` holds one list per event (None: no video, none taken)."""
     column = _plot_column(scores, events)
     duration_ms = _report_duration(scores, events, video)
@@ -353,11 +383,15 @@ def report_html(scores: Scores, events: EventList, *, video: VideoInfo | None, s
     else:
         summary.append(f"top <b>{_e(params.top_percent)}%</b> of {_e(params.bin_ms // 1000)} s bins")
     if count:
-        cards = "\n".join(_event_card(i, e, None if thumbnails is None else thumbnails[i - 1]) for i, e in enumerate(events.events, 1))
+        cards = "\n".join(
+            _event_card(i, e, None if thumbnails is None else thumbnails[i - 1]) for i, e in enumerate(events.events, 1)
+        )
         events_html = f'<div class="events">\n{cards}\n</div>'
     else:
-        events_html = ('<p class="note" id="no-events">No events were found with these settings: '
-                       'try a lower threshold, or check the score timeline above.</p>')
+        events_html = (
+            '<p class="note" id="no-events">No events were found with these settings: '
+            "try a lower threshold, or check the score timeline above.</p>"
+        )
     all_settings = dict(settings)
     all_settings.setdefault("event parameters", {k: v for k, v in asdict(params).items() if v is not None})
     if scores.task:

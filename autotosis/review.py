@@ -92,7 +92,8 @@ def review_windows(windows: Sequence[Event], cores: Sequence[Event]) -> list[Cli
     for window in windows:
         inside = [
             (max(core.start_ms, window.start_ms), min(core.end_ms, window.end_ms))
-            for core in cores if core.start_ms < window.end_ms and core.end_ms > window.start_ms
+            for core in cores
+            if core.start_ms < window.end_ms and core.end_ms > window.start_ms
         ]
         out.append(ClipWindow(window.start_ms, window.end_ms, tuple(inside), float(window.peak)))
     return out
@@ -113,18 +114,27 @@ def clip_name(iteration: int, video: Path, number: int) -> str:
     return f"iter{iteration}_{safe_stem(video)}_h{number}.mp4"
 
 
-def review_section(iteration: int, clips: Sequence[ReviewClip], label_path: Path, *, model: str, threshold: float,
-                   crop: tuple[float, float, float, float] | None) -> str:
+def review_section(
+    iteration: int,
+    clips: Sequence[ReviewClip],
+    label_path: Path,
+    *,
+    model: str,
+    threshold: float,
+    crop: tuple[float, float, float, float] | None,
+) -> str:
     """The text appended to the label file for one review run."""
     lines = [
         f"# --- review iter{iteration}: autotosis review, model {model}, threshold {threshold:.2f} ---",
         "# The spans are the model's guesses: fix the times, delete wrong spans (a line without spans says",
-        "# \"no highlight here\"), or delete the line to leave the clip out of training.",
+        '# "no highlight here"), or delete the line to leave the clip out of training.',
         f"# default crop={Crop(*crop).as_text() if crop is not None else 'none'}",
     ]
     for clip in clips:
         where = f"{clip.video.name} {format_time(clip.start_ms)}-{format_time(clip.end_ms)}"
-        lines.append(f"{format_clip_line(clip.path, clip.spans, label_path)}  # {_comment_safe(where)}, peak {clip.peak:.2f}")
+        lines.append(
+            f"{format_clip_line(clip.path, clip.spans, label_path)}  # {_comment_safe(where)}, peak {clip.peak:.2f}"
+        )
     lines.append(f"# --- end of review iter{iteration} ---")
     return "\n".join(lines) + "\n"
 
@@ -181,7 +191,9 @@ def make_review_clips(
     labels = match_model_classes(labels, info.classes, model=str(model_path), exact=True)
     class_name = class_name or info.positive_class()
     if class_name not in info.classes or class_name == "background":
-        raise UsageError(f"no class {class_name!r} to review", hint=f"the model's classes are {', '.join(info.classes[1:])}")
+        raise UsageError(
+            f"no class {class_name!r} to review", hint=f"the model's classes are {', '.join(info.classes[1:])}"
+        )
     span_label = class_name if len(labels.class_names()) > 2 else None
     iteration = iteration or next_iteration(before, [e.raw_path for e in labels.entries], out_dir)
     listed = {e.path: e.line for e in labels.entries}
@@ -198,8 +210,10 @@ def make_review_clips(
         check_writable(target, force)
         where = Path(os.path.abspath(target))
         if where in listed:
-            raise UsageError(f"{target} is already listed in {label_path} (line {listed[where]})",
-                             hint="give another --iteration, or delete that line first")
+            raise UsageError(
+                f"{target} is already listed in {label_path} (line {listed[where]})",
+                hint="give another --iteration, or delete that line first",
+            )
     made: list[ReviewClip] = []
     try:
         total = sum(w.end_ms - w.start_ms for _, w, _ in plans)
@@ -215,8 +229,9 @@ def make_review_clips(
         added = 0
         if made:
             region = _region(info.crop)
-            section = review_section(iteration, made, label_path, model=Path(model_path).name,
-                                     threshold=params.threshold, crop=region)
+            section = review_section(
+                iteration, made, label_path, model=Path(model_path).name, threshold=params.threshold, crop=region
+            )
             append_to_labels(label_path, before, section)
             added = len(made)
     except BaseException:
@@ -252,8 +267,9 @@ class HardResult:
     examples: tuple[HardExample, ...]
 
 
-def find_hard_examples(units, clips: Sequence[Path], classes: Sequence[str], *,
-                       band_ms: int, min_confidence: float, limit: int) -> list[HardExample]:
+def find_hard_examples(
+    units, clips: Sequence[Path], classes: Sequence[str], *, band_ms: int, min_confidence: float, limit: int
+) -> list[HardExample]:
     """Samples whose label is known and whose most likely class is another one, at ``min_confidence``
     or more; the most confident first, at most ``limit``."""
     from autotosis.evaluate import unit_targets
@@ -265,8 +281,16 @@ def find_hard_examples(units, clips: Sequence[Path], classes: Sequence[str], *,
         confidence = unit.probs[np.arange(len(predicted)), predicted]
         wrong = np.flatnonzero((targets >= 0) & (predicted != targets) & (confidence >= min_confidence))
         for row in wrong:
-            found.append(HardExample(clip, int(unit.times_ms[row]), classes[int(targets[row])], classes[int(predicted[row])],
-                                     float(confidence[row]), unit.region))
+            found.append(
+                HardExample(
+                    clip,
+                    int(unit.times_ms[row]),
+                    classes[int(targets[row])],
+                    classes[int(predicted[row])],
+                    float(confidence[row]),
+                    unit.region,
+                )
+            )
     found.sort(key=lambda h: (-h.confidence, str(h.clip), h.time_ms))
     return found[:limit]
 
@@ -275,14 +299,25 @@ def hard_example_name(example: HardExample, rank: int, total: int) -> str:
     """``001_0.973_rage-not-background_clip_t000012500.jpg``: the rank (1 = most confident, zero-padded
     to ``total``'s width, at least 3 digits) first, so an ordinary A-Z sort lists the worst mistakes first."""
     what = f"{example.predicted}-not-{example.labelled}"
-    return (f"{rank:0{max(3, len(str(total)))}d}_{example.confidence:.3f}_{what}_{safe_stem(example.clip)}"
-            f"_t{example.time_ms:09d}.jpg")
+    return (
+        f"{rank:0{max(3, len(str(total)))}d}_{example.confidence:.3f}_{what}_{safe_stem(example.clip)}"
+        f"_t{example.time_ms:09d}.jpg"
+    )
 
 
-def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, min_confidence: float = 0.8,
-                        limit: int = 100, band_ms: int = 500, scan: ScanOptions | None = None,
-                        crop_borders: bool = False, force: bool = False,
-                        progress: ProgressCallback = no_progress) -> HardResult:
+def write_hard_examples(
+    labels: LabelFile,
+    model_path: Path,
+    out_dir: Path,
+    *,
+    min_confidence: float = 0.8,
+    limit: int = 100,
+    band_ms: int = 500,
+    scan: ScanOptions | None = None,
+    crop_borders: bool = False,
+    force: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> HardResult:
     """Scan the labelled clips, and save the frames the model gets confidently wrong plus a contact sheet."""
     from PIL import Image
 
@@ -291,10 +326,15 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
 
     info = read_model_info(Path(model_path))
     labels = match_model_classes(labels, info.classes, model=str(model_path))
-    units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders,
-                                 progress=progress)
-    examples = find_hard_examples(units, [e.path for e in labels.entries], info.classes,
-                                  band_ms=band_ms, min_confidence=min_confidence, limit=limit)
+    units = score_labelled_clips(labels, Path(model_path), scan=scan, crop_borders=crop_borders, progress=progress)
+    examples = find_hard_examples(
+        units,
+        [e.path for e in labels.entries],
+        info.classes,
+        band_ms=band_ms,
+        min_confidence=min_confidence,
+        limit=limit,
+    )
     out_dir = Path(out_dir)
     targets = [out_dir / hard_example_name(h, rank, len(examples)) for rank, h in enumerate(examples, 1)]
     sheet_path = out_dir / "contact_sheet.jpg"
@@ -327,8 +367,9 @@ def write_hard_examples(labels: LabelFile, model_path: Path, out_dir: Path, *, m
     return HardResult(folder=out_dir, images=tuple(p for _, p, _ in images), sheet=sheet, examples=tuple(examples))
 
 
-def contact_sheet(items: Sequence[tuple[HardExample, np.ndarray]], columns: int = SHEET_COLUMNS,
-                  thumb_width: int = SHEET_THUMB_WIDTH):
+def contact_sheet(
+    items: Sequence[tuple[HardExample, np.ndarray]], columns: int = SHEET_COLUMNS, thumb_width: int = SHEET_THUMB_WIDTH
+):
     """A grid of thumbnails, the model's region outlined, each captioned with what went wrong."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -341,8 +382,9 @@ def contact_sheet(items: Sequence[tuple[HardExample, np.ndarray]], columns: int 
         thumb = image.resize((thumb_width, height), Image.Resampling.BILINEAR)
         if example.region is not None:
             x0, y0, x1, y1 = example.region
-            ImageDraw.Draw(thumb).rectangle([x0 * thumb_width, y0 * height, x1 * thumb_width - 1, y1 * height - 1],
-                                            outline=(255, 220, 0), width=2)
+            ImageDraw.Draw(thumb).rectangle(
+                [x0 * thumb_width, y0 * height, x1 * thumb_width - 1, y1 * height - 1], outline=(255, 220, 0), width=2
+            )
         thumbs.append((example, thumb))
     cell_height = max(t.height for _, t in thumbs) + caption_height
     rows = -(-len(thumbs) // columns)

@@ -164,18 +164,30 @@ class _ClipPlan:
 
 
 def _plan_clip(
-    *, duration_s: float, highlights: Sequence[tuple[int, int]], seed: int, width: int, height: int, fps: int, cam: Region,
+    *,
+    duration_s: float,
+    highlights: Sequence[tuple[int, int]],
+    seed: int,
+    width: int,
+    height: int,
+    fps: int,
+    cam: Region,
     hard: bool = False,
 ) -> _ClipPlan:
     if not (isinstance(fps, numbers.Integral) and fps > 0):
         raise UsageError(f"fps must be a positive whole number, not {fps!r}")
     if width < 16 or height < 16 or width % 2 or height % 2:
-        raise UsageError(f"frame size {width}x{height} is not usable", hint="use even sizes of at least 16x16 (H.264 4:2:0)")
+        raise UsageError(
+            f"frame size {width}x{height} is not usable", hint="use even sizes of at least 16x16 (H.264 4:2:0)"
+        )
     if not (duration_s > 0 and math.isfinite(duration_s)):
         raise UsageError(f"duration must be a positive number of seconds, not {duration_s!r}")
     x0, y0, x1, y1 = cam
     if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-        raise UsageError(f"cam region {cam} is not inside the frame", hint="give x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+        raise UsageError(
+            f"cam region {cam} is not inside the frame",
+            hint="give x0,y0,x1,y1 with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1",
+        )
     frame_count = max(1, int(round(duration_s * fps)))
     duration_ms = int(round(frame_count * 1000 / fps))
     spans = sorted((int(s), int(e)) for s, e in highlights)
@@ -185,10 +197,14 @@ def _plan_clip(
     for (_, prev_end), (start, _) in zip(spans, spans[1:]):
         if start < prev_end:
             raise UsageError(f"highlights overlap at {start} ms", hint="give disjoint (start_ms, end_ms) spans")
-    plan = _ClipPlan(width, height, int(fps), frame_count, duration_ms, tuple(float(v) for v in cam), tuple(spans), int(seed))  # type: ignore[arg-type]
+    plan = _ClipPlan(
+        width, height, int(fps), frame_count, duration_ms, tuple(float(v) for v in cam), tuple(spans), int(seed)
+    )  # type: ignore[arg-type]
     if hard:
         plan = replace(
-            plan, hard=True, drawn_cam=jittered_cam(plan.cam, seed, width, height),
+            plan,
+            hard=True,
+            drawn_cam=jittered_cam(plan.cam, seed, width, height),
             lookalikes=tuple(lookalike_spans(duration_ms, spans, seed)),
         )
     return plan
@@ -285,7 +301,9 @@ class _Rage:
         return np.clip(0.55 + 0.6 * np.sin(2 * np.pi * t_ms / 1000 * self.shout_hz[i] + self.phase[i]), 0.0, 1.0)
 
 
-def rage_intensity(times_ms: Sequence[float] | np.ndarray, highlights: Sequence[tuple[int, int]], seed: int) -> np.ndarray:
+def rage_intensity(
+    times_ms: Sequence[float] | np.ndarray, highlights: Sequence[tuple[int, int]], seed: int
+) -> np.ndarray:
     """Rage intensity (0..1) the generator draws at ``times_ms`` for a clip's highlights and seed."""
     spans = sorted((int(s), int(e)) for s, e in highlights)
     return _Rage(spans, seed).intensity(np.asarray(times_ms, dtype=np.float64))
@@ -300,7 +318,9 @@ class _Behaviour:
         self.talk_hz = 3.8 + 1.6 * _rng(seed, _STREAM_PERSON, 17).uniform(size=max(1, self.talk.starts.size))
         self.laugh = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 11), duration_ms, 22000, 700, 2000), 150)
         self.drink = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 12), duration_ms, 20000, 1800, 3800), 450)
-        self.drink_side = np.where(_rng(seed, _STREAM_PERSON, 18).uniform(size=max(1, self.drink.starts.size)) < 0.5, -1.0, 1.0)
+        self.drink_side = np.where(
+            _rng(seed, _STREAM_PERSON, 18).uniform(size=max(1, self.drink.starts.size)) < 0.5, -1.0, 1.0
+        )
         self.lean = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 13), duration_ms, 12000, 2000, 6000), 600)
         self.blink = _Spans.of(_random_spans(_rng(seed, _STREAM_PERSON, 14), duration_ms, 3200, 130, 170), 65)
         rng = _rng(seed, _STREAM_PERSON, 15)
@@ -334,7 +354,9 @@ class _Behaviour:
 # --------------------------------------------------------------------------- drawing helpers
 
 
-def _ellipse(canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, color, alpha: float = 1.0, angle: float = 0.0) -> None:
+def _ellipse(
+    canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, color, alpha: float = 1.0, angle: float = 0.0
+) -> None:
     """Blend an anti-aliased (optionally rotated) filled ellipse into a float32 canvas."""
     rx, ry = max(rx, 0.35), max(ry, 0.35)
     h, w = canvas.shape[:2]
@@ -632,7 +654,14 @@ class _Game:
             x = int(slot * (0.3 + k * 1.2))
             fill = (t_ms / 1000 * self.resource_rate[k] / 7) % 1.0
             _rect(frame, x, 1, x + max(1, self.top_h - 2), self.top_h - 1, self.resource_colors[k])
-            _rect(frame, x + self.top_h, 1, x + self.top_h + max(1, int(fill * slot * 0.8)), self.top_h - 1, (235, 235, 235))
+            _rect(
+                frame,
+                x + self.top_h,
+                1,
+                x + self.top_h + max(1, int(fill * slot * 0.8)),
+                self.top_h - 1,
+                (235, 235, 235),
+            )
         # Minimap with the viewport rectangle and unit dots.
         mm = self.mm
         y0 = h - mm
@@ -651,7 +680,9 @@ class _Game:
         pick = int(np.searchsorted(self.portrait_times, t_ms))
         _rect(frame, px0, h - size - 1, px0 + size, h - 1, self.portrait_colors[pick])
         if self.card_cells:
-            cell = self.card_cells[int(self.button_pick[int(np.searchsorted(self.button_times, t_ms))]) % len(self.card_cells)]
+            cell = self.card_cells[
+                int(self.button_pick[int(np.searchsorted(self.button_times, t_ms))]) % len(self.card_cells)
+            ]
             top = h - self.bottom_h + cell[1]
             _rect(frame, cell[0], top, cell[0] + self.button, top + self.button, (250, 230, 120))
 
@@ -693,7 +724,9 @@ class _FaceCam:
         self.led_rows = max(1, int(round(0.06 * bh)))
         self.led_hue = rng.uniform()
         self.led_period_ms = rng.uniform(6000, 20000)
-        self.skin = np.clip(np.array(_SKIN_TONES[int(rng.integers(len(_SKIN_TONES)))], np.float32) + rng.uniform(-12, 12, 3), 0, 255)
+        self.skin = np.clip(
+            np.array(_SKIN_TONES[int(rng.integers(len(_SKIN_TONES)))], np.float32) + rng.uniform(-12, 12, 3), 0, 255
+        )
         self.hair = np.array(_HAIR[int(rng.integers(len(_HAIR)))], np.float32)
         self.shirt = _hsv(rng.uniform(), rng.uniform(0.2, 0.8), rng.uniform(0.25, 0.9))
         self.mug = _hsv(rng.uniform(), 0.6, 0.8)
@@ -719,7 +752,9 @@ class _FaceCam:
         px, py = rng.uniform(0.05, 0.7) * bw, rng.uniform(0.1, 0.4) * bh
         pw, ph = rng.uniform(0.15, 0.28) * bw, rng.uniform(0.2, 0.35) * bh
         room[int(py) : int(py + ph), int(px) : int(px + pw)] = _hsv(rng.uniform(), 0.6, 0.7)
-        room[int(py + ph * 0.2) : int(py + ph * 0.6), int(px + pw * 0.2) : int(px + pw * 0.8)] = _hsv(rng.uniform(), 0.5, 0.9)
+        room[int(py + ph * 0.2) : int(py + ph * 0.6), int(px + pw * 0.2) : int(px + pw * 0.8)] = _hsv(
+            rng.uniform(), 0.5, 0.9
+        )
         shelf = int(rng.uniform(0.55, 0.75) * bh)
         room[shelf : shelf + max(1, bh // 40)] *= 0.6
         lx, ly = rng.uniform(0, bw), rng.uniform(0, bh * 0.5)
@@ -736,9 +771,19 @@ class _FaceCam:
         life = self.life
         drink_env, drink_i = life.drink.envelope(t)
         sway_x, sway_y = life.sway(t_ms)
-        return _Pose(float(self.rage.intensity(t)[0]), float(self.rage.shout(t)[0]), float(life.talking(t)[0]),
-                     float(life.laughing(t)[0]), float(drink_env[0]), int(drink_i[0]), float(life.lean.envelope(t)[0][0]),
-                     float(life.blink.envelope(t)[0][0]), sway_x, sway_y, t_ms / 1000)
+        return _Pose(
+            float(self.rage.intensity(t)[0]),
+            float(self.rage.shout(t)[0]),
+            float(life.talking(t)[0]),
+            float(life.laughing(t)[0]),
+            float(drink_env[0]),
+            int(drink_i[0]),
+            float(life.lean.envelope(t)[0][0]),
+            float(life.blink.envelope(t)[0][0]),
+            sway_x,
+            sway_y,
+            t_ms / 1000,
+        )
 
     def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
         rage, shout, talk, laugh, drink, drink_i, lean, blink, sway_x, sway_y, secs = self._pose(t_ms)
@@ -753,7 +798,12 @@ class _FaceCam:
         rx, ry = self.rx * scale, self.ry * scale
         shake = 0.07 * self.bw * rage * math.sin(2 * np.pi * 6.0 * secs)
         cx = self.cx + 0.04 * self.bw * sway_x + shake
-        cy = self.cy + 0.025 * self.bh * sway_y + 0.03 * self.bh * laugh * math.sin(2 * np.pi * 5 * secs) - 0.04 * self.bh * lean
+        cy = (
+            self.cy
+            + 0.025 * self.bh * sway_y
+            + 0.03 * self.bh * laugh * math.sin(2 * np.pi * 5 * secs)
+            - 0.04 * self.bh * lean
+        )
         skin = self.skin + (_RAGE_RED - self.skin) * (0.65 * rage)
 
         # Body, neck, hair behind the head, the head, then the face on top.
@@ -776,10 +826,25 @@ class _FaceCam:
             ex, ey = cx + side * 0.38 * rx, cy - 0.08 * ry
             _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
             if eye_open > 0.3:
-                _ellipse(canvas, ex + gaze[0] * 0.06 * rx, ey + gaze[1] * 0.03 * ry, 0.07 * rx, 0.07 * ry * min(1.0, eye_open), (30, 25, 20))
+                _ellipse(
+                    canvas,
+                    ex + gaze[0] * 0.06 * rx,
+                    ey + gaze[1] * 0.03 * ry,
+                    0.07 * rx,
+                    0.07 * ry * min(1.0, eye_open),
+                    (30, 25, 20),
+                )
             # Brows: raised a little when talking, pulled down and angled in when raging.
             lift = 0.05 * talk - 0.07 * rage
-            _ellipse(canvas, ex, cy - (0.30 + lift) * ry, 0.21 * rx, 0.05 * ry, self.hair * 0.8, angle=side * -0.5 * rage + side * 0.08 * talk)
+            _ellipse(
+                canvas,
+                ex,
+                cy - (0.30 + lift) * ry,
+                0.21 * rx,
+                0.05 * ry,
+                self.hair * 0.8,
+                angle=side * -0.5 * rage + side * 0.08 * talk,
+            )
         _ellipse(canvas, cx, cy + 0.15 * ry, 0.09 * rx, 0.12 * ry, skin * 0.82)
 
         opening = max(0.025, 0.12 * talk, 0.18 * laugh, rage * (0.12 + 0.28 * shout))
@@ -796,12 +861,19 @@ class _FaceCam:
             hx = cx + side * 0.55 * rx
             _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
             mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
-            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = self.mug
+            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = (
+                self.mug
+            )
         if rage > 0:
             # Fists up, shaking.
             lift = min(1.0, 1.4 * rage)
             for side in (-1, 1):
-                fy = self.bh + 0.6 * ry - (self.bh + 0.6 * ry - (cy - 0.1 * ry)) * lift + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+                fy = (
+                    self.bh
+                    + 0.6 * ry
+                    - (self.bh + 0.6 * ry - (cy - 0.1 * ry)) * lift
+                    + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+                )
                 fx = cx + side * 1.55 * rx
                 _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
                 _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
@@ -967,8 +1039,15 @@ def _hard_room(rng: np.random.Generator, bw: int, bh: int) -> np.ndarray:
     if rng.uniform() < 0.4:  # a plant at one side
         px = bw * rng.choice([0.1, 0.9])
         for _ in range(5):
-            _ellipse(room, px + rng.uniform(-0.08, 0.08) * bw, bh * rng.uniform(0.35, 0.65), 0.05 * bw, 0.12 * bh,
-                     _hsv(rng.uniform(0.25, 0.4), 0.7, rng.uniform(0.3, 0.6)), angle=rng.uniform(-0.8, 0.8))
+            _ellipse(
+                room,
+                px + rng.uniform(-0.08, 0.08) * bw,
+                bh * rng.uniform(0.35, 0.65),
+                0.05 * bw,
+                0.12 * bh,
+                _hsv(rng.uniform(0.25, 0.4), 0.7, rng.uniform(0.3, 0.6)),
+                angle=rng.uniform(-0.8, 0.8),
+            )
     lx, ly = rng.uniform(0, bw), rng.uniform(0, bh * 0.5)
     glow = np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (0.25 * bw) ** 2))
     room += glow[..., None] * rng.uniform(0, 50)
@@ -1036,7 +1115,9 @@ class _HardFaceCam(_FaceCam):
         # Look-alikes, each with its own parameters.
         self.looks = _Spans.of([(s, e) for s, e, _ in plan.lookalikes], 250)
         self.look_kinds = [k for _, _, k in plan.lookalikes] or [""]
-        self.look_params = [_rng(plan.seed, _STREAM_HARD, 10, s).uniform(size=8) for s, _, _ in plan.lookalikes] or [np.zeros(8)]
+        self.look_params = [_rng(plan.seed, _STREAM_HARD, 10, s).uniform(size=8) for s, _, _ in plan.lookalikes] or [
+            np.zeros(8)
+        ]
 
     def _light(self, t_ms: float) -> np.ndarray:
         drift = 1 + 0.06 * math.sin(2 * np.pi * t_ms / self.drift_ms + self.drift_phase)
@@ -1089,12 +1170,25 @@ class _HardFaceCam(_FaceCam):
                 _ellipse(canvas, cx + side * 0.5 * rx, cy + 0.2 * ry, 0.25 * rx, 0.18 * ry, _RAGE_RED, alpha=blush)
 
         gaze = life.gaze_at(t_ms) * (1 - rage)
-        eye_open = (1 - blink) * (1 + 0.45 * rage + 0.4 * cheer) * (1 - 0.45 * laugh) * (1 - 0.8 * hard_laugh) * (1 - 0.9 * yawn)
+        eye_open = (
+            (1 - blink)
+            * (1 + 0.45 * rage + 0.4 * cheer)
+            * (1 - 0.45 * laugh)
+            * (1 - 0.8 * hard_laugh)
+            * (1 - 0.9 * yawn)
+        )
         for side in (-1, 1):
             ex, ey = cx + side * 0.38 * rx, cy - 0.08 * ry
             _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
             if eye_open > 0.3:
-                _ellipse(canvas, ex + gaze[0] * 0.06 * rx, ey + gaze[1] * 0.03 * ry, 0.07 * rx, 0.07 * ry * min(1.0, eye_open), (30, 25, 20))
+                _ellipse(
+                    canvas,
+                    ex + gaze[0] * 0.06 * rx,
+                    ey + gaze[1] * 0.03 * ry,
+                    0.07 * rx,
+                    0.07 * ry * min(1.0, eye_open),
+                    (30, 25, 20),
+                )
             # Brows: angled in (rage) or out (cheer, surprise, a yawn), raised or pulled down.
             lift = 0.05 * talk - 0.07 * rage + 0.09 * cheer + 0.04 * yawn + 0.03 * hard_laugh
             tilt = -0.5 * rage + 0.08 * talk + 0.3 * cheer + 0.15 * yawn
@@ -1103,8 +1197,15 @@ class _HardFaceCam(_FaceCam):
 
         cheer_syllable = 0.75 + 0.25 * math.sin(2 * np.pi * 3.0 * secs + 6 * p[4])
         laugh_wave = 0.6 + 0.4 * math.sin(2 * np.pi * 5.0 * secs)
-        opening = max(0.025, 0.12 * talk, 0.18 * laugh, rage * (0.12 + 0.28 * shout), cheer * (0.22 + 0.16 * cheer_syllable),
-                      hard_laugh * (0.14 + 0.14 * laugh_wave), yawn * 0.45)
+        opening = max(
+            0.025,
+            0.12 * talk,
+            0.18 * laugh,
+            rage * (0.12 + 0.28 * shout),
+            cheer * (0.22 + 0.16 * cheer_syllable),
+            hard_laugh * (0.14 + 0.14 * laugh_wave),
+            yawn * 0.45,
+        )
         mouth_w = (0.26 + 0.08 * laugh + 0.16 * rage + 0.14 * cheer + 0.14 * hard_laugh - 0.1 * yawn) * rx
         my = cy + 0.48 * ry
         _ellipse(canvas, cx, my, mouth_w * 1.1, (opening + 0.035) * ry, skin * 0.6 + np.array([60, 0, 0], np.float32))
@@ -1118,11 +1219,18 @@ class _HardFaceCam(_FaceCam):
             hx = cx + side * 0.55 * rx
             _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
             mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
-            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = self.mug
+            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = (
+                self.mug
+            )
         if rage > 0:
             lift = min(1.0, 1.4 * rage)
             for side in (-1, 1):
-                fy = bh + 0.6 * ry - (bh + 0.6 * ry - (cy - 0.1 * ry)) * lift + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+                fy = (
+                    bh
+                    + 0.6 * ry
+                    - (bh + 0.6 * ry - (cy - 0.1 * ry)) * lift
+                    + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+                )
                 fx = cx + side * 1.55 * rx
                 _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
                 _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
@@ -1163,9 +1271,13 @@ class _HardFaceCam(_FaceCam):
             _ellipse(region, x, y, 1.08 * r, 1.08 * r, (110, 20, 15), alpha)
             _ellipse(region, x, y, r, r, (230, 55, 35), alpha)
             for side in (-1, 1):
-                _ellipse(region, x + side * 0.35 * r, y - 0.38 * r, 0.3 * r, 0.08 * r, (40, 10, 10), alpha, angle=side * -0.5)
+                _ellipse(
+                    region, x + side * 0.35 * r, y - 0.38 * r, 0.3 * r, 0.08 * r, (40, 10, 10), alpha, angle=side * -0.5
+                )
                 _ellipse(region, x + side * 0.35 * r, y - 0.12 * r, 0.12 * r, 0.12 * r, (250, 250, 250), alpha)
-            _ellipse(region, x, y + 0.45 * r, 0.4 * r, 0.22 * r * (0.8 + 0.2 * math.sin(age_ms / 80)), (60, 10, 10), alpha)
+            _ellipse(
+                region, x, y + 0.45 * r, 0.4 * r, 0.22 * r * (0.8 + 0.2 * math.sin(age_ms / 80)), (60, 10, 10), alpha
+            )
         elif style == 1:  # a fire / explosion emote
             flicker = math.sin(age_ms / 60)
             _ellipse(region, x, y + 0.2 * r, 1.0 * r, 0.8 * r, (220, 50, 20), alpha)
@@ -1180,7 +1292,9 @@ class _HardFaceCam(_FaceCam):
             banner += alpha * (color - banner)
             for k in range(4):
                 x0 = int(bw * (0.25 + 0.17 * k))
-                block = region[max(0, top + (bottom - top) // 3) : max(0, bottom - (bottom - top) // 3), x0 : x0 + int(0.12 * bw)]
+                block = region[
+                    max(0, top + (bottom - top) // 3) : max(0, bottom - (bottom - top) // 3), x0 : x0 + int(0.12 * bw)
+                ]
                 block += alpha * (np.float32(245) - block)
             _ellipse(region, 0.15 * bw, (top + bottom) / 2, 0.07 * bw, 0.07 * bw, (250, 60, 90), alpha)
         np.clip(region, 0, 255, out=region)
@@ -1207,9 +1321,10 @@ def _lookalike_loudness(plan: _ClipPlan, t_ms: np.ndarray) -> np.ndarray:
     if not plan.lookalikes:
         return np.zeros(t_ms.shape)
     env, index = _Spans.of([(s, e) for s, e, _ in plan.lookalikes], 250).envelope(t_ms)
-    loudness = np.array([{"cheer": 0.4, "laugh": 0.25, "yawn": 0.08}.get(k.split("+")[0], 0.0) for _, _, k in plan.lookalikes])
+    loudness = np.array(
+        [{"cheer": 0.4, "laugh": 0.25, "yawn": 0.08}.get(k.split("+")[0], 0.0) for _, _, k in plan.lookalikes]
+    )
     return env * loudness[index] * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t_ms / 1000))
-
 
 
 # --------------------------------------------------------------------------- frames and audio
@@ -1247,7 +1362,9 @@ def iter_stream_frames(
 
     ``hard=True``: the hard mode (see ``make_stream_clip``).
     """
-    plan = _plan_clip(duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam, hard=hard)
+    plan = _plan_clip(
+        duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam, hard=hard
+    )
     return _frames(plan)
 
 
@@ -1329,7 +1446,9 @@ def make_stream_clip(
     from autotosis.media import encode_frames
 
     out = Path(out)
-    plan = _plan_clip(duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam, hard=hard)
+    plan = _plan_clip(
+        duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam, hard=hard
+    )
     with atomic_path(out, force=force) as tmp, tempfile.TemporaryDirectory(prefix="autotosis-audio-") as scratch:
         wav = None
         if audio:
@@ -1341,9 +1460,22 @@ def make_stream_clip(
 
 def _truth_of(plan: _ClipPlan, path: Path) -> ClipTruth:
     if not plan.hard:
-        return ClipTruth(path, plan.duration_ms, plan.highlights, plan.cam, plan.width, plan.height, plan.fps, plan.seed)
-    return ClipTruth(path, plan.duration_ms, plan.highlights, plan.cam, plan.width, plan.height, plan.fps, plan.seed,
-                     lookalikes=plan.lookalikes, drawn_cam=plan.drawn_cam, hard=True)
+        return ClipTruth(
+            path, plan.duration_ms, plan.highlights, plan.cam, plan.width, plan.height, plan.fps, plan.seed
+        )
+    return ClipTruth(
+        path,
+        plan.duration_ms,
+        plan.highlights,
+        plan.cam,
+        plan.width,
+        plan.height,
+        plan.fps,
+        plan.seed,
+        lookalikes=plan.lookalikes,
+        drawn_cam=plan.drawn_cam,
+        hard=True,
+    )
 
 
 def random_highlights(
@@ -1361,7 +1493,9 @@ def random_highlights(
     Raises UsageError when even the shortest spans cannot fit.
     """
     if count < 0 or min_len_ms <= 0 or max_len_ms < min_len_ms or min_gap_ms < 0:
-        raise UsageError(f"bad highlight request: count={count}, lengths {min_len_ms}-{max_len_ms} ms, gap {min_gap_ms} ms")
+        raise UsageError(
+            f"bad highlight request: count={count}, lengths {min_len_ms}-{max_len_ms} ms, gap {min_gap_ms} ms"
+        )
     if count == 0:
         return []
     lo, hi = 1000, duration_ms - 1000
@@ -1401,8 +1535,17 @@ def _max_highlights(duration_ms: int, min_len_ms: int = 3000, min_gap_ms: int = 
 
 
 def _plan_sample_set(
-    folder: Path, *, seed: int, train_clips: int, clip_s: float, heldout_s: float, heldout_events: int,
-    width: int, height: int, fps: int, cam: Region,
+    folder: Path,
+    *,
+    seed: int,
+    train_clips: int,
+    clip_s: float,
+    heldout_s: float,
+    heldout_events: int,
+    width: int,
+    height: int,
+    fps: int,
+    cam: Region,
 ) -> tuple[list[ClipTruth], ClipTruth]:
     """Every clip's name, seed and highlights, decided before any pixel is drawn."""
     if train_clips < 1:
@@ -1412,7 +1555,9 @@ def _plan_sample_set(
     vod = _plan_clip(duration_s=heldout_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam)
     most = _max_highlights(clip.duration_ms)
     if most < 1:
-        raise UsageError(f"training clips of {clip_s:g} s are too short for a highlight", hint="use clips of at least 5 s")
+        raise UsageError(
+            f"training clips of {clip_s:g} s are too short for a highlight", hint="use clips of at least 5 s"
+        )
     # About a quarter of the training clips show no highlight at all.
     empty = set(rng.choice(train_clips, size=train_clips // 4, replace=False).tolist())
     seeds = [_derive_seed(seed, _KIND_TRAIN, i) for i in range(train_clips)]
@@ -1420,7 +1565,9 @@ def _plan_sample_set(
     for i in range(train_clips):
         count = 0 if i in empty else min(most, int(rng.integers(1, 4)))
         spans = tuple(random_highlights(clip.duration_ms, count, rng))
-        train.append(ClipTruth(folder / f"train_{i:02d}.mp4", clip.duration_ms, spans, clip.cam, width, height, fps, seeds[i]))
+        train.append(
+            ClipTruth(folder / f"train_{i:02d}.mp4", clip.duration_ms, spans, clip.cam, width, height, fps, seeds[i])
+        )
     heldout_seed = _derive_seed(seed, _KIND_HELDOUT, 0)
     while heldout_seed in seeds:
         heldout_seed = (heldout_seed + 1) % 2**32
@@ -1430,8 +1577,17 @@ def _plan_sample_set(
 
 
 def _plan_hard_sample_set(
-    folder: Path, *, seed: int, train_clips: int, clip_s_range: tuple[float, float], heldout_s: float, heldout_events: int,
-    width: int, height: int, fps: int, cam: Region,
+    folder: Path,
+    *,
+    seed: int,
+    train_clips: int,
+    clip_s_range: tuple[float, float],
+    heldout_s: float,
+    heldout_events: int,
+    width: int,
+    height: int,
+    fps: int,
+    cam: Region,
 ) -> tuple[list[ClipTruth], ClipTruth]:
     """The hard mode's plan: clips of different lengths, each stream with its own look-alikes and box.
 
@@ -1442,10 +1598,20 @@ def _plan_hard_sample_set(
         raise UsageError(f"need at least one training clip, not {train_clips}")
     lo, hi = (float(v) for v in clip_s_range)
     if not (0 < lo <= hi and math.isfinite(hi)):
-        raise UsageError(f"clip length range {clip_s_range} is not usable", hint="give (shortest, longest) seconds, 0 < shortest <= longest")
+        raise UsageError(
+            f"clip length range {clip_s_range} is not usable",
+            hint="give (shortest, longest) seconds, 0 < shortest <= longest",
+        )
     vod = _plan_clip(duration_s=heldout_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam)
-    if _max_highlights(_plan_clip(duration_s=hi, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam).duration_ms) < 1:
-        raise UsageError(f"training clips of at most {hi:g} s are too short for a highlight", hint="use clips of at least 5 s")
+    if (
+        _max_highlights(
+            _plan_clip(duration_s=hi, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam).duration_ms
+        )
+        < 1
+    ):
+        raise UsageError(
+            f"training clips of at most {hi:g} s are too short for a highlight", hint="use clips of at least 5 s"
+        )
     # Every fourth clip (from a seeded offset) shows no highlight at all.
     empty_phase = int(_rng(seed, _KIND_HARD, _KIND_HIGHLIGHTS).integers(4))
     seeds = [_derive_seed(seed, _KIND_HARD, _KIND_TRAIN, i) for i in range(train_clips)]
@@ -1453,21 +1619,43 @@ def _plan_hard_sample_set(
     for i in range(train_clips):
         rng = _rng(seed, _KIND_HARD, _KIND_HIGHLIGHTS, i + 1)
         duration_s = round(float(rng.uniform(lo, hi)), 1)
-        length = _plan_clip(duration_s=duration_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam).duration_ms
+        length = _plan_clip(
+            duration_s=duration_s, highlights=(), seed=0, width=width, height=height, fps=fps, cam=cam
+        ).duration_ms
         most = _max_highlights(length)
         count = 0 if i % 4 == empty_phase or most < 1 else min(most, int(rng.integers(1, 4)))
         spans = random_highlights(length, count, rng)
-        plan = _plan_clip(duration_s=duration_s, highlights=spans, seed=seeds[i], width=width, height=height, fps=fps, cam=cam, hard=True)
+        plan = _plan_clip(
+            duration_s=duration_s,
+            highlights=spans,
+            seed=seeds[i],
+            width=width,
+            height=height,
+            fps=fps,
+            cam=cam,
+            hard=True,
+        )
         train.append(_truth_of(plan, folder / f"train_{i:02d}.mp4"))
     heldout_seed = _derive_seed(seed, _KIND_HARD, _KIND_HELDOUT)
     while heldout_seed in seeds:
         heldout_seed = (heldout_seed + 1) % 2**32
     spans = random_highlights(vod.duration_ms, heldout_events, _rng(seed, _KIND_HARD, _KIND_HELDOUT, 1))
-    plan = _plan_clip(duration_s=heldout_s, highlights=spans, seed=heldout_seed, width=width, height=height, fps=fps, cam=cam, hard=True)
+    plan = _plan_clip(
+        duration_s=heldout_s,
+        highlights=spans,
+        seed=heldout_seed,
+        width=width,
+        height=height,
+        fps=fps,
+        cam=cam,
+        hard=True,
+    )
     return train, _truth_of(plan, folder / "heldout_vod.mp4")
 
 
-def _truth_document(params: dict, folder: Path, train: Sequence[ClipTruth], heldout: ClipTruth | None, sizes: dict[str, int]) -> str:
+def _truth_document(
+    params: dict, folder: Path, train: Sequence[ClipTruth], heldout: ClipTruth | None, sizes: dict[str, int]
+) -> str:
     def entry(clip: ClipTruth) -> dict:
         return {**clip.to_json(folder), "bytes": sizes[clip.path.name]}
 
@@ -1540,22 +1728,47 @@ def make_sample_set(
     """
     folder = Path(folder)
     params = {
-        "version": GENERATOR_VERSION, "seed": int(seed), "train_clips": int(train_clips), "clip_s": float(clip_s),
-        "heldout_s": float(heldout_s), "heldout_events": int(heldout_events), "width": int(width),
-        "height": int(height), "fps": int(fps), "cam": [float(v) for v in cam],
+        "version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "train_clips": int(train_clips),
+        "clip_s": float(clip_s),
+        "heldout_s": float(heldout_s),
+        "heldout_events": int(heldout_events),
+        "width": int(width),
+        "height": int(height),
+        "fps": int(fps),
+        "cam": [float(v) for v in cam],
     }
     if hard:
-        clip_s_range = (clip_s / 2, clip_s * 2) if clip_s_range is None else (float(clip_s_range[0]), float(clip_s_range[1]))
+        clip_s_range = (
+            (clip_s / 2, clip_s * 2) if clip_s_range is None else (float(clip_s_range[0]), float(clip_s_range[1]))
+        )
         params["hard"] = HARD_GENERATOR_VERSION
         params["clip_s_range"] = list(clip_s_range)
         train, heldout = _plan_hard_sample_set(
-            folder, seed=seed, train_clips=train_clips, clip_s_range=clip_s_range, heldout_s=heldout_s,
-            heldout_events=heldout_events, width=width, height=height, fps=fps, cam=cam,
+            folder,
+            seed=seed,
+            train_clips=train_clips,
+            clip_s_range=clip_s_range,
+            heldout_s=heldout_s,
+            heldout_events=heldout_events,
+            width=width,
+            height=height,
+            fps=fps,
+            cam=cam,
         )
     else:
         train, heldout = _plan_sample_set(
-            folder, seed=seed, train_clips=train_clips, clip_s=clip_s, heldout_s=heldout_s,
-            heldout_events=heldout_events, width=width, height=height, fps=fps, cam=cam,
+            folder,
+            seed=seed,
+            train_clips=train_clips,
+            clip_s=clip_s,
+            heldout_s=heldout_s,
+            heldout_events=heldout_events,
+            width=width,
+            height=height,
+            fps=fps,
+            cam=cam,
         )
     reusable = _reusable_clips(folder, params)
     clips = [*train, heldout]
@@ -1571,13 +1784,26 @@ def make_sample_set(
             sizes[name] = reusable[name]
         else:
             make_stream_clip(
-                clip.path, duration_s=clip.duration_ms / 1000, highlights=clip.highlights, seed=clip.seed,
-                width=width, height=height, fps=fps, cam=cam, audio=True, force=True, hard=hard,
+                clip.path,
+                duration_s=clip.duration_ms / 1000,
+                highlights=clip.highlights,
+                seed=clip.seed,
+                width=width,
+                height=height,
+                fps=fps,
+                cam=cam,
+                audio=True,
+                force=True,
+                hard=hard,
             )
             sizes[name] = clip.path.stat().st_size
         # truth.json grows clip by clip, so an interrupted run resumes where it stopped.
         finished = heldout if done == len(clips) else None
-        write_text_atomic(folder / TRUTH_FILE, _truth_document(params, folder, train[: min(done, len(train))], finished, sizes), force=True)
+        write_text_atomic(
+            folder / TRUTH_FILE,
+            _truth_document(params, folder, train[: min(done, len(train))], finished, sizes),
+            force=True,
+        )
         if on_clip is not None:
             on_clip(done, len(clips))
     return SampleSet(folder, tuple(train), heldout)
@@ -1590,7 +1816,10 @@ def load_sample_set(folder: Path) -> SampleSet:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         if not document.get("complete"):
-            raise DataError(f"{path}: the sample set is incomplete", hint="run make_sample_set (or `autotosis demo`) again to finish it")
+            raise DataError(
+                f"{path}: the sample set is incomplete",
+                hint="run make_sample_set (or `autotosis demo`) again to finish it",
+            )
         return SampleSet(
             folder,
             tuple(ClipTruth.from_json(item, folder) for item in document["train"]),

@@ -95,8 +95,17 @@ def _stems(videos: Sequence[Path]) -> list[str]:
     return stems
 
 
-def sample_frames(videos: Sequence[Path], count: int, seed: int, out_dir: Path, *, fmt: str = "jpg",
-                  quality: int = 92, force: bool = False, progress: ProgressCallback = no_progress) -> SampleResult:
+def sample_frames(
+    videos: Sequence[Path],
+    count: int,
+    seed: int,
+    out_dir: Path,
+    *,
+    fmt: str = "jpg",
+    quality: int = 92,
+    force: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> SampleResult:
     """Save ``count`` random frames of ``videos`` into ``out_dir/unsorted`` (full size, square pixels).
 
     Nothing is written when any target file exists (unless ``force``); each image is written
@@ -190,15 +199,20 @@ def read_image_folder(root: Path | str) -> ImageFolder:
     names = sorted(found, key=lambda n: (n != "background", n))
     problems = [n for n in names if not _CLASS_FOLDER_RE.fullmatch(n)]
     if problems:
-        raise DataError(f"{root}: folder name {problems[0]!r} is not a class name",
-                        hint="class folders use letters, digits, _ and -, starting with a letter (e.g. background, rage)")
+        raise DataError(
+            f"{root}: folder name {problems[0]!r} is not a class name",
+            hint="class folders use letters, digits, _ and -, starting with a letter (e.g. background, rage)",
+        )
     if len(names) < 2:
         have = f"only {names[0]!r}" if names else "none"
-        raise DataError(f"{root}: a folder data set needs at least two class folders with images ({have})",
-                        hint=f"move the images of `autotosis sample` from {UNSORTED}/ into one folder per class, e.g. background/ and rage/")
+        raise DataError(
+            f"{root}: a folder data set needs at least two class folders with images ({have})",
+            hint=f"move the images of `autotosis sample` from {UNSORTED}/ into one folder per class, e.g. background/ and rage/",
+        )
     images = [
         FolderImage(path, index, scene_of(path.relative_to(root / name)))
-        for index, name in enumerate(names) for path in found[name]
+        for index, name in enumerate(names)
+        for path in found[name]
     ]
     return ImageFolder(root=root, classes=tuple(names), images=tuple(images))
 
@@ -216,8 +230,9 @@ def task_name_for(root: Path) -> str:
     return name or "images"
 
 
-def load_image(path: Path, size: int, region: tuple[float, float, float, float] | None = None,
-               crop_borders: bool = False) -> np.ndarray:
+def load_image(
+    path: Path, size: int, region: tuple[float, float, float, float] | None = None, crop_borders: bool = False
+) -> np.ndarray:
     """One image as a (size, size, 3) uint8 RGB array: cropped to ``region``, stretched to a square.
 
     The same geometry as video frames (crop relative to the picture, then an area resize).
@@ -234,7 +249,9 @@ def load_image(path: Path, size: int, region: tuple[float, float, float, float] 
             image.draft("RGB", (max(wanted[0], size), max(wanted[1], size)))
             picture = image.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read this image ({exc})", hint="remove it or save it again as PNG or JPEG") from None
+        raise DataError(
+            f"{path}: cannot read this image ({exc})", hint="remove it or save it again as PNG or JPEG"
+        ) from None
     if crop_borders:
         picture = picture.crop(_active_box(np.asarray(picture)))
     if region is not None:
@@ -260,9 +277,16 @@ def _active_box(pixels: np.ndarray, limit: int = 24, min_border: float = 0.02) -
     return left, top, right, bottom
 
 
-def folder_frames(folder: ImageFolder, *, size: int = 128, region: tuple[float, float, float, float] | None = None,
-                  crop_borders: bool = False, out_dir: Path | None = None, task: str | None = None,
-                  progress: ProgressCallback = no_progress) -> FrameSet:
+def folder_frames(
+    folder: ImageFolder,
+    *,
+    size: int = 128,
+    region: tuple[float, float, float, float] | None = None,
+    crop_borders: bool = False,
+    out_dir: Path | None = None,
+    task: str | None = None,
+    progress: ProgressCallback = no_progress,
+) -> FrameSet:
     """A FrameSet with one shard per scene (re-used while its images are unchanged)."""
     task = task or task_name_for(folder.root)
     out_dir = Path(out_dir) if out_dir is not None else folder.root / ".autotosis" / "frames" / task
@@ -284,18 +308,34 @@ def folder_frames(folder: ImageFolder, *, size: int = 128, region: tuple[float, 
     for path in out_dir.iterdir():
         if path.suffix in (".npy", ".json") and path.name not in keep:
             path.unlink(missing_ok=True)
-    return FrameSet(task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips),
-                    crop_borders=crop_borders)
+    return FrameSet(
+        task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips), crop_borders=crop_borders
+    )
 
 
-def _scene_key(folder: ImageFolder, scene: str, images: Sequence[FolderImage], size: int,
-               region: tuple[float, float, float, float] | None, crop_borders: bool) -> str:
+def _scene_key(
+    folder: ImageFolder,
+    scene: str,
+    images: Sequence[FolderImage],
+    size: int,
+    region: tuple[float, float, float, float] | None,
+    crop_borders: bool,
+) -> str:
     files = []
     for image in images:
         stat = image.path.stat()
-        files.append([image.path.relative_to(folder.root).as_posix(), image.class_index, stat.st_size, stat.st_mtime_ns])
-    identity = {"format": FOLDER_SHARD_FORMAT, "scene": scene, "classes": list(folder.classes), "files": files,
-                "size": size, "region": None if region is None else list(region), "borders": crop_borders}
+        files.append(
+            [image.path.relative_to(folder.root).as_posix(), image.class_index, stat.st_size, stat.st_mtime_ns]
+        )
+    identity = {
+        "format": FOLDER_SHARD_FORMAT,
+        "scene": scene,
+        "classes": list(folder.classes),
+        "files": files,
+        "size": size,
+        "region": None if region is None else list(region),
+        "borders": crop_borders,
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -315,11 +355,21 @@ def _load_scene_shard(folder: ImageFolder, out_dir: Path, key: str, scene: str) 
         return None
     if frames.shape[0] != len(targets):
         return None
-    return ClipFrames(folder.root / scene, _scene_id(scene), frames_path, np.arange(len(targets), dtype=np.int64), targets)
+    return ClipFrames(
+        folder.root / scene, _scene_id(scene), frames_path, np.arange(len(targets), dtype=np.int64), targets
+    )
 
 
-def _write_scene_shard(folder: ImageFolder, out_dir: Path, key: str, scene: str, images: Sequence[FolderImage],
-                       size: int, region, crop_borders: bool) -> ClipFrames:
+def _write_scene_shard(
+    folder: ImageFolder,
+    out_dir: Path,
+    key: str,
+    scene: str,
+    images: Sequence[FolderImage],
+    size: int,
+    region,
+    crop_borders: bool,
+) -> ClipFrames:
     frames_path = out_dir / f"{key}.npy"
     # Written row by row into a memory-mapped .npy: a big scene never sits in RAM whole.
     with atomic_path(frames_path, force=True) as tmp:
@@ -329,13 +379,18 @@ def _write_scene_shard(folder: ImageFolder, out_dir: Path, key: str, scene: str,
         array.flush()
         del array
     targets = np.asarray([image.class_index for image in images], dtype=np.int64)
-    meta = {"scene": scene, "images": [i.path.relative_to(folder.root).as_posix() for i in images], "targets": targets.tolist()}
+    meta = {
+        "scene": scene,
+        "images": [i.path.relative_to(folder.root).as_posix() for i in images],
+        "targets": targets.tolist(),
+    }
     write_text_atomic(out_dir / f"{key}.json", json.dumps(meta), force=True)
-    return ClipFrames(folder.root / scene, _scene_id(scene), frames_path, np.arange(len(images), dtype=np.int64), targets)
+    return ClipFrames(
+        folder.root / scene, _scene_id(scene), frames_path, np.arange(len(images), dtype=np.int64), targets
+    )
 
 
 def image_names(clip: ClipFrames) -> list[str]:
     """The image paths (relative to the folder) of a scene shard, row by row."""
     meta = json.loads(clip.frames_path.with_suffix(".json").read_text(encoding="utf-8"))
     return list(meta["images"])
-

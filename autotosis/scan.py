@@ -64,10 +64,15 @@ def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
     return options.mode
 
 
-def _score_batches(batches: Callable[[threading.Event], Iterable[media.FrameBatch]],
-                   predict: Callable[[np.ndarray], np.ndarray], classes: int,
-                   on_batch: Callable[[media.FrameBatch], None], *, video: Path,
-                   stall_timeout_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _score_batches(
+    batches: Callable[[threading.Event], Iterable[media.FrameBatch]],
+    predict: Callable[[np.ndarray], np.ndarray],
+    classes: int,
+    on_batch: Callable[[media.FrameBatch], None],
+    *,
+    video: Path,
+    stall_timeout_s: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order.
 
     ``batches(stop)`` makes the decoding iterator; it must end soon after ``stop`` is set
@@ -83,35 +88,61 @@ def _score_batches(batches: Callable[[threading.Event], Iterable[media.FrameBatc
             times.append(batch.times_ms)
             on_batch(batch)
     except Stalled:
-        raise MediaError(f"ffmpeg delivered no frame for {stall_timeout_s:g} s: decoding stalled", video,
-                         hint="check the disk or network share the video is on; if it is only slow, raise "
-                              "--stall-timeout") from None
+        raise MediaError(
+            f"ffmpeg delivered no frame for {stall_timeout_s:g} s: decoding stalled",
+            video,
+            hint="check the disk or network share the video is on; if it is only slow, raise --stall-timeout",
+        ) from None
     if not times:
         return np.zeros(0, np.int64), np.zeros((0, classes), np.float32)
     return np.concatenate(times), np.concatenate(probs)
 
 
-def _score_whole(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, predictor: Predictor,
-                 options: ScanOptions, progress: ProgressCallback, stage: str) -> tuple[np.ndarray, np.ndarray]:
+def _score_whole(
+    video: Path,
+    info: media.VideoInfo,
+    spec: media.DecodeSpec,
+    predictor: Predictor,
+    options: ScanOptions,
+    progress: ProgressCallback,
+    stage: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """Score every frame ``spec`` picks from the whole video, reporting progress as ``stage``."""
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     scored = _score_batches(
-        lambda stop: media.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop), predictor.predict,
-        len(predictor.info.classes), lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
-        video=video, stall_timeout_s=options.stall_timeout_s)
+        lambda stop: media.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop),
+        predictor.predict,
+        len(predictor.info.classes),
+        lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
+        video=video,
+        stall_timeout_s=options.stall_timeout_s,
+    )
     progress(stage, total_s, total_s)
     return scored
 
 
-def _spans_frames(video: Path, spec: media.DecodeSpec, spans: list[coarse.Span], info: media.VideoInfo,
-                  batch_size: int, stop: threading.Event | None = None) -> Iterator[media.FrameBatch]:
+def _spans_frames(
+    video: Path,
+    spec: media.DecodeSpec,
+    spans: list[coarse.Span],
+    info: media.VideoInfo,
+    batch_size: int,
+    stop: threading.Event | None = None,
+) -> Iterator[media.FrameBatch]:
     """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
     for lo, hi in spans:
         if stop is not None and stop.is_set():
             return
-        span_spec = media.DecodeSpec(size=spec.size, fps=spec.fps, region=spec.region, start_ms=lo, end_ms=hi,
-                                     fast_decode=spec.fast_decode, threads=spec.threads)
+        span_spec = media.DecodeSpec(
+            size=spec.size,
+            fps=spec.fps,
+            region=spec.region,
+            start_ms=lo,
+            end_ms=hi,
+            fast_decode=spec.fast_decode,
+            threads=spec.threads,
+        )
         yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
 
 
@@ -132,8 +163,13 @@ def scan_with(
     region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
     mode = resolve_mode(options, info.duration_ms)
     spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
-    extra: dict = {"region": region, "fps": options.fps, "threshold": model_info.threshold, "mode": mode,
-                   "events": dict(model_info.events)}
+    extra: dict = {
+        "region": region,
+        "fps": options.fps,
+        "threshold": model_info.threshold,
+        "mode": mode,
+        "events": dict(model_info.events),
+    }
 
     if mode == "dense":
         times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
@@ -158,8 +194,14 @@ def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
     return float(chosen) if chosen is not None else float(model_threshold) / 4
 
 
-def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, predictor: Predictor,
-                 options: ScanOptions, progress: ProgressCallback) -> tuple[np.ndarray, np.ndarray, dict]:
+def _scan_coarse(
+    video: Path,
+    info: media.VideoInfo,
+    spec: media.DecodeSpec,
+    predictor: Predictor,
+    options: ScanOptions,
+    progress: ProgressCallback,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     classes = tuple(predictor.info.classes)
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
     key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
@@ -167,16 +209,27 @@ def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
 
     # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
     threshold = coarse_threshold(options, predictor.info.threshold)
-    spans = coarse.refine_spans(key_times, coarse.highlight_score(key_probs, classes), info.duration_ms, threshold,
-                                pad_keyframes=options.coarse.pad_keyframes, max_gap_ms=options.coarse.max_gap_ms)
+    spans = coarse.refine_spans(
+        key_times,
+        coarse.highlight_score(key_probs, classes),
+        info.duration_ms,
+        threshold,
+        pad_keyframes=options.coarse.pad_keyframes,
+        max_gap_ms=options.coarse.max_gap_ms,
+    )
     spans = coarse.align_spans(spans, options.fps)
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
     fine_times, fine_probs = np.zeros(0, np.int64), np.zeros((0, len(classes)), np.float32)
     if spans:
         progress("scan candidates", 0, refine_s)
         fine_times, fine_probs = _score_batches(
-            lambda stop: _spans_frames(video, spec, spans, info, options.batch_size, stop), predictor.predict, len(classes),
-            _span_progress(spans, refine_s, progress), video=video, stall_timeout_s=options.stall_timeout_s)
+            lambda stop: _spans_frames(video, spec, spans, info, options.batch_size, stop),
+            predictor.predict,
+            len(classes),
+            _span_progress(spans, refine_s, progress),
+            video=video,
+            stall_timeout_s=options.stall_timeout_s,
+        )
         progress("scan candidates", refine_s, refine_s)
     times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
     extra = {
@@ -190,7 +243,9 @@ def _scan_coarse(video: Path, info: media.VideoInfo, spec: media.DecodeSpec, pre
     return times, probs, extra
 
 
-def _span_progress(spans: list[coarse.Span], total_s: float, progress: ProgressCallback) -> Callable[[media.FrameBatch], None]:
+def _span_progress(
+    spans: list[coarse.Span], total_s: float, progress: ProgressCallback
+) -> Callable[[media.FrameBatch], None]:
     """Progress through the refined spans, in seconds of refined video."""
     starts = np.array([lo for lo, _ in spans], dtype=np.int64)
     before = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in spans])))
@@ -204,8 +259,14 @@ def _span_progress(spans: list[coarse.Span], total_s: float, progress: ProgressC
     return on_batch
 
 
-def model_region(info: media.VideoInfo, model_info, *, region: tuple[float, float, float, float] | None = None,
-                 full_frame: bool = False, cache: ScoreCache | None = None) -> tuple[float, float, float, float] | None:
+def model_region(
+    info: media.VideoInfo,
+    model_info,
+    *,
+    region: tuple[float, float, float, float] | None = None,
+    full_frame: bool = False,
+    cache: ScoreCache | None = None,
+) -> tuple[float, float, float, float] | None:
     """The part of ``info``'s frames a model sees: none (the whole frame) with ``full_frame``,
     else ``region``, else the model's crop, else, for a model trained with --crop-borders, the
     picture inside this video's letterbox bars (detected once per file when ``cache`` is given)."""
@@ -216,8 +277,9 @@ def model_region(info: media.VideoInfo, model_info, *, region: tuple[float, floa
         if cache is None:
             chosen = media.detect_active_area(info)
         else:
-            chosen = cache.remembered(f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info),
-                                      valid=is_region)
+            chosen = cache.remembered(
+                f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info), valid=is_region
+            )
     return tuple(chosen) if chosen is not None else None
 
 
@@ -260,15 +322,21 @@ def scan_video(
     threads = contextlib.nullcontext()
     if predictor is None:
         # As for torch: on a small machine one inference thread, the other cores decode.
-        predictor = load_predictor(model_path, backend,
-                                   threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None))
+        predictor = load_predictor(
+            model_path, backend, threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None)
+        )
         if isinstance(predictor, TorchPredictor):
             threads = _torch_threads(options.threads)
     info = media.probe(video)
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)
-    region = model_region(info, model_info, region=options.region, full_frame=options.full_frame,
-                          cache=cache if options.use_cache else None)
+    region = model_region(
+        info,
+        model_info,
+        region=options.region,
+        full_frame=options.full_frame,
+        cache=cache if options.use_cache else None,
+    )
     options = replace(options, region=region, full_frame=region is None)
     fingerprint = model_fingerprint(model_path)
     mode = resolve_mode(options, info.duration_ms)
@@ -278,7 +346,12 @@ def scan_video(
     keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
     if mode == "coarse":
         threshold = coarse_threshold(options, model_info.threshold)
-        keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region))
+        keys.insert(
+            0,
+            cache_key(
+                identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region
+            ),
+        )
     if options.use_cache:
         for key in keys:
             cached = cache.load(key, video)

@@ -40,7 +40,9 @@ class Scores:
 
     def column(self, class_name: str) -> np.ndarray:
         if class_name not in self.classes:
-            raise DataError(f"no class {class_name!r} in these scores", hint=f"known classes: {', '.join(self.classes)}")
+            raise DataError(
+                f"no class {class_name!r} in these scores", hint=f"known classes: {', '.join(self.classes)}"
+            )
         return self.probs[:, self.classes.index(class_name)]
 
     def default_class(self) -> str:
@@ -61,8 +63,10 @@ def write_scores(scores: Scores, path: Path, *, force: bool = False) -> None:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         buffer = io.StringIO()
-        buffer.write(f"# {SCORES_FORMAT} video={json.dumps(str(scores.video))} duration_ms={scores.duration_ms} "
-                     f"step_ms={scores.step_ms} task={json.dumps(scores.task)} model={scores.model}\n")
+        buffer.write(
+            f"# {SCORES_FORMAT} video={json.dumps(str(scores.video))} duration_ms={scores.duration_ms} "
+            f"step_ms={scores.step_ms} task={json.dumps(scores.task)} model={scores.model}\n"
+        )
         writer = csv.writer(buffer)
         writer.writerow(["time", *scores.classes])
         for t, row in zip(scores.times_ms, scores.probs):
@@ -95,9 +99,13 @@ def read_scores(path: Path) -> Scores:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: no such scores file", hint="make one with `autotosis scan VIDEO --model M -o FILE`") from None
+        raise DataError(
+            f"{path}: no such scores file", hint="make one with `autotosis scan VIDEO --model M -o FILE`"
+        ) from None
     except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a scores file", hint="give the .scores.json file `autotosis scan` wrote") from None
+        raise DataError(
+            f"{path}: is a folder, not a scores file", hint="give the .scores.json file `autotosis scan` wrote"
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read scores file ({exc.strerror or exc})") from None
     if not data.strip():
@@ -112,14 +120,18 @@ def read_scores(path: Path) -> Scores:
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", hint=_RESCAN) from None
+            raise DataError(
+                f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", hint=_RESCAN
+            ) from None
         except (ValueError, RecursionError) as exc:  # an integer too long to convert, absurd nesting
             raise DataError(f"{path}: not a usable JSON file ({exc.__class__.__name__}: {exc})", hint=_RESCAN) from None
         return _parse_json(path, doc)
     except DataError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
-        raise DataError(f"{path}: not a valid autotosis scores file ({exc.__class__.__name__}: {exc})", hint=_RESCAN) from None
+        raise DataError(
+            f"{path}: not a valid autotosis scores file ({exc.__class__.__name__}: {exc})", hint=_RESCAN
+        ) from None
 
 
 def _whole(value: object) -> bool:
@@ -134,10 +146,10 @@ def _field(path: Path, doc: dict, name: str, check: Callable[[object], bool], wh
     if name not in doc:
         if default is not ...:
             return default
-        raise DataError(f"{path}: \"{name}\" is missing", hint=_RESCAN)
+        raise DataError(f'{path}: "{name}" is missing', hint=_RESCAN)
     value = doc[name]
     if not check(value):
-        raise DataError(f"{path}: \"{name}\" must be {what}, got {_short(value)}", hint=_RESCAN)
+        raise DataError(f'{path}: "{name}" must be {what}, got {_short(value)}', hint=_RESCAN)
     return value
 
 
@@ -149,38 +161,70 @@ def _short(value: object) -> str:
 def _parse_json(path: Path, doc: object) -> Scores:
     kind = doc.get("format") if isinstance(doc, dict) else None
     if isinstance(kind, str) and kind.startswith("autotosis-") and not kind.startswith("autotosis-scores/"):
-        raise DataError(f"{path}: is an {kind.split('/')[0].removeprefix('autotosis-')} file, not a scores file",
-                        hint="give the .scores.json file `autotosis scan` wrote")
+        raise DataError(
+            f"{path}: is an {kind.split('/')[0].removeprefix('autotosis-')} file, not a scores file",
+            hint="give the .scores.json file `autotosis scan` wrote",
+        )
     if kind != SCORES_FORMAT:
-        raise DataError(f"{path}: not an autotosis scores file (no \"format\": \"{SCORES_FORMAT}\")",
-                        hint="give the .scores.json file `autotosis scan` wrote")
+        raise DataError(
+            f'{path}: not an autotosis scores file (no "format": "{SCORES_FORMAT}")',
+            hint="give the .scores.json file `autotosis scan` wrote",
+        )
     video = _field(path, doc, "video", lambda v: isinstance(v, str) and v != "", "the scanned video's path")
     duration_ms = _field(path, doc, "duration_ms", lambda v: _whole(v) and v >= 0, "a whole number of milliseconds")
     step_ms = _field(path, doc, "step_ms", lambda v: _whole(v) and v >= 0, "a whole number of milliseconds")
     task = _field(path, doc, "task", lambda v: isinstance(v, str), "text", "")
     model = _field(path, doc, "model", lambda v: isinstance(v, str), "text", "")
-    classes = _field(path, doc, "classes", lambda v: isinstance(v, list) and len(v) > 0 and len(set(map(str, v))) == len(v)
-                     and all(isinstance(c, str) and c for c in v), "a list of different class names")
-    times = _field(path, doc, "times_ms", lambda v: isinstance(v, list) and all(_whole(t) for t in v),
-                   "a list of whole numbers of milliseconds")
+    classes = _field(
+        path,
+        doc,
+        "classes",
+        lambda v: (
+            isinstance(v, list)
+            and len(v) > 0
+            and len(set(map(str, v))) == len(v)
+            and all(isinstance(c, str) and c for c in v)
+        ),
+        "a list of different class names",
+    )
+    times = _field(
+        path,
+        doc,
+        "times_ms",
+        lambda v: isinstance(v, list) and all(_whole(t) for t in v),
+        "a list of whole numbers of milliseconds",
+    )
     columns = _field(path, doc, "scores", lambda v: isinstance(v, dict), "an object with a list of scores per class")
     extra = _field(path, doc, "extra", lambda v: v is None or isinstance(v, dict), "an object", None) or {}
-    for name, check, what in (("events", lambda v: v is None or isinstance(v, dict), "an object"),
-                              ("region", is_region, "null or [x0, y0, x1, y1] (fractions of the frame)")):
+    for name, check, what in (
+        ("events", lambda v: v is None or isinstance(v, dict), "an object"),
+        ("region", is_region, "null or [x0, y0, x1, y1] (fractions of the frame)"),
+    ):
         if name in extra and not check(extra[name]):
-            raise DataError(f"{path}: \"extra\": \"{name}\" must be {what}, got {_short(extra[name])}", hint=_RESCAN)
+            raise DataError(f'{path}: "extra": "{name}" must be {what}, got {_short(extra[name])}', hint=_RESCAN)
     rows = []
     for name in classes:
         column = columns.get(name)
         if not isinstance(column, list) or not all(_number(p) for p in column):
             got = "nothing" if column is None else _short(column)
-            raise DataError(f"{path}: \"scores\": \"{name}\" must be a list of numbers, got {got}", hint=_RESCAN)
+            raise DataError(f'{path}: "scores": "{name}" must be a list of numbers, got {got}', hint=_RESCAN)
         if len(column) != len(times):
-            raise DataError(f"{path}: {len(times)} sample times but {len(column)} scores of class {name!r}", hint=_RESCAN)
+            raise DataError(
+                f"{path}: {len(times)} sample times but {len(column)} scores of class {name!r}", hint=_RESCAN
+            )
         rows.append(np.asarray(column, dtype=np.float64))
     probs = np.stack(rows, axis=1) if rows else np.zeros((len(times), 0))
-    scores = Scores(Path(video), duration_ms, tuple(classes), np.asarray(times, dtype=np.int64).reshape(-1),
-                    probs.astype(np.float32).reshape(len(times), len(classes)), step_ms, task, model, dict(extra))
+    scores = Scores(
+        Path(video),
+        duration_ms,
+        tuple(classes),
+        np.asarray(times, dtype=np.int64).reshape(-1),
+        probs.astype(np.float32).reshape(len(times), len(classes)),
+        step_ms,
+        task,
+        model,
+        dict(extra),
+    )
     check_scores(scores, path, probs)
     return scores
 
@@ -189,8 +233,13 @@ def is_region(value: object) -> bool:
     """None (the whole frame) or [x0, y0, x1, y1]: fractions of the frame, x0 < x1 and y0 < y1 (as JSON holds it)."""
     if value is None:
         return True
-    return (isinstance(value, list) and len(value) == 4 and all(_number(v) and 0 <= v <= 1 for v in value)
-            and value[0] < value[2] and value[1] < value[3])
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(_number(v) and 0 <= v <= 1 for v in value)
+        and value[0] < value[2]
+        and value[1] < value[3]
+    )
 
 
 def check_scores(scores: Scores, path: Path | str, probs: np.ndarray | None = None) -> None:
@@ -205,35 +254,51 @@ def check_scores(scores: Scores, path: Path | str, probs: np.ndarray | None = No
     steps = np.diff(times)
     if np.any(steps <= 0):
         i = int(np.argmax(steps <= 0)) + 1
-        raise DataError(f"{path}: sample times must increase, but sample {i + 1} ({int(times[i])} ms) comes after "
-                        f"{int(times[i - 1])} ms", hint=_RESCAN)
+        raise DataError(
+            f"{path}: sample times must increase, but sample {i + 1} ({int(times[i])} ms) comes after "
+            f"{int(times[i - 1])} ms",
+            hint=_RESCAN,
+        )
     bad = ~(np.isfinite(probs) & (probs >= -1e-6) & (probs <= 1 + 1e-6))
     if bad.any():
         row, col = (int(v) for v in np.argwhere(bad)[0])
-        raise DataError(f"{path}: class {scores.classes[col]!r}, sample {row + 1} ({int(times[row])} ms): a score must be "
-                        f"a probability from 0 to 1, got {float(probs[row, col])!r}", hint=_RESCAN)
+        raise DataError(
+            f"{path}: class {scores.classes[col]!r}, sample {row + 1} ({int(times[row])} ms): a score must be "
+            f"a probability from 0 to 1, got {float(probs[row, col])!r}",
+            hint=_RESCAN,
+        )
 
 
 def _parse_csv(path: Path, text: str) -> Scores:
     header, _, body = text.partition("\n")
-    fields = dict(part.split("=", 1) for part in _split_header(header[2 + len(SCORES_FORMAT):]))
+    fields = dict(part.split("=", 1) for part in _split_header(header[2 + len(SCORES_FORMAT) :]))
     for name in ("video", "duration_ms", "step_ms"):
         if name not in fields:
             raise DataError(f"{path}: the first line has no {name}=...", hint=_RESCAN)
     rows = list(csv.reader(io.StringIO(body)))
     names = rows[0] if rows else []
     if not names or names[0] != "time" or len(names) < 2:
-        raise DataError(f"{path}: CSV scores need a header row starting with 'time' and naming the classes", hint=_RESCAN)
+        raise DataError(
+            f"{path}: CSV scores need a header row starting with 'time' and naming the classes", hint=_RESCAN
+        )
     data = [r for r in rows[1:] if r]
     for number, row in enumerate(data, 3):
         if len(row) != len(names):
-            raise DataError(f"{path}: line {number} has {len(row)} values, expected {len(names)} ({', '.join(names)})",
-                            hint=_RESCAN)
+            raise DataError(
+                f"{path}: line {number} has {len(row)} values, expected {len(names)} ({', '.join(names)})", hint=_RESCAN
+            )
     times = np.array([round(float(r[0]) * 1000) for r in data], dtype=np.int64)
     values = np.array([[float(x) for x in r[1:]] for r in data], dtype=np.float64).reshape(len(data), len(names) - 1)
-    scores = Scores(Path(json.loads(fields["video"])), int(fields["duration_ms"]), tuple(names[1:]), times,
-                    values.astype(np.float32), int(fields["step_ms"]), json.loads(fields.get("task", '""')),
-                    fields.get("model", ""))
+    scores = Scores(
+        Path(json.loads(fields["video"])),
+        int(fields["duration_ms"]),
+        tuple(names[1:]),
+        times,
+        values.astype(np.float32),
+        int(fields["step_ms"]),
+        json.loads(fields.get("task", '""')),
+        fields.get("model", ""),
+    )
     if len(set(scores.classes)) != len(scores.classes):
         raise DataError(f"{path}: a class is named twice in the header row", hint=_RESCAN)
     check_scores(scores, path, values)
@@ -265,12 +330,16 @@ def _split_header(text: str) -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("AUTOTOSIS_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "autotosis")
+    base = os.environ.get("AUTOTOSIS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "autotosis"
+    )
     return Path(base) / "scores"
 
 
 def cache_key(video_fingerprint: str, model_fingerprint: str, sampling: dict, region: tuple | None) -> str:
-    identity = json.dumps({"video": video_fingerprint, "model": model_fingerprint, "sampling": sampling, "region": region}, sort_keys=True)
+    identity = json.dumps(
+        {"video": video_fingerprint, "model": model_fingerprint, "sampling": sampling, "region": region}, sort_keys=True
+    )
     return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
@@ -293,17 +362,32 @@ class ScoreCache:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"][()]))
                 classes = tuple(meta["classes"])
-                scores = Scores(Path(video), int(meta["duration_ms"]), classes, data["times_ms"].astype(np.int64),
-                                data["probs"].astype(np.float32), int(meta["step_ms"]), str(meta.get("task", "")),
-                                str(meta.get("model", "")), dict(meta.get("extra") or {}))
-            if not classes or not all(isinstance(c, str) for c in classes) or scores.duration_ms < 0 or scores.step_ms < 0:
+                scores = Scores(
+                    Path(video),
+                    int(meta["duration_ms"]),
+                    classes,
+                    data["times_ms"].astype(np.int64),
+                    data["probs"].astype(np.float32),
+                    int(meta["step_ms"]),
+                    str(meta.get("task", "")),
+                    str(meta.get("model", "")),
+                    dict(meta.get("extra") or {}),
+                )
+            if (
+                not classes
+                or not all(isinstance(c, str) for c in classes)
+                or scores.duration_ms < 0
+                or scores.step_ms < 0
+            ):
                 return None
             check_scores(scores, path)
         except Exception:  # noqa: BLE001 - any damage (BadZipFile, EOFError, a wrong shape...): scan again
             return None
         return scores
 
-    def remembered(self, key: str, compute: Callable[[], Any], valid: Callable[[Any], bool] = lambda value: True) -> Any:
+    def remembered(
+        self, key: str, compute: Callable[[], Any], valid: Callable[[Any], bool] = lambda value: True
+    ) -> Any:
         """A small JSON value stored under ``key`` (computed and stored on first use, and again when
         the stored one is damaged or not ``valid``)."""
         path = self.folder / f"{key}.json"
@@ -320,7 +404,13 @@ class ScoreCache:
 
     def store(self, key: str, scores: Scores) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        meta = {"duration_ms": scores.duration_ms, "classes": list(scores.classes), "step_ms": scores.step_ms,
-                "task": scores.task, "model": scores.model, "extra": scores.extra}
+        meta = {
+            "duration_ms": scores.duration_ms,
+            "classes": list(scores.classes),
+            "step_ms": scores.step_ms,
+            "task": scores.task,
+            "model": scores.model,
+            "extra": scores.extra,
+        }
         with atomic_path(self._path(key), force=True) as tmp, tmp.open("wb") as handle:
             np.savez(handle, times_ms=scores.times_ms, probs=scores.probs, meta=np.array(json.dumps(meta)))

@@ -79,8 +79,10 @@ class EventParams:
         if self.release is not None:
             _check_probability("release", self.release)
             if self.release > self.threshold:
-                raise UsageError(f"release ({self.release}) must not be above threshold ({self.threshold})",
-                                 hint="the event is entered at the threshold and held while the score stays above release")
+                raise UsageError(
+                    f"release ({self.release}) must not be above threshold ({self.threshold})",
+                    hint="the event is entered at the threshold and held while the score stays above release",
+                )
         for name in ("min_length_ms", "merge_gap_ms", "pad_before_ms", "pad_after_ms", "smooth_ms"):
             _check_int(name, getattr(self, name), minimum=0)
         if self.max_length_ms is not None:
@@ -89,8 +91,10 @@ class EventParams:
             _check_int("top_k", self.top_k, minimum=1)
         if self.top_percent is not None:
             if not _is_real(self.top_percent) or not 0 < self.top_percent <= 100:
-                raise UsageError(f"top_percent must be above 0 and at most 100, got {self.top_percent!r}",
-                                 hint="e.g. 1 keeps the best 1% of bins, as the original tool did")
+                raise UsageError(
+                    f"top_percent must be above 0 and at most 100, got {self.top_percent!r}",
+                    hint="e.g. 1 keeps the best 1% of bins, as the original tool did",
+                )
         _check_int("bin_ms", self.bin_ms, minimum=1)
         if not isinstance(self.include_neighbours, bool):
             raise UsageError(f"include_neighbours must be true or false, got {self.include_neighbours!r}")
@@ -107,7 +111,11 @@ class EventParams:
 
 
 def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _check_probability(name: str, value: object) -> None:
@@ -117,8 +125,11 @@ def _check_probability(name: str, value: object) -> None:
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise UsageError(f"{name} must be a whole number of milliseconds, got {value!r}" if name.endswith("_ms")
-                         else f"{name} must be a whole number, got {value!r}")
+        raise UsageError(
+            f"{name} must be a whole number of milliseconds, got {value!r}"
+            if name.endswith("_ms")
+            else f"{name} must be a whole number, got {value!r}"
+        )
     if value < minimum:
         raise UsageError(f"{name} must be at least {minimum}, got {value}")
 
@@ -189,7 +200,9 @@ def find_events(
 CALIBRATED_FIELDS = ("threshold", "min_length_ms", "merge_gap_ms", "smooth_ms")
 
 
-def event_params_for(model_rules: Mapping[str, Any] | None, model_threshold: float | None = None, **given: Any) -> EventParams:
+def event_params_for(
+    model_rules: Mapping[str, Any] | None, model_threshold: float | None = None, **given: Any
+) -> EventParams:
     """The one rule for event settings: what the user gave (``given``, None = not given), else what
     the model's training calibrated (``model_rules``), else the model's threshold, else the defaults.
 
@@ -216,7 +229,9 @@ def events_from_scores(scores: Scores, class_name: str, params: EventParams) -> 
 
 def _check_samples(times: np.ndarray, values: np.ndarray) -> None:
     if times.ndim != 1 or values.ndim != 1:
-        raise DataError(f"scores must be one column per class: got times of shape {times.shape} and scores of shape {values.shape}")
+        raise DataError(
+            f"scores must be one column per class: got times of shape {times.shape} and scores of shape {values.shape}"
+        )
     if len(times) != len(values):
         raise DataError(f"{len(times)} sample times but {len(values)} scores")
     if len(times) > 1 and not np.all(np.diff(times) > 0):
@@ -253,7 +268,9 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
-def _hysteresis_spans(times: np.ndarray, values: np.ndarray, step: int, end_of_video: int, params: EventParams) -> list[_Span]:
+def _hysteresis_spans(
+    times: np.ndarray, values: np.ndarray, step: int, end_of_video: int, params: EventParams
+) -> list[_Span]:
     spans = []
     for lo, hi in _runs(values >= params.release_level):
         # Within a run above the release level, the event begins at the first sample reaching the threshold.
@@ -298,8 +315,9 @@ def _top_bin_spans(times: np.ndarray, values: np.ndarray, end_of_video: int, par
     return spans
 
 
-def _with_best_peaks(spans: list[_Span], times: np.ndarray, values: np.ndarray, step: int, end_of_video: int,
-                     params: EventParams) -> list[_Span]:
+def _with_best_peaks(
+    spans: list[_Span], times: np.ndarray, values: np.ndarray, step: int, end_of_video: int, params: EventParams
+) -> list[_Span]:
     """``spans`` plus the highest remaining peaks (below the threshold) until there are ``top_k``.
 
     A sample already inside an event, or closer to one than the merge gap, is not a new moment.
@@ -344,7 +362,9 @@ def _with_best_peaks(spans: list[_Span], times: np.ndarray, values: np.ndarray, 
     return sorted(added, key=lambda s: s.start_ms)
 
 
-def nothing_found_hint(times_ms: np.ndarray, scores: np.ndarray, params: EventParams, step_ms: int | None = None) -> str:
+def nothing_found_hint(
+    times_ms: np.ndarray, scores: np.ndarray, params: EventParams, step_ms: int | None = None
+) -> str:
     """Why a selection came back empty, and what would find something: the highest score and a threshold."""
     from autotosis.labels import format_time
 
@@ -360,8 +380,10 @@ def nothing_found_hint(times_ms: np.ndarray, scores: np.ndarray, params: EventPa
         return "every score is 0: the model finds nothing like the task in this video"
     suggestion = math.floor(top * 20) / 20 if top >= 0.05 else round(top, 3)
     smoothed_note = f" (smoothed over {params.smooth_ms / 1000:g} s)" if params.smooth_ms else ""
-    return (f"the highest score was {top:.2f}{smoothed_note} at {where}, under the threshold {params.threshold:.2f}; "
-            f"--threshold {suggestion:g} would find an event there, and --top-k K takes the K best moments whatever the threshold")
+    return (
+        f"the highest score was {top:.2f}{smoothed_note} at {where}, under the threshold {params.threshold:.2f}; "
+        f"--threshold {suggestion:g} would find an event there, and --top-k K takes the K best moments whatever the threshold"
+    )
 
 
 def _merge(spans: list[_Span], gap_ms: int) -> list[_Span]:
@@ -370,14 +392,21 @@ def _merge(spans: list[_Span], gap_ms: int) -> list[_Span]:
     for span in spans:
         if merged and (span.start_ms - merged[-1].end_ms < gap_ms or span.start_ms <= merged[-1].end_ms):
             last = merged[-1]
-            merged[-1] = _Span(last.start_ms, max(last.end_ms, span.end_ms), min(last.lo, span.lo), max(last.hi, span.hi))
+            merged[-1] = _Span(
+                last.start_ms, max(last.end_ms, span.end_ms), min(last.lo, span.lo), max(last.hi, span.hi)
+            )
         else:
             merged.append(span)
     return merged
 
 
 def _pad(span: _Span, params: EventParams, end_of_video: int) -> _Span:
-    return _Span(max(0, span.start_ms - params.pad_before_ms), min(end_of_video, span.end_ms + params.pad_after_ms), span.lo, span.hi)
+    return _Span(
+        max(0, span.start_ms - params.pad_before_ms),
+        min(end_of_video, span.end_ms + params.pad_after_ms),
+        span.lo,
+        span.hi,
+    )
 
 
 def _peak_index(values: np.ndarray, lo: int, hi: int) -> int:
@@ -408,7 +437,7 @@ def _to_event(span: _Span, times: np.ndarray, values: np.ndarray, label: str) ->
         end_ms=int(span.end_ms),
         label=label,
         peak=round(float(values[peak]), 6),
-        mean=round(float(np.mean(values[span.lo:span.hi])), 6),
+        mean=round(float(np.mean(values[span.lo : span.hi])), 6),
         peak_ms=max(0, int(times[peak])),  # a sample may start just before 0 yet cover the video's start
     )
 
@@ -447,8 +476,16 @@ def _events_csv(events: EventList) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for e in events.events:
-        writer.writerow([f"{e.start_ms / 1000:.3f}", f"{e.end_ms / 1000:.3f}", e.label, repr(float(e.peak)), repr(float(e.mean)),
-                         f"{e.peak_ms / 1000:.3f}"])
+        writer.writerow(
+            [
+                f"{e.start_ms / 1000:.3f}",
+                f"{e.end_ms / 1000:.3f}",
+                e.label,
+                repr(float(e.peak)),
+                repr(float(e.mean)),
+                f"{e.peak_ms / 1000:.3f}",
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -483,7 +520,9 @@ def read_events(path: Path) -> EventList:
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets save CSV with a BOM
     except FileNotFoundError:
-        raise DataError(f"{path}: no such events file", hint="make one with `autotosis events SCORES -o FILE`") from None
+        raise DataError(
+            f"{path}: no such events file", hint="make one with `autotosis events SCORES -o FILE`"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read events file ({exc})") from None
     if path.suffix.lower() == ".csv" or (path.suffix.lower() != ".json" and text.lstrip().startswith("start,")):
@@ -499,50 +538,56 @@ def _parse_json(path: Path, text: str) -> EventList:
     except (ValueError, RecursionError) as exc:  # e.g. an integer too long to convert, absurd nesting
         raise DataError(f"{path}: not a usable JSON file ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != EVENTS_FORMAT:
-        raise DataError(f"{path}: not an autotosis events file (no \"format\": \"{EVENTS_FORMAT}\")")
+        raise DataError(f'{path}: not an autotosis events file (no "format": "{EVENTS_FORMAT}")')
     where = f"{path}"
     video = doc.get("video")
     if video is not None and not isinstance(video, str):
-        raise DataError(f"{where}: \"video\" must be a path or null, got {video!r}")
+        raise DataError(f'{where}: "video" must be a path or null, got {video!r}')
     label = doc.get("label", "")
     if not isinstance(label, str):
-        raise DataError(f"{where}: \"label\" must be text, got {label!r}")
+        raise DataError(f'{where}: "label" must be text, got {label!r}')
     duration_ms = _time_field(doc, "duration", where, required=False)
     params = _params_from_json(doc.get("params", {}), where)
     raw_events = doc.get("events")
     if not isinstance(raw_events, list):
-        raise DataError(f"{where}: \"events\" must be a list")
+        raise DataError(f'{where}: "events" must be a list')
     events = tuple(_event_from_json(item, f"{where}: event {i + 1}", label) for i, item in enumerate(raw_events))
     if duration_ms is None:
         duration_ms = max((e.end_ms for e in events), default=0)
     return EventList(None if video is None else Path(video), duration_ms, label, params, events)
 
 
-def _time_field(item: dict, name: str, where: str, *, required: bool = True, seconds_key: str | None = None) -> int | None:
+def _time_field(
+    item: dict, name: str, where: str, *, required: bool = True, seconds_key: str | None = None
+) -> int | None:
     """A time given as ``<name>_ms`` (integer ms) and/or in seconds (``<name>``); both must agree."""
     ms_key, seconds_key = f"{name}_ms", seconds_key or name
     ms, seconds = item.get(ms_key), item.get(seconds_key)
     if ms is not None and (not isinstance(ms, int) or isinstance(ms, bool)):
-        raise DataError(f"{where}: \"{ms_key}\" must be a whole number of milliseconds, got {ms!r}")
+        raise DataError(f'{where}: "{ms_key}" must be a whole number of milliseconds, got {ms!r}')
     if seconds is not None and not _is_real(seconds):
-        raise DataError(f"{where}: \"{seconds_key}\" must be a number of seconds, got {seconds!r}")
+        raise DataError(f'{where}: "{seconds_key}" must be a number of seconds, got {seconds!r}')
     if ms is not None and seconds is not None and abs(ms - seconds * 1000) > 0.5:
-        raise DataError(f"{where}: \"{seconds_key}\" ({seconds} s) and \"{ms_key}\" ({ms}) disagree",
-                        hint="edit one of them and delete the other")
+        raise DataError(
+            f'{where}: "{seconds_key}" ({seconds} s) and "{ms_key}" ({ms}) disagree',
+            hint="edit one of them and delete the other",
+        )
     value = ms if ms is not None else (None if seconds is None else int(round(seconds * 1000)))
     if value is None:
         if required:
-            raise DataError(f"{where}: \"{seconds_key}\" is missing")
+            raise DataError(f'{where}: "{seconds_key}" is missing')
         return None
     if value < 0:
-        raise DataError(f"{where}: \"{seconds_key}\" must not be negative, got {value / 1000:.3f} s")
+        raise DataError(f'{where}: "{seconds_key}" must not be negative, got {value / 1000:.3f} s')
     return value
 
 
 def _score_field(item: dict, name: str, where: str) -> float:
     value = item.get(name)
     if not _is_real(value):
-        raise DataError(f"{where}: \"{name}\" must be a number, got {value!r}" if name in item else f"{where}: \"{name}\" is missing")
+        raise DataError(
+            f'{where}: "{name}" must be a number, got {value!r}' if name in item else f'{where}: "{name}" is missing'
+        )
     return float(value)
 
 
@@ -553,10 +598,17 @@ def _event_from_json(item: object, where: str, default_label: str) -> Event:
     end = _time_field(item, "end", where)
     label = item.get("label", default_label)
     if not isinstance(label, str):
-        raise DataError(f"{where}: \"label\" must be text, got {label!r}")
+        raise DataError(f'{where}: "label" must be text, got {label!r}')
     peak_ms = _time_field(item, "peak", where, required=False, seconds_key="peak_time")
-    return _checked_event(start, end, label, _score_field(item, "peak", where), _score_field(item, "mean", where),
-                          start if peak_ms is None else peak_ms, where)
+    return _checked_event(
+        start,
+        end,
+        label,
+        _score_field(item, "peak", where),
+        _score_field(item, "mean", where),
+        start if peak_ms is None else peak_ms,
+        where,
+    )
 
 
 def _checked_event(start: int, end: int, label: str, peak: float, mean: float, peak_ms: int, where: str) -> Event:
@@ -567,14 +619,14 @@ def _checked_event(start: int, end: int, label: str, peak: float, mean: float, p
 
 def _params_from_json(raw: object, where: str) -> EventParams:
     if not isinstance(raw, dict):
-        raise DataError(f"{where}: \"params\" must be an object")
+        raise DataError(f'{where}: "params" must be an object')
     known = {f.name for f in fields(EventParams)}
     # Unknown keys are skipped so that files from a newer version still render.
     values = {k: v for k, v in raw.items() if k in known}
     try:
         return EventParams(**values)
     except UsageError as exc:
-        raise DataError(f"{where}: bad \"params\": {exc.message}") from None
+        raise DataError(f'{where}: bad "params": {exc.message}') from None
 
 
 def _parse_csv(path: Path, text: str) -> EventList:
@@ -582,8 +634,10 @@ def _parse_csv(path: Path, text: str) -> EventList:
     header = reader.fieldnames or []
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{path}: CSV events need the columns {','.join(CSV_COLUMNS)}; missing {', '.join(missing)}",
-                        hint="the first line must be the header")
+        raise DataError(
+            f"{path}: CSV events need the columns {','.join(CSV_COLUMNS)}; missing {', '.join(missing)}",
+            hint="the first line must be the header",
+        )
     events = []
     try:
         for row in reader:
@@ -596,8 +650,17 @@ def _parse_csv(path: Path, text: str) -> EventList:
                 raise DataError(f"{where}: expected {len(header)} values ({','.join(header)}), got {got}")
             start, end, peak_ms = (_csv_seconds(row[c], c, where) for c in ("start", "end", "peak_time"))
             label = row["label"] or ""
-            events.append(_checked_event(start, end, label, _csv_number(row["peak"], "peak", where),
-                                         _csv_number(row["mean"], "mean", where), peak_ms, where))
+            events.append(
+                _checked_event(
+                    start,
+                    end,
+                    label,
+                    _csv_number(row["peak"], "peak", where),
+                    _csv_number(row["mean"], "mean", where),
+                    peak_ms,
+                    where,
+                )
+            )
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
     label = events[0].label if events else ""

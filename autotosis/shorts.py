@@ -125,18 +125,24 @@ def region_rect(region: RegionArg, frame: FrameGeometry, what: str) -> Rect:
     limit_x, limit_y = (dw, dh) if region.pixels else (Fraction(1), Fraction(1))
     unit = "pixels of the displayed frame" if region.pixels else "fractions of the frame"
     if x1 <= x0 or y1 <= y0:
-        raise UsageError(f"{what} {region.text()} has zero size",
-                         hint=f"x0,y0,x1,y1 in {unit}: x1 must be greater than x0 and y1 greater than y0")
+        raise UsageError(
+            f"{what} {region.text()} has zero size",
+            hint=f"x0,y0,x1,y1 in {unit}: x1 must be greater than x0 and y1 greater than y0",
+        )
     if min(x0, y0) < 0 or x1 > limit_x or y1 > limit_y:
         bound = f"0..{round(dw)} and 0..{frame.height}" if region.pixels else "0..1"
-        raise UsageError(f"{what} {region.text()} reaches outside the {frame.text()} frame",
-                         hint=f"x0,y0,x1,y1 in {unit} must lie within {bound}")
+        raise UsageError(
+            f"{what} {region.text()} reaches outside the {frame.text()} frame",
+            hint=f"x0,y0,x1,y1 in {unit} must lie within {bound}",
+        )
     if not region.pixels:
         x0, x1, y0, y1 = x0 * dw, x1 * dw, y0 * dh, y1 * dh
     rect = Rect(x0, y0, x1 - x0, y1 - y0)
     if rect.w / frame.sar < 1 or rect.h < 1:
-        raise UsageError(f"{what} {region.text()} has zero size: less than one pixel of the {frame.text()} frame",
-                         hint="give a larger region")
+        raise UsageError(
+            f"{what} {region.text()} has zero size: less than one pixel of the {frame.text()} frame",
+            hint="give a larger region",
+        )
     return rect
 
 
@@ -168,19 +174,25 @@ def even(value: Fraction | float) -> int:
     return max(2, int(round(Fraction(value) / 2)) * 2)
 
 
-def plan_picture(layout: Layout, frame: FrameGeometry, size: tuple[int, int], cam: Rect | None, game: Rect) -> media.ShortPicture:
+def plan_picture(
+    layout: Layout, frame: FrameGeometry, size: tuple[int, int], cam: Rect | None, game: Rect
+) -> media.ShortPicture:
     """The picture of a short of ``size`` (even width and height) in ``layout``."""
     width, height = size
     if layout is Layout.GAME:
         return media.ShortPicture((media.Band(pixel_crop(fill_rect(game, width, height), frame), width, height),))
     if layout is Layout.FIT:
         scale = min(Fraction(width) / game.w, Fraction(height) / game.h)
-        fitted = media.Band(pixel_crop(game, frame), min(width, even(game.w * scale)), min(height, even(game.h * scale)))
+        fitted = media.Band(
+            pixel_crop(game, frame), min(width, even(game.w * scale)), min(height, even(game.h * scale))
+        )
         backdrop = media.Band(pixel_crop(fill_rect(game, width, height), frame), width, height)
         return media.ShortPicture((fitted,), backdrop)
     if cam is None:
-        raise UsageError("the stacked layout needs the face-cam region",
-                         hint="give --cam x0,y0,x1,y1, or use --layout game or --layout fit for sources without a face cam")
+        raise UsageError(
+            "the stacked layout needs the face-cam region",
+            hint="give --cam x0,y0,x1,y1, or use --layout game or --layout fit for sources without a face cam",
+        )
     # The cam at full width keeps its aspect, up to CAM_MAX_SHARE of the height (then it is crop-filled).
     cam_height = min(even(width * cam.h / cam.w), even(height * CAM_MAX_SHARE))
     cam_height = min(cam_height, height - 2)
@@ -202,7 +214,9 @@ class LengthRules:
         if self.max_ms < 1000:
             raise UsageError(f"the maximum length must be at least 1 s, got {self.max_ms / 1000:g} s")
         if not 0 <= self.min_ms <= self.max_ms:
-            raise UsageError(f"the minimum length ({self.min_ms / 1000:g} s) must lie between 0 and the maximum ({self.max_ms / 1000:g} s)")
+            raise UsageError(
+                f"the minimum length ({self.min_ms / 1000:g} s) must lie between 0 and the maximum ({self.max_ms / 1000:g} s)"
+            )
 
 
 @dataclass(frozen=True)
@@ -248,8 +262,10 @@ def plan_windows(events: Sequence[Event], duration_ms: int, rules: LengthRules) 
     clipped = []
     for event in sorted(events, key=lambda e: (e.start_ms, e.end_ms)):
         if event.start_ms >= duration_ms:
-            raise DataError(f"event at {event.start_ms / 1000:.1f} s is past the video's end ({duration_ms / 1000:.1f} s)",
-                            hint="were the events made from another video?")
+            raise DataError(
+                f"event at {event.start_ms / 1000:.1f} s is past the video's end ({duration_ms / 1000:.1f} s)",
+                hint="were the events made from another video?",
+            )
         clipped.append(dataclasses.replace(event, end_ms=min(event.end_ms, duration_ms)))
     groups: list[tuple[Event, int]] = []
     for event in clipped:
@@ -263,7 +279,7 @@ def plan_windows(events: Sequence[Event], duration_ms: int, rules: LengthRules) 
         if clash is None:
             break
         (a, na), (b, nb) = groups[clash], groups[clash + 1]
-        groups[clash: clash + 2] = [(merge_events(a, b), na + nb)]
+        groups[clash : clash + 2] = [(merge_events(a, b), na + nb)]
     return [Window(s, e, g, n) for (s, e), (g, n) in zip(spans, groups)]
 
 
@@ -319,11 +335,21 @@ def _index_rows(shorts: Sequence[Short]) -> list[dict]:
     rows = []
     for s in shorts:
         w, e = s.window, s.window.event
-        rows.append({
-            "rank": s.rank, "file": s.file_name, "source": str(s.source),
-            "start": round(w.start_ms / 1000, 3), "end": round(w.end_ms / 1000, 3), "duration": round(w.duration_ms / 1000, 3),
-            "label": e.label, "peak": e.peak, "mean": e.mean, "peak_time": round(e.peak_ms / 1000, 3), "events": w.events,
-        })
+        rows.append(
+            {
+                "rank": s.rank,
+                "file": s.file_name,
+                "source": str(s.source),
+                "start": round(w.start_ms / 1000, 3),
+                "end": round(w.end_ms / 1000, 3),
+                "duration": round(w.duration_ms / 1000, 3),
+                "label": e.label,
+                "peak": e.peak,
+                "mean": e.mean,
+                "peak_time": round(e.peak_ms / 1000, 3),
+                "events": w.events,
+            }
+        )
     return rows
 
 
@@ -381,7 +407,9 @@ def picture_for(info: media.VideoInfo, options: ShortsOptions) -> media.ShortPic
     """Check the regions against one source and lay out its shorts (errors before any encoding)."""
     frame = FrameGeometry.of(info)
     game = region_rect(options.game, frame, "--game") if options.game else whole_frame(frame)
-    cam = region_rect(options.cam, frame, options.cam_what) if options.cam and options.layout is Layout.STACKED else None
+    cam = (
+        region_rect(options.cam, frame, options.cam_what) if options.cam and options.layout is Layout.STACKED else None
+    )
     return plan_picture(options.layout, frame, (even(options.size[0]), even(options.size[1])), cam, game)
 
 
@@ -412,11 +440,15 @@ def render_shorts(
     planned: list[tuple[Path, Window]] = []
     for source in sources:
         try:
-            planned += [(source.video, w) for w in plan_windows(source.events, infos[source.video].duration_ms, options.lengths)]
+            planned += [
+                (source.video, w) for w in plan_windows(source.events, infos[source.video].duration_ms, options.lengths)
+            ]
         except DataError as exc:
             raise DataError(f"{source.video}: {exc.message}", hint=exc.hint) from None
     if not planned:
-        raise DataError("no events to make shorts from", hint="lower --threshold, or check the scores with `autotosis events`")
+        raise DataError(
+            "no events to make shorts from", hint="lower --threshold, or check the scores with `autotosis events`"
+        )
     shorts = rank_shorts(planned)
     json_path, csv_path = folder / "shorts.json", folder / "shorts.csv"
     # Refuse before encoding anything, so a refused run leaves the folder as it was.
@@ -429,11 +461,17 @@ def render_shorts(
         progress("shorts", 0, total_s)
         for short in shorts:
             info = infos[short.source]
-            spec = output_spec(info, RenderOptions(width=size[0], height=size[1], fps=options.fps, crf=options.crf,
-                                                   audio_track=options.audio_track))
+            spec = output_spec(
+                info,
+                RenderOptions(
+                    width=size[0], height=size[1], fps=options.fps, crf=options.crf, audio_track=options.audio_track
+                ),
+            )
             overlays = _overlays(short, scores[short.source], options, size, work)
             with atomic_path(folder / short.file_name, force=force) as tmp:
-                media.render_short(info, short.window.start_ms, short.window.duration_ms, tmp, spec, pictures[short.source], overlays)
+                media.render_short(
+                    info, short.window.start_ms, short.window.duration_ms, tmp, spec, pictures[short.source], overlays
+                )
             done_ms += short.window.duration_ms
             progress("shorts", done_ms / 1000, total_s)
     write_text_atomic(json_path, index_json(shorts, options.layout, size), force=force)
@@ -441,7 +479,9 @@ def render_shorts(
     return ShortsResult(tuple(shorts), folder, json_path, csv_path)
 
 
-def _overlays(short: Short, scores: Scores | None, options: ShortsOptions, size: tuple[int, int], work: Path) -> list[media.TextOverlay]:
+def _overlays(
+    short: Short, scores: Scores | None, options: ShortsOptions, size: tuple[int, int], work: Path
+) -> list[media.TextOverlay]:
     """Title (whole short, top) and the reel's per-chunk confidence text, sized for a tall frame."""
     window = short.window
     overlays = []

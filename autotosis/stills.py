@@ -43,8 +43,8 @@ IMAGE_FORMATS = {"jpg": "JPEG", "png": "PNG"}
 # cost one comparison.
 DEDUP_MEMORY = 1000
 
-_SSIM_C1 = 0.01 ** 2
-_SSIM_C2 = 0.03 ** 2
+_SSIM_C1 = 0.01**2
+_SSIM_C2 = 0.03**2
 
 
 # --------------------------------------------------------------------------- similarity
@@ -62,7 +62,7 @@ def grey_frames(frames: np.ndarray) -> torch.Tensor:
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """The 1-D Gaussian weights of the SSIM window (the 2-D window is their outer product)."""
     coords = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -77,7 +77,7 @@ def _blur_matrix(n: int) -> torch.Tensor:
     matrix = torch.zeros(rows, n)
     for i in range(rows):
         piece = _WINDOW_1D[: min(size, n - i)]
-        matrix[i, i:i + len(piece)] = piece / piece.sum()
+        matrix[i, i : i + len(piece)] = piece / piece.sum()
     return matrix
 
 
@@ -87,14 +87,16 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
 
 
 def _ssim_map(mu_a, var_a, mu_b, var_b, cov) -> torch.Tensor:
-    return ((2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)) / ((mu_a ** 2 + mu_b ** 2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2))
+    return ((2 * mu_a * mu_b + _SSIM_C1) * (2 * cov + _SSIM_C2)) / (
+        (mu_a**2 + mu_b**2 + _SSIM_C1) * (var_a + var_b + _SSIM_C2)
+    )
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of (N,1,H,W) pairs in 0..1 -> (N,)."""
     mu_a, mu_b = _blur(a), _blur(b)
-    var_a = _blur(a * a) - mu_a ** 2
-    var_b = _blur(b * b) - mu_b ** 2
+    var_a = _blur(a * a) - mu_a**2
+    var_b = _blur(b * b) - mu_b**2
     cov = _blur(a * b) - mu_a * mu_b
     return _ssim_map(mu_a, var_a, mu_b, var_b, cov).flatten(1).mean(dim=1)
 
@@ -195,14 +197,16 @@ class _Dedup:
             return {"bits": dhash_bits(grey)[0]}
         x = grey[0, 0]
         mu = _blur(x)
-        return {"grey": x, "mu": mu, "var": _blur(x * x) - mu ** 2}
+        return {"grey": x, "mu": mu, "var": _blur(x * x) - mu**2}
 
     def _is_duplicate(self, features: dict[str, torch.Tensor]) -> bool:
         """At least ``threshold`` similar to the last kept frame (the usual case, one comparison)
         or to any of the others."""
         last = self._count - 1
-        return (self._max_similarity(features, last, self._count) >= self.threshold
-                or self._max_similarity(features, max(0, self._count - self.memory), last) >= self.threshold)
+        return (
+            self._max_similarity(features, last, self._count) >= self.threshold
+            or self._max_similarity(features, max(0, self._count - self.memory), last) >= self.threshold
+        )
 
     def _max_similarity(self, features: dict[str, torch.Tensor], first: int, end: int) -> float:
         if end <= first:
@@ -220,7 +224,7 @@ class _Dedup:
             if buffer is None or self._count == len(buffer):
                 grown = value.new_zeros((max(64, 2 * self._count), *value.shape))
                 if buffer is not None:
-                    grown[:self._count] = buffer
+                    grown[: self._count] = buffer
                 self._store[key] = buffer = grown
             buffer[self._count] = value
         self._count += 1
@@ -229,7 +233,7 @@ class _Dedup:
         grey = grey_frames(frames)
         keep = np.zeros(len(frames), dtype=bool)
         for i in range(len(frames)):
-            current = grey[i:i + 1]
+            current = grey[i : i + 1]
             features = self._features(current)
             if self._count == 0 or not self._is_duplicate(features):
                 keep[i] = True
@@ -245,8 +249,9 @@ def _decode_spec(options: StillsOptions, size: int, region) -> media.DecodeSpec:
     return media.DecodeSpec(size=size, fps=options.fps, region=region)
 
 
-def _batches(video: Path, spec: media.DecodeSpec, info: media.VideoInfo, batch_size: int,
-             progress: ProgressCallback, stage: str) -> Iterator[media.FrameBatch]:
+def _batches(
+    video: Path, spec: media.DecodeSpec, info: media.VideoInfo, batch_size: int, progress: ProgressCallback, stage: str
+) -> Iterator[media.FrameBatch]:
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     for batch in media.iter_frames(video, spec, batch_size=batch_size, info=info):
@@ -255,8 +260,14 @@ def _batches(video: Path, spec: media.DecodeSpec, info: media.VideoInfo, batch_s
     progress(stage, total_s, total_s)
 
 
-def find_candidates(video: Path, info: media.VideoInfo, options: StillsOptions, predictor=None, *,
-                    progress: ProgressCallback = no_progress) -> tuple[list[Candidate], list[torch.Tensor], int]:
+def find_candidates(
+    video: Path,
+    info: media.VideoInfo,
+    options: StillsOptions,
+    predictor=None,
+    *,
+    progress: ProgressCallback = no_progress,
+) -> tuple[list[Candidate], list[torch.Tensor], int]:
     """(distinct frames with scores, their grey look-frames, frames decoded).
 
     With a model whose crop is the whole frame, one decode serves both similarity and
@@ -271,14 +282,18 @@ def find_candidates(video: Path, info: media.VideoInfo, options: StillsOptions, 
     if predictor is not None:
         class_name = options.class_name or predictor.info.positive_class()
         if class_name not in predictor.info.classes:
-            raise UsageError(f"class {class_name!r} is not one of the model's classes ({', '.join(predictor.info.classes)})")
+            raise UsageError(
+                f"class {class_name!r} is not one of the model's classes ({', '.join(predictor.info.classes)})"
+            )
         score_index = predictor.info.classes.index(class_name)
 
     one_pass = predictor is not None and region is None
     size = predictor.info.input_size if one_pass else LOOK_SIZE
     times: list[int] = []
     scores: list[float] = []
-    for batch in _batches(video, _decode_spec(options, size, None), info, options.batch_size, progress, "stills: keyframes"):
+    for batch in _batches(
+        video, _decode_spec(options, size, None), info, options.batch_size, progress, "stills: keyframes"
+    ):
         keep = dedup.keep_mask(batch.frames)
         times += [int(t) for t in batch.times_ms[keep]]
         if one_pass and keep.any():
@@ -300,7 +315,9 @@ def find_candidates(video: Path, info: media.VideoInfo, options: StillsOptions, 
     return candidates, dedup.kept_grey, dedup.seen
 
 
-def choose(candidates: list[Candidate], grey: list[torch.Tensor], options: StillsOptions, min_score: float | None) -> list[int]:
+def choose(
+    candidates: list[Candidate], grey: list[torch.Tensor], options: StillsOptions, min_score: float | None
+) -> list[int]:
     """Indices of the stills to save, best first.
 
     Greedy: take candidates by falling score (by time without scores); skip one that is
@@ -309,7 +326,9 @@ def choose(candidates: list[Candidate], grey: list[torch.Tensor], options: Still
     """
     if options.every_distinct:
         return list(range(len(candidates)))
-    eligible = [i for i, c in enumerate(candidates) if min_score is None or (c.score is not None and c.score >= min_score)]
+    eligible = [
+        i for i, c in enumerate(candidates) if min_score is None or (c.score is not None and c.score >= min_score)
+    ]
     order = sorted(eligible, key=lambda i: (-(candidates[i].score or 0.0), candidates[i].time_ms))
     chosen: list[int] = []
     for i in order:
@@ -325,8 +344,9 @@ def choose(candidates: list[Candidate], grey: list[torch.Tensor], options: Still
     return chosen
 
 
-def still_name(time_ms: int, score: float | None, stem: str, extension: str, rank: int | None = None,
-               total: int = 1) -> str:
+def still_name(
+    time_ms: int, score: float | None, stem: str, extension: str, rank: int | None = None, total: int = 1
+) -> str:
     """``01_0.973_0h12m03.450s_vod.jpg``: the rank (1 = best, zero-padded to ``total``) first, so an
     ordinary A-Z sort lists the best first; no ':' (not allowed everywhere).  Without a score: the time first."""
     if score is None:
@@ -337,8 +357,10 @@ def still_name(time_ms: int, score: float | None, stem: str, extension: str, ran
 
 def _ranks(candidates: list[Candidate], picked: list[int]) -> dict[int, int]:
     """Rank (1 = best) of each picked candidate with a score: by falling score, then time."""
-    scored = sorted((i for i in picked if candidates[i].score is not None),
-                    key=lambda i: (-(candidates[i].score or 0.0), candidates[i].time_ms))
+    scored = sorted(
+        (i for i in picked if candidates[i].score is not None),
+        key=lambda i: (-(candidates[i].score or 0.0), candidates[i].time_ms),
+    )
     return {i: rank for rank, i in enumerate(scored, 1)}
 
 
@@ -365,8 +387,15 @@ def grab_stills(info: media.VideoInfo, times_ms: list[int]) -> dict[int, np.ndar
     return found
 
 
-def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions = StillsOptions(), predictor=None, *,
-                force: bool = False, progress: ProgressCallback = no_progress) -> StillsResult:
+def mine_stills(
+    video: Path | str,
+    out_dir: Path | str,
+    options: StillsOptions = StillsOptions(),
+    predictor=None,
+    *,
+    force: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> StillsResult:
     """Find, choose and save stills of ``video`` into ``out_dir`` (see the module docstring)."""
     from PIL import Image
 
@@ -375,8 +404,10 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
     if options.dedup not in DEDUP_METHODS:
         raise UsageError(f"unknown de-duplication method {options.dedup!r} (one of {', '.join(DEDUP_METHODS)})")
     if predictor is None and not options.every_distinct:
-        raise UsageError("without a model there are no scores to pick the best stills by",
-                         hint="give --model CHECKPOINT, or --keyframes to save every distinct keyframe")
+        raise UsageError(
+            "without a model there are no scores to pick the best stills by",
+            hint="give --model CHECKPOINT, or --keyframes to save every distinct keyframe",
+        )
     video, out_dir = Path(video), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is not a folder")
@@ -401,8 +432,10 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
     stem = video.stem[:60]
     ranks = _ranks(candidates, picked)
     picked = sorted(picked, key=lambda i: ranks.get(i, 0))  # best first where there are scores (stable otherwise)
-    names = [still_name(candidates[i].time_ms, candidates[i].score, stem, options.image_format, ranks.get(i), len(ranks))
-             for i in picked]
+    names = [
+        still_name(candidates[i].time_ms, candidates[i].score, stem, options.image_format, ranks.get(i), len(ranks))
+        for i in picked
+    ]
     for name in names:  # refuse before writing anything
         check_writable(out_dir / name, force)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -427,14 +460,26 @@ def mine_stills(video: Path | str, out_dir: Path | str, options: StillsOptions =
         class_name = options.class_name or predictor.info.positive_class()
     settings = {
         "sampling": "keyframes" if options.fps is None else f"{options.fps} fps",
-        "dedup": options.dedup, "dedup_threshold": options.dedup_limit(),
-        "diversity_threshold": options.diversity_limit(), "min_gap_ms": options.min_gap_ms,
-        "min_score": min_score, "count": None if options.every_distinct else options.count,
+        "dedup": options.dedup,
+        "dedup_threshold": options.dedup_limit(),
+        "diversity_threshold": options.diversity_limit(),
+        "min_gap_ms": options.min_gap_ms,
+        "min_score": min_score,
+        "count": None if options.every_distinct else options.count,
         "region": None if predictor is None or options.full_frame else (options.region or predictor.info.crop),
     }
-    result = StillsResult(video=video, decoded=decoded, dropped=decoded - len(candidates), candidates=tuple(candidates),
-                          eligible=eligible, stills=tuple(stills), manifest=manifest, class_name=class_name, settings=settings,
-                          not_grabbed=len(picked) - len(stills))
+    result = StillsResult(
+        video=video,
+        decoded=decoded,
+        dropped=decoded - len(candidates),
+        candidates=tuple(candidates),
+        eligible=eligible,
+        stills=tuple(stills),
+        manifest=manifest,
+        class_name=class_name,
+        settings=settings,
+        not_grabbed=len(picked) - len(stills),
+    )
     write_text_atomic(manifest, json.dumps(_manifest(result), indent=1, ensure_ascii=False) + "\n", force=force)
     return result
 
@@ -449,6 +494,8 @@ def _manifest(result: StillsResult) -> dict:
         "above_min_score": result.eligible,
         "not_grabbed": result.not_grabbed,
         "settings": result.settings,
-        "stills": [{"file": s.path.name, "time_ms": s.time_ms, "score": s.score, "width": s.width, "height": s.height}
-                   for s in result.stills],
+        "stills": [
+            {"file": s.path.name, "time_ms": s.time_ms, "score": s.score, "width": s.width, "height": s.height}
+            for s in result.stills
+        ],
     }

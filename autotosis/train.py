@@ -30,7 +30,15 @@ from autotosis.dataset import IGNORE, ClipFrames, FrameSet, average_hash, near_s
 from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.fsutil import check_writable
 from autotosis.metrics import average_precision, frame_prf
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, load_checkpoint, save_checkpoint, to_input_tensor
+from autotosis.model import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    ModelInfo,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+    to_input_tensor,
+)
 from autotosis.prefetch import prefetch
 
 FREEZE_CHOICES = ("none", "layer4", "fc")
@@ -221,7 +229,9 @@ class FrameDataset(Dataset):
             rows.append(keep.astype(np.int64))
             targets.append(clip.targets[keep].astype(np.int64))
             clip_weights = (frame_weights or {}).get(clip.clip_id)
-            weights.append(np.ones(len(keep)) if clip_weights is None else np.asarray(clip_weights, dtype=np.float64)[keep])
+            weights.append(
+                np.ones(len(keep)) if clip_weights is None else np.asarray(clip_weights, dtype=np.float64)[keep]
+            )
         self.clip_index = np.concatenate(clip_index) if clip_index else np.zeros(0, np.int64)
         self.rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
         self.targets = np.concatenate(targets) if targets else np.zeros(0, np.int64)
@@ -231,11 +241,15 @@ class FrameDataset(Dataset):
         try:
             frames = clip.load_frames()
         except (OSError, ValueError) as exc:
-            raise DataError(f"{clip.frames_path}: cannot read training frames ({exc})", hint="run `autotosis frames` again") from exc
+            raise DataError(
+                f"{clip.frames_path}: cannot read training frames ({exc})", hint="run `autotosis frames` again"
+            ) from exc
         expected = (len(clip.targets), self.size, self.size, 3)
         if frames.shape != expected or frames.dtype != np.uint8:
-            raise DataError(f"{clip.frames_path}: frames are {frames.dtype} {frames.shape}, expected uint8 {expected}",
-                            hint="run `autotosis frames` again")
+            raise DataError(
+                f"{clip.frames_path}: frames are {frames.dtype} {frames.shape}, expected uint8 {expected}",
+                hint="run `autotosis frames` again",
+            )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -280,7 +294,9 @@ def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
 _SAMPLER_STREAM, _AUGMENT_STREAM = 1, 2
 
 
-def make_train_loader(dataset: FrameDataset, config: TrainConfig, num_classes: int, generator: torch.Generator) -> DataLoader:
+def make_train_loader(
+    dataset: FrameDataset, config: TrainConfig, num_classes: int, generator: torch.Generator
+) -> DataLoader:
     count = len(dataset)
     samples = min(count, config.max_frames_per_epoch) if config.max_frames_per_epoch else count
     weighted = not np.all(dataset.weights == 1.0)
@@ -298,12 +314,21 @@ def make_train_loader(dataset: FrameDataset, config: TrainConfig, num_classes: i
     # A last batch of one frame breaks BatchNorm in training mode; dropping a partial batch
     # loses nothing because every epoch samples afresh.
     drop_last = samples > config.batch_size
-    return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=drop_last,
-                      collate_fn=_whole_batch, num_workers=0, generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        collate_fn=_whole_batch,
+        num_workers=0,
+        generator=generator,
+    )
 
 
 def make_eval_loader(dataset: FrameDataset, batch_size: int) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=SequentialSampler(dataset), collate_fn=_whole_batch, num_workers=0)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=SequentialSampler(dataset), collate_fn=_whole_batch, num_workers=0
+    )
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -455,8 +480,9 @@ def train_one_epoch(
     return total_loss / max(images, 1), images / max(seconds, 1e-9)
 
 
-def _prepared_batches(loader: DataLoader, info: ModelInfo,
-                      augment: Callable[[torch.Tensor], torch.Tensor] | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _prepared_batches(
+    loader: DataLoader, info: ModelInfo, augment: Callable[[torch.Tensor], torch.Tensor] | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Model-ready batches from ``loader``, prepared up to two ahead in a helper thread.
 
     One thread prepares them in order, so the sampler and the augmentation draw from their
@@ -493,7 +519,11 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> dic
     probs = torch.cat(probs_parts).numpy()
     targets = torch.cat(target_parts).numpy()
     predicted = probs.argmax(axis=1)
-    scored = [i for i, name in enumerate(info.classes) if name != "background"] if len(info.classes) > 2 else [info.positive_index()]
+    scored = (
+        [i for i, name in enumerate(info.classes) if name != "background"]
+        if len(info.classes) > 2
+        else [info.positive_index()]
+    )
     # The same metric code `eval` reports (metrics.frame_prf / average_precision).
     per_class = [frame_prf(predicted == c, targets == c) for c in scored]
     metrics: dict[str, Any] = {
@@ -596,10 +626,12 @@ class LeakReport:
 
     def message(self) -> str:
         shown = "; ".join(f"{c.name}: {c.duplicates} of {c.checked} frames look like {c.like}" for c in self.leaked)
-        return (f"possible leak: validation clips whose frames are near-duplicates of training frames (8x8 average hash "
-                f"within {self.distance} bits): {shown}. The same footage on both sides makes validation scores "
-                "optimistic: remove copies and overlapping clips, or file them as one clip/scene "
-                "(--leak-distance sets the bits; --no-leak-check turns this off)")
+        return (
+            f"possible leak: validation clips whose frames are near-duplicates of training frames (8x8 average hash "
+            f"within {self.distance} bits): {shown}. The same footage on both sides makes validation scores "
+            "optimistic: remove copies and overlapping clips, or file them as one clip/scene "
+            "(--leak-distance sets the bits; --no-leak-check turns this off)"
+        )
 
 
 def _hash_clips(clips: Sequence[ClipFrames], limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -619,8 +651,9 @@ def _hash_clips(clips: Sequence[ClipFrames], limit: int) -> tuple[np.ndarray, np
     return np.concatenate(hashes), np.concatenate(owners)
 
 
-def check_leaks(train_clips: Sequence[ClipFrames], val_clips: Sequence[ClipFrames], distance: int,
-                limit: int = LEAK_MAX_FRAMES) -> LeakReport:
+def check_leaks(
+    train_clips: Sequence[ClipFrames], val_clips: Sequence[ClipFrames], distance: int, limit: int = LEAK_MAX_FRAMES
+) -> LeakReport:
     """Near-duplicates of training frames among the validation frames, counted per validation clip.
 
     A clip is reported when at least LEAK_CLIP_SHARE of its frames look like frames of one or
@@ -639,7 +672,9 @@ def check_leaks(train_clips: Sequence[ClipFrames], val_clips: Sequence[ClipFrame
         hits = specific & mine
         if mine.sum() >= LEAK_MIN_FRAMES and hits.sum() >= LEAK_CLIP_SHARE * mine.sum():
             most = int(np.bincount(like[hits]).argmax())
-            leaked.append(LeakedClip(val_clips[number].clip.name, int(hits.sum()), int(mine.sum()), train_clips[most].clip.name))
+            leaked.append(
+                LeakedClip(val_clips[number].clip.name, int(hits.sum()), int(mine.sum()), train_clips[most].clip.name)
+            )
     return LeakReport(checked=len(val_hashes), duplicates=int(close.sum()), distance=distance, leaked=tuple(leaked))
 
 
@@ -670,15 +705,21 @@ def _check_config(config: TrainConfig) -> None:
 
 def _check_training_classes(dataset: FrameDataset, classes: tuple[str, ...]) -> None:
     if len(dataset) == 0:
-        raise DataError("no usable training frames: every frame is ignored or no clips were given",
-                        hint="label some spans, and list clips without highlights too")
+        raise DataError(
+            "no usable training frames: every frame is ignored or no clips were given",
+            hint="label some spans, and list clips without highlights too",
+        )
     counts = dataset.class_counts(len(classes))
     if counts[0] == 0:
-        raise DataError(f"every training frame is a highlight ({', '.join(classes[1:])}): the model would never see background",
-                        hint="add clips without highlights (lines with no spans)")
+        raise DataError(
+            f"every training frame is a highlight ({', '.join(classes[1:])}): the model would never see background",
+            hint="add clips without highlights (lines with no spans)",
+        )
     if np.count_nonzero(counts[1:]) == 0:
-        raise DataError("no training frame is a highlight: every labelled frame is background",
-                        hint="label some spans (the highlight moments) in the label file")
+        raise DataError(
+            "no training frame is a highlight: every labelled frame is background",
+            hint="label some spans (the highlight moments) in the label file",
+        )
 
 
 @contextlib.contextmanager
@@ -705,8 +746,10 @@ def _load_resume(resume: Path, task: str) -> tuple[dict, ModelInfo, Path]:
             if isinstance(raw.get("resume"), dict) and "optimizer" in raw:
                 return raw, info, candidate
     names = " or ".join(str(c) for c in candidates)
-    raise ModelError(f"nothing to resume: {names} holds no training state",
-                     hint=f"resume from the {LAST_SUFFIX} file written next to the checkpoint by `autotosis train`")
+    raise ModelError(
+        f"nothing to resume: {names} holds no training state",
+        hint=f"resume from the {LAST_SUFFIX} file written next to the checkpoint by `autotosis train`",
+    )
 
 
 def train(
@@ -743,7 +786,9 @@ def train(
         check_writable(last_path, force)
     if resumed is not None:
         if resumed[1].classes != frameset.classes:
-            raise ModelError(f"{resumed[2]}: classes {list(resumed[1].classes)} differ from the label file's {list(frameset.classes)}")
+            raise ModelError(
+                f"{resumed[2]}: classes {list(resumed[1].classes)} differ from the label file's {list(frameset.classes)}"
+            )
         warnings += _resume_config_warnings(resumed[0]["resume"].get("config") or {}, config)
 
     with torch_threads(config.threads):
@@ -756,7 +801,9 @@ def train(
         validating = bool(val_ids)
         validating_on_training = validating and set(train_ids) == set(val_ids)
         if validating_on_training and train_ids:
-            why = f"only {len(train_ids)} usable clip(s)" if len(train_ids) < MIN_CLIPS_FOR_SPLIT else "val_fraction is 0"
+            why = (
+                f"only {len(train_ids)} usable clip(s)" if len(train_ids) < MIN_CLIPS_FOR_SPLIT else "val_fraction is 0"
+            )
             warnings.append(f"{why}: validating on the training clips, so validation scores are optimistic")
         train_set = FrameDataset(train_clips, frameset.size, frame_weights)
         _check_training_classes(train_set, frameset.classes)
@@ -778,16 +825,25 @@ def train(
         config = with_run_length(config, len(train_set))
         epochs = int(config.epochs or 1)
         info = ModelInfo(
-            task=frameset.task, classes=tuple(frameset.classes), input_size=frameset.size,
-            mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=frameset.crop, threshold=threshold,
-            train_args={**asdict(config), "epochs": epochs}, crop_borders=frameset.crop_borders, events=rules,
+            task=frameset.task,
+            classes=tuple(frameset.classes),
+            input_size=frameset.size,
+            mean=DEFAULT_MEAN,
+            std=DEFAULT_STD,
+            crop=frameset.crop,
+            threshold=threshold,
+            train_args={**asdict(config), "epochs": epochs},
+            crop_borders=frameset.crop_borders,
+            events=rules,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)
         if resumed:
             model.load_state_dict(resumed[0]["state_dict"])
         apply_freeze(model, config.freeze)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+        )
         state = _RunState(history=[], config=asdict(config), split=(train_ids, val_ids), extra=dict(run_state or {}))
         if resumed:
             try:
@@ -797,7 +853,9 @@ def train(
             state = _RunState.from_dict(resumed[0]["resume"])
             state.config = asdict(config)
             if state.split != (train_ids, val_ids):
-                warnings.append("the clips changed since the interrupted run: training and validation clips differ from its split")
+                warnings.append(
+                    "the clips changed since the interrupted run: training and validation clips differ from its split"
+                )
                 state.split = (train_ids, val_ids)
             if "rng" in resumed[0]:
                 torch.set_rng_state(resumed[0]["rng"])
@@ -810,20 +868,38 @@ def train(
             warnings.append(f"nothing to resume: the run already finished {state.next_epoch} of {epochs} epochs")
         for epoch in range(state.next_epoch, epochs):
             began = time.perf_counter()
-            loader = make_train_loader(train_set, config, len(info.classes), _generator(config.seed, epoch, _SAMPLER_STREAM))
+            loader = make_train_loader(
+                train_set, config, len(info.classes), _generator(config.seed, epoch, _SAMPLER_STREAM)
+            )
             augment = make_augment(_generator(config.seed, epoch, _AUGMENT_STREAM)) if config.augment else None
             train_loss, images_per_s = train_one_epoch(
-                model, optimizer, loader, info, freeze=config.freeze, augment=augment,
+                model,
+                optimizer,
+                loader,
+                info,
+                freeze=config.freeze,
+                augment=augment,
                 lr_at_step=lambda step: schedule_lr(config.lr, step, total_steps),
-                first_step=epoch * steps_per_epoch, on_step=on_step,
+                first_step=epoch * steps_per_epoch,
+                on_step=on_step,
             )
             metrics = evaluate(model, eval_loader, info) if eval_loader is not None else _NO_VALIDATION
             score = _selection_score(metrics, config.select) if eval_loader is not None else (0.0,)
-            is_best = (state.best_score is None or score > state.best_score or config.select == "last" or eval_loader is None)
+            is_best = (
+                state.best_score is None or score > state.best_score or config.select == "last" or eval_loader is None
+            )
             epoch_metrics = EpochMetrics(
-                epoch=epoch + 1, train_loss=float(train_loss), val_loss=float(metrics["loss"]),
-                precision=metrics["precision"], recall=metrics["recall"], f1=metrics["f1"], accuracy=metrics["accuracy"],
-                images_per_s=float(images_per_s), seconds=time.perf_counter() - began, best=is_best, ap=float(metrics["ap"]),
+                epoch=epoch + 1,
+                train_loss=float(train_loss),
+                val_loss=float(metrics["loss"]),
+                precision=metrics["precision"],
+                recall=metrics["recall"],
+                f1=metrics["f1"],
+                accuracy=metrics["accuracy"],
+                images_per_s=float(images_per_s),
+                seconds=time.perf_counter() - began,
+                best=is_best,
+                ap=float(metrics["ap"]),
             )
             if calibration:
                 chosen_threshold = threshold
@@ -831,13 +907,22 @@ def train(
                 chosen_threshold = float(metrics["threshold"])
             else:
                 chosen_threshold = DEFAULT_THRESHOLD
-            validated_on = "held-out clips" if validating and not validating_on_training else (
-                "training clips" if validating else "nothing (final fit on every clip)")
+            validated_on = (
+                "held-out clips"
+                if validating and not validating_on_training
+                else ("training clips" if validating else "nothing (final fit on every clip)")
+            )
             epoch_info = replace(
-                info, epoch=epoch + 1, threshold=chosen_threshold,
-                metrics={**(metrics if validating else {}), "validated_on": validated_on,
-                         **({"near_duplicate_val_share": leak.share} if leak is not None else {}),
-                         "train_clips": len(train_ids), "val_clips": len(val_ids)},
+                info,
+                epoch=epoch + 1,
+                threshold=chosen_threshold,
+                metrics={
+                    **(metrics if validating else {}),
+                    "validated_on": validated_on,
+                    **({"near_duplicate_val_share": leak.share} if leak is not None else {}),
+                    "train_clips": len(train_ids),
+                    "val_clips": len(val_ids),
+                },
             )
             if is_best:
                 state.best_score, state.best_epoch = score, epoch + 1
@@ -846,21 +931,41 @@ def train(
                 wrote_out = True
             state.history.append(epoch_metrics)
             state.next_epoch = epoch + 1
-            save_checkpoint(last_path, model, epoch_info, force=True, extra={
-                "resume": state.to_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                "best_checkpoint": str(out.name),
-            })
+            save_checkpoint(
+                last_path,
+                model,
+                epoch_info,
+                force=True,
+                extra={
+                    "resume": state.to_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "best_checkpoint": str(out.name),
+                },
+            )
             if on_epoch is not None:
                 on_epoch(epoch_metrics)
 
     return TrainResult(
-        checkpoint=out, best_epoch=state.best_epoch, history=tuple(state.history or ()),
-        train_clips=train_ids, val_clips=val_ids, warnings=tuple(warnings), epochs=epochs,
+        checkpoint=out,
+        best_epoch=state.best_epoch,
+        history=tuple(state.history or ()),
+        train_clips=train_ids,
+        val_clips=val_ids,
+        warnings=tuple(warnings),
+        epochs=epochs,
     )
 
 
-_NO_VALIDATION: dict[str, Any] = {"loss": math.nan, "precision": math.nan, "recall": math.nan, "f1": math.nan,
-                                  "accuracy": math.nan, "ap": math.nan, "threshold": DEFAULT_THRESHOLD}
+_NO_VALIDATION: dict[str, Any] = {
+    "loss": math.nan,
+    "precision": math.nan,
+    "recall": math.nan,
+    "f1": math.nan,
+    "accuracy": math.nan,
+    "ap": math.nan,
+    "threshold": DEFAULT_THRESHOLD,
+}
 
 
 def _resume_config_warnings(saved: dict, config: TrainConfig) -> list[str]:
@@ -868,4 +973,6 @@ def _resume_config_warnings(saved: dict, config: TrainConfig) -> list[str]:
     changed = sorted(k for k in current if k not in _RESUME_FREE_FIELDS and k in saved and saved[k] != current[k])
     if not changed:
         return []
-    return [f"resuming with different settings ({', '.join(changed)}): the result will differ from an uninterrupted run"]
+    return [
+        f"resuming with different settings ({', '.join(changed)}): the result will differ from an uninterrupted run"
+    ]

@@ -43,17 +43,54 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
     base = folder / "base-20s.mp4"
     if not base.exists():
         flash = "drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,8,12)'"
-        media.run_ffmpeg(["-y", "-f", "lavfi", "-i", f"testsrc2=s=1280x720:r=30:d=20,noise=alls=20:allf=t,{flash}",
-                          "-f", "lavfi", "-i", "sine=f=440:r=48000:d=20", "-c:v", "libx264", "-preset", "veryfast",
-                          "-b:v", "3M", "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-                          media._url(base)], what="making the base clip")
+        media.run_ffmpeg(
+            [
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=s=1280x720:r=30:d=20,noise=alls=20:allf=t,{flash}",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=440:r=48000:d=20",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                "3M",
+                "-g",
+                "60",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+                media._url(base),
+            ],
+            what="making the base clip",
+        )
     vods = []
     for index in range(VODS):
         vod = folder / f"vod {index + 1} ({seconds}s).mp4"
         if not vod.exists():
             loops = seconds // 20 + 1
-            media.run_ffmpeg(["-y", "-stream_loop", str(loops), "-i", media._url(base), "-t", str(seconds), "-c", "copy",
-                              media._url(vod)], what="looping the base clip")
+            media.run_ffmpeg(
+                [
+                    "-y",
+                    "-stream_loop",
+                    str(loops),
+                    "-i",
+                    media._url(base),
+                    "-t",
+                    str(seconds),
+                    "-c",
+                    "copy",
+                    media._url(vod),
+                ],
+                what="looping the base clip",
+            )
         vods.append(vod)
     return vods
 
@@ -64,17 +101,44 @@ def make_model(path: Path) -> Path:
     from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
-    info = ModelInfo(task="bench", classes=("background", "bench"), input_size=128, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=tuple(float(v) for v in CAM.split(",")), threshold=0.5)
+    info = ModelInfo(
+        task="bench",
+        classes=("background", "bench"),
+        input_size=128,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=tuple(float(v) for v in CAM.split(",")),
+        threshold=0.5,
+    )
     save_checkpoint(path, build_model(2), info, force=True)
     return path
 
 
 def run_batch(vods: list[Path], model: Path, out: Path, workers: int, engine: str, env: dict) -> float:
     shutil.rmtree(out, ignore_errors=True)
-    argv = [str(ROOT / ".venv" / "bin" / "autotosis"), "--progress", "none", "-q", "batch", *map(str, vods),
-            "--model", str(model), "--out", str(out), "--workers", str(workers), "--engine", engine, "--no-cache",
-            "--top-percent", "5", "--top-k", "3", "--max-length", "6"]
+    argv = [
+        str(ROOT / ".venv" / "bin" / "autotosis"),
+        "--progress",
+        "none",
+        "-q",
+        "batch",
+        *map(str, vods),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--engine",
+        engine,
+        "--no-cache",
+        "--top-percent",
+        "5",
+        "--top-k",
+        "3",
+        "--max-length",
+        "6",
+    ]
     began = time.perf_counter()
     subprocess.run(argv, check=True, env=env)
     return time.perf_counter() - began
@@ -93,19 +157,26 @@ def main() -> None:
         env = {**os.environ, "AUTOTOSIS_CACHE": str(Path(tmp) / "cache"), "RAY_DISABLE_USAGE_STATS": "1"}
         times: dict[int, list[float]] = {1: [], 2: []}
         for round_index in range(args.rounds):
-            for workers in ((1, 2) if round_index % 2 == 0 else (2, 1)):
+            for workers in (1, 2) if round_index % 2 == 0 else (2, 1):
                 seconds = run_batch(vods, model, Path(tmp) / f"out-{workers}", workers, args.engine, env)
                 times[workers].append(seconds)
-                print(f"round {round_index + 1}: {workers} worker{'s' if workers > 1 else ' '}  {seconds:6.1f} s", flush=True)
+                print(
+                    f"round {round_index + 1}: {workers} worker{'s' if workers > 1 else ' '}  {seconds:6.1f} s",
+                    flush=True,
+                )
 
     cpus = os.cpu_count() or 1
     video_s = VODS * args.seconds
     mean = {w: sum(t) / len(t) for w, t in times.items()}
-    print(f"\n{platform.processor() or platform.machine()}, {cpus} CPUs, engine {args.engine}; "
-          f"{VODS} VODs x {args.seconds} s 720p30 H.264, {args.rounds} rounds each")
+    print(
+        f"\n{platform.processor() or platform.machine()}, {cpus} CPUs, engine {args.engine}; "
+        f"{VODS} VODs x {args.seconds} s 720p30 H.264, {args.rounds} rounds each"
+    )
     for workers in (1, 2):
-        print(f"{workers} worker{'s' if workers > 1 else ' '} (default --threads): "
-              f"mean {mean[workers]:6.1f} s  ({video_s / mean[workers]:5.1f}x realtime for the whole batch)")
+        print(
+            f"{workers} worker{'s' if workers > 1 else ' '} (default --threads): "
+            f"mean {mean[workers]:6.1f} s  ({video_s / mean[workers]:5.1f}x realtime for the whole batch)"
+        )
     print(f"speedup 2 workers / 1 worker: {mean[1] / mean[2]:.2f}x")
 
 

@@ -97,21 +97,35 @@ def train_run(frameset, *, split: str, seed: int, epochs: int, min_images: int, 
     finally:
         train_module.split_by_clip = original
     best = result.history[result.best_epoch - 1]
-    return {"train_frames": train_frames, "epochs": epochs, "val_f1": best.f1, "leak_share": leak.share,
-            "train_s": time.perf_counter() - began}
+    return {
+        "train_frames": train_frames,
+        "epochs": epochs,
+        "val_f1": best.f1,
+        "leak_share": leak.share,
+        "train_s": time.perf_counter() - began,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", default="6,9,12,24,36", help="label-set sizes, comma-separated (default: 6,9,12,24,36)")
+    parser.add_argument(
+        "--clips", default="6,9,12,24,36", help="label-set sizes, comma-separated (default: 6,9,12,24,36)"
+    )
     parser.add_argument("--repeats", type=int, default=1, help="runs per size, each with another clip order and seed")
     parser.add_argument("--epochs", type=int, default=5, help="at least this many epochs (default: 5)")
-    parser.add_argument("--min-images", type=int, default=9600,
-                        help="and at least this many training images (default: 9600, the 16-clip demo's budget)")
+    parser.add_argument(
+        "--min-images",
+        type=int,
+        default=9600,
+        help="and at least this many training images (default: 9600, the 16-clip demo's budget)",
+    )
     parser.add_argument("--heldout-s", type=float, default=480.0, help="held-out VOD length (default: 480)")
     parser.add_argument("--heldout-events", type=int, default=16, help="highlights in the held-out VOD (default: 16)")
-    parser.add_argument("--leak-clips", default="6,12",
-                        help="label-set sizes for the random-frame split comparison, comma-separated, or 'none' (default: 6,12)")
+    parser.add_argument(
+        "--leak-clips",
+        default="6,12",
+        help="label-set sizes for the random-frame split comparison, comma-separated, or 'none' (default: 6,12)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"work folder (default: {OUT.relative_to(ROOT)})")
     args = parser.parse_args()
     out = args.out
@@ -119,23 +133,35 @@ def main() -> int:
     leak_sizes = [] if args.leak_clips == "none" else sorted({int(v) for v in args.leak_clips.split(",")})
     pool = max(sizes + leak_sizes)
 
+    import torch
+
     from autotosis.dataset import FrameOptions, extract_frames
     from autotosis.demo import TASK, rough_labels_text
     from autotosis.fsutil import write_text_atomic
     from autotosis.labels import parse_labels
     from autotosis.samples import DEFAULT_CAM, make_sample_set
 
-    import torch
-
     began = time.perf_counter()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"generating {pool} training clips of 30 s and a {args.heldout_s:.0f}-s held-out VOD in {out / 'clips'} (re-used when present)")
-    samples = make_sample_set(out / "clips", seed=0, train_clips=pool, clip_s=30.0,
-                              heldout_s=args.heldout_s, heldout_events=args.heldout_events)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    print(
+        f"generating {pool} training clips of 30 s and a {args.heldout_s:.0f}-s held-out VOD in {out / 'clips'} (re-used when present)"
+    )
+    samples = make_sample_set(
+        out / "clips",
+        seed=0,
+        train_clips=pool,
+        clip_s=30.0,
+        heldout_s=args.heldout_s,
+        heldout_events=args.heldout_events,
+    )
     labels_path = out / "labels" / f"{TASK}.txt"
     rng = np.random.default_rng(1)
-    write_text_atomic(labels_path, rough_labels_text(samples.train, 1000, rng, labels_path.parent, DEFAULT_CAM), force=True)
+    write_text_atomic(
+        labels_path, rough_labels_text(samples.train, 1000, rng, labels_path.parent, DEFAULT_CAM), force=True
+    )
     frameset = extract_frames(parse_labels(labels_path), out / "frames", FrameOptions())
     print(f"frames: {frameset.counts()}  ({time.perf_counter() - began:.0f} s so far)")
 
@@ -147,41 +173,70 @@ def main() -> int:
         runs = [("clip", n) for n in sorted(set(sizes) | set(leak_sizes))] + [("frame", n) for n in leak_sizes]
         for split, n in runs:
             # A finished run is kept (same settings), so an interrupted benchmark goes on where it stopped.
-            identity = {"split": split, "clips": n, "repeat": repeat, "pool": pool, "epochs": args.epochs,
-                        "min_images": args.min_images, "heldout_s": args.heldout_s, "heldout_events": args.heldout_events}
+            identity = {
+                "split": split,
+                "clips": n,
+                "repeat": repeat,
+                "pool": pool,
+                "epochs": args.epochs,
+                "min_images": args.min_images,
+                "heldout_s": args.heldout_s,
+                "heldout_events": args.heldout_events,
+            }
             saved = runs_dir / f"{split}-{n}-r{repeat}.json"
             run = json.loads(saved.read_text()) if saved.exists() else None
             if run is None or run.get("identity") != identity:
                 subset = replace(frameset, clips=tuple(frameset.clips[i] for i in order[:n]))
                 model = out / f"model-{split}-{n}-r{repeat}.pt"
-                run = train_run(subset, split=split, seed=repeat, epochs=args.epochs, min_images=args.min_images, out=model)
+                run = train_run(
+                    subset, split=split, seed=repeat, epochs=args.epochs, min_images=args.min_images, out=model
+                )
                 frame, event = heldout_scores(samples, model)
-                run.update(identity=identity, split=split, clips=n, repeat=repeat, heldout_frame_f1=frame.f1,
-                           heldout_event_f1=event.f1, heldout_event_p=event.precision, heldout_event_r=event.recall)
+                run.update(
+                    identity=identity,
+                    split=split,
+                    clips=n,
+                    repeat=repeat,
+                    heldout_frame_f1=frame.f1,
+                    heldout_event_f1=event.f1,
+                    heldout_event_p=event.precision,
+                    heldout_event_r=event.recall,
+                )
                 saved.write_text(json.dumps(run, indent=1))
             rows.append(run)
-            print(f"  {split:5s} split, {n:2d} clips, repeat {repeat}: validation F1 {run['val_f1']:.3f}, held-out frame F1 "
-                  f"{run['heldout_frame_f1']:.3f}, event F1 {run['heldout_event_f1']:.3f} (P {run['heldout_event_p']:.2f} "
-                  f"R {run['heldout_event_r']:.2f}); {run['epochs']} epochs, {run['train_s']:.0f} s", flush=True)
+            print(
+                f"  {split:5s} split, {n:2d} clips, repeat {repeat}: validation F1 {run['val_f1']:.3f}, held-out frame F1 "
+                f"{run['heldout_frame_f1']:.3f}, event F1 {run['heldout_event_f1']:.3f} (P {run['heldout_event_p']:.2f} "
+                f"R {run['heldout_event_r']:.2f}); {run['epochs']} epochs, {run['train_s']:.0f} s",
+                flush=True,
+            )
 
     def mean(split: str, n: int, key: str) -> float:
         return statistics.fmean(r[key] for r in rows if r["split"] == split and r["clips"] == n)
 
     print()
-    print(f"label curve (clip-grouped validation; held-out VOD {args.heldout_s:.0f} s with {args.heldout_events} highlights; "
-          f"mean of {args.repeats} run(s))")
+    print(
+        f"label curve (clip-grouped validation; held-out VOD {args.heldout_s:.0f} s with {args.heldout_events} highlights; "
+        f"mean of {args.repeats} run(s))"
+    )
     print(f"{'clips':>5} {'train frames':>12} {'val F1':>7} {'held-out frame F1':>18} {'held-out event F1':>18}")
     for n in sizes:
-        print(f"{n:5d} {mean('clip', n, 'train_frames'):12.0f} {mean('clip', n, 'val_f1'):7.3f} "
-              f"{mean('clip', n, 'heldout_frame_f1'):18.3f} {mean('clip', n, 'heldout_event_f1'):18.3f}")
+        print(
+            f"{n:5d} {mean('clip', n, 'train_frames'):12.0f} {mean('clip', n, 'val_f1'):7.3f} "
+            f"{mean('clip', n, 'heldout_frame_f1'):18.3f} {mean('clip', n, 'heldout_event_f1'):18.3f}"
+        )
     if leak_sizes:
         print()
         print("the leak: what validation reports vs. the held-out truth (frame F1)")
-        print(f"{'clips':>5} {'split':>12} {'val F1':>7} {'held-out':>9} {'val - held-out':>15} {'near-dup val frames':>20}")
+        print(
+            f"{'clips':>5} {'split':>12} {'val F1':>7} {'held-out':>9} {'val - held-out':>15} {'near-dup val frames':>20}"
+        )
         for n in leak_sizes:
             for split, name in (("clip", "clip-grouped"), ("frame", "random-frame")):
                 val, held = mean(split, n, "val_f1"), mean(split, n, "heldout_frame_f1")
-                print(f"{n:5d} {name:>12} {val:7.3f} {held:9.3f} {val - held:+15.3f} {mean(split, n, 'leak_share'):20.1%}")
+                print(
+                    f"{n:5d} {name:>12} {val:7.3f} {held:9.3f} {val - held:+15.3f} {mean(split, n, 'leak_share'):20.1%}"
+                )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     print(f"\n{time.perf_counter() - began:.0f} s in all; runs in {out / 'results.json'}")

@@ -25,7 +25,15 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, load_checkpoint, predict_probs, save_checkpoint  # noqa: E402
+from autotosis.model import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    ModelInfo,
+    build_model,
+    load_checkpoint,
+    predict_probs,
+    save_checkpoint,
+)  # noqa: E402
 from autotosis.onnx_backend import OnnxPredictor, export_onnx  # noqa: E402
 
 
@@ -43,8 +51,15 @@ def main() -> None:
         if checkpoint is None:
             checkpoint = Path(tmp) / "random.pt"
             torch.manual_seed(0)
-            info = ModelInfo(task="bench", classes=("background", "bench"), input_size=128, mean=DEFAULT_MEAN,
-                             std=DEFAULT_STD, crop=None, threshold=0.5)
+            info = ModelInfo(
+                task="bench",
+                classes=("background", "bench"),
+                input_size=128,
+                mean=DEFAULT_MEAN,
+                std=DEFAULT_STD,
+                crop=None,
+                threshold=0.5,
+            )
             save_checkpoint(checkpoint, build_model(2), info)
         exported = Path(tmp) / "model.onnx"
         began = time.perf_counter()
@@ -71,11 +86,15 @@ def main() -> None:
 
     images = args.batch * args.rounds
     rate = {name: images / seconds for name, seconds in spent.items()}
-    print(f"cpu capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
-          f"input {info.input_size}x{info.input_size}, batch {args.batch}, {args.rounds} rounds; export took {export_s:.1f} s")
+    print(
+        f"cpu capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
+        f"input {info.input_size}x{info.input_size}, batch {args.batch}, {args.rounds} rounds; export took {export_s:.1f} s"
+    )
     print(f"torch        {rate['torch']:8.1f} images/s")
     print(f"onnxruntime  {rate['onnxruntime']:8.1f} images/s")
-    print(f"ratio onnxruntime / torch: {rate['onnxruntime'] / rate['torch']:.2f}x   (max |p_onnx - p_torch| = {worst:.1e})")
+    print(
+        f"ratio onnxruntime / torch: {rate['onnxruntime'] / rate['torch']:.2f}x   (max |p_onnx - p_torch| = {worst:.1e})"
+    )
 
 
 if __name__ == "__main__":

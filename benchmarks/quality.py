@@ -58,14 +58,22 @@ TASK = "rage"
 
 def cli_identity(env: dict[str, str], cwd: Path) -> dict:
     """Which autotosis package the subprocess CLI imports, and a hash of its code (the cache key)."""
-    probe = subprocess.run([sys.executable, "-c", "import autotosis, pathlib; print(pathlib.Path(autotosis.__file__).parent)"],
-                           env=env, cwd=str(cwd), capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import autotosis, pathlib; print(pathlib.Path(autotosis.__file__).parent)"],
+        env=env,
+        cwd=str(cwd),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     package = Path(probe.stdout.strip())
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
-    revision = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    revision = subprocess.run(
+        ["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return {"package": str(package), "code_sha256": digest.hexdigest()[:16], "git": revision or None}
 
 
@@ -85,12 +93,26 @@ def sample_set(seed: int, pool: int, args):
             except Exception:  # noqa: BLE001 - incomplete: made below
                 continue
             truth = json.loads((folder / "truth.json").read_text())["params"]
-            if (truth.get("heldout_s"), truth.get("heldout_events"), truth.get("hard")) == (args.heldout_s, args.heldout_events, _hard_version()):
+            if (truth.get("heldout_s"), truth.get("heldout_events"), truth.get("hard")) == (
+                args.heldout_s,
+                args.heldout_events,
+                _hard_version(),
+            ):
                 return found
     began = time.perf_counter()
-    print(f"  generating seed {seed}: {pool} clips of 15-60 s and a {args.heldout_s:.0f}-s VOD (re-used later)", flush=True)
-    samples = make_sample_set(data / f"seed{seed}-pool{pool}", seed=seed, train_clips=pool, clip_s=30.0, heldout_s=args.heldout_s,
-                              heldout_events=args.heldout_events, hard=True)
+    print(
+        f"  generating seed {seed}: {pool} clips of 15-60 s and a {args.heldout_s:.0f}-s VOD (re-used later)",
+        flush=True,
+    )
+    samples = make_sample_set(
+        data / f"seed{seed}-pool{pool}",
+        seed=seed,
+        train_clips=pool,
+        clip_s=30.0,
+        heldout_s=args.heldout_s,
+        heldout_events=args.heldout_events,
+        hard=True,
+    )
     print(f"  generated in {time.perf_counter() - began:.0f} s", flush=True)
     return samples
 
@@ -108,8 +130,14 @@ def write_labels(samples, seed: int, n: int, out: Path) -> Path:
     from autotosis.samples import DEFAULT_CAM
 
     path = out / "labels" / f"seed{seed}-n{n}" / f"{TASK}.txt"
-    text = rough_labels_text(samples.train[:n], 1000, np.random.default_rng(1000 + seed), path.parent, DEFAULT_CAM,
-                             title="hard sample clips (benchmarks/quality.py)")
+    text = rough_labels_text(
+        samples.train[:n],
+        1000,
+        np.random.default_rng(1000 + seed),
+        path.parent,
+        DEFAULT_CAM,
+        title="hard sample clips (benchmarks/quality.py)",
+    )
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_text_atomic(path, text, force=True)
     return path
@@ -120,7 +148,9 @@ def run_cli(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> float
     with open(log, "a", encoding="utf-8") as out:
         out.write(f"$ autotosis {shlex.join(argv)}\n")
         out.flush()
-        done = subprocess.run([sys.executable, "-m", "autotosis", *argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cwd))
+        done = subprocess.run(
+            [sys.executable, "-m", "autotosis", *argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cwd)
+        )
     seconds = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"autotosis {shlex.join(argv)} failed with status {done.returncode}; see {log}")
@@ -154,12 +184,21 @@ def measure(samples, scores_path: Path, events_path: Path) -> dict:
     # Median score on highlights, on look-alikes and on the rest: what the model separates.
     values = scores.column(events.label)
     looks, _ = truth_at_times(scores.times_ms, [(s, e) for s, e, _ in samples.heldout.lookalikes])
-    medians = {name: float(np.median(values[mask])) if mask.any() else None
-               for name, mask in (("highlight", truth), ("lookalike", looks & ~truth), ("rest", ~looks & ~truth))}
-    return {"threshold": threshold, "frame": frame.__dict__, "event": event.__dict__, "events_found": len(found),
-            "events_true": len(truth_spans), "false_events_on": false_on, "samples": int(len(scores.times_ms)),
-            "median_score": medians,
-            "best_threshold": best_threshold(scores, events, truth_spans)}
+    medians = {
+        name: float(np.median(values[mask])) if mask.any() else None
+        for name, mask in (("highlight", truth), ("lookalike", looks & ~truth), ("rest", ~looks & ~truth))
+    }
+    return {
+        "threshold": threshold,
+        "frame": frame.__dict__,
+        "event": event.__dict__,
+        "events_found": len(found),
+        "events_true": len(truth_spans),
+        "false_events_on": false_on,
+        "samples": int(len(scores.times_ms)),
+        "median_score": medians,
+        "best_threshold": best_threshold(scores, events, truth_spans),
+    }
 
 
 def best_threshold(scores, events, truth_spans) -> dict | None:
@@ -186,8 +225,15 @@ def best_threshold(scores, events, truth_spans) -> dict | None:
 
 
 def one_run(samples, seed: int, n: int, args, env, code: dict) -> dict:
-    identity = {"seed": seed, "clips": n, "train_args": args.train_args, "heldout_s": args.heldout_s,
-                "heldout_events": args.heldout_events, "hard": _hard_version(), "code": code["code_sha256"]}
+    identity = {
+        "seed": seed,
+        "clips": n,
+        "train_args": args.train_args,
+        "heldout_s": args.heldout_s,
+        "heldout_events": args.heldout_events,
+        "hard": _hard_version(),
+        "code": code["code_sha256"],
+    }
     run_dir = args.out / "runs" / args.tag / f"seed{seed}-n{n}"
     saved = run_dir / "result.json"
     if saved.exists():
@@ -201,55 +247,97 @@ def one_run(samples, seed: int, n: int, args, env, code: dict) -> dict:
             pass
     run_dir.mkdir(parents=True, exist_ok=True)
     labels = write_labels(samples, seed, n, args.out)
-    model, scores, events, log = run_dir / "model.pt", run_dir / "heldout.scores.json", run_dir / "heldout.events.json", run_dir / "log.txt"
+    model, scores, events, log = (
+        run_dir / "model.pt",
+        run_dir / "heldout.scores.json",
+        run_dir / "heldout.events.json",
+        run_dir / "log.txt",
+    )
     log.write_text("")
-    train_s = run_cli(["train", str(labels), "-o", str(model), "--force", *shlex.split(args.train_args)], log, env, run_dir)
-    scan_s = run_cli(["scan", str(samples.heldout.path), "--model", str(model), "-o", str(scores), "--force"], log, env, run_dir)
+    train_s = run_cli(
+        ["train", str(labels), "-o", str(model), "--force", *shlex.split(args.train_args)], log, env, run_dir
+    )
+    scan_s = run_cli(
+        ["scan", str(samples.heldout.path), "--model", str(model), "-o", str(scores), "--force"], log, env, run_dir
+    )
     run_cli(["events", str(scores), "-o", str(events), "--force"], log, env, run_dir)
-    result = {"identity": identity, "seed": seed, "clips": n, "tag": args.tag, "train_args": args.train_args,
-              "train_s": train_s, "scan_s": scan_s, "code": code, **measure(samples, scores, events)}
+    result = {
+        "identity": identity,
+        "seed": seed,
+        "clips": n,
+        "tag": args.tag,
+        "train_args": args.train_args,
+        "train_s": train_s,
+        "scan_s": scan_s,
+        "code": code,
+        **measure(samples, scores, events),
+    }
     saved.write_text(json.dumps(result, indent=1))
     return result
 
 
 def print_table(rows: list[dict], n: int) -> None:
     print(f"\n{n} labelled clips")
-    print(f"{'seed':>6} {'event P':>8} {'event R':>8} {'event F1':>9} {'frame P':>8} {'frame R':>8} {'frame F1':>9} "
-          f"{'thr':>5} {'found':>6} {'train s':>8} {'best thr: event F1':>18}  false events on")
+    print(
+        f"{'seed':>6} {'event P':>8} {'event R':>8} {'event F1':>9} {'frame P':>8} {'frame R':>8} {'frame F1':>9} "
+        f"{'thr':>5} {'found':>6} {'train s':>8} {'best thr: event F1':>18}  false events on"
+    )
     for r in rows:
         e, f = r["event"], r["frame"]
         on = ", ".join(f"{k} {v}" for k, v in sorted(r["false_events_on"].items())) or "-"
         best = r.get("best_threshold") or {}
         best_text = f"{best['threshold']:.2f}: {best['event_f1']:.3f}" if "event_f1" in best else "-"
         medians = r.get("median_score") or {}
-        on += "; median score " + "/".join(f"{medians.get(k) or 0:.2f}" for k in ("highlight", "lookalike", "rest")) + " (highlight/look-alike/rest)"
-        print(f"{r['seed']:>6} {e['precision']:8.3f} {e['recall']:8.3f} {e['f1']:9.3f} {f['precision']:8.3f} {f['recall']:8.3f} "
-              f"{f['f1']:9.3f} {r['threshold']:5.2f} {r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18}  {on}")
+        on += (
+            "; median score "
+            + "/".join(f"{medians.get(k) or 0:.2f}" for k in ("highlight", "lookalike", "rest"))
+            + " (highlight/look-alike/rest)"
+        )
+        print(
+            f"{r['seed']:>6} {e['precision']:8.3f} {e['recall']:8.3f} {e['f1']:9.3f} {f['precision']:8.3f} {f['recall']:8.3f} "
+            f"{f['f1']:9.3f} {r['threshold']:5.2f} {r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18}  {on}"
+        )
 
     def stat(fn, level, key):
         return fn(r[level][key] for r in rows)
 
     for name, fn in (("mean", statistics.fmean), ("worst", min)):
         train = statistics.fmean(r["train_s"] for r in rows) if name == "mean" else max(r["train_s"] for r in rows)
-        print(f"{name:>6} {stat(fn, 'event', 'precision'):8.3f} {stat(fn, 'event', 'recall'):8.3f} {stat(fn, 'event', 'f1'):9.3f} "
-              f"{stat(fn, 'frame', 'precision'):8.3f} {stat(fn, 'frame', 'recall'):8.3f} {stat(fn, 'frame', 'f1'):9.3f} "
-              f"{'':>5} {'':>6} {train:8.0f}")
+        print(
+            f"{name:>6} {stat(fn, 'event', 'precision'):8.3f} {stat(fn, 'event', 'recall'):8.3f} {stat(fn, 'event', 'f1'):9.3f} "
+            f"{stat(fn, 'frame', 'precision'):8.3f} {stat(fn, 'frame', 'recall'):8.3f} {stat(fn, 'frame', 'f1'):9.3f} "
+            f"{'':>5} {'':>6} {train:8.0f}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", default="6,12,24,36", help="labelled-clip counts, comma-separated (default: 6,12,24,36)")
-    parser.add_argument("--seeds", type=int, default=3, help="data sets (streamers, rooms, VODs) per variant (default: 3)")
-    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1 (default: 0)")
-    parser.add_argument("--train-args", default="", help='extra flags for `autotosis train`, e.g. "--epochs 20" (default: none)')
-    parser.add_argument("--tag", default=None, help="name of this result set (default: 'defaults', or one made from --train-args)")
+    parser.add_argument(
+        "--clips", default="6,12,24,36", help="labelled-clip counts, comma-separated (default: 6,12,24,36)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="data sets (streamers, rooms, VODs) per variant (default: 3)"
+    )
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed+seeds-1 (default: 0)"
+    )
+    parser.add_argument(
+        "--train-args", default="", help='extra flags for `autotosis train`, e.g. "--epochs 20" (default: none)'
+    )
+    parser.add_argument(
+        "--tag", default=None, help="name of this result set (default: 'defaults', or one made from --train-args)"
+    )
     parser.add_argument("--heldout-s", type=float, default=900.0, help="held-out VOD length in seconds (default: 900)")
     parser.add_argument("--heldout-events", type=int, default=15, help="highlights in the held-out VOD (default: 15)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"work folder (default: {OUT.relative_to(ROOT)})")
     args = parser.parse_args()
     sizes = sorted({int(v) for v in args.clips.split(",")})
     if args.tag is None:
-        args.tag = "defaults" if not args.train_args.strip() else "".join(c if c.isalnum() else "-" for c in args.train_args.strip()).strip("-")
+        args.tag = (
+            "defaults"
+            if not args.train_args.strip()
+            else "".join(c if c.isalnum() else "-" for c in args.train_args.strip()).strip("-")
+        )
     args.out = args.out.absolute()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -258,11 +346,17 @@ def main() -> int:
     env = dict(os.environ)
     code = cli_identity(env, args.out)
     began = time.perf_counter()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"capability {torch.backends.cpu.get_cpu_capability()}")
-    print(f"CLI: {sys.executable} -m autotosis  (package {code['package']}, git {code['git']}, code {code['code_sha256']})")
-    print(f"tag {args.tag!r}, train args {args.train_args!r}; variants {sizes} clips x {args.seeds} seeds; "
-          f"held-out VOD {args.heldout_s:.0f} s with {args.heldout_events} highlights")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    print(
+        f"CLI: {sys.executable} -m autotosis  (package {code['package']}, git {code['git']}, code {code['code_sha256']})"
+    )
+    print(
+        f"tag {args.tag!r}, train args {args.train_args!r}; variants {sizes} clips x {args.seeds} seeds; "
+        f"held-out VOD {args.heldout_s:.0f} s with {args.heldout_events} highlights"
+    )
     results = []
     for n in sizes:
         rows = []
@@ -270,16 +364,31 @@ def main() -> int:
             samples = sample_set(seed, max(sizes), args)
             row = one_run(samples, seed, n, args, env, code)
             e, f = row["event"], row["frame"]
-            print(f"  {n} clips, seed {seed}: event F1 {e['f1']:.3f} (P {e['precision']:.2f} R {e['recall']:.2f}), "
-                  f"frame F1 {f['f1']:.3f}, threshold {row['threshold']:.2f}, train {row['train_s']:.0f} s", flush=True)
+            print(
+                f"  {n} clips, seed {seed}: event F1 {e['f1']:.3f} (P {e['precision']:.2f} R {e['recall']:.2f}), "
+                f"frame F1 {f['f1']:.3f}, threshold {row['threshold']:.2f}, train {row['train_s']:.0f} s",
+                flush=True,
+            )
             rows.append(row)
         results.extend(rows)
         print_table(rows, n)
     path = args.out / f"results-{args.tag}.json"
-    path.write_text(json.dumps({"tag": args.tag, "train_args": args.train_args, "code": code,
-                                "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
-                                            "capability": torch.backends.cpu.get_cpu_capability()},
-                                "runs": results}, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "tag": args.tag,
+                "train_args": args.train_args,
+                "code": code,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "torch": torch.__version__,
+                    "capability": torch.backends.cpu.get_cpu_capability(),
+                },
+                "runs": results,
+            },
+            indent=1,
+        )
+    )
     print(f"\n{time.perf_counter() - began:.0f} s in all; results in {path}")
     return 0
 

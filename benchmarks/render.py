@@ -39,8 +39,11 @@ def events_file(video: Path, out: Path) -> Path:
     # Evenly over the VOD, each 12 s into one of the looped 30 s clips, so the pieces look alike.
     clip_ms = CLIP_S * 1000
     stride = max(clip_ms, (duration // EVENTS) // clip_ms * clip_ms)
-    events = tuple(Event(k * stride + 12_000, k * stride + 12_000 + EVENT_MS, "rage", 0.9, 0.8, k * stride + 14_000)
-                   for k in range(EVENTS) if k * stride + 12_000 + EVENT_MS <= duration)
+    events = tuple(
+        Event(k * stride + 12_000, k * stride + 12_000 + EVENT_MS, "rage", 0.9, 0.8, k * stride + 14_000)
+        for k in range(EVENTS)
+        if k * stride + 12_000 + EVENT_MS <= duration
+    )
     if len(events) < EVENTS:
         raise SystemExit(f"{video} is too short for {EVENTS} events")
     write_events(EventList(video, duration, "rage", EventParams(), events), out, force=True)
@@ -55,8 +58,24 @@ def _children_cpu_s() -> float:
 def render_seconds(video: Path, events: Path, reel: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of `autotosis render` and its ffmpeg children."""
     began, cpu = time.perf_counter(), _children_cpu_s()
-    subprocess.run([sys.executable, "-m", "autotosis", "-q", "--progress", "none", "render", str(video), str(events),
-                    "-o", str(reel), "--force"], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autotosis",
+            "-q",
+            "--progress",
+            "none",
+            "render",
+            str(video),
+            str(events),
+            "-o",
+            str(reel),
+            "--force",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     return time.perf_counter() - began, _children_cpu_s() - cpu
 
 
@@ -64,10 +83,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", type=int, default=10, help="minutes of the short VOD (default: 10)")
     parser.add_argument("--long", type=int, default=60, help="minutes of the long VOD (default: 60)")
-    parser.add_argument("--vod", default="720p30", choices=("720p30", "1080p60"), help="which test VOD (default: 720p30)")
+    parser.add_argument(
+        "--vod", default="720p30", choices=("720p30", "1080p60"), help="which test VOD (default: 720p30)"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    vods = {label: looped_vod(args.vod, minutes, OUT) for label, minutes in (("short", args.short), ("long", args.long))}
+    vods = {
+        label: looped_vod(args.vod, minutes, OUT) for label, minutes in (("short", args.short), ("long", args.long))
+    }
     events = {label: events_file(video, OUT / f"render_{label}.events.json") for label, video in vods.items()}
     times: dict[str, list[tuple[float, float]]] = {"short": [], "long": []}
     for _ in range(2):
@@ -78,9 +101,13 @@ def main() -> None:
     for label, minutes in (("short", args.short), ("long", args.long)):
         runs = times[label]
         mean[label] = tuple(sum(r[i] for r in runs) / len(runs) for i in (0, 1))
-        print(f"  {minutes:>3}-min VOD: {mean[label][0]:6.1f} s wall, {mean[label][1]:6.1f} s CPU  "
-              f"(runs: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in runs)})")
-    print(f"  ratio long / short: wall {mean['long'][0] / mean['short'][0]:.2f}, CPU {mean['long'][1] / mean['short'][1]:.2f}")
+        print(
+            f"  {minutes:>3}-min VOD: {mean[label][0]:6.1f} s wall, {mean[label][1]:6.1f} s CPU  "
+            f"(runs: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in runs)})"
+        )
+    print(
+        f"  ratio long / short: wall {mean['long'][0] / mean['short'][0]:.2f}, CPU {mean['long'][1] / mean['short'][1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

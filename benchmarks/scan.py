@@ -91,13 +91,45 @@ def encoded_clip(source: Path, name: str, folder: Path) -> Path:
         return out
     tmp = out.with_suffix(".part.mp4")
     gop = str(2 * fps)
-    _run_ffmpeg([
-        "-y", "-i", media._url(source),
-        "-vf", f"scale={width}:{height}:flags=bicubic,fps={fps},noise=alls=14:allf=t",
-        "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", "2M",
-        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "160k", "-ar", "48000", "-ac", "2", "-movflags", "+faststart", media._url(tmp),
-    ], f"encoding {out.name}")
+    _run_ffmpeg(
+        [
+            "-y",
+            "-i",
+            media._url(source),
+            "-vf",
+            f"scale={width}:{height}:flags=bicubic,fps={fps},noise=alls=14:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            bitrate,
+            "-maxrate",
+            bitrate,
+            "-bufsize",
+            "2M",
+            "-g",
+            gop,
+            "-keyint_min",
+            gop,
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "160k",
+            "-ar",
+            "48000",
+            "-ac",
+            "2",
+            "-movflags",
+            "+faststart",
+            media._url(tmp),
+        ],
+        f"encoding {out.name}",
+    )
     tmp.replace(out)
     return out
 
@@ -114,8 +146,23 @@ def looped_vod(name: str, minutes: int, folder: Path) -> Path:
     lines = ["ffconcat version 1.0"] + [f"file '{(event if i % 4 == 0 else calm).name}'" for i in range(count)]
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp = out.with_suffix(".part.mp4")
-    _run_ffmpeg(["-y", "-f", "concat", "-safe", "0", "-i", media._url(listing), "-c", "copy",
-                 "-movflags", "+faststart", media._url(tmp)], f"joining {out.name}")
+    _run_ffmpeg(
+        [
+            "-y",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            media._url(listing),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            media._url(tmp),
+        ],
+        f"joining {out.name}",
+    )
     tmp.replace(out)
     return out
 
@@ -124,8 +171,11 @@ def demo_dir(path: Path | None) -> Path:
     folder = path or OUT / "demo"
     if not (folder / "rage.pt").exists():
         print(f"training the demo model in {folder} (once, about 4 minutes) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "autotosis", "-q", "--progress", "none", "demo", "--out", str(folder), "--force"],
-                       check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, "-m", "autotosis", "-q", "--progress", "none", "demo", "--out", str(folder), "--force"],
+            check=True,
+            cwd=ROOT,
+        )
     return folder
 
 
@@ -212,13 +262,33 @@ def time_limit(video: Path, spec: media.DecodeSpec, info: media.VideoInfo) -> Ru
 
 
 def scan_argv(video: Path, model: Path, mode: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "autotosis", "-q", "--progress", "none", "scan", str(video), "--model", str(model),
-            "--mode", mode, "--no-cache", "-o", str(out), "--force"]
+    return [
+        sys.executable,
+        "-m",
+        "autotosis",
+        "-q",
+        "--progress",
+        "none",
+        "scan",
+        str(video),
+        "--model",
+        str(model),
+        "--mode",
+        mode,
+        "--no-cache",
+        "-o",
+        str(out),
+        "--force",
+    ]
 
 
 def startup_argv(model: Path) -> list[str]:
     """What every scan pays before the first frame: Python, torch and the model."""
-    return [sys.executable, "-c", f"from autotosis.model import load_checkpoint; load_checkpoint(__import__('pathlib').Path({str(model)!r}))"]
+    return [
+        sys.executable,
+        "-c",
+        f"from autotosis.model import load_checkpoint; load_checkpoint(__import__('pathlib').Path({str(model)!r}))",
+    ]
 
 
 def default_cap_env() -> dict:
@@ -250,13 +320,21 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
     refined = json.loads(scores.read_text())["extra"].get("coarse", {}).get("refined_fraction")
     if with_default_cap:
         for mode in ("dense", "coarse"):
-            measured[f"{mode} [ATEN default]"] = [run_measured(scan_argv(video, model, mode, scores), default_cap_env())]
+            measured[f"{mode} [ATEN default]"] = [
+                run_measured(scan_argv(video, model, mode, scores), default_cap_env())
+            ]
     measured["keyframes only (ffmpeg)"] = [time_limit(video, key_spec, info)]
     limit = _best(measured.pop("limit"))
     rows = [{"vod": video.name, "run": "limit (ffmpeg decode only)", "run_": limit, "video_s": video_s}]
     for name, runs in measured.items():
         best = _best(runs)
-        row = {"vod": video.name, "run": name, "run_": best, "video_s": video_s, "rss_mb": max(r.peak_rss_mb for r in runs)}
+        row = {
+            "vod": video.name,
+            "run": name,
+            "run_": best,
+            "video_s": video_s,
+            "rss_mb": max(r.peak_rss_mb for r in runs),
+        }
         if not name.startswith("keyframes"):
             row.update(limit=limit, startup=startup, refined=refined if name.startswith("coarse") else None)
         rows.append(row)
@@ -264,8 +342,10 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'VOD':<22} {'run':<24} {'wall s':>7} {'x realtime':>10} {'/ limit':>8} {'excl. start':>11} "
-          f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9}")
+    print(
+        f"{'VOD':<22} {'run':<24} {'wall s':>7} {'x realtime':>10} {'/ limit':>8} {'excl. start':>11} "
+        f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9}"
+    )
     for r in rows:
         run: Run = r["run_"]
         speed = r["video_s"] / run.seconds
@@ -277,11 +357,16 @@ def print_rows(rows: list[dict]) -> None:
             cpu_ratio = f"{r['limit'].cpu_s / run.cpu_s:.2f}"
         rss = f"{r['rss_mb']:.0f} MB" if r.get("rss_mb") else ""
         note = f"  (refined {r['refined'] * 100:.0f}% of the video)" if r.get("refined") is not None else ""
-        print(f"{r['vod']:<22} {r['run']:<24} {run.seconds:7.1f} {speed:10.1f} {ratio:>8} {steady:>11} "
-              f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9}{note}", flush=True)
+        print(
+            f"{r['vod']:<22} {r['run']:<24} {run.seconds:7.1f} {speed:10.1f} {ratio:>8} {steady:>11} "
+            f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9}{note}",
+            flush=True,
+        )
     startup = next((r["startup"] for r in rows if "startup" in r), None)
     if startup is not None:
-        print(f"(start-up alone: python + torch import + model load, {startup.seconds:.1f} s wall, {startup.cpu_s:.1f} s CPU)")
+        print(
+            f"(start-up alone: python + torch import + model load, {startup.seconds:.1f} s wall, {startup.cpu_s:.1f} s CPU)"
+        )
 
 
 def event_recall(demo: Path) -> None:
@@ -302,28 +387,40 @@ def event_recall(demo: Path) -> None:
         found[mode] = event_spans(events_from_scores(scores, scores.default_class(), params))
     match = event_prf(found["coarse"], found["dense"], min_iou=0.3)
     same = found["coarse"] == found["dense"]
-    print(f"\ndemo held-out VOD ({video}): dense finds {len(found['dense'])} events, coarse {len(found['coarse'])}; "
-          f"coarse finds {match.tp}/{len(found['dense'])} = {match.recall * 100:.0f}% of the dense events "
-          f"(IoU >= 0.3){' -- identical spans' if same else ''}; "
-          f"dense {timing['dense']:.1f} s, coarse {timing['coarse']:.1f} s wall")
+    print(
+        f"\ndemo held-out VOD ({video}): dense finds {len(found['dense'])} events, coarse {len(found['coarse'])}; "
+        f"coarse finds {match.tp}/{len(found['dense'])} = {match.recall * 100:.0f}% of the dense events "
+        f"(IoU >= 0.3){' -- identical spans' if same else ''}; "
+        f"dense {timing['dense']:.1f} s, coarse {timing['coarse']:.1f} s wall"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=int, default=10, help="length of the test VODs (default: 10)")
-    parser.add_argument("--long", type=int, metavar="MINUTES",
-                        help="also scan a VOD this long (e.g. 60) and compare peak RSS with the --minutes one")
+    parser.add_argument(
+        "--long",
+        type=int,
+        metavar="MINUTES",
+        help="also scan a VOD this long (e.g. 60) and compare peak RSS with the --minutes one",
+    )
     parser.add_argument("--vods", default="1080p60,720p30", help="which VODs (default: 1080p60,720p30)")
-    parser.add_argument("--demo", type=Path, help="output folder of `autotosis demo` (default: benchmarks/out/demo, made if missing)")
+    parser.add_argument(
+        "--demo", type=Path, help="output folder of `autotosis demo` (default: benchmarks/out/demo, made if missing)"
+    )
     parser.add_argument("--no-default-cap", action="store_true", help="skip the ATEN_CPU_CAPABILITY=default runs")
-    parser.add_argument("--rounds", type=int, default=2, help="repeat limit/dense/coarse, keep the fastest (default: 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="repeat limit/dense/coarse, keep the fastest (default: 2)"
+    )
     args = parser.parse_args()
 
     began = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
     demo = demo_dir(args.demo)
     model = demo / "rage.pt"
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; ffmpeg {'.'.join(map(str, media.ffmpeg_version()))}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; ffmpeg {'.'.join(map(str, media.ffmpeg_version()))}"
+    )
     print(f"model: {model}")
     rows: list[dict] = []
     for name in args.vods.split(","):
@@ -338,8 +435,10 @@ def main() -> None:
         for mode in ("dense", "coarse"):
             short = next(r for r in rows if r["run"] == mode and name in r["vod"])
             long = next(r for r in long_rows if r["run"] == mode)
-            print(f"memory, {mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB vs {args.minutes}-min {short['rss_mb']:.0f} MB "
-                  f"= {long['rss_mb'] / short['rss_mb']:.2f}x")
+            print(
+                f"memory, {mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB vs {args.minutes}-min {short['rss_mb']:.0f} MB "
+                f"= {long['rss_mb'] / short['rss_mb']:.2f}x"
+            )
     event_recall(demo)
     print(f"\nbenchmark took {time.perf_counter() - began:.0f} s")
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import platform
+import resource
 import shutil
 import sys
 import time
@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from autotosis import media  # noqa: E402
 from autotosis.samples import DEFAULT_CAM  # noqa: E402
 from autotosis.segments import Event  # noqa: E402
-from autotosis.shorts import Layout, LengthRules, RegionArg, ShortSource, ShortsOptions, render_shorts  # noqa: E402
+from autotosis.shorts import Layout, LengthRules, RegionArg, ShortsOptions, ShortSource, render_shorts  # noqa: E402
 from benchmarks.scan import OUT, VODS, looped_vod  # noqa: E402
 
 
@@ -61,7 +61,9 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def render_seconds(video: Path, options: ShortsOptions, count: int, length_ms: int, folder: Path) -> tuple[float, float, int]:
+def render_seconds(
+    video: Path, options: ShortsOptions, count: int, length_ms: int, folder: Path
+) -> tuple[float, float, int]:
     """Wall seconds, ffmpeg CPU seconds and total shorts milliseconds of one render_shorts run."""
     info = media.probe(video)
     source = ShortSource(video, spread_events(count, length_ms, info.duration_ms))
@@ -77,7 +79,10 @@ def render_seconds(video: Path, options: ShortsOptions, count: int, length_ms: i
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), platform.processor())
+            return next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")),
+                platform.processor(),
+            )
     except OSError:
         return platform.processor()
 
@@ -101,23 +106,39 @@ def main() -> None:
     width, height = (int(v) for v in args.size.split("x"))
     length_ms = int(round(args.length * 1000))
     # The events are exactly --length long: nothing to widen, trim or merge.
-    options = ShortsOptions(layout=Layout(args.layout), size=(width, height), cam=RegionArg(DEFAULT_CAM),
-                            lengths=LengthRules(min_ms=0, max_ms=max(length_ms, 1000)), fps=args.out_fps)
+    options = ShortsOptions(
+        layout=Layout(args.layout),
+        size=(width, height),
+        cam=RegionArg(DEFAULT_CAM),
+        lengths=LengthRules(min_ms=0, max_ms=max(length_ms, 1000)),
+        fps=args.out_fps,
+    )
     work = folder / "rendered"
-    print(f"{args.count} shorts of {args.length:g} s, {args.layout} {width}x{height}, from {args.vod} VODs; "
-          f"CPU: {cpu_name()}, {os.cpu_count()} cores", flush=True)
+    print(
+        f"{args.count} shorts of {args.length:g} s, {args.layout} {width}x{height}, from {args.vod} VODs; "
+        f"CPU: {cpu_name()}, {os.cpu_count()} cores",
+        flush=True,
+    )
     first, first_cpu, total_ms = render_seconds(short_vod, options, args.count, length_ms, work)
     long_s, long_cpu, long_total_ms = render_seconds(long_vod, options, args.count, length_ms, work)
     again, again_cpu, _ = render_seconds(short_vod, options, args.count, length_ms, work)
     short_s, short_cpu = (first + again) / 2, (first_cpu + again_cpu) / 2
     shorts_s = total_ms / 1000
     assert long_total_ms == total_ms
-    print(f"{'VOD':>12} {'render s':>9} {'cpu s':>8} {'shorts s':>9} {'render s / shorts s':>20} {'cpu s / shorts s':>17}")
-    print(f"{f'{args.short_vod} min':>12} {short_s:9.1f} {short_cpu:8.1f} {shorts_s:9.1f} {short_s / shorts_s:20.3f} "
-          f"{short_cpu / shorts_s:17.3f}   (two runs: {first:.1f} s / {first_cpu:.1f} cpu s and {again:.1f} s / {again_cpu:.1f} cpu s)")
-    print(f"{f'{args.long_vod} min':>12} {long_s:9.1f} {long_cpu:8.1f} {shorts_s:9.1f} {long_s / shorts_s:20.3f} {long_cpu / shorts_s:17.3f}")
-    print(f"long / short VOD: wall {long_s / short_s:.3f}, cpu {long_cpu / short_cpu:.3f}  "
-          f"(VOD length ratio {args.long_vod / args.short_vod:.1f})")
+    print(
+        f"{'VOD':>12} {'render s':>9} {'cpu s':>8} {'shorts s':>9} {'render s / shorts s':>20} {'cpu s / shorts s':>17}"
+    )
+    print(
+        f"{f'{args.short_vod} min':>12} {short_s:9.1f} {short_cpu:8.1f} {shorts_s:9.1f} {short_s / shorts_s:20.3f} "
+        f"{short_cpu / shorts_s:17.3f}   (two runs: {first:.1f} s / {first_cpu:.1f} cpu s and {again:.1f} s / {again_cpu:.1f} cpu s)"
+    )
+    print(
+        f"{f'{args.long_vod} min':>12} {long_s:9.1f} {long_cpu:8.1f} {shorts_s:9.1f} {long_s / shorts_s:20.3f} {long_cpu / shorts_s:17.3f}"
+    )
+    print(
+        f"long / short VOD: wall {long_s / short_s:.3f}, cpu {long_cpu / short_cpu:.3f}  "
+        f"(VOD length ratio {args.long_vod / args.short_vod:.1f})"
+    )
 
 
 if __name__ == "__main__":

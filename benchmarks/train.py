@@ -75,8 +75,9 @@ def make_shards(frames: int):
         rng = np.random.default_rng(number)
         targets = (np.arange(FRAMES_PER_SHARD) % 4 == 0).astype(np.int64)  # 1 in 4 is a highlight
         if not path.exists():
-            array = np.lib.format.open_memmap(path.with_suffix(".part.npy"), mode="w+", dtype=np.uint8,
-                                              shape=(FRAMES_PER_SHARD, SIZE, SIZE, 3))
+            array = np.lib.format.open_memmap(
+                path.with_suffix(".part.npy"), mode="w+", dtype=np.uint8, shape=(FRAMES_PER_SHARD, SIZE, SIZE, 3)
+            )
             array[:] = rng.integers(20, 160, size=array.shape, dtype=np.uint8)
             array[targets == 1, :40, :40] = 240
             array.flush()
@@ -119,9 +120,9 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         FrameDataset,
         TrainConfig,
         apply_freeze,
-        schedule_lr,
         make_augment,
         make_train_loader,
+        schedule_lr,
         set_train_mode,
         train_one_epoch,
     )
@@ -130,8 +131,15 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
     threads = torch.get_num_threads()
     frameset = make_shards(frames)
     config = TrainConfig(batch_size=batch, freeze=freeze, max_frames_per_epoch=batch * steps)
-    info = ModelInfo(task="bench", classes=frameset.classes, input_size=SIZE, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=None, threshold=0.5)
+    info = ModelInfo(
+        task="bench",
+        classes=frameset.classes,
+        input_size=SIZE,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=None,
+        threshold=0.5,
+    )
     model = build_model(2)
     apply_freeze(model, freeze)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
@@ -142,9 +150,15 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         generator = torch.Generator().manual_seed(seed)
         loader = make_train_loader(dataset, config, 2, generator)
         cpu = time.process_time()
-        _, images_per_s = train_one_epoch(model, optimizer, loader, info, freeze=freeze,
-                                          augment=make_augment(torch.Generator().manual_seed(seed)),
-                                          lr_at_step=lambda step: schedule_lr(1e-3, step, 10 * steps))
+        _, images_per_s = train_one_epoch(
+            model,
+            optimizer,
+            loader,
+            info,
+            freeze=freeze,
+            augment=make_augment(torch.Generator().manual_seed(seed)),
+            lr_at_step=lambda step: schedule_lr(1e-3, step, 10 * steps),
+        )
         return images_per_s, batch * steps / (time.process_time() - cpu)
 
     fixed = to_input_tensor(np.random.default_rng(0).integers(0, 256, (batch, SIZE, SIZE, 3), dtype=np.uint8), info)
@@ -191,11 +205,18 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
         del bigger, loader
 
     return {
-        "freeze": freeze, "capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-        "loop": statistics.median(w for w, _ in loops), "bare": statistics.median(w for w, _ in bares),
-        "loop_cpu": statistics.median(c for _, c in loops), "bare_cpu": statistics.median(c for _, c in bares),
-        "loops": [round(w, 2) for w, _ in loops], "bares": [round(w, 2) for w, _ in bares], "memory": grown,
-        "data_ms": data_ms, "step_ms": step_ms,
+        "freeze": freeze,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "loop": statistics.median(w for w, _ in loops),
+        "bare": statistics.median(w for w, _ in bares),
+        "loop_cpu": statistics.median(c for _, c in loops),
+        "bare_cpu": statistics.median(c for _, c in bares),
+        "loops": [round(w, 2) for w, _ in loops],
+        "bares": [round(w, 2) for w, _ in bares],
+        "memory": grown,
+        "data_ms": data_ms,
+        "step_ms": step_ms,
     }
 
 
@@ -207,8 +228,20 @@ def run_child(freeze: str, capability: str | None, args) -> dict:
     env.pop("ATEN_CPU_CAPABILITY", None)
     if capability:
         env["ATEN_CPU_CAPABILITY"] = capability
-    argv = [sys.executable, __file__, "--child", freeze, "--frames", str(args.frames), "--steps", str(args.steps),
-            "--batch", str(args.batch), "--rounds", str(args.rounds)]
+    argv = [
+        sys.executable,
+        __file__,
+        "--child",
+        freeze,
+        "--frames",
+        str(args.frames),
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(args.batch),
+        "--rounds",
+        str(args.rounds),
+    ]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"benchmark child failed ({freeze}, {capability or 'normal'}):\n{done.stderr[-3000:]}")
@@ -229,10 +262,14 @@ def main() -> None:
 
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{args.frames} frames of {SIZE}x{SIZE} in .npy shards, batch {args.batch}, {args.steps} steps x {args.rounds} rounds")
-    print(f"{'setting':20} {'capability':>10} {'loop img/s':>11} {'bare img/s':>11} {'loop/bare':>10}"
-          f" {'loop img/cpu-s':>15} {'bare img/cpu-s':>15} {'loop/bare (cpu)':>16}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{args.frames} frames of {SIZE}x{SIZE} in .npy shards, batch {args.batch}, {args.steps} steps x {args.rounds} rounds"
+    )
+    print(
+        f"{'setting':20} {'capability':>10} {'loop img/s':>11} {'bare img/s':>11} {'loop/bare':>10}"
+        f" {'loop img/cpu-s':>15} {'bare img/cpu-s':>15} {'loop/bare (cpu)':>16}"
+    )
     results = []
     for capability in (None, "default"):
         for freeze, name in (("none", "full fine-tuning"), ("layer4", "layer4 + fc only")):
@@ -240,9 +277,14 @@ def main() -> None:
             results.append(result)
             ratio = result["loop"] / result["bare"]
             cpu_ratio = result["loop_cpu"] / result["bare_cpu"]
-            print(f"{name:20} {result['capability']:>10} {result['loop']:11.1f} {result['bare']:11.1f} {ratio:10.2f}"
-                  f" {result['loop_cpu']:15.1f} {result['bare_cpu']:15.1f} {cpu_ratio:16.2f}", flush=True)
-    print("\none thread, CPU time per batch: data work (sampling, reading, augmentation, normalisation) vs a bare model step")
+            print(
+                f"{name:20} {result['capability']:>10} {result['loop']:11.1f} {result['bare']:11.1f} {ratio:10.2f}"
+                f" {result['loop_cpu']:15.1f} {result['bare_cpu']:15.1f} {cpu_ratio:16.2f}",
+                flush=True,
+            )
+    print(
+        "\none thread, CPU time per batch: data work (sampling, reading, augmentation, normalisation) vs a bare model step"
+    )
     print(f"{'setting':20} {'capability':>10} {'data ms':>9} {'step ms':>9} {'data share':>11}")
     for result, name in zip(results, ["full fine-tuning", "layer4 + fc only"] * 2):
         share = result["data_ms"] / (result["data_ms"] + result["step_ms"])
@@ -252,8 +294,10 @@ def main() -> None:
     for row in results[0]["memory"]:
         print(f"{row['frames']:9d} {row['shards']:7d} {row['RssAnon']:12d} {row['RssFile']:12d}")
     print(f"\nload average while measuring: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
-    print("raw timings (img/s per round): " + json.dumps([{k: r[k] for k in ('freeze', 'capability', 'loops', 'bares')}
-                                                       for r in results]))
+    print(
+        "raw timings (img/s per round): "
+        + json.dumps([{k: r[k] for k in ("freeze", "capability", "loops", "bares")} for r in results])
+    )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,13 @@ def video_factory(tmp_path: Path):
     return factory
 
 
-def flash_clip(path: Path, duration: float, spans, *, audio: bool = False, size: str = "96x54", fps: str = "10") -> Path:
+def flash_clip(
+    path: Path, duration: float, spans, *, audio: bool = False, size: str = "96x54", fps: str = "10"
+) -> Path:
     """A moving test pattern whose top-right corner turns solid red during ``spans`` (seconds)."""
-    boxes = ",".join(f"drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,{s},{e})'" for s, e in spans)
+    boxes = ",".join(
+        f"drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,{s},{e})'" for s, e in spans
+    )
     return make_video(path, duration=duration, size=size, fps=fps, audio=audio, extra_video_filters=boxes or "null")
 
 
@@ -65,7 +69,14 @@ def constant_model(path: Path, rage_logit: float, crop=None) -> Path:
         for parameter in model.parameters():
             parameter.zero_()
         model.fc.bias.copy_(torch.tensor([0.0, rage_logit]))
-    info = ModelInfo(task="rage", classes=("background", "rage"), input_size=32, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=crop, threshold=0.5)
+    info = ModelInfo(
+        task="rage",
+        classes=("background", "rage"),
+        input_size=32,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=crop,
+        threshold=0.5,
+    )
     save_checkpoint(path, model, info)
     return path

@@ -45,8 +45,17 @@ def _out(path: Path) -> str:
 
 def normal(path: Path, duration: float = 3.0) -> Path:
     """A plain H.264/AAC MP4, the reference every other case is compared with."""
-    ffmpeg(*_lavfi_video(duration=duration), *_lavfi_audio(duration), *_X264, "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=duration),
+        *_lavfi_audio(duration),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
@@ -63,8 +72,10 @@ def text_named_mp4(path: Path) -> Path:
 def text_file(path: Path) -> Path:
     """A label file (``notes.txt``) given where a video belongs: ffmpeg's tty demuxer would read
     it as a video of its characters (before issue 16: "scored 1 frames", a reel of text)."""
-    path.write_text("# task=rage\n" + "clips/2021-03-01_part3.mp4  crop=0.78,0.13,0.97,0.37  0:05.2-0:09  1:12-1:20.5\n" * 30,
-                    encoding="utf-8")
+    path.write_text(
+        "# task=rage\n" + "clips/2021-03-01_part3.mp4  crop=0.78,0.13,0.97,0.37  0:05.2-0:09  1:12-1:20.5\n" * 30,
+        encoding="utf-8",
+    )
     return path
 
 
@@ -77,11 +88,33 @@ def still_image(path: Path) -> Path:
 def two_audio_tracks(path: Path, duration: float = 3.0, first: str = "silent") -> Path:
     """Video plus two audio tracks, like an OBS recording with the microphone and the game apart:
     track 1 is silent (or a loud 220 Hz tone with ``first="loud"``), track 2 a 440 Hz tone."""
-    one = (f"anullsrc=r=48000:cl=stereo:d={duration}" if first == "silent"
-           else f"sine=f=220:r=48000:d={duration},volume=6")
+    one = (
+        f"anullsrc=r=48000:cl=stereo:d={duration}" if first == "silent" else f"sine=f=220:r=48000:d={duration},volume=6"
+    )
     two = f"sine=f=440:r=48000:d={duration}" + (",volume=7" if first != "silent" else "")
-    ffmpeg(*_lavfi_video(duration=duration), "-f", "lavfi", "-i", one, "-f", "lavfi", "-i", two,
-           "-map", "0:v", "-map", "1:a", "-map", "2:a", *_X264, "-pix_fmt", "yuv420p", "-c:a", "aac", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=duration),
+        "-f",
+        "lavfi",
+        "-i",
+        one,
+        "-f",
+        "lavfi",
+        "-i",
+        two,
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:a",
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        _out(path),
+    )
     return path
 
 
@@ -97,8 +130,19 @@ def truncated(path: Path) -> Path:
 def truncated_faststart(path: Path) -> Path:
     """Moov up front, media data cut off: probing works, decoding ends early with errors."""
     full = path.with_name(path.stem + ".full.mp4")
-    ffmpeg(*_lavfi_video(duration=3.0), *_lavfi_audio(3.0), *_X264, "-pix_fmt", "yuv420p", "-c:a", "aac",
-           "-shortest", "-movflags", "+faststart", _out(full))
+    ffmpeg(
+        *_lavfi_video(duration=3.0),
+        *_lavfi_audio(3.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        "-movflags",
+        "+faststart",
+        _out(full),
+    )
     data = full.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     full.unlink()
@@ -117,9 +161,20 @@ def video_only(path: Path) -> Path:
 
 def vfr(path: Path) -> Path:
     """5 fps for the first 2 s, then 25 fps; the picture turns blue at exactly t=1.6 s (frame 9 of the file)."""
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x36:r=25:d=4",
-           "-vf", "drawbox=x=0:y=0:w=iw:h=ih:color=blue:t=fill:enable='gte(t,1.6)',select='gte(t,2)+not(mod(n,5))'",
-           *_X264, "-pix_fmt", "yuv420p", "-fps_mode", "vfr", _out(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=64x36:r=25:d=4",
+        "-vf",
+        "drawbox=x=0:y=0:w=iw:h=ih:color=blue:t=fill:enable='gte(t,1.6)',select='gte(t,2)+not(mod(n,5))'",
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-fps_mode",
+        "vfr",
+        _out(path),
+    )
     return path
 
 
@@ -127,8 +182,20 @@ def rotated(path: Path) -> Path:
     """Stored 96x54 landscape (left half red, right half blue), with display-matrix metadata
     that turns it 90 degrees: shown 54x96, one colour on top and the other below."""
     plain = path.with_name(path.stem + ".plain.mp4")
-    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=96x54:r=25:d=2,drawbox=x=iw/2:w=iw/2:h=ih:color=blue:t=fill",
-           *_lavfi_audio(2.0), *_X264, "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", _out(plain))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:s=96x54:r=25:d=2,drawbox=x=iw/2:w=iw/2:h=ih:color=blue:t=fill",
+        *_lavfi_audio(2.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(plain),
+    )
     # ffmpeg 5.1 writes a display matrix from the stream's rotate tag when stream-copying.
     ffmpeg("-i", _out(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", _out(path))
     plain.unlink()
@@ -138,66 +205,179 @@ def rotated(path: Path) -> Path:
 def odd_size(path: Path) -> Path:
     """853x481: odd width and height (4:4:4 so the encoder accepts them)."""
     # testsrc2 rounds its size to even numbers, so scale to the odd size afterwards.
-    ffmpeg(*_lavfi_video(duration=1.0), *_lavfi_audio(1.0), "-vf", "scale=853:481,setsar=1", *_X264, "-pix_fmt", "yuv444p",
-           "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=1.0),
+        *_lavfi_audio(1.0),
+        "-vf",
+        "scale=853:481,setsar=1",
+        *_X264,
+        "-pix_fmt",
+        "yuv444p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def anamorphic(path: Path) -> Path:
     """Stored 96x72 with 4:3 pixels: displayed 128x72 (16:9)."""
-    ffmpeg(*_lavfi_video(size="96x72", duration=2.0), *_lavfi_audio(2.0), "-vf", "setsar=4/3", *_X264,
-           "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(size="96x72", duration=2.0),
+        *_lavfi_audio(2.0),
+        "-vf",
+        "setsar=4/3",
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def tiny(path: Path) -> Path:
-    ffmpeg(*_lavfi_video(size="16x16", duration=2.0), *_lavfi_audio(2.0), *_X264, "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(size="16x16", duration=2.0),
+        *_lavfi_audio(2.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def uhd(path: Path) -> Path:
     """3840x2160, 1 s, cheap to encode (a flat colour at a low bitrate)."""
-    ffmpeg("-f", "lavfi", "-i", "color=c=navy:s=3840x2160:r=10:d=1", *_lavfi_audio(1.0), *_X264,
-           "-pix_fmt", "yuv420p", "-b:v", "200k", "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=navy:s=3840x2160:r=10:d=1",
+        *_lavfi_audio(1.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        "200k",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def ten_bit(path: Path) -> Path:
-    ffmpeg(*_lavfi_video(duration=2.0), *_lavfi_audio(2.0), *_X264, "-pix_fmt", "yuv420p10le",
-           "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=2.0),
+        *_lavfi_audio(2.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p10le",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def yuv444(path: Path) -> Path:
-    ffmpeg(*_lavfi_video(duration=2.0), *_lavfi_audio(2.0), *_X264, "-pix_fmt", "yuv444p",
-           "-c:a", "aac", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=2.0),
+        *_lavfi_audio(2.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv444p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def vp9_webm(path: Path) -> Path:
-    ffmpeg(*_lavfi_video(duration=2.0), *_lavfi_audio(2.0), "-c:v", "libvpx-vp9", "-deadline", "realtime",
-           "-cpu-used", "8", "-b:v", "200k", "-g", "25", "-c:a", "libopus", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=2.0),
+        *_lavfi_audio(2.0),
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "200k",
+        "-g",
+        "25",
+        "-c:a",
+        "libopus",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def mpeg4_avi(path: Path) -> Path:
-    ffmpeg(*_lavfi_video(duration=2.0), *_lavfi_audio(2.0), "-c:v", "mpeg4", "-q:v", "5", "-g", "25",
-           "-c:a", "libmp3lame", "-shortest", _out(path))
+    ffmpeg(
+        *_lavfi_video(duration=2.0),
+        *_lavfi_audio(2.0),
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "5",
+        "-g",
+        "25",
+        "-c:a",
+        "libmp3lame",
+        "-shortest",
+        _out(path),
+    )
     return path
 
 
 def timestamp_gap(path: Path) -> Path:
     """4 s of frames whose timestamps jump by 3 s at t=2 s (a stream that dropped out); MKV keeps the gap."""
-    ffmpeg(*_lavfi_video(size="64x36", duration=4.0), "-vf", "setpts='PTS+gte(T,2)*3/TB'", *_X264,
-           "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", _out(path))
+    ffmpeg(
+        *_lavfi_video(size="64x36", duration=4.0),
+        "-vf",
+        "setpts='PTS+gte(T,2)*3/TB'",
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-fps_mode",
+        "passthrough",
+        _out(path),
+    )
     return path
 
 
 def offset_start(path: Path) -> Path:
     """A 3 s MPEG-TS stream whose timestamps start at 5 s (like a cut from a live recording)."""
-    ffmpeg(*_lavfi_video(size="64x36", duration=3.0), *_lavfi_audio(3.0), *_X264, "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-shortest", "-output_ts_offset", "5", "-f", "mpegts", _out(path))
+    ffmpeg(
+        *_lavfi_video(size="64x36", duration=3.0),
+        *_lavfi_audio(3.0),
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        "-output_ts_offset",
+        "5",
+        "-f",
+        "mpegts",
+        _out(path),
+    )
     return path
 
 
@@ -232,8 +412,25 @@ def volume_db(path: Path, track: int = 0) -> tuple[float, float]:
     """(mean, max) volume in dB of audio track ``track`` (from 0), by ffmpeg's volumedetect."""
     import re
 
-    out = subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-i", _out(path), "-map", f"0:a:{track}",
-                          "-af", "volumedetect", "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    out = subprocess.run(
+        [
+            FFMPEG,
+            "-nostdin",
+            "-hide_banner",
+            "-i",
+            _out(path),
+            "-map",
+            f"0:a:{track}",
+            "-af",
+            "volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
     mean = float(re.search(r"mean_volume: (-?[\d.]+|-inf) dB", out).group(1))
     peak = float(re.search(r"max_volume: (-?[\d.]+|-inf) dB", out).group(1))
     return mean, peak

@@ -42,8 +42,30 @@ def model(tmp_path_factory) -> Path:
         lines.append("  ".join([name, *(f"{s}-{e}" for s, e in spans)]))
     (root / "rage.txt").write_text("\n".join(lines) + "\n")
     out = root / "rage.pt"
-    assert run(["-q", "train", str(root / "rage.txt"), "-o", str(out), "--epochs", "4", "--size", "32", "--fps", "8",
-                "--seed", "1", "--val-fraction", "0.34", "--frames-dir", str(root / "frames")]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "train",
+                str(root / "rage.txt"),
+                "-o",
+                str(out),
+                "--epochs",
+                "4",
+                "--size",
+                "32",
+                "--fps",
+                "8",
+                "--seed",
+                "1",
+                "--val-fraction",
+                "0.34",
+                "--frames-dir",
+                str(root / "frames"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -91,8 +113,11 @@ def latest(out: Path) -> dict[str, dict]:
 
 
 def mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file() and p.name not in ("manifest.jsonl", ".batch.lock")}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in ("manifest.jsonl", ".batch.lock")
+    }
 
 
 def part_files(folder: Path) -> list[Path]:
@@ -132,7 +157,11 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
     assert "1 of 4 VODs failed" in captured.err and "Traceback" not in captured.err
     records = latest(out)
     assert {name: r["state"] for name, r in records.items()} == {
-        "bad.mp4": "failed", "calm.mp4": "done", "vod 1.mp4": "done", "vod2.mp4": "done"}
+        "bad.mp4": "failed",
+        "calm.mp4": "done",
+        "vod 1.mp4": "done",
+        "vod2.mp4": "done",
+    }
     assert "bad.mp4" in records["bad.mp4"]["error"]
     runs = [r for r in Manifest(out / "manifest.jsonl").records() if r["kind"] == "run"]
     assert runs[-1]["engine"] == engine[1] and runs[-1]["workers"] == 2
@@ -183,11 +212,27 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
 
 def test_kill_9_then_rerun_finishes_cleanly(model: Path, vods: Path, tmp_path: Path):
     listed = tmp_path / "my list.txt"
-    listed.write_text(f"# three good VODs\n\"{vods / 'vod 1.mp4'}\"\n{vods / 'vod2.mp4'}\n{vods / 'calm.mp4'}\n")
+    listed.write_text(f'# three good VODs\n"{vods / "vod 1.mp4"}"\n{vods / "vod2.mp4"}\n{vods / "calm.mp4"}\n')
     out = tmp_path / "out"
-    argv = ["batch", str(listed), "--model", str(model), "--out", str(out), "--workers", "1", "--threads", "1", *EVENT_OPTIONS]
-    process = subprocess.Popen([sys.executable, "-m", "autotosis", "--progress", "none", "-q", *argv],
-                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    argv = [
+        "batch",
+        str(listed),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        *EVENT_OPTIONS,
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "autotosis", "--progress", "none", "-q", *argv],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while process.poll() is None and time.monotonic() < deadline:
@@ -227,10 +272,18 @@ def test_select_best_fits_the_limit_and_orders(tmp_path: Path):
         return Event(int(start_s * 1000), int((start_s + length_s) * 1000), "rage", peak, peak, int(start_s * 1000))
 
     a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
-    candidates = [(a, [event(10, 4, 0.7), event(50, 3, 0.95), event(70, 2, 0.8)]), (b, [event(5, 5, 0.9), event(30, 2, 0.6)])]
+    candidates = [
+        (a, [event(10, 4, 0.7), event(50, 3, 0.95), event(70, 2, 0.8)]),
+        (b, [event(5, 5, 0.9), event(30, 2, 0.6)]),
+    ]
     every = select_best(candidates, order="time", max_duration_ms=None, card_ms=2000)
     assert [(p.source.name, p.event.start_ms) for p in every] == [
-        ("a.mp4", 10000), ("a.mp4", 50000), ("a.mp4", 70000), ("b.mp4", 5000), ("b.mp4", 30000)]
+        ("a.mp4", 10000),
+        ("a.mp4", 50000),
+        ("a.mp4", 70000),
+        ("b.mp4", 5000),
+        ("b.mp4", 30000),
+    ]
     by_score = select_best(candidates, order="score", max_duration_ms=None, card_ms=2000)
     assert [p.event.peak for p in by_score] == [0.95, 0.9, 0.8, 0.7, 0.6]
     assert [s.name for s, _ in runs_by_source(by_score)] == ["a.mp4", "b.mp4", "a.mp4", "b.mp4"]
@@ -251,7 +304,7 @@ def test_inputs_from_folders_globs_and_lists(tmp_path: Path):
         (vods / name).write_bytes(b"")
     listed = tmp_path / "lists" / "week.txt"
     listed.parent.mkdir()
-    listed.write_text("# comment\n\n../vods/b.mp4\n\"../vods/sub dir/c.mp4\"\n../vods/*.MKV\n")
+    listed.write_text('# comment\n\n../vods/b.mp4\n"../vods/sub dir/c.mp4"\n../vods/*.MKV\n')
     found = collect_inputs([str(vods), str(listed)], exclude=vods / "out")
     assert [p.relative_to(vods).as_posix() for p in found] == ["a.MKV", "b.mp4", "sub dir/c.mp4"]
     assert collect_inputs([str(vods / "*.mp4")]) == [vods / "b.mp4"]
@@ -279,8 +332,12 @@ def test_manifest_survives_a_torn_last_line(tmp_path: Path):
 
 def test_ray_missing_is_one_clear_line(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
-    assert run(["batch", str(tmp_path), "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"),
-                "--engine", "ray"]) == ExitStatus.USAGE
+    assert (
+        run(
+            ["batch", str(tmp_path), "--model", str(tmp_path / "m.pt"), "--out", str(tmp_path / "o"), "--engine", "ray"]
+        )
+        == ExitStatus.USAGE
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install" in err and "ray" in err
     assert not (tmp_path / "o").exists()

@@ -105,7 +105,10 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     root = ET.parse(str(base) + ".fcpxml").getroot()
     assert root.find("./resources/format").get("frameDuration") == "1001/30000s"
     frame = Fraction(1001, 30000)
-    exact = [(Fraction(c.get("start")[:-1]) / frame, Fraction(c.get("duration")[:-1]) / frame) for c in root.findall(".//spine/clip")]
+    exact = [
+        (Fraction(c.get("start")[:-1]) / frame, Fraction(c.get("duration")[:-1]) / frame)
+        for c in root.findall(".//spine/clip")
+    ]
     assert exact == expected
 
     assert read_events(base.parent / "vod.json").events == EVENTS
@@ -116,7 +119,11 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     youtube = (base.parent / "vod.youtube.txt").read_text()
     assert youtube == "0:00 Start\n0:01 rage 0.87\n0:06 rage 0.61\n"
     metadata = (base.parent / "vod.ffmetadata").read_text()
-    assert re.findall(r"START=(\d+)\nEND=(\d+)", metadata) == [("0", "1001"), ("1001", "6006"), ("6006", str(media.probe(video).duration_ms))]
+    assert re.findall(r"START=(\d+)\nEND=(\d+)", metadata) == [
+        ("0", "1001"),
+        ("1001", "6006"),
+        ("6006", str(media.probe(video).duration_ms)),
+    ]
 
 
 def test_export_finds_the_video_beside_the_events_file(ntsc, tmp_path: Path, monkeypatch, capsys):
@@ -142,8 +149,13 @@ def test_export_is_exact_at_the_source_rate(fps: str, fcm: str, tmp_path: Path, 
     events_file = tmp_path / "v.events.json"
     write_events(EventList(video, 4000, "pog", EventParams(), events), events_file)
     assert run(["export", str(events_file), "-f", "otio,edl", "-o", str(tmp_path / "t")]) == 0
-    expected = [(export.ms_to_frames(e.start_ms, rate), export.ms_to_frames(e.end_ms, rate) - export.ms_to_frames(e.start_ms, rate))
-                for e in events]
+    expected = [
+        (
+            export.ms_to_frames(e.start_ms, rate),
+            export.ms_to_frames(e.end_ms, rate) - export.ms_to_frames(e.start_ms, rate),
+        )
+        for e in events
+    ]
     if rate == NTSC60:
         assert expected == [(60, 60), (150, 50)]  # 1001 ms is exactly 60 frames at 59.94
     timeline = otio.adapters.read_from_file(str(tmp_path / "t.otio"))
@@ -156,16 +168,26 @@ def test_export_is_exact_at_the_source_rate(fps: str, fcm: str, tmp_path: Path, 
 
 def test_export_of_a_variable_frame_rate_source_says_where_it_put_the_frames(tmp_path: Path, video_factory, capsys):
     # Every 5th frame for 2 s, then every frame: ffprobe reports an average rate of 17 fps.
-    video = video_factory("vfr.mp4", duration=5, fps="25", audio=False, extra_video_filters="select='gte(t,2)+not(mod(n,5))'",
-                          codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"])
+    video = video_factory(
+        "vfr.mp4",
+        duration=5,
+        fps="25",
+        audio=False,
+        extra_video_filters="select='gte(t,2)+not(mod(n,5))'",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
+    )
     events_file = tmp_path / "vfr.events.json"
-    write_events(EventList(video, 5000, "rage", EventParams(), (Event(1000, 3000, "rage", 0.9, 0.8, 2000),)), events_file)
+    write_events(
+        EventList(video, 5000, "rage", EventParams(), (Event(1000, 3000, "rage", 0.9, 0.8, 2000),)), events_file
+    )
     assert run(["export", str(events_file), "-f", "otio,fcpxml,srt", "-o", str(tmp_path / "vfr")]) == 0
     out = capsys.readouterr().out
     assert "variable frame rate" in out and "24 fps" in out
     (clip,) = otio.adapters.read_from_file(str(tmp_path / "vfr.otio")).find_clips()
     assert clip_frames(clip) == (24, 48) and clip.source_range.start_time.rate == 24
-    assert clip.metadata["autotosis"]["start_ms"] == 1000 and clip.metadata["autotosis"]["end_ms"] == 3000  # exact times kept
+    assert (
+        clip.metadata["autotosis"]["start_ms"] == 1000 and clip.metadata["autotosis"]["end_ms"] == 3000
+    )  # exact times kept
     assert "00:00:01,000 --> 00:00:03,000" in (tmp_path / "vfr.srt").read_text()  # SRT keeps the exact times
 
 
@@ -181,16 +203,19 @@ def test_export_does_not_overwrite_without_force(ntsc, tmp_path: Path, capsys):
     assert mine.read_text().startswith("TITLE:") and (tmp_path / "vod.otio").exists()
 
 
-@pytest.mark.parametrize("case, status, message", [
-    ("unknown format", ExitStatus.USAGE, "unknown export format 'premiere'"),
-    ("missing events", ExitStatus.DATA, "no such events file"),
-    ("broken events", ExitStatus.DATA, "not valid JSON"),
-    ("video gone", ExitStatus.USAGE, "need the source video"),
-    ("not a video", ExitStatus.MEDIA, "notes.mp4"),
-    ("videos miscounted", ExitStatus.USAGE, "2 --video for 1 events files"),
-    ("output is the input", ExitStatus.USAGE, "would overwrite the input"),
-    ("several videos, one srt", ExitStatus.USAGE, "describe one video"),
-])
+@pytest.mark.parametrize(
+    "case, status, message",
+    [
+        ("unknown format", ExitStatus.USAGE, "unknown export format 'premiere'"),
+        ("missing events", ExitStatus.DATA, "no such events file"),
+        ("broken events", ExitStatus.DATA, "not valid JSON"),
+        ("video gone", ExitStatus.USAGE, "need the source video"),
+        ("not a video", ExitStatus.MEDIA, "notes.mp4"),
+        ("videos miscounted", ExitStatus.USAGE, "2 --video for 1 events files"),
+        ("output is the input", ExitStatus.USAGE, "would overwrite the input"),
+        ("several videos, one srt", ExitStatus.USAGE, "describe one video"),
+    ],
+)
 def test_export_bad_inputs(case: str, status: ExitStatus, message: str, ntsc, tmp_path: Path, capsys):
     video, events_file = ntsc
     inputs = tmp_path / "in"
@@ -237,11 +262,30 @@ def test_export_of_the_video_gone_still_writes_per_video_formats(tmp_path: Path)
 def test_render_with_chapters_shows_them_in_ffprobe(ntsc, tmp_path: Path, capsys):
     video, events_file = ntsc
     reel = tmp_path / "reel é.mp4"
-    assert run(["render", str(video), str(events_file), "-o", str(reel), "--chapters", "--title", "Best of; #1",
-                "--size", "160x90"]) == 0
+    assert (
+        run(
+            [
+                "render",
+                str(video),
+                str(events_file),
+                "-o",
+                str(reel),
+                "--chapters",
+                "--title",
+                "Best of; #1",
+                "--size",
+                "160x90",
+            ]
+        )
+        == 0
+    )
     assert "3 chapters" in capsys.readouterr().out
-    probed = subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-print_format", "json", "file:" + str(reel)],
-                            capture_output=True, text=True, check=True)
+    probed = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_chapters", "-show_format", "-print_format", "json", "file:" + str(reel)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(probed.stdout)
     chapters = info["chapters"]
     assert [c["tags"]["title"] for c in chapters] == ["Best of; #1", "rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
@@ -260,7 +304,10 @@ def test_render_with_chapters_will_not_overwrite_the_chapter_text(ntsc, tmp_path
     video, events_file = ntsc
     mine = tmp_path / "reel.youtube.txt"
     mine.write_text("my description", encoding="utf-8")
-    assert run(["render", str(video), str(events_file), "-o", str(tmp_path / "reel.mp4"), "--chapters"]) == ExitStatus.OUTPUT_EXISTS
+    assert (
+        run(["render", str(video), str(events_file), "-o", str(tmp_path / "reel.mp4"), "--chapters"])
+        == ExitStatus.OUTPUT_EXISTS
+    )
     assert "reel.youtube.txt: already exists" in one_line_error(capsys)
     assert files_in(tmp_path) == ["reel.youtube.txt"] and mine.read_text() == "my description"
 
@@ -283,7 +330,9 @@ class Page(HTMLParser):
 
 def scores_for(video: Path, duration_ms: int) -> Scores:
     times = np.arange(0, duration_ms, 500, dtype=np.int64)
-    rage = np.where(((times >= 2000) & (times < 4000)) | ((times >= 6000) & (times < 7500)), 0.9, 0.1).astype(np.float32)
+    rage = np.where(((times >= 2000) & (times < 4000)) | ((times >= 6000) & (times < 7500)), 0.9, 0.1).astype(
+        np.float32
+    )
     return Scores(video, duration_ms, ("background", "rage"), times, np.stack([1 - rage, rage], 1), 500, "rage", "cafe")
 
 
@@ -293,7 +342,10 @@ def test_report_from_a_scores_file(ntsc, tmp_path: Path, monkeypatch, capsys):
     scores_file = video.parent / "vod.scores.json"
     write_scores(scores_for(Path(video.name), media.probe(video).duration_ms), scores_file, force=True)
     monkeypatch.chdir(tmp_path)
-    assert run(["report", "--scores", str(scores_file), "--threshold", "0.6", "--pad-before", "0", "--pad-after", "0"]) == 0
+    assert (
+        run(["report", "--scores", str(scores_file), "--threshold", "0.6", "--pad-before", "0", "--pad-after", "0"])
+        == 0
+    )
     page = (tmp_path / "vod.report.html").read_text(encoding="utf-8")
     doc = Page(page)
     assert doc.with_class("score-line") and doc.with_class("threshold-line")
@@ -305,7 +357,10 @@ def test_report_from_a_scores_file(ntsc, tmp_path: Path, monkeypatch, capsys):
 
     # With an events file the events come from it: the two fixed events, named by their times.
     out = tmp_path / "r.html"
-    assert run(["report", "--scores", str(scores_file), "--events", str(events_file), "-o", str(out), "--thumbnails", "1"]) == 0
+    assert (
+        run(["report", "--scores", str(scores_file), "--events", str(events_file), "-o", str(out), "--thumbnails", "1"])
+        == 0
+    )
     page = out.read_text(encoding="utf-8")
     assert len(Page(page).with_class("event-card")) == 2 and "0:01.0 – 0:04.0" in page and "0:06.0 – 0:08.5" in page
     assert len([t for t, _ in Page(page).tags if t == "img"]) == 2
@@ -319,7 +374,12 @@ def test_report_refuses_options_it_would_ignore_and_existing_outputs(ntsc, tmp_p
     out = tmp_path / "r.html"
     assert run(["report", "--scores", str(scores_file), "--fps", "4", "-o", str(out)]) == ExitStatus.USAGE
     assert "--fps has no effect with --scores" in one_line_error(capsys)
-    assert run(["report", "--scores", str(scores_file), "--events", str(events_file), "--threshold", "0.3", "-o", str(out)]) == ExitStatus.USAGE
+    assert (
+        run(
+            ["report", "--scores", str(scores_file), "--events", str(events_file), "--threshold", "0.3", "-o", str(out)]
+        )
+        == ExitStatus.USAGE
+    )
     assert "--threshold has no effect with --events" in one_line_error(capsys)
     assert run(["report", "-o", str(out)]) == ExitStatus.USAGE
     assert "nothing to report on" in one_line_error(capsys)
@@ -345,8 +405,27 @@ def tiny_model(tmp_path_factory) -> Path:
     make_video(root / "b.mp4", duration=3, size="96x54", fps="10", audio=False)
     (root / "rage.txt").write_text("# default crop=0.75,0.0,1.0,0.3\na.mp4  1-2\nb.mp4\n")
     model = root / "rage.pt"
-    assert run(["train", str(root / "rage.txt"), "-o", str(model), "--epochs", "1", "--size", "32", "--fps", "4",
-                "--val-fraction", "0.5", "--frames-dir", str(root / "frames")]) == 0
+    assert (
+        run(
+            [
+                "train",
+                str(root / "rage.txt"),
+                "-o",
+                str(model),
+                "--epochs",
+                "1",
+                "--size",
+                "32",
+                "--fps",
+                "4",
+                "--val-fraction",
+                "0.5",
+                "--frames-dir",
+                str(root / "frames"),
+            ]
+        )
+        == 0
+    )
     return model
 
 
@@ -355,8 +434,22 @@ def test_report_scans_a_video_with_a_model(ntsc, tiny_model: Path, tmp_path: Pat
     video, _ = ntsc
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "report é.html"
-    code = main(["--progress", "json", "report", str(video), "--model", str(tiny_model), "-o", str(out),
-                 "--top-percent", "20", "--fps", "2"])
+    code = main(
+        [
+            "--progress",
+            "json",
+            "report",
+            str(video),
+            "--model",
+            str(tiny_model),
+            "-o",
+            str(out),
+            "--top-percent",
+            "20",
+            "--fps",
+            "2",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     stages = {json.loads(line)["stage"] for line in err.splitlines() if line.startswith("{")}
@@ -374,12 +467,42 @@ def test_report_scans_a_video_with_a_model(ntsc, tiny_model: Path, tmp_path: Pat
 @pytest.mark.skipif(FFPROBE is None, reason="ffprobe is not installed")
 def test_reel_with_chapters_names_each_source_and_event(tiny_model: Path, tmp_path: Path, video_factory, monkeypatch):
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
-    first, second = video_factory("first vod.mp4", duration=6, fps="25"), video_factory("second.mp4", duration=6, fps="25")
+    first, second = (
+        video_factory("first vod.mp4", duration=6, fps="25"),
+        video_factory("second.mp4", duration=6, fps="25"),
+    )
     reel = tmp_path / "reel.mp4"
-    assert run(["reel", str(first), str(second), "--model", str(tiny_model), "-o", str(reel), "--chapters",
-                "--top-percent", "20", "--top-k", "1", "--pad-before", "0", "--pad-after", "0", "--size", "96x54"]) == 0
-    probed = subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-print_format", "json", "file:" + str(reel)],
-                            capture_output=True, text=True, check=True)
+    assert (
+        run(
+            [
+                "reel",
+                str(first),
+                str(second),
+                "--model",
+                str(tiny_model),
+                "-o",
+                str(reel),
+                "--chapters",
+                "--top-percent",
+                "20",
+                "--top-k",
+                "1",
+                "--pad-before",
+                "0",
+                "--pad-after",
+                "0",
+                "--size",
+                "96x54",
+            ]
+        )
+        == 0
+    )
+    probed = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_chapters", "-print_format", "json", "file:" + str(reel)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     titles = [c["tags"]["title"] for c in json.loads(probed.stdout)["chapters"]]
     assert len(titles) == 4 and titles[0] == "first vod" and titles[2] == "second"
     assert all(re.fullmatch(r"rage \d\.\d\d @ 0:00:0\d", t) for t in titles[1::2])
@@ -394,7 +517,9 @@ def test_report_with_a_bad_model_or_video_writes_nothing(tiny_model: Path, tmp_p
     out = tmp_path / "r.html"
     assert run(["report", str(video), "--model", str(garbage), "-o", str(out)]) == ExitStatus.MODEL
     one_line_error(capsys)
-    assert run(["report", str(tmp_path / "missing.mp4"), "--model", str(tiny_model), "-o", str(out)]) == ExitStatus.MEDIA
+    assert (
+        run(["report", str(tmp_path / "missing.mp4"), "--model", str(tiny_model), "-o", str(out)]) == ExitStatus.MEDIA
+    )
     assert "missing.mp4" in one_line_error(capsys)
     assert run(["report", "--model", str(tiny_model), "-o", str(out)]) == ExitStatus.USAGE
     assert "needs the VIDEO" in one_line_error(capsys)

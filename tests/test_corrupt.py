@@ -64,7 +64,9 @@ def made(tmp_path_factory) -> dict[str, Path]:
     video = corpus.normal(folder / "a.mp4")
     torch.manual_seed(0)
     model = folder / "tiny.pt"
-    save_checkpoint(model, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5))
+    save_checkpoint(
+        model, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5)
+    )
     scores, events = folder / "a.scores.json", folder / "a.events.json"
     assert run(["-q", "scan", str(video), "--model", str(model), "-o", str(scores), "--no-cache"]) == 0
     assert run(["-q", "events", str(scores), "-o", str(events), "--threshold", "0"]) == 0
@@ -87,8 +89,10 @@ def _rage(d: dict) -> list:
 
 def _scores_text(case: str, text: str) -> str:
     doc = json.loads(text)
-    csv_text = ("# autotosis-scores/1 video=\"a.mp4\" duration_ms=3000 step_ms=500 task=\"rage\" model=x\n"
-                "time,background,rage\n0.000,0.5,0.5\n0.500,0.4\n")
+    csv_text = (
+        '# autotosis-scores/1 video="a.mp4" duration_ms=3000 step_ms=500 task="rage" model=x\n'
+        "time,background,rage\n0.000,0.5,0.5\n0.500,0.4\n"
+    )
     return {
         "truncated": text[: len(text) // 2],
         "empty": "",
@@ -161,8 +165,10 @@ def test_a_folder_given_as_the_scores_file(made, tmp_path, capsys):
     folder = tmp_path / "a.scores.json"
     folder.mkdir()
     assert run(["events", str(folder), "-o", str(tmp_path / "x.json")]) == ExitStatus.DATA
-    assert one_error_line(capsys.readouterr().err) == (f"autotosis: error: {folder}: is a folder, not a scores file "
-                                                       "(give the .scores.json file `autotosis scan` wrote)")
+    assert one_error_line(capsys.readouterr().err) == (
+        f"autotosis: error: {folder}: is a folder, not a scores file "
+        "(give the .scores.json file `autotosis scan` wrote)"
+    )
 
 
 def test_hand_edits_that_keep_the_scores_usable_are_read(made, tmp_path, capsys):
@@ -215,8 +221,11 @@ def test_a_damaged_events_file_is_one_clear_line(case, command, made, tmp_path, 
     bad = tmp_path / "bad.events.json"
     bad.write_text(_events_text(case, made["events"].read_text()), encoding="utf-8")
     out = tmp_path / "out" / ("x.mp4" if command == "render" else "x")
-    argv = (["render", str(made["video"]), str(bad), "-o", str(out)] if command == "render"
-            else ["export", str(bad), "--format", "csv", "-o", str(out)])
+    argv = (
+        ["render", str(made["video"]), str(bad), "-o", str(out)]
+        if command == "render"
+        else ["export", str(bad), "--format", "csv", "-o", str(out)]
+    )
     assert run(argv) == ExitStatus.DATA
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"autotosis: error: {bad}: ") and EVENTS_CASES[case] in line, line
@@ -253,13 +262,15 @@ def test_a_damaged_score_cache_entry_is_scanned_again(case, made, score_cache, t
     good = entry.read_bytes()
     with np.load(entry) as data:
         times, probs, meta = data["times_ms"], data["probs"], str(data["meta"])
-    entry.write_bytes({
-        "truncated": good[: len(good) // 2],
-        "garbage": b"PK\x03\x04" + os.urandom(300),
-        "probs cut short": _npz(times, probs[:-1], meta),
-        "NaN scores": _npz(times, np.full_like(probs, np.nan), meta),
-        "meta not an object": _npz(times, probs, "[1, 2]"),
-    }[case])
+    entry.write_bytes(
+        {
+            "truncated": good[: len(good) // 2],
+            "garbage": b"PK\x03\x04" + os.urandom(300),
+            "probs cut short": _npz(times, probs[:-1], meta),
+            "NaN scores": _npz(times, np.full_like(probs, np.nan), meta),
+            "meta not an object": _npz(times, probs, "[1, 2]"),
+        }[case]
+    )
     second = tmp_path / "second.json"
     assert run(["scan", str(made["video"]), "--model", str(made["model"]), "-o", str(second)]) == 0
     assert "scored 6 frames" in capsys.readouterr().out
@@ -286,8 +297,11 @@ def borders_scan(made, tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("borders")
     torch.manual_seed(0)
     model = folder / "borders.pt"
-    save_checkpoint(model, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5,
-                                                     crop_borders=True))
+    save_checkpoint(
+        model,
+        build_model(2),
+        ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5, crop_borders=True),
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AUTOTOSIS_CACHE", str(folder / "cache"))
         assert run(["-q", "scan", str(made["video"]), "--model", str(model), "-o", str(folder / "first.json")]) == 0
@@ -295,8 +309,9 @@ def borders_scan(made, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("damage", ['{"value": "x"}', '{"value": [0.1, 0.2]}'])
-def test_a_damaged_borders_entry_of_the_score_cache_is_detected_again(damage, made, borders_scan, tmp_path, monkeypatch,
-                                                                      capsys):
+def test_a_damaged_borders_entry_of_the_score_cache_is_detected_again(
+    damage, made, borders_scan, tmp_path, monkeypatch, capsys
+):
     shutil.copytree(borders_scan["cache"], tmp_path / "cache")
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     (entry,) = (tmp_path / "cache" / "scores").glob("borders-*.json")
@@ -328,7 +343,9 @@ def frames_project(made, tmp_path_factory) -> dict[str, Path]:
 
 
 def _shard_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".npy", ".json") and p.name != "manifest.json"}
+    return {
+        p.name: p.read_bytes() for p in folder.iterdir() if p.suffix in (".npy", ".json") and p.name != "manifest.json"
+    }
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -347,9 +364,18 @@ SHARD_DAMAGE: dict[str, Callable[[bytes, dict], tuple[str, bytes]]] = {
     "frames as floats": lambda npy, meta: ("npy", _npy(np.zeros((len(meta["times_ms"]), 16, 16, 3), np.float32))),
     "sidecar truncated": lambda npy, meta: ("json", json.dumps(meta)[:40].encode()),
     "sidecar a list": lambda npy, meta: ("json", b"[1, 2, 3]"),
-    "sidecar without clip_id": lambda npy, meta: ("json", json.dumps({k: v for k, v in meta.items() if k != "clip_id"}).encode()),
-    "sidecar with a time too few": lambda npy, meta: ("json", json.dumps({**meta, "times_ms": meta["times_ms"][:-1]}).encode()),
-    "sidecar with a class that does not exist": lambda npy, meta: ("json", json.dumps({**meta, "targets": [7] * len(meta["targets"])}).encode()),
+    "sidecar without clip_id": lambda npy, meta: (
+        "json",
+        json.dumps({k: v for k, v in meta.items() if k != "clip_id"}).encode(),
+    ),
+    "sidecar with a time too few": lambda npy, meta: (
+        "json",
+        json.dumps({**meta, "times_ms": meta["times_ms"][:-1]}).encode(),
+    ),
+    "sidecar with a class that does not exist": lambda npy, meta: (
+        "json",
+        json.dumps({**meta, "targets": [7] * len(meta["targets"])}).encode(),
+    ),
     "sidecar targets null": lambda npy, meta: ("json", json.dumps({**meta, "targets": None}).encode()),
 }
 
@@ -386,7 +412,9 @@ def test_a_damaged_frames_manifest_is_written_again(frames_project, tmp_path, ca
     shutil.copytree(frames_project["reference"], out)
     (out / "manifest.json").write_text('{"task": "rage", "clips": [{"clip"')
     assert _frames(frames_project["labels"], out) == 0
-    assert json.loads((out / "manifest.json").read_text()) == json.loads((frames_project["reference"] / "manifest.json").read_text())
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(
+        (frames_project["reference"] / "manifest.json").read_text()
+    )
     capsys.readouterr()
 
 
@@ -450,21 +478,39 @@ def batch_done(made, tmp_path_factory) -> dict[str, Path]:
     real = engines.make_engine
     engines.make_engine = lambda *args, **kwargs: InlineEngine()
     try:
-        assert run(["-q", "batch", str(vods), "--model", str(model), "--out", str(out), "--min-length", "0",
-                    "--no-cache"]) == 0
+        assert (
+            run(["-q", "batch", str(vods), "--model", str(model), "--out", str(out), "--min-length", "0", "--no-cache"])
+            == 0
+        )
     finally:
         engines.make_engine = real
     return {"vods": vods, "model": model, "out": out}
 
 
 def _batch(batch_done: dict[str, Path], out: Path, *extra: str) -> int:
-    return run(["-q", "batch", str(batch_done["vods"]), "--model", str(batch_done["model"]), "--out", str(out),
-                "--min-length", "0", "--no-cache", *extra])
+    return run(
+        [
+            "-q",
+            "batch",
+            str(batch_done["vods"]),
+            "--model",
+            str(batch_done["model"]),
+            "--out",
+            str(out),
+            "--min-length",
+            "0",
+            "--no-cache",
+            *extra,
+        ]
+    )
 
 
 def _times(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file() and p.suffix in (".mp4", ".json", ".html")}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in (".mp4", ".json", ".html")
+    }
 
 
 def _manifest_lines(out: Path) -> list[str]:
@@ -487,16 +533,30 @@ MANIFEST_CASES: dict[str, tuple[Callable[[list[str]], str], str]] = {
     # inside the VOD's "done" line: its "running" line names its folder; the best-of record is lost too, but
     # the "run" line says a batch made this folder, so the best-of reel is the batch's to replace
     "cut in the middle": (lambda lines: "\n".join(lines)[: len("\n".join(lines[:2])) + 30], "vod"),
-    "a record of the wrong shape": (lambda lines: "\n".join(_edit_done_record(lines, events="many", outputs=["x"])), "vod"),
-    "a folder leading out of the batch": (lambda lines: "\n".join(_edit_done_record(lines, dir="../../elsewhere")), "vod"),
-    "the best-of record damaged": (lambda lines: "\n".join(
-        json.dumps({**json.loads(line), "outputs": "best-of.mp4"}) if '"best_of"' in line and '"done"' in line else line
-        for line in lines), "best-of"),
+    "a record of the wrong shape": (
+        lambda lines: "\n".join(_edit_done_record(lines, events="many", outputs=["x"])),
+        "vod",
+    ),
+    "a folder leading out of the batch": (
+        lambda lines: "\n".join(_edit_done_record(lines, dir="../../elsewhere")),
+        "vod",
+    ),
+    "the best-of record damaged": (
+        lambda lines: "\n".join(
+            json.dumps({**json.loads(line), "outputs": "best-of.mp4"})
+            if '"best_of"' in line and '"done"' in line
+            else line
+            for line in lines
+        ),
+        "best-of",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(MANIFEST_CASES))
-def test_a_damaged_batch_manifest_redoes_what_it_no_longer_vouches_for(case, batch_done, inline_engine, tmp_path, capsys):
+def test_a_damaged_batch_manifest_redoes_what_it_no_longer_vouches_for(
+    case, batch_done, inline_engine, tmp_path, capsys
+):
     out = tmp_path / "out"
     shutil.copytree(batch_done["out"], out)
     before = _times(out)
@@ -525,7 +585,9 @@ def test_a_batch_manifest_that_is_not_one_is_refused(batch_done, inline_engine, 
     (out / "manifest.jsonl").write_bytes(b"\x00\x01 not a manifest \xff\xfe" * 20)
     assert _batch(batch_done, out) == ExitStatus.DATA
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"autotosis: error: {out / 'manifest.jsonl'}: not a batch manifest (no line of it is a JSON record)")
+    assert line.startswith(
+        f"autotosis: error: {out / 'manifest.jsonl'}: not a batch manifest (no line of it is a JSON record)"
+    )
     assert "delete it and run again" in line
     assert _times(out) == before
 
@@ -551,8 +613,14 @@ def test_best_of_files_without_any_record_are_refused_before_any_work(batch_done
 
 def _start(argv: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOTOSIS_CACHE": str(cwd / "cache")}
-    return subprocess.Popen([sys.executable, "-m", "autotosis", "--progress", "none", "-q", *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "autotosis", "--progress", "none", "-q", *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _together(*argvs: list[str], cwd: Path) -> list[tuple[int, str]]:
@@ -614,8 +682,10 @@ def test_an_output_under_a_regular_file_is_exit_9(made, tmp_path, capsys):
     out = blocker / "x.events.json"
     assert run(["events", str(made["scores"]), "-o", str(out)]) == ExitStatus.FILESYSTEM
     line = one_error_line(capsys.readouterr().err)
-    assert line == (f"autotosis: error: {blocker}: cannot write: File exists "
-                    "(a file is where a folder of the path should be; write somewhere else)")
+    assert line == (
+        f"autotosis: error: {blocker}: cannot write: File exists "
+        "(a file is where a folder of the path should be; write somewhere else)"
+    )
     assert blocker.read_text() == "a file, not a folder\n"
     no_temp_files(tmp_path)
 
@@ -682,7 +752,9 @@ def test_train_takes_a_folder_as_an_image_data_set(tmp_path, capsys):
     folder.mkdir()
     assert run(["train", str(folder), "-o", str(tmp_path / "m.pt"), "--weights", "none"]) == ExitStatus.DATA
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"autotosis: error: {folder}: a folder data set needs at least two class folders with images")
+    assert line.startswith(
+        f"autotosis: error: {folder}: a folder data set needs at least two class folders with images"
+    )
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -691,7 +763,10 @@ def test_train_takes_a_folder_as_an_image_data_set(tmp_path, capsys):
 
 MODEL_CASES = {
     "empty": (lambda path: path.write_bytes(b""), "is not an autotosis checkpoint: the file is empty (0 bytes)"),
-    "random bytes": (lambda path: path.write_bytes(np.random.default_rng(1).bytes(5000)), "is not an autotosis checkpoint"),
+    "random bytes": (
+        lambda path: path.write_bytes(np.random.default_rng(1).bytes(5000)),
+        "is not an autotosis checkpoint",
+    ),
     "cut in half": (None, "is not an autotosis checkpoint"),
     "a folder": (lambda path: path.mkdir(), "is not a file"),
 }

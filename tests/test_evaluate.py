@@ -21,13 +21,16 @@ BINARY = ("background", "rage")
 STEP = 500
 
 
-def unit(name: str, rage: np.ndarray, spans: tuple[Span, ...], duration_ms: int | None = None, line: int = 1) -> LabelledScores:
+def unit(
+    name: str, rage: np.ndarray, spans: tuple[Span, ...], duration_ms: int | None = None, line: int = 1
+) -> LabelledScores:
     """A clip sampled every 0.5 s with the given rage scores."""
     rage = np.asarray(rage, dtype=np.float32)
     times = np.arange(len(rage), dtype=np.int64) * STEP
     probs = np.stack([1 - rage, rage], axis=1)
-    return LabelledScores(name=name, probs=probs, times_ms=times, duration_ms=duration_ms or len(rage) * STEP,
-                          spans=spans, line=line)
+    return LabelledScores(
+        name=name, probs=probs, times_ms=times, duration_ms=duration_ms or len(rage) * STEP, spans=spans, line=line
+    )
 
 
 def scores_where(n: int, *ranges: tuple[int, int], high: float = 0.9, low: float = 0.05) -> np.ndarray:
@@ -97,7 +100,9 @@ def test_threshold_defaults_to_the_models_and_can_be_given():
     units = [unit("a", rage, (Span(2000, 5000),))]
     model_default = evaluate_units(units, BINARY, EvalOptions(band_ms=0), task="rage", model="m", default_threshold=0.7)
     assert model_default.reports[0].threshold == 0.7 and model_default.reports[0].frame.tp == 0
-    given = evaluate_units(units, BINARY, EvalOptions(band_ms=0, threshold=0.5), task="rage", model="m", default_threshold=0.7)
+    given = evaluate_units(
+        units, BINARY, EvalOptions(band_ms=0, threshold=0.5), task="rage", model="m", default_threshold=0.7
+    )
     assert given.reports[0].threshold == 0.5 and given.reports[0].frame.tp == 6
 
 
@@ -134,7 +139,9 @@ def test_multiclass_is_one_class_against_the_rest():
     assert (by_class["rage"].frame.tp, by_class["rage"].frame.fp) == (6, 6)  # pog frames count against rage
     assert (by_class["pog"].frame.tp, by_class["pog"].frame.fn) == (0, 6)
     assert (by_class["rage"].event.tp, by_class["rage"].event.fp) == (1, 1)
-    only_pog = evaluate_units([clip], classes, EvalOptions(), task="t", model="m", default_threshold=0.5, class_name="pog")
+    only_pog = evaluate_units(
+        [clip], classes, EvalOptions(), task="t", model="m", default_threshold=0.5, class_name="pog"
+    )
     assert [r.class_name for r in only_pog.reports] == ["pog"]
     with pytest.raises(UsageError, match="no class 'laugh'"):
         evaluate_units([clip], classes, EvalOptions(), task="t", model="m", default_threshold=0.5, class_name="laugh")
@@ -159,8 +166,9 @@ def test_clip_unit_gives_unnamed_spans_the_files_class_by_name():
     made = clip_unit(labels.entries[0], scores, labels.class_names())
     assert [s.label for s in made.spans] == ["rage", None]
     assert made.name == "a.mp4" and made.line == 1
-    report = evaluate_units([made], scores.classes, EvalOptions(band_ms=0), task="rage", model="m", default_threshold=0.5,
-                            class_name="rage")
+    report = evaluate_units(
+        [made], scores.classes, EvalOptions(band_ms=0), task="rage", model="m", default_threshold=0.5, class_name="rage"
+    )
     assert report.reports[0].frame.fn == 6 and report.reports[0].frame.fp == 0
 
 
@@ -183,7 +191,9 @@ def project(tmp_path_factory) -> Path:
     (root / "clips").mkdir(parents=True)
     flash_clip(root / "clips" / "a b.mp4", 6, [(2, 4)])
     flash_clip(root / "clips" / "calm.mp4", 4, [])
-    (root / "rage.txt").write_text(f'# default crop={CAM}\n"clips/a b.mp4"  2-4  ~5-5.5\nclips/calm.mp4\n', encoding="utf-8")
+    (root / "rage.txt").write_text(
+        f'# default crop={CAM}\n"clips/a b.mp4"  2-4  ~5-5.5\nclips/calm.mp4\n', encoding="utf-8"
+    )
     return root
 
 
@@ -216,12 +226,17 @@ def test_eval_command_reports_per_clip_and_json_and_reuses_scans(project: Path, 
     real = media.iter_frames
     monkeypatch.setattr(media, "iter_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
     before = out.read_bytes()
-    assert run(["eval", str(project / "rage.txt"), "--model", str(never), "--json", str(out)]) == ExitStatus.OUTPUT_EXISTS
+    assert (
+        run(["eval", str(project / "rage.txt"), "--model", str(never), "--json", str(out)]) == ExitStatus.OUTPUT_EXISTS
+    )
     assert out.read_bytes() == before
     always = constant_model(tmp_path / "always.pt", 8.0)
     assert run(["eval", str(project / "rage.txt"), "--model", str(never), "--json", str(out), "--force"]) == 0
     assert calls == []
-    assert run(["eval", str(project / "rage.txt"), "--model", str(always), "--json", str(out), "--force", "--iou", "0.1"]) == 0
+    assert (
+        run(["eval", str(project / "rage.txt"), "--model", str(always), "--json", str(out), "--force", "--iou", "0.1"])
+        == 0
+    )
     rage = json.loads(out.read_text())["reports"][0]
     assert (rage["frame"]["tp"], rage["frame"]["fp"], rage["frame"]["fn"]) == (3, 12, 0)
     assert json.loads(out.read_text())["iou"] == 0.1
@@ -259,5 +274,6 @@ def test_eval_refuses_labels_that_name_another_task(project: Path, tmp_path: Pat
     assert capsys.readouterr().err == (
         f"autotosis: error: {model} knows the classes background, rage, but {other} has background, pog ('# task=pog') "
         "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' works with any "
-        "model of one class))\n")
+        "model of one class))\n"
+    )
     assert run(["eval", str(project / "rage.txt"), "--model", str(model), "--class", "laugh"]) == ExitStatus.USAGE

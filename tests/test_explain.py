@@ -58,8 +58,10 @@ def test_grad_cam_is_the_weighted_layer4_map(detector: Path):
     with torch.no_grad():
         predict_probs(model, frames, info)
     hook.remove()
-    expected = torch.relu(GAIN / grid ** 2 * captured[0][:, :1].float())
-    expected = torch.nn.functional.interpolate(expected, size=(S, S), mode="bilinear", align_corners=False)[:, 0].numpy()
+    expected = torch.relu(GAIN / grid**2 * captured[0][:, :1].float())
+    expected = torch.nn.functional.interpolate(expected, size=(S, S), mode="bilinear", align_corners=False)[
+        :, 0
+    ].numpy()
     assert np.allclose(cams, expected, rtol=1e-4, atol=1e-6)
     # ... which puts the heat where the red is.
     assert np.unravel_index(cams[1].argmax(), cams[1].shape) in {(r, c) for r in range(40, 88) for c in range(40, 88)}
@@ -116,10 +118,18 @@ def test_explain_image_writes_a_heatmap_over_the_picture(detector: Path, tmp_pat
 
 @pytest.mark.media
 def test_explain_video_at_a_time(detector: Path, tmp_path: Path, capsys):
-    video = make_video(tmp_path / "clip.mp4", duration=4, size="192x108", audio=False, source="color=c=gray",
-                       extra_video_filters="drawbox=x=40:y=20:w=100:h=70:color=red:t=fill:enable='between(t,2,3)'")
+    video = make_video(
+        tmp_path / "clip.mp4",
+        duration=4,
+        size="192x108",
+        audio=False,
+        source="color=c=gray",
+        extra_video_filters="drawbox=x=40:y=20:w=100:h=70:color=red:t=fill:enable='between(t,2,3)'",
+    )
     assert run(["explain", "--model", str(detector), str(video), "--at", "2.5", "-o", str(tmp_path / "in.png")]) == 0
-    assert run(["explain", "--model", str(detector), str(video), "--at", "0:00.5", "-o", str(tmp_path / "out.png")]) == 0
+    assert (
+        run(["explain", "--model", str(detector), str(video), "--at", "0:00.5", "-o", str(tmp_path / "out.png")]) == 0
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("red: ")]
     inside, outside = (float(line.split()[1].rstrip(";")) for line in lines)
     assert inside > 0.9 and outside < 0.1
@@ -131,14 +141,26 @@ def test_explain_video_at_a_time(detector: Path, tmp_path: Path, capsys):
 
 def _label_project(root: Path, where: str) -> Path:
     """Four clips whose highlights (1-3 s) show red only on the border (bars), or only in the centre."""
-    box = ("drawbox=x=0:y=0:w=iw:h=ih*0.1:color=red:t=fill:enable='between(t,1,3)',"
-           "drawbox=x=0:y=ih*0.9:w=iw:h=ih*0.1:color=red:t=fill:enable='between(t,1,3)'") if where == "border" else \
-        "drawbox=x=iw*0.35:y=ih*0.35:w=iw*0.3:h=ih*0.3:color=red:t=fill:enable='between(t,1,3)'"
+    box = (
+        (
+            "drawbox=x=0:y=0:w=iw:h=ih*0.1:color=red:t=fill:enable='between(t,1,3)',"
+            "drawbox=x=0:y=ih*0.9:w=iw:h=ih*0.1:color=red:t=fill:enable='between(t,1,3)'"
+        )
+        if where == "border"
+        else "drawbox=x=iw*0.35:y=ih*0.35:w=iw*0.3:h=ih*0.3:color=red:t=fill:enable='between(t,1,3)'"
+    )
     root.mkdir(parents=True)
     lines = []
     for i in range(4):
-        make_video(root / f"c{i}.mp4", duration=4, size="160x160", fps="10", audio=False,
-                   source=f"color=c=0x{60 + 30 * i:02x}{70 + 20 * i:02x}{80 + 10 * i:02x}", extra_video_filters=box)
+        make_video(
+            root / f"c{i}.mp4",
+            duration=4,
+            size="160x160",
+            fps="10",
+            audio=False,
+            source=f"color=c=0x{60 + 30 * i:02x}{70 + 20 * i:02x}{80 + 10 * i:02x}",
+            extra_video_filters=box,
+        )
         lines.append(f"c{i}.mp4  1-3")
     labels = root / "red.txt"
     labels.write_text("\n".join(lines) + "\n")
@@ -180,12 +202,17 @@ def test_audit_and_eval_refuse_labels_of_another_task_alike(detector: Path, tmp_
     labels = tmp_path / "blue.txt"
     labels.write_text("# task=blue\nc.mp4  0.2-0.6\n")
     lines = []
-    for argv in (["explain", "--model", str(detector), "--audit", str(labels)], ["eval", str(labels), "--model", str(detector)]):
+    for argv in (
+        ["explain", "--model", str(detector), "--audit", str(labels)],
+        ["eval", str(labels), "--model", str(detector)],
+    ):
         assert run(argv) == ExitStatus.MODEL
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         lines.append(err.strip())
     assert lines[0] == lines[1]
-    assert lines[0].startswith(f"autotosis: error: {detector} knows the classes background, red, but {labels} has "
-                               "background, blue ('# task=blue')")
+    assert lines[0].startswith(
+        f"autotosis: error: {detector} knows the classes background, red, but {labels} has "
+        "background, blue ('# task=blue')"
+    )
     assert not (tmp_path / ".autotosis").exists()  # refused before any frame was extracted

@@ -23,13 +23,21 @@ NTSC60 = Fraction(60000, 1001)
 HOUR_MS = 3_600_000
 
 
-def video_info(path: str | Path, fps: Fraction | None, duration_ms: int = HOUR_MS, width: int = 1920, height: int = 1080,
-               has_audio: bool = True) -> VideoInfo:
+def video_info(
+    path: str | Path,
+    fps: Fraction | None,
+    duration_ms: int = HOUR_MS,
+    width: int = 1920,
+    height: int = 1080,
+    has_audio: bool = True,
+) -> VideoInfo:
     """A VideoInfo as probe would return it, for a file that need not exist."""
     return VideoInfo(Path(path), duration_ms, width, height, fps, has_audio, 0, Fraction(1), "h264", 0)
 
 
-def event(start_ms: int, end_ms: int, label: str = "rage", peak: float = 0.93, mean: float = 0.87, peak_ms: int | None = None) -> Event:
+def event(
+    start_ms: int, end_ms: int, label: str = "rage", peak: float = 0.93, mean: float = 0.87, peak_ms: int | None = None
+) -> Event:
     return Event(start_ms, end_ms, label, peak, mean, start_ms if peak_ms is None else peak_ms)
 
 
@@ -57,20 +65,23 @@ def clip_frames(clip) -> tuple[int, int]:
 # --------------------------------------------------------------------------- rates and names
 
 
-@pytest.mark.parametrize("fps, expected, noted", [
-    (Fraction(25), Fraction(25), False),
-    (NTSC, NTSC, False),
-    (NTSC60, NTSC60, False),
-    (Fraction(24000, 1001), Fraction(24000, 1001), False),
-    (Fraction(4997, 200), Fraction(25), True),  # a VFR file's average rate
-    (Fraction(2997, 100), NTSC, True),  # "29.97" written as a decimal
-    (Fraction(15), Fraction(30), True),  # every source frame lands on a timeline frame
-    (Fraction(25, 2), Fraction(25), True),
-    (Fraction(120), Fraction(60), True),
-    (Fraction(17), Fraction(24), True),  # not 23.976: an average rate gets non-drop timecode
-    (Fraction(5980, 100), Fraction(60), True),
-    (None, Fraction(30), True),
-])
+@pytest.mark.parametrize(
+    "fps, expected, noted",
+    [
+        (Fraction(25), Fraction(25), False),
+        (NTSC, NTSC, False),
+        (NTSC60, NTSC60, False),
+        (Fraction(24000, 1001), Fraction(24000, 1001), False),
+        (Fraction(4997, 200), Fraction(25), True),  # a VFR file's average rate
+        (Fraction(2997, 100), NTSC, True),  # "29.97" written as a decimal
+        (Fraction(15), Fraction(30), True),  # every source frame lands on a timeline frame
+        (Fraction(25, 2), Fraction(25), True),
+        (Fraction(120), Fraction(60), True),
+        (Fraction(17), Fraction(24), True),  # not 23.976: an average rate gets non-drop timecode
+        (Fraction(5980, 100), Fraction(60), True),
+        (None, Fraction(30), True),
+    ],
+)
 def test_timeline_rate_keeps_standard_rates_and_explains_others(fps, expected, noted):
     chosen = export.timeline_rate(fps)
     assert chosen.rate == expected
@@ -95,7 +106,9 @@ def test_names_carry_class_and_score():
     assert export.clip_name(e) == "rage 0.87 @ 0:12:03"
     assert export.chapter_title(e) == "rage 0.87"
     assert export.srt_text(e) == "rage 0.87 (peak 0.93)"
-    assert export.clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.87 @ 4:01:01"
+    assert (
+        export.clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.87 @ 4:01:01"
+    )
 
 
 # --------------------------------------------------------------------------- timeline
@@ -118,7 +131,12 @@ def test_timeline_has_one_clip_per_event_at_the_source_rate(tmp_path: Path):
         assert reference.available_range.start_time.value == 0
         assert round(reference.available_range.duration.value) == frames_of(HOUR_MS, NTSC)
         meta = clip.metadata["autotosis"]
-        assert (meta["start_ms"], meta["end_ms"], meta["peak_ms"], meta["label"]) == (e.start_ms, e.end_ms, e.peak_ms, "rage")
+        assert (meta["start_ms"], meta["end_ms"], meta["peak_ms"], meta["label"]) == (
+            e.start_ms,
+            e.end_ms,
+            e.peak_ms,
+            "rage",
+        )
         (marker,) = clip.markers
         assert round(marker.marked_range.start_time.value) == frames_of(e.peak_ms, NTSC)
     # The last clip ends inside the available range even though the event ends 1 ms before the video does.
@@ -154,9 +172,15 @@ def test_otio_json_round_trips(tmp_path: Path):
     assert [clip_frames(c) for c in back.find_clips()] == [clip_frames(c) for c in timeline.find_clips()]
 
 
-@pytest.mark.parametrize("rate, fcm, separator", [(NTSC, "FCM: DROP FRAME", ";"), (NTSC60, "FCM: DROP FRAME", ";"),
-                                                   (Fraction(25), "FCM: NON-DROP FRAME", ":"),
-                                                   (Fraction(24000, 1001), "FCM: NON-DROP FRAME", ":")])
+@pytest.mark.parametrize(
+    "rate, fcm, separator",
+    [
+        (NTSC, "FCM: DROP FRAME", ";"),
+        (NTSC60, "FCM: DROP FRAME", ";"),
+        (Fraction(25), "FCM: NON-DROP FRAME", ":"),
+        (Fraction(24000, 1001), "FCM: NON-DROP FRAME", ":"),
+    ],
+)
 def test_edl_round_trips_through_the_cmx3600_adapter(tmp_path: Path, rate: Fraction, fcm: str, separator: str):
     path = tmp_path / "my vod.mp4"
     timeline = export.build_timeline([(video_info(path, rate), event_list(path, *EVENTS))], "test's reel")
@@ -175,7 +199,9 @@ def test_edl_round_trips_through_the_cmx3600_adapter(tmp_path: Path, rate: Fract
     assert all(c.media_reference.target_url == path.absolute().as_uri() for c in clips)
     peaks = [frames_of(e.peak_ms, rate) for e in EVENTS]
     locators = [line.split()[2] for line in lines if line.startswith("* LOC:")]
-    assert locators == [otio.opentime.to_timecode(otio.opentime.RationalTime(f, float(rate)), float(rate)) for f in peaks]
+    assert locators == [
+        otio.opentime.to_timecode(otio.opentime.RationalTime(f, float(rate)), float(rate)) for f in peaks
+    ]
     if separator == ":":  # the adapter's reader only knows non-drop locators (it writes drop-frame ones fine)
         assert [round(c.markers[0].marked_range.start_time.value) for c in clips] == peaks
 
@@ -186,15 +212,24 @@ def test_edl_of_sources_at_different_rates_warns(tmp_path: Path):
     edl, warnings = export.timeline_text(timeline, "edl")
     assert len(warnings) == 1 and "one timecode rate" in warnings[0]
     back = otio.adapters.read_from_string(edl, "cmx_3600", rate=25)
-    assert [c.media_reference.target_url for c in back.find_clips()] == [a.path.absolute().as_uri(), b.path.absolute().as_uri()]
+    assert [c.media_reference.target_url for c in back.find_clips()] == [
+        a.path.absolute().as_uri(),
+        b.path.absolute().as_uri(),
+    ]
     # The second clip is converted to 25 fps timecode: still the same moment, to within a frame.
     start = back.find_clips()[1].source_range.start_time
     assert abs(start.to_seconds() - EVENTS[1].start_ms / 1000) <= 1 / 25
 
 
 def test_reel_names_are_short_and_unique(tmp_path: Path):
-    names = export._reel_names([tmp_path / "a/stream 2021-03-01.mp4", tmp_path / "b/stream 2021-03-01.mp4",
-                                tmp_path / "a/stream 2021-03-01.mp4", tmp_path / "ü.mp4"])
+    names = export._reel_names(
+        [
+            tmp_path / "a/stream 2021-03-01.mp4",
+            tmp_path / "b/stream 2021-03-01.mp4",
+            tmp_path / "a/stream 2021-03-01.mp4",
+            tmp_path / "ü.mp4",
+        ]
+    )
     assert names == ["STREAM20", "STREAM22", "STREAM20", "AX"]
 
 
@@ -231,7 +266,9 @@ def test_fcpxml_times_are_exact_multiples_of_the_ntsc_frame(tmp_path: Path):
 
 def test_fcpxml_round_trips_through_the_fcpx_adapter(tmp_path: Path):
     path = tmp_path / "vod.mp4"
-    timeline = export.build_timeline([(video_info(path, Fraction(25), width=640, height=360), event_list(path, *EVENTS))])
+    timeline = export.build_timeline(
+        [(video_info(path, Fraction(25), width=640, height=360), event_list(path, *EVENTS))]
+    )
     xml = export.timeline_text(timeline, "fcpxml")[0]
     assert ET.fromstring(xml).find("./resources/format").get("name") is None  # not a size FCP names
     back = otio.adapters.read_from_string(xml, "fcpx_xml")
@@ -268,16 +305,25 @@ def test_several_videos_in_one_timeline(tmp_path: Path):
 
 
 def test_source_chapters_start_at_zero_and_run_to_the_next_event():
-    events = event_list(None, event(30_000, 40_000, mean=0.8), event(90_000, 95_000, label="pog", mean=0.6), duration_ms=120_000)
+    events = event_list(
+        None, event(30_000, 40_000, mean=0.8), event(90_000, 95_000, label="pog", mean=0.6), duration_ms=120_000
+    )
     assert export.source_chapters(events) == [
-        Chapter(0, 30_000, "Start"), Chapter(30_000, 90_000, "rage 0.80"), Chapter(90_000, 120_000, "pog 0.60")]
+        Chapter(0, 30_000, "Start"),
+        Chapter(30_000, 90_000, "rage 0.80"),
+        Chapter(90_000, 120_000, "pog 0.60"),
+    ]
     assert export.source_chapters(event_list(None, event(0, 5000), duration_ms=9000)) == [Chapter(0, 9000, "rage 0.87")]
     assert export.source_chapters(event_list(None, duration_ms=9000)) == []
 
 
 def test_reel_chapters_follow_the_pieces():
     chapters = export.reel_chapters([("Best of", 2000), ("rage 0.87", 10_010), ("pog 0.60", 4_004)])
-    assert chapters == [Chapter(0, 2000, "Best of"), Chapter(2000, 12_010, "rage 0.87"), Chapter(12_010, 16_014, "pog 0.60")]
+    assert chapters == [
+        Chapter(0, 2000, "Best of"),
+        Chapter(2000, 12_010, "rage 0.87"),
+        Chapter(12_010, 16_014, "pog 0.60"),
+    ]
     with pytest.raises(UsageError, match="no length"):
         export.reel_chapters([("empty", 0)])
 
@@ -298,7 +344,11 @@ def test_youtube_chapters_and_their_rules():
     text, warnings = export.chapters_youtube(good)
     assert text == "0:00 Start\n0:15 rage 0.87\n1:15 pog 0.60\n"
     assert warnings == []
-    long = [Chapter(0, 20_000, "a"), Chapter(20_000, HOUR_MS + 5000, "b\nc"), Chapter(HOUR_MS + 5000, HOUR_MS + 9000, "d")]
+    long = [
+        Chapter(0, 20_000, "a"),
+        Chapter(20_000, HOUR_MS + 5000, "b\nc"),
+        Chapter(HOUR_MS + 5000, HOUR_MS + 9000, "d"),
+    ]
     text, warnings = export.chapters_youtube(long)
     assert text == "0:00:00 a\n0:00:20 b c\n1:00:05 d\n"
     assert len(warnings) == 1 and "at least 10 s" in warnings[0] and "'d'" in warnings[0]
@@ -322,11 +372,17 @@ def test_chapters_are_muxed_into_the_reel(tmp_path: Path, video_factory):
         media.cut_segment(source, start, length, piece, spec)
     titles = ["rage 0.87", "odd = ; # \\ title"]
     chapters_file = tmp_path / "chapters.ffmetadata"
-    chapters_file.write_text(export.chapters_ffmetadata(export.reel_chapters(list(zip(titles, lengths)))), encoding="utf-8")
+    chapters_file.write_text(
+        export.chapters_ffmetadata(export.reel_chapters(list(zip(titles, lengths)))), encoding="utf-8"
+    )
     reel = tmp_path / "reel.mp4"
     media.concat_segments(pieces, reel, chapters_file=chapters_file)
-    probed = subprocess.run([FFPROBE, "-v", "error", "-show_chapters", "-print_format", "json", "file:" + str(reel)],
-                            capture_output=True, text=True, check=True)
+    probed = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_chapters", "-print_format", "json", "file:" + str(reel)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     chapters = json.loads(probed.stdout)["chapters"]
     assert [c["tags"]["title"] for c in chapters] == titles
     assert [round(float(c["start_time"]) * 1000) for c in chapters] == [0, 1200]
@@ -337,9 +393,13 @@ def test_chapters_are_muxed_into_the_reel(tmp_path: Path, video_factory):
 
 
 def test_srt_has_one_cue_per_event():
-    text = export.events_srt([event(3_725_004, 3_730_000, mean=0.871, peak=0.934), event(500, 2000, label="pog", mean=0.6, peak=0.7)])
-    assert text == ("1\n00:00:00,500 --> 00:00:02,000\npog 0.60 (peak 0.70)\n\n"
-                    "2\n01:02:05,004 --> 01:02:10,000\nrage 0.87 (peak 0.93)\n")
+    text = export.events_srt(
+        [event(3_725_004, 3_730_000, mean=0.871, peak=0.934), event(500, 2000, label="pog", mean=0.6, peak=0.7)]
+    )
+    assert text == (
+        "1\n00:00:00,500 --> 00:00:02,000\npog 0.60 (peak 0.70)\n\n"
+        "2\n01:02:05,004 --> 01:02:10,000\nrage 0.87 (peak 0.93)\n"
+    )
     assert export.events_srt([]) == ""
 
 
@@ -349,11 +409,16 @@ def test_ffmpeg_reads_the_srt(tmp_path: Path):
         pytest.skip("ffprobe is not installed")
     srt = tmp_path / "events.srt"
     srt.write_text(export.events_srt(EVENTS), encoding="utf-8")
-    probed = subprocess.run([FFPROBE, "-v", "error", "-show_packets", "-print_format", "json", "file:" + str(srt)],
-                            capture_output=True, text=True, check=True)
+    probed = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_packets", "-print_format", "json", "file:" + str(srt)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     packets = json.loads(probed.stdout)["packets"]
-    assert [(round(float(p["pts_time"]) * 1000), round(float(p["duration_time"]) * 1000)) for p in packets] == \
-        [(e.start_ms, e.duration_ms) for e in EVENTS]
+    assert [(round(float(p["pts_time"]) * 1000), round(float(p["duration_time"]) * 1000)) for p in packets] == [
+        (e.start_ms, e.duration_ms) for e in EVENTS
+    ]
 
 
 # --------------------------------------------------------------------------- export_events
@@ -371,7 +436,10 @@ def test_parse_formats():
 
 def test_export_paths():
     paths = export.export_paths(Path("out/reel"), ("otio", "chapters"))
-    assert paths == {"otio": (Path("out/reel.otio"),), "chapters": (Path("out/reel.ffmetadata"), Path("out/reel.youtube.txt"))}
+    assert paths == {
+        "otio": (Path("out/reel.otio"),),
+        "chapters": (Path("out/reel.ffmetadata"), Path("out/reel.youtube.txt")),
+    }
     assert export.export_paths(Path("out/x.edl"), ("edl",)) == {"edl": (Path("out/x.edl"),)}
     assert export.export_paths(Path("out/x.edl"), ("edl", "srt"))["edl"] == (Path("out/x.edl.edl"),)
 
@@ -379,14 +447,28 @@ def test_export_paths():
 def test_export_every_format(tmp_path: Path):
     path = tmp_path / "vod.mp4"
     info = video_info(path, NTSC, duration_ms=600_000)
-    events = event_list("/elsewhere/old name.mp4", event(30_000, 40_000), event(200_000, 215_000, mean=0.6), duration_ms=600_000)
+    events = event_list(
+        "/elsewhere/old name.mp4", event(30_000, 40_000), event(200_000, 215_000, mean=0.6), duration_ms=600_000
+    )
     result = export.export_events([(info, events)], ["all"], tmp_path / "out" / "reel")
     names = [p.name for p in result.paths]
-    assert names == ["reel.otio", "reel.edl", "reel.fcpxml", "reel.ffmetadata", "reel.youtube.txt", "reel.srt", "reel.json", "reel.csv"]
+    assert names == [
+        "reel.otio",
+        "reel.edl",
+        "reel.fcpxml",
+        "reel.ffmetadata",
+        "reel.youtube.txt",
+        "reel.srt",
+        "reel.json",
+        "reel.csv",
+    ]
     assert all(p.exists() for p in result.paths)
     out = tmp_path / "out"
     assert len(list(otio.adapters.read_from_file(str(out / "reel.otio")).find_clips())) == 2
-    assert len(otio.adapters.read_from_string((out / "reel.edl").read_text(), "cmx_3600", rate=float(NTSC)).find_clips()) == 2
+    assert (
+        len(otio.adapters.read_from_string((out / "reel.edl").read_text(), "cmx_3600", rate=float(NTSC)).find_clips())
+        == 2
+    )
     assert len(list(otio.adapters.read_from_file(str(out / "reel.fcpxml")).find_clips())) == 2
     assert (out / "reel.youtube.txt").read_text() == "0:00 Start\n0:30 rage 0.87\n3:20 rage 0.60\n"
     assert (out / "reel.ffmetadata").read_text().count("[CHAPTER]") == 3
@@ -413,7 +495,9 @@ def test_export_refuses_to_overwrite_and_writes_nothing(tmp_path: Path):
         export.export_events([(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel")
     assert existing.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.srt"]  # no .otio, no temp files
-    result = export.export_events([(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel", force=True)
+    result = export.export_events(
+        [(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel", force=True
+    )
     assert existing.read_text().startswith("1\n") and len(result.paths) == 2
 
 
@@ -421,7 +505,9 @@ def test_export_never_overwrites_its_input(tmp_path: Path):
     events_file = tmp_path / "reel.json"
     events_file.write_text("{}", encoding="utf-8")
     with pytest.raises(UsageError, match="overwrite the input"):
-        export.export_events([(None, event_list(None, EVENTS[0]))], ["json"], tmp_path / "reel", force=True, protect=[events_file])
+        export.export_events(
+            [(None, event_list(None, EVENTS[0]))], ["json"], tmp_path / "reel", force=True, protect=[events_file]
+        )
     assert events_file.read_text() == "{}"
 
 
@@ -442,7 +528,9 @@ def test_export_needs_the_video_for_timelines_and_one_video_for_the_rest(tmp_pat
 def test_export_from_a_real_ntsc_video(tmp_path: Path, video_factory):
     info = media.probe(video_factory("ntsc clip.mp4", duration=6, fps="30000/1001"))
     assert info.fps == NTSC
-    events = event_list(info.path, event(1000, 2500, peak_ms=1500), event(3003, 5005, peak_ms=4000), duration_ms=info.duration_ms)
+    events = event_list(
+        info.path, event(1000, 2500, peak_ms=1500), event(3003, 5005, peak_ms=4000), duration_ms=info.duration_ms
+    )
     result = export.export_events([(info, events)], ["edl"], tmp_path / "ntsc")
     back = otio.adapters.read_from_string(result.paths[0].read_text(), "cmx_3600", rate=float(NTSC))
     assert [clip_frames(c) for c in back.find_clips()] == [(30, 45), (90, 60)]  # 3003 ms is exactly frame 90
@@ -465,13 +553,20 @@ def test_no_events_still_make_valid_files(tmp_path: Path):
 @pytest.mark.media
 def test_export_from_a_real_vfr_video(tmp_path: Path, video_factory):
     # Every 5th frame in the first 2 s, then all: ffprobe reports an average of 17 fps.
-    path = video_factory("vfr.mp4", duration=5, fps="25", source="color=c=red", audio=False,
-                         extra_video_filters="select='gte(t,2)+not(mod(n,5))'",
-                         codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"])
+    path = video_factory(
+        "vfr.mp4",
+        duration=5,
+        fps="25",
+        source="color=c=red",
+        audio=False,
+        extra_video_filters="select='gte(t,2)+not(mod(n,5))'",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
+    )
     info = media.probe(path)
     assert info.fps == Fraction(17)
-    result = export.export_events([(info, event_list(path, event(1000, 3000), duration_ms=info.duration_ms))], "otio",
-                                  tmp_path / "vfr")
+    result = export.export_events(
+        [(info, event_list(path, event(1000, 3000), duration_ms=info.duration_ms))], "otio", tmp_path / "vfr"
+    )
     assert any("variable frame rate" in w and "24 fps" in w for w in result.warnings)
     timeline = otio.adapters.read_from_file(str(result.paths[0]))
     (source,) = timeline.metadata["autotosis"]["sources"]

@@ -39,7 +39,12 @@ def start(argv: list[str], cwd: Path, env: dict[str, str] | None = None, preexec
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "autotosis", "--progress", "json", *argv],
-        cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
     )
 
 
@@ -101,8 +106,21 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("faults") / "my project"
     root.mkdir()
     for name, colour in (("a.mp4", "red"), ("b.mp4", "blue"), ("c.mp4", "green")):
-        corpus.ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=64x36:r=10:d=30,drawbox=w=iw/2:h=ih:color={colour}:t=fill",
-                      "-c:v", "libx264", "-preset", "ultrafast", "-g", "20", "-pix_fmt", "yuv420p", "file:" + str(root / name))
+        corpus.ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=64x36:r=10:d=30,drawbox=w=iw/2:h=ih:color={colour}:t=fill",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "20",
+            "-pix_fmt",
+            "yuv420p",
+            "file:" + str(root / name),
+        )
     (root / "rage.txt").write_text("a.mp4  2-9  15-20\nb.mp4\nc.mp4  5-12\n", encoding="utf-8")
     return root
 
@@ -134,8 +152,24 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(project: Path, tm
     import torch
 
     labels = project / "rage.txt"
-    args = ["--epochs", "2", "--seed", "3", "--size", "32", "--fps", "1", "--batch-size", "8", "--threads", "1",
-            "--val-fraction", "0.34", "--max-frames", "16"]
+    args = [
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--size",
+        "32",
+        "--fps",
+        "1",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--val-fraction",
+        "0.34",
+        "--max-frames",
+        "16",
+    ]
     reference = tmp_path / "reference.pt"
     assert run(["train", str(labels), "-o", str(reference), "--frames-dir", str(tmp_path / "f"), *args]) == 0
 
@@ -145,7 +179,10 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(project: Path, tm
     wait_until(last.exists, proc, "the first epoch was saved")
     kill9(proc)
 
-    assert run(["train", str(labels), "-o", str(out), "--resume", str(out), "--frames-dir", str(tmp_path / "f"), *args]) == 0
+    assert (
+        run(["train", str(labels), "-o", str(out), "--resume", str(out), "--frames-dir", str(tmp_path / "f"), *args])
+        == 0
+    )
     for mine, theirs in ((out, reference), (last, tmp_path / "reference.last.pt")):
         a = torch.load(mine, weights_only=True)
         b = torch.load(theirs, weights_only=True)
@@ -159,9 +196,9 @@ def test_train_killed_then_resumed_equals_an_uninterrupted_run(project: Path, tm
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """An untrained checkpoint: scanning with it is cheap and deterministic."""
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
-
     import torch
+
+    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -179,8 +216,11 @@ def test_scan_killed_then_rerun_gives_the_same_scores(project: Path, model: Path
     assert run(["scan", str(video), "--model", str(model), "-o", str(reference), "--no-cache"]) == 0
 
     out = tmp_path / "out" / "a.scores.json"
-    proc = start(["scan", str(video), "--model", str(model), "-o", str(out)], cwd=tmp_path,
-                 env={"AUTOTOSIS_CACHE": str(tmp_path / "cache")})
+    proc = start(
+        ["scan", str(video), "--model", str(model), "-o", str(out)],
+        cwd=tmp_path,
+        env={"AUTOTOSIS_CACHE": str(tmp_path / "cache")},
+    )
     wait_for_stage(proc, "scan")
     kill9(proc)
     assert not out.exists()
@@ -239,8 +279,11 @@ def _file_size_limit(limit: int):
 
 def test_file_size_limit_while_extracting_frames(project: Path, tmp_path: Path):
     out = tmp_path / "frames"
-    proc = start(["frames", str(project / "rage.txt"), "--out", str(out), "--fps", "4", "--size", "64"],
-                 cwd=tmp_path, preexec_fn=_file_size_limit(200_000))
+    proc = start(
+        ["frames", str(project / "rage.txt"), "--out", str(out), "--fps", "4", "--size", "64"],
+        cwd=tmp_path,
+        preexec_fn=_file_size_limit(200_000),
+    )
     _, err = proc.communicate(timeout=300)
     lines = [line for line in err.splitlines() if not line.startswith("{")]
     assert proc.returncode == ExitStatus.FILESYSTEM, err
@@ -255,8 +298,12 @@ def test_file_size_limit_while_rendering(project: Path, tmp_path: Path):
     work = tmp_path / "tmp"
     work.mkdir()
     out = tmp_path / "reel.mp4"
-    proc = start(["render", str(video), str(events), "-o", str(out)], cwd=tmp_path, env={"TMPDIR": str(work)},
-                 preexec_fn=_file_size_limit(50_000))
+    proc = start(
+        ["render", str(video), str(events), "-o", str(out)],
+        cwd=tmp_path,
+        env={"TMPDIR": str(work)},
+        preexec_fn=_file_size_limit(50_000),
+    )
     _, err = proc.communicate(timeout=300)
     lines = [line for line in err.splitlines() if not line.startswith("{")]
     assert proc.returncode == ExitStatus.MEDIA, err
@@ -272,7 +319,9 @@ def _fake_tools(folder: Path, version_line: str) -> Path:
     folder.mkdir()
     for name in ("ffmpeg", "ffprobe"):
         script = folder / name
-        script.write_text(f"#!/bin/sh\necho '{name} {version_line} Copyright (c) 2000-2021 the FFmpeg developers'\nexit 0\n")
+        script.write_text(
+            f"#!/bin/sh\necho '{name} {version_line} Copyright (c) 2000-2021 the FFmpeg developers'\nexit 0\n"
+        )
         script.chmod(0o755)
     return folder
 
@@ -302,8 +351,21 @@ def real_time_source(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A 400-s video and an ffmpeg that decodes in real time (-re), as a live or stalled source:
     at --fps 0.25 and --batch-size 64 the first batch takes 256 s to arrive."""
     video = tmp_path / "long vod.mp4"
-    corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x18:r=2:d=400", "-c:v", "libx264", "-preset", "ultrafast",
-                  "-g", "20", "-pix_fmt", "yuv420p", "file:" + str(video))
+    corpus.ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=32x18:r=2:d=400",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "file:" + str(video),
+    )
     slow = tmp_path / "slow-ffmpeg"
     real = corpus.FFMPEG
     slow.write_text(f'#!/bin/sh\ncase "$*" in *-version*) exec "{real}" "$@";; esac\nexec "{real}" -re "$@"\n')
@@ -325,18 +387,36 @@ def _sigint_not_ignored():
 
 @pytest.mark.torch
 @pytest.mark.slow
-@pytest.mark.parametrize(("signum", "status", "said"), [(signal.SIGINT, ExitStatus.INTERRUPTED, "interrupted"),
-                                                        (signal.SIGTERM, ExitStatus.TERMINATED, "terminated")])
-def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(model: Path, tmp_path: Path, real_time_source, signum, status, said):
+@pytest.mark.parametrize(
+    ("signum", "status", "said"),
+    [(signal.SIGINT, ExitStatus.INTERRUPTED, "interrupted"), (signal.SIGTERM, ExitStatus.TERMINATED, "terminated")],
+)
+def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(
+    model: Path, tmp_path: Path, real_time_source, signum, status, said
+):
     """SIGINT/SIGTERM while ffmpeg delivers frames in real time (as from a live source): exit at once, no orphan."""
     video, env = real_time_source
     out = tmp_path / "scores.json"
     # One batch is 64 samples at 0.25/s = 256 s of real-time decoding: without cancellation
     # the CLI would sit in the read until then.
     with _sigint_not_ignored():
-        proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
-                      "--no-cache"],
-                     cwd=tmp_path, env=env)
+        proc = start(
+            [
+                "scan",
+                str(video),
+                "--model",
+                str(model),
+                "-o",
+                str(out),
+                "--fps",
+                "0.25",
+                "--batch-size",
+                "64",
+                "--no-cache",
+            ],
+            cwd=tmp_path,
+            env=env,
+        )
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
     proc.send_signal(signum)
@@ -362,9 +442,25 @@ def test_a_decode_that_stalls_is_given_up_after_the_stall_timeout(model: Path, t
     video, env = real_time_source
     out = tmp_path / "scores.json"
     began = time.monotonic()
-    proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
-                  "--no-cache", "--stall-timeout", "3"],
-                 cwd=tmp_path, env=env)
+    proc = start(
+        [
+            "scan",
+            str(video),
+            "--model",
+            str(model),
+            "-o",
+            str(out),
+            "--fps",
+            "0.25",
+            "--batch-size",
+            "64",
+            "--no-cache",
+            "--stall-timeout",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     try:
         _, err = proc.communicate(timeout=120)
     except subprocess.TimeoutExpired:
@@ -410,8 +506,23 @@ def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(model: Path
     video, env = real_time_source
     out = tmp_path / "scores.json"
     with _sigint_not_ignored():
-        proc = start(["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64",
-                      "--no-cache"], cwd=tmp_path, env=env)
+        proc = start(
+            [
+                "scan",
+                str(video),
+                "--model",
+                str(model),
+                "-o",
+                str(out),
+                "--fps",
+                "0.25",
+                "--batch-size",
+                "64",
+                "--no-cache",
+            ],
+            cwd=tmp_path,
+            env=env,
+        )
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
     time.sleep(0.5)  # the decoder's threads are all running and waiting now

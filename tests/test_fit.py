@@ -35,13 +35,20 @@ def _fake_frameset(highlight_clips: int, plain_clips: int, unusable: int = 0) ->
             targets = np.zeros(6, dtype=np.int64)
         else:
             targets = np.full(6, IGNORE)
-        clips.append(ClipFrames(Path(f"c{number}.mp4"), f"id{number:03d}", Path(f"c{number}.npy"), np.arange(6) * 250, targets))
+        clips.append(
+            ClipFrames(Path(f"c{number}.mp4"), f"id{number:03d}", Path(f"c{number}.npy"), np.arange(6) * 250, targets)
+        )
     return FrameSet("rage", ("background", "rage"), SIZE, None, tuple(clips))
 
 
 @settings(max_examples=40, deadline=None)
-@given(highlights=st.integers(2, 12), plain=st.integers(0, 10), unusable=st.integers(0, 2), folds=st.integers(2, 5),
-       seed=st.integers(0, 2**31))
+@given(
+    highlights=st.integers(2, 12),
+    plain=st.integers(0, 10),
+    unusable=st.integers(0, 2),
+    folds=st.integers(2, 5),
+    seed=st.integers(0, 2**31),
+)
 def test_k_fold_scores_every_clip_once_and_never_on_both_sides(highlights, plain, unusable, folds, seed):
     frameset = _fake_frameset(highlights, plain, unusable)
     folds = min(folds, highlights)
@@ -179,20 +186,36 @@ def test_a_checkpoint_without_calibration_keeps_todays_event_rules(tmp_path: Pat
     """Checkpoints written before calibration existed have no 'events': the fixed defaults apply."""
     path = tmp_path / "old.pt"
     model = build_model(2)
-    info = {"task": "rage", "classes": ["background", "rage"], "input_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3,
-            "crop": None, "threshold": 0.62, "arch": "resnet18", "train_args": {"epochs": 6}, "metrics": {}, "epoch": 3}
+    info = {
+        "task": "rage",
+        "classes": ["background", "rage"],
+        "input_size": 32,
+        "mean": [0.5] * 3,
+        "std": [0.25] * 3,
+        "crop": None,
+        "threshold": 0.62,
+        "arch": "resnet18",
+        "train_args": {"epochs": 6},
+        "metrics": {},
+        "epoch": 3,
+    }
     torch.save({"format": CHECKPOINT_FORMAT, "info": info, "state_dict": model.state_dict()}, path)
     _, loaded, _ = load_checkpoint(path)
     assert loaded.events == {}
     assert event_params_for(loaded.events, loaded.threshold) == EventParams(threshold=0.62)
     rules = {"threshold": 0.7, "smooth_ms": 1000, "min_length_ms": 2000, "merge_gap_ms": 4000, "source": "out-of-fold"}
-    assert event_params_for(rules, 0.7, min_length_ms=500) == EventParams(threshold=0.7, smooth_ms=1000, min_length_ms=500,
-                                                                          merge_gap_ms=4000)
-    assert event_params_for({"threshold": "high", "smooth_ms": -5}, None) == EventParams()  # hand-edited junk is skipped
+    assert event_params_for(rules, 0.7, min_length_ms=500) == EventParams(
+        threshold=0.7, smooth_ms=1000, min_length_ms=500, merge_gap_ms=4000
+    )
+    assert (
+        event_params_for({"threshold": "high", "smooth_ms": -5}, None) == EventParams()
+    )  # hand-edited junk is skipped
 
 
 def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autotosis", *argv], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "autotosis", *argv], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.media
@@ -209,7 +232,12 @@ def test_events_use_the_rules_stored_in_the_model_unless_given(tmp_path: Path):
     done = _cli("events", "s.json", "-o", "e.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     params = json.loads((tmp_path / "e.json").read_text())["params"]
-    assert (params["threshold"], params["smooth_ms"], params["min_length_ms"], params["merge_gap_ms"]) == (0.55, 1000, 3000, 500)
+    assert (params["threshold"], params["smooth_ms"], params["min_length_ms"], params["merge_gap_ms"]) == (
+        0.55,
+        1000,
+        3000,
+        500,
+    )
     assert len(json.loads((tmp_path / "e.json").read_text())["events"]) == 1
     done = _cli("events", "s.json", "-o", "e2.json", "--threshold", "0.9", "--min-length", "1", cwd=tmp_path)
     params = json.loads((tmp_path / "e2.json").read_text())["params"]
@@ -242,7 +270,9 @@ def test_an_onnx_file_given_for_a_checkpoint_says_what_it_is(tmp_path: Path):
 
     path = tmp_path / "rage.onnx"
     path.write_bytes(b"\x08\x07onnx-ish protobuf")
-    with pytest.raises(ModelError, match=r"is an ONNX model \(from `autotosis export-onnx`\); this command needs the \.pt"):
+    with pytest.raises(
+        ModelError, match=r"is an ONNX model \(from `autotosis export-onnx`\); this command needs the \.pt"
+    ):
         load_checkpoint(path)
 
 
@@ -251,23 +281,40 @@ def test_an_onnx_file_given_for_a_checkpoint_says_what_it_is(tmp_path: Path):
 def test_events_class_is_checked_with_a_suggestion_and_named_for_multi_class(tmp_path: Path):
     from autotosis.scores import Scores, write_scores
 
-    scores = Scores(video=tmp_path / "v.mp4", duration_ms=5000, times_ms=np.arange(10, dtype=np.int64) * 500,
-                    classes=("background", "rage", "pog"), probs=np.tile(np.array([[0.2, 0.7, 0.1]], np.float32), (10, 1)),
-                    step_ms=500, task="hype", model="m")
+    scores = Scores(
+        video=tmp_path / "v.mp4",
+        duration_ms=5000,
+        times_ms=np.arange(10, dtype=np.int64) * 500,
+        classes=("background", "rage", "pog"),
+        probs=np.tile(np.array([[0.2, 0.7, 0.1]], np.float32), (10, 1)),
+        step_ms=500,
+        task="hype",
+        model="m",
+    )
     write_scores(scores, tmp_path / "s.json")
     done = _cli("events", "s.json", "--class", "rgae", cwd=tmp_path)
-    assert done.returncode == 2 and "--class 'rgae' is not a class of this model (rage, pog) (did you mean 'rage'?)" in done.stderr
+    assert (
+        done.returncode == 2
+        and "--class 'rgae' is not a class of this model (rage, pog) (did you mean 'rage'?)" in done.stderr
+    )
     done = _cli("events", "s.json", "-o", "e.json", cwd=tmp_path)
-    assert done.returncode == 0 and "events for class 'rage', the first of rage, pog (--class NAME picks another)" in done.stdout
+    assert (
+        done.returncode == 0
+        and "events for class 'rage', the first of rage, pog (--class NAME picks another)" in done.stdout
+    )
 
 
 def test_eval_reports_the_calibration_error_of_the_scores():
     from autotosis.evaluate import EvalOptions, LabelledScores, evaluate_units
 
     targets = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8)
-    probs = np.stack([1 - np.array([0.8] * 10 + [0.2] * 10), np.array([0.8] * 10 + [0.2] * 10)], axis=1).astype(np.float32)
+    probs = np.stack([1 - np.array([0.8] * 10 + [0.2] * 10), np.array([0.8] * 10 + [0.2] * 10)], axis=1).astype(
+        np.float32
+    )
     calibrated = LabelledScores("a", probs, targets=targets)
-    overconfident = LabelledScores("b", np.clip(probs * 0 + np.array([[0.01, 0.99]], np.float32), 0, 1), targets=targets)
+    overconfident = LabelledScores(
+        "b", np.clip(probs * 0 + np.array([[0.01, 0.99]], np.float32), 0, 1), targets=targets
+    )
     classes = ("background", "rage")
     good = evaluate_units([calibrated], classes, EvalOptions(), task="rage", model="m", default_threshold=0.5)
     bad = evaluate_units([overconfident], classes, EvalOptions(), task="rage", model="m", default_threshold=0.5)
@@ -281,8 +328,10 @@ def test_train_help_states_the_training_length_the_code_uses(capsys):
 
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert (f"{AUTO_PASSES} passes over {AUTO_REFERENCE_FRAMES:,} frames, fewer per frame with more: "
-            f"{AUTO_MIN_IMAGES:,} to {AUTO_MAX_IMAGES:,} images") in text
+    assert (
+        f"{AUTO_PASSES} passes over {AUTO_REFERENCE_FRAMES:,} frames, fewer per frame with more: "
+        f"{AUTO_MIN_IMAGES:,} to {AUTO_MAX_IMAGES:,} images"
+    ) in text
 
 
 def test_the_training_budget_grows_slower_than_the_data():

@@ -51,8 +51,15 @@ def test_a_full_disk_while_saving_a_checkpoint_is_a_file_system_error(tmp_path: 
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
     monkeypatch.setattr(Path, "write_bytes", full_disk)
-    info = ModelInfo(task="rage", classes=("background", "rage"), input_size=32, mean=(0.5,) * 3, std=(0.25,) * 3,
-                     crop=None, threshold=0.5)
+    info = ModelInfo(
+        task="rage",
+        classes=("background", "rage"),
+        input_size=32,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        crop=None,
+        threshold=0.5,
+    )
     with pytest.raises(FileSystemError, match="rage.pt: cannot write: No space left on device"):
         save_checkpoint(tmp_path / "rage.pt", torch.nn.Linear(2, 2), info)
     assert list(tmp_path.iterdir()) == []
@@ -66,7 +73,9 @@ def test_work_dir_is_removed_and_sweeps_folders_of_dead_runs_only(tmp_path: Path
     from autotosis.fsutil import work_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     folders = {}
     for name, owner in (("dead", dead.stdout.strip()), ("alive", str(os.getpid())), ("unmarked", None)):
         folder = tmp_path / f"autotosis-test-{name}"

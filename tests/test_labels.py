@@ -115,7 +115,9 @@ def test_parse_time_rejects_with_a_reason(text, reason):
         parse_time(text)
 
 
-@pytest.mark.parametrize(("ms", "text"), [(5_200, "0:05.2"), (72_000, "1:12"), (3_723_500, "1:02:03.5"), (0, "0:00"), (1, "0:00.001")])
+@pytest.mark.parametrize(
+    ("ms", "text"), [(5_200, "0:05.2"), (72_000, "1:12"), (3_723_500, "1:02:03.5"), (0, "0:00"), (1, "0:00.001")]
+)
 def test_format_time_examples(ms, text):
     assert format_time(ms) == text
 
@@ -198,7 +200,7 @@ def test_task_directive_and_default_task():
 
 
 def test_crlf_and_bom_are_accepted():
-    text = "\ufeff# task=rage\r\n\"a b.mp4\"  0:01-0:02  # c\r\n\r\nb.mp4 3-end\r\n"
+    text = '\ufeff# task=rage\r\n"a b.mp4"  0:01-0:02  # c\r\n\r\nb.mp4 3-end\r\n'
     a, b = parse_labels_text(text, LABELS).entries
     assert a.raw_path == "a b.mp4" and a.spans == (Span(1_000, 2_000),)
     assert b.raw_path == "b.mp4" and b.spans == (Span(3_000, None),)
@@ -248,8 +250,14 @@ def test_end_before_start_and_empty_span(span, words):
 
 @pytest.mark.parametrize(
     ("token", "words", "col"),
-    [("12", "no '-'", 10), ("1-2-3", "more than one '-'", 10), ("-5", "no start", 10), ("~5-", "no end", 13),
-     ("end-5", "starts at 'end'", 10), ("~", "no '-'", 10)],
+    [
+        ("12", "no '-'", 10),
+        ("1-2-3", "more than one '-'", 10),
+        ("-5", "no start", 10),
+        ("~5-", "no end", 13),
+        ("end-5", "starts at 'end'", 10),
+        ("~", "no '-'", 10),
+    ],
 )
 def test_malformed_spans(token, words, col):
     error = single_error(f"clip.mp4 {token}\n")
@@ -332,8 +340,10 @@ def test_a_clip_on_two_lines_is_merged_with_a_note():
     assert first.spans == (Span(1000, 2000), Span(5000, 6000), Span(8000, None))
     assert second.raw_path == "b.mp4"
     (note,) = labels.notes
-    assert str(note) == (f"{LABELS}:4:1: note: clip './clips/../a.mp4' is also listed on line 1: the spans of both lines "
-                         "are merged (put all spans of a clip on one line)")
+    assert str(note) == (
+        f"{LABELS}:4:1: note: clip './clips/../a.mp4' is also listed on line 1: the spans of both lines "
+        "are merged (put all spans of a clip on one line)"
+    )
     # Written back, the clip is one line.
     assert format_labels(labels).count("a.mp4") == 1
     # A span from the second line past the clip's end is reported on that line.
@@ -411,10 +421,19 @@ def test_conflicting_task_directives():
 
 @pytest.mark.parametrize(
     ("name", "task"),
-    [("rage.txt", "rage"), ("robot cam.txt", "robot_cam"), ("Pog-Moments.txt", "Pog-Moments"), ("labels.txt", "highlight"),
-     ("heldout.txt", "highlight"), ("held-out.txt", "highlight"), ("train2.txt", "highlight"),
-     ("my labels (copy).txt", "highlight"), ("2021-03-01.txt", "highlight"), ("rage_labels.txt", "rage_labels"),
-     ("日本.txt", "highlight")],
+    [
+        ("rage.txt", "rage"),
+        ("robot cam.txt", "robot_cam"),
+        ("Pog-Moments.txt", "Pog-Moments"),
+        ("labels.txt", "highlight"),
+        ("heldout.txt", "highlight"),
+        ("held-out.txt", "highlight"),
+        ("train2.txt", "highlight"),
+        ("my labels (copy).txt", "highlight"),
+        ("2021-03-01.txt", "highlight"),
+        ("rage_labels.txt", "rage_labels"),
+        ("日本.txt", "highlight"),
+    ],
 )
 def test_task_from_the_file_name(name, task):
     labels = parse_labels_text("a.mp4 1-2\n", Path("/x") / name)
@@ -442,9 +461,11 @@ def test_model_classes_match_a_file_without_a_task_line():
     assert match_model_classes(declared, ("background", "pog")) is declared
     with pytest.raises(ModelError) as info:
         match_model_classes(declared, ("background", "rage"), model="m.pt")
-    assert str(info.value) == ("m.pt knows the classes background, rage, but /x/labels.txt has background, pog ('# task=pog') "
-                               "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' "
-                               "works with any model of one class))")
+    assert str(info.value) == (
+        "m.pt knows the classes background, rage, but /x/labels.txt has background, pog ('# task=pog') "
+        "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' "
+        "works with any model of one class))"
+    )
     assert info.value.exit_status == ExitStatus.MODEL
     # An undeclared binary file and a model of two classes: which one? Not guessed.
     with pytest.raises(ModelError, match="name one with '# task=CLASS' \\(rage, pog\\)"):
@@ -534,7 +555,7 @@ def test_format_round_trip_keeps_entries_task_and_crops():
     written = format_labels(labels)
     assert "# task=rage2\n# default crop=0.7833,0.1296,0.9682,0.3694\n" in written
     assert '"clips/with space.mp4"  0:12-0:18  ~0:20-0:22' in written
-    assert "# default crop=none\n\"x # y.mp4\"  ~1:02:03.5-end\n" in written
+    assert '# default crop=none\n"x # y.mp4"  ~1:02:03.5-end\n' in written
     again = parse_labels_text(written, LABELS)
     assert again == labels
     assert format_labels(again) == written
@@ -621,7 +642,9 @@ def test_import_data_csv_in_the_original_style(tmp_path):
 
 def test_import_data_csv_with_mixed_crops_writes_them_per_line(tmp_path):
     csv = tmp_path / "data.csv"
-    csv.write_text('a.mp4 "[0.1, 0.1, 0.5, 0.5]" "(1, 2)"\r\nb.mp4 "[0.7635, 0.1056, 0.9802, 0.4009]"\r\n\r\n', encoding="utf-8")
+    csv.write_text(
+        'a.mp4 "[0.1, 0.1, 0.5, 0.5]" "(1, 2)"\r\nb.mp4 "[0.7635, 0.1056, 0.9802, 0.4009]"\r\n\r\n', encoding="utf-8"
+    )
     labels = import_data_csv(csv, tmp_path / "mixed.txt")
     assert labels.default_crop is None
     assert [e.own_crop for e in labels.entries] == [Crop(0.1, 0.1, 0.5, 0.5), Crop(0.7635, 0.1056, 0.9802, 0.4009)]
@@ -679,8 +702,13 @@ def test_import_audacity_keeps_several_classes(tmp_path):
     track.write_text("1\t3\trage\n5\t6\tpog\n7\t8\t~pog\n9\t10\t~ not sure at all\n12\t14\trage\n", encoding="utf-8")
     labels = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "labels.txt")
     assert labels.classes == ("rage", "pog") and labels.class_names() == ("background", "rage", "pog")
-    assert labels.entries[0].spans == (Span(1000, 3000, label="rage"), Span(5000, 6000, label="pog"),
-                                       Span(7000, 8000, True, "pog"), Span(9000, 10_000, True), Span(12_000, 14_000, label="rage"))
+    assert labels.entries[0].spans == (
+        Span(1000, 3000, label="rage"),
+        Span(5000, 6000, label="pog"),
+        Span(7000, 8000, True, "pog"),
+        Span(9000, 10_000, True),
+        Span(12_000, 14_000, label="rage"),
+    )
     text = format_labels(labels)
     assert "# classes=rage,pog\n" in text and "# task=" not in text
     assert "vod.mp4  rage:0:01-0:03  pog:0:05-0:06  ~pog:0:07-0:08  ~0:09-0:10  rage:0:12-0:14\n" in text
@@ -694,21 +722,28 @@ def test_import_audacity_point_labels_become_spans_with_a_note(tmp_path):
     labels = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt")
     assert labels.entries[0].spans == (Span(0, 1400), Span(5000, 7000), Span(20_000, 24_000))
     (note,) = labels.notes
-    assert str(note) == (f"{track}:1:1: note: 2 point labels became 2 s spans centred on them (lines 1, 2) "
-                         "(--point-window SECONDS sets the length; 0 refuses point labels)")
+    assert str(note) == (
+        f"{track}:1:1: note: 2 point labels became 2 s spans centred on them (lines 1, 2) "
+        "(--point-window SECONDS sets the length; 0 refuses point labels)"
+    )
     wide = import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt", point_window_ms=5000)
     assert wide.entries[0].spans[:2] == (Span(0, 2900), Span(3500, 8500))
     with pytest.raises(LabelErrors) as info:
         import_audacity(track, tmp_path / "vod.mp4", tmp_path / "pog.txt", point_window_ms=0)
     assert [str(e) for e in info.value.errors] == [
         f"{track}:{line}:1: a point label at {at} marks no span (make it a region label in Audacity, or give "
-        "--point-window SECONDS to turn point labels into spans centred on them)" for line, at in ((1, "0:00.4"), (2, "0:06"))]
+        "--point-window SECONDS to turn point labels into spans centred on them)"
+        for line, at in ((1, "0:00.4"), (2, "0:06"))
+    ]
 
 
 def test_import_audacity_errors(tmp_path):
     track = tmp_path / "track.txt"
-    track.write_text("1.0\t2.0\tok\nnonsense\n5.0\tx\tbad\n9.0\t8.0\tbackwards\n1.5\t1.8\t~unsure inside sure\n"
-                     "20\t21\tnice moment!\n", encoding="utf-8")
+    track.write_text(
+        "1.0\t2.0\tok\nnonsense\n5.0\tx\tbad\n9.0\t8.0\tbackwards\n1.5\t1.8\t~unsure inside sure\n"
+        "20\t21\tnice moment!\n",
+        encoding="utf-8",
+    )
     with pytest.raises(LabelErrors) as info:
         import_audacity(track, tmp_path / "c.mp4", tmp_path / "rage.txt")
     assert [(e.line, e.col) for e in info.value.errors] == [(2, 1), (3, 5), (4, 5), (5, 1), (6, 7)]
@@ -727,9 +762,45 @@ def test_import_audacity_errors(tmp_path):
 # --------------------------------------------------------------------------- properties
 
 _FUZZ_PIECES = st.sampled_from(
-    ['"', "'", "#", "~", "-", ":", ".", "=", ",", "\\", " ", "\t", "\r", "\n", "\r\n", "\x00", "\ufeff", "ü", "日",
-     "0", "1", "5", "9", "60", "12.5", "0:05.2", "end", "crop=", "crop=0.1,0.2,0.3,0.4", "a.mp4", "# task=",
-     "# default crop=", "none", "\u2028", "\x85", "1e5", "nan"]
+    [
+        '"',
+        "'",
+        "#",
+        "~",
+        "-",
+        ":",
+        ".",
+        "=",
+        ",",
+        "\\",
+        " ",
+        "\t",
+        "\r",
+        "\n",
+        "\r\n",
+        "\x00",
+        "\ufeff",
+        "ü",
+        "日",
+        "0",
+        "1",
+        "5",
+        "9",
+        "60",
+        "12.5",
+        "0:05.2",
+        "end",
+        "crop=",
+        "crop=0.1,0.2,0.3,0.4",
+        "a.mp4",
+        "# task=",
+        "# default crop=",
+        "none",
+        "\u2028",
+        "\x85",
+        "1e5",
+        "nan",
+    ]
 )
 _FUZZ_TEXT = st.lists(st.one_of(_FUZZ_PIECES, st.text(max_size=4)), max_size=40).map("".join)
 
@@ -780,7 +851,9 @@ def span_lists(draw) -> tuple[Span, ...]:
     return tuple(spans)
 
 
-_RAW_PATHS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\x00"), min_size=1, max_size=12)
+_RAW_PATHS = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\x00"), min_size=1, max_size=12
+)
 
 
 @st.composite
@@ -822,21 +895,42 @@ def labels_check(folder: Path, text: str, capsys, *, probe: bool = False) -> tup
 @pytest.mark.parametrize(
     ("line", "col", "message"),
     [
-        ("a.mp4  0:05 - 0:09  12-13", 8, "span '0:05 - 0:09' has spaces around its '-' (write it without spaces: 0:05-0:09)"),
+        (
+            "a.mp4  0:05 - 0:09  12-13",
+            8,
+            "span '0:05 - 0:09' has spaces around its '-' (write it without spaces: 0:05-0:09)",
+        ),
         ("a.mp4  ~0:05 -0:09", 8, "span '~0:05 -0:09' has spaces around its '-' (write it without spaces: ~0:05-0:09)"),
         ("a.mp4  1:12- end", 8, "span '1:12- end' has spaces around its '-' (write it without spaces: 1:12-end)"),
-        ("a.mp4  0.78,0.13,0.97,0.37  1-2", 8,
-         "'0.78,0.13,0.97,0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)"),
-        ("a.mp4  0.78, 0.13, 0.97, 0.37", 8,
-         "'0.78, 0.13, 0.97, 0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)"),
+        (
+            "a.mp4  0.78,0.13,0.97,0.37  1-2",
+            8,
+            "'0.78,0.13,0.97,0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)",
+        ),
+        (
+            "a.mp4  0.78, 0.13, 0.97, 0.37",
+            8,
+            "'0.78, 0.13, 0.97, 0.37' looks like a crop without 'crop=' (write crop=0.78,0.13,0.97,0.37)",
+        ),
         ("a.mp4  0:15,2-0:20", 12, "bad time '0:15,2': a decimal comma (write a decimal point: 0:15.2)"),
         ("a.mp4  12-14,5", 13, "bad time '14,5': a decimal comma (write a decimal point: 14.5)"),
-        ("a.mp4  0:01-1:2:3:4", 13,
-         "bad time '1:2:3:4': too many ':' (a time is at most h:mm:ss) (write [h:]mm:ss[.fff] with a '.' before a "
-         "fraction of a second, e.g. 1:02:03.4; a timecode's last field counts frames, not milliseconds)"),
+        (
+            "a.mp4  0:01-1:2:3:4",
+            13,
+            "bad time '1:2:3:4': too many ':' (a time is at most h:mm:ss) (write [h:]mm:ss[.fff] with a '.' before a "
+            "fraction of a second, e.g. 1:02:03.4; a timecode's last field counts frames, not milliseconds)",
+        ),
     ],
-    ids=["spaces-around-dash", "unsure-space-before", "space-after-end", "forgotten-crop", "forgotten-crop-spaced",
-         "decimal-comma", "decimal-comma-end", "four-fields"],
+    ids=[
+        "spaces-around-dash",
+        "unsure-space-before",
+        "space-after-end",
+        "forgotten-crop",
+        "forgotten-crop-spaced",
+        "decimal-comma",
+        "decimal-comma-end",
+        "four-fields",
+    ],
 )
 def test_labels_check_hints_for_common_slips(tmp_path, capsys, line, col, message):
     (tmp_path / "a.mp4").write_bytes(b"")
@@ -848,7 +942,9 @@ def test_labels_check_hints_for_common_slips(tmp_path, capsys, line, col, messag
 def test_labels_check_hints_at_windows_paths(tmp_path, capsys):
     (tmp_path / "clips").mkdir()
     (tmp_path / "clips" / "game1.mp4").write_bytes(b"")
-    code, path, err, _ = labels_check(tmp_path, "clips\\game1.mp4  1-2\nC:\\Users\\me\\game2.mp4\nclips\\gone.mp4\n", capsys)
+    code, path, err, _ = labels_check(
+        tmp_path, "clips\\game1.mp4  1-2\nC:\\Users\\me\\game2.mp4\nclips\\gone.mp4\n", capsys
+    )
     assert code == 3
     assert err == [
         f"autotosis: {path}:1:1: clip 'clips\\game1.mp4' does not exist ({tmp_path}/clips\\game1.mp4) "
@@ -865,8 +961,10 @@ def test_labels_check_merges_a_clip_on_two_lines_with_a_note(tmp_path, capsys):
     (tmp_path / "a.mp4").write_bytes(b"")
     code, path, err, out = labels_check(tmp_path, "a.mp4  1-2\na.mp4  3-4  ~5-6\n", capsys)
     assert code == 0
-    assert err == [f"autotosis: {path}:2:1: note: clip 'a.mp4' is also listed on line 1: the spans of both lines are merged "
-                   "(put all spans of a clip on one line)"]
+    assert err == [
+        f"autotosis: {path}:2:1: note: clip 'a.mp4' is also listed on line 1: the spans of both lines are merged "
+        "(put all spans of a clip on one line)"
+    ]
     assert "1 clips, 3 spans" in out and "task 'rage' (from the file name" in out
 
 
@@ -897,15 +995,49 @@ def test_labels_import_audacity_command_keeps_classes_and_states_the_point_windo
     track = tmp_path / "track.txt"
     track.write_text("1\t3\trage\n6\t6\tpog\n", encoding="utf-8")
     out = tmp_path / "labels.txt"
-    assert main(["--progress", "none", "labels", "import", str(track), "--clip", str(tmp_path / "vod.mp4"), "-o", str(out),
-                 "--point-window", "3"]) == 0
-    assert capsys.readouterr().err == (f"autotosis: {track}:2:1: note: 1 point label became 3 s span centred on it (lines 2) "
-                                       "(--point-window SECONDS sets the length; 0 refuses point labels)\n")
+    assert (
+        main(
+            [
+                "--progress",
+                "none",
+                "labels",
+                "import",
+                str(track),
+                "--clip",
+                str(tmp_path / "vod.mp4"),
+                "-o",
+                str(out),
+                "--point-window",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().err == (
+        f"autotosis: {track}:2:1: note: 1 point label became 3 s span centred on it (lines 2) "
+        "(--point-window SECONDS sets the length; 0 refuses point labels)\n"
+    )
     text = out.read_text(encoding="utf-8")
     assert "# classes=rage,pog\n" in text and "vod.mp4  rage:0:01-0:03  pog:0:04.5-0:07.5\n" in text
     refused = tmp_path / "refused.txt"
-    assert main(["--progress", "none", "labels", "import", str(track), "--clip", "vod.mp4", "-o", str(refused),
-                 "--point-window", "0"]) == ExitStatus.LABELS
+    assert (
+        main(
+            [
+                "--progress",
+                "none",
+                "labels",
+                "import",
+                str(track),
+                "--clip",
+                "vod.mp4",
+                "-o",
+                str(refused),
+                "--point-window",
+                "0",
+            ]
+        )
+        == ExitStatus.LABELS
+    )
     assert capsys.readouterr().err.startswith(f"autotosis: {track}:2:1: a point label at 0:06 marks no span")
     assert not refused.exists()
 

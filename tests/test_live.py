@@ -64,12 +64,39 @@ def _red_fraction(path: Path) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.slow
 def test_live_file_at_real_time_fires_events_and_saves_replays(tmp_path: Path, capsys):
     # 8 s at real time; something red on screen during 2-4 s and 5.5-7 s.
-    source = make_video(tmp_path / "stream é.mp4", duration=8, size="256x144", fps="25", source="color=c=gray",
-                        extra_video_filters="drawbox=x=50:y=30:w=160:h=90:color=red:t=fill:enable='between(t,2,4)+between(t,5.5,7)'")
+    source = make_video(
+        tmp_path / "stream é.mp4",
+        duration=8,
+        size="256x144",
+        fps="25",
+        source="color=c=gray",
+        extra_video_filters="drawbox=x=50:y=30:w=160:h=90:color=red:t=fill:enable='between(t,2,4)+between(t,5.5,7)'",
+    )
     model = red_detector(tmp_path / "red.pt")
     replays = tmp_path / "replays"
-    argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--threshold", "0.85",
-            "--cooldown", "1", "--window", "0.5", "--fps", "4", "--replay-dir", str(replays), "--before", "1.5", "--after", "1"]
+    argv = [
+        "--progress",
+        "none",
+        "live",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+        "--threshold",
+        "0.85",
+        "--cooldown",
+        "1",
+        "--window",
+        "0.5",
+        "--fps",
+        "4",
+        "--replay-dir",
+        str(replays),
+        "--before",
+        "1.5",
+        "--after",
+        "1",
+    ]
     assert main(argv) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     kinds = [r["event"] for r in records]
@@ -120,16 +147,48 @@ def test_live_replays_mix_every_audio_track_unless_one_is_chosen(tmp_path: Path,
     for track in (None, "1"):
         replays = tmp_path / f"replays_{track}"
         # Threshold 0: the first full window fires, so each run saves one replay of [0.5 s, 2 s).
-        argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--threshold", "0",
-                "--window", "0.5", "--fps", "4", "--replay-dir", str(replays), "--before", "0.25", "--after", "1.25",
-                "--cooldown", "60", *(["--audio-track", track] if track else [])]
+        argv = [
+            "--progress",
+            "none",
+            "live",
+            "--model",
+            str(model),
+            "--input",
+            str(source),
+            "--threshold",
+            "0",
+            "--window",
+            "0.5",
+            "--fps",
+            "4",
+            "--replay-dir",
+            str(replays),
+            "--before",
+            "0.25",
+            "--after",
+            "1.25",
+            "--cooldown",
+            "60",
+            *(["--audio-track", track] if track else []),
+        ]
         assert main(argv) == 0
         (replay,) = replays.glob("*.mp4")
         volumes[track] = corpus.volume_db(replay)[0]
     assert volumes[None] > -30 and volumes["1"] < -80
     capsys.readouterr()
-    argv = ["--progress", "none", "live", "--model", str(model), "--input", str(source), "--replay-dir",
-            str(tmp_path / "bad"), "--audio-track", "3"]
+    argv = [
+        "--progress",
+        "none",
+        "live",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+        "--replay-dir",
+        str(tmp_path / "bad"),
+        "--audio-track",
+        "3",
+    ]
     assert main(argv) == ExitStatus.USAGE
     assert f"--audio-track 3: {source} has 2 audio tracks" in capsys.readouterr().err
 
@@ -138,10 +197,14 @@ def test_live_refuses_a_text_file(tmp_path: Path, capsys):
     from tests import corpus
 
     notes = corpus.text_file(tmp_path / "notes.txt")
-    assert main(["--progress", "none", "live", "--model", str(red_detector(tmp_path / "red.pt")), "--input", str(notes)]) \
+    assert (
+        main(["--progress", "none", "live", "--model", str(red_detector(tmp_path / "red.pt")), "--input", str(notes)])
         == ExitStatus.MEDIA
+    )
     err = capsys.readouterr().err.strip()
-    assert err == f"autotosis: error: {notes}: is a text file, not a video (was it the label file? give the video itself)"
+    assert (
+        err == f"autotosis: error: {notes}: is a text file, not a video (was it the label file? give the video itself)"
+    )
 
 
 def test_replays_of_another_source_whose_name_starts_alike_do_not_block(tmp_path: Path):

@@ -33,8 +33,11 @@ def test_probe_without_audio(video_factory):
 
 @pytest.mark.parametrize(
     "content, expected",
-    [(b"", "empty"), (b"this is not a video at all\n" * 20, "is a text file, not a video"),
-     (b"\x00\x01binary garbage\xff" * 20, "not a readable video")],
+    [
+        (b"", "empty"),
+        (b"this is not a video at all\n" * 20, "is a text file, not a video"),
+        (b"\x00\x01binary garbage\xff" * 20, "not a readable video"),
+    ],
 )
 def test_probe_rejects_non_videos(tmp_path: Path, content: bytes, expected: str):
     fake = tmp_path / "fake.mp4"
@@ -59,7 +62,10 @@ def test_iter_frames_times_and_shapes(video_factory):
 def test_crop_region_is_applied(tmp_path: Path, video_factory):
     # Left half red, right half blue: cropping the right half must give blue frames.
     path = video_factory(
-        duration=2, size="200x100", source="color=c=red", extra_video_filters="drawbox=x=100:y=0:w=100:h=100:color=blue:t=fill"
+        duration=2,
+        size="200x100",
+        source="color=c=red",
+        extra_video_filters="drawbox=x=100:y=0:w=100:h=100:color=blue:t=fill",
     )
     (batch,) = list(media.iter_frames(path, media.DecodeSpec(size=16, fps=1.0, region=(0.5, 0.0, 1.0, 1.0))))
     mean = batch.frames.reshape(-1, 3).mean(axis=0)
@@ -68,7 +74,9 @@ def test_crop_region_is_applied(tmp_path: Path, video_factory):
 
 def test_keyframes_only_returns_keyframe_times(video_factory):
     path = video_factory(duration=6, fps="25")  # -g 25: a keyframe every second
-    times = np.concatenate([b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=16, fps=None, keyframes_only=True))])
+    times = np.concatenate(
+        [b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=16, fps=None, keyframes_only=True))]
+    )
     assert times.tolist() == [0, 1000, 2000, 3000, 4000, 5000]
 
 
@@ -77,7 +85,10 @@ def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path, video_fa
     # picture turns blue at t=3 s. Times from a frame counter x nominal fps would put the
     # switch ~1.6 s late; presentation timestamps put it exactly at 3 s.
     path = video_factory(
-        "vfr.mkv", duration=5, fps="25", source="color=c=red",
+        "vfr.mkv",
+        duration=5,
+        fps="25",
+        source="color=c=red",
         extra_video_filters="drawbox=x=0:y=0:w=iw:h=ih:color=blue:t=fill:enable='gte(t,3)',select='gte(t,2)+not(mod(n,5))'",
         codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
         audio=False,
@@ -154,8 +165,21 @@ def slow_source(tmp_path: Path, monkeypatch) -> Path:
     from tests import corpus
 
     video = tmp_path / "slow source.mp4"
-    corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x18:r=2:d=400", "-c:v", "libx264", "-preset", "ultrafast",
-                  "-g", "20", "-pix_fmt", "yuv420p", "file:" + str(video))
+    corpus.ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=32x18:r=2:d=400",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "file:" + str(video),
+    )
     slow = tmp_path / "slow-ffmpeg"
     real = corpus.FFMPEG
     slow.write_text(f'#!/bin/sh\ncase "$*" in *-version*) exec "{real}" "$@";; esac\n"{real}" -re "$@"\n')

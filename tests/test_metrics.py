@@ -177,7 +177,12 @@ def test_average_precision_ranks_nan_last():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.nan]), st.floats(0, 1)), st.booleans()), max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.sampled_from([0.0, 0.25, 0.5, 1.0, math.nan]), st.floats(0, 1)), st.booleans()),
+        max_size=40,
+    )
+)
 def test_average_precision_matches_brute_force(pairs):
     scores = [s for s, _ in pairs]
     truth = [t for _, t in pairs]

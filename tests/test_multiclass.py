@@ -38,8 +38,12 @@ def test_classes_directive_and_class_prefixes():
     assert labels.classes == ("rage", "pog")
     assert labels.class_names() == ("background", "rage", "pog")
     spans = labels.entries[0].spans
-    assert spans == (Span(5_000, 9_000, label="rage"), Span(30_000, 32_000, unsure=True), Span(40_000, 41_000, True, "pog"),
-                     Span(72_000, 80_500, label="pog"))
+    assert spans == (
+        Span(5_000, 9_000, label="rage"),
+        Span(30_000, 32_000, unsure=True),
+        Span(40_000, 41_000, True, "pog"),
+        Span(72_000, 80_500, label="pog"),
+    )
     assert spans[0].as_text() == "rage:0:05-0:09" and spans[2].as_text() == "~pog:0:40-0:41"
 
 
@@ -136,8 +140,7 @@ def coloured_clip(path: Path, duration: float, spans: list[tuple[str, float, flo
     boxes = ",".join(
         f"drawbox=x=iw/2:y=0:w=iw/2:h=ih/2:color={colour}:t=fill:enable='between(t,{s},{e})'" for colour, s, e in spans
     )
-    return make_video(path, duration=duration, size="64x64", fps="10", audio=False,
-                      extra_video_filters=boxes or "null")
+    return make_video(path, duration=duration, size="64x64", fps="10", audio=False, extra_video_filters=boxes or "null")
 
 
 def run(argv) -> int:
@@ -164,8 +167,27 @@ def test_three_class_model_from_labels_to_events(tmp_path: Path, monkeypatch, ca
     labels = tmp_path / "colours.txt"
     labels.write_text("\n".join(lines) + "\n")
     model = tmp_path / "colours.pt"
-    assert run(["train", str(labels), "-o", str(model), "--size", "32", "--fps", "5", "--epochs", "4", "--seed", "2",
-                "--val-fraction", "0.34"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                str(labels),
+                "-o",
+                str(model),
+                "--size",
+                "32",
+                "--fps",
+                "5",
+                "--epochs",
+                "4",
+                "--seed",
+                "2",
+                "--val-fraction",
+                "0.34",
+            ]
+        )
+        == 0
+    )
     _, info, _ = load_checkpoint(model)
     assert info.classes == ("background", "red", "blue") and info.task == "colours"
 
@@ -181,7 +203,23 @@ def test_three_class_model_from_labels_to_events(tmp_path: Path, monkeypatch, ca
     assert red[in_blue].mean() < 0.3 and blue[in_red].mean() < 0.3
 
     events_path = tmp_path / "blue.events.json"
-    assert run(["events", str(scores_path), "--class", "blue", "-o", str(events_path), "--pad-before", "0", "--pad-after", "0"]) == 0
+    assert (
+        run(
+            [
+                "events",
+                str(scores_path),
+                "--class",
+                "blue",
+                "-o",
+                str(events_path),
+                "--pad-before",
+                "0",
+                "--pad-after",
+                "0",
+            ]
+        )
+        == 0
+    )
     events = json.loads(events_path.read_text())["events"]
     assert [e["label"] for e in events] == ["blue"]
     assert 6000 <= events[0]["start_ms"] <= 8000 and 9000 <= events[0]["end_ms"] <= 11_000

@@ -42,8 +42,18 @@ def make_checkpoint(path: Path, classes: tuple[str, ...], seed: int = 0, spread_
     """
     torch.manual_seed(seed)
     model = build_model(len(classes))
-    info = ModelInfo(task="rage", classes=classes, input_size=SIZE, mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=CROP,
-                     threshold=0.7, train_args={"seed": seed}, metrics={"f1": 0.5}, epoch=3)
+    info = ModelInfo(
+        task="rage",
+        classes=classes,
+        input_size=SIZE,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=CROP,
+        threshold=0.7,
+        train_args={"seed": seed},
+        metrics={"f1": 0.5},
+        epoch=3,
+    )
     if spread_on is not None:
         model.eval()
         head, model.fc = model.fc, torch.nn.Identity()
@@ -101,7 +111,10 @@ def test_export_refuses_to_overwrite_and_reports_bad_input(tmp_path: Path, capsy
     out.write_bytes(b"mine")
     assert run(["export-onnx", "--model", str(checkpoint), "-o", str(out)]) == ExitStatus.OUTPUT_EXISTS
     assert out.read_bytes() == b"mine"
-    assert run(["export-onnx", "--model", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.onnx")]) == ExitStatus.MODEL
+    assert (
+        run(["export-onnx", "--model", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.onnx")])
+        == ExitStatus.MODEL
+    )
     assert not (tmp_path / "x.onnx").exists()
     # A .pt file is not an ONNX model: clear error, not a traceback.
     assert run(["scan", str(checkpoint), "--model", str(checkpoint), "--backend", "onnx"]) == ExitStatus.MODEL
@@ -127,8 +140,22 @@ def test_scan_with_onnx_backend_gives_the_torch_scores(tmp_path: Path, video_fac
     assert run(["scan", str(video), "--model", str(checkpoint), "-o", str(tmp_path / "torch.json")]) == 0
     # The backend follows the file type; --backend onnx says the same explicitly.
     assert run(["scan", str(video), "--model", str(exported), "-o", str(tmp_path / "onnx.json")]) == 0
-    assert run(["scan", str(video), "--model", str(exported), "--backend", "onnx", "--no-cache",
-                "-o", str(tmp_path / "onnx2.json")]) == 0
+    assert (
+        run(
+            [
+                "scan",
+                str(video),
+                "--model",
+                str(exported),
+                "--backend",
+                "onnx",
+                "--no-cache",
+                "-o",
+                str(tmp_path / "onnx2.json"),
+            ]
+        )
+        == 0
+    )
     by_torch = json.loads((tmp_path / "torch.json").read_text())
     for name in ("onnx.json", "onnx2.json"):
         by_onnx = json.loads((tmp_path / name).read_text())

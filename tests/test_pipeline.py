@@ -24,7 +24,9 @@ def flash_clip(path: Path, duration: float, spans: list[tuple[float, float]], au
     boxes = ",".join(
         f"drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,{s},{e})'" for s, e in spans
     )
-    return make_video(path, duration=duration, size="192x108", fps="25", audio=audio, extra_video_filters=boxes or "null")
+    return make_video(
+        path, duration=duration, size="192x108", fps="25", audio=audio, extra_video_filters=boxes or "null"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,23 @@ def test_labels_check_ok(project: Path, capsys):
 
 def test_frames_counts_and_edge_band(project: Path, tmp_path: Path):
     out = tmp_path / "frames"
-    assert run(["frames", str(project / "labels" / "rage.txt"), "--out", str(out), "--fps", "2", "--size", "32", "--band", "0.5"]) == 0
+    assert (
+        run(
+            [
+                "frames",
+                str(project / "labels" / "rage.txt"),
+                "--out",
+                str(out),
+                "--fps",
+                "2",
+                "--size",
+                "32",
+                "--band",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["clips"]) == 6
     shard = next(c for c in manifest["clips"] if c["clip"].endswith("a.mp4"))
@@ -82,10 +100,26 @@ def test_frames_counts_and_edge_band(project: Path, tmp_path: Path):
 @pytest.fixture(scope="module")
 def model(project: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model") / "rage model.pt"
-    code = run([
-        "train", str(project / "labels" / "rage.txt"), "-o", str(out), "--epochs", "4", "--size", "64",
-        "--fps", "8", "--seed", "1", "--frames-dir", str(out.parent / "frames"), "--lr", "0.001",
-    ])
+    code = run(
+        [
+            "train",
+            str(project / "labels" / "rage.txt"),
+            "-o",
+            str(out),
+            "--epochs",
+            "4",
+            "--size",
+            "64",
+            "--fps",
+            "8",
+            "--seed",
+            "1",
+            "--frames-dir",
+            str(out.parent / "frames"),
+            "--lr",
+            "0.001",
+        ]
+    )
     assert code == 0
     return out
 
@@ -153,7 +187,10 @@ def test_scan_uses_the_cache(project: Path, model: Path, tmp_path: Path, monkeyp
 
 
 def test_scan_rejects_missing_and_non_video_files(model: Path, tmp_path: Path, capsys):
-    assert run(["scan", str(tmp_path / "nope.mp4"), "--model", str(model), "-o", str(tmp_path / "s.json")]) == ExitStatus.MEDIA
+    assert (
+        run(["scan", str(tmp_path / "nope.mp4"), "--model", str(model), "-o", str(tmp_path / "s.json")])
+        == ExitStatus.MEDIA
+    )
     fake = tmp_path / "notes.mp4"
     fake.write_text("hello, I am a text file\n" * 50)
     assert run(["scan", str(fake), "--model", str(model), "-o", str(tmp_path / "s.json")]) == ExitStatus.MEDIA
@@ -179,7 +216,23 @@ def test_train_resume_from_checkpoint_of_another_task(project: Path, model: Path
     # The same clips under another task name (the task is the label file's name).
     other = project / "labels" / "pog.txt"
     other.write_text((project / "labels" / "rage.txt").read_text())
-    assert run(["train", str(other), "-o", str(tmp_path / "pog.pt"), "--resume", str(model), "--size", "64", "--epochs", "1"]) == ExitStatus.MODEL
+    assert (
+        run(
+            [
+                "train",
+                str(other),
+                "-o",
+                str(tmp_path / "pog.pt"),
+                "--resume",
+                str(model),
+                "--size",
+                "64",
+                "--epochs",
+                "1",
+            ]
+        )
+        == ExitStatus.MODEL
+    )
 
 
 def test_label_errors_name_file_line_col(tmp_path: Path, capsys):
@@ -207,7 +260,9 @@ def test_config_file_sets_defaults_and_flags_override(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     times = np.arange(0, 20000, 500, dtype=np.int64)
     rage = np.where((times >= 5000) & (times < 9000), 0.65, 0.1).astype(np.float32)
-    scores = Scores(Path("v.mp4"), 20000, ("background", "rage"), times, np.stack([1 - rage, rage], 1), 500, task="rage")
+    scores = Scores(
+        Path("v.mp4"), 20000, ("background", "rage"), times, np.stack([1 - rage, rage], 1), 500, task="rage"
+    )
     write_scores(scores, tmp_path / "s.json")
     (tmp_path / "autotosis.toml").write_text("[defaults]\nthreshold = 0.9\n[task.rage]\nthreshold = 0.7\n")
     assert run(["events", "s.json", "-o", "a.json"]) == 0
@@ -218,7 +273,9 @@ def test_config_file_sets_defaults_and_flags_override(tmp_path: Path, monkeypatc
     assert run(["events", "s.json", "-o", "c.json"]) == ExitStatus.USAGE
 
 
-@pytest.mark.parametrize("command", ["labels check", "labels import", "frames", "train", "scan", "events", "render", "reel", "demo"])
+@pytest.mark.parametrize(
+    "command", ["labels check", "labels import", "frames", "train", "scan", "events", "render", "reel", "demo"]
+)
 def test_every_command_has_help(command: str, capsys):
     assert run([*command.split(), "--help"]) == 0
     assert "usage: autotosis" in capsys.readouterr().out

@@ -15,7 +15,16 @@ import autotosis.model as model_module
 from autotosis import media
 from autotosis.cli import main
 from autotosis.errors import ExitStatus, ModelError
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, load_checkpoint, predict_probs, save_checkpoint, to_input_tensor
+from autotosis.model import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    ModelInfo,
+    build_model,
+    load_checkpoint,
+    predict_probs,
+    save_checkpoint,
+    to_input_tensor,
+)
 from autotosis.predictor import TorchPredictor, load_predictor, model_backend, read_model_info
 from tests.conftest import constant_model, flash_clip
 
@@ -49,8 +58,18 @@ def spread_checkpoint(path: Path, classes=("background", "rage"), seed: int = 0)
     probabilities cover 0..1 and parity is not met by near-constant outputs."""
     torch.manual_seed(seed)
     model = build_model(len(classes))
-    info = ModelInfo(task="rage", classes=tuple(classes), input_size=SIZE, mean=DEFAULT_MEAN, std=DEFAULT_STD, crop=CROP,
-                     threshold=0.6, train_args={"seed": seed}, metrics={"f1": 0.5}, epoch=2)
+    info = ModelInfo(
+        task="rage",
+        classes=tuple(classes),
+        input_size=SIZE,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=CROP,
+        threshold=0.6,
+        train_args={"seed": seed},
+        metrics={"f1": 0.5},
+        epoch=2,
+    )
     model.eval()
     head, model.fc = model.fc, torch.nn.Identity()
     with torch.no_grad():
@@ -160,8 +179,10 @@ def test_read_model_info_of_an_onnx_file_needs_neither_onnx_nor_the_network(tmp_
 def test_commands_that_need_the_network_refuse_an_onnx_file(tmp_path: Path, capsys):
     fake = tmp_path / "m.onnx"
     fake.write_bytes(b"\x08\x07\x12\x07pytorch")  # what an ONNX file starts with
-    for argv in (["explain", str(tmp_path / "x.png"), "--model", str(fake)],
-                 ["export-onnx", "--model", str(fake), "-o", str(tmp_path / "again.onnx")]):
+    for argv in (
+        ["explain", str(tmp_path / "x.png"), "--model", str(fake)],
+        ["export-onnx", "--model", str(fake), "-o", str(tmp_path / "again.onnx")],
+    ):
         assert run(argv) == ExitStatus.MODEL
         err = capsys.readouterr().err
         assert "is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint" in err
@@ -218,8 +239,30 @@ def test_batch_takes_an_onnx_model(tmp_path: Path, clip: Path, monkeypatch):
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     exported = export(constant_model(tmp_path / "always.pt", 8.0), tmp_path / "always.onnx")
     out = tmp_path / "out"
-    assert run(["-q", "batch", str(clip), "--model", str(exported), "--out", str(out), "--workers", "1", "--threads", "1",
-                "--threshold", "0.5", "--pad-before", "0", "--pad-after", "0"]) == 0
+    assert (
+        run(
+            [
+                "-q",
+                "batch",
+                str(clip),
+                "--model",
+                str(exported),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--threads",
+                "1",
+                "--threshold",
+                "0.5",
+                "--pad-before",
+                "0",
+                "--pad-after",
+                "0",
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     done = [r for r in records if r.get("state") == "done" and r.get("kind") != "best_of"]
     assert len(done) == 1 and done[0]["events"] == 1

@@ -62,7 +62,7 @@ def _parents() -> dict[int, int]:
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
     return parents
 
 
@@ -136,11 +136,23 @@ class Cluster:
         log = self.logs / f"ray-start-{name}.log"
         with log.open("w") as handle:
             proc = subprocess.run(
-                [str(RAY), "start", *args, "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                 "--object-store-memory=80000000", "--disable-usage-stats", f"--temp-dir={temp_dir}",
-                 # two nodes on one machine: the agent's fixed default port (52365) would clash
-                 f"--dashboard-agent-listen-port={_free_port()}"],
-                env=self.env, stdout=handle, stderr=subprocess.STDOUT, timeout=120, cwd=self.logs,
+                [
+                    str(RAY),
+                    "start",
+                    *args,
+                    "--node-ip-address=127.0.0.1",
+                    "--num-cpus=1",
+                    "--object-store-memory=80000000",
+                    "--disable-usage-stats",
+                    f"--temp-dir={temp_dir}",
+                    # two nodes on one machine: the agent's fixed default port (52365) would clash
+                    f"--dashboard-agent-listen-port={_free_port()}",
+                ],
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                cwd=self.logs,
             )
         if proc.returncode != 0:
             raise RuntimeError(f"ray start ({name}) failed with status {proc.returncode}: {log.read_text()[-3000:]}")
@@ -192,9 +204,12 @@ def cluster(tmp_path: Path):
         # Keep the nodes' logs (for a failed run to look at), then remove the temp dirs.
         for node in ("h", "w"):
             with contextlib.suppress(OSError):
-                shutil.copytree(root / node / "session_latest" / "logs", logs / f"ray-{node}",
-                                ignore=shutil.ignore_patterns("*events", "old", "nsight", "rocprof_sys"),
-                                ignore_dangling_symlinks=True)
+                shutil.copytree(
+                    root / node / "session_latest" / "logs",
+                    logs / f"ray-{node}",
+                    ignore=shutil.ignore_patterns("*events", "old", "nsight", "rocprof_sys"),
+                    ignore_dangling_symlinks=True,
+                )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -225,9 +240,31 @@ def test_worker_node_killed_mid_batch(cluster: Cluster, tmp_path: Path):
     env = {**cluster.env, "AUTOTOSIS_CACHE": str(tmp_path / "cache")}
     with driver_log.open("w") as log:
         driver = subprocess.Popen(
-            [sys.executable, "-m", "autotosis", "--progress", "none", "batch", str(vods), "--model", str(model),
-             "--out", str(out), "--engine", "ray", "--address", cluster.address, "--workers", "2", "--threads", "1"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "autotosis",
+                "--progress",
+                "none",
+                "batch",
+                str(vods),
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+                "--engine",
+                "ray",
+                "--address",
+                cluster.address,
+                "--workers",
+                "2",
+                "--threads",
+                "1",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         # The kill lands while the worker node renders a VOD's reel: that VOD's scores and events
@@ -235,8 +272,10 @@ def test_worker_node_killed_mid_batch(cluster: Cluster, tmp_path: Path):
         deadline = time.monotonic() + 240
         while (rendering := _render_on(cluster.worker, out)) is None:
             if driver.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the worker node never rendered a reel (driver status {driver.poll()}): "
-                            f"{driver_log.read_text()[-3000:]}")
+                pytest.fail(
+                    f"the worker node never rendered a reel (driver status {driver.poll()}): "
+                    f"{driver_log.read_text()[-3000:]}"
+                )
             time.sleep(0.02)
         killed = kill_node(cluster.worker)
         killed_at, killed_wall = time.monotonic() - started, time.time()
@@ -289,8 +328,10 @@ def test_worker_node_killed_mid_batch(cluster: Cluster, tmp_path: Path):
     # The cluster stops: no process of either node is left.
     cluster.stop()
     assert not cluster.processes()
-    print(f"killed {len(killed)} worker-node processes at {killed_at:.1f} s while it rendered {victim.name} "
-          f"(its folder then held {at_kill}); whole test {time.monotonic() - started:.1f} s")
+    print(
+        f"killed {len(killed)} worker-node processes at {killed_at:.1f} s while it rendered {victim.name} "
+        f"(its folder then held {at_kill}); whole test {time.monotonic() - started:.1f} s"
+    )
 
 
 def test_outputs_the_driver_cannot_see_fail_the_vod(tmp_path: Path):

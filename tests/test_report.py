@@ -23,7 +23,7 @@ from autotosis.scores import Scores
 from autotosis.segments import Event, EventList, EventParams, events_from_scores
 
 HOSTILE_CLASS = '<script>alert("class")</script>'
-HOSTILE_FILE = "vod <script>alert(1)<b> \"q\" 's.mp4"  # no "/" possible in a file name
+HOSTILE_FILE = 'vod <script>alert(1)<b> "q" \'s.mp4'  # no "/" possible in a file name
 
 
 class Elements(HTMLParser):
@@ -51,7 +51,9 @@ class Elements(HTMLParser):
         return [a for t, a in self.tags if t == tag]
 
 
-def bumpy_scores(video: Path, duration_ms: int, highlights: list[tuple[int, int]], label: str = "rage", step_ms: int = 500) -> Scores:
+def bumpy_scores(
+    video: Path, duration_ms: int, highlights: list[tuple[int, int]], label: str = "rage", step_ms: int = 500
+) -> Scores:
     """Low scores with plateaus of ~0.9 during ``highlights``."""
     times = np.arange(0, duration_ms, step_ms, dtype=np.int64)
     score = 0.1 + 0.05 * np.sin(times / 3000)
@@ -171,7 +173,9 @@ def rendered_report(tmp_path_factory) -> tuple[Path, int]:
     folder = tmp_path_factory.mktemp("report")
     video = make_video(folder / HOSTILE_FILE, duration=24, size="192x108", fps="25")
     info = media.probe(video)
-    scores = bumpy_scores(video, info.duration_ms, [(3000, 6000), (11_000, 13_000), (18_000, 21_000)], label=HOSTILE_CLASS)
+    scores = bumpy_scores(
+        video, info.duration_ms, [(3000, 6000), (11_000, 13_000), (18_000, 21_000)], label=HOSTILE_CLASS
+    )
     events = events_for(scores, HOSTILE_CLASS)
     settings = {"model": "rage.pt", "scan fps": 2.0, "crop": [0.75, 0.0, 1.0, 0.3], "video": str(video)}
     out = report.write_report(scores, events, folder / "report.html", video=info, settings=settings, force=False)
@@ -190,7 +194,7 @@ def test_event_cards_have_embedded_thumbnails(rendered_report):
     for image in images:
         prefix = "data:image/jpeg;base64,"
         assert image["src"].startswith(prefix)
-        picture = Image.open(io.BytesIO(base64.b64decode(image["src"][len(prefix):])))
+        picture = Image.open(io.BytesIO(base64.b64decode(image["src"][len(prefix) :])))
         assert picture.format == "JPEG" and picture.size[0] == report.THUMBNAIL_WIDTH
     # Nothing is loaded from anywhere: every URL in the page is a data URL or an in-page anchor.
     urls = [a.get("src") or a.get("href") for _, a in doc.tags if a.get("src") or a.get("href")]
@@ -225,14 +229,26 @@ window.addEventListener("load", () => {
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
     """Headless Chromium with a fresh profile and nothing that reaches the network on its own."""
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={profile}", *args]
+    argv = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
 
 
 @pytest.mark.media
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); `make test` installs it")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); `make test` installs it"
+)
 def test_report_renders_in_headless_chromium(rendered_report, tmp_path: Path):
     out, count = rendered_report
     url = out.absolute().as_uri()

@@ -62,8 +62,14 @@ def test_iterations_count_up_from_sections_clip_names_and_files(tmp_path: Path):
 def test_review_section_parses_with_spans_crop_and_classes(tmp_path: Path):
     labels = tmp_path / "show.txt"
     clips = [
-        ReviewClip(tmp_path / "review" / "iter1_v_h1.mp4", Path("/x/v.mp4"), 61_000, 70_000,
-                   (Span(1000, 4500, label="pog"),), 0.93),
+        ReviewClip(
+            tmp_path / "review" / "iter1_v_h1.mp4",
+            Path("/x/v.mp4"),
+            61_000,
+            70_000,
+            (Span(1000, 4500, label="pog"),),
+            0.93,
+        ),
         ReviewClip(tmp_path / "review" / "iter1_v_h2.mp4", Path("/x/v.mp4"), 90_000, 93_000, (), 0.61),
     ]
     section = review_section(1, clips, labels, model="m.pt", threshold=0.6, crop=CAM)
@@ -80,14 +86,14 @@ def test_hard_example_names_sort_most_confident_first():
     assert hard_example_name(example, 1, 40) == "001_0.973_rage-not-background_my-clip_t000012500.jpg"
     assert hard_example_name(example, 7, 1200) == "0007_0.973_rage-not-background_my-clip_t000012500.jpg"
     # Examples come most confident first: an A-Z listing must keep that order (the confidence first did not).
-    examples = [HardExample(Path("c.mp4"), t, "background", "rage", c, None) for t, c in ((0, 0.99), (500, 0.95), (900, 0.81))]
+    examples = [
+        HardExample(Path("c.mp4"), t, "background", "rage", c, None) for t, c in ((0, 0.99), (500, 0.95), (900, 0.81))
+    ]
     names = [hard_example_name(h, rank, len(examples)) for rank, h in enumerate(examples, 1)]
     assert sorted(names) == names
 
 
 # --------------------------------------------------------------------------- the command
-
-
 
 
 def fake_scan(high: list[tuple[int, int]]):
@@ -99,8 +105,16 @@ def fake_scan(high: list[tuple[int, int]]):
         rage = np.full(len(times), 0.05, dtype=np.float32)
         for start, end in high:
             rage[(times >= start) & (times < end)] = 0.9
-        return Scores(Path(video), info.duration_ms, ("background", "rage"), times, np.stack([1 - rage, rage], 1), 500,
-                      task="rage", extra={"region": CAM, "threshold": 0.5})
+        return Scores(
+            Path(video),
+            info.duration_ms,
+            ("background", "rage"),
+            times,
+            np.stack([1 - rage, rage], 1),
+            500,
+            task="rage",
+            extra={"region": CAM, "threshold": 0.5},
+        )
 
     return scan
 
@@ -111,7 +125,9 @@ def project(tmp_path: Path) -> Path:
     (root / "clips").mkdir(parents=True)
     flash_clip(root / "clips" / "a.mp4", 5, [(1, 3)], audio=True)
     flash_clip(root / "clips" / "calm.mp4", 4, [], audio=True)
-    (root / "rage.txt").write_text("# task=rage\nclips/a.mp4  1-3\nclips/calm.mp4", encoding="utf-8")  # no final newline
+    (root / "rage.txt").write_text(
+        "# task=rage\nclips/a.mp4  1-3\nclips/calm.mp4", encoding="utf-8"
+    )  # no final newline
     return root
 
 
@@ -122,7 +138,23 @@ def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, 
     model = constant_model(tmp_path / "m.pt", 0.0, crop=CAM)
     labels = project / "rage.txt"
     labels.chmod(0o640)
-    assert run(["review", str(vod), "--model", str(model), "--labels", str(labels), "--pad-before", "1", "--pad-after", "2"]) == 0
+    assert (
+        run(
+            [
+                "review",
+                str(vod),
+                "--model",
+                str(model),
+                "--labels",
+                str(labels),
+                "--pad-before",
+                "1",
+                "--pad-after",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert labels.stat().st_mode & 0o777 == 0o640  # replaced atomically, permissions kept
     clips = sorted((project / "review").glob("*.mp4"))
     assert [c.name for c in clips] == ["iter1_new-vod_h1.mp4", "iter1_new-vod_h2.mp4"]
@@ -130,8 +162,12 @@ def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, 
     durations = media.stream_durations(clips[0])
     assert abs(durations.video_ms - 6000) <= 100 and durations.audio_ms is not None
     parsed = parse_labels(labels)
-    assert [e.raw_path for e in parsed.entries] == ["clips/a.mp4", "clips/calm.mp4", "review/iter1_new-vod_h1.mp4",
-                                                   "review/iter1_new-vod_h2.mp4"]
+    assert [e.raw_path for e in parsed.entries] == [
+        "clips/a.mp4",
+        "clips/calm.mp4",
+        "review/iter1_new-vod_h1.mp4",
+        "review/iter1_new-vod_h2.mp4",
+    ]
     assert parsed.entries[2].spans == (Span(1000, 4000),) and parsed.entries[3].spans == (Span(1000, 3000),)
     assert parsed.entries[2].crop is not None and parsed.entries[2].crop.x0 == 0.75
     text = labels.read_text(encoding="utf-8")
@@ -142,7 +178,10 @@ def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, 
     assert run(["review", str(vod), "--model", str(model), "--labels", str(labels), "--top-k", "1"]) == 0
     assert sorted(c.name for c in (project / "review").glob("iter2_*")) == ["iter2_new-vod_h1.mp4"]
     before = labels.read_bytes()
-    assert run(["review", str(vod), "--model", str(model), "--labels", str(labels), "--iteration", "1"]) == ExitStatus.OUTPUT_EXISTS
+    assert (
+        run(["review", str(vod), "--model", str(model), "--labels", str(labels), "--iteration", "1"])
+        == ExitStatus.OUTPUT_EXISTS
+    )
     assert labels.read_bytes() == before
     assert not list(project.glob("**/*.part*"))
     # Without VIDEOs or --hard-negatives there is nothing to do.
@@ -156,8 +195,22 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     always = constant_model(tmp_path / "always.pt", 6.0, crop=CAM)  # calls every frame "rage"
     out = tmp_path / "out"
-    assert run(["review", "--model", str(always), "--hard-negatives", str(project / "rage.txt"), "-o", str(out),
-                "--max-images", "5"]) == 0
+    assert (
+        run(
+            [
+                "review",
+                "--model",
+                str(always),
+                "--hard-negatives",
+                str(project / "rage.txt"),
+                "-o",
+                str(out),
+                "--max-images",
+                "5",
+            ]
+        )
+        == 0
+    )
     images = sorted((out / "hard-examples").glob("*.jpg"))
     names = [p.name for p in images if p.name != "contact_sheet.jpg"]
     assert len(names) == 5
@@ -170,8 +223,22 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
     # A model that is never wrong with confidence: nothing written.
     never = constant_model(tmp_path / "never.pt", -6.0, crop=CAM)
     empty = tmp_path / "empty"
-    assert run(["review", "--model", str(never), "--hard-negatives", str(project / "rage.txt"), "-o", str(empty),
-                "--band", "0"]) == 0
+    assert (
+        run(
+            [
+                "review",
+                "--model",
+                str(never),
+                "--hard-negatives",
+                str(project / "rage.txt"),
+                "-o",
+                str(empty),
+                "--band",
+                "0",
+            ]
+        )
+        == 0
+    )
     # "never" misses clip a's highlight at 0.998: those frames are the hard ones now.
     found = sorted(p.name for p in (empty / "hard-examples").glob("0*_0.*.jpg"))
     assert found and all("background-not-rage_a_" in n for n in found)
@@ -197,10 +264,17 @@ def test_review_into_a_copy_of_the_labels_and_a_real_mismatch(project: Path, tmp
     other.write_text("# task=pog\nclips/a.mp4  1-3\n", encoding="utf-8")
     before = other.read_bytes()
     capsys.readouterr()
-    assert run(["review", str(vod), "--model", str(model), "--labels", str(other), "-o", str(tmp_path / "r")]) == ExitStatus.MODEL
+    assert (
+        run(["review", str(vod), "--model", str(model), "--labels", str(other), "-o", str(tmp_path / "r")])
+        == ExitStatus.MODEL
+    )
     assert capsys.readouterr().err == (
         f"autotosis: error: {model} knows the classes background, rage, but {other} has background, pog ('# task=pog') "
         "(use a model trained on these classes, or change '# task=pog' (a binary file without '# task=' works with any "
-        "model of one class))\n")
+        "model of one class))\n"
+    )
     assert other.read_bytes() == before and not (tmp_path / "r").exists()
-    assert run(["review", "--model", str(model), "--hard-negatives", str(other), "-o", str(tmp_path / "h")]) == ExitStatus.MODEL
+    assert (
+        run(["review", "--model", str(model), "--hard-negatives", str(other), "-o", str(tmp_path / "h")])
+        == ExitStatus.MODEL
+    )

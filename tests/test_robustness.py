@@ -70,7 +70,9 @@ def model(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(path, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5))
+    save_checkpoint(
+        path, build_model(2), ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5)
+    )
     return path
 
 
@@ -176,16 +178,21 @@ def test_a_text_file_is_not_taken_for_a_video(command, files, model, tmp_path, c
     extra = [] if command == "scan" else ["--threshold", "0", "--min-length", "0"]
     assert run([command, str(text), "--model", str(model), "-o", str(out), *extra]) == ExitStatus.MEDIA
     line = one_error_line(capsys.readouterr().err)
-    assert line == (f"autotosis: error: {text}: is a text file, not a video "
-                    "(was it the label file? give the video itself)")
+    assert line == (
+        f"autotosis: error: {text}: is a text file, not a video (was it the label file? give the video itself)"
+    )
     nothing_left(tmp_path)
 
 
 def _ffprobe_format(path: Path) -> str:
     import subprocess
 
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "csv=p=0",
-                          "file:" + str(path)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=format_name", "-of", "csv=p=0", "file:" + str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.stdout.strip()
 
 
@@ -267,8 +274,10 @@ def test_reel_has_the_sound_of_every_track_and_refuses_a_track_it_lacks(files, t
     bad = tmp_path / "bad.mp4"
     assert run([*args, "-o", str(bad), "--audio-track", "3"]) == ExitStatus.USAGE
     line = one_error_line(capsys.readouterr().err)
-    assert line == (f"autotosis: error: --audio-track 3: {video} has 2 audio tracks (audio tracks are numbered "
-                    "from 1 in the file's order; 'mix' (the default) mixes them all)")
+    assert line == (
+        f"autotosis: error: --audio-track 3: {video} has 2 audio tracks (audio tracks are numbered "
+        "from 1 in the file's order; 'mix' (the default) mixes them all)"
+    )
     assert not bad.exists()
     assert run([*args, "-o", str(bad), "--audio-track", "0"]) == ExitStatus.USAGE  # argparse: numbered from 1
     assert "audio tracks are numbered from 1" in capsys.readouterr().err
@@ -279,9 +288,24 @@ def test_a_vfr_reel_keeps_the_nominal_frame_rate_and_its_sound_on_the_picture(tm
     has an *average* of 16 fps; the reel was made at 16 fps (stuttering).  It keeps 24000/1001
     now, and its sound stays within one frame of the picture, title card included."""
     video = tmp_path / "vfr 23.976.mp4"
-    corpus.ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x36:r=24000/1001:d=8", *corpus._lavfi_audio(8.0),
-                  "-vf", "select='gte(t,4)+not(mod(n,3))'", *corpus._X264, "-pix_fmt", "yuv420p", "-fps_mode", "vfr",
-                  "-c:a", "aac", "-shortest", "file:" + str(video))
+    corpus.ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=64x36:r=24000/1001:d=8",
+        *corpus._lavfi_audio(8.0),
+        "-vf",
+        "select='gte(t,4)+not(mod(n,3))'",
+        *corpus._X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-fps_mode",
+        "vfr",
+        "-c:a",
+        "aac",
+        "-shortest",
+        "file:" + str(video),
+    )
     info = media.probe(video)
     assert info.fps == Fraction(16000, 1001) and info.nominal_fps == Fraction(24000, 1001)  # the test's premise
     events = events_file(tmp_path / "ev", video, [(1000, 3000), (5000, 7000)])
@@ -320,11 +344,14 @@ def test_rotation_is_applied_before_the_crop(files, tmp_path):
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize(("case", "expected"), [
-    ("timestamp_gap", list(range(0, 7000, 500))),  # the gap (2-5 s) holds the last frame before it
-    ("offset_start", list(range(0, 3000, 500))),  # times count from the file's start, not from 0:00:05
-    ("nasty_name", list(range(0, 3000, 500))),
-])
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("timestamp_gap", list(range(0, 7000, 500))),  # the gap (2-5 s) holds the last frame before it
+        ("offset_start", list(range(0, 3000, 500))),  # times count from the file's start, not from 0:00:05
+        ("nasty_name", list(range(0, 3000, 500))),
+    ],
+)
 def test_scan_times_follow_the_timeline(case, expected, files, model, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)

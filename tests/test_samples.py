@@ -81,7 +81,16 @@ def test_clip_has_requested_size_duration_and_audio(tmp_path):
 def test_any_size_and_fps_work(tmp_path):
     from autotosis.media import probe
 
-    truth = make_stream_clip(tmp_path / "odd.mp4", duration_s=1.3, highlights=[(200, 900)], seed=8, width=96, height=64, fps=24, cam=(0.5, 0.0, 1.0, 0.6))
+    truth = make_stream_clip(
+        tmp_path / "odd.mp4",
+        duration_s=1.3,
+        highlights=[(200, 900)],
+        seed=8,
+        width=96,
+        height=64,
+        fps=24,
+        cam=(0.5, 0.0, 1.0, 0.6),
+    )
     info = probe(truth.path)
     assert (info.width, info.height, info.fps) == (96, 64, 24)
     assert truth.duration_ms == round(31 * 1000 / 24)  # whole frames: 1.3 s at 24 fps is 31 frames
@@ -119,7 +128,13 @@ def test_highlights_show_only_in_the_face_cam(tmp_path):
 def test_rage_is_visible_in_a_single_clip(tmp_path):
     """Within one clip the face goes red and the cam's mean colour separates the frames."""
     truth = make_stream_clip(
-        tmp_path / "c.mp4", duration_s=8.0, highlights=[(1500, 3500), (5000, 7000)], seed=4, width=320, height=180, fps=10
+        tmp_path / "c.mp4",
+        duration_s=8.0,
+        highlights=[(1500, 3500), (5000, 7000)],
+        seed=4,
+        width=320,
+        height=180,
+        fps=10,
     )
     times, x = decode(truth.path, truth.cam)
     y, keep = labels_at(times, truth.highlights)

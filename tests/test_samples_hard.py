@@ -58,8 +58,18 @@ def test_default_frames_are_as_before():
 
 
 def test_default_sample_set_plan_is_as_before():
-    train, heldout = _plan_sample_set(Path("x"), seed=7, train_clips=5, clip_s=30.0, heldout_s=240.0, heldout_events=8,
-                                      width=640, height=360, fps=30, cam=DEFAULT_CAM)
+    train, heldout = _plan_sample_set(
+        Path("x"),
+        seed=7,
+        train_clips=5,
+        clip_s=30.0,
+        heldout_s=240.0,
+        heldout_events=8,
+        width=640,
+        height=360,
+        fps=30,
+        cam=DEFAULT_CAM,
+    )
     assert [(c.seed, c.highlights) for c in train] == [
         (1247478191, ()),
         (603679381, ((2666, 8729), (19757, 23259))),
@@ -68,8 +78,16 @@ def test_default_sample_set_plan_is_as_before():
         (1142978368, ((4215, 7418), (15218, 20029))),
     ]
     assert (heldout.seed, heldout.duration_ms) == (2070387560, 240000)
-    assert heldout.highlights == ((1667, 5627), (21375, 27083), (81537, 88995), (120639, 129188), (152445, 158678),
-                                  (181158, 184589), (214557, 221391), (229532, 234973))
+    assert heldout.highlights == (
+        (1667, 5627),
+        (21375, 27083),
+        (81537, 88995),
+        (120639, 129188),
+        (152445, 158678),
+        (181158, 184589),
+        (214557, 221391),
+        (229532, 234973),
+    )
     assert all(not c.hard and not c.lookalikes and c.drawn_cam is None for c in [*train, heldout])
     # The truth file's entries of a default set carry no hard-mode keys.
     assert set(train[1].to_json()) == {"path", "duration_ms", "highlights", "cam", "width", "height", "fps", "seed"}
@@ -119,7 +137,12 @@ def test_cam_box_jitter_stays_within_bounds(seed, size):
     assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
     n0, m0, n1, m1 = DEFAULT_CAM
     unit = min(width / 640, height / 360)
-    for a, b, nominal_size, pixels in ((x0, n0, n1 - n0, width), (x1, n1, n1 - n0, width), (y0, m0, m1 - m0, height), (y1, m1, m1 - m0, height)):
+    for a, b, nominal_size, pixels in (
+        (x0, n0, n1 - n0, width),
+        (x1, n1, n1 - n0, width),
+        (y0, m0, m1 - m0, height),
+        (y1, m1, m1 - m0, height),
+    ):
         limit = CAM_JITTER_PX * unit / pixels + CAM_SCALE_JITTER * nominal_size / 2 + 1e-6
         assert abs(a - b) <= limit
     assert abs((x1 - x0) / (n1 - n0) - 1) <= CAM_SCALE_JITTER + 1e-6
@@ -176,8 +199,16 @@ def test_lookalikes_change_the_cam():
 
 
 def test_hard_set_plan_varies_lengths_and_is_a_prefix_of_larger_sets():
-    args = {"seed": 1, "clip_s_range": (15.0, 60.0), "heldout_s": 900.0, "heldout_events": 15, "width": 640, "height": 360,
-            "fps": 30, "cam": DEFAULT_CAM}
+    args = {
+        "seed": 1,
+        "clip_s_range": (15.0, 60.0),
+        "heldout_s": 900.0,
+        "heldout_events": 15,
+        "width": 640,
+        "height": 360,
+        "fps": 30,
+        "cam": DEFAULT_CAM,
+    }
     small, vod = _plan_hard_sample_set(Path("x"), train_clips=12, **args)
     large, vod_large = _plan_hard_sample_set(Path("x"), train_clips=24, **args)
     assert large[:12] == small and vod_large == vod
@@ -196,8 +227,19 @@ def test_hard_set_plan_varies_lengths_and_is_a_prefix_of_larger_sets():
 
 
 def test_clip_truth_json_round_trip_with_hard_fields(tmp_path):
-    truth = ClipTruth(tmp_path / "a.mp4", 20000, ((1000, 5000),), DEFAULT_CAM, 160, 90, 10, 3,
-                      lookalikes=((7000, 9000, "cheer+redlight"),), drawn_cam=(0.78, 0.13, 0.97, 0.37), hard=True)
+    truth = ClipTruth(
+        tmp_path / "a.mp4",
+        20000,
+        ((1000, 5000),),
+        DEFAULT_CAM,
+        160,
+        90,
+        10,
+        3,
+        lookalikes=((7000, 9000, "cheer+redlight"),),
+        drawn_cam=(0.78, 0.13, 0.97, 0.37),
+        hard=True,
+    )
     document = json.loads(json.dumps(truth.to_json(tmp_path)))
     assert document["lookalikes"] == [[7000, 9000, "cheer+redlight"]] and document["hard"] is True
     assert ClipTruth.from_json(document, tmp_path) == truth

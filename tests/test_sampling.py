@@ -48,11 +48,28 @@ def test_sample_times_are_seeded_distinct_and_proportional():
 def test_sample_writes_full_size_square_pixel_frames(tmp_path: Path, capsys):
     wide = make_video(tmp_path / "my vod é.mp4", duration=3, size="160x90", fps="10", audio=False)
     # Anamorphic: 100x90 stored, shown 2:1 wider.
-    anamorphic = make_video(tmp_path / "ana.mp4", duration=2, size="100x90", fps="10", audio=False,
-                            extra_video_filters="setsar=2/1")
+    anamorphic = make_video(
+        tmp_path / "ana.mp4", duration=2, size="100x90", fps="10", audio=False, extra_video_filters="setsar=2/1"
+    )
     out = tmp_path / "boot"
-    assert run(["sample", str(wide), str(anamorphic), "-n", "12", "--seed", "3", "-o", str(out),
-                "--classes", "background,rage"]) == 0
+    assert (
+        run(
+            [
+                "sample",
+                str(wide),
+                str(anamorphic),
+                "-n",
+                "12",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "--classes",
+                "background,rage",
+            ]
+        )
+        == 0
+    )
     images = sorted((out / "unsorted").iterdir())
     assert len(images) == 12 and (out / "background").is_dir() and (out / "rage").is_dir()
     for path in images:
@@ -67,10 +84,30 @@ def test_sample_writes_full_size_square_pixel_frames(tmp_path: Path, capsys):
 
     # The same seed picks the same frames: nothing is overwritten without --force.
     before = {p.name: p.stat().st_mtime_ns for p in images}
-    assert run(["sample", str(wide), str(anamorphic), "-n", "12", "--seed", "3", "-o", str(out)]) == ExitStatus.OUTPUT_EXISTS
+    assert (
+        run(["sample", str(wide), str(anamorphic), "-n", "12", "--seed", "3", "-o", str(out)])
+        == ExitStatus.OUTPUT_EXISTS
+    )
     assert {p.name: p.stat().st_mtime_ns for p in (out / "unsorted").iterdir()} == before
-    assert run(["sample", str(wide), str(anamorphic), "-n", "12", "--seed", "3", "-o", str(out), "--force",
-                "--format", "png"]) == 0
+    assert (
+        run(
+            [
+                "sample",
+                str(wide),
+                str(anamorphic),
+                "-n",
+                "12",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "--force",
+                "--format",
+                "png",
+            ]
+        )
+        == 0
+    )
     assert len(list((out / "unsorted").glob("*.png"))) == 12
 
 
@@ -114,7 +151,7 @@ def noise_image(path: Path, rng: np.random.Generator, bright_corner: bool, size=
     width, height = size
     pixels = rng.integers(30, 140, size=(height, width, 3), dtype=np.uint8)
     if bright_corner:
-        pixels[letterbox:letterbox + height // 3, : width // 3] = 250
+        pixels[letterbox : letterbox + height // 3, : width // 3] = 250
     if letterbox:
         pixels[:letterbox] = 0
         pixels[-letterbox:] = 0
@@ -159,7 +196,9 @@ def test_folder_classes_scenes_and_frames(tmp_path: Path):
 
 
 def test_validation_never_splits_a_scene(tmp_path: Path):
-    frameset = folder_frames(read_image_folder(make_folder(tmp_path / "set", scenes=8)), size=16, out_dir=tmp_path / "f")
+    frameset = folder_frames(
+        read_image_folder(make_folder(tmp_path / "set", scenes=8)), size=16, out_dir=tmp_path / "f"
+    )
     train, val = split_by_clip(frameset, 0.25, seed=0)
     train_scenes = {c.clip.name for c in train}
     val_scenes = {c.clip.name for c in val}
@@ -194,8 +233,27 @@ def test_load_image_crops_region_and_letterbox(tmp_path: Path):
 def test_train_and_eval_on_an_image_folder(tmp_path: Path, capsys):
     root = make_folder(tmp_path / "studio set", scenes=6, per_scene=10)
     model = tmp_path / "m.pt"
-    assert run(["train", str(root), "-o", str(model), "--size", "32", "--epochs", "3", "--seed", "1", "--task", "flash",
-                "--crop", "0,0,0.5,1"]) == 0
+    assert (
+        run(
+            [
+                "train",
+                str(root),
+                "-o",
+                str(model),
+                "--size",
+                "32",
+                "--epochs",
+                "3",
+                "--seed",
+                "1",
+                "--task",
+                "flash",
+                "--crop",
+                "0,0,0.5,1",
+            ]
+        )
+        == 0
+    )
     _, info, _ = load_checkpoint(model)
     assert info.task == "flash" and info.classes == ("background", "rage") and info.crop == (0.0, 0.0, 0.5, 1.0)
     assert info.metrics["val_clips"] >= 1 and info.metrics["validated_on"] == "held-out clips"
@@ -219,11 +277,15 @@ def blocky_clip(root: Path, name: str, rng: np.random.Generator, count: int = 12
     """Frames of big random blocks (high contrast, so their hashes are stable)."""
     from autotosis.dataset import ClipFrames
 
-    frames = np.kron(rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8), np.ones((1, size // 8, size // 8, 1), np.uint8))
+    frames = np.kron(
+        rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8), np.ones((1, size // 8, size // 8, 1), np.uint8)
+    )
     path = root / f"{name}.npy"
     np.save(path, frames)
     targets = np.arange(count) % 2
-    return ClipFrames(root / f"{name}.mp4", name, path, np.arange(count, dtype=np.int64) * 250, targets.astype(np.int64))
+    return ClipFrames(
+        root / f"{name}.mp4", name, path, np.arange(count, dtype=np.int64) * 250, targets.astype(np.int64)
+    )
 
 
 def test_leak_check_finds_copied_footage_only(tmp_path: Path):
@@ -280,8 +342,14 @@ def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monke
     from autotosis.labels import parse_labels
 
     # A wide picture letterboxed into the frame: black bars at the top and the bottom.
-    make_video(tmp_path / "lb.mp4", duration=2, size="96x54", fps="10", audio=False,
-               extra_video_filters="scale=96:36,pad=96:54:0:9:black")
+    make_video(
+        tmp_path / "lb.mp4",
+        duration=2,
+        size="96x54",
+        fps="10",
+        audio=False,
+        extra_video_filters="scale=96:36,pad=96:54:0:9:black",
+    )
     (tmp_path / "lb.txt").write_text("lb.mp4  0.5-1.5\n")
     labels = parse_labels(tmp_path / "lb.txt")
     region = media.detect_active_area(media.probe(tmp_path / "lb.mp4"))
@@ -309,8 +377,14 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     info = ModelInfo("rage", ("background", "rage"), 32, DEFAULT_MEAN, DEFAULT_STD, None, 0.5, crop_borders=True)
     save_checkpoint(model, build_model(2), info)
     # Another video than any training clip: pillarbox bars left and right.
-    make_video(tmp_path / "pb.mp4", duration=2, size="96x54", fps="10", audio=False,
-               extra_video_filters="scale=64:54,pad=96:54:16:0:black")
+    make_video(
+        tmp_path / "pb.mp4",
+        duration=2,
+        size="96x54",
+        fps="10",
+        audio=False,
+        extra_video_filters="scale=64:54,pad=96:54:16:0:black",
+    )
     options = ScanOptions(cache_dir=tmp_path / "cache")
     scores = scan_video(tmp_path / "pb.mp4", model, options)
     left, top, right, bottom = scores.extra["region"]

@@ -31,8 +31,15 @@ class Redness:
     def __init__(self, crop=None, size: int = 16):
         from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo
 
-        self.info = ModelInfo(task="red", classes=("background", "red"), input_size=size, mean=DEFAULT_MEAN,
-                              std=DEFAULT_STD, crop=crop, threshold=0.5)
+        self.info = ModelInfo(
+            task="red",
+            classes=("background", "red"),
+            input_size=size,
+            mean=DEFAULT_MEAN,
+            std=DEFAULT_STD,
+            crop=crop,
+            threshold=0.5,
+        )
         self.frames = 0
 
     def predict(self, frames: np.ndarray) -> np.ndarray:
@@ -106,8 +113,9 @@ def test_auto_mode_depends_on_length():
 
 def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     # 24 s, a keyframe every second (-g 25), red from 9.2 s to 13.6 s.
-    path = video_factory("vod.mp4", duration=24, fps="25", source="color=c=gray", extra_video_filters=red_between(9.2, 13.6),
-                         audio=False)
+    path = video_factory(
+        "vod.mp4", duration=24, fps="25", source="color=c=gray", extra_video_filters=red_between(9.2, 13.6), audio=False
+    )
     dense_predictor, coarse_predictor = Redness(), Redness()
     dense = scan_with(path, dense_predictor, ScanOptions(mode="dense"))
     rough = scan_with(path, coarse_predictor, ScanOptions(mode="coarse"))
@@ -130,30 +138,56 @@ def test_variable_frame_rate_event_times_are_exact_within_one_step(video_factory
     # 8.4 s. Times taken from a frame counter at the average rate (15 fps) would be
     # seconds off; presentation timestamps put both edges within one sampling step.
     path = video_factory(
-        "vfr.mkv", duration=12, fps="25", source="color=c=gray",
+        "vfr.mkv",
+        duration=12,
+        fps="25",
+        source="color=c=gray",
         extra_video_filters=red_between(3.1, 8.4) + ",select='gte(t,6)+not(mod(n,5))'",
-        codec=["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-fps_mode", "vfr"], audio=False,
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-fps_mode", "vfr"],
+        audio=False,
     )
     frame_times = np.concatenate([b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=8, fps=None))])
     assert frame_times[:3].tolist() == [0, 200, 400] and frame_times[-2:].tolist() == [11_920, 11_960]
     for mode in ("dense", "coarse"):
         scores = scan_with(path, Redness(), ScanOptions(mode=mode, fps=2.0))
-        (start, end), = red_events(scores)
+        ((start, end),) = red_events(scores)
         assert 3100 <= start <= 3100 + 500, mode  # first red frame is shown from 3.2 s
         assert 8400 <= end <= 8400 + 500, mode
         assert scores.step_ms == 500
 
 
 def _rotate(path: Path, out: Path, degrees: int) -> Path:
-    subprocess.run([FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(path), "-c", "copy",
-                    "-metadata:s:v:0", f"rotate={degrees}", str(out)], check=True)
+    subprocess.run(
+        [
+            FFMPEG,
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(path),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            f"rotate={degrees}",
+            str(out),
+        ],
+        check=True,
+    )
     return out
 
 
 def test_rotated_video_crops_the_displayed_frame(tmp_path: Path, video_factory):
     # Stored 160x90 with red in its top-left quarter, flagged as rotated by 90 degrees.
-    stored = video_factory("stored.mp4", duration=2, fps="25", source="color=c=gray",
-                           extra_video_filters="drawbox=x=0:y=0:w=80:h=45:color=red:t=fill", audio=False)
+    stored = video_factory(
+        "stored.mp4",
+        duration=2,
+        fps="25",
+        source="color=c=gray",
+        extra_video_filters="drawbox=x=0:y=0:w=80:h=45:color=red:t=fill",
+        audio=False,
+    )
     rotated = _rotate(stored, tmp_path / "rotated.mp4", 90)
     info = media.probe(rotated)
     assert (info.width, info.height) == (90, 160) and info.rotation in (90, 270)
@@ -184,7 +218,9 @@ def test_non_square_pixels_give_the_same_picture_as_square_ones(video_factory):
     assert a.shape == b.shape
     # Only the horizontal resolution differs; a crop taken in the wrong pixel units would not come close.
     assert np.abs(a - b).mean() < 12
-    shifted = np.concatenate([f.frames for f in media.iter_frames(square, media.DecodeSpec(size=32, fps=2.0, region=(0.0, 0.0, 0.5, 1.0)))])
+    shifted = np.concatenate(
+        [f.frames for f in media.iter_frames(square, media.DecodeSpec(size=32, fps=2.0, region=(0.0, 0.0, 0.5, 1.0)))]
+    )
     assert np.abs(shifted.astype(np.int16) - b).mean() > 2 * np.abs(a - b).mean()
 
 
@@ -199,8 +235,15 @@ def checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    info = ModelInfo(task="red", classes=("background", "red"), input_size=32, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=None, threshold=0.5)
+    info = ModelInfo(
+        task="red",
+        classes=("background", "red"),
+        input_size=32,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=None,
+        threshold=0.5,
+    )
     save_checkpoint(path, build_model(2, "none"), info)
     return path
 
@@ -240,5 +283,8 @@ def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, m
     document = json.loads(out.read_text())
     assert document["extra"]["mode"] == "coarse"
     assert document["extra"]["coarse"]["keyframes"] == 6
-    assert main(["-q", "scan", str(path), "--model", str(checkpoint), "--mode", "fast", "-o", str(out)]) == ExitStatus.USAGE
+    assert (
+        main(["-q", "scan", str(path), "--model", str(checkpoint), "--mode", "fast", "-o", str(out)])
+        == ExitStatus.USAGE
+    )
     assert "invalid choice" in capsys.readouterr().err

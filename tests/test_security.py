@@ -78,8 +78,11 @@ def test_checkpoints_are_only_loaded_with_weights_only():
     calls = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" and \
-                    getattr(node.func.value, "id", None) == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "load"
+                and getattr(node.func.value, "id", None) == "torch"
+            ):
                 keywords = {k.arg: k.value for k in node.keywords}
                 ok = isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
                 calls.append((path.name, node.lineno, ok))
@@ -92,8 +95,23 @@ def test_checkpoints_are_only_loaded_with_weights_only():
 
 
 def test_no_shell_and_only_media_starts_processes():
-    starters = {"system", "popen", "Popen", "run", "call", "check_call", "check_output", "getoutput",
-                "getstatusoutput", "spawnl", "spawnv", "spawnvp", "execv", "execvp", "startfile"}
+    starters = {
+        "system",
+        "popen",
+        "Popen",
+        "run",
+        "call",
+        "check_call",
+        "check_output",
+        "getoutput",
+        "getstatusoutput",
+        "spawnl",
+        "spawnv",
+        "spawnvp",
+        "execv",
+        "execvp",
+        "startfile",
+    }
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -105,7 +123,9 @@ def test_no_shell_and_only_media_starts_processes():
             if not isinstance(node, ast.Call):
                 continue
             for keyword in node.keywords:
-                if keyword.arg == "shell" and not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False):
+                if keyword.arg == "shell" and not (
+                    isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+                ):
                     problems.append(f"{path.name}:{node.lineno} passes shell=")
             func = node.func
             owner = getattr(getattr(func, "value", None), "id", None)
@@ -137,8 +157,9 @@ def test_label_paths_cannot_make_frames_write_outside_the_output_folder(tmp_path
     labels = labels_dir / "rage.txt"
     nasty = corpus.NASTY_NAME.replace("\\", "\\\\").replace('"', '\\"')
     # Relative paths climbing out of the label's folder, and an absolute one.
-    labels.write_text(f'../../elsewhere/x.mp4  0.5-1\n"../../elsewhere/{nasty}"  1-1.5\n"{clips / "y.mp4"}"\n',
-                      encoding="utf-8")
+    labels.write_text(
+        f'../../elsewhere/x.mp4  0.5-1\n"../../elsewhere/{nasty}"  1-1.5\n"{clips / "y.mp4"}"\n', encoding="utf-8"
+    )
 
     before = _snapshot(tmp_path)
     out = tmp_path / "out"
@@ -209,16 +230,25 @@ def test_report_escapes_file_names_and_labels(tmp_path, monkeypatch):
     klass = "<img src=x onerror=alert('class')>"
     times = np.arange(0, 4000, 500, dtype=np.int64)
     probs = np.where((times >= 1000) & (times < 3000), 0.9, 0.1).astype(np.float32)
-    scores = Scores(video, 4000, ("background", klass), times, np.stack([1 - probs, probs], 1), 500,
-                    task="<b>task</b>", model="<i>model</i>")
+    scores = Scores(
+        video,
+        4000,
+        ("background", klass),
+        times,
+        np.stack([1 - probs, probs], 1),
+        500,
+        task="<b>task</b>",
+        model="<i>model</i>",
+    )
     write_scores(scores, tmp_path / "s.json")
-    write_events(EventList(video, 4000, klass, EventParams(), (Event(1000, 3000, klass, 0.9, 0.85, 1500),)),
-                 tmp_path / "e.json")
+    write_events(
+        EventList(video, 4000, klass, EventParams(), (Event(1000, 3000, klass, 0.9, 0.85, 1500),)), tmp_path / "e.json"
+    )
     out = tmp_path / "r.html"
     assert run(["report", "--scores", "s.json", "--events", "e.json", "-o", str(out), "--thumbnails", "1"]) == 0
     page = out.read_text(encoding="utf-8")
 
-    for raw in ("<script>alert", "<img src=x", "<b>task", "<i>model", "onmouseover=\"alert"):
+    for raw in ("<script>alert", "<img src=x", "<b>task", "<i>model", 'onmouseover="alert'):
         assert raw not in page, raw
     assert "&lt;img src=x onerror=alert(" in page  # shown as text
     parser = _Tags()

@@ -19,7 +19,9 @@ from autotosis.segments import Event, EventList, EventParams, events_from_scores
 BARE = EventParams(threshold=0.5, min_length_ms=0, merge_gap_ms=0, pad_before_ms=0, pad_after_ms=0)
 
 
-def events_of(values: list[float], params: EventParams = BARE, step: int = 500, duration_ms: int | None = None) -> list[Event]:
+def events_of(
+    values: list[float], params: EventParams = BARE, step: int = 500, duration_ms: int | None = None
+) -> list[Event]:
     """Events of scores sampled every ``step`` ms from time 0."""
     times = np.arange(len(values), dtype=np.int64) * step
     duration = len(values) * step if duration_ms is None else duration_ms
@@ -358,7 +360,7 @@ def sample_list(video: Path | None = Path("clips/my vod é.mp4")) -> EventList:
     events = (
         Event(0, 2500, "rage", 0.912345, 0.701, 1000),
         Event(61_001, 75_999, "rage", 0.6, 0.6, 70_123),
-        Event(3_600_000, 3_600_001, "rage, loud \"quoted\"", 1.0, 0.999999, 3_600_000),
+        Event(3_600_000, 3_600_001, 'rage, loud "quoted"', 1.0, 0.999999, 3_600_000),
     )
     return EventList(video, 3_700_000, "rage", params, events)
 
@@ -410,11 +412,30 @@ def test_existing_file_is_not_overwritten_without_force(tmp_path: Path):
 
 
 def json_with(**changes) -> str:
-    document = json.loads(json.dumps({
-        "format": "autotosis-events/1", "video": "v.mp4", "duration_ms": 10_000, "label": "rage", "params": {},
-        "events": [{"start": 1.0, "end": 2.0, "start_ms": 1000, "end_ms": 2000, "label": "rage", "peak": 0.9, "mean": 0.8,
-                    "peak_time": 1.5, "peak_ms": 1500}],
-    }))
+    document = json.loads(
+        json.dumps(
+            {
+                "format": "autotosis-events/1",
+                "video": "v.mp4",
+                "duration_ms": 10_000,
+                "label": "rage",
+                "params": {},
+                "events": [
+                    {
+                        "start": 1.0,
+                        "end": 2.0,
+                        "start_ms": 1000,
+                        "end_ms": 2000,
+                        "label": "rage",
+                        "peak": 0.9,
+                        "mean": 0.8,
+                        "peak_time": 1.5,
+                        "peak_ms": 1500,
+                    }
+                ],
+            }
+        )
+    )
     for key, value in changes.items():
         if key.startswith("event_"):
             document["events"][0][key.removeprefix("event_")] = value
@@ -429,23 +450,27 @@ def json_with(**changes) -> str:
         ("a.json", "{not json", "not valid JSON"),
         ("a.json", "[]", "not an autotosis events file"),
         ("a.json", json_with(format="autotosis-scores/1"), "not an autotosis events file"),
-        ("a.json", json_with(events={"start": 1}), "\"events\" must be a list"),
+        ("a.json", json_with(events={"start": 1}), '"events" must be a list'),
         ("a.json", json_with(events=[5]), "event 1: must be an object"),
         ("a.json", json_with(event_start=1.5), "disagree"),
         ("a.json", json_with(event_start_ms="1000"), "whole number of milliseconds"),
-        ("a.json", json_with(event_end=None, event_end_ms=None), "\"end\" is missing"),
+        ("a.json", json_with(event_end=None, event_end_ms=None), '"end" is missing'),
         ("a.json", json_with(event_end=0.5, event_end_ms=500), "before or where it starts"),
         ("a.json", json_with(event_start=-1.0, event_start_ms=-1000), "must not be negative"),
-        ("a.json", json_with(event_peak="high"), "\"peak\" must be a number"),
-        ("a.json", json_with(event_label=3), "\"label\" must be text"),
-        ("a.json", json_with(params={"threshold": 2}), "bad \"params\": threshold"),
-        ("a.json", json_with(params=[0.5]), "\"params\" must be an object"),
-        ("a.json", json_with(video=7), "\"video\" must be a path"),
+        ("a.json", json_with(event_peak="high"), '"peak" must be a number'),
+        ("a.json", json_with(event_label=3), '"label" must be text'),
+        ("a.json", json_with(params={"threshold": 2}), 'bad "params": threshold'),
+        ("a.json", json_with(params=[0.5]), '"params" must be an object'),
+        ("a.json", json_with(video=7), '"video" must be a path'),
         ("a.json", json_with(duration_ms=1.5), "whole number of milliseconds"),
         ("a.json", '{"format": "autotosis-events/1", "duration_ms": ' + "9" * 5000 + "}", "not a usable JSON file"),
         ("a.csv", "", "missing start"),
         ("a.csv", "begin,end\n1,2\n", "missing start"),
-        ("a.csv", "start,end,label,peak,mean,peak_time\n1.0,two,rage,0.9,0.8,1.5\n", "a.csv:2: column 'end' must be a number"),
+        (
+            "a.csv",
+            "start,end,label,peak,mean,peak_time\n1.0,two,rage,0.9,0.8,1.5\n",
+            "a.csv:2: column 'end' must be a number",
+        ),
         ("a.csv", "start,end,label,peak,mean,peak_time\n1.0,2.0,rage,0.9\n", "a.csv:2: expected 6 values .*, got 4"),
         ("a.csv", "start,end,label,peak,mean,peak_time\n1,2,rage,0.9,0.8,1.5,9\n", "expected 6 values .*, got 7"),
         ("a.csv", "start,end,label,peak,mean,peak_time\n1.0,2.0,rage,nan,0.8,1.5\n", "finite"),
@@ -472,7 +497,9 @@ def test_missing_or_unreadable_events_file(tmp_path: Path):
 def test_hand_written_files_are_accepted(tmp_path: Path):
     # Seconds only (no *_ms), a spreadsheet's BOM and blank lines are fine.
     json_path = tmp_path / "hand.json"
-    json_path.write_text(json.dumps({"format": "autotosis-events/1", "events": [{"start": 1.25, "end": 3, "peak": 1, "mean": 0.5}]}))
+    json_path.write_text(
+        json.dumps({"format": "autotosis-events/1", "events": [{"start": 1.25, "end": 3, "peak": 1, "mean": 0.5}]})
+    )
     assert read_events(json_path).events == (Event(1250, 3000, "", 1.0, 0.5, 1250),)
     csv_path = tmp_path / "hand.csv"
     csv_path.write_text("\ufeffstart,end,label,peak,mean,peak_time\n\n1.25,3,rage,1,0.5,2\n", encoding="utf-8")

@@ -42,7 +42,9 @@ GAME = "0,0.4,0.7,1"  # a part of solid_source that is all blue
 SMALL = "270x480"
 
 
-def ev(start: float, end: float, peak: float = 0.9, peak_at: float | None = None, mean: float = 0.7, label: str = "rage") -> Event:
+def ev(
+    start: float, end: float, peak: float = 0.9, peak_at: float | None = None, mean: float = 0.7, label: str = "rage"
+) -> Event:
     peak_ms = int((start + end) / 2 * 1000) if peak_at is None else int(peak_at * 1000)
     return Event(int(start * 1000), int(end * 1000), label, peak, mean, peak_ms)
 
@@ -62,14 +64,17 @@ def test_parse_region_fractions_and_pixels():
 FRAME = FrameGeometry(160, 90)
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("0.8,0,1.2,0.3", "reaches outside the 160x90 frame"),
-    ("-0.1,0,0.5,0.5", "reaches outside"),
-    ("100,0,200,30", "reaches outside the 160x90 frame"),
-    ("0.5,0.1,0.5,0.4", "zero size"),
-    ("0.5,0.4,0.6,0.1", "zero size"),
-    ("0.5,0.5,0.503,0.6", "less than one pixel"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("0.8,0,1.2,0.3", "reaches outside the 160x90 frame"),
+        ("-0.1,0,0.5,0.5", "reaches outside"),
+        ("100,0,200,30", "reaches outside the 160x90 frame"),
+        ("0.5,0.1,0.5,0.4", "zero size"),
+        ("0.5,0.4,0.6,0.1", "zero size"),
+        ("0.5,0.5,0.503,0.6", "less than one pixel"),
+    ],
+)
 def test_region_outside_the_frame_or_empty_is_a_usage_error(text: str, problem: str):
     with pytest.raises(UsageError, match=problem) as info:
         region_rect(parse_region(text), FRAME, "--cam")
@@ -97,7 +102,8 @@ def _rounding_slack(band: media.Band) -> float:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    w=st.integers(16, 3840), h=st.integers(16, 2160),
+    w=st.integers(16, 3840),
+    h=st.integers(16, 2160),
     sar=st.sampled_from([Fraction(1), Fraction(4, 3), Fraction(3, 4), Fraction(32, 27)]),
     cam=st.tuples(st.floats(0, 0.9), st.floats(0, 0.9), st.floats(0.05, 1), st.floats(0.05, 1)),
     size=st.sampled_from([(1080, 1920), (270, 480), (720, 1280), (1080, 1080)]),
@@ -267,8 +273,21 @@ def test_index_lists_every_short():
     shorts = rank_shorts([(Path("v.mp4"), Window(1_000, 16_500, ev(2, 5, peak=0.9), events=2))])
     doc = json.loads(index_json(shorts, Layout.STACKED, (1080, 1920)))
     assert doc["format"] == "autotosis-shorts/1" and doc["size"] == [1080, 1920] and doc["layout"] == "stacked"
-    assert doc["shorts"] == [{"rank": 1, "file": shorts[0].file_name, "source": "v.mp4", "start": 1.0, "end": 16.5,
-                              "duration": 15.5, "label": "rage", "peak": 0.9, "mean": 0.7, "peak_time": 3.5, "events": 2}]
+    assert doc["shorts"] == [
+        {
+            "rank": 1,
+            "file": shorts[0].file_name,
+            "source": "v.mp4",
+            "start": 1.0,
+            "end": 16.5,
+            "duration": 15.5,
+            "label": "rage",
+            "peak": 0.9,
+            "mean": 0.7,
+            "peak_time": 3.5,
+            "events": 2,
+        }
+    ]
     rows = list(csv.DictReader(index_csv(shorts).splitlines()))
     assert rows[0]["file"] == shorts[0].file_name and rows[0]["start"] == "1.000" and rows[0]["events"] == "2"
 
@@ -285,15 +304,32 @@ def test_wrap_title_fits_the_width():
 media_tests = pytest.mark.media
 
 
-def solid_source(path: Path, *, audio: bool = True, duration: float = 6.0, after: str = "", square: bool = False,
-                 codec: list[str] | None = None) -> Path:
+def solid_source(
+    path: Path,
+    *,
+    audio: bool = True,
+    duration: float = 6.0,
+    after: str = "",
+    square: bool = False,
+    codec: list[str] | None = None,
+) -> Path:
     """160x90 (as displayed) blue frame with a red 'face cam' box at the top right (CAM).
 
     ``square`` adds a 30x30 lime square inside GAME, whose shape in a short shows any squeeze.
     """
-    box = "drawbox=x=120:y=0:w=40:h=27:color=red:t=fill" + (",drawbox=x=40:y=50:w=30:h=30:color=lime:t=fill" if square else "")
-    return make_video(path, duration=duration, size="160x90", fps="25", audio=audio, source="color=c=blue",
-                      extra_video_filters=box + (f",{after}" if after else ""), codec=codec)
+    box = "drawbox=x=120:y=0:w=40:h=27:color=red:t=fill" + (
+        ",drawbox=x=40:y=50:w=30:h=30:color=lime:t=fill" if square else ""
+    )
+    return make_video(
+        path,
+        duration=duration,
+        size="160x90",
+        fps="25",
+        audio=audio,
+        source="color=c=blue",
+        extra_video_filters=box + (f",{after}" if after else ""),
+        codec=codec,
+    )
 
 
 def run_cli(argv: list[str]) -> int:
@@ -301,14 +337,32 @@ def run_cli(argv: list[str]) -> int:
 
 
 def events_file(path: Path, video: Path, spans: list[tuple[float, float, float]]) -> Path:
-    events = [{"start": s, "end": e, "label": "rage", "peak": p, "mean": p - 0.1, "peak_time": (s + e) / 2} for s, e, p in spans]
-    path.write_text(json.dumps({"format": "autotosis-events/1", "video": str(video), "label": "rage", "events": events}))
+    events = [
+        {"start": s, "end": e, "label": "rage", "peak": p, "mean": p - 0.1, "peak_time": (s + e) / 2}
+        for s, e, p in spans
+    ]
+    path.write_text(
+        json.dumps({"format": "autotosis-events/1", "video": str(video), "label": "rage", "events": events})
+    )
     return path
 
 
 def ffprobe_streams(path: Path) -> dict[str, dict]:
-    out = subprocess.run([shutil.which("ffprobe"), "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
-                          "file:" + str(path)], capture_output=True, check=True, text=True).stdout
+    out = subprocess.run(
+        [
+            shutil.which("ffprobe"),
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+            "file:" + str(path),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
     doc = json.loads(out)
     streams = {s["codec_type"]: s for s in doc["streams"]}
     streams["format"] = doc["format"]
@@ -354,8 +408,30 @@ def test_stacked_layout_puts_the_cam_over_the_game(tmp_path: Path):
     video = solid_source(tmp_path / "my vod 'é'.mp4", audio=False)
     events = events_file(tmp_path / "ev.json", video, [(0.5, 1.0, 0.9), (4.0, 5.9, 0.97)])
     out = tmp_path / "out dir"
-    assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--cam", CAM, "--game", GAME,
-                    "--size", SMALL, "--min", "1.5", "--max", "1.6", "--no-overlay"]) == 0
+    assert (
+        run_cli(
+            [
+                "shorts",
+                str(video),
+                "--events",
+                str(events),
+                "-o",
+                str(out),
+                "--cam",
+                CAM,
+                "--game",
+                GAME,
+                "--size",
+                SMALL,
+                "--min",
+                "1.5",
+                "--max",
+                "1.6",
+                "--no-overlay",
+            ]
+        )
+        == 0
+    )
     index = json.loads((out / "shorts.json").read_text())
     names = [s["file"] for s in index["shorts"]]
     assert sorted(p.name for p in out.glob("*.mp4")) == names  # sorted by name = best first
@@ -381,14 +457,37 @@ def test_default_size_is_1080x1920_with_audio(tmp_path: Path):
     video = solid_source(tmp_path / "v.mp4", duration=3.0)
     events = events_file(tmp_path / "ev.json", video, [(1.0, 2.0, 0.8)])
     out = tmp_path / "shorts"
-    assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--cam", CAM,
-                    "--min", "1", "--max", "1", "--title", "it's a [test]: 100%, ok;"]) == 0
+    assert (
+        run_cli(
+            [
+                "shorts",
+                str(video),
+                "--events",
+                str(events),
+                "-o",
+                str(out),
+                "--cam",
+                CAM,
+                "--min",
+                "1",
+                "--max",
+                "1",
+                "--title",
+                "it's a [test]: 100%, ok;",
+            ]
+        )
+        == 0
+    )
     (path,) = out.glob("*.mp4")
     streams = ffprobe_streams(path)
     assert (streams["video"]["width"], streams["video"]["height"]) == (1080, 1920)
     assert streams["video"].get("sample_aspect_ratio", "1:1") == "1:1"
     assert streams["video"]["codec_name"] == "h264"
-    assert (streams["audio"]["codec_name"], streams["audio"]["sample_rate"], streams["audio"]["channels"]) == ("aac", "48000", 2)
+    assert (streams["audio"]["codec_name"], streams["audio"]["sample_rate"], streams["audio"]["channels"]) == (
+        "aac",
+        "48000",
+        2,
+    )
     assert abs(float(streams["format"]["duration"]) - 1.0) <= 0.05
     frame = frame_of(path, 500)
     assert 724 <= red_rows(frame, x=10) <= 734  # 1080 * 27 / 40 = 729 (left of the title box)
@@ -400,8 +499,22 @@ def rotated_source(tmp_path: Path) -> Path:
     """Stored as a 90x160 portrait picture with a display matrix that turns it into solid_source's 160x90."""
     stored = solid_source(tmp_path / "stored.mp4", duration=3.0, after="transpose=1", square=True)
     out = tmp_path / "rotated.mp4"
-    subprocess.run([shutil.which("ffmpeg"), "-v", "error", "-y", "-i", "file:" + str(stored), "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", "file:" + str(out)], check=True)
+    subprocess.run(
+        [
+            shutil.which("ffmpeg"),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            "file:" + str(stored),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            "file:" + str(out),
+        ],
+        check=True,
+    )
     info = media.probe(out)
     if info.rotation == 0:
         pytest.skip("this ffmpeg does not write rotation metadata with -metadata rotate")
@@ -427,8 +540,32 @@ def test_rotated_and_anamorphic_sources_come_out_upright_and_unsqueezed(tmp_path
     events = events_file(tmp_path / "ev.json", video, [(1.0, 2.0, 0.8)])
     for layout in ("stacked", "fit"):
         out = tmp_path / layout
-        assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--cam", CAM, "--game", GAME,
-                        "--layout", layout, "--size", SMALL, "--min", "1", "--max", "1", "--no-overlay"]) == 0
+        assert (
+            run_cli(
+                [
+                    "shorts",
+                    str(video),
+                    "--events",
+                    str(events),
+                    "-o",
+                    str(out),
+                    "--cam",
+                    CAM,
+                    "--game",
+                    GAME,
+                    "--layout",
+                    layout,
+                    "--size",
+                    SMALL,
+                    "--min",
+                    "1",
+                    "--max",
+                    "1",
+                    "--no-overlay",
+                ]
+            )
+            == 0
+        )
         (path,) = out.glob("*.mp4")
         frame = frame_of(path)
         width, height = green_box(frame)
@@ -445,16 +582,22 @@ def test_rotated_and_anamorphic_sources_come_out_upright_and_unsqueezed(tmp_path
 
 
 @media_tests
-@pytest.mark.parametrize("cam, problem", [
-    ("0.8,0,1.2,0.3", "reaches outside the 160x90 frame"),
-    ("100,0,200,30", "reaches outside the 160x90 frame"),
-    ("0.5,0.1,0.5,0.4", "has zero size"),
-])
+@pytest.mark.parametrize(
+    "cam, problem",
+    [
+        ("0.8,0,1.2,0.3", "reaches outside the 160x90 frame"),
+        ("100,0,200,30", "reaches outside the 160x90 frame"),
+        ("0.5,0.1,0.5,0.4", "has zero size"),
+    ],
+)
 def test_bad_cam_region_is_a_clear_error_and_leaves_nothing(tmp_path: Path, capsys, cam: str, problem: str):
     video = solid_source(tmp_path / "v.mp4", duration=2.0)
     events = events_file(tmp_path / "ev.json", video, [(0.5, 1.0, 0.8)])
     out = tmp_path / "out"
-    assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--cam", cam, "--size", SMALL]) == ExitStatus.USAGE
+    assert (
+        run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--cam", cam, "--size", SMALL])
+        == ExitStatus.USAGE
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"autotosis: error: --cam {cam}") and problem in err and "\n" not in err
     assert not out.exists()
@@ -465,7 +608,22 @@ def test_existing_shorts_are_kept_unless_forced(tmp_path: Path, capsys):
     video = solid_source(tmp_path / "v.mp4", duration=2.0)
     events = events_file(tmp_path / "ev.json", video, [(0.5, 1.0, 0.8)])
     out = tmp_path / "out"
-    argv = ["shorts", str(video), "--events", str(events), "-o", str(out), "--layout", "game", "--size", SMALL, "--min", "1", "--max", "1"]
+    argv = [
+        "shorts",
+        str(video),
+        "--events",
+        str(events),
+        "-o",
+        str(out),
+        "--layout",
+        "game",
+        "--size",
+        SMALL,
+        "--min",
+        "1",
+        "--max",
+        "1",
+    ]
     assert run_cli(argv) == 0
     (path,) = out.glob("*.mp4")
     path.write_bytes(b"mine")
@@ -474,7 +632,10 @@ def test_existing_shorts_are_kept_unless_forced(tmp_path: Path, capsys):
     assert run_cli([*argv, "--force"]) == 0
     assert ffprobe_streams(path)["video"]["width"] == 270
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind
-    assert run_cli(["shorts", str(video), str(video), "--events", str(events), "-o", str(out), "--force"]) == ExitStatus.USAGE
+    assert (
+        run_cli(["shorts", str(video), str(video), "--events", str(events), "-o", str(out), "--force"])
+        == ExitStatus.USAGE
+    )
 
 
 @media_tests
@@ -488,13 +649,40 @@ def test_model_mode_scans_and_uses_the_model_crop_as_cam(tmp_path: Path):
     with torch.no_grad():  # every frame scores ~1 for "rage": one event over the whole clip
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.tensor([-4.0, 4.0]))
-    info = ModelInfo(task="rage", classes=("background", "rage"), input_size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                     crop=(0.75, 0.0, 1.0, 0.3), threshold=0.5)
+    info = ModelInfo(
+        task="rage",
+        classes=("background", "rage"),
+        input_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        crop=(0.75, 0.0, 1.0, 0.3),
+        threshold=0.5,
+    )
     save_checkpoint(tmp_path / "m.pt", model, info)
     video = solid_source(tmp_path / "v.mp4", duration=4.0, audio=False)
     out = tmp_path / "out"
-    assert run_cli(["shorts", str(video), "--model", str(tmp_path / "m.pt"), "-o", str(out), "--no-cache", "--game", GAME,
-                    "--size", SMALL, "--min", "1", "--max", "2"]) == 0
+    assert (
+        run_cli(
+            [
+                "shorts",
+                str(video),
+                "--model",
+                str(tmp_path / "m.pt"),
+                "-o",
+                str(out),
+                "--no-cache",
+                "--game",
+                GAME,
+                "--size",
+                SMALL,
+                "--min",
+                "1",
+                "--max",
+                "2",
+            ]
+        )
+        == 0
+    )
     (row,) = json.loads((out / "shorts.json").read_text())["shorts"]
     assert row["duration"] == 2.0 and row["label"] == "rage" and row["peak"] > 0.99
     frame = frame_of(out / row["file"])
@@ -512,14 +700,49 @@ def test_shorts_mix_every_audio_track_unless_one_is_chosen(tmp_path: Path, capsy
     volumes = {}
     for track in (None, "1"):
         out = tmp_path / f"shorts_{track}"
-        assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(out), "--layout", "game",
-                        "--size", SMALL, "--min", "1", "--max", "1", "--no-overlay",
-                        *(["--audio-track", track] if track else [])]) == 0
+        assert (
+            run_cli(
+                [
+                    "shorts",
+                    str(video),
+                    "--events",
+                    str(events),
+                    "-o",
+                    str(out),
+                    "--layout",
+                    "game",
+                    "--size",
+                    SMALL,
+                    "--min",
+                    "1",
+                    "--max",
+                    "1",
+                    "--no-overlay",
+                    *(["--audio-track", track] if track else []),
+                ]
+            )
+            == 0
+        )
         (path,) = out.glob("*.mp4")
         volumes[track] = corpus.volume_db(path)[0]
     assert volumes[None] > -30 and volumes["1"] < -80
-    assert run_cli(["shorts", str(video), "--events", str(events), "-o", str(tmp_path / "bad"), "--layout", "game",
-                    "--audio-track", "3"]) == ExitStatus.USAGE
+    assert (
+        run_cli(
+            [
+                "shorts",
+                str(video),
+                "--events",
+                str(events),
+                "-o",
+                str(tmp_path / "bad"),
+                "--layout",
+                "game",
+                "--audio-track",
+                "3",
+            ]
+        )
+        == ExitStatus.USAGE
+    )
     err = capsys.readouterr().err
     assert f"--audio-track 3: {video} has 2 audio tracks" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()

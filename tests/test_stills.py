@@ -25,8 +25,9 @@ W, H, FPS = 192, 108, 10
 RED = (235, 20, 20)
 
 
-def red_detector(path: Path, *, size: int = 64, crop=None, gain: float = 40.0, offset: float = 0.1,
-                 threshold: float = 0.5) -> Path:
+def red_detector(
+    path: Path, *, size: int = 64, crop=None, gain: float = 40.0, offset: float = 0.1, threshold: float = 0.5
+) -> Path:
     """A ResNet18 wired by hand (no training) whose score is sigmoid(gain * (redness - offset)).
 
     Channel 0 carries a redness map, relu(R - (G + B) / 2), from the stem to layer4: every
@@ -48,7 +49,9 @@ def red_detector(path: Path, *, size: int = 64, crop=None, gain: float = 40.0, o
                 module.running_var.fill_(1.0)
         centre = model.conv1.kernel_size[0] // 2
         # Input is normalised: R - (G+B)/2 in 0..1 units = std-weighted channels + a constant.
-        model.conv1.weight[0, :, centre, centre] = torch.tensor([DEFAULT_STD[0], -DEFAULT_STD[1] / 2, -DEFAULT_STD[2] / 2])
+        model.conv1.weight[0, :, centre, centre] = torch.tensor(
+            [DEFAULT_STD[0], -DEFAULT_STD[1] / 2, -DEFAULT_STD[2] / 2]
+        )
         model.bn1.weight[0] = 1.0
         model.bn1.bias[0] = DEFAULT_MEAN[0] - (DEFAULT_MEAN[1] + DEFAULT_MEAN[2]) / 2
         for layer in (model.layer2, model.layer3, model.layer4):
@@ -61,8 +64,15 @@ def red_detector(path: Path, *, size: int = 64, crop=None, gain: float = 40.0, o
         model.fc.bias.zero_()
         model.fc.weight[1, 0] = gain
         model.fc.bias[1] = -gain * offset
-    info = ModelInfo(task="red", classes=("background", "red"), input_size=size, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=crop, threshold=threshold)
+    info = ModelInfo(
+        task="red",
+        classes=("background", "red"),
+        input_size=size,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=crop,
+        threshold=threshold,
+    )
     save_checkpoint(path, model, info, force=True)
     return path
 
@@ -74,8 +84,13 @@ def grey_texture(seed: int, width: int = W, height: int = H) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def scenes_video(path: Path, scenes: list[tuple[int, tuple[float, float, float, float] | None]], *,
-                 scene_s: float = 2.5, keyframe_s: float = 0.5) -> Path:
+def scenes_video(
+    path: Path,
+    scenes: list[tuple[int, tuple[float, float, float, float] | None]],
+    *,
+    scene_s: float = 2.5,
+    keyframe_s: float = 0.5,
+) -> Path:
     """Static shots (texture seed, optional red box as x0,y0,x1,y1) with a small moving dot, so
     consecutive keyframes of one shot are near-duplicates but never identical."""
     backgrounds = []
@@ -83,7 +98,7 @@ def scenes_video(path: Path, scenes: list[tuple[int, tuple[float, float, float, 
         frame = grey_texture(seed)
         if box is not None:
             x0, y0, x1, y1 = box
-            frame[int(y0 * H):int(y1 * H), int(x0 * W):int(x1 * W)] = RED
+            frame[int(y0 * H) : int(y1 * H), int(x0 * W) : int(x1 * W)] = RED
         backgrounds.append(frame)
 
     def frames():
@@ -91,7 +106,7 @@ def scenes_video(path: Path, scenes: list[tuple[int, tuple[float, float, float, 
         for n in range(per_scene * len(scenes)):
             frame = backgrounds[n // per_scene].copy()
             x = 10 + (n % per_scene) * 3
-            frame[90:96, x:x + 6] = 255
+            frame[90:96, x : x + 6] = 255
             yield frame
 
     media.encode_frames(frames(), path, width=W, height=H, fps=FPS, keyframe_interval_s=keyframe_s, crf=18)
@@ -117,13 +132,20 @@ def test_keyframes_are_deduplicated(tmp_path: Path, method: str, capsys):
     assert data["duplicates_dropped"] == 16
     assert [s["time_ms"] for s in data["stills"]] == [0, 2500, 5000, 7500]
     assert sorted(p.name for p in out.glob("*.jpg")) == [
-        "0h00m00.000s_four shots.jpg", "0h00m02.500s_four shots.jpg", "0h00m05.000s_four shots.jpg", "0h00m07.500s_four shots.jpg"]
+        "0h00m00.000s_four shots.jpg",
+        "0h00m02.500s_four shots.jpg",
+        "0h00m05.000s_four shots.jpg",
+        "0h00m07.500s_four shots.jpg",
+    ]
     assert "dropped 16 near-duplicates" in capsys.readouterr().out
     # The threshold is the user's.  SSIM at 0.999 tells every keyframe apart (the dot moves); a 64-bit
     # hash cannot see the dot, but at 0.05 it takes even different shots for duplicates.
     threshold, kept = {"ssim": ("0.999", 20), "dhash": ("0.05", 1)}[method]
     other = tmp_path / "other"
-    assert run(["stills", str(video), "--keyframes", "--dedup", method, "--dedup-threshold", threshold, "-o", str(other)]) == 0
+    assert (
+        run(["stills", str(video), "--keyframes", "--dedup", method, "--dedup-threshold", threshold, "-o", str(other)])
+        == 0
+    )
     assert manifest(other)["duplicates_dropped"] == 20 - kept
     assert len(list(other.glob("*.jpg"))) == kept
 
@@ -140,7 +162,10 @@ def test_model_picks_top_scoring_distinct_stills(tmp_path: Path, crop):
     model = red_detector(tmp_path / "red.pt", crop=crop)
     out = tmp_path / "best"
     # Keep every keyframe as a candidate: choosing must still avoid near-duplicates.
-    assert run(["stills", str(video), "--model", str(model), "-o", str(out), "--count", "5", "--dedup-threshold", "0.999"]) == 0
+    assert (
+        run(["stills", str(video), "--model", str(model), "-o", str(out), "--count", "5", "--dedup-threshold", "0.999"])
+        == 0
+    )
     data = manifest(out)
     assert data["duplicates_dropped"] == 0 and data["distinct_frames"] == 20
     stills = data["stills"]
@@ -151,7 +176,9 @@ def test_model_picks_top_scoring_distinct_stills(tmp_path: Path, crop):
     assert sorted(p.name for p in out.glob("*.jpg")) == [s["file"] for s in stills]
     for rank, still in enumerate(stills, 1):
         name = still["file"]
-        assert name.startswith(f"{rank:02d}_{still['score']:.3f}_0h00m0{still['time_ms'] // 1000}.{still['time_ms'] % 1000:03d}s_vod")
+        assert name.startswith(
+            f"{rank:02d}_{still['score']:.3f}_0h00m0{still['time_ms'] // 1000}.{still['time_ms'] % 1000:03d}s_vod"
+        )
         with Image.open(out / name) as image:
             assert image.size == (W, H)  # full resolution, not the model's input size
             pixels = np.asarray(image.convert("RGB")).astype(int)
@@ -177,8 +204,11 @@ def test_choose_spreads_stills_in_time_and_content():
 
 
 def test_still_names_sort_best_first():
-    names = [still_name(5, 1.0, "vod", "jpg", 1, 12), still_name(3_723_450, 0.973, "vod", "jpg", 2, 12),
-             still_name(0, 0.12, "vod", "jpg", 12, 12)]
+    names = [
+        still_name(5, 1.0, "vod", "jpg", 1, 12),
+        still_name(3_723_450, 0.973, "vod", "jpg", 2, 12),
+        still_name(0, 0.12, "vod", "jpg", 12, 12),
+    ]
     assert names == ["01_1.000_0h00m00.005s_vod.jpg", "02_0.973_1h02m03.450s_vod.jpg", "12_0.120_0h00m00.000s_vod.jpg"]
     assert sorted(names) == names  # A-Z is best first (a score first would put 0.120 first)
     assert still_name(7, 0.5, "v", "png", 3, 150) == "003_0.500_0h00m00.007s_v.png"
@@ -197,11 +227,12 @@ def test_a_shot_that_comes_back_is_not_kept_twice(tmp_path: Path, method: str, c
     assert data["distinct_frames"] == 3 and data["duplicates_dropped"] == 17
     assert "dropped 17 near-duplicates (85%), 3 distinct" in capsys.readouterr().out
     # No two written stills are near-duplicates.
-    looks = grey_frames(np.stack([np.asarray(Image.open(out / s["file"]).convert("RGB").resize((W, H)))
-                                  for s in data["stills"]]))
+    looks = grey_frames(
+        np.stack([np.asarray(Image.open(out / s["file"]).convert("RGB").resize((W, H))) for s in data["stills"]])
+    )
     for i in range(len(looks)):
         for j in range(i + 1, len(looks)):
-            assert float(similarity(method, looks[i:i + 1], looks[j:j + 1])[0]) < 0.85
+            assert float(similarity(method, looks[i : i + 1], looks[j : j + 1])[0]) < 0.85
 
 
 def ntsc_video(path: Path) -> Path:
@@ -212,7 +243,7 @@ def ntsc_video(path: Path) -> Path:
         first, last = grey_texture(1), grey_texture(2)
         for n in range(90):
             frame = (first if n < 89 else last).copy()
-            frame[90:96, 10 + n:16 + n] = 255
+            frame[90:96, 10 + n : 16 + n] = 255
             yield frame
 
     media.encode_frames(frames(), path, width=W, height=H, fps=fps, keyframe_interval_s=float(89 / fps), crf=18)
@@ -243,8 +274,14 @@ def _box_size(image: np.ndarray) -> tuple[int, int]:
 
 def test_anamorphic_source_is_not_squeezed(tmp_path: Path):
     # Stored 160x180 with 2:1 pixels (shown 320x180); the red box is 30x60 stored = a 60x60 square on screen.
-    video = make_video(tmp_path / "anamorphic.mp4", duration=1, size="160x180", audio=False, source="color=c=gray",
-                       extra_video_filters="drawbox=x=40:y=40:w=30:h=60:color=red:t=fill,setsar=2")
+    video = make_video(
+        tmp_path / "anamorphic.mp4",
+        duration=1,
+        size="160x180",
+        audio=False,
+        source="color=c=gray",
+        extra_video_filters="drawbox=x=40:y=40:w=30:h=60:color=red:t=fill,setsar=2",
+    )
     assert media.probe(video).sar == 2
     out = tmp_path / "stills"
     assert run(["stills", str(video), "--keyframes", "-o", str(out), "--format", "png"]) == 0
@@ -256,12 +293,33 @@ def test_anamorphic_source_is_not_squeezed(tmp_path: Path):
 
 
 def test_rotated_source_comes_out_upright(tmp_path: Path):
-    plain = make_video(tmp_path / "plain.mp4", duration=1, size="160x90", audio=False, source="color=c=gray",
-                       extra_video_filters="drawbox=x=0:y=0:w=40:h=30:color=red:t=fill")
+    plain = make_video(
+        tmp_path / "plain.mp4",
+        duration=1,
+        size="160x90",
+        audio=False,
+        source="color=c=gray",
+        extra_video_filters="drawbox=x=0:y=0:w=40:h=30:color=red:t=fill",
+    )
     rotated = tmp_path / "rotated.mp4"
     # A phone-style display matrix: players turn the picture 90 degrees.
-    subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-y", "-i", f"file:{plain}", "-c", "copy",
-                    "-metadata:s:v:0", "rotate=90", f"file:{rotated}"], check=True)
+    subprocess.run(
+        [
+            FFMPEG,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            f"file:{plain}",
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            f"file:{rotated}",
+        ],
+        check=True,
+    )
     info = media.probe(rotated)
     assert (info.width, info.height) == (90, 160)
     out = tmp_path / "stills"

@@ -37,8 +37,18 @@ def fields_below_60(text: str) -> bool:
     return all(n < 60 for n in numbers[-2:])
 
 
-@pytest.mark.parametrize(("ms", "text"), [(59_960, "0:59.9"), (119_970, "1:59.9"), (12_960, "0:12.9"), (0, "0:00.0"),
-                                          (3_599_999, "59:59.9"), (3_600_000, "1:00:00.0"), (3_725_432, "1:02:05.4")])
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (59_960, "0:59.9"),
+        (119_970, "1:59.9"),
+        (12_960, "0:12.9"),
+        (0, "0:00.0"),
+        (3_599_999, "59:59.9"),
+        (3_600_000, "1:00:00.0"),
+        (3_725_432, "1:02:05.4"),
+    ],
+)
 def test_tenths_examples_truncate_in_terminal_and_report(ms, text):
     assert timefmt.clock_tenths(ms) == text
     assert cli._clock(ms) == text  # used to print 0:60.0, 1:60.0 and 0:13.0

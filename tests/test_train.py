@@ -31,9 +31,9 @@ from autotosis.model import (
     to_input_tensor,
 )
 from autotosis.train import (
-    TrainConfig,
-    FrameDataset,
     AUGMENT_COLOUR_CAST,
+    FrameDataset,
+    TrainConfig,
     augment_batch,
     best_f1_threshold,
     evaluate,
@@ -58,7 +58,7 @@ def synthetic_frames(targets: np.ndarray, rng: np.random.Generator, size: int = 
     side = size // 3
     for i, target in enumerate(targets):
         if target == 1:
-            frames[i, 1:1 + side, 1:1 + side] = rng.integers(220, 256, size=(side, side, 3), dtype=np.uint8)
+            frames[i, 1 : 1 + side, 1 : 1 + side] = rng.integers(220, 256, size=(side, side, 3), dtype=np.uint8)
     return frames
 
 
@@ -84,8 +84,17 @@ def fast_config(**changes) -> TrainConfig:
 
 
 def tiny_info(task: str = TASK, size: int = SIZE) -> ModelInfo:
-    return ModelInfo(task=task, classes=("background", task), input_size=size, mean=DEFAULT_MEAN, std=DEFAULT_STD,
-                     crop=None, threshold=0.5, metrics={"f1": 0.75}, train_args={"epochs": 1})
+    return ModelInfo(
+        task=task,
+        classes=("background", task),
+        input_size=size,
+        mean=DEFAULT_MEAN,
+        std=DEFAULT_STD,
+        crop=None,
+        threshold=0.5,
+        metrics={"f1": 0.75},
+        train_args={"epochs": 1},
+    )
 
 
 def state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -114,7 +123,9 @@ def test_checkpoint_round_trip(tmp_path: Path):
         assert torch.equal(loaded.state_dict()[key], value), key
     frames = np.random.default_rng(0).integers(0, 256, (5, SIZE, SIZE, 3), dtype=np.uint8)
     model.eval()
-    np.testing.assert_allclose(predict_probs(loaded, frames, loaded_info), predict_probs(model, frames, info), atol=1e-6)
+    np.testing.assert_allclose(
+        predict_probs(loaded, frames, loaded_info), predict_probs(model, frames, info), atol=1e-6
+    )
     assert loaded_info.positive_class() == TASK
 
 
@@ -158,7 +169,18 @@ class NotAllowed:
         (lambda p: torch.save(NotAllowed(), p), "is not an autotosis checkpoint"),
         (lambda p: torch.save({"format": CHECKPOINT_FORMAT, "obj": NotAllowed()}, p), "is not an autotosis checkpoint"),
     ],
-    ids=["random-bytes", "empty", "plain-dict", "list", "other-format", "newer-format", "incomplete", "info-not-dict", "custom-class", "nested-class"],
+    ids=[
+        "random-bytes",
+        "empty",
+        "plain-dict",
+        "list",
+        "other-format",
+        "newer-format",
+        "incomplete",
+        "info-not-dict",
+        "custom-class",
+        "nested-class",
+    ],
 )
 def test_load_refuses_files_that_are_not_our_checkpoints(tmp_path: Path, write, message):
     path = tmp_path / "bad.pt"
@@ -256,7 +278,9 @@ def test_to_input_tensor_normalises_and_keeps_channels_last():
     assert tensor.is_contiguous(memory_format=torch.channels_last)
     for channel in range(3):
         assert tensor[0, channel, 0, 0].item() == pytest.approx(-DEFAULT_MEAN[channel] / DEFAULT_STD[channel], rel=1e-5)
-        assert tensor[1, channel, 5, 5].item() == pytest.approx((1 - DEFAULT_MEAN[channel]) / DEFAULT_STD[channel], rel=1e-5)
+        assert tensor[1, channel, 5, 5].item() == pytest.approx(
+            (1 - DEFAULT_MEAN[channel]) / DEFAULT_STD[channel], rel=1e-5
+        )
 
 
 def test_to_input_tensor_rejects_wrong_shapes_and_reads_memmaps(tmp_path: Path):
@@ -268,7 +292,9 @@ def test_to_input_tensor_rejects_wrong_shapes_and_reads_memmaps(tmp_path: Path):
     path = tmp_path / "f.npy"
     np.save(path, np.full((3, SIZE, SIZE, 3), 128, np.uint8))
     mapped = np.load(path, mmap_mode="r")
-    assert torch.allclose(to_input_tensor(mapped[::2], info), to_input_tensor(np.full((2, SIZE, SIZE, 3), 128, np.uint8), info))
+    assert torch.allclose(
+        to_input_tensor(mapped[::2], info), to_input_tensor(np.full((2, SIZE, SIZE, 3), 128, np.uint8), info)
+    )
 
 
 def test_predict_probs_are_a_distribution_and_leave_mode_alone():
@@ -317,7 +343,7 @@ class FixedLogits(torch.nn.Module):
         self.logits, self.position = logits, 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        out = self.logits[self.position:self.position + len(inputs)]
+        out = self.logits[self.position : self.position + len(inputs)]
         self.position += len(inputs)
         return out
 
@@ -351,7 +377,9 @@ def test_best_f1_threshold_prefers_separating_value():
 
 def clip_stub(clip_id: str, positives: bool, negatives: bool, number: int) -> ClipFrames:
     targets = np.array(([1, 1] if positives else []) + ([0, 0] if negatives else []) + [IGNORE], dtype=np.int64)
-    return ClipFrames(Path(f"c{number}.mp4"), clip_id, Path(f"c{number}.npy"), np.arange(len(targets), dtype=np.int64), targets)
+    return ClipFrames(
+        Path(f"c{number}.mp4"), clip_id, Path(f"c{number}.npy"), np.arange(len(targets), dtype=np.int64), targets
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -401,7 +429,9 @@ def test_training_learns_the_synthetic_signal(tmp_path: Path, frameset: FrameSet
     out = tmp_path / "rage.pt"
     seen = []
     steps = []
-    result = train(frameset, fast_config(epochs=2), out, on_epoch=seen.append, on_step=lambda d, t: steps.append((d, t)))
+    result = train(
+        frameset, fast_config(epochs=2), out, on_epoch=seen.append, on_step=lambda d, t: steps.append((d, t))
+    )
     assert result.checkpoint == out and out.exists() and last_checkpoint_path(out).exists()
     assert [m.epoch for m in result.history] == [1, 2] == [m.epoch for m in seen]
     assert not set(result.train_clips) & set(result.val_clips) and result.val_clips
@@ -473,7 +503,9 @@ def test_resume_of_a_finished_run_trains_nothing_and_says_so(tmp_path: Path, fra
     out = tmp_path / "rage.pt"
     first = train(frameset, fast_config(epochs=1, max_frames_per_epoch=32), out)
     before = out.read_bytes()
-    again = train(frameset, fast_config(epochs=1, max_frames_per_epoch=32, lr=0.1), out, resume=last_checkpoint_path(out))
+    again = train(
+        frameset, fast_config(epochs=1, max_frames_per_epoch=32, lr=0.1), out, resume=last_checkpoint_path(out)
+    )
     assert again.history == first.history and again.best_epoch == 1
     assert any("already finished 1 of 1 epochs" in w for w in again.warnings)
     assert any("different settings (lr)" in w for w in again.warnings)
@@ -526,7 +558,12 @@ def test_few_clips_validate_on_training_clips_with_a_warning(tmp_path: Path):
 
 
 def test_bad_config_is_a_usage_error(tmp_path: Path, frameset: FrameSet):
-    for bad in (fast_config(freeze="layer3"), fast_config(select="recall"), fast_config(epochs=0), fast_config(val_fraction=1.0)):
+    for bad in (
+        fast_config(freeze="layer3"),
+        fast_config(select="recall"),
+        fast_config(epochs=0),
+        fast_config(val_fraction=1.0),
+    ):
         with pytest.raises(UsageError):
             train(frameset, bad, tmp_path / "m.pt")
 
@@ -556,7 +593,9 @@ def test_training_runs_without_avx2(tmp_path: Path):
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, ATEN_CPU_CAPABILITY="default", PYTHONPATH=pythonpath)
     code = CHILD.format(tests=str(REPO_ROOT / "tests"), root=str(tmp_path / "child"))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"capability": "DEFAULT", "epochs": 1}

@@ -53,8 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(Path(args.config) if args.config else None)
         name = args.labels_command if args.command == "labels" else args.command
         actions = {a.dest: a for a in parsers[name].options}
-        ctx = Context(debug=debug, progress_mode=args.progress, config=config, explicit=explicit, actions=actions,
-                      quiet=args.quiet)
+        ctx = Context(
+            debug=debug,
+            progress_mode=args.progress,
+            config=config,
+            explicit=explicit,
+            actions=actions,
+            quiet=args.quiet,
+        )
         check_config_keys(config, parsers)
         ctx.apply_config(args, None)
         with _sigterm_as_interrupt():
@@ -90,5 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: short message unless --debug
         if debug:
             traceback.print_exc()
-        print(f"autotosis: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"autotosis: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return int(ExitStatus.ERROR)

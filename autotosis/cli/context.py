@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from autotosis.cli.parser import Parser, StoreConst
 from autotosis.config import Config
 from autotosis.errors import UsageError
-from autotosis.cli.parser import Parser, StoreConst
 from autotosis.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
 
 
@@ -83,5 +83,9 @@ def check_config_keys(config: Config, parsers: dict[str, Parser]) -> None:
         for key in values:
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0].replace('_', '-')!r}?" if close else "keys are long option names, e.g. threshold or min-length"
+                hint = (
+                    f"did you mean {close[0].replace('_', '-')!r}?"
+                    if close
+                    else "keys are long option names, e.g. threshold or min-length"
+                )
                 raise UsageError(f"{config.path}: [{section}] unknown option {key.replace('_', '-')!r}", hint=hint)

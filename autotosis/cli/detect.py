@@ -10,7 +10,14 @@ from pathlib import Path
 from rich.markup import escape
 
 from autotosis.cli.context import Context
-from autotosis.cli.options import AddCommand, add_event_options, add_output, add_scan_options, event_params, scan_options
+from autotosis.cli.options import (
+    AddCommand,
+    add_event_options,
+    add_output,
+    add_scan_options,
+    event_params,
+    scan_options,
+)
 from autotosis.errors import ExitStatus, UsageError
 
 
@@ -30,12 +37,19 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.video).stem}.scores.json"
     check_writable(out, args.force)
     with ctx.progress() as progress:
-        scores = scan_video(Path(args.video), Path(args.model), scan_options(args), progress=progress, backend=args.backend)
+        scores = scan_video(
+            Path(args.video), Path(args.model), scan_options(args), progress=progress, backend=args.backend
+        )
     write_scores(scores, out, force=args.force)
     rough = scores.extra.get("coarse")
-    how = (f", coarse: {rough['keyframes']} keyframes, {rough['refined_fraction'] * 100:.0f}% of the video decoded densely"
-           if rough else "")
-    ctx.say(f"scored {len(scores.times_ms)} frames of {args.video} ({scores.duration_ms / 1000:.1f} s{how}); wrote {out}")
+    how = (
+        f", coarse: {rough['keyframes']} keyframes, {rough['refined_fraction'] * 100:.0f}% of the video decoded densely"
+        if rough
+        else ""
+    )
+    ctx.say(
+        f"scored {len(scores.times_ms)} frames of {args.video} ({scores.duration_ms / 1000:.1f} s{how}); wrote {out}"
+    )
     return ExitStatus.OK
 
 
@@ -52,8 +66,10 @@ def event_class(ctx: Context, args: argparse.Namespace, scores) -> str:
     if wanted is not None:
         if wanted not in scores.classes:
             close = difflib.get_close_matches(wanted, scores.classes, n=1)
-            raise UsageError(f"--class {wanted!r} is not a class of this model ({', '.join(found)})",
-                             hint=f"did you mean {close[0]!r}?" if close else None)
+            raise UsageError(
+                f"--class {wanted!r} is not a class of this model ({', '.join(found)})",
+                hint=f"did you mean {close[0]!r}?" if close else None,
+            )
         return wanted
     label = scores.default_class()
     if len(found) > 1:
@@ -76,7 +92,15 @@ def print_events(ctx: Context, events, title: str) -> None:
     for column in ("#", "start", "end", "length", "class", "peak", "mean"):
         table.add_column(column, justify="right")
     for i, e in enumerate(events, 1):
-        table.add_row(str(i), _clock(e.start_ms), _clock(e.end_ms), f"{e.duration_ms / 1000:.1f}s", escape(e.label), f"{e.peak:.2f}", f"{e.mean:.2f}")
+        table.add_row(
+            str(i),
+            _clock(e.start_ms),
+            _clock(e.end_ms),
+            f"{e.duration_ms / 1000:.1f}s",
+            escape(e.label),
+            f"{e.peak:.2f}",
+            f"{e.mean:.2f}",
+        )
     ctx.console.print(table)
 
 
@@ -111,22 +135,35 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _scan_parser(commands, add: AddCommand) -> None:
-    p = add("scan", cmd_scan, "score a video with a trained model",
-            "Stream a video through ffmpeg (crop + scale in the decoder, no image files) and score it in batches.\n"
-            "Writes times (from presentation timestamps) and a probability per class. Results are cached.")
+    p = add(
+        "scan",
+        cmd_scan,
+        "score a video with a trained model",
+        "Stream a video through ffmpeg (crop + scale in the decoder, no image files) and score it in batches.\n"
+        "Writes times (from presentation timestamps) and a probability per class. Results are cached.",
+    )
     p.add_argument("video", metavar="VIDEO")
-    p.add_argument("--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)")
-    p.add_argument("--backend", choices=("torch", "onnx"),
-                   help="run the model with PyTorch or onnxruntime; onnx needs a file from `autotosis export-onnx` "
-                        "(default: onnx for a .onnx model, torch otherwise)")
+    p.add_argument(
+        "--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        help="run the model with PyTorch or onnxruntime; onnx needs a file from `autotosis export-onnx` "
+        "(default: onnx for a .onnx model, torch otherwise)",
+    )
     add_output(p, "scores file, .json or .csv (default: ./VIDEO-NAME.scores.json)")
     add_scan_options(p)
 
 
 def _events_parser(commands, add: AddCommand) -> None:
-    p = add("events", cmd_events, "turn scores into events",
-            "Find events in a scores file: threshold with hysteresis, minimum length, merge gap, padding,\n"
-            "maximum length, or top-K / top-percent selection. Writes JSON or CSV.")
+    p = add(
+        "events",
+        cmd_events,
+        "turn scores into events",
+        "Find events in a scores file: threshold with hysteresis, minimum length, merge gap, padding,\n"
+        "maximum length, or top-K / top-percent selection. Writes JSON or CSV.",
+    )
     p.add_argument("scores", metavar="SCORES", help="scores file from `autotosis scan`")
     add_output(p, "events file, .json or .csv (default: ./NAME.events.json)")
     add_event_options(p)

@@ -20,10 +20,25 @@ EXIT_CODES_HELP = """exit status:
 # registers it and holds its handler. Those modules import only light modules at the top; the heavy
 # ones (torch, numpy, ...) are imported inside the handlers.
 COMMANDS = {
-    "labels": "labels", "frames": "labels", "train": "training", "eval": "training", "review": "training",
-    "sample": "labels", "scan": "detect", "events": "detect", "render": "outputs", "reel": "outputs",
-    "batch": "workflows", "shorts": "outputs", "export": "outputs", "report": "outputs", "demo": "workflows",
-    "export-onnx": "models", "stills": "outputs", "explain": "training", "live": "workflows",
+    "labels": "labels",
+    "frames": "labels",
+    "train": "training",
+    "eval": "training",
+    "review": "training",
+    "sample": "labels",
+    "scan": "detect",
+    "events": "detect",
+    "render": "outputs",
+    "reel": "outputs",
+    "batch": "workflows",
+    "shorts": "outputs",
+    "export": "outputs",
+    "report": "outputs",
+    "demo": "workflows",
+    "export-onnx": "models",
+    "stills": "outputs",
+    "explain": "training",
+    "live": "workflows",
 }
 
 
@@ -66,7 +81,9 @@ class StoreConst(Recorded):
     """A flag: stores ``const`` when given."""
 
     def __init__(self, option_strings, dest, const=None, default=None, required=False, help=None, **kwargs):
-        super().__init__(option_strings, dest, nargs=0, const=const, default=default, required=required, help=help, **kwargs)
+        super().__init__(
+            option_strings, dest, nargs=0, const=const, default=default, required=required, help=help, **kwargs
+        )
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         setattr(namespace, self.dest, self.const)
@@ -139,7 +156,7 @@ def given_options(args: argparse.Namespace) -> set[str]:
     marks = [name for name in vars(args) if name.startswith(GIVEN)]
     for name in marks:
         delattr(args, name)
-    return {name[len(GIVEN):] for name in marks}
+    return {name[len(GIVEN) :] for name in marks}
 
 
 # --------------------------------------------------------------------------- the parser
@@ -151,15 +168,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Parser]]:
     parser = Parser(
         prog="autotosis",
         description="Find highlights in game-stream videos with a small classifier you train on your own labels, "
-                    "and cut them into a reel.\n\nTypical loop: labels check -> train -> reel (or scan -> events -> render).",
+        "and cut them into a reel.\n\nTypical loop: labels check -> train -> reel (or scan -> events -> render).",
         epilog=EXIT_CODES_HELP + "\n\nRun `autotosis COMMAND --help` for a command's options. "
-                                 "Defaults may be set in ./autotosis.toml ([defaults] and [task.NAME] tables of option names).",
+        "Defaults may be set in ./autotosis.toml ([defaults] and [task.NAME] tables of option names).",
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"autotosis {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and ffmpeg's messages on errors")
-    parser.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
-                        help="progress display: bar on a terminal (auto), JSON lines on stderr, or none")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "bar", "json", "none"),
+        default="auto",
+        help="progress display: bar on a terminal (auto), JSON lines on stderr, or none",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     parser.add_argument("--config", metavar="FILE", help="config file (default: ./autotosis.toml if present)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -169,14 +190,29 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Parser]]:
     # SUPPRESS keeps a command from resetting what was given before it.
     common = Parser(add_help=False)
     g = common.add_argument_group("general")
-    g.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and ffmpeg's messages on errors")
-    g.add_argument("--progress", choices=("auto", "bar", "json", "none"), default=argparse.SUPPRESS,
-                   help="progress display: bar on a terminal (auto), JSON lines on stderr, or none")
+    g.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and ffmpeg's messages on errors",
+    )
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "json", "none"),
+        default=argparse.SUPPRESS,
+        help="progress display: bar on a terminal (auto), JSON lines on stderr, or none",
+    )
     g.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors")
 
     def add(name: str, handler: Callable, help_text: str, description: str, parent=commands) -> Parser:
-        p = parent.add_parser(name, help=help_text, description=description, formatter_class=formatter, epilog=EXIT_CODES_HELP,
-                              parents=[common])
+        p = parent.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            formatter_class=formatter,
+            epilog=EXIT_CODES_HELP,
+            parents=[common],
+        )
         p.set_defaults(handler=handler)
         parsers[name] = p
         return p

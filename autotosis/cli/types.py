@@ -14,7 +14,9 @@ def duration_ms(text: str) -> int:
     try:
         return parse_time(str(text).strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time ({exc}); use seconds like 2.5 or m:ss like 1:05") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time ({exc}); use seconds like 2.5 or m:ss like 1:05"
+        ) from None
 
 
 def _number_type(name: str, convert: Callable[[str], float], accept: Callable[[float], bool], what: str, rule: str):
@@ -33,7 +35,9 @@ def _number_type(name: str, convert: Callable[[str], float], accept: Callable[[f
     return parse
 
 
-probability = _number_type("probability", float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1", "is outside 0..1")
+probability = _number_type(
+    "probability", float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1", "is outside 0..1"
+)
 
 
 positive_float = _number_type("positive_float", float, lambda v: v > 0, "a number", "must be greater than 0")
@@ -82,7 +86,9 @@ def short_region(text: str):
     try:
         return parse_region(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame, or pixels)") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame, or pixels)"
+        ) from None
 
 
 def audio_track(text: str) -> int | None:
