@@ -62,7 +62,8 @@ def rough_labels_text(
     """
     import os
 
-    from autotosis.labels import Crop, format_time
+    from autotosis.labels import Crop
+    from autotosis.timefmt import label_time
 
     lines = [
         f"# task {TASK!r}: {title}; span edges are deliberately rough",
@@ -74,7 +75,7 @@ def rough_labels_text(
             rough_start = max(0, start + int(rng.integers(-jitter_ms, jitter_ms + 1)))
             rough_end = min(clip.duration_ms, end + int(rng.integers(-jitter_ms, jitter_ms + 1)))
             if rough_end - rough_start >= 500:
-                spans.append(f"{format_time(rough_start)}-{format_time(rough_end)}")
+                spans.append(f"{label_time(rough_start)}-{label_time(rough_end)}")
         path_text = Path(os.path.relpath(Path(clip.path).resolve(), Path(labels_dir).resolve())).as_posix()
         comment = "" if spans else "  # no highlight: every frame is a negative"
         lines.append("  ".join([path_text, *spans]) + comment)

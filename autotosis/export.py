@@ -153,11 +153,6 @@ def frames_to_ms(frames: int, rate: Fraction) -> int:
     return math.floor(Fraction(int(frames)) * 1000 / rate + Fraction(1, 2))
 
 
-def clock(ms: int) -> str:
-    """``H:MM:SS`` (whole seconds, rounded down), as in clip names."""
-    return clock_seconds(ms, hours="always")
-
-
 def display_label(label: str) -> str:
     """A class name fit for one line of text: control characters and runs of spaces become one space."""
     return re.sub(r"[\s\x00-\x1f\x7f]+", " ", label).strip() or "event"
@@ -169,8 +164,8 @@ def chapter_title(event: Event) -> str:
 
 
 def clip_name(event: Event) -> str:
-    """``"rage 0.87 @ 0:12:03"``: class, mean score and where the event starts in its source."""
-    return f"{chapter_title(event)} @ {clock(event.start_ms)}"
+    """``"rage 0.87 @ 0:12:03"``: class, mean score and where the event starts in its source (``H:MM:SS``)."""
+    return f"{chapter_title(event)} @ {clock_seconds(event.start_ms, hours='always')}"
 
 
 def srt_text(event: Event) -> str:
@@ -540,10 +535,6 @@ def chapters_ffmetadata(chapters: Sequence[Chapter]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _youtube_time(ms: int, with_hours: bool) -> str:
-    return clock_seconds(ms, hours="always" if with_hours else "auto")
-
-
 def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
     """A YouTube description chapter block (``0:00 Title`` lines) and the rules it breaks.
 
@@ -554,18 +545,18 @@ def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
     warnings: list[str] = []
     if not chapters:
         return "", ["no chapters: there are no events"]
-    with_hours = max(c.end_ms for c in chapters) >= 3_600_000
-    lines = [f"{_youtube_time(c.start_ms, with_hours)} {_one_line(c.title) or 'chapter'}" for c in chapters]
+    hours = "always" if max(c.end_ms for c in chapters) >= 3_600_000 else "auto"
+    lines = [f"{clock_seconds(c.start_ms, hours=hours)} {_one_line(c.title) or 'chapter'}" for c in chapters]
     if chapters[0].start_ms >= 1000:
         warnings.append(
-            f"YouTube needs the first chapter at 0:00; the first starts at {_youtube_time(chapters[0].start_ms, with_hours)}"
+            f"YouTube needs the first chapter at 0:00; the first starts at {clock_seconds(chapters[0].start_ms, hours=hours)}"
         )
     if len(chapters) < YOUTUBE_MIN_CHAPTERS:
         warnings.append(f"YouTube needs at least {YOUTUBE_MIN_CHAPTERS} chapters; there are {len(chapters)}")
     short = [c for c in chapters if c.duration_ms < YOUTUBE_MIN_CHAPTER_MS]
     if short:
         names = ", ".join(
-            f"{_youtube_time(c.start_ms, with_hours)} {_one_line(c.title)!r} ({c.duration_ms / 1000:.1f} s)"
+            f"{clock_seconds(c.start_ms, hours=hours)} {_one_line(c.title)!r} ({c.duration_ms / 1000:.1f} s)"
             for c in short[:5]
         )
         more = f" and {len(short) - 5} more" if len(short) > 5 else ""
@@ -578,15 +569,11 @@ def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- subtitles
 
 
-def _srt_time(ms: int) -> str:
-    return srt_time(ms)
-
-
 def events_srt(events: Sequence[Event]) -> str:
     """SubRip subtitles: one cue per event, ``rage 0.87 (peak 0.93)``, in time order."""
     cues = []
     for number, event in enumerate(sorted(events, key=lambda e: (e.start_ms, e.end_ms)), 1):
-        cues.append(f"{number}\n{_srt_time(event.start_ms)} --> {_srt_time(event.end_ms)}\n{srt_text(event)}\n")
+        cues.append(f"{number}\n{srt_time(event.start_ms)} --> {srt_time(event.end_ms)}\n{srt_text(event)}\n")
     return "\n".join(cues)
 
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from autotosis.errors import FileSystemError, OutputExistsError
-from autotosis.timefmt import name_time
 
 
 def check_writable(path: Path, force: bool) -> None:
@@ -130,11 +129,6 @@ _UNSAFE_IN_NAMES = re.compile(r"[^\w.-]+")
 def safe_stem(path: Path | str) -> str:
     """A file's stem fit for new file names: runs of anything but letters, digits, ``_ . -`` become ``-``."""
     return _UNSAFE_IN_NAMES.sub("-", Path(path).stem).strip("-.") or "video"
-
-
-def name_clock(ms: int) -> str:
-    """``0h12m03.450s``: a time for file names (sorts and reads well; no ``:``, not allowed everywhere)."""
-    return name_time(ms)
 
 
 _OWNER_FILE = ".owner-pid"

@@ -170,9 +170,9 @@ class Span:
         return duration_ms if self.end_ms is None else self.end_ms
 
     def as_text(self) -> str:
-        end = "end" if self.end_ms is None else format_time(self.end_ms)
+        end = "end" if self.end_ms is None else label_time(self.end_ms)
         prefix = f"{self.label}:" if self.label else ""
-        return f"{'~' if self.unsure else ''}{prefix}{format_time(self.start_ms)}-{end}"
+        return f"{'~' if self.unsure else ''}{prefix}{label_time(self.start_ms)}-{end}"
 
 
 @dataclass(frozen=True)
@@ -375,11 +375,6 @@ def _fraction_ms(digits: str | None) -> int:
         return 0
     ms = int((digits + "000")[:3])
     return ms + (1 if len(digits) > 3 and digits[3] >= "5" else 0)
-
-
-def format_time(ms: int) -> str:
-    """``m:ss[.fff]`` (``h:mm:ss[.fff]`` from an hour on), trailing zeros trimmed: 5200 -> "0:05.2"."""
-    return label_time(ms)
 
 
 # --------------------------------------------------------------------------- tokenizing
@@ -1107,9 +1102,9 @@ def check_durations(labels: LabelFile, duration_ms: Callable[[Path], int | None]
         limit = duration + DURATION_TOLERANCE_MS
         for span in entry.spans:
             if span.start_ms > limit or (span.end_ms is None and span.start_ms >= duration):
-                what = f"starts at {format_time(span.start_ms)}"
+                what = f"starts at {label_time(span.start_ms)}"
             elif span.end_ms is not None and span.end_ms > limit:
-                what = f"ends at {format_time(span.end_ms)}"
+                what = f"ends at {label_time(span.end_ms)}"
             else:
                 continue
             problems.append(
@@ -1117,7 +1112,7 @@ def check_durations(labels: LabelFile, duration_ms: Callable[[Path], int | None]
                     labels.path,
                     span.line or entry.line,
                     span.col or 1,
-                    f"span {span.as_text()} {what}, past the end of {entry.raw_path!r} ({format_time(duration)} long)",
+                    f"span {span.as_text()} {what}, past the end of {entry.raw_path!r} ({label_time(duration)} long)",
                     "fix the time, or write 'end' for the end of the clip (e.g. 1:12-end)",
                 )
             )
@@ -1497,7 +1492,7 @@ def import_audacity(
                 errors.add(
                     lineno,
                     1,
-                    f"a point label at {format_time(start)} marks no span",
+                    f"a point label at {label_time(start)} marks no span",
                     "make it a region label in Audacity, or give --point-window SECONDS to turn point labels "
                     "into spans centred on them",
                 )

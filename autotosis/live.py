@@ -24,7 +24,8 @@ from pathlib import Path
 
 from autotosis import media
 from autotosis.errors import OutputExistsError, UsageError
-from autotosis.fsutil import atomic_path, name_clock
+from autotosis.fsutil import atomic_path
+from autotosis.timefmt import name_time
 
 Emit = Callable[[dict], None]
 
@@ -92,7 +93,7 @@ class LiveSummary:
 
 
 def replay_name(label: str, time_ms: int, score: float) -> str:
-    return f"{label[:60]}_{name_clock(time_ms)}_{score:.2f}.mp4"
+    return f"{label[:60]}_{name_time(time_ms)}_{score:.2f}.mp4"
 
 
 def _clock_now() -> str:

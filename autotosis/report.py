@@ -62,11 +62,6 @@ class Thumbnail:
 # --------------------------------------------------------------------------- time text
 
 
-def clock(ms: int, with_hours: bool = False) -> str:
-    """``m:ss`` (or ``h:mm:ss``) in whole seconds, for axis labels (see :mod:`autotosis.timefmt`)."""
-    return clock_seconds(ms, hours="always" if with_hours else "auto")
-
-
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -173,11 +168,13 @@ def _grid(duration_ms: int) -> list[str]:
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis-label y-label" x="{left - 6}" y="{y + 4:.1f}">{level:.2f}</text>')
     step_ms = _tick_step_s(duration_ms) * 1000
-    with_hours = duration_ms >= 3_600_000
+    hours = "always" if duration_ms >= 3_600_000 else "auto"  # axis labels: whole seconds
     for tick in range(0, duration_ms + 1, step_ms):
         x = _x(tick, duration_ms)
         parts.append(f'<line class="tick" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 5}"/>')
-        parts.append(f'<text class="axis-label x-label" x="{x:.1f}" y="{bottom + 20}">{clock(tick, with_hours)}</text>')
+        parts.append(
+            f'<text class="axis-label x-label" x="{x:.1f}" y="{bottom + 20}">{clock_seconds(tick, hours=hours)}</text>'
+        )
     return parts
 
 
@@ -374,7 +371,7 @@ def report_html(
     count = len(events.events)
     summary = [
         f"class <b>{_e(column if column is not None else events.label)}</b>",
-        f"length <b>{_e(clock(duration_ms))}</b>",
+        f"length <b>{_e(clock_seconds(duration_ms))}</b>",
         f"<b>{count}</b> event{'s' if count != 1 else ''}",
         f"<b>{len(scores.times_ms)}</b> scores every {_e(scores.step_ms)} ms",
     ]

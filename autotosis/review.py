@@ -38,13 +38,13 @@ from autotosis.labels import (
     LabelFile,
     Span,
     format_clip_line,
-    format_time,
     match_model_classes,
     parse_labels,
     parse_labels_text,
 )
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.segments import Event, EventParams, events_from_scores
+from autotosis.timefmt import label_time
 
 if TYPE_CHECKING:
     from autotosis.scan import ScanOptions
@@ -131,7 +131,7 @@ def review_section(
         f"# default crop={Crop(*crop).as_text() if crop is not None else 'none'}",
     ]
     for clip in clips:
-        where = f"{clip.video.name} {format_time(clip.start_ms)}-{format_time(clip.end_ms)}"
+        where = f"{clip.video.name} {label_time(clip.start_ms)}-{label_time(clip.end_ms)}"
         lines.append(
             f"{format_clip_line(clip.path, clip.spans, label_path)}  # {_comment_safe(where)}, peak {clip.peak:.2f}"
         )
@@ -394,7 +394,7 @@ def contact_sheet(
         x, y = (index % columns) * thumb_width, (index // columns) * cell_height
         sheet.paste(thumb, (x, y))
         first = f"{example.confidence:.2f} {example.predicted}, labelled {example.labelled}"
-        second = f"{example.clip.name} {format_time(example.time_ms)}"
+        second = f"{example.clip.name} {label_time(example.time_ms)}"
         draw.text((x + 4, y + thumb.height + 2), first, fill=(255, 255, 255), font=font)
         draw.text((x + 4, y + thumb.height + 15), second, fill=(180, 180, 180), font=font)
     return sheet

@@ -366,7 +366,7 @@ def nothing_found_hint(
     times_ms: np.ndarray, scores: np.ndarray, params: EventParams, step_ms: int | None = None
 ) -> str:
     """Why a selection came back empty, and what would find something: the highest score and a threshold."""
-    from autotosis.labels import format_time
+    from autotosis.timefmt import label_time
 
     values = np.nan_to_num(np.asarray(scores, dtype=np.float64))
     if len(values) == 0:
@@ -375,7 +375,7 @@ def nothing_found_hint(
     smoothed = smooth_scores(values, _step(times, 0, step_ms), params.smooth_ms)
     best = int(np.argmax(smoothed))
     top = float(smoothed[best])
-    where = format_time(max(0, int(times[best])))
+    where = label_time(max(0, int(times[best])))
     if top <= 0:
         return "every score is 0: the model finds nothing like the task in this video"
     suggestion = math.floor(top * 20) / 20 if top >= 0.05 else round(top, 3)

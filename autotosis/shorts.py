@@ -300,14 +300,9 @@ def _slug(text: str, limit: int = 40) -> str:
     return slug or "x"
 
 
-def source_time(ms: int) -> str:
-    """``0h12m05s``: sorts and reads well in a file name (no ``:``)."""
-    return name_time(ms, millis=False)
-
-
 def short_name(rank: int, digits: int, source: Path, window: Window) -> str:
     event = window.event
-    return f"{rank:0{digits}d}_{_slug(event.label)}_{event.peak:.2f}_{source_time(window.start_ms)}_{_slug(source.stem)}.mp4"
+    return f"{rank:0{digits}d}_{_slug(event.label)}_{event.peak:.2f}_{name_time(window.start_ms, millis=False)}_{_slug(source.stem)}.mp4"
 
 
 def rank_shorts(windows: Sequence[tuple[Path, Window]]) -> list[Short]:

@@ -27,8 +27,9 @@ import torch
 
 from autotosis import media
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable, name_clock, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.timefmt import name_time
 
 LOOK_SIZE = 64  # side of the grey frames compared for similarity
 DEDUP_METHODS = ("ssim", "dhash")
@@ -350,9 +351,9 @@ def still_name(
     """``01_0.973_0h12m03.450s_vod.jpg``: the rank (1 = best, zero-padded to ``total``) first, so an
     ordinary A-Z sort lists the best first; no ':' (not allowed everywhere).  Without a score: the time first."""
     if score is None:
-        return f"{name_clock(time_ms)}_{stem}.{extension}"
+        return f"{name_time(time_ms)}_{stem}.{extension}"
     prefix = "" if rank is None else f"{rank:0{max(2, len(str(total)))}d}_"
-    return f"{prefix}{score:.3f}_{name_clock(time_ms)}_{stem}.{extension}"
+    return f"{prefix}{score:.3f}_{name_time(time_ms)}_{stem}.{extension}"
 
 
 def _ranks(candidates: list[Candidate], picked: list[int]) -> dict[int, int]:

@@ -21,7 +21,6 @@ from autotosis.labels import (
     check_durations,
     check_labels,
     format_labels,
-    format_time,
     import_audacity,
     import_data_csv,
     match_model_classes,
@@ -32,6 +31,7 @@ from autotosis.labels import (
     resolve_clip_path,
     write_labels,
 )
+from autotosis.timefmt import label_time as format_time
 
 LABELS = Path("/data/labels/rage.txt")
 CAM = Crop(0.7833, 0.1296, 0.9682, 0.3694)

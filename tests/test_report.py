@@ -21,6 +21,7 @@ from autotosis import media, report
 from autotosis.errors import OutputExistsError
 from autotosis.scores import Scores
 from autotosis.segments import Event, EventList, EventParams, events_from_scores
+from autotosis.timefmt import clock_seconds
 
 HOSTILE_CLASS = '<script>alert("class")</script>'
 HOSTILE_FILE = 'vod <script>alert(1)<b> "q" \'s.mp4'  # no "/" possible in a file name
@@ -89,9 +90,9 @@ def test_downsample_keeps_spikes_of_a_four_hour_scan():
 
 
 def test_clock_and_ticks():
-    assert report.clock(65_432) == "1:05"
-    assert report.clock(3_725_000) == "1:02:05"
-    assert report.clock(5_000, with_hours=True) == "0:00:05"
+    assert clock_seconds(65_432) == "1:05"
+    assert clock_seconds(3_725_000) == "1:02:05"
+    assert clock_seconds(5_000, hours="always") == "0:00:05"
     assert report.clock_tenths(65_432) == "1:05.4"
     assert report._tick_step_s(40_000) == 5
     assert report._tick_step_s(4 * 3_600_000) == 1800

@@ -1,4 +1,4 @@
-"""autotosis.timefmt: the one home for time text, and every old formatter that now delegates to it."""
+"""autotosis.timefmt: the one home for time text (the terminal, the report, exports and file names call it directly)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autotosis import export, fsutil, report, shorts, timefmt
-from autotosis.cli import detect as cli
-from autotosis.labels import format_time, parse_time
+from autotosis import timefmt
+from autotosis.labels import parse_time
 
 TEN_DAYS_MS = 10 * 24 * 3_600_000
 times = st.integers(min_value=0, max_value=TEN_DAYS_MS)
@@ -21,12 +20,7 @@ READABLE = [
     ("clock_seconds", timefmt.clock_seconds, lambda ms: ms // 1000 * 1000),
     ("clock_seconds always", lambda ms: timefmt.clock_seconds(ms, hours="always"), lambda ms: ms // 1000 * 1000),
     ("label_time", timefmt.label_time, lambda ms: ms),
-    ("cli._clock", cli._clock, lambda ms: ms // 100 * 100),
-    ("report.clock_tenths", report.clock_tenths, lambda ms: ms // 100 * 100),
-    ("report.clock", report.clock, lambda ms: ms // 1000 * 1000),
-    ("export.clock", export.clock, lambda ms: ms // 1000 * 1000),
-    ("labels.format_time", format_time, lambda ms: ms),
-    ("srt", lambda ms: export._srt_time(ms).replace(",", "."), lambda ms: ms),
+    ("srt", lambda ms: timefmt.srt_time(ms).replace(",", "."), lambda ms: ms),
 ]
 
 
@@ -50,9 +44,7 @@ def fields_below_60(text: str) -> bool:
     ],
 )
 def test_tenths_examples_truncate_in_terminal_and_report(ms, text):
-    assert timefmt.clock_tenths(ms) == text
-    assert cli._clock(ms) == text  # used to print 0:60.0, 1:60.0 and 0:13.0
-    assert report.clock_tenths(ms) == text
+    assert timefmt.clock_tenths(ms) == text  # the terminal used to print 0:60.0, 1:60.0 and 0:13.0
 
 
 def test_other_forms_keep_their_formats():
@@ -61,12 +53,12 @@ def test_other_forms_keep_their_formats():
     assert timefmt.clock(65_400, decimals=3, trim=True) == "1:05.4"
     assert timefmt.clock(65_000, decimals=3, trim=True) == "1:05"
     assert timefmt.clock(5_000, hours="always") == "0:00:05"
-    assert export.clock(65_999) == "0:01:05"
-    assert export._youtube_time(65_999, False) == "1:05" and export._youtube_time(65_999, True) == "0:01:05"
-    assert export._srt_time(3_725_432) == "01:02:05,432"
-    assert fsutil.name_clock(723_450) == "0h12m03.450s"
-    assert shorts.source_time(725_999) == "0h12m05s"
-    assert format_time(5_200) == "0:05.2" and timefmt.label_time(3_723_500) == "1:02:03.5"
+    assert timefmt.clock_seconds(65_999, hours="always") == "0:01:05"  # export clip names
+    assert timefmt.clock_seconds(65_999) == "1:05"  # YouTube chapters, report axis
+    assert timefmt.srt_time(3_725_432) == "01:02:05,432"
+    assert timefmt.name_time(723_450) == "0h12m03.450s"
+    assert timefmt.name_time(725_999, millis=False) == "0h12m05s"  # short names
+    assert timefmt.label_time(5_200) == "0:05.2" and timefmt.label_time(3_723_500) == "1:02:03.5"
 
 
 def test_negative_times():
@@ -95,7 +87,7 @@ def test_split_is_exact_and_bounded(ms):
 @given(times)
 def test_no_field_reaches_60(ms):
     texts = [f(ms) for _, f, _ in READABLE]
-    texts += [fsutil.name_clock(ms), shorts.source_time(ms), export._srt_time(ms)]
+    texts += [timefmt.name_time(ms), timefmt.name_time(ms, millis=False), timefmt.srt_time(ms)]
     for text in texts:
         assert fields_below_60(text), text
 
@@ -106,9 +98,11 @@ def test_parsing_back_gives_the_truncated_time(ms):
         assert parse_time(formatter(ms)) == expected(ms), name
 
 
-@given(times)
-def test_terminal_and_report_agree(ms):
-    assert cli._clock(ms) == report.clock_tenths(ms) == timefmt.clock_tenths(ms)
+def test_terminal_and_report_agree():
+    from autotosis import report
+    from autotosis.cli import detect, outputs
+
+    assert detect.clock_tenths is outputs.clock_tenths is report.clock_tenths is timefmt.clock_tenths
 
 
 @given(times, times)

@@ -19,6 +19,7 @@ from autotosis.cli.options import (
     scan_options,
 )
 from autotosis.errors import ExitStatus, UsageError
+from autotosis.timefmt import clock_tenths
 
 
 def model_task(path: str) -> str:
@@ -94,20 +95,14 @@ def print_events(ctx: Context, events, title: str) -> None:
     for i, e in enumerate(events, 1):
         table.add_row(
             str(i),
-            _clock(e.start_ms),
-            _clock(e.end_ms),
+            clock_tenths(e.start_ms),
+            clock_tenths(e.end_ms),
             f"{e.duration_ms / 1000:.1f}s",
             escape(e.label),
             f"{e.peak:.2f}",
             f"{e.mean:.2f}",
         )
     ctx.console.print(table)
-
-
-def _clock(ms: int) -> str:
-    from autotosis.timefmt import clock_tenths
-
-    return clock_tenths(ms)
 
 
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:

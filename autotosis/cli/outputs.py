@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from autotosis.cli.context import Context
-from autotosis.cli.detect import _clock, event_class, model_task, nothing_found, print_events, scores_event_params
+from autotosis.cli.detect import event_class, model_task, nothing_found, print_events, scores_event_params
 from autotosis.cli.options import (
     AddCommand,
     add_audio_track_option,
@@ -32,6 +32,7 @@ from autotosis.cli.types import (
     short_region,
 )
 from autotosis.errors import DataError, ExitStatus, UsageError
+from autotosis.timefmt import clock_tenths
 
 
 def _say_chapters(ctx: Context, result) -> None:
@@ -161,7 +162,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
             table.add_row(
                 escape(short.file_name),
                 escape(short.source.name),
-                _clock(w.start_ms),
+                clock_tenths(w.start_ms),
                 f"{w.duration_ms / 1000:.1f}s",
                 f"{w.event.peak:.2f}",
             )
@@ -362,7 +363,7 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
         for i, still in enumerate(result.stills, 1):
             score = "" if still.score is None else f"{still.score:.3f}"
             table.add_row(
-                str(i), _clock(still.time_ms), score, f"{still.width}x{still.height}", escape(still.path.name)
+                str(i), clock_tenths(still.time_ms), score, f"{still.width}x{still.height}", escape(still.path.name)
             )
         ctx.console.print(table)
     noun = "still" if len(result.stills) == 1 else "stills"

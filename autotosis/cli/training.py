@@ -107,7 +107,7 @@ def _print_fit_summary(ctx: Context, result) -> None:
     """What a person can act on: the folds, the chosen rules and why, the clips the model gets most wrong."""
     from rich.table import Table
 
-    from autotosis.labels import format_time
+    from autotosis.timefmt import label_time
 
     if ctx.quiet:
         return
@@ -151,13 +151,13 @@ def _print_fit_summary(ctx: Context, result) -> None:
     for mistakes in result.mistakes[:5]:
         parts = []
         if mistakes.false_events:
-            times = ", ".join(format_time(start) for start, _, _ in mistakes.false_events[:4])
+            times = ", ".join(label_time(start) for start, _, _ in mistakes.false_events[:4])
             parts.append(
                 f"{len(mistakes.false_events)} confident false positive{'s' if len(mistakes.false_events) > 1 else ''} "
                 f"at {times} — add more negatives like these"
             )
         if mistakes.missed:
-            times = ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in mistakes.missed[:4])
+            times = ", ".join(f"{label_time(s)}-{label_time(e)}" for s, e in mistakes.missed[:4])
             parts.append(
                 f"{len(mistakes.missed)} missed highlight{'s' if len(mistakes.missed) > 1 else ''} at {times} — "
                 "check these spans, or add more like them"
