@@ -37,7 +37,7 @@ from autotosis.calibrate import Calibration, ClipMistakes, EventRules, OofClip, 
 from autotosis.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.errors import UsageError
 from autotosis.metrics import PRF, average_precision
-from autotosis.model import build_model, load_checkpoint, predict_probs
+from autotosis.model import build_model, load_checkpoint, predict_probs, torch_threads
 from autotosis.train import (
     EpochMetrics,
     TrainConfig,
@@ -46,7 +46,6 @@ from autotosis.train import (
     auto_images,
     last_checkpoint_path,
     run_length,
-    torch_threads,
     train,
 )
 

@@ -10,10 +10,11 @@ scanning and evaluation can never disagree about scaling, normalisation or layou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,24 @@ def _check_format(raw: dict, path: Path) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op threads set to ``threads`` (None: left as they are), restored after.
+
+    The one way training (``--threads``) and scanning (few threads, so inference does not crowd
+    out the decoder) set them; torch's count is process-wide.
+    """
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def model_fingerprint(path: Path) -> str:

@@ -283,19 +283,12 @@ def model_region(
     return tuple(chosen) if chosen is not None else None
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Limit torch's threads while scanning, so inference does not crowd out the decoder."""
+def _scan_torch_threads(threads: int | None) -> int:
+    """Torch threads while scanning (ScanOptions.threads): few, so inference does not crowd out the decoder."""
     import torch
 
-    before = torch.get_num_threads()
     cores = os.cpu_count() or 1
-    wanted = threads or min(before, 1 if cores <= 4 else cores // 4)
-    torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return threads or min(torch.get_num_threads(), 1 if cores <= 4 else cores // 4)
 
 
 def scan_video(
@@ -314,7 +307,7 @@ def scan_video(
     unless ``predictor`` (``info`` and ``predict(frames)``, already loaded from ``model_path``)
     is given; the caller then sets the threads.
     """
-    from autotosis.model import model_fingerprint
+    from autotosis.model import model_fingerprint, torch_threads
     from autotosis.predictor import TorchPredictor, load_predictor
 
     video = Path(video)
@@ -326,7 +319,7 @@ def scan_video(
             model_path, backend, threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None)
         )
         if isinstance(predictor, TorchPredictor):
-            threads = _torch_threads(options.threads)
+            threads = torch_threads(_scan_torch_threads(options.threads))
     info = media.probe(video)
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)

@@ -13,7 +13,6 @@ checkpoint + resume), trimmed for small hand-labelled data sets:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from autotosis.model import (
     load_checkpoint,
     save_checkpoint,
     to_input_tensor,
+    torch_threads,
 )
 from autotosis.prefetch import prefetch
 
@@ -720,19 +720,6 @@ def _check_training_classes(dataset: FrameDataset, classes: tuple[str, ...]) -> 
             "no training frame is a highlight: every labelled frame is background",
             hint="label some spans (the highlight moments) in the label file",
         )
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _load_resume(resume: Path, task: str) -> tuple[dict, ModelInfo, Path]:
