@@ -3,7 +3,9 @@
 Each labelled clip becomes one shard: a ``.npy`` uint8 array (N, size, size, 3) of
 cropped, scaled frames decoded by ffmpeg, plus a small JSON sidecar with each frame's
 time and target.  Shards are keyed by the clip's identity and its label line, so editing
-one line of a 400-clip label file re-extracts one clip, not 400.
+one line of a 400-clip label file re-extracts one clip, not 400.  The shard functions here
+(``shard_key``, ``read_shard``, ``write_shard_frames``, ``write_shard_meta``, ``prune_shards``)
+serve folder data sets (sampling.py) too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from autotosis import media
 from autotosis.errors import DataError, LabelErrors
 from autotosis.fsutil import atomic_path, file_fingerprint, write_error, write_text_atomic
 from autotosis.labels import ClipEntry, LabelFile, Span, check_durations
+from autotosis.media import Region
 from autotosis.progress import ProgressCallback, no_progress
 
 SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen at each time)
@@ -77,6 +80,111 @@ class FrameSet:
             total.update(clip.counts)
         names = {i: name for i, name in enumerate(self.classes)} | {IGNORE: "ignored"}
         return {names[k]: v for k, v in sorted(total.items())}
+
+
+# --------------------------------------------------------------------------- shards
+# A shard is two files named by a key: KEY.npy, uint8 frames (N, size, size, 3), and KEY.json, what
+# they are (at least "targets": a class index or IGNORE per frame).  Labelled clips (below) and folder
+# data sets (sampling.folder_frames) are written and read through these functions.
+
+
+@dataclass(frozen=True)
+class Shard:
+    meta: dict  # KEY.json
+    frames_path: Path  # KEY.npy
+    targets: np.ndarray  # int64 (N,): class index, or IGNORE
+
+
+def shard_key(identity: Mapping[str, object]) -> str:
+    """The key (file name stem) of a shard: a hash of ``identity``, JSON-ready values that decide its content."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def read_shard(
+    out_dir: Path, key: str, *, size: int | None = None, classes: Sequence[str] | None = None
+) -> Shard | None:
+    """Shard ``key`` of ``out_dir``, or None when it is missing or damaged in any way (cut short by a kill or
+    a full disk, garbage, edited by hand): the caller makes it again and replaces both files.
+
+    ``size``: the frames' side it must have; ``classes``: the classes its targets index.
+    """
+    meta_path, frames_path = out_dir / f"{key}.json", out_dir / f"{key}.npy"
+    if not (meta_path.is_file() and frames_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
+        targets = np.asarray(meta["targets"], dtype=np.int64)
+    except Exception:  # noqa: BLE001 - OSError, ValueError, EOFError, a list instead of an object...: make it again
+        return None
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3:
+        return None
+    if size is not None and frames.shape[1:3] != (size, size):
+        return None
+    if targets.ndim != 1 or len(targets) == 0 or frames.shape[0] != len(targets):
+        return None
+    if classes is not None and np.any((targets < IGNORE) | (targets >= len(classes))):
+        return None
+    return Shard(meta, frames_path, targets)
+
+
+def write_shard_frames(out_dir: Path, key: str, batches: Iterable[np.ndarray], size: int) -> int:
+    """Write ``KEY.npy`` from uint8 (n, size, size, 3) batches as they come; the number of frames written
+    (no file when there are none).
+
+    Frames go to a scratch file as they arrive (memory stays flat for long clips and big scenes);
+    the .npy header is written last, once the count is known, and the file appears atomically.
+    The scratch file never outlives this call (a killed run's is removed by ``prune_shards``).
+    """
+    frames_path = out_dir / f"{key}.npy"
+    raw_tmp = out_dir / f".{key}.part.raw"
+    count = 0
+    try:
+        with raw_tmp.open("wb") as raw:
+            for batch in batches:
+                if batch.dtype != np.uint8 or batch.shape[1:] != (size, size, 3):
+                    raise ValueError(
+                        f"shard frames must be uint8 (n, {size}, {size}, 3), got {batch.dtype} {batch.shape}"
+                    )
+                raw.write(np.ascontiguousarray(batch).tobytes())
+                count += len(batch)
+        if count:
+            with atomic_path(frames_path, force=True) as npy_tmp:
+                with npy_tmp.open("wb") as out, raw_tmp.open("rb") as raw:
+                    header = {"descr": "|u1", "fortran_order": False, "shape": (count, size, size, 3)}
+                    np.lib.format.write_array_header_1_0(out, header)
+                    while chunk := raw.read(1 << 22):
+                        out.write(chunk)
+    except OSError as exc:  # disk full or a size limit while writing the scratch file
+        raise write_error(frames_path, exc, temp=raw_tmp) from exc
+    finally:
+        raw_tmp.unlink(missing_ok=True)
+    return count
+
+
+def write_shard_meta(out_dir: Path, key: str, meta: Mapping[str, object]) -> Path:
+    """Write ``KEY.json`` (after ``write_shard_frames``: a shard is complete once both are there); the frames' path."""
+    write_text_atomic(out_dir / f"{key}.json", json.dumps(meta), force=True)
+    return out_dir / f"{key}.npy"
+
+
+def prune_shards(out_dir: Path, keep: set[str]) -> None:
+    """Remove the shards of ``out_dir`` not named in ``keep`` (edited or deleted label lines, changed
+    images), and the temp files (``.NAME.XXXX.part.*``, see fsutil.atomic_path) of a run that was killed."""
+    for path in out_dir.iterdir():
+        stale_temp = path.name.startswith(".") and ".part." in path.name
+        if stale_temp or (
+            path.suffix in (".npy", ".json")
+            and path.name not in ("manifest.json", "borders.json")
+            and path.name not in keep
+        ):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- labelled clips
 
 
 def classes_for_task(task: str) -> tuple[str, ...]:
@@ -175,20 +283,19 @@ def _is_region(value: object) -> bool:
     )
 
 
-def _shard_key(
-    entry: ClipEntry, options: FrameOptions, classes: Sequence[str], region: tuple[float, float, float, float] | None
-) -> str:
-    identity = {
-        "classes": list(classes),
-        "format": SHARD_FORMAT,
-        "clip": file_fingerprint(entry.path),
-        "line": entry.source_text,
-        "crop": region if region is None else list(region),
-        "fps": options.fps,
-        "size": options.size,
-        "band": options.band_ms,
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str], region: Region | None) -> str:
+    return shard_key(
+        {
+            "classes": list(classes),
+            "format": SHARD_FORMAT,
+            "clip": file_fingerprint(entry.path),
+            "line": entry.source_text,
+            "crop": region if region is None else list(region),
+            "fps": options.fps,
+            "size": options.size,
+            "band": options.band_ms,
+        }
+    )
 
 
 def default_frames_dir(labels: LabelFile) -> Path:
@@ -295,7 +402,7 @@ def _extract_all(
         done_ms += info.duration_ms
         progress("frames", done_ms / 1000, total_ms / 1000)
     if prune:
-        _prune(out_dir, keep)
+        prune_shards(out_dir, keep)
     # The model's crop is the label file's usual crop; detected borders are per video, so a
     # model trained with crop_borders detects them again in each video it scans.
     crops = Counter(_crop_tuple(e) for e in labels.entries)
@@ -327,42 +434,26 @@ def _extract_all(
 def _load_shard(
     out_dir: Path, key: str, entry: ClipEntry, size: int | None = None, classes: Sequence[str] | None = None
 ) -> ClipFrames | None:
-    """The clip's shard, or None when it is missing or damaged in any way (cut short by a kill or a
-    full disk, garbage, edited by hand): the caller extracts it again and replaces both files."""
-    meta_path, frames_path = out_dir / f"{key}.json", out_dir / f"{key}.npy"
-    if not (meta_path.is_file() and frames_path.is_file()):
+    """The clip's shard (``read_shard``, with its sample times and id checked), or None: extract it again."""
+    shard = read_shard(out_dir, key, size=size, classes=classes)
+    if shard is None:
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
-        times = np.asarray(meta["times_ms"], dtype=np.int64)
-        targets = np.asarray(meta["targets"], dtype=np.int64)
-        clip_id = meta["clip_id"]
-    except Exception:  # noqa: BLE001 - OSError, ValueError, EOFError, a list instead of an object...: extract again
+        times = np.asarray(shard.meta["times_ms"], dtype=np.int64)
+        clip_id = shard.meta["clip_id"]
+    except Exception:  # noqa: BLE001 - a list instead of numbers, a missing key...: extract again
         return None
-    if (
-        not isinstance(clip_id, str)
-        or not clip_id
-        or frames.dtype != np.uint8
-        or frames.ndim != 4
-        or frames.shape[3] != 3
-    ):
-        return None
-    if size is not None and frames.shape[1:3] != (size, size):
-        return None
-    if times.ndim != 1 or targets.ndim != 1 or not frames.shape[0] == len(times) == len(targets) or len(times) == 0:
+    if not isinstance(clip_id, str) or not clip_id or times.shape != shard.targets.shape:
         return None
     if np.any(np.diff(times) <= 0) or times[0] < 0:
         return None
-    if classes is not None and np.any((targets < IGNORE) | (targets >= len(classes))):
-        return None
-    return ClipFrames(entry.path, clip_id, frames_path, times, targets)
+    return ClipFrames(entry.path, clip_id, shard.frames_path, times, shard.targets)
 
 
 def _extract_clip(
     entry: ClipEntry,
     info: media.VideoInfo,
-    region: tuple[float, float, float, float] | None,
+    region: Region | None,
     out_dir: Path,
     key: str,
     options: FrameOptions,
@@ -371,34 +462,16 @@ def _extract_clip(
 ) -> ClipFrames:
     spec = media.DecodeSpec(size=options.size, fps=options.fps, region=region)
     times: list[np.ndarray] = []
-    frames_path = out_dir / f"{key}.npy"
-    # Frames go to a scratch file as they are decoded (memory stays flat for long clips); the
-    # .npy header is written last, once the count is known.  The scratch file never outlives
-    # this call (a killed run's is removed by _prune).
-    raw_tmp = out_dir / f".{key}.part.raw"
-    try:
-        with raw_tmp.open("wb") as raw:
-            for batch in media.iter_frames(entry.path, spec, info=info):
-                raw.write(batch.frames.tobytes())
-                times.append(batch.times_ms)
-                on_ms(int(batch.times_ms[-1]))
-        all_times = np.concatenate(times) if times else np.zeros(0, dtype=np.int64)
-        if len(all_times) == 0:
-            raise DataError(f"{entry.path}: no frames could be decoded")
-        with atomic_path(frames_path, force=True) as npy_tmp:
-            with npy_tmp.open("wb") as out, raw_tmp.open("rb") as raw:
-                header = {
-                    "descr": "|u1",
-                    "fortran_order": False,
-                    "shape": (len(all_times), options.size, options.size, 3),
-                }
-                np.lib.format.write_array_header_1_0(out, header)
-                while chunk := raw.read(1 << 22):
-                    out.write(chunk)
-    except OSError as exc:  # disk full or a size limit while writing the scratch file
-        raise write_error(frames_path, exc, temp=raw_tmp) from exc
-    finally:
-        raw_tmp.unlink(missing_ok=True)
+
+    def frames() -> Iterator[np.ndarray]:
+        for batch in media.iter_frames(entry.path, spec, info=info):
+            yield batch.frames
+            times.append(batch.times_ms)
+            on_ms(int(batch.times_ms[-1]))
+
+    if not write_shard_frames(out_dir, key, frames(), options.size):
+        raise DataError(f"{entry.path}: no frames could be decoded")
+    all_times = np.concatenate(times)
     targets = frame_targets(all_times, entry.spans, info.duration_ms, options.band_ms, classes)
     # The id names the clip as the label file does, so the validation split (which sorts ids)
     # stays the same when the project folder moves.
@@ -410,7 +483,7 @@ def _extract_clip(
         "times_ms": all_times.tolist(),
         "targets": targets.tolist(),
     }
-    write_text_atomic(out_dir / f"{key}.json", json.dumps(meta), force=True)
+    frames_path = write_shard_meta(out_dir, key, meta)
     return ClipFrames(entry.path, clip_id, frames_path, all_times, targets)
 
 
@@ -420,22 +493,6 @@ def _read_json_dict(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _prune(out_dir: Path, keep: set[str]) -> None:
-    """Remove shards no label line refers to any more (edited or deleted lines), and the temp
-    files (``.NAME.XXXX.part.*``, see fsutil.atomic_path) of a run that was killed."""
-    for path in out_dir.iterdir():
-        stale_temp = path.name.startswith(".") and ".part." in path.name
-        if stale_temp or (
-            path.suffix in (".npy", ".json")
-            and path.name not in ("manifest.json", "borders.json")
-            and path.name not in keep
-        ):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 # --------------------------------------------------------------------------- near-duplicates

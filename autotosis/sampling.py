@@ -33,9 +33,18 @@ from pathlib import Path
 import numpy as np
 
 from autotosis import media
-from autotosis.dataset import ClipFrames, FrameSet
+from autotosis.dataset import (
+    ClipFrames,
+    FrameSet,
+    prune_shards,
+    read_shard,
+    shard_key,
+    write_shard_frames,
+    write_shard_meta,
+)
 from autotosis.errors import DataError, UsageError
-from autotosis.fsutil import atomic_path, check_writable, safe_stem, write_text_atomic
+from autotosis.fsutil import atomic_path, check_writable, safe_stem
+from autotosis.media import Region
 from autotosis.progress import ProgressCallback, no_progress
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -299,15 +308,13 @@ def folder_frames(
     for scene, images in sorted(scenes.items()):
         key = _scene_key(folder, scene, images, size, region, crop_borders)
         keep.update({f"{key}.npy", f"{key}.json"})
-        clip = _load_scene_shard(folder, out_dir, key, scene)
+        clip = _load_scene_shard(folder, out_dir, key, scene, size)
         if clip is None:
             clip = _write_scene_shard(folder, out_dir, key, scene, images, size, region, crop_borders)
         clips.append(clip)
         done += len(images)
         progress("images", done, len(folder.images))
-    for path in out_dir.iterdir():
-        if path.suffix in (".npy", ".json") and path.name not in keep:
-            path.unlink(missing_ok=True)
+    prune_shards(out_dir, keep)
     return FrameSet(
         task=task, classes=folder.classes, size=size, crop=region, clips=tuple(clips), crop_borders=crop_borders
     )
@@ -318,7 +325,7 @@ def _scene_key(
     scene: str,
     images: Sequence[FolderImage],
     size: int,
-    region: tuple[float, float, float, float] | None,
+    region: Region | None,
     crop_borders: bool,
 ) -> str:
     files = []
@@ -327,37 +334,28 @@ def _scene_key(
         files.append(
             [image.path.relative_to(folder.root).as_posix(), image.class_index, stat.st_size, stat.st_mtime_ns]
         )
-    identity = {
-        "format": FOLDER_SHARD_FORMAT,
-        "scene": scene,
-        "classes": list(folder.classes),
-        "files": files,
-        "size": size,
-        "region": None if region is None else list(region),
-        "borders": crop_borders,
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _scene_id(scene: str) -> str:
-    return hashlib.sha256(scene.encode()).hexdigest()[:12]
-
-
-def _load_scene_shard(folder: ImageFolder, out_dir: Path, key: str, scene: str) -> ClipFrames | None:
-    meta_path, frames_path = out_dir / f"{key}.json", out_dir / f"{key}.npy"
-    if not (meta_path.exists() and frames_path.exists()):
-        return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        targets = np.asarray(meta["targets"], dtype=np.int64)
-        frames = np.load(frames_path, mmap_mode="r")
-    except (OSError, ValueError, KeyError):
-        return None
-    if frames.shape[0] != len(targets):
-        return None
-    return ClipFrames(
-        folder.root / scene, _scene_id(scene), frames_path, np.arange(len(targets), dtype=np.int64), targets
+    return shard_key(
+        {
+            "format": FOLDER_SHARD_FORMAT,
+            "scene": scene,
+            "classes": list(folder.classes),
+            "files": files,
+            "size": size,
+            "region": None if region is None else list(region),
+            "borders": crop_borders,
+        }
     )
+
+
+def _scene_frames(folder: ImageFolder, scene: str, frames_path: Path, targets: np.ndarray) -> ClipFrames:
+    """A scene's shard as a clip: one row per image, numbered in place of sample times."""
+    scene_id = hashlib.sha256(scene.encode()).hexdigest()[:12]
+    return ClipFrames(folder.root / scene, scene_id, frames_path, np.arange(len(targets), dtype=np.int64), targets)
+
+
+def _load_scene_shard(folder: ImageFolder, out_dir: Path, key: str, scene: str, size: int) -> ClipFrames | None:
+    shard = read_shard(out_dir, key, size=size, classes=folder.classes)
+    return None if shard is None else _scene_frames(folder, scene, shard.frames_path, shard.targets)
 
 
 def _write_scene_shard(
@@ -367,27 +365,19 @@ def _write_scene_shard(
     scene: str,
     images: Sequence[FolderImage],
     size: int,
-    region,
+    region: Region | None,
     crop_borders: bool,
 ) -> ClipFrames:
-    frames_path = out_dir / f"{key}.npy"
-    # Written row by row into a memory-mapped .npy: a big scene never sits in RAM whole.
-    with atomic_path(frames_path, force=True) as tmp:
-        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(images), size, size, 3))
-        for row, image in enumerate(images):
-            array[row] = load_image(image.path, size, region, crop_borders)
-        array.flush()
-        del array
+    # Image by image: a big scene never sits in RAM whole.
+    rows = (load_image(image.path, size, region, crop_borders)[None] for image in images)
+    write_shard_frames(out_dir, key, rows, size)
     targets = np.asarray([image.class_index for image in images], dtype=np.int64)
     meta = {
         "scene": scene,
         "images": [i.path.relative_to(folder.root).as_posix() for i in images],
         "targets": targets.tolist(),
     }
-    write_text_atomic(out_dir / f"{key}.json", json.dumps(meta), force=True)
-    return ClipFrames(
-        folder.root / scene, _scene_id(scene), frames_path, np.arange(len(images), dtype=np.int64), targets
-    )
+    return _scene_frames(folder, scene, write_shard_meta(out_dir, key, meta), targets)
 
 
 def image_names(clip: ClipFrames) -> list[str]:
