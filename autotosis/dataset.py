@@ -27,8 +27,8 @@ from autotosis import media
 from autotosis.errors import DataError, LabelErrors
 from autotosis.fsutil import atomic_path, file_fingerprint, write_error, write_text_atomic
 from autotosis.labels import ClipEntry, LabelFile, Span, check_durations
-from autotosis.media import Region
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import Region, as_region, is_region
 
 SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen at each time)
 IGNORE = -1
@@ -69,7 +69,7 @@ class FrameSet:
     task: str
     classes: tuple[str, ...]
     size: int
-    crop: tuple[float, float, float, float] | None
+    crop: Region | None
     clips: tuple[ClipFrames, ...]
     crop_borders: bool = False  # letterbox borders were cropped away from clips without a crop
 
@@ -228,25 +228,20 @@ def frame_targets(
     return targets
 
 
-def _crop_tuple(entry: ClipEntry) -> tuple[float, float, float, float] | None:
-    crop = entry.crop
-    return None if crop is None else (crop.x0, crop.y0, crop.x1, crop.y1)
-
-
 def clip_region(
     entry: ClipEntry, info: media.VideoInfo, crop_borders: bool, cache: dict[str, list[float] | None] | None = None
-) -> tuple[float, float, float, float] | None:
+) -> Region | None:
     """The region frames are taken from: the label line's crop, else (with ``crop_borders``)
     the picture inside letterbox borders, else None (the whole frame).
 
     ``cache`` maps file fingerprints to detected regions, so borders are detected once per file.
     """
     if entry.crop is not None or not crop_borders:
-        return _crop_tuple(entry)
+        return entry.crop
     key = file_fingerprint(entry.path)
     if cache is not None and key in cache:
         found = cache[key]
-        return None if found is None else (found[0], found[1], found[2], found[3])
+        return as_region(found)
     region = media.detect_active_area(info)
     if cache is not None:
         cache[key] = None if region is None else list(region)
@@ -255,32 +250,19 @@ def clip_region(
 
 def clip_regions(
     labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_borders: bool, frames_dir: Path | None = None
-) -> dict[Path, tuple[float, float, float, float] | None]:
+) -> dict[Path, Region | None]:
     """``clip_region`` of every clip; detected borders are cached in ``frames_dir/borders.json``
     (default: the label file's frames folder), shared by frames, train, eval and review."""
     if not crop_borders:
         return {e.path: clip_region(e, infos[e.path], False) for e in labels.entries}
     path = Path(frames_dir if frames_dir is not None else default_frames_dir(labels)) / "borders.json"
     # A damaged or hand-edited entry is detected again (and the file rewritten).
-    cache = {key: value for key, value in _read_json_dict(path).items() if _is_region(value)}
+    cache = {key: value for key, value in _read_json_dict(path).items() if is_region(value)}
     before = dict(cache)
     regions = {e.path: clip_region(e, infos[e.path], True, cache) for e in labels.entries}
     if cache != before:
         write_text_atomic(path, json.dumps(cache), force=True)
     return regions
-
-
-def _is_region(value: object) -> bool:
-    """None (no borders) or [x0, y0, x1, y1], fractions of the frame with x0 < x1 and y0 < y1."""
-    if value is None:
-        return True
-    return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
-        and value[0] < value[2]
-        and value[1] < value[3]
-    )
 
 
 def _shard_key(entry: ClipEntry, options: FrameOptions, classes: Sequence[str], region: Region | None) -> str:
@@ -405,7 +387,7 @@ def _extract_all(
         prune_shards(out_dir, keep)
     # The model's crop is the label file's usual crop; detected borders are per video, so a
     # model trained with crop_borders detects them again in each video it scans.
-    crops = Counter(_crop_tuple(e) for e in labels.entries)
+    crops = Counter(e.crop for e in labels.entries)
     frameset = FrameSet(
         task=labels.task,
         classes=classes,

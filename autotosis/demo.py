@@ -62,12 +62,12 @@ def rough_labels_text(
     """
     import os
 
-    from autotosis.labels import Crop
+    from autotosis.region import Region
     from autotosis.timefmt import label_time
 
     lines = [
         f"# task {TASK!r}: {title}; span edges are deliberately rough",
-        f"# default crop={Crop(*cam).as_text()}",
+        f"# default crop={Region(*cam).as_text()}",
     ]
     for clip in clips:
         spans = []

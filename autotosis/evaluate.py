@@ -29,6 +29,7 @@ from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.labels import ClipEntry, LabelFile, Span, match_model_classes
 from autotosis.metrics import PRF, average_precision, event_prf, expected_calibration_error, frame_prf
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import Region
 from autotosis.scores import Scores
 from autotosis.segments import EventParams, event_spans, find_events
 
@@ -85,7 +86,7 @@ class LabelledScores:
     spans: tuple[Span, ...] = ()
     targets: np.ndarray | None = None  # int64 (N,), class index or IGNORE
     line: int = 0  # the label file line, 0 when there is none
-    region: tuple[float, float, float, float] | None = None  # the part of the frame that was scored
+    region: Region | None = None  # the part of the frame that was scored
 
     @property
     def has_time(self) -> bool:
@@ -331,7 +332,7 @@ def clip_unit(
     entry: ClipEntry,
     scores: Scores,
     label_classes: Sequence[str],
-    region: tuple[float, float, float, float] | None = None,
+    region: Region | None = None,
 ) -> LabelledScores:
     """A labelled clip and its scores; spans without a class get the file's only class by name,
     so the model's class order does not matter."""

@@ -23,6 +23,7 @@ import torch
 
 from autotosis.errors import DataError, ModelError, UsageError
 from autotosis.model import ModelInfo, to_input_tensor
+from autotosis.region import Region, as_region
 
 DEFAULT_BORDER = 0.10  # outer fraction of each side counted as "border"
 DEFAULT_WARN_SHARE = 0.5  # mean Grad-CAM border share at or above this: a shortcut is likely
@@ -130,13 +131,13 @@ class Explanation:
     probability: float
     border_share: float  # NaN when the heatmap is empty
     heatmap: np.ndarray  # float32 (S, S), scaled to 0..1 (all zeros when empty)
-    region: tuple[float, float, float, float] | None  # where the model input came from in the picture
+    region: Region | None  # where the model input came from in the picture
     border: float = DEFAULT_BORDER
     layer: str = "layer4"
     grid: int = 0  # side of the layer's grid of cells
 
 
-def model_input(picture: np.ndarray, info: ModelInfo, region) -> np.ndarray:
+def model_input(picture: np.ndarray, info: ModelInfo, region: Region | None) -> np.ndarray:
     """Crop ``region`` of a full RGB picture and stretch it to the model's square input.
 
     The same geometry as scanning (crop in the displayed frame, then a square 'area' scale);
@@ -144,11 +145,11 @@ def model_input(picture: np.ndarray, info: ModelInfo, region) -> np.ndarray:
     """
     from PIL import Image
 
-    from autotosis.media import crop_pixels
+    from autotosis.region import crop_pixels
 
     height, width = picture.shape[:2]
     if region is not None:
-        w, h, x, y = crop_pixels(tuple(region), width, height)
+        w, h, x, y = crop_pixels(region, width, height)
         picture = picture[y : y + h, x : x + w]
     size = info.input_size
     return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize((size, size), Image.BOX))[None]
@@ -159,7 +160,7 @@ def explain_picture(
     info: ModelInfo,
     picture: np.ndarray,
     *,
-    region=None,
+    region: Region | None = None,
     class_name: str | None = None,
     border: float = DEFAULT_BORDER,
     layer: str = "layer4",
@@ -176,7 +177,7 @@ def explain_picture(
         probability=float(probs[0, target]),
         border_share=float(border_share(cam[None], border)[0]),
         heatmap=(cam / peak if peak > 0 else cam).astype(np.float32),
-        region=tuple(region) if region else None,
+        region=as_region(region),
         border=border,
         layer=layer,
         grid=grid,
@@ -192,7 +193,7 @@ def overlay(picture: np.ndarray, explanation: Explanation, *, opacity: float = 0
     """The picture with the heatmap blended over the region the model saw (outlined when cropped)."""
     from PIL import Image, ImageDraw
 
-    from autotosis.media import crop_pixels
+    from autotosis.region import crop_pixels
 
     height, width = picture.shape[:2]
     x, y, w, h = 0, 0, width, height

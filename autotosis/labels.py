@@ -45,6 +45,7 @@ from pathlib import Path
 
 from autotosis.errors import DataError, LabelError, LabelErrors, ModelError
 from autotosis.fsutil import write_text_atomic
+from autotosis.region import Region, RegionError
 from autotosis.timefmt import label_time
 
 # Video durations from ffprobe are approximate (container vs stream, last frame length).
@@ -94,58 +95,6 @@ _GENERIC_NAME_WORDS = frozenset(
 # --------------------------------------------------------------------------- values
 
 
-class CropValueError(ValueError):
-    """A bad crop text; ``part`` is the 0-based index of the offending number, if one is to blame."""
-
-    def __init__(self, reason: str, part: int | None = None):
-        super().__init__(reason)
-        self.part = part
-
-
-@dataclass(frozen=True)
-class Crop:
-    """A region of the frame (the face cam) as fractions: left, top, right, bottom."""
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
-    def __post_init__(self) -> None:
-        for index, value in enumerate((self.x0, self.y0, self.x1, self.y1)):
-            if not 0.0 <= value <= 1.0:  # also false for NaN
-                raise CropValueError(f"{value} is outside 0..1", index)
-        if self.x0 >= self.x1:
-            raise CropValueError(f"x0 ({self.x0}) must be less than x1 ({self.x1})", 2)
-        if self.y0 >= self.y1:
-            raise CropValueError(f"y0 ({self.y0}) must be less than y1 ({self.y1})", 3)
-
-    def as_text(self) -> str:
-        return ",".join(_shortest_decimal(v) for v in (self.x0, self.y0, self.x1, self.y1))
-
-    @classmethod
-    def parse(cls, text: str) -> Crop:
-        """Parse ``x0,y0,x1,y1``; raises CropValueError (a ValueError) saying what is wrong."""
-        parts = text.split(",")
-        if len(parts) != 4:
-            raise CropValueError(f"expected 4 comma-separated numbers, got {len(parts)}")
-        values = []
-        for index, part in enumerate(parts):
-            number = part.strip()
-            if not _FRACTION_RE.fullmatch(number):
-                raise CropValueError(f"{number!r} is not a number", index)
-            values.append(float(number))
-        return cls(*values)
-
-
-def _shortest_decimal(value: float) -> str:
-    """Shortest text that reads back as the same float, without exponent ("0.7833", "1")."""
-    text = format(Decimal(repr(float(value))), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
 @dataclass(frozen=True)
 class Span:
     """A marked span in milliseconds; ``end_ms`` None means "to the end of the clip"."""
@@ -182,8 +131,8 @@ class ClipEntry:
 
     path: Path
     raw_path: str
-    crop: Crop | None
-    own_crop: Crop | None
+    crop: Region | None
+    own_crop: Region | None
     spans: tuple[Span, ...]
     line: int = field(compare=False)
     source_text: str = field(compare=False)
@@ -215,7 +164,7 @@ class LabelNote:
 class LabelFile:
     path: Path
     task: str
-    default_crop: Crop | None
+    default_crop: Region | None
     entries: tuple[ClipEntry, ...]
     classes: tuple[str, ...] = ()  # declared with '# classes=a,b'; empty = binary (the task)
     task_declared: bool = True  # False: the task came from the file name ('# task=' absent)
@@ -581,8 +530,8 @@ def _parse(text: str, path: Path, *, check_files: bool) -> tuple[LabelFile, list
     task: tuple[str, int] | None = None  # (name, line)
     classes: tuple[tuple[str, ...], int] | None = None  # (names, line)
     labelled: list[tuple[int, Span]] = []  # (line, span) of spans naming a class, checked at the end
-    default_crop: Crop | None = None
-    first_default: Crop | None = None
+    default_crop: Region | None = None
+    first_default: Region | None = None
     seen_default = False
     entries: list[ClipEntry] = []
     first_line_of: dict[Path, int] = {}
@@ -736,8 +685,8 @@ def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: 
 
 def _parse_directive(
     comment: str, indent: int, lineno: int, errors: _Collector
-) -> tuple[str, str | Crop | None] | None:
-    """``('task', name)``, ``('classes', names)`` or ``('crop', Crop | None)`` for a directive line, None for other comments."""
+) -> tuple[str, str | Region | None] | None:
+    """``('task', name)``, ``('classes', names)`` or ``('crop', Region | None)`` for a directive line, None for other comments."""
     match = _CLASSES_DIRECTIVE_RE.match(comment)
     if match:
         return _parse_classes_directive(comment, match.end(), indent, lineno, errors)
@@ -767,8 +716,8 @@ def _parse_directive(
     if value.lower() == "none":
         return "crop", None
     try:
-        return "crop", Crop.parse(value)
-    except CropValueError as exc:
+        return "crop", Region.parse(value)
+    except RegionError as exc:
         errors.add(lineno, col + _part_offset(value, exc.part), f"bad default crop {value!r}: {exc}", CROP_HINT)
         return None
 
@@ -807,13 +756,13 @@ def _part_offset(text: str, part: int | None) -> int:
 
 
 def _parse_clip_line(
-    scanned: _Line, lineno: int, label_dir: str, default_crop: Crop | None, errors: _Collector
+    scanned: _Line, lineno: int, label_dir: str, default_crop: Region | None, errors: _Collector
 ) -> tuple[Path | None, ClipEntry | None]:
     """The clip's resolved path (None if unusable) and its entry (None when the line has errors)."""
     count_before = len(errors.errors)
     path_token = scanned.tokens[0]
     clip_path = _check_raw_path(path_token, lineno, label_dir, errors)
-    own_crop: Crop | None = None
+    own_crop: Region | None = None
     crop_col: int | None = None
     spans: list[Span] = []
     span_texts: dict[int, str] = {}  # column -> span as written, for overlap messages
@@ -847,8 +796,8 @@ def _parse_clip_line(
             else:
                 crop_col = token.col
                 try:
-                    own_crop = Crop.parse(value)
-                except CropValueError as exc:
+                    own_crop = Region.parse(value)
+                except RegionError as exc:
                     col = token.col + len("crop=") + _part_offset(value, exc.part)
                     errors.add(lineno, col, f"bad crop {value!r}: {exc}", CROP_HINT)
         elif _looks_like_span(token.text):
@@ -1157,7 +1106,7 @@ def _entry_text(entry: ClipEntry, label_dir: str) -> str:
 
 
 def format_clip_line(
-    clip: Path | str, spans: Sequence[Span], label_path: Path | str, *, crop: Crop | None = None
+    clip: Path | str, spans: Sequence[Span], label_path: Path | str, *, crop: Region | None = None
 ) -> str:
     """One clip line for a label file at ``label_path`` (the path relative to its folder, quoted as needed)."""
     parts = [_quote_path(relative_clip_path(clip, _label_dir(Path(label_path))))]
@@ -1339,7 +1288,7 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
         raise LabelErrors(problems)
     errors = _Collector(csv_path)
     csv_dir, dest_dir = _label_dir(csv_path), _label_dir(dest)
-    rows: list[tuple[int, _Token, Crop | None, tuple[Span, ...]]] = []
+    rows: list[tuple[int, _Token, Region | None, tuple[Span, ...]]] = []
     first_line_of: dict[Path, int] = {}
     for lineno, line in enumerate(_split_lines(text), start=1):
         if not line.strip():
@@ -1381,13 +1330,13 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
 
 def _parse_csv_row(
     tokens: list[_Token], lineno: int, errors: _Collector
-) -> tuple[_Token, Crop | None, tuple[Span, ...]] | None:
+) -> tuple[_Token, Region | None, tuple[Span, ...]] | None:
     path_token = tokens[0]
     if not path_token.text or "\x00" in path_token.text:
         errors.add(lineno, path_token.col, "bad clip path", "the first field of a row is the clip path")
         return None
     count_before = len(errors.errors)
-    crop: Crop | None = None
+    crop: Region | None = None
     spans: list[_RawSpan] = []
     for token in tokens[1:]:
         field_text = token.text.strip()
@@ -1396,7 +1345,7 @@ def _parse_csv_row(
                 if crop is not None:
                     raise ValueError("a second crop in one row")
                 parts = _bracketed_numbers(field_text, "[", "]", 4)
-                crop = Crop.parse(",".join(parts))
+                crop = Region.parse(",".join(parts))
             except ValueError as exc:
                 errors.add(lineno, token.col, f"bad crop {token.text!r}: {exc}", 'write the crop as "[x0, y0, x1, y1]"')
         elif field_text.startswith("("):
@@ -1424,7 +1373,7 @@ def _parse_csv_row(
 
 
 def _new_entry(
-    clip: Path, dest_dir: str, crop: Crop | None, own_crop: Crop | None, spans: tuple[Span, ...], line: int
+    clip: Path, dest_dir: str, crop: Region | None, own_crop: Region | None, spans: tuple[Span, ...], line: int
 ) -> ClipEntry:
     raw = relative_clip_path(clip, dest_dir)
     entry = ClipEntry(
@@ -1443,7 +1392,12 @@ DEFAULT_POINT_WINDOW_MS = 2000
 
 
 def import_audacity(
-    label_txt: Path, clip: Path, dest: Path, *, crop: Crop | None = None, point_window_ms: int = DEFAULT_POINT_WINDOW_MS
+    label_txt: Path,
+    clip: Path,
+    dest: Path,
+    *,
+    crop: Region | None = None,
+    point_window_ms: int = DEFAULT_POINT_WINDOW_MS,
 ) -> LabelFile:
     """Convert an Audacity label track (``start<TAB>end<TAB>text`` in seconds) for ``clip``.
 

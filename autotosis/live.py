@@ -25,6 +25,7 @@ from pathlib import Path
 from autotosis import media
 from autotosis.errors import OutputExistsError, UsageError
 from autotosis.fsutil import atomic_path
+from autotosis.region import Region
 from autotosis.timefmt import name_time
 
 Emit = Callable[[dict], None]
@@ -38,7 +39,7 @@ class LiveOptions:
     window_ms: int = 500  # rolling score = mean of the scores in this window
     fps: float = 4.0  # scores per second
     class_name: str | None = None
-    region: tuple[float, float, float, float] | None = None  # None = the model's crop
+    region: Region | None = None  # None = the model's crop
     full_frame: bool = False
     replay_dir: Path | None = None  # None = no replays
     replay_before_ms: int = 10_000
@@ -188,7 +189,7 @@ def run_live(
         raise UsageError(f"class {name!r} is not one of the model's classes ({', '.join(info.classes)})")
     trigger = Trigger(options.threshold, options.release_level(), options.cooldown_ms, options.window_ms)
     region = None if options.full_frame else (options.region or info.crop)
-    spec = media.DecodeSpec(size=info.input_size, fps=options.fps, region=tuple(region) if region else None)
+    spec = media.DecodeSpec(size=info.input_size, fps=options.fps, region=region)
     lock = threading.Lock()
 
     def send(record: dict) -> None:

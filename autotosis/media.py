@@ -29,9 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from autotosis.errors import MediaError, ToolMissingError
-
-# (x0, y0, x1, y1) as fractions of the displayed frame.
-Region = tuple[float, float, float, float]
+from autotosis.region import Region, crop_pixels
 
 MIN_FFMPEG_VERSION = (5, 1)
 _STDERR_TAIL_LINES = 25
@@ -469,16 +467,6 @@ class DecodeSpec:
     # Skipping the H.264 loop filter speeds decoding up ~15% and is invisible at 128x128.
     fast_decode: bool = True
     threads: int | None = None
-
-
-def crop_pixels(region: Region, width: int, height: int) -> tuple[int, int, int, int]:
-    """(w, h, x, y) in whole pixels for a relative region of a width x height frame."""
-    x0, y0, x1, y1 = region
-    x = min(max(int(math.floor(x0 * width)), 0), width - 1)
-    y = min(max(int(math.floor(y0 * height)), 0), height - 1)
-    w = max(1, min(int(round((x1 - x0) * width)), width - x))
-    h = max(1, min(int(round((y1 - y0) * height)), height - y))
-    return w, h, x, y
 
 
 def _decode_filters(spec: DecodeSpec, info: VideoInfo) -> str:
@@ -1371,7 +1359,7 @@ def detect_active_area(source: VideoInfo, *, min_border: float = 0.02) -> Region
     if w <= 0 or h <= 0:
         return None  # only black frames: nothing to go by
     width, height = source.width, source.height
-    region = (x / width, y / height, min(1.0, (x + w) / width), min(1.0, (y + h) / height))
+    region = Region(x / width, y / height, min(1.0, (x + w) / width), min(1.0, (y + h) / height))
     if region[0] < min_border and region[1] < min_border and region[2] > 1 - min_border and region[3] > 1 - min_border:
         return None
     return region

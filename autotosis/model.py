@@ -26,6 +26,7 @@ import torchvision
 from autotosis import __version__
 from autotosis.errors import DataError, ModelError
 from autotosis.fsutil import atomic_path
+from autotosis.region import Region, as_region
 
 DEFAULT_MEAN = (0.485, 0.456, 0.406)
 DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -48,7 +49,7 @@ class ModelInfo:
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    crop: tuple[float, float, float, float] | None
+    crop: Region | None
     threshold: float  # suggested event threshold on the positive class's probability
     arch: str = "resnet18"
     train_args: dict = field(default_factory=dict)
@@ -72,7 +73,8 @@ class ModelInfo:
         return self.classes.index(self.positive_class())
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # The crop as a plain tuple: a checkpoint is loaded with weights_only=True, which refuses our own types.
+        return {**asdict(self), "crop": None if self.crop is None else tuple(self.crop)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: Path | str = "checkpoint") -> ModelInfo:
@@ -89,7 +91,7 @@ class ModelInfo:
             values["classes"] = tuple(str(c) for c in values["classes"])
             values["mean"] = tuple(float(v) for v in values["mean"])
             values["std"] = tuple(float(v) for v in values["std"])
-            values["crop"] = None if values["crop"] is None else tuple(float(v) for v in values["crop"])
+            values["crop"] = as_region(values["crop"])
             values["input_size"] = int(values["input_size"])
             values["threshold"] = float(values["threshold"])
             values["train_args"] = dict(values.get("train_args") or {})

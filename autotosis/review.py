@@ -34,7 +34,6 @@ from autotosis import media
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, safe_stem
 from autotosis.labels import (
-    Crop,
     LabelFile,
     Span,
     format_clip_line,
@@ -43,6 +42,7 @@ from autotosis.labels import (
     parse_labels_text,
 )
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import Region, as_region
 from autotosis.segments import Event, EventParams, events_from_scores
 from autotosis.timefmt import label_time
 
@@ -121,14 +121,14 @@ def review_section(
     *,
     model: str,
     threshold: float,
-    crop: tuple[float, float, float, float] | None,
+    crop: Region | None,
 ) -> str:
     """The text appended to the label file for one review run."""
     lines = [
         f"# --- review iter{iteration}: autotosis review, model {model}, threshold {threshold:.2f} ---",
         "# The spans are the model's guesses: fix the times, delete wrong spans (a line without spans says",
         '# "no highlight here"), or delete the line to leave the clip out of training.',
-        f"# default crop={Crop(*crop).as_text() if crop is not None else 'none'}",
+        f"# default crop={as_region(crop).as_text() if crop is not None else 'none'}",
     ]
     for clip in clips:
         where = f"{clip.video.name} {label_time(clip.start_ms)}-{label_time(clip.end_ms)}"
@@ -228,9 +228,8 @@ def make_review_clips(
             progress("review clips", done / 1000, total / 1000)
         added = 0
         if made:
-            region = _region(info.crop)
             section = review_section(
-                iteration, made, label_path, model=Path(model_path).name, threshold=params.threshold, crop=region
+                iteration, made, label_path, model=Path(model_path).name, threshold=params.threshold, crop=info.crop
             )
             append_to_labels(label_path, before, section)
             added = len(made)
@@ -239,11 +238,6 @@ def make_review_clips(
             clip.path.unlink(missing_ok=True)
         raise
     return ReviewResult(iteration=iteration, clips=tuple(made), labels=label_path, lines_added=added)
-
-
-def _region(crop: tuple[float, ...] | None) -> tuple[float, float, float, float] | None:
-    """The region the model classifies (its training crop), as the label file's crop."""
-    return None if crop is None else (float(crop[0]), float(crop[1]), float(crop[2]), float(crop[3]))
 
 
 # --------------------------------------------------------------------------- hard examples
@@ -256,7 +250,7 @@ class HardExample:
     labelled: str  # the class the label file says
     predicted: str  # the class the model says
     confidence: float  # the model's probability for ``predicted``
-    region: tuple[float, float, float, float] | None
+    region: Region | None
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,9 @@ import numpy as np
 
 from autotosis.errors import DataError, OutputExistsError, UsageError
 from autotosis.fsutil import atomic_path, write_text_atomic
+from autotosis.region import Region, crop_pixels
 
-Region = tuple[float, float, float, float]
-
-DEFAULT_CAM: Region = (0.7833, 0.1296, 0.9682, 0.3694)
+DEFAULT_CAM = Region(0.7833, 0.1296, 0.9682, 0.3694)
 AUDIO_RATE = 48_000
 TRUTH_FILE = "truth.json"
 # Bump when the pictures or sounds change, so cached sample sets are regenerated.
@@ -212,13 +211,6 @@ def _plan_clip(
 
 def _rng(*key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
-
-
-def cam_box(cam: Region, width: int, height: int) -> tuple[int, int, int, int]:
-    """(w, h, x, y) of the face cam in pixels: the same rounding as media's decode crop."""
-    from autotosis.media import crop_pixels
-
-    return crop_pixels(cam, width, height)
 
 
 # --------------------------------------------------------------------------- envelopes
@@ -718,7 +710,7 @@ class _FaceCam:
         rng = _rng(plan.seed, _STREAM_PERSON, 1)
         self.rage = rage
         self.life = _Behaviour(plan.seed, plan.duration_ms)
-        self.bw, self.bh, self.bx, self.by = cam_box(plan.cam, plan.width, plan.height)
+        self.bw, self.bh, self.bx, self.by = crop_pixels(plan.cam, plan.width, plan.height)
         bw, bh = self.bw, self.bh
         self.room = self._room(rng, bw, bh)
         self.led_rows = max(1, int(round(0.06 * bh)))
@@ -922,7 +914,7 @@ def jittered_cam(cam: Region, seed: int, width: int, height: int) -> Region:
     cy = (y0 + y1) / 2 + rng.uniform(-1, 1) * CAM_JITTER_PX * unit / height
     nx0 = min(max(cx - w / 2, 0.0), 1.0 - w)
     ny0 = min(max(cy - h / 2, 0.0), 1.0 - h)
-    return (round(nx0, 6), round(ny0, 6), round(min(1.0, nx0 + w), 6), round(min(1.0, ny0 + h), 6))
+    return Region(round(nx0, 6), round(ny0, 6), round(min(1.0, nx0 + w), 6), round(min(1.0, ny0 + h), 6))
 
 
 def lookalike_spans(
@@ -1089,7 +1081,7 @@ class _HardFaceCam(_FaceCam):
     def __init__(self, plan: _ClipPlan, rage: _Rage):
         super().__init__(plan, rage)
         assert plan.drawn_cam is not None
-        self.bw, self.bh, self.bx, self.by = cam_box(plan.drawn_cam, plan.width, plan.height)
+        self.bw, self.bh, self.bx, self.by = crop_pixels(plan.drawn_cam, plan.width, plan.height)
         bw, bh = self.bw, self.bh
         rng = _rng(plan.seed, _STREAM_HARD, 2)
         self.room = _hard_room(rng, bw, bh)
@@ -1307,7 +1299,7 @@ def _hard_frames(plan: _ClipPlan) -> Iterator[np.ndarray]:
     border = _hsv(_rng(plan.seed, _STREAM_GAME, 1).uniform(), 0.7, 0.9)
     thickness = max(1, int(round(2 * game.unit)))
     assert plan.drawn_cam is not None
-    box = cam_box(plan.drawn_cam, plan.width, plan.height)
+    box = crop_pixels(plan.drawn_cam, plan.width, plan.height)
     for index in range(plan.frame_count):
         t_ms = plan.frame_time_ms(index)
         frame = game.paint(t_ms)
@@ -1338,7 +1330,7 @@ def _frames(plan: _ClipPlan) -> Iterator[np.ndarray]:
     cam = _FaceCam(plan, _Rage(plan.highlights, plan.seed))
     border = _hsv(_rng(plan.seed, _STREAM_GAME, 1).uniform(), 0.7, 0.9)
     thickness = max(1, int(round(2 * game.unit)))
-    box = cam_box(plan.cam, plan.width, plan.height)
+    box = crop_pixels(plan.cam, plan.width, plan.height)
     for index in range(plan.frame_count):
         t_ms = plan.frame_time_ms(index)
         frame = game.paint(t_ms)

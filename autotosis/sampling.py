@@ -44,8 +44,8 @@ from autotosis.dataset import (
 )
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, safe_stem
-from autotosis.media import Region
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import Region, crop_pixels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNSORTED = "unsorted"
@@ -239,9 +239,7 @@ def task_name_for(root: Path) -> str:
     return name or "images"
 
 
-def load_image(
-    path: Path, size: int, region: tuple[float, float, float, float] | None = None, crop_borders: bool = False
-) -> np.ndarray:
+def load_image(path: Path, size: int, region: Region | None = None, crop_borders: bool = False) -> np.ndarray:
     """One image as a (size, size, 3) uint8 RGB array: cropped to ``region``, stretched to a square.
 
     The same geometry as video frames (crop relative to the picture, then an area resize).
@@ -265,7 +263,7 @@ def load_image(
         picture = picture.crop(_active_box(np.asarray(picture)))
     if region is not None:
         width, height = picture.size
-        w, h, x, y = media.crop_pixels(region, width, height)
+        w, h, x, y = crop_pixels(region, width, height)
         picture = picture.crop((x, y, x + w, y + h))
     return np.asarray(picture.resize((size, size), Image.Resampling.BOX), dtype=np.uint8)
 
@@ -290,7 +288,7 @@ def folder_frames(
     folder: ImageFolder,
     *,
     size: int = 128,
-    region: tuple[float, float, float, float] | None = None,
+    region: Region | None = None,
     crop_borders: bool = False,
     out_dir: Path | None = None,
     task: str | None = None,

@@ -27,7 +27,8 @@ from autotosis.errors import MediaError, UsageError
 from autotosis.fsutil import file_fingerprint
 from autotosis.prefetch import Stalled, prefetch
 from autotosis.progress import ProgressCallback, no_progress
-from autotosis.scores import ScoreCache, Scores, cache_key, is_region
+from autotosis.region import Region, as_region, is_region
+from autotosis.scores import ScoreCache, Scores, cache_key
 
 if TYPE_CHECKING:
     from autotosis.predictor import Predictor
@@ -40,7 +41,7 @@ AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned
 class ScanOptions:
     fps: float = 2.0  # scores per second of video
     batch_size: int = 16  # 32 costs ~60 MB more at peak and is no faster with one torch thread
-    region: tuple[float, float, float, float] | None = None  # None = the crop stored in the model
+    region: Region | None = None  # None = the crop stored in the model
     full_frame: bool = False  # ignore the model's crop and use the whole frame
     use_cache: bool = True
     cache_dir: Path | None = None
@@ -263,10 +264,10 @@ def model_region(
     info: media.VideoInfo,
     model_info,
     *,
-    region: tuple[float, float, float, float] | None = None,
+    region: Region | None = None,
     full_frame: bool = False,
     cache: ScoreCache | None = None,
-) -> tuple[float, float, float, float] | None:
+) -> Region | None:
     """The part of ``info``'s frames a model sees: none (the whole frame) with ``full_frame``,
     else ``region``, else the model's crop, else, for a model trained with --crop-borders, the
     picture inside this video's letterbox bars (detected once per file when ``cache`` is given)."""
@@ -280,7 +281,7 @@ def model_region(
             chosen = cache.remembered(
                 f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info), valid=is_region
             )
-    return tuple(chosen) if chosen is not None else None
+    return as_region(chosen)
 
 
 def _scan_torch_threads(threads: int | None) -> int:

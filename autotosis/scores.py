@@ -22,6 +22,7 @@ import numpy as np
 
 from autotosis.errors import DataError
 from autotosis.fsutil import atomic_path, write_text_atomic
+from autotosis.region import is_region
 
 SCORES_FORMAT = "autotosis-scores/1"
 
@@ -227,19 +228,6 @@ def _parse_json(path: Path, doc: object) -> Scores:
     )
     check_scores(scores, path, probs)
     return scores
-
-
-def is_region(value: object) -> bool:
-    """None (the whole frame) or [x0, y0, x1, y1]: fractions of the frame, x0 < x1 and y0 < y1 (as JSON holds it)."""
-    if value is None:
-        return True
-    return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(_number(v) and 0 <= v <= 1 for v in value)
-        and value[0] < value[2]
-        and value[1] < value[3]
-    )
 
 
 def check_scores(scores: Scores, path: Path | str, probs: np.ndarray | None = None) -> None:

@@ -22,7 +22,6 @@ import dataclasses
 import enum
 import io
 import json
-import math
 import re
 import textwrap
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from autotosis import media
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, work_dir, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import RegionArg
 from autotosis.render import RenderOptions, check_audio_track, chunk_overlays, output_spec
 from autotosis.scores import Scores
 from autotosis.segments import Event
@@ -53,39 +53,6 @@ class Layout(str, enum.Enum):
 
 
 # --------------------------------------------------------------------------- regions
-
-
-@dataclass(frozen=True)
-class RegionArg:
-    """A region as the user gave it: fractions of the frame, or pixels of the displayed frame."""
-
-    values: tuple[float, float, float, float]  # x0, y0, x1, y1
-    pixels: bool = False
-
-    def text(self) -> str:
-        return ",".join(f"{v:g}" for v in self.values)
-
-
-def parse_region(text: str) -> RegionArg:
-    """``x0,y0,x1,y1``: whole numbers with one above 1 are pixels, anything else fractions.
-
-    Only the syntax is checked here; whether the region fits a frame depends on the video
-    (see ``region_rect``).  Raises ValueError saying what is wrong.
-    """
-    parts = [p.strip() for p in str(text).split(",")]
-    if len(parts) != 4:
-        raise ValueError(f"expected 4 comma-separated numbers, got {len(parts)}")
-    values = []
-    for part in parts:
-        try:
-            value = float(part)
-        except ValueError:
-            raise ValueError(f"{part!r} is not a number") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{part!r} is not a finite number")
-        values.append(value)
-    pixels = all(re.fullmatch(r"-?\d+", p) for p in parts) and any(v > 1 for v in values)
-    return RegionArg((values[0], values[1], values[2], values[3]), pixels)
 
 
 @dataclass(frozen=True)

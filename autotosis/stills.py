@@ -29,6 +29,7 @@ from autotosis import media
 from autotosis.errors import DataError, UsageError
 from autotosis.fsutil import atomic_path, check_writable, write_text_atomic
 from autotosis.progress import ProgressCallback, no_progress
+from autotosis.region import Region
 from autotosis.timefmt import name_time
 
 LOOK_SIZE = 64  # side of the grey frames compared for similarity
@@ -132,7 +133,7 @@ class StillsOptions:
     min_gap_ms: int = 2000  # chosen stills are at least this far apart in time
     min_score: float | None = None  # None = the model's threshold
     class_name: str | None = None  # None = the model's positive class
-    region: tuple[float, float, float, float] | None = None  # None = the model's crop
+    region: Region | None = None  # None = the model's crop
     full_frame: bool = False
     image_format: str = "jpg"
     jpeg_quality: int = 95
@@ -244,7 +245,7 @@ class _Dedup:
         return keep
 
 
-def _decode_spec(options: StillsOptions, size: int, region) -> media.DecodeSpec:
+def _decode_spec(options: StillsOptions, size: int, region: Region | None) -> media.DecodeSpec:
     if options.fps is None:
         return media.DecodeSpec(size=size, fps=None, region=region, keyframes_only=True)
     return media.DecodeSpec(size=size, fps=options.fps, region=region)
@@ -302,7 +303,7 @@ def find_candidates(
     if predictor is not None and not one_pass:
         wanted = set(times)
         by_time: dict[int, float] = {}
-        spec = _decode_spec(options, predictor.info.input_size, tuple(region))
+        spec = _decode_spec(options, predictor.info.input_size, region)
         for batch in _batches(video, spec, info, options.batch_size, progress, "stills: scoring"):
             keep = np.array([int(t) in wanted for t in batch.times_ms], dtype=bool)
             if keep.any():

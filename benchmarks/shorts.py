@@ -38,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autotosis import media  # noqa: E402
+from autotosis.region import RegionArg  # noqa: E402
 from autotosis.samples import DEFAULT_CAM  # noqa: E402
 from autotosis.segments import Event  # noqa: E402
-from autotosis.shorts import Layout, LengthRules, RegionArg, ShortsOptions, ShortSource, render_shorts  # noqa: E402
+from autotosis.shorts import Layout, LengthRules, ShortsOptions, ShortSource, render_shorts  # noqa: E402
 from benchmarks.scan import OUT, VODS, looped_vod  # noqa: E402
 
 

@@ -15,7 +15,6 @@ from autotosis.cli import main
 from autotosis.errors import ExitStatus, LabelError, LabelErrors, ModelError, OutputExistsError
 from autotosis.labels import (
     ClipEntry,
-    Crop,
     LabelFile,
     Span,
     check_durations,
@@ -31,10 +30,11 @@ from autotosis.labels import (
     resolve_clip_path,
     write_labels,
 )
+from autotosis.region import Region
 from autotosis.timefmt import label_time as format_time
 
 LABELS = Path("/data/labels/rage.txt")
-CAM = Crop(0.7833, 0.1296, 0.9682, 0.3694)
+CAM = Region(0.7833, 0.1296, 0.9682, 0.3694)
 
 EXAMPLE = """\
 # labels/rage.txt — task "rage"
@@ -137,7 +137,7 @@ def test_example_file_parses_into_entries():
     first, calm, spaced, whole = labels.entries
     assert first.path == Path("/data/labels/clips/2021-03-01_part3.mp4")
     assert first.raw_path == "clips/2021-03-01_part3.mp4"
-    assert first.own_crop == first.crop == Crop(0.1, 0.2, 0.3, 0.4)
+    assert first.own_crop == first.crop == Region(0.1, 0.2, 0.3, 0.4)
     assert first.spans == (Span(5_200, 9_000), Span(72_000, 80_500))
     assert first.line == 3
     assert calm.spans == () and calm.crop == CAM and calm.own_crop is None
@@ -186,10 +186,10 @@ def test_default_crop_applies_to_following_lines_only():
     labels = parse_labels_text(text, LABELS)
     a, b, c, d = labels.entries
     assert a.crop is None
-    assert b.crop == Crop(0.1, 0.1, 0.5, 0.5) and b.own_crop is None
-    assert c.crop == c.own_crop == Crop(0, 0, 1, 1)
+    assert b.crop == Region(0.1, 0.1, 0.5, 0.5) and b.own_crop is None
+    assert c.crop == c.own_crop == Region(0, 0, 1, 1)
     assert d.crop is None
-    assert labels.default_crop == Crop(0.1, 0.1, 0.5, 0.5)
+    assert labels.default_crop == Region(0.1, 0.1, 0.5, 0.5)
 
 
 def test_task_directive_and_default_task():
@@ -529,15 +529,15 @@ def test_parse_labels_reads_a_good_file(tmp_path):
 
 def test_crop_text_is_the_shortest_round_trip():
     assert CAM.as_text() == "0.7833,0.1296,0.9682,0.3694"
-    assert Crop(0, 0.1, 1, 1e-5 + 0.5).as_text() == "0,0.1,1,0.50001"
-    tiny = Crop(1e-7, 0, 0.3, 1)
-    assert tiny.as_text().startswith("0.0000001,") and Crop.parse(tiny.as_text()) == tiny
-    assert Crop.parse(" 0.1, 0.2 ,0.3,0.4") == Crop(0.1, 0.2, 0.3, 0.4)
+    assert Region(0, 0.1, 1, 1e-5 + 0.5).as_text() == "0,0.1,1,0.50001"
+    tiny = Region(1e-7, 0, 0.3, 1)
+    assert tiny.as_text().startswith("0.0000001,") and Region.parse(tiny.as_text()) == tiny
+    assert Region.parse(" 0.1, 0.2 ,0.3,0.4") == Region(0.1, 0.2, 0.3, 0.4)
 
 
 def test_values_refuse_impossible_states():
     with pytest.raises(ValueError):
-        Crop(0.5, 0, 0.5, 1)
+        Region(0.5, 0, 0.5, 1)
     with pytest.raises(ValueError):
         Span(5, 5)
     with pytest.raises(ValueError):
@@ -599,7 +599,7 @@ def test_merge_appends_entries_with_paths_relative_to_the_base(tmp_path):
     extra = parse_labels_text("b.mp4 3-4\n# default crop=0,0,0.5,0.5\nc.mp4\n", tmp_path / "new" / "more.txt")
     merged = merge_label_files(base, extra)
     assert [e.raw_path for e in merged.entries] == ["clips/a.mp4", "new/b.mp4", "new/c.mp4"]
-    assert merged.entries[2].crop == Crop(0, 0, 0.5, 0.5)
+    assert merged.entries[2].crop == Region(0, 0, 0.5, 0.5)
     assert merged.task == "rage"
     assert parse_labels_text(format_labels(merged), merged.path).entries == merged.entries
     with pytest.raises(LabelErrors) as info:
@@ -647,7 +647,7 @@ def test_import_data_csv_with_mixed_crops_writes_them_per_line(tmp_path):
     )
     labels = import_data_csv(csv, tmp_path / "mixed.txt")
     assert labels.default_crop is None
-    assert [e.own_crop for e in labels.entries] == [Crop(0.1, 0.1, 0.5, 0.5), Crop(0.7635, 0.1056, 0.9802, 0.4009)]
+    assert [e.own_crop for e in labels.entries] == [Region(0.1, 0.1, 0.5, 0.5), Region(0.7635, 0.1056, 0.9802, 0.4009)]
     assert format_labels(labels).count("  crop=") == 2 and "# default" not in format_labels(labels)
 
 
@@ -835,10 +835,10 @@ _FRACTIONS = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
 @st.composite
-def crops(draw) -> Crop:
+def crops(draw) -> Region:
     x0, x1 = sorted(draw(st.lists(_FRACTIONS, min_size=2, max_size=2, unique=True)))
     y0, y1 = sorted(draw(st.lists(_FRACTIONS, min_size=2, max_size=2, unique=True)))
-    return Crop(x0, y0, x1, y1)
+    return Region(x0, y0, x1, y1)
 
 
 @st.composite

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotosis.errors import DataError, OutputExistsError, UsageError
+from autotosis.region import crop_pixels as cam_box
 from autotosis.samples import (
     DEFAULT_CAM,
     ClipTruth,
-    cam_box,
     iter_stream_frames,
     load_sample_set,
     make_sample_set,

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autotosis.region import crop_pixels as cam_box
 from autotosis.samples import (
     CAM_JITTER_PX,
     CAM_SCALE_JITTER,
@@ -23,7 +24,6 @@ from autotosis.samples import (
     _plan_clip,
     _plan_hard_sample_set,
     _plan_sample_set,
-    cam_box,
     iter_stream_frames,
     jittered_cam,
     load_sample_set,

@@ -17,17 +17,17 @@ from hypothesis import strategies as st
 from autotosis import media
 from autotosis.cli import main
 from autotosis.errors import DataError, ExitStatus, UsageError
+from autotosis.region import RegionArg
+from autotosis.region import parse_region_arg as parse_region
 from autotosis.segments import Event
 from autotosis.shorts import (
     FrameGeometry,
     Layout,
     LengthRules,
-    RegionArg,
     Window,
     fill_rect,
     index_csv,
     index_json,
-    parse_region,
     plan_picture,
     plan_windows,
     rank_shorts,

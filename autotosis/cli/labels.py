@@ -54,8 +54,7 @@ def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
     if args.format == "audacity" or (args.format == "auto" and source.suffix.lower() != ".csv"):
         if not args.clip:
             raise UsageError("an Audacity label track needs --clip VIDEO (the clip its times refer to)")
-        crop = lab.Crop(*args.crop) if args.crop else None
-        result = lab.import_audacity(source, Path(args.clip), dest, crop=crop, point_window_ms=args.point_window)
+        result = lab.import_audacity(source, Path(args.clip), dest, crop=args.crop, point_window_ms=args.point_window)
     else:
         result = lab.import_data_csv(source, dest)
     for note in result.notes:

@@ -95,7 +95,8 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
-    from autotosis.shorts import Layout, LengthRules, RegionArg, ShortsOptions
+    from autotosis.region import RegionArg
+    from autotosis.shorts import Layout, LengthRules, ShortsOptions
 
     cam, what = (
         (args.cam, "--cam") if args.cam else (RegionArg(tuple(fallback_cam)) if fallback_cam else None, fallback_what)

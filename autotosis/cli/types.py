@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from fractions import Fraction
 
+from autotosis.region import Region, RegionArg, parse_region_arg
+
 
 def duration_ms(text: str) -> int:
     """A duration or time on the command line: seconds ("2.5") or [h:]mm:ss[.fff]."""
@@ -49,14 +51,11 @@ positive_int = _number_type("positive_int", int, lambda v: v > 0, "a whole numbe
 count = _number_type("count", int, lambda v: v >= 0, "a whole number", "must be 0 or more")
 
 
-def region(text: str) -> tuple[float, float, float, float]:
-    from autotosis.labels import Crop
-
+def region(text: str) -> Region:
     try:
-        crop = Crop.parse(str(text))
+        return Region.parse(str(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame)") from None
-    return (crop.x0, crop.y0, crop.x1, crop.y1)
 
 
 def frame_size(text: str) -> tuple[int, int]:
@@ -80,11 +79,9 @@ def frame_rate(text: str) -> Fraction:
     return value
 
 
-def short_region(text: str):
-    from autotosis.shorts import parse_region
-
+def short_region(text: str) -> RegionArg:
     try:
-        return parse_region(text)
+        return parse_region_arg(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"{text!r}: {exc} (expected x0,y0,x1,y1 as fractions of the frame, or pixels)"
