@@ -160,7 +160,7 @@ def run_demo(
 
     say("[bold]5/6[/] finding events and rendering reel.mp4")
     # The event rules training calibrated (stored in the model and recorded in the scores), as `autotosis events` uses them.
-    params = event_params_for(scores.extra.get("events"), scores.extra.get("threshold"))
+    params = event_params_for(scores.scan.events, scores.scan.threshold)
     events = events_from_scores(scores, TASK, params)
     write_events(
         EventList(scores.video, scores.duration_ms, TASK, params, tuple(events)),

@@ -503,7 +503,7 @@ def _from_fit_state(state: dict, frameset: FrameSet):
 def _resumed_fit_state(resume: Path, task: str) -> dict | None:
     from autotosis.train import _load_resume
 
-    raw, _, _ = _load_resume(resume, task)
+    raw = _load_resume(resume, task).raw
     extra = raw["resume"].get("extra") or {}
     return extra.get(_FIT_STATE)
 

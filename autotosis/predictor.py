@@ -42,6 +42,7 @@ class TorchPredictor:
     """A torch checkpoint's ResNet (``model.predict_probs``)."""
 
     backend = "torch"
+    info: ModelInfo
 
     def __init__(self, model, info: ModelInfo, path: Path | None = None) -> None:
         self.model, self.info, self.path = model, info, path
@@ -66,6 +67,7 @@ class OnnxPredictor:
     """
 
     backend = "onnx"
+    info: ModelInfo
 
     def __init__(self, path: Path | str, *, threads: int | None = None) -> None:
         from autotosis.onnx_backend import INPUT_NAME, info_from_metadata, require

@@ -28,9 +28,10 @@ from autotosis.fsutil import file_fingerprint
 from autotosis.prefetch import Stalled, prefetch
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.region import Region, as_region, is_region
-from autotosis.scores import ScoreCache, Scores, cache_key
+from autotosis.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
 
 if TYPE_CHECKING:
+    from autotosis.model import ModelInfo
     from autotosis.predictor import Predictor
 
 SCAN_MODES = ("auto", "dense", "coarse")
@@ -164,19 +165,11 @@ def scan_with(
     region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
     mode = resolve_mode(options, info.duration_ms)
     spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
-    extra: dict = {
-        "region": region,
-        "fps": options.fps,
-        "threshold": model_info.threshold,
-        "mode": mode,
-        "events": dict(model_info.events),
-    }
-
+    rough = None
     if mode == "dense":
         times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
     else:
-        times, probs, coarse_extra = _scan_coarse(video, info, spec, predictor, options, progress)
-        extra.update(coarse_extra)
+        times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
     return Scores(
         video=video,
         duration_ms=info.duration_ms,
@@ -186,7 +179,14 @@ def scan_with(
         step_ms=int(round(1000 / options.fps)),
         task=model_info.task,
         model=model,
-        extra=extra,
+        scan=ScanInfo(
+            region=region,
+            fps=options.fps,
+            threshold=model_info.threshold,
+            mode=mode,
+            events=dict(model_info.events),
+            coarse=rough,
+        ),
     )
 
 
@@ -202,7 +202,7 @@ def _scan_coarse(
     predictor: Predictor,
     options: ScanOptions,
     progress: ProgressCallback,
-) -> tuple[np.ndarray, np.ndarray, dict]:
+) -> tuple[np.ndarray, np.ndarray, CoarseScan]:
     classes = tuple(predictor.info.classes)
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
     key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
@@ -233,15 +233,13 @@ def _scan_coarse(
         )
         progress("scan candidates", refine_s, refine_s)
     times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
-    extra = {
-        "coarse": {
-            "keyframes": int(len(key_times)),
-            "threshold": threshold,
-            "spans_ms": [[int(lo), int(hi)] for lo, hi in spans],
-            "refined_fraction": round(refine_s * 1000 / max(1, info.duration_ms), 4),
-        }
-    }
-    return times, probs, extra
+    rough = CoarseScan(
+        keyframes=int(len(key_times)),
+        threshold=threshold,
+        spans_ms=tuple((int(lo), int(hi)) for lo, hi in spans),
+        refined_fraction=round(refine_s * 1000 / max(1, info.duration_ms), 4),
+    )
+    return times, probs, rough
 
 
 def _span_progress(
@@ -262,7 +260,7 @@ def _span_progress(
 
 def model_region(
     info: media.VideoInfo,
-    model_info,
+    model_info: ModelInfo,
     *,
     region: Region | None = None,
     full_frame: bool = False,
@@ -274,7 +272,7 @@ def model_region(
     if full_frame:
         return None
     chosen = region or model_info.crop
-    if chosen is None and getattr(model_info, "crop_borders", False):
+    if chosen is None and model_info.crop_borders:
         if cache is None:
             chosen = media.detect_active_area(info)
         else:

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,105 @@ import numpy as np
 
 from autotosis.errors import DataError
 from autotosis.fsutil import atomic_path, write_text_atomic
-from autotosis.region import is_region
+from autotosis.region import Region, as_region, is_region
 
 SCORES_FORMAT = "autotosis-scores/1"
+
+
+@dataclass(frozen=True)
+class CoarseScan:
+    """What a coarse-to-fine scan did (scan.py): keyframes first, then dense decoding of some stretches."""
+
+    keyframes: int  # keyframes scored in the first pass
+    threshold: float  # the keyframe score that made a candidate
+    spans_ms: tuple[tuple[int, int], ...]  # the stretches decoded densely, [start, end) in ms
+    refined_fraction: float  # their share of the video (rounded to 4 places)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "keyframes": self.keyframes,
+            "threshold": self.threshold,
+            "spans_ms": [[lo, hi] for lo, hi in self.spans_ms],
+            "refined_fraction": self.refined_fraction,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> CoarseScan | None:
+        """The coarse-scan record of a scores file or cache entry; None when it is not one (kept as read)."""
+        if not isinstance(data, dict) or list(data) != ["keyframes", "threshold", "spans_ms", "refined_fraction"]:
+            return None
+        spans = data["spans_ms"]
+        if not (
+            _whole(data["keyframes"])
+            and _number(data["threshold"])
+            and _number(data["refined_fraction"])
+            and isinstance(spans, list)
+            and all(isinstance(s, list) and len(s) == 2 and all(_whole(v) for v in s) for s in spans)
+        ):
+            return None
+        return cls(data["keyframes"], data["threshold"], tuple((lo, hi) for lo, hi in spans), data["refined_fraction"])
+
+
+# The entries of a scan's record, in the order it writes them ("coarse" only for a coarse scan).
+_SCAN_KEYS = ("region", "fps", "threshold", "mode", "events", "coarse")
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    """How a video was scanned, kept with its scores (the "extra" object of a scores file and cache entry).
+
+    ``threshold`` and ``events`` are the scanning model's event threshold and calibrated event
+    rules (``ModelInfo.threshold`` and ``.events``): what ``events`` and every command after it
+    use when the user gives none (``segments.event_params_for``).
+    """
+
+    region: Region | None = None  # the part of the frame that was scored; None = the whole frame
+    fps: float | None = None  # scores per second
+    threshold: float | None = None
+    mode: str | None = None  # "dense" or "coarse"
+    events: Mapping[str, Any] = field(default_factory=dict)
+    coarse: CoarseScan | None = None
+    # A file's entries this version does not read (a newer version's, or ones edited into another
+    # shape), and which entries the file held, in order (None: all a scan writes): a file read
+    # and written again keeps its record as it was.
+    other: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    keys: tuple[str, ...] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON holds it."""
+        keys = self.keys if self.keys is not None else [k for k in _SCAN_KEYS if k != "coarse" or self.coarse]
+        known = {
+            "region": None if self.region is None else list(self.region),
+            "fps": self.fps,
+            "threshold": self.threshold,
+            "mode": self.mode,
+            "events": dict(self.events),
+            "coarse": None if self.coarse is None else self.coarse.to_dict(),
+        }
+        return {key: self.other[key] if key in self.other else known[key] for key in keys}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanInfo:
+        """The record of a scores file or cache entry (read leniently: what is not understood is kept as it was)."""
+        values: dict[str, Any] = {}
+        other: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "region" and is_region(value):
+                values[key] = as_region(value)
+            elif key in ("fps", "threshold") and _number(value):
+                values[key] = value
+            elif key == "mode" and isinstance(value, str):
+                values[key] = value
+            elif key == "events" and isinstance(value, dict):
+                values[key] = dict(value)
+            elif key == "coarse" and CoarseScan.from_dict(value) is not None:
+                values[key] = CoarseScan.from_dict(value)
+            else:
+                other[key] = value
+        return cls(**values, other=other, keys=tuple(data))
+
+
+NOTHING_RECORDED = ScanInfo(keys=())  # scores without a scan record (CSV files, and files that hold none)
 
 
 @dataclass(frozen=True)
@@ -37,7 +133,7 @@ class Scores:
     step_ms: int  # nominal sampling step
     task: str = ""
     model: str = ""  # model fingerprint
-    extra: dict = field(default_factory=dict, compare=False)
+    scan: ScanInfo = field(default=NOTHING_RECORDED, compare=False)  # how the video was scanned
 
     def column(self, class_name: str) -> np.ndarray:
         if class_name not in self.classes:
@@ -84,7 +180,7 @@ def write_scores(scores: Scores, path: Path, *, force: bool = False) -> None:
         "classes": list(scores.classes),
         "times_ms": [int(t) for t in scores.times_ms],
         "scores": {name: [round(float(p), 6) for p in scores.probs[:, i]] for i, name in enumerate(scores.classes)},
-        "extra": scores.extra,
+        "extra": scores.scan.to_dict(),
     }
     write_text_atomic(path, json.dumps(document), force=force)
 
@@ -224,7 +320,7 @@ def _parse_json(path: Path, doc: object) -> Scores:
         step_ms,
         task,
         model,
-        dict(extra),
+        ScanInfo.from_dict(extra),
     )
     check_scores(scores, path, probs)
     return scores
@@ -359,7 +455,7 @@ class ScoreCache:
                     int(meta["step_ms"]),
                     str(meta.get("task", "")),
                     str(meta.get("model", "")),
-                    dict(meta.get("extra") or {}),
+                    ScanInfo.from_dict(meta.get("extra") or {}),
                 )
             if (
                 not classes
@@ -398,7 +494,7 @@ class ScoreCache:
             "step_ms": scores.step_ms,
             "task": scores.task,
             "model": scores.model,
-            "extra": scores.extra,
+            "extra": scores.scan.to_dict(),
         }
         with atomic_path(self._path(key), force=True) as tmp, tmp.open("wb") as handle:
             np.savez(handle, times_ms=scores.times_ms, probs=scores.probs, meta=np.array(json.dumps(meta)))

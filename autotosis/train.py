@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -499,12 +499,38 @@ def _prepared_batches(
     return prefetch(prepare(), depth=2)
 
 
+@dataclass(frozen=True)
+class ValidationMetrics:
+    """One epoch's validation scores (``evaluate``), as plain Python numbers; stored in the
+    checkpoint's ``metrics`` (``to_dict``) and used to select the epoch that is kept."""
+
+    loss: float
+    precision: float
+    recall: float
+    f1: float
+    accuracy: float
+    ap: float  # average precision
+    frames: int | None = None  # validation frames scored (None: nothing was validated)
+    positives: int | None = None  # of them, frames of a highlight class
+    threshold: float = DEFAULT_THRESHOLD  # binary task: the grid threshold with the best F1
+    f1_at_threshold: float | None = None  # ... and that F1 (binary task with positives only)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the checkpoint's ``metrics`` hold them (what is None is left out)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+_NO_VALIDATION = ValidationMetrics(
+    loss=math.nan, precision=math.nan, recall=math.nan, f1=math.nan, accuracy=math.nan, ap=math.nan
+)
+
+
 @torch.inference_mode()
-def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> dict[str, Any]:
-    """Validation metrics as plain Python numbers.
+def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> ValidationMetrics:
+    """Validation metrics.
 
     Binary task: precision/recall/F1 of the positive class at argmax (= probability 0.5),
-    plus "threshold", the grid threshold with the best F1.  Multi-class: macro averages
+    plus ``threshold``, the grid threshold with the best F1.  Multi-class: macro averages
     over the non-background classes, threshold 0.5.
     """
     model.eval()
@@ -526,20 +552,22 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, info: ModelInfo) -> dic
     )
     # The same metric code `eval` reports (metrics.frame_prf / average_precision).
     per_class = [frame_prf(predicted == c, targets == c) for c in scored]
-    metrics: dict[str, Any] = {
-        "loss": total_loss / len(targets),
-        "precision": float(np.mean([m.precision for m in per_class])),
-        "recall": float(np.mean([m.recall for m in per_class])),
-        "f1": float(np.mean([m.f1 for m in per_class])),
-        "accuracy": float(np.mean(predicted == targets)),
-        "ap": float(np.mean([average_precision(probs[:, c], targets == c) for c in scored])),
-        "frames": int(len(targets)),
-        "positives": int(np.sum(np.isin(targets, scored))),
-        "threshold": DEFAULT_THRESHOLD,
-    }
-    if len(info.classes) == 2 and metrics["positives"] > 0:
-        metrics["threshold"], metrics["f1_at_threshold"] = best_f1_threshold(probs[:, scored[0]], targets == scored[0])
-    return metrics
+    positives = int(np.sum(np.isin(targets, scored)))
+    threshold, f1_at_threshold = DEFAULT_THRESHOLD, None
+    if len(info.classes) == 2 and positives > 0:
+        threshold, f1_at_threshold = best_f1_threshold(probs[:, scored[0]], targets == scored[0])
+    return ValidationMetrics(
+        loss=total_loss / len(targets),
+        precision=float(np.mean([m.precision for m in per_class])),
+        recall=float(np.mean([m.recall for m in per_class])),
+        f1=float(np.mean([m.f1 for m in per_class])),
+        accuracy=float(np.mean(predicted == targets)),
+        ap=float(np.mean([average_precision(probs[:, c], targets == c) for c in scored])),
+        frames=int(len(targets)),
+        positives=positives,
+        threshold=threshold,
+        f1_at_threshold=f1_at_threshold,
+    )
 
 
 def best_f1_threshold(scores: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
@@ -552,14 +580,14 @@ def best_f1_threshold(scores: np.ndarray, actual: np.ndarray) -> tuple[float, fl
     return float(best[0]), float(best[1])
 
 
-def _selection_score(metrics: dict[str, Any], select: str) -> tuple[float, ...]:
+def _selection_score(metrics: ValidationMetrics, select: str) -> tuple[float, ...]:
     if select == "last":
         return (0.0,)  # every epoch replaces the one before: the end of the schedule is kept
     if select == "loss":
-        return (-metrics["loss"], metrics["ap"])
+        return (-metrics.loss, metrics.ap)
     if select == "precision":
-        return (metrics["precision"], metrics["f1"], -metrics["loss"])
-    return (metrics["f1"], metrics["precision"], -metrics["loss"])
+        return (metrics.precision, metrics.f1, -metrics.loss)
+    return (metrics.f1, metrics.precision, -metrics.loss)
 
 
 # --------------------------------------------------------------------------- the run
@@ -722,7 +750,15 @@ def _check_training_classes(dataset: FrameDataset, classes: tuple[str, ...]) -> 
         )
 
 
-def _load_resume(resume: Path, task: str) -> tuple[dict, ModelInfo, Path]:
+class Resumed(NamedTuple):
+    """The training state a run continues from (``_load_resume``)."""
+
+    raw: dict  # the checkpoint dict: weights, "optimizer", "rng", "resume" (_RunState.to_dict)
+    info: ModelInfo
+    path: Path  # the file it came from
+
+
+def _load_resume(resume: Path, task: str) -> Resumed:
     """The raw training state to continue from: ``resume`` itself or the ``.last.pt`` beside it."""
     candidates = [Path(resume)]
     if not Path(resume).name.endswith(LAST_SUFFIX):
@@ -731,7 +767,7 @@ def _load_resume(resume: Path, task: str) -> tuple[dict, ModelInfo, Path]:
         if candidate.exists():
             _, info, raw = load_checkpoint(candidate, expect_task=task)
             if isinstance(raw.get("resume"), dict) and "optimizer" in raw:
-                return raw, info, candidate
+                return Resumed(raw, info, candidate)
     names = " or ".join(str(c) for c in candidates)
     raise ModelError(
         f"nothing to resume: {names} holds no training state",
@@ -767,16 +803,17 @@ def train(
     last_path = last_checkpoint_path(out)
     warnings: list[str] = []
     resumed = _load_resume(resume, frameset.task) if resume is not None else None
-    if resumed is None or resumed[2].resolve() != last_path.resolve():
+    if resumed is None or resumed.path.resolve() != last_path.resolve():
         # Resuming rewrites the run's own files; anything else must not replace a user's file.
         check_writable(out, force)
         check_writable(last_path, force)
     if resumed is not None:
-        if resumed[1].classes != frameset.classes:
+        if resumed.info.classes != frameset.classes:
             raise ModelError(
-                f"{resumed[2]}: classes {list(resumed[1].classes)} differ from the label file's {list(frameset.classes)}"
+                f"{resumed.path}: classes {list(resumed.info.classes)} differ from the label file's "
+                f"{list(frameset.classes)}"
             )
-        warnings += _resume_config_warnings(resumed[0]["resume"].get("config") or {}, config)
+        warnings += _resume_config_warnings(resumed.raw["resume"].get("config") or {}, config)
 
     with torch_threads(config.threads):
         if split is None:
@@ -826,7 +863,7 @@ def train(
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)
         if resumed:
-            model.load_state_dict(resumed[0]["state_dict"])
+            model.load_state_dict(resumed.raw["state_dict"])
         apply_freeze(model, config.freeze)
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
@@ -834,18 +871,20 @@ def train(
         state = _RunState(history=[], config=asdict(config), split=(train_ids, val_ids), extra=dict(run_state or {}))
         if resumed:
             try:
-                optimizer.load_state_dict(resumed[0]["optimizer"])
+                optimizer.load_state_dict(resumed.raw["optimizer"])
             except (ValueError, KeyError) as exc:
-                raise ModelError(f"{resumed[2]}: optimizer state does not fit (was --freeze changed?): {exc}") from exc
-            state = _RunState.from_dict(resumed[0]["resume"])
+                raise ModelError(
+                    f"{resumed.path}: optimizer state does not fit (was --freeze changed?): {exc}"
+                ) from exc
+            state = _RunState.from_dict(resumed.raw["resume"])
             state.config = asdict(config)
             if state.split != (train_ids, val_ids):
                 warnings.append(
                     "the clips changed since the interrupted run: training and validation clips differ from its split"
                 )
                 state.split = (train_ids, val_ids)
-            if "rng" in resumed[0]:
-                torch.set_rng_state(resumed[0]["rng"])
+            if "rng" in resumed.raw:
+                torch.set_rng_state(resumed.raw["rng"])
 
         eval_loader = make_eval_loader(val_set, max(config.batch_size, 64)) if val_set is not None else None
         steps_per_epoch = len(make_train_loader(train_set, config, len(info.classes), torch.Generator()))
@@ -878,20 +917,20 @@ def train(
             epoch_metrics = EpochMetrics(
                 epoch=epoch + 1,
                 train_loss=float(train_loss),
-                val_loss=float(metrics["loss"]),
-                precision=metrics["precision"],
-                recall=metrics["recall"],
-                f1=metrics["f1"],
-                accuracy=metrics["accuracy"],
+                val_loss=float(metrics.loss),
+                precision=metrics.precision,
+                recall=metrics.recall,
+                f1=metrics.f1,
+                accuracy=metrics.accuracy,
                 images_per_s=float(images_per_s),
                 seconds=time.perf_counter() - began,
                 best=is_best,
-                ap=float(metrics["ap"]),
+                ap=float(metrics.ap),
             )
             if calibration:
                 chosen_threshold = threshold
             elif validating and not validating_on_training:
-                chosen_threshold = float(metrics["threshold"])
+                chosen_threshold = float(metrics.threshold)
             else:
                 chosen_threshold = DEFAULT_THRESHOLD
             validated_on = (
@@ -904,7 +943,7 @@ def train(
                 epoch=epoch + 1,
                 threshold=chosen_threshold,
                 metrics={
-                    **(metrics if validating else {}),
+                    **(metrics.to_dict() if validating else {}),
                     "validated_on": validated_on,
                     **({"near_duplicate_val_share": leak.share} if leak is not None else {}),
                     "train_clips": len(train_ids),
@@ -942,17 +981,6 @@ def train(
         warnings=tuple(warnings),
         epochs=epochs,
     )
-
-
-_NO_VALIDATION: dict[str, Any] = {
-    "loss": math.nan,
-    "precision": math.nan,
-    "recall": math.nan,
-    "f1": math.nan,
-    "accuracy": math.nan,
-    "ap": math.nan,
-    "threshold": DEFAULT_THRESHOLD,
-}
 
 
 def _resume_config_warnings(saved: dict, config: TrainConfig) -> list[str]:

@@ -383,7 +383,7 @@ def event_recall(demo: Path) -> None:
         out = OUT / f"heldout.{mode}.scores.json"
         timing[mode] = run_measured(scan_argv(video, model, mode, out)).seconds
         scores = read_scores(out)
-        params = EventParams(threshold=float(scores.extra.get("threshold") or 0.5))
+        params = EventParams(threshold=float(scores.scan.threshold or 0.5))
         found[mode] = event_spans(events_from_scores(scores, scores.default_class(), params))
     match = event_prf(found["coarse"], found["dense"], min_iou=0.3)
     same = found["coarse"] == found["dense"]

@@ -21,7 +21,7 @@ from autotosis.review import (
     review_section,
     review_windows,
 )
-from autotosis.scores import Scores
+from autotosis.scores import ScanInfo, Scores
 from autotosis.segments import Event
 from tests.conftest import constant_model, flash_clip
 
@@ -113,7 +113,7 @@ def fake_scan(high: list[tuple[int, int]]):
             np.stack([1 - rage, rage], 1),
             500,
             task="rage",
-            extra={"region": CAM, "threshold": 0.5},
+            scan=ScanInfo(region=CAM, threshold=0.5),
         )
 
     return scan

@@ -387,13 +387,13 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     )
     options = ScanOptions(cache_dir=tmp_path / "cache")
     scores = scan_video(tmp_path / "pb.mp4", model, options)
-    left, top, right, bottom = scores.extra["region"]
+    left, top, right, bottom = scores.scan.region
     assert abs(left - 16 / 96) < 0.03 and abs(right - 80 / 96) < 0.03 and top == 0 and bottom == 1
-    assert scan_video(tmp_path / "pb.mp4", model, replace(options, full_frame=True)).extra["region"] is None
+    assert scan_video(tmp_path / "pb.mp4", model, replace(options, full_frame=True)).scan.region is None
     # The borders are remembered beside the cached scores, not detected on every scan.
     monkeypatch.setattr(media, "detect_active_area", lambda info: pytest.fail("detected again"))
     again = scan_video(tmp_path / "pb.mp4", model, replace(options, use_cache=True, batch_size=4))
-    assert tuple(again.extra["region"]) == (left, top, right, bottom)
+    assert tuple(again.scan.region) == (left, top, right, bottom)
     # Stills score the same picture.
     from autotosis.predictor import load_predictor
     from autotosis.stills import StillsOptions, mine_stills

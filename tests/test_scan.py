@@ -121,14 +121,14 @@ def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     rough = scan_with(path, coarse_predictor, ScanOptions(mode="coarse"))
     assert red_events(dense) == [(9500, 14_000)]
     assert red_events(rough) == red_events(dense)
-    assert rough.extra["mode"] == "coarse" and dense.extra["mode"] == "dense"
-    spans = rough.extra["coarse"]["spans_ms"]
-    assert spans == [[9000, 14_000]]  # one keyframe interval (1 s) either side of the red keyframes (10-13 s)
+    assert rough.scan.mode == "coarse" and dense.scan.mode == "dense"
+    spans = rough.scan.coarse.spans_ms
+    assert spans == ((9000, 14_000),)  # one keyframe interval (1 s) either side of the red keyframes (10-13 s)
     # Where both passes have a sample, they saw the same frame.
     common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
     assert len(common) == len(rough.times_ms)
     np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
-    assert rough.extra["coarse"]["refined_fraction"] == pytest.approx(5 / 24, abs=0.01)  # decoded densely
+    assert rough.scan.coarse.refined_fraction == pytest.approx(5 / 24, abs=0.01)  # decoded densely
     assert coarse_predictor.frames < dense_predictor.frames
     assert np.all(np.diff(rough.times_ms) > 0)
 
@@ -252,9 +252,9 @@ def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: 
     path = video_factory("vod.mp4", duration=6, fps="25", audio=False)
     cache = tmp_path / "cache"
     rough = scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache))
-    assert rough.extra["mode"] == "coarse" and len(list(cache.glob("*.npz"))) == 1
+    assert rough.scan.mode == "coarse" and len(list(cache.glob("*.npz"))) == 1
     dense = scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache))
-    assert dense.extra["mode"] == "dense" and len(list(cache.glob("*.npz"))) == 2
+    assert dense.scan.mode == "dense" and len(list(cache.glob("*.npz"))) == 2
     assert len(dense.times_ms) == 12
     # Both are now cached: neither decodes again, and each gets its own scores back.
 
@@ -262,15 +262,15 @@ def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: 
         raise AssertionError("decoded although cached")
 
     monkeypatch.setattr(media, "iter_frames", no_decoding)
-    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).extra["mode"] == "coarse"
-    assert scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache)).extra["mode"] == "dense"
+    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).scan.mode == "coarse"
+    assert scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache)).scan.mode == "dense"
     # A coarse request on a video scanned only densely re-uses the (finer) dense scores.
     for entry in cache.glob("*.npz"):
         with np.load(entry) as stored:
             mode = json.loads(str(stored["meta"]))["extra"]["mode"]
         if mode == "coarse":
             entry.unlink()
-    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).extra["mode"] == "dense"
+    assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).scan.mode == "dense"
 
 
 def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch, capsys):

@@ -358,10 +358,10 @@ def test_evaluate_multiclass_uses_macro_scores_over_non_background(tmp_path: Pat
     model = FixedLogits(torch.nn.functional.one_hot(torch.tensor(predicted), 3).float() * 5)
     metrics = evaluate(model, make_eval_loader(FrameDataset([clip], SIZE), batch_size=4), info)
     # laugh: P 2/3, R 1, F1 0.8; rage: P 1, R 1/2, F1 2/3
-    assert metrics["precision"] == pytest.approx((2 / 3 + 1) / 2)
-    assert metrics["recall"] == pytest.approx((1 + 0.5) / 2)
-    assert metrics["f1"] == pytest.approx((0.8 + 2 / 3) / 2)
-    assert metrics["accuracy"] == pytest.approx(4 / 6) and metrics["frames"] == 6 and metrics["positives"] == 4
+    assert metrics.precision == pytest.approx((2 / 3 + 1) / 2)
+    assert metrics.recall == pytest.approx((1 + 0.5) / 2)
+    assert metrics.f1 == pytest.approx((0.8 + 2 / 3) / 2)
+    assert metrics.accuracy == pytest.approx(4 / 6) and metrics.frames == 6 and metrics.positives == 4
     assert info.positive_class() == "laugh"
 
 

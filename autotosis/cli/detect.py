@@ -42,9 +42,9 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
             Path(args.video), Path(args.model), scan_options(args), progress=progress, backend=args.backend
         )
     write_scores(scores, out, force=args.force)
-    rough = scores.extra.get("coarse")
+    rough = scores.scan.coarse
     how = (
-        f", coarse: {rough['keyframes']} keyframes, {rough['refined_fraction'] * 100:.0f}% of the video decoded densely"
+        f", coarse: {rough.keyframes} keyframes, {rough.refined_fraction * 100:.0f}% of the video decoded densely"
         if rough
         else ""
     )
@@ -56,7 +56,7 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
 
 def scores_event_params(args: argparse.Namespace, scores):
     """event_params with the model's rules as the scan recorded them in the scores."""
-    return event_params(args, scores.extra.get("events"), scores.extra.get("threshold"))
+    return event_params(args, scores.scan.events, scores.scan.threshold)
 
 
 def event_class(ctx: Context, args: argparse.Namespace, scores) -> str:

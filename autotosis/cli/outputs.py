@@ -132,7 +132,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         events = read_events(Path(args.events))
         scores = read_scores(Path(args.scores)) if args.scores else None
         ctx.apply_config(args, scores.task if scores else None)
-        scanned = (scores.extra.get("region") if scores else None) or args.crop
+        scanned = (scores.scan.region if scores else None) or args.crop
         options = _shorts_options(args, scanned, "the face-cam crop (--crop or the scanned region)")
         check_sources(videos, options)
         sources = [ShortSource(videos[0], tuple(events.events), scores)]
