@@ -434,19 +434,19 @@ def _predictor(model_path: Path) -> Predictor:
 
 def _process(job: VodJob) -> VodResult:
     from autotosis import media
+    from autotosis.pipeline import scan_events
     from autotosis.render import ReelPart, render_reel
     from autotosis.report import write_report
-    from autotosis.scan import scan_video
     from autotosis.scores import write_scores
-    from autotosis.segments import EventList, events_from_scores, write_events
+    from autotosis.segments import write_events
 
     folder = job.folder
-    scores = scan_video(job.source, job.model, job.scan, predictor=_predictor(job.model))
+    found = scan_events(
+        job.source, job.model, job.scan, class_name=job.class_name, params=job.events, predictor=_predictor(job.model)
+    )
+    scores, event_list, events = found.scores, found.events, found.events.events
     folder.mkdir(parents=True, exist_ok=True)  # only now: a file that is no video leaves no empty folder
     write_scores(scores, folder / OUTPUT_FILES["scores"], force=True)
-    label = job.class_name or scores.default_class()
-    events = tuple(events_from_scores(scores, label, job.events))
-    event_list = EventList(job.source, scores.duration_ms, label, job.events, events)
     write_events(event_list, folder / OUTPUT_FILES["events"], force=True)
     reel_ms = None
     reel_path = folder / OUTPUT_FILES["reel"]

@@ -94,11 +94,12 @@ def run_demo(
     from autotosis.fsutil import check_writable, write_text_atomic
     from autotosis.labels import parse_labels
     from autotosis.metrics import event_prf, frame_prf, truth_at_times
+    from autotosis.pipeline import detect_events, scan_events
     from autotosis.render import ReelPart, RenderOptions, render_reel
     from autotosis.samples import DEFAULT_CAM, make_sample_set
-    from autotosis.scan import ScanOptions, scan_video
+    from autotosis.scan import ScanOptions
     from autotosis.scores import write_scores
-    from autotosis.segments import EventList, event_params_for, event_spans, events_from_scores, write_events
+    from autotosis.segments import event_spans, write_events
     from autotosis.train import TrainConfig
 
     began = time.monotonic()
@@ -154,22 +155,18 @@ def run_demo(
         say(f"   event rules chosen by cross-validation: {escape(fitted.calibration.explain())}")
 
     say(f"[bold]4/6[/] scanning the held-out VOD ({samples.heldout.duration_ms / 1000:.0f} s, never seen in training)")
-    scan_options = ScanOptions(use_cache=False)
-    scores = scan_video(samples.heldout.path, model_path, scan_options, progress=progress)
+    # The event rules training calibrated (stored in the model, recorded in the scores), as `autotosis reel` uses them.
+    found = scan_events(
+        samples.heldout.path, model_path, ScanOptions(use_cache=False), class_name=TASK, progress=progress
+    )
+    scores, events, params = found.scores, found.events.events, found.events.params
     write_scores(scores, out / "heldout.scores.json", force=True)
 
     say("[bold]5/6[/] finding events and rendering reel.mp4")
-    # The event rules training calibrated (stored in the model and recorded in the scores), as `autotosis events` uses them.
-    params = event_params_for(scores.scan.events, scores.scan.threshold)
-    events = events_from_scores(scores, TASK, params)
-    write_events(
-        EventList(scores.video, scores.duration_ms, TASK, params, tuple(events)),
-        out / "heldout.events.json",
-        force=True,
-    )
+    write_events(found.events, out / "heldout.events.json", force=True)
     if events:
         render_reel(
-            [ReelPart(samples.heldout.path, tuple(events), scores)],
+            [ReelPart(samples.heldout.path, events, scores)],
             reel_path,
             RenderOptions(),
             force=True,
@@ -182,7 +179,7 @@ def run_demo(
     predicted = scores.column(TASK) >= params.threshold
     frame = frame_prf(predicted, truth)
     # The reel's events carry padding; compare the same detections without it to the truth.
-    cores = event_spans(events_from_scores(scores, TASK, replace(params, pad_before_ms=0, pad_after_ms=0)))
+    cores = event_spans(detect_events(scores, TASK, replace(params, pad_before_ms=0, pad_after_ms=0)).events)
     event = event_prf(cores, truth_spans, min_iou=EVENT_MIN_IOU)
     seconds = time.monotonic() - began
     demo = DemoResult(

@@ -43,7 +43,7 @@ from autotosis.labels import (
 )
 from autotosis.progress import ProgressCallback, no_progress
 from autotosis.region import Region, as_region
-from autotosis.segments import Event, EventParams, events_from_scores
+from autotosis.segments import Event, EventParams
 from autotosis.timefmt import label_time
 
 if TYPE_CHECKING:
@@ -178,9 +178,9 @@ def make_review_clips(
     ``params`` makes the clips (its padding is the context around each event); the spans
     written are the same events without padding.  ``scan`` says how the videos are scanned.
     """
+    from autotosis.pipeline import detect_events, scan_events
     from autotosis.predictor import read_model_info
     from autotosis.render import ReelPart, RenderOptions, render_reel
-    from autotosis.scan import ScanOptions, scan_video
 
     label_path, out_dir = Path(label_path), Path(out_dir)
     labels = parse_labels(label_path, check_files=False)
@@ -200,10 +200,9 @@ def make_review_clips(
 
     plans: list[tuple[Path, ClipWindow, Path]] = []
     for video in videos:
-        scores = scan_video(Path(video), Path(model_path), scan or ScanOptions(), progress=progress)
-        windows = events_from_scores(scores, class_name, params)
-        cores = events_from_scores(scores, class_name, replace(params, pad_before_ms=0, pad_after_ms=0, top_k=None))
-        for number, window in enumerate(review_windows(windows, cores), start=1):
+        found = scan_events(video, model_path, scan, class_name=class_name, params=params, progress=progress)
+        cores = detect_events(found.scores, class_name, replace(params, pad_before_ms=0, pad_after_ms=0, top_k=None))
+        for number, window in enumerate(review_windows(found.events.events, cores.events), start=1):
             target = out_dir / clip_name(iteration, Path(video), number)
             plans.append((Path(video), window, target))
     for _, _, target in plans:

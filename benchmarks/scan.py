@@ -373,7 +373,7 @@ def event_recall(demo: Path) -> None:
     """Dense vs coarse events on the demo's held-out VOD (the model's own threshold)."""
     from autotosis.metrics import event_prf
     from autotosis.scores import read_scores
-    from autotosis.segments import EventParams, event_spans, events_from_scores
+    from autotosis.segments import event_params_for, event_spans, events_from_scores
 
     video = demo / "clips" / "heldout_vod.mp4"
     model = demo / "rage.pt"
@@ -383,7 +383,7 @@ def event_recall(demo: Path) -> None:
         out = OUT / f"heldout.{mode}.scores.json"
         timing[mode] = run_measured(scan_argv(video, model, mode, out)).seconds
         scores = read_scores(out)
-        params = EventParams(threshold=float(scores.scan.threshold or 0.5))
+        params = event_params_for(None, scores.scan.threshold)  # the model's threshold, the default rules
         found[mode] = event_spans(events_from_scores(scores, scores.default_class(), params))
     match = event_prf(found["coarse"], found["dense"], min_iou=0.3)
     same = found["coarse"] == found["dense"]

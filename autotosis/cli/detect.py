@@ -15,7 +15,7 @@ from autotosis.cli.options import (
     add_event_options,
     add_output,
     add_scan_options,
-    event_params,
+    event_settings,
     scan_options,
 )
 from autotosis.errors import ExitStatus, UsageError
@@ -52,11 +52,6 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
         f"scored {len(scores.times_ms)} frames of {args.video} ({scores.duration_ms / 1000:.1f} s{how}); wrote {out}"
     )
     return ExitStatus.OK
-
-
-def scores_event_params(args: argparse.Namespace, scores):
-    """event_params with the model's rules as the scan recorded them in the scores."""
-    return event_params(args, scores.scan.events, scores.scan.threshold)
 
 
 def event_class(ctx: Context, args: argparse.Namespace, scores) -> str:
@@ -107,21 +102,20 @@ def print_events(ctx: Context, events, title: str) -> None:
 
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.fsutil import check_writable
+    from autotosis.pipeline import detect_events
     from autotosis.scores import read_scores
-    from autotosis.segments import EventList, events_from_scores, write_events
+    from autotosis.segments import write_events
 
     scores = read_scores(Path(args.scores))
     ctx.apply_config(args, scores.task or None)
     stem = Path(args.scores).name.removesuffix(".json").removesuffix(".csv").removesuffix(".scores")
     out = Path(args.output) if args.output else Path.cwd() / f"{stem}.events.json"
     check_writable(out, args.force)
-    label = event_class(ctx, args, scores)
-    params = scores_event_params(args, scores)
-    events = events_from_scores(scores, label, params)
-    write_events(EventList(scores.video, scores.duration_ms, label, params, tuple(events)), out, force=args.force)
-    print_events(ctx, events, f"{len(events)} events in {scores.video.name}")
-    if not events:
-        ctx.say(f"no events: {nothing_found(scores, label, params)}")
+    found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+    write_events(found, out, force=args.force)
+    print_events(ctx, found.events, f"{len(found.events)} events in {scores.video.name}")
+    if not found.events:
+        ctx.say(f"no events: {nothing_found(scores, found.label, found.params)}")
     ctx.say(f"wrote {out}")
     return ExitStatus.OK
 

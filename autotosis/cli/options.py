@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 from autotosis.cli.types import (
     audio_track,
@@ -213,29 +214,31 @@ def scan_options(args: argparse.Namespace):
     )
 
 
-def event_params(args: argparse.Namespace, model_rules: dict | None, model_threshold: float | None):
-    """Event settings: the command line's, else the model's calibrated rules (segments.event_params_for)."""
-    from autotosis.segments import event_params_for
+# EventParams field <- the option's dest; a command without an option passes None for it (not given).
+_EVENT_SETTINGS = {
+    "threshold": "threshold",
+    "release": "release",
+    "smooth_ms": "smooth",
+    "min_length_ms": "min_length",
+    "merge_gap_ms": "merge_gap",
+    "pad_before_ms": "pad_before",
+    "pad_after_ms": "pad_after",
+    "max_length_ms": "max_length",
+    "top_k": "top_k",
+    "top_percent": "top_percent",
+}
 
-    if args.top_percent is not None and (args.threshold is not None or args.release is not None):
+
+def event_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The event settings given on the command line (None: not given), for ``pipeline.detect_events`` and
+    ``pipeline.event_params``: they decide, with the model's calibrated rules, what applies."""
+    given = {name: getattr(args, dest, None) for name, dest in _EVENT_SETTINGS.items()}
+    if given["top_percent"] is not None and (given["threshold"] is not None or given["release"] is not None):
         raise UsageError(
             "--top-percent selects the best bins instead of thresholding: give it or --threshold/--release, not both",
             hint="--top-k K keeps the K best moments and honours the threshold first",
         )
-    return event_params_for(
-        model_rules,
-        model_threshold,
-        threshold=args.threshold,
-        release=args.release,
-        smooth_ms=args.smooth,
-        min_length_ms=args.min_length,
-        merge_gap_ms=args.merge_gap,
-        pad_before_ms=args.pad_before,
-        pad_after_ms=args.pad_after,
-        max_length_ms=args.max_length,
-        top_k=args.top_k,
-        top_percent=args.top_percent,
-    )
+    return given
 
 
 def render_options(args: argparse.Namespace, **extra):

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from autotosis.cli.context import Context
-from autotosis.cli.detect import event_class, model_task, nothing_found, print_events, scores_event_params
+from autotosis.cli.detect import event_class, model_task, nothing_found, print_events
 from autotosis.cli.options import (
     AddCommand,
     add_audio_track_option,
@@ -17,6 +17,7 @@ from autotosis.cli.options import (
     add_output,
     add_render_options,
     add_scan_options,
+    event_settings,
     render_options,
     scan_options,
 )
@@ -66,9 +67,9 @@ def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.fsutil import check_writable
+    from autotosis.pipeline import detect_events
     from autotosis.render import ReelPart, render_reel
     from autotosis.scan import scan_video
-    from autotosis.segments import events_from_scores
 
     ctx.apply_config(args, model_task(args.model))
     out = Path(args.output)
@@ -77,12 +78,10 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.progress() as progress:
         for video in args.videos:
             scores = scan_video(Path(video), Path(args.model), scan_options(args), progress=progress)
-            label = event_class(ctx, args, scores)
-            params = scores_event_params(args, scores)
-            events = events_from_scores(scores, label, params)
-            print_events(ctx, events, f"{len(events)} events in {Path(video).name}")
-            parts.append(ReelPart(Path(video), tuple(events), scores))
-            selections.append((Path(video).name, scores, label, params))
+            found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+            print_events(ctx, found.events, f"{len(found.events)} events in {Path(video).name}")
+            parts.append(ReelPart(Path(video), found.events, scores))
+            selections.append((Path(video).name, scores, found.label, found.params))
         if not any(part.events for part in parts):
             raise DataError(
                 "no events to render", hint="; ".join(f"{name}: {nothing_found(*rest)}" for name, *rest in selections)
@@ -118,9 +117,10 @@ def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
 def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from autotosis.pipeline import detect_events
     from autotosis.scan import scan_video
     from autotosis.scores import read_scores
-    from autotosis.segments import events_from_scores, read_events
+    from autotosis.segments import read_events
     from autotosis.shorts import ShortSource, check_sources, render_shorts
 
     videos = [Path(v) for v in args.videos]
@@ -150,9 +150,8 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         if not args.events:
             for video in videos:
                 scores = scan_video(video, Path(args.model), scan_options(args), progress=progress)
-                label = event_class(ctx, args, scores)
-                events = events_from_scores(scores, label, scores_event_params(args, scores))
-                sources.append(ShortSource(video, tuple(events), scores))
+                found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+                sources.append(ShortSource(video, found.events, scores))
         result = render_shorts(sources, Path(args.output), options, force=args.force, progress=progress)
     if not ctx.quiet:
         table = Table(title=f"{len(result.shorts)} shorts in {escape(str(result.folder))}")
@@ -251,10 +250,11 @@ def _refuse_unused(ctx: Context, dests: Sequence[str], why: str) -> None:
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis import media
     from autotosis.fsutil import check_writable
+    from autotosis.pipeline import detect_events
     from autotosis.report import write_report
     from autotosis.scan import scan_video
     from autotosis.scores import read_scores
-    from autotosis.segments import EventList, events_from_scores, read_events
+    from autotosis.segments import read_events
 
     if args.model and args.scores:
         raise UsageError(
@@ -288,11 +288,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             events = read_events(Path(args.events))
             settings["events file"] = str(args.events)
         else:
-            label = event_class(ctx, args, scores)
-            params = scores_event_params(args, scores)
-            events = EventList(
-                scores.video, scores.duration_ms, label, params, tuple(events_from_scores(scores, label, params))
-            )
+            events = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
         video = Path(args.video) if args.video else _recorded_video(scores.video, Path(args.scores))
         if video is None:
             ctx.say(

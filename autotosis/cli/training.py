@@ -16,7 +16,7 @@ from autotosis.cli.options import (
     add_frame_options,
     add_output,
     add_scan_options,
-    event_params,
+    event_settings,
     frame_options,
     scan_options,
 )
@@ -206,9 +206,9 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     )
     from autotosis.fsutil import check_writable, write_text_atomic
     from autotosis.labels import parse_labels
+    from autotosis.pipeline import event_params
     from autotosis.predictor import read_model_info
     from autotosis.sampling import is_image_folder, read_image_folder
-    from autotosis.segments import event_params_for
 
     model_path = Path(args.model)
     info = read_model_info(model_path)
@@ -218,14 +218,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
         check_writable(json_out, args.force)
     crop_borders = args.crop_borders or info.crop_borders  # frame the clips as in training
     # The events `autotosis events` would find with this model: its calibrated rules unless given here.
-    rules = event_params_for(
-        info.events,
-        info.threshold,
-        threshold=args.threshold,
-        smooth_ms=args.smooth,
-        min_length_ms=args.min_length,
-        merge_gap_ms=args.merge_gap,
-    )
+    rules = event_params(info, **event_settings(args))
     options = EvalOptions(
         iou=args.iou,
         band_ms=args.band,
@@ -331,6 +324,7 @@ def _print_eval(ctx: Context, report) -> None:
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.labels import parse_labels
+    from autotosis.pipeline import event_params
     from autotosis.predictor import read_model_info
     from autotosis.review import make_review_clips, write_hard_examples
 
@@ -344,7 +338,7 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
         if args.videos:
             labels_path = Path(args.labels)
             out_dir = Path(args.output) if args.output else labels_path.parent / "review"
-            params = event_params(args, info.events, info.threshold)
+            params = event_params(info, **event_settings(args))
             result = make_review_clips(
                 [Path(v) for v in args.videos],
                 Path(args.model),

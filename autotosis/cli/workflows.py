@@ -15,7 +15,7 @@ from autotosis.cli.options import (
     add_event_options,
     add_render_options,
     add_scan_options,
-    event_params,
+    event_settings,
     render_options,
     scan_options,
 )
@@ -28,6 +28,7 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
     from autotosis.engines import import_ray, make_engine
+    from autotosis.pipeline import event_params
     from autotosis.predictor import read_model_info
 
     if args.address and args.engine != "ray":
@@ -47,7 +48,7 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
         out=out,
         model=Path(args.model),
         scan=scan_options(args),
-        events=event_params(args, info.events, info.threshold),
+        events=event_params(info, **event_settings(args)),
         class_name=args.class_name,
         render=render_options(args),
         order=args.order,
@@ -102,6 +103,7 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis import media
     from autotosis.live import LiveOptions, check_replay_dir, run_live
+    from autotosis.pipeline import event_params
     from autotosis.predictor import load_predictor
 
     predictor = load_predictor(Path(args.model))
@@ -112,7 +114,7 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
     if replay_dir is not None:
         check_replay_dir(replay_dir, source.label(), args.force)
-    threshold = args.threshold if args.threshold is not None else predictor.info.threshold
+    threshold = event_params(predictor.info, threshold=args.threshold).threshold
     options = LiveOptions(
         threshold=threshold,
         release=args.release,
