@@ -378,7 +378,7 @@ def _extract_all(
                 key,
                 options,
                 classes,
-                lambda ms: progress("frames", (done_ms + ms) / 1000, total_ms / 1000),
+                lambda ms, before=done_ms: progress("frames", (before + ms) / 1000, total_ms / 1000),
             )
         clips.append(clip)
         done_ms += info.duration_ms

@@ -209,10 +209,12 @@ def _report(demo: DemoResult, say: Callable[[str], None], console) -> None:
             )
         console.print(table)
     say(
-        f"frame-level  precision {demo.frame['precision']:.3f}  recall {demo.frame['recall']:.3f}  F1 {demo.frame['f1']:.3f}"
+        f"frame-level  precision {demo.frame['precision']:.3f}  recall {demo.frame['recall']:.3f}  "
+        f"F1 {demo.frame['f1']:.3f}"
     )
     say(
-        f"event-level  precision {demo.event['precision']:.3f}  recall {demo.event['recall']:.3f}  F1 {demo.event['f1']:.3f}"
+        f"event-level  precision {demo.event['precision']:.3f}  recall {demo.event['recall']:.3f}  "
+        f"F1 {demo.event['f1']:.3f}"
         f"  ({demo.events_found} found, {demo.events_true} true)"
     )
     say(f"demo finished in {demo.seconds:.0f} s. Outputs in {escape(str(demo.out))}:")

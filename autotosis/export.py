@@ -549,7 +549,8 @@ def chapters_youtube(chapters: Sequence[Chapter]) -> tuple[str, list[str]]:
     lines = [f"{clock_seconds(c.start_ms, hours=hours)} {_one_line(c.title) or 'chapter'}" for c in chapters]
     if chapters[0].start_ms >= 1000:
         warnings.append(
-            f"YouTube needs the first chapter at 0:00; the first starts at {clock_seconds(chapters[0].start_ms, hours=hours)}"
+            "YouTube needs the first chapter at 0:00; "
+            f"the first starts at {clock_seconds(chapters[0].start_ms, hours=hours)}"
         )
     if len(chapters) < YOUTUBE_MIN_CHAPTERS:
         warnings.append(f"YouTube needs at least {YOUTUBE_MIN_CHAPTERS} chapters; there are {len(chapters)}")

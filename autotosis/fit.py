@@ -84,7 +84,8 @@ class FitPlan:
                 f"{self.note}"
             )
         return (
-            f"{self.folds}-fold cross-validation by clip ({length(self.fold_epochs, self.fold_frames_per_epoch)} each), "
+            f"{self.folds}-fold cross-validation by clip "
+            f"({length(self.fold_epochs, self.fold_frames_per_epoch)} each), "
             f"then a final fit on all {self.clips} clips ({self.train_frames} frames) for {final}: "
             f"{self.images} images{eta}"
         )

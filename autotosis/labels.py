@@ -686,7 +686,8 @@ def _check_span_class(span: Span, declared: tuple[str, ...], task: str, lineno: 
 def _parse_directive(
     comment: str, indent: int, lineno: int, errors: _Collector
 ) -> tuple[str, str | Region | None] | None:
-    """``('task', name)``, ``('classes', names)`` or ``('crop', Region | None)`` for a directive line, None for other comments."""
+    """``('task', name)``, ``('classes', names)`` or ``('crop', Region | None)`` for a directive line,
+    None for other comments."""
     match = _CLASSES_DIRECTIVE_RE.match(comment)
     if match:
         return _parse_classes_directive(comment, match.end(), indent, lineno, errors)

@@ -1388,7 +1388,8 @@ _X_DISPLAY = re.compile(r"^(?:[\w.-]*):\d+(?:\.\d+)?(?:\+\d+,\d+)?$")
 def live_source(
     text: str, *, kind: str | None = None, realtime: bool = True, framerate: Fraction | None = None
 ) -> LiveSource:
-    """Guess what ``text`` names (or take ``kind``): /dev/video* is v4l2, ":0.0" an X display, "x://" a URL, else a file."""
+    """Guess what ``text`` names (or take ``kind``): /dev/video* is v4l2, ":0.0" an X display, "x://" a URL,
+    else a file."""
     text = str(text)
     if kind is None:
         if text.startswith("/dev/video"):

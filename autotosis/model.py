@@ -136,7 +136,8 @@ def build_model(num_classes: int, weights: str = "none") -> torch.nn.Module:
             url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
             raise ModelError(
                 f"ImageNet weights are not in the torch hub cache: put {path.name} at {path}",
-                hint=f"download {url} on a machine with internet access (nothing is downloaded here), or use --weights none",
+                hint=f"download {url} on a machine with internet access (nothing is downloaded here), "
+                "or use --weights none",
             )
         _load_backbone(model, _read_state_dict_file(path), path)
     else:

@@ -136,7 +136,8 @@ def load_predictor(
 
 
 def read_model_info(path: Path | str, *, expect_task: str | None = None) -> ModelInfo:
-    """The metadata of the model file at ``path`` (.pt or .onnx), checked as loading checks it, without building the network."""
+    """The metadata of the model file at ``path`` (.pt or .onnx), checked as loading checks it, without
+    building the network."""
     path = Path(path)
     if model_backend(path) == "torch":
         from autotosis.model import read_checkpoint_info

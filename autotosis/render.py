@@ -177,7 +177,8 @@ def render_reel(
             for e_index, event in enumerate(part.events):
                 if event.start_ms >= info.duration_ms:
                     raise DataError(
-                        f"{part.video}: event at {event.start_ms / 1000:.1f} s is past the video's end ({info.duration_ms / 1000:.1f} s)",
+                        f"{part.video}: event at {event.start_ms / 1000:.1f} s is past the video's end "
+                        f"({info.duration_ms / 1000:.1f} s)",
                         hint="were the events made from another video?",
                     )
                 duration = min(event.end_ms, info.duration_ms) - event.start_ms

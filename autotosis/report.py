@@ -182,7 +182,8 @@ def _level_line(css_class: str, level: float, label: str) -> str:
     y = _y(level)
     return (
         f'<line class="{css_class}" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{PLOT_WIDTH - MARGIN_RIGHT}" y2="{y:.1f}"/>'
-        f'<text class="level-label {css_class}-label" x="{PLOT_WIDTH - MARGIN_RIGHT - 4}" y="{y - 5:.1f}">{_e(label)}</text>'
+        f'<text class="level-label {css_class}-label" x="{PLOT_WIDTH - MARGIN_RIGHT - 4}" y="{y - 5:.1f}">'
+        f"{_e(label)}</text>"
     )
 
 
@@ -235,7 +236,8 @@ _CSS = """
 :root { --bg:#101217; --panel:#1a1d25; --ink:#e7e9ee; --muted:#9aa1b1; --line:#2b303c; --accent:#4fc3f7;
         --event:#ffb74d; --threshold:#ef5350; }
 * { box-sizing: border-box; }
-body { margin:0; background:var(--bg); color:var(--ink); font:15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+body { margin:0; background:var(--bg); color:var(--ink); \
+font:15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 header, main, footer { max-width: 1240px; margin: 0 auto; padding: 0 20px; }
 header { padding-top: 24px; }
 h1 { font-size: 24px; margin: 0 0 4px; word-break: break-all; }
@@ -259,7 +261,8 @@ h2 { font-size: 18px; margin: 28px 0 10px; }
 .score-plot .plot-empty { fill: var(--muted); font-size: 16px; text-anchor: middle; }
 .legend { color: var(--muted); font-size: 13px; margin: 8px 4px 0; }
 .legend span { margin-right: 18px; }
-.swatch { display: inline-block; width: 18px; height: 10px; margin-right: 6px; vertical-align: middle; border-radius: 2px; }
+.swatch { display: inline-block; width: 18px; height: 10px; margin-right: 6px; vertical-align: middle; \
+border-radius: 2px; }
 .events { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 14px; }
 .event-card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; }
 .event-card:target { border-color: var(--event); }
@@ -273,7 +276,8 @@ h2 { font-size: 18px; margin: 28px 0 10px; }
 .thumbs figcaption { color: var(--muted); font-size: 12px; margin-top: 3px; }
 .note { color: var(--muted); font-style: italic; }
 table.settings { border-collapse: collapse; width: 100%; font-size: 13px; }
-table.settings th, table.settings td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); vertical-align: top; }
+table.settings th, table.settings td { text-align: left; padding: 5px 10px; border-bottom: 1px solid var(--line); \
+vertical-align: top; }
 table.settings th { color: var(--muted); font-weight: 500; width: 30%; }
 table.settings td { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; word-break: break-all; }
 footer { color: var(--muted); font-size: 12px; padding: 28px 20px 32px; }

@@ -216,7 +216,8 @@ def read_image_folder(root: Path | str) -> ImageFolder:
         have = f"only {names[0]!r}" if names else "none"
         raise DataError(
             f"{root}: a folder data set needs at least two class folders with images ({have})",
-            hint=f"move the images of `autotosis sample` from {UNSORTED}/ into one folder per class, e.g. background/ and rage/",
+            hint=f"move the images of `autotosis sample` from {UNSORTED}/ into one folder per class, "
+            "e.g. background/ and rage/",
         )
     images = [
         FolderImage(path, index, scene_of(path.relative_to(root / name)))

@@ -382,7 +382,8 @@ def nothing_found_hint(
     smoothed_note = f" (smoothed over {params.smooth_ms / 1000:g} s)" if params.smooth_ms else ""
     return (
         f"the highest score was {top:.2f}{smoothed_note} at {where}, under the threshold {params.threshold:.2f}; "
-        f"--threshold {suggestion:g} would find an event there, and --top-k K takes the K best moments whatever the threshold"
+        f"--threshold {suggestion:g} would find an event there, "
+        "and --top-k K takes the K best moments whatever the threshold"
     )
 
 

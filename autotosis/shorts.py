@@ -182,7 +182,8 @@ class LengthRules:
             raise UsageError(f"the maximum length must be at least 1 s, got {self.max_ms / 1000:g} s")
         if not 0 <= self.min_ms <= self.max_ms:
             raise UsageError(
-                f"the minimum length ({self.min_ms / 1000:g} s) must lie between 0 and the maximum ({self.max_ms / 1000:g} s)"
+                f"the minimum length ({self.min_ms / 1000:g} s) must lie between 0 "
+                f"and the maximum ({self.max_ms / 1000:g} s)"
             )
 
 
@@ -269,7 +270,8 @@ def _slug(text: str, limit: int = 40) -> str:
 
 def short_name(rank: int, digits: int, source: Path, window: Window) -> str:
     event = window.event
-    return f"{rank:0{digits}d}_{_slug(event.label)}_{event.peak:.2f}_{name_time(window.start_ms, millis=False)}_{_slug(source.stem)}.mp4"
+    when = name_time(window.start_ms, millis=False)
+    return f"{rank:0{digits}d}_{_slug(event.label)}_{event.peak:.2f}_{when}_{_slug(source.stem)}.mp4"
 
 
 def rank_shorts(windows: Sequence[tuple[Path, Window]]) -> list[Short]:

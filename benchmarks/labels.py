@@ -147,7 +147,8 @@ def main() -> int:
         f"capability {torch.backends.cpu.get_cpu_capability()}"
     )
     print(
-        f"generating {pool} training clips of 30 s and a {args.heldout_s:.0f}-s held-out VOD in {out / 'clips'} (re-used when present)"
+        f"generating {pool} training clips of 30 s and a {args.heldout_s:.0f}-s held-out VOD in {out / 'clips'} "
+        "(re-used when present)"
     )
     samples = make_sample_set(
         out / "clips",
@@ -205,8 +206,9 @@ def main() -> int:
                 saved.write_text(json.dumps(run, indent=1))
             rows.append(run)
             print(
-                f"  {split:5s} split, {n:2d} clips, repeat {repeat}: validation F1 {run['val_f1']:.3f}, held-out frame F1 "
-                f"{run['heldout_frame_f1']:.3f}, event F1 {run['heldout_event_f1']:.3f} (P {run['heldout_event_p']:.2f} "
+                f"  {split:5s} split, {n:2d} clips, repeat {repeat}: validation F1 {run['val_f1']:.3f}, "
+                f"held-out frame F1 {run['heldout_frame_f1']:.3f}, event F1 {run['heldout_event_f1']:.3f} "
+                f"(P {run['heldout_event_p']:.2f} "
                 f"R {run['heldout_event_r']:.2f}); {run['epochs']} epochs, {run['train_s']:.0f} s",
                 flush=True,
             )
@@ -216,7 +218,8 @@ def main() -> int:
 
     print()
     print(
-        f"label curve (clip-grouped validation; held-out VOD {args.heldout_s:.0f} s with {args.heldout_events} highlights; "
+        f"label curve (clip-grouped validation; held-out VOD {args.heldout_s:.0f} s "
+        f"with {args.heldout_events} highlights; "
         f"mean of {args.repeats} run(s))"
     )
     print(f"{'clips':>5} {'train frames':>12} {'val F1':>7} {'held-out frame F1':>18} {'held-out event F1':>18}")
@@ -229,7 +232,8 @@ def main() -> int:
         print()
         print("the leak: what validation reports vs. the held-out truth (frame F1)")
         print(
-            f"{'clips':>5} {'split':>12} {'val F1':>7} {'held-out':>9} {'val - held-out':>15} {'near-dup val frames':>20}"
+            f"{'clips':>5} {'split':>12} {'val F1':>7} {'held-out':>9} {'val - held-out':>15} "
+            f"{'near-dup val frames':>20}"
         )
         for n in leak_sizes:
             for split, name in (("clip", "clip-grouped"), ("frame", "random-frame")):

@@ -25,7 +25,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from autotosis.model import (
+from autotosis.model import (  # noqa: E402
     DEFAULT_MEAN,
     DEFAULT_STD,
     ModelInfo,
@@ -33,7 +33,7 @@ from autotosis.model import (
     load_checkpoint,
     predict_probs,
     save_checkpoint,
-)  # noqa: E402
+)
 from autotosis.onnx_backend import OnnxPredictor, export_onnx  # noqa: E402
 
 
@@ -88,12 +88,14 @@ def main() -> None:
     rate = {name: images / seconds for name, seconds in spent.items()}
     print(
         f"cpu capability {torch.backends.cpu.get_cpu_capability()}, {args.threads} threads, "
-        f"input {info.input_size}x{info.input_size}, batch {args.batch}, {args.rounds} rounds; export took {export_s:.1f} s"
+        f"input {info.input_size}x{info.input_size}, batch {args.batch}, {args.rounds} rounds; "
+        f"export took {export_s:.1f} s"
     )
     print(f"torch        {rate['torch']:8.1f} images/s")
     print(f"onnxruntime  {rate['onnxruntime']:8.1f} images/s")
     print(
-        f"ratio onnxruntime / torch: {rate['onnxruntime'] / rate['torch']:.2f}x   (max |p_onnx - p_torch| = {worst:.1e})"
+        f"ratio onnxruntime / torch: {rate['onnxruntime'] / rate['torch']:.2f}x   "
+        f"(max |p_onnx - p_torch| = {worst:.1e})"
     )
 
 

@@ -294,8 +294,9 @@ def print_table(rows: list[dict], n: int) -> None:
             + " (highlight/look-alike/rest)"
         )
         print(
-            f"{r['seed']:>6} {e['precision']:8.3f} {e['recall']:8.3f} {e['f1']:9.3f} {f['precision']:8.3f} {f['recall']:8.3f} "
-            f"{f['f1']:9.3f} {r['threshold']:5.2f} {r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18}  {on}"
+            f"{r['seed']:>6} {e['precision']:8.3f} {e['recall']:8.3f} {e['f1']:9.3f} "
+            f"{f['precision']:8.3f} {f['recall']:8.3f} {f['f1']:9.3f} {r['threshold']:5.2f} "
+            f"{r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18}  {on}"
         )
 
     def stat(fn, level, key):
@@ -304,7 +305,8 @@ def print_table(rows: list[dict], n: int) -> None:
     for name, fn in (("mean", statistics.fmean), ("worst", min)):
         train = statistics.fmean(r["train_s"] for r in rows) if name == "mean" else max(r["train_s"] for r in rows)
         print(
-            f"{name:>6} {stat(fn, 'event', 'precision'):8.3f} {stat(fn, 'event', 'recall'):8.3f} {stat(fn, 'event', 'f1'):9.3f} "
+            f"{name:>6} {stat(fn, 'event', 'precision'):8.3f} {stat(fn, 'event', 'recall'):8.3f} "
+            f"{stat(fn, 'event', 'f1'):9.3f} "
             f"{stat(fn, 'frame', 'precision'):8.3f} {stat(fn, 'frame', 'recall'):8.3f} {stat(fn, 'frame', 'f1'):9.3f} "
             f"{'':>5} {'':>6} {train:8.0f}"
         )
@@ -351,7 +353,8 @@ def main() -> int:
         f"capability {torch.backends.cpu.get_cpu_capability()}"
     )
     print(
-        f"CLI: {sys.executable} -m autotosis  (package {code['package']}, git {code['git']}, code {code['code_sha256']})"
+        f"CLI: {sys.executable} -m autotosis  "
+        f"(package {code['package']}, git {code['git']}, code {code['code_sha256']})"
     )
     print(
         f"tag {args.tag!r}, train args {args.train_args!r}; variants {sizes} clips x {args.seeds} seeds; "

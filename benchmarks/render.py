@@ -106,7 +106,8 @@ def main() -> None:
             f"(runs: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in runs)})"
         )
     print(
-        f"  ratio long / short: wall {mean['long'][0] / mean['short'][0]:.2f}, CPU {mean['long'][1] / mean['short'][1]:.2f}"
+        f"  ratio long / short: wall {mean['long'][0] / mean['short'][0]:.2f}, "
+        f"CPU {mean['long'][1] / mean['short'][1]:.2f}"
     )
 
 

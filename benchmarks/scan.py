@@ -365,7 +365,8 @@ def print_rows(rows: list[dict]) -> None:
     startup = next((r["startup"] for r in rows if "startup" in r), None)
     if startup is not None:
         print(
-            f"(start-up alone: python + torch import + model load, {startup.seconds:.1f} s wall, {startup.cpu_s:.1f} s CPU)"
+            f"(start-up alone: python + torch import + model load, {startup.seconds:.1f} s wall, "
+            f"{startup.cpu_s:.1f} s CPU)"
         )
 
 
@@ -419,7 +420,8 @@ def main() -> None:
     demo = demo_dir(args.demo)
     model = demo / "rage.pt"
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; ffmpeg {'.'.join(map(str, media.ffmpeg_version()))}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; "
+        f"ffmpeg {'.'.join(map(str, media.ffmpeg_version()))}"
     )
     print(f"model: {model}")
     rows: list[dict] = []
@@ -436,7 +438,8 @@ def main() -> None:
             short = next(r for r in rows if r["run"] == mode and name in r["vod"])
             long = next(r for r in long_rows if r["run"] == mode)
             print(
-                f"memory, {mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB vs {args.minutes}-min {short['rss_mb']:.0f} MB "
+                f"memory, {mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB "
+                f"vs {args.minutes}-min {short['rss_mb']:.0f} MB "
                 f"= {long['rss_mb'] / short['rss_mb']:.2f}x"
             )
     event_recall(demo)

@@ -131,10 +131,12 @@ def main() -> None:
     )
     print(
         f"{f'{args.short_vod} min':>12} {short_s:9.1f} {short_cpu:8.1f} {shorts_s:9.1f} {short_s / shorts_s:20.3f} "
-        f"{short_cpu / shorts_s:17.3f}   (two runs: {first:.1f} s / {first_cpu:.1f} cpu s and {again:.1f} s / {again_cpu:.1f} cpu s)"
+        f"{short_cpu / shorts_s:17.3f}   "
+        f"(two runs: {first:.1f} s / {first_cpu:.1f} cpu s and {again:.1f} s / {again_cpu:.1f} cpu s)"
     )
     print(
-        f"{f'{args.long_vod} min':>12} {long_s:9.1f} {long_cpu:8.1f} {shorts_s:9.1f} {long_s / shorts_s:20.3f} {long_cpu / shorts_s:17.3f}"
+        f"{f'{args.long_vod} min':>12} {long_s:9.1f} {long_cpu:8.1f} {shorts_s:9.1f} {long_s / shorts_s:20.3f} "
+        f"{long_cpu / shorts_s:17.3f}"
     )
     print(
         f"long / short VOD: wall {long_s / short_s:.3f}, cpu {long_cpu / short_cpu:.3f}  "

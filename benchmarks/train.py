@@ -264,7 +264,8 @@ def main() -> None:
 
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{args.frames} frames of {SIZE}x{SIZE} in .npy shards, batch {args.batch}, {args.steps} steps x {args.rounds} rounds"
+        f"{args.frames} frames of {SIZE}x{SIZE} in .npy shards, batch {args.batch}, "
+        f"{args.steps} steps x {args.rounds} rounds"
     )
     print(
         f"{'setting':20} {'capability':>10} {'loop img/s':>11} {'bare img/s':>11} {'loop/bare':>10}"
@@ -283,7 +284,8 @@ def main() -> None:
                 flush=True,
             )
     print(
-        "\none thread, CPU time per batch: data work (sampling, reading, augmentation, normalisation) vs a bare model step"
+        "\none thread, CPU time per batch: data work (sampling, reading, augmentation, normalisation) "
+        "vs a bare model step"
     )
     print(f"{'setting':20} {'capability':>10} {'data ms':>9} {'step ms':>9} {'data share':>11}")
     for result, name in zip(results, ["full fine-tuning", "layer4 + fc only"] * 2):

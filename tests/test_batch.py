@@ -254,7 +254,7 @@ def test_kill_9_then_rerun_finishes_cleanly(model: Path, vods: Path, tmp_path: P
     records = latest(out)
     assert {r["state"] for r in records.values()} == {"done"} and len(records) == 3
     assert not part_files(out)
-    for name, record in records.items():
+    for record in records.values():
         for output in record["outputs"].values():
             assert (out / record["dir"] / output).stat().st_size == record["sizes"][output]
     after = mtimes(out)

@@ -245,8 +245,8 @@ def test_eval_command_reports_per_clip_and_json_and_reuses_scans(project: Path, 
 @pytest.mark.media
 @pytest.mark.torch
 def test_eval_takes_a_copy_of_the_labels_under_another_name(project: Path, tmp_path: Path, monkeypatch, capsys):
-    # The README's held-out example: `cp labels.txt heldout.txt; autotosis eval heldout.txt --model model.pt` (it exited 7:
-    # the task came from the file name).  A file without '# task=' fits any model of one class.
+    # The README's held-out example: `cp labels.txt heldout.txt; autotosis eval heldout.txt --model model.pt`
+    # (it exited 7: the task came from the file name).  A file without '# task=' fits any model of one class.
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
     model = constant_model(tmp_path / "m.pt", 8.0)  # class "rage"
     results = []

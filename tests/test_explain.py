@@ -188,7 +188,8 @@ def test_audit_measures_validation_frames_only(detector: Path, tmp_path: Path):
     model, info, _ = load_checkpoint(detector)
     labels = _label_project(tmp_path / "bars", "border")
     result = audit_labels(model, info, labels, fps=2.0)
-    # Four clips, val_fraction 0.25 (the training default): one clip, its highlight frames (1.5-2.5 s at 2 fps, band 0.5 s).
+    # Four clips, val_fraction 0.25 (the training default): one clip, its highlight frames
+    # (1.5-2.5 s at 2 fps, band 0.5 s).
     assert len(result.val_clips) == 1 and result.frames == 3
     assert result.shortcut_likely and result.border_drop > 0.5 and abs(result.centre_drop) < 0.1
     assert not result.validated_on_training

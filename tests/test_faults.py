@@ -438,7 +438,8 @@ def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(
 @pytest.mark.torch
 @pytest.mark.slow
 def test_a_decode_that_stalls_is_given_up_after_the_stall_timeout(model: Path, tmp_path: Path, real_time_source):
-    """ffmpeg that delivers nothing (a hung disk or share) ends the scan with exit 4 after --stall-timeout, no orphan."""
+    """ffmpeg that delivers nothing (a hung disk or share) ends the scan with exit 4 after --stall-timeout,
+    no orphan."""
     video, env = real_time_source
     out = tmp_path / "scores.json"
     began = time.monotonic()

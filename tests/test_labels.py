@@ -753,7 +753,8 @@ def test_import_audacity_errors(tmp_path):
     with pytest.raises(LabelErrors) as info:
         import_audacity(track, tmp_path / "c.mp4", tmp_path / "rage.txt")
     assert [str(e) for e in info.value.errors] == [
-        f"{track}:2:1: a pog span overlaps a rage span (line 4) (spans of different classes must not overlap; move an edge)",
+        f"{track}:2:1: a pog span overlaps a rage span (line 4) "
+        "(spans of different classes must not overlap; move an edge)",
         f"{track}:3:1: the label has no text, but the track names the classes rage, pog "
         "(write the class as the label's text (e.g. rage), or '~' for an unsure span)",
     ]
@@ -880,7 +881,7 @@ def test_round_trip_property(labels):
         assert again.default_crop == labels.default_crop
 
 
-# --------------------------------------------------------------------------- `autotosis labels check`: hints for common slips
+# --------------------------------------------------------------------------- `labels check`: hints for common slips
 
 
 def labels_check(folder: Path, text: str, capsys, *, probe: bool = False) -> tuple[int, Path, list[str], str]:
@@ -950,7 +951,8 @@ def test_labels_check_hints_at_windows_paths(tmp_path, capsys):
         f"autotosis: {path}:1:1: clip 'clips\\game1.mp4' does not exist ({tmp_path}/clips\\game1.mp4) "
         "(write / between folders, not \\: clips/game1.mp4 (that file exists))",
         f"autotosis: {path}:2:1: clip 'C:\\Users\\me\\game2.mp4' does not exist ({tmp_path}/C:\\Users\\me\\game2.mp4) "
-        f"(that is a Windows path: write the clip's path relative to the label file's folder {tmp_path}, with / between folders)",
+        f"(that is a Windows path: write the clip's path relative to the label file's folder {tmp_path}, "
+        "with / between folders)",
         f"autotosis: {path}:3:1: clip 'clips\\gone.mp4' does not exist ({tmp_path}/clips\\gone.mp4) "
         "(write / between folders, not \\: clips/gone.mp4)",
         "autotosis: 3 problems in label files",

@@ -65,7 +65,10 @@ def bumpy_scores(
     return Scores(video, duration_ms, ("background", label), times, probs, step_ms, "rage", "f00dfeed")
 
 
-def events_for(scores: Scores, label: str, params: EventParams = EventParams(threshold=0.5, release=0.4)) -> EventList:
+HYSTERESIS = EventParams(threshold=0.5, release=0.4)
+
+
+def events_for(scores: Scores, label: str, params: EventParams = HYSTERESIS) -> EventList:
     return EventList(scores.video, scores.duration_ms, label, params, tuple(events_from_scores(scores, label, params)))
 
 
@@ -216,7 +219,8 @@ window.addEventListener("load", () => {
     line: line ? box(line) : null,
     spans: [...document.querySelectorAll("#score-plot .event-span")].map(box),
     cards: [...document.querySelectorAll(".event-card")].map((c) => ({
-      id: c.id, box: box(c), visible: getComputedStyle(c).visibility === "visible" && getComputedStyle(c).display !== "none",
+      id: c.id, box: box(c),
+      visible: getComputedStyle(c).visibility === "visible" && getComputedStyle(c).display !== "none",
       images: [...c.querySelectorAll("img")].map((i) => ({complete: i.complete, natural: i.naturalWidth, box: box(i)})),
     })),
   };

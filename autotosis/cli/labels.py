@@ -124,7 +124,8 @@ def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] {result.missing} sampled times had no frame (past a video's last frame)", markup=True
         )
     ctx.say(
-        f"next: move each image from {UNSORTED}/ into a folder per class ({', '.join(names) or 'e.g. background/, rage/'}) "
+        f"next: move each image from {UNSORTED}/ into a folder per class "
+        f"({', '.join(names) or 'e.g. background/, rage/'}) "
         f"and run `autotosis train {out} -o MODEL.pt`"
     )
     return ExitStatus.OK

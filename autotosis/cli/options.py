@@ -105,7 +105,8 @@ def add_event_rule_options(g, what: str) -> None:
         "--smooth",
         type=duration_ms,
         metavar="S",
-        help=f"average the scores over this window before finding {what} (default: the model's calibrated value, else 0)",
+        help=f"average the scores over this window before finding {what} "
+        "(default: the model's calibrated value, else 0)",
     )
     g.add_argument(
         "--min-length",

@@ -351,7 +351,8 @@ def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
     )
     if predictor is not None:
         ctx.say(
-            f"{result.eligible} distinct frames scored at least {result.settings['min_score']:.2f} for {result.class_name}"
+            f"{result.eligible} distinct frames scored at least {result.settings['min_score']:.2f} "
+            f"for {result.class_name}"
         )
     if result.stills and not ctx.quiet and not args.keyframes:
         table = Table(title=f"{len(result.stills)} still{'' if len(result.stills) == 1 else 's'}")
@@ -479,7 +480,8 @@ def _export_parser(commands, add: AddCommand) -> None:
         "write events for editors and viewers (OTIO, EDL, FCPXML, chapters, SRT, JSON, CSV)",
         "Write an events file in one or more formats at once, each beside the -o base path:\n"
         "  otio      OpenTimelineIO (.otio)          edl       CMX 3600 EDL (.edl)\n"
-        "  fcpxml    Final Cut Pro XML (.fcpxml)     chapters  ffmetadata (.ffmetadata) + YouTube block (.youtube.txt)\n"
+        "  fcpxml    Final Cut Pro XML (.fcpxml)     chapters  ffmetadata (.ffmetadata) "
+        "+ YouTube block (.youtube.txt)\n"
         "  srt       subtitles with the score (.srt) json/csv  the events themselves (.json/.csv)\n"
         "Timelines hold one clip per event, named with its class and score, in whole frames at the source's\n"
         "frame rate (29.97/59.94 stay exact; a variable frame rate source is placed on the nearest standard rate).\n"
@@ -560,7 +562,8 @@ def _stills_parser(commands, add: AddCommand) -> None:
         "difference hash on small grey frames), score the rest with the model, and save the top ones that are\n"
         "unlike each other and apart in time, at full resolution with square pixels (anamorphic and rotated\n"
         "sources come out as players show them). File names start with the rank (01 = best), then the score and\n"
-        "the time, so sorting by name lists the best first; DIR/stills.json lists them all. Without a model, --keyframes saves every\n"
+        "the time, so sorting by name lists the best first; DIR/stills.json lists them all. "
+        "Without a model, --keyframes saves every\n"
         "distinct keyframe (frames to label).\n"
         "Examples: autotosis stills film.mkv --model hero.pt -o stills --count 80\n"
         "          autotosis stills footage.mp4 --keyframes -o to-label",

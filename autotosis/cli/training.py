@@ -382,7 +382,8 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
                 )
             else:
                 ctx.say(
-                    f"wrote {len(hard.images)} confidently wrong frames to {hard.folder} (most confident first by name) "
+                    f"wrote {len(hard.images)} confidently wrong frames to {hard.folder} "
+                    "(most confident first by name) "
                     f"and a contact sheet {hard.sheet}"
                 )
     return ExitStatus.OK
@@ -467,19 +468,22 @@ def _say_audit(ctx: Context, result) -> None:
         markup=True,
     )
     ctx.say(
-        f"Grad-CAM ({result.layer}, {result.grid}x{result.grid} cells): {_share(result.mean_share)} of the heat on the outer "
-        f"{result.border:.0%} border (median {_share(result.median_share)}; evenly spread heat: {result.even_share:.0%}, "
+        f"Grad-CAM ({result.layer}, {result.grid}x{result.grid} cells): {_share(result.mean_share)} of the heat "
+        f"on the outer {result.border:.0%} border (median {_share(result.median_share)}; "
+        f"evenly spread heat: {result.even_share:.0%}, "
         f"heat only on the edge cells: {result.edge_share:.0%})"
         + (f"; {result.empty} frame(s) with an empty heatmap left out" if result.empty else "")
     )
     ctx.say(
-        f"occlusion: mean {result.class_name} score {result.score:.2f}; border greyed out {result.score_border_masked:.2f} "
-        f"({-result.border_drop:+.2f}); centre of the same area greyed out {result.score_centre_masked:.2f} ({-result.centre_drop:+.2f})"
+        f"occlusion: mean {result.class_name} score {result.score:.2f}; "
+        f"border greyed out {result.score_border_masked:.2f} ({-result.border_drop:+.2f}); "
+        f"centre of the same area greyed out {result.score_centre_masked:.2f} ({-result.centre_drop:+.2f})"
     )
     if result.shortcut_likely:
         ctx.say(
-            f"[yellow]warning:[/] a border shortcut is likely: {escape('; '.join(result.reasons))}. Check the clips for "
-            "letterbox bars, logos or overlays that come with the highlights, and crop them away (crop=... in the label file).",
+            f"[yellow]warning:[/] a border shortcut is likely: {escape('; '.join(result.reasons))}. "
+            "Check the clips for letterbox bars, logos or overlays that come with the highlights, and crop them away "
+            "(crop=... in the label file).",
             markup=True,
         )
     else:
@@ -554,7 +558,8 @@ def _train_parser(commands, add: AddCommand) -> None:
         "--weights",
         default="none",
         metavar="none|imagenet|PATH",
-        help="initial weights: none (random), imagenet (torchvision's cached file; nothing is downloaded), or a checkpoint",
+        help="initial weights: none (random), imagenet (torchvision's cached file; nothing is downloaded), "
+        "or a checkpoint",
     )
     g.add_argument(
         "--freeze",
