@@ -420,7 +420,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "scores"
 
 
-def cache_key(video_fingerprint: str, model_fingerprint: str, sampling: dict, region: tuple | None) -> str:
+def cache_key(video_fingerprint: str, model_fingerprint: str, sampling: dict, region: Region | None) -> str:
     identity = json.dumps(
         {"video": video_fingerprint, "model": model_fingerprint, "sampling": sampling, "region": region}, sort_keys=True
     )
