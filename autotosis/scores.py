@@ -80,9 +80,10 @@ class ScanInfo:
     mode: str | None = None  # "dense" or "coarse"
     events: Mapping[str, Any] = field(default_factory=dict)
     coarse: CoarseScan | None = None
-    # A file's entries this version does not read (a newer version's, or ones edited into another
-    # shape), and which entries the file held, in order (None: all a scan writes): a file read
-    # and written again keeps its record as it was.
+    # A file's entries as they were written where this version does not read them (a newer version's,
+    # ones edited into another shape) or would write them otherwise (``[0, 0, 1, 1]``), and which
+    # entries the file held, in order (None: all a scan writes): a record read and written again is
+    # written as it was.
     other: Mapping[str, Any] = field(default_factory=dict, repr=False)
     keys: tuple[str, ...] | None = field(default=None, repr=False)
 
@@ -103,7 +104,6 @@ class ScanInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> ScanInfo:
         """The record of a scores file or cache entry (read leniently: what is not understood is kept as it was)."""
         values: dict[str, Any] = {}
-        other: dict[str, Any] = {}
         for key, value in data.items():
             if key == "region" and is_region(value):
                 values[key] = as_region(value)
@@ -115,8 +115,9 @@ class ScanInfo:
                 values[key] = dict(value)
             elif key == "coarse" and CoarseScan.from_dict(value) is not None:
                 values[key] = CoarseScan.from_dict(value)
-            else:
-                other[key] = value
+        unread = {k: v for k, v in data.items() if k not in values}
+        written = cls(**values, other=unread, keys=tuple(data)).to_dict()
+        other = {k: v for k, v in data.items() if k in unread or json.dumps(written[k]) != json.dumps(v)}
         return cls(**values, other=other, keys=tuple(data))
 
 
