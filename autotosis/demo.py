@@ -3,6 +3,11 @@
 generate sample stream clips -> write a *rough* label file (edges off by up to ~1 s, as a
 person's would be) -> extract frames -> train from scratch -> scan a held-out VOD the model
 never saw -> events -> reel.mp4 -> precision/recall/F1 against the exact truth.
+
+The output folder has the repository's layout: the videos in ``clips/`` (``train_NN.mp4``,
+``heldout_vod.mp4``, ``truth.json``) beside ``labels/rage.txt``, whose lines name the clips
+relative to its own folder (``../clips/train_00.mp4``), as a user's ``labels/`` and ``clips/`` do.
+The output folder is ``--out`` (default: ``autotosis-demo`` in the current folder).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from autotosis.progress import ProgressCallback, no_progress
 
 TASK = "rage"
 EVENT_MIN_IOU = 0.3
+# Folders inside the output folder, as in the repository: videos, label files.
+CLIPS_DIR = "clips"
+LABELS_DIR = "labels"
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ def rough_labels_text(
 
     lines = [
         f"# task {TASK!r}: {title}; span edges are deliberately rough",
+        "# clip paths are relative to this file's folder",
         f"# default crop={Crop(*cam).as_text()}",
     ]
     for clip in clips:
@@ -102,15 +111,16 @@ def run_demo(
 
     began = time.monotonic()
     out = Path(options.out).absolute()
-    labels_path = out / "labels" / f"{TASK}.txt"
+    clips_dir = out / CLIPS_DIR
+    labels_path = out / LABELS_DIR / f"{TASK}.txt"
     model_path = out / f"{TASK}.pt"
     reel_path = out / "reel.mp4"
     for path in (labels_path, model_path, reel_path):
         check_writable(path, options.force)
 
-    say(f"[bold]1/6[/] generating sample stream clips in {escape(str(out / 'clips'))}")
+    say(f"[bold]1/6[/] generating sample stream clips in {escape(str(clips_dir))}")
     samples = make_sample_set(
-        out / "clips",
+        clips_dir,
         seed=options.seed,
         train_clips=options.train_clips,
         clip_s=options.clip_s,
@@ -119,7 +129,7 @@ def run_demo(
         on_clip=lambda i, n: progress("generate clips", i, n),
     )
 
-    say("[bold]2/6[/] writing a rough label file (edges off by up to 1 s)")
+    say(f"[bold]2/6[/] writing a rough label file (edges off by up to 1 s): {escape(str(labels_path))}")
     rng = np.random.default_rng(options.seed + 1)
     write_text_atomic(
         labels_path,
@@ -158,7 +168,8 @@ def run_demo(
     write_scores(scores, out / "heldout.scores.json", force=True)
 
     say("[bold]5/6[/] finding events and rendering reel.mp4")
-    # The event rules training calibrated (stored in the model and recorded in the scores), as `autotosis events` uses them.
+    # The event rules training calibrated (stored in the model and recorded in the scores), as
+    # `autotosis events` uses them.
     params = event_params_for(scores.extra.get("events"), scores.extra.get("threshold"))
     events = events_from_scores(scores, TASK, params)
     write_events(
@@ -211,15 +222,18 @@ def _report(demo: DemoResult, say: Callable[[str], None], console) -> None:
             )
         console.print(table)
     say(
-        f"frame-level  precision {demo.frame['precision']:.3f}  recall {demo.frame['recall']:.3f}  F1 {demo.frame['f1']:.3f}"
+        f"frame-level  precision {demo.frame['precision']:.3f}  recall {demo.frame['recall']:.3f}"
+        f"  F1 {demo.frame['f1']:.3f}"
     )
     say(
-        f"event-level  precision {demo.event['precision']:.3f}  recall {demo.event['recall']:.3f}  F1 {demo.event['f1']:.3f}"
+        f"event-level  precision {demo.event['precision']:.3f}  recall {demo.event['recall']:.3f}"
+        f"  F1 {demo.event['f1']:.3f}"
         f"  ({demo.events_found} found, {demo.events_true} true)"
     )
     say(f"demo finished in {demo.seconds:.0f} s. Outputs in {escape(str(demo.out))}:")
     for name, path in (
         ("reel", demo.reel),
+        ("clips", demo.out / CLIPS_DIR),
         ("labels", demo.labels),
         ("model", demo.model),
         ("scores", demo.out / "heldout.scores.json"),
