@@ -3,6 +3,11 @@
 generate sample stream clips -> write a *rough* label file (edges off by up to ~1 s, as a
 person's would be) -> extract frames -> train from scratch -> scan a held-out VOD the model
 never saw -> events -> reel.mp4 -> precision/recall/F1 against the exact truth.
+
+The output folder has the repository's layout: the videos in ``clips/`` (``train_NN.mp4``,
+``heldout_vod.mp4``, ``truth.json``) beside ``labels/rage.txt``, whose lines name the clips
+relative to its own folder (``../clips/train_00.mp4``), as a user's ``labels/`` and ``clips/`` do.
+The output folder is ``--out`` (default: ``autotosis-demo`` in the current folder).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from autotosis.progress import ProgressCallback, no_progress
 
 TASK = "rage"
 EVENT_MIN_IOU = 0.3
+# Folders inside the output folder, as in the repository: videos, label files.
+CLIPS_DIR = "clips"
+LABELS_DIR = "labels"
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ def rough_labels_text(
 
     lines = [
         f"# task {TASK!r}: {title}; span edges are deliberately rough",
+        "# clip paths are relative to this file's folder",
         f"# default crop={Region(*cam).as_text()}",
     ]
     for clip in clips:
@@ -104,15 +113,16 @@ def run_demo(
 
     began = time.monotonic()
     out = Path(options.out).absolute()
-    labels_path = out / "labels" / f"{TASK}.txt"
+    clips_dir = out / CLIPS_DIR
+    labels_path = out / LABELS_DIR / f"{TASK}.txt"
     model_path = out / f"{TASK}.pt"
     reel_path = out / "reel.mp4"
     for path in (labels_path, model_path, reel_path):
         check_writable(path, options.force)
 
-    say(f"[bold]1/6[/] generating sample stream clips in {escape(str(out / 'clips'))}")
+    say(f"[bold]1/6[/] generating sample stream clips in {escape(str(clips_dir))}")
     samples = make_sample_set(
-        out / "clips",
+        clips_dir,
         seed=options.seed,
         train_clips=options.train_clips,
         clip_s=options.clip_s,
@@ -121,7 +131,7 @@ def run_demo(
         on_clip=lambda i, n: progress("generate clips", i, n),
     )
 
-    say("[bold]2/6[/] writing a rough label file (edges off by up to 1 s)")
+    say(f"[bold]2/6[/] writing a rough label file (edges off by up to 1 s): {escape(str(labels_path))}")
     rng = np.random.default_rng(options.seed + 1)
     write_text_atomic(
         labels_path,
@@ -220,6 +230,7 @@ def _report(demo: DemoResult, say: Callable[[str], None], console) -> None:
     say(f"demo finished in {demo.seconds:.0f} s. Outputs in {escape(str(demo.out))}:")
     for name, path in (
         ("reel", demo.reel),
+        ("clips", demo.out / CLIPS_DIR),
         ("labels", demo.labels),
         ("model", demo.model),
         ("scores", demo.out / "heldout.scores.json"),

@@ -433,3 +433,21 @@ def test_crlf_and_bom_label_files_simply_work(files, tmp_path):
     assert run(["frames", str(labels), "--out", str(tmp_path / "f"), "--fps", "2", "--size", "8"]) == 0
     manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
     assert manifest["task"] == "rage" and len(manifest["clips"]) == 1
+
+
+def test_an_error_message_into_a_closed_pipe_keeps_the_exit_status(tmp_path):
+    """`autotosis labels check L 2>&1 | head -1`: the reader is gone before the error is printed;
+    the exit status is still the label error's (it was 1, from the BrokenPipeError)."""
+    import subprocess
+    import sys
+
+    labels = tmp_path / "rage.txt"
+    labels.write_text("missing clip.mp4  0:05-0:09\n", encoding="utf-8")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "autotosis", "labels", "check", str(labels)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    child.stderr.close()  # before the child has even imported autotosis
+    assert child.wait(timeout=120) == ExitStatus.LABELS

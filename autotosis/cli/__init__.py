@@ -7,6 +7,7 @@ handler (one module per group of commands); typed errors (autotosis.errors) beco
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -35,6 +36,25 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _silence(stream) -> None:
+    """Point a closed pipe's file descriptor at /dev/null, so that the interpreter's last flush
+    does not fail again (Python's documented recipe for SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def _say(*lines: str) -> None:
+    """Error lines on stderr; a reader that went away (``2>&1 | head -1``) must not change the exit status."""
+    try:
+        for line in lines:
+            print(line, file=sys.stderr)
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _silence(sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,38 +86,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _sigterm_as_interrupt():
             return int(args.handler(ctx, args))
     except LabelErrors as exc:
-        for error in exc.errors:
-            print(f"autotosis: {error}", file=sys.stderr)
-        if len(exc.errors) > 1:
-            print(f"autotosis: {len(exc.errors)} problems in label files", file=sys.stderr)
+        summary = [f"autotosis: {len(exc.errors)} problems in label files"] if len(exc.errors) > 1 else []
+        _say(*(f"autotosis: {error}" for error in exc.errors), *summary)
         return int(exc.exit_status)
     except AutotosisError as exc:
-        print(f"autotosis: error: {exc}", file=sys.stderr)
+        _say(f"autotosis: error: {exc}")
         if debug:
             stderr_tail = getattr(exc, "stderr_tail", "")
             if stderr_tail:
-                print("ffmpeg said:\n" + stderr_tail, file=sys.stderr)
+                _say("ffmpeg said:\n" + stderr_tail)
             traceback.print_exc()
         return int(exc.exit_status)
     except Terminated:
-        print("autotosis: terminated", file=sys.stderr)
+        _say("autotosis: terminated")
         return int(ExitStatus.TERMINATED)
     except KeyboardInterrupt:
-        print("autotosis: interrupted", file=sys.stderr)
+        _say("autotosis: interrupted")
         return int(ExitStatus.INTERRUPTED)
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader of our output went away (``| head``): not an error
+        _silence(sys.stdout)
         return int(ExitStatus.OK)
     except OSError as exc:  # the system refused a file operation outside fsutil's atomic writes
         if debug:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"autotosis: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        _say(f"autotosis: error: {where}{exc.strerror or exc}")
         return int(ExitStatus.FILESYSTEM)
     except Exception as exc:  # a bug: short message unless --debug
         if debug:
             traceback.print_exc()
-        print(
-            f"autotosis: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
+        _say(f"autotosis: internal error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)")
         return int(ExitStatus.ERROR)

@@ -507,7 +507,7 @@ def _train_parser(commands, add: AddCommand) -> None:
         "     and `events`, `reel`, `batch` and `shorts` use them unless you give --threshold etc.;\n"
         "  3. frames of the clips' negatives that fooled the fold models (look-alike moments) are drawn\n"
         "     --hard-negatives times as often in the final fit on every clip.\n"
-        "Training length is set by the data (3 passes over 2,000 frames, fewer per frame with more: 6,000 to\n"
+        "Training length is set by the data (2 passes over 2,000 frames, fewer per frame with more: 4,000 to\n"
         "30,000 images; --epochs sets it; each fold model makes as many passes over its clips), with a warm-up\n"
         "and a cosine learning-rate schedule; the end of the schedule is kept. The plan and\n"
         "an estimated time are printed first, then a summary: per-fold table, the chosen rules and why, and the\n"
