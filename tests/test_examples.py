@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from autotosis.demo import CLIPS_DIR, LABELS_DIR, TASK, rough_labels_text
-from autotosis.labels import Crop, format_labels, parse_labels, parse_labels_text
+from autotosis.labels import format_labels, parse_labels, parse_labels_text
+from autotosis.region import Region
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS_FOLDER = ROOT / "labels"
 CLIPS_FOLDER = ROOT / "clips"
-CAM = Crop(0.7833, 0.1296, 0.9682, 0.3694)
+CAM = Region(0.7833, 0.1296, 0.9682, 0.3694)
 
 # Every file in labels/: (task, declared task?, declared classes). A new example file needs a row.
 EXPECTED = {
@@ -67,7 +68,7 @@ def test_rage_example_shows_every_piece():
     assert first.own_crop == CAM
     assert [(s.start_ms, s.end_ms) for s in first.spans] == [(5200, 9000), (72000, 80500)]
     boss = by_name["boss_fight.mp4"]
-    assert boss.own_crop == Crop(0.02, 0.7, 0.25, 0.98)
+    assert boss.own_crop == Region(0.02, 0.7, 0.25, 0.98)
     assert boss.spans[-1].end_ms is None  # 3:10-end
     assert all(e.crop is not None for e in labels.entries)
 
