@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis import media  # noqa: E402
+from autotosis.media import media  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "batch"
 CAM = "0.75,0.0,1.0,0.3"
@@ -98,7 +98,7 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
 def make_model(path: Path) -> Path:
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     info = ModelInfo(

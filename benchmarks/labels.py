@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How many labelled clips are needed, and what a random-frame validation split hides (issue 5).
 
-Everything runs on the demo's generated data (autotosis.samples), whose truth is exact:
+Everything runs on the demo's generated data (autotosis.demo.samples), whose truth is exact:
 
 1. The label curve: one pool of rough-labelled training clips (span edges off by up to 1 s,
    as `autotosis demo` writes them); models are trained from scratch on nested subsets of
@@ -49,7 +49,7 @@ OUT = ROOT / "benchmarks" / "out" / "labels"
 
 def frame_split(frameset, val_fraction: float, seed: int):
     """A random-frame split: every clip on both sides, its frames dealt at random (the leak)."""
-    from autotosis.dataset import IGNORE
+    from autotosis.training.dataset import IGNORE
 
     rng = np.random.default_rng(seed)
     train_clips, val_clips = [], []
@@ -64,10 +64,10 @@ def frame_split(frameset, val_fraction: float, seed: int):
 
 
 def heldout_scores(samples, model_path: Path):
-    from autotosis.demo import EVENT_MIN_IOU, TASK
-    from autotosis.metrics import event_prf, frame_prf, truth_at_times
-    from autotosis.scan import ScanOptions, scan_video
-    from autotosis.segments import EventParams, event_spans, events_from_scores
+    from autotosis.demo.demo import EVENT_MIN_IOU, TASK
+    from autotosis.detect.scan import ScanOptions, scan_video
+    from autotosis.detect.segments import EventParams, event_spans, events_from_scores
+    from autotosis.training.metrics import event_prf, frame_prf, truth_at_times
 
     scores = scan_video(samples.heldout.path, model_path, ScanOptions(use_cache=False, mode="dense"))
     truth_spans = list(samples.heldout.highlights)
@@ -79,8 +79,8 @@ def heldout_scores(samples, model_path: Path):
 
 
 def train_run(frameset, *, split: str, seed: int, epochs: int, min_images: int, out: Path) -> dict:
-    import autotosis.train as train_module
-    from autotosis.train import TrainConfig, check_leaks, split_by_clip, train
+    import autotosis.training.train as train_module
+    from autotosis.training.train import TrainConfig, check_leaks, split_by_clip, train
 
     config = TrainConfig(seed=seed, epochs=epochs)
     splitter = frame_split if split == "frame" else split_by_clip
@@ -135,11 +135,11 @@ def main() -> int:
 
     import torch
 
-    from autotosis.dataset import FrameOptions, extract_frames
-    from autotosis.demo import TASK, rough_labels_text
-    from autotosis.fsutil import write_text_atomic
-    from autotosis.labels import parse_labels
-    from autotosis.samples import DEFAULT_CAM, make_sample_set
+    from autotosis.core.fsutil import write_text_atomic
+    from autotosis.demo.demo import TASK, rough_labels_text
+    from autotosis.demo.samples import DEFAULT_CAM, make_sample_set
+    from autotosis.labels.labels import parse_labels
+    from autotosis.training.dataset import FrameOptions, extract_frames
 
     began = time.perf_counter()
     print(

@@ -25,7 +25,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from autotosis.model import (  # noqa: E402
+from autotosis.model.model import (  # noqa: E402
     DEFAULT_MEAN,
     DEFAULT_STD,
     ModelInfo,
@@ -34,7 +34,7 @@ from autotosis.model import (  # noqa: E402
     predict_probs,
     save_checkpoint,
 )
-from autotosis.onnx_backend import OnnxPredictor, export_onnx  # noqa: E402
+from autotosis.model.onnx_backend import OnnxPredictor, export_onnx  # noqa: E402
 
 
 def main() -> None:

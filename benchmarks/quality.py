@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The hard quality benchmark: held-out accuracy of the plain CLI defaults on hard footage (issue 15).
 
-For every seed a hard sample set is generated (autotosis.samples, ``hard=True``): training
+For every seed a hard sample set is generated (autotosis.demo.samples, ``hard=True``): training
 clips of 15-60 s, each a different streamer in a different room, whose face cam also does
 things that look like the highlight at a glance but are not (cheering, hard laughs with a
 shaking head, leaning in close, red room light, alerts and emotes over the cam, yawns with
@@ -79,7 +79,7 @@ def cli_identity(env: dict[str, str], cwd: Path) -> dict:
 
 def sample_set(seed: int, pool: int, args):
     """The seed's hard sample set with at least ``pool`` clips (a larger finished one is re-used)."""
-    from autotosis.samples import load_sample_set, make_sample_set
+    from autotosis.demo.samples import load_sample_set, make_sample_set
 
     data = args.out / "data"
     for folder in sorted(data.glob(f"seed{seed}-pool*")):
@@ -118,16 +118,16 @@ def sample_set(seed: int, pool: int, args):
 
 
 def _hard_version() -> int:
-    from autotosis.samples import HARD_GENERATOR_VERSION
+    from autotosis.demo.samples import HARD_GENERATOR_VERSION
 
     return HARD_GENERATOR_VERSION
 
 
 def write_labels(samples, seed: int, n: int, out: Path) -> Path:
     """A rough label file for the first n clips (edges off by up to 1 s, the same per clip for every n)."""
-    from autotosis.demo import rough_labels_text
-    from autotosis.fsutil import write_text_atomic
-    from autotosis.samples import DEFAULT_CAM
+    from autotosis.core.fsutil import write_text_atomic
+    from autotosis.demo.demo import rough_labels_text
+    from autotosis.demo.samples import DEFAULT_CAM
 
     path = out / "labels" / f"seed{seed}-n{n}" / f"{TASK}.txt"
     text = rough_labels_text(
@@ -158,9 +158,9 @@ def run_cli(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> float
 
 
 def measure(samples, scores_path: Path, events_path: Path) -> dict:
-    from autotosis.metrics import event_prf, frame_prf, interval_iou, truth_at_times
-    from autotosis.scores import read_scores
-    from autotosis.segments import read_events
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import read_events
+    from autotosis.training.metrics import event_prf, frame_prf, interval_iou, truth_at_times
 
     scores = read_scores(scores_path)
     events = read_events(events_path)
@@ -206,8 +206,8 @@ def best_threshold(scores, events, truth_spans) -> dict | None:
     whether the model separates highlights from look-alikes at all, or only its threshold is off."""
     from dataclasses import replace
 
-    from autotosis.metrics import event_prf
-    from autotosis.segments import events_from_scores
+    from autotosis.detect.segments import events_from_scores
+    from autotosis.training.metrics import event_prf
 
     best = None
     try:

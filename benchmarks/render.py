@@ -26,14 +26,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scan import CLIP_S, OUT, looped_vod  # noqa: E402  (the VOD builder of benchmarks/scan.py)
 
-from autotosis import media  # noqa: E402
+from autotosis.media import media  # noqa: E402
 
 EVENTS = 10
 EVENT_MS = 4000
 
 
 def events_file(video: Path, out: Path) -> Path:
-    from autotosis.segments import Event, EventList, EventParams, write_events
+    from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
     duration = media.probe(video).duration_ms
     # Evenly over the VOD, each 12 s into one of the looped 30 s clips, so the pieces look alike.

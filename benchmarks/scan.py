@@ -19,7 +19,7 @@ on a shared machine other jobs only ever add time.  "CPU / limit" compares CPU s
 is the wall ratio without the fixed start-up every scan pays (python, torch and the model,
 timed on its own): it matters for short VODs, not for multi-hour ones.
 
-The VODs: sample stream clips (autotosis.samples: a game with a face cam, a few seconds
+The VODs: sample stream clips (autotosis.demo.samples: a game with a face cam, a few seconds
 of "rage" in one clip out of four, so a trained model finds realistic candidates) scaled
 to 1080p60 and 720p30 with film-grain noise on top (not trivially compressible; encoded
 at 6 and 3 Mb/s, H.264 + AAC, a keyframe every 2 s), made long by stream-copy looping
@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis import media  # noqa: E402
+from autotosis.media import media  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 CLIP_S = 30  # one base clip; a VOD repeats [event clip, 3 calm clips]
@@ -70,7 +70,7 @@ def _run_ffmpeg(args: list[str], what: str) -> None:
 
 def base_clips(folder: Path) -> tuple[Path, Path]:
     """Two 30 s sample stream clips at 640x360: one with 6 s of rage, one calm."""
-    from autotosis.samples import make_stream_clip
+    from autotosis.demo.samples import make_stream_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     event, calm = folder / "base_event.mp4", folder / "base_calm.mp4"
@@ -287,7 +287,8 @@ def startup_argv(model: Path) -> list[str]:
     return [
         sys.executable,
         "-c",
-        f"from autotosis.model import load_checkpoint; load_checkpoint(__import__('pathlib').Path({str(model)!r}))",
+        "from autotosis.model.model import load_checkpoint; "
+        f"load_checkpoint(__import__('pathlib').Path({str(model)!r}))",
     ]
 
 
@@ -303,7 +304,7 @@ def _best(runs: list[Run]) -> Run:
 def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool) -> list[dict]:
     """Rows for one VOD: limit, dense, coarse (best of ``rounds``, interleaved), then
     dense and coarse once more under ATEN_CPU_CAPABILITY=default."""
-    from autotosis.model import load_checkpoint
+    from autotosis.model.model import load_checkpoint
 
     info = media.probe(video)
     _, model_info, _ = load_checkpoint(model)
@@ -372,9 +373,9 @@ def print_rows(rows: list[dict]) -> None:
 
 def event_recall(demo: Path) -> None:
     """Dense vs coarse events on the demo's held-out VOD (the model's own threshold)."""
-    from autotosis.metrics import event_prf
-    from autotosis.scores import read_scores
-    from autotosis.segments import event_params_for, event_spans, events_from_scores
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import event_params_for, event_spans, events_from_scores
+    from autotosis.training.metrics import event_prf
 
     video = demo / "clips" / "heldout_vod.mp4"
     model = demo / "rage.pt"

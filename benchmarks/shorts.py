@@ -3,7 +3,7 @@
 
 For a short and a long VOD of the same kind, renders N shorts of L seconds each (events
 spread evenly over the VOD, as if it had been scanned already: no scan is timed) with
-``autotosis.shorts.render_shorts`` (stacked layout, face cam from the sample clips,
+``autotosis.outputs.shorts.render_shorts`` (stacked layout, face cam from the sample clips,
 1080x1920, confidence overlay on) and prints:
 
   render s / shorts s   wall time per second of shorts (lower is better; < 1 is faster than realtime)
@@ -37,11 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis import media  # noqa: E402
-from autotosis.region import RegionArg  # noqa: E402
-from autotosis.samples import DEFAULT_CAM  # noqa: E402
-from autotosis.segments import Event  # noqa: E402
-from autotosis.shorts import Layout, LengthRules, ShortsOptions, ShortSource, render_shorts  # noqa: E402
+from autotosis.core.region import RegionArg  # noqa: E402
+from autotosis.demo.samples import DEFAULT_CAM  # noqa: E402
+from autotosis.detect.segments import Event  # noqa: E402
+from autotosis.media import media  # noqa: E402
+from autotosis.outputs.shorts import Layout, LengthRules, ShortsOptions, ShortSource, render_shorts  # noqa: E402
 from benchmarks.scan import OUT, VODS, looped_vod  # noqa: E402
 
 

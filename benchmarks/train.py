@@ -65,7 +65,7 @@ def make_shards(frames: int):
     """Synthetic shards (made once) and a FrameSet describing them."""
     import numpy as np
 
-    from autotosis.dataset import ClipFrames, FrameSet
+    from autotosis.training.dataset import ClipFrames, FrameSet
 
     count = max(2, frames // FRAMES_PER_SHARD)
     SHARDS.mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,8 @@ def child(freeze: str, frames: int, steps: int, batch: int, rounds: int) -> dict
     import torch
     import torch.nn.functional as F
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, to_input_tensor
-    from autotosis.train import (
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, to_input_tensor
+    from autotosis.training.train import (
         FrameDataset,
         TrainConfig,
         apply_freeze,

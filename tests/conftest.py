@@ -62,7 +62,7 @@ def constant_model(path: Path, rage_logit: float, crop=None) -> Path:
     """A 'rage' checkpoint whose every answer is the same (zero convolutions, a fixed head bias)."""
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     model = build_model(2)
     with torch.no_grad():

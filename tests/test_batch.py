@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from autotosis import media
-from autotosis.batch import Manifest, Pick, collect_inputs, runs_by_source, select_best
 from autotosis.cli import main
-from autotosis.errors import ExitStatus, UsageError
-from autotosis.segments import Event
+from autotosis.core.errors import ExitStatus, UsageError
+from autotosis.detect.segments import Event
+from autotosis.media import media
+from autotosis.workflows.batch import Manifest, Pick, collect_inputs, runs_by_source, select_best
 from tests.test_pipeline import CAM, flash_clip
 
 pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
@@ -390,7 +390,7 @@ def test_sigterm_to_a_local_worker_unwinds_its_job_first(tmp_path: Path):
     the worker ends as SIGTERM would have ended it (the job counts as failed, the pool is replaced)."""
     import concurrent.futures
 
-    from autotosis.engines import LocalEngine
+    from autotosis.workflows.engines import LocalEngine
 
     with LocalEngine(1, 1) as engine:
         handle = engine.submit(_sigterm_job, str(tmp_path))

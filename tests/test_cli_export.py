@@ -15,11 +15,12 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from autotosis import export, media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
-from autotosis.scores import Scores, write_scores
-from autotosis.segments import Event, EventList, EventParams, read_events, write_events
+from autotosis.core.errors import ExitStatus
+from autotosis.detect.scores import Scores, write_scores
+from autotosis.detect.segments import Event, EventList, EventParams, read_events, write_events
+from autotosis.media import media
+from autotosis.outputs import export
 from tests.conftest import make_video
 
 pytestmark = pytest.mark.media

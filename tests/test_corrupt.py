@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
+from autotosis.core.errors import ExitStatus
 from tests import corpus
 
 pytestmark = [pytest.mark.media, pytest.mark.torch]
@@ -52,7 +52,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     """A 3-s video, an untrained 32-pixel model, and its scores and events files (made once)."""
     import torch
 
-    from autotosis.model import (
+    from autotosis.model.model import (
         DEFAULT_MEAN,
         DEFAULT_STD,
         ModelInfo,
@@ -286,7 +286,7 @@ def borders_scan(made, tmp_path_factory) -> dict[str, Path]:
     the cache after one scan with it, and that scan's scores."""
     import torch
 
-    from autotosis.model import (
+    from autotosis.model.model import (
         DEFAULT_MEAN,
         DEFAULT_STD,
         ModelInfo,
@@ -458,7 +458,7 @@ class InlineEngine:
 
 @pytest.fixture
 def inline_engine(monkeypatch):
-    from autotosis import engines
+    from autotosis.workflows import engines
 
     monkeypatch.setattr(engines, "make_engine", lambda *args, **kwargs: InlineEngine())
 
@@ -466,7 +466,7 @@ def inline_engine(monkeypatch):
 @pytest.fixture(scope="module")
 def batch_done(made, tmp_path_factory) -> dict[str, Path]:
     """A finished batch of one VOD (a model that always says rage: one event), made once."""
-    from autotosis import engines
+    from autotosis.workflows import engines
     from tests.conftest import constant_model
 
     folder = tmp_path_factory.mktemp("batch")
@@ -662,7 +662,7 @@ def test_two_frames_runs_into_one_folder_both_succeed(frames_project, tmp_path):
 
 
 def test_two_renders_with_force_on_one_reel_leave_one_whole_reel(made, tmp_path):
-    from autotosis import media
+    from autotosis.media import media
 
     out = tmp_path / "reel.mp4"
     argv = ["render", str(made["video"]), str(made["events"]), "-o", str(out), "--force", "--size", "64x36"]

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.dataset import IGNORE
-from autotosis.errors import ExitStatus, UsageError
-from autotosis.evaluate import EvalOptions, LabelledScores, clip_unit, evaluate_units, worst_first
-from autotosis.labels import Span, parse_labels_text
-from autotosis.scores import Scores
+from autotosis.core.errors import ExitStatus, UsageError
+from autotosis.detect.scores import Scores
+from autotosis.labels.labels import Span, parse_labels_text
+from autotosis.media import media
+from autotosis.training.dataset import IGNORE
+from autotosis.training.evaluate import EvalOptions, LabelledScores, clip_unit, evaluate_units, worst_first
 from tests.conftest import constant_model, flash_clip
 
 BINARY = ("background", "rage")

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from autotosis.demo import CLIPS_DIR, LABELS_DIR, TASK, rough_labels_text
-from autotosis.labels import format_labels, parse_labels, parse_labels_text
-from autotosis.region import Region
+from autotosis.core.region import Region
+from autotosis.demo.demo import CLIPS_DIR, LABELS_DIR, TASK, rough_labels_text
+from autotosis.labels.labels import format_labels, parse_labels, parse_labels_text
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS_FOLDER = ROOT / "labels"

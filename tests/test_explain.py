@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
-from autotosis.explain import audit_frames, border_mask, border_share, grad_cam, masks, reference_shares
-from autotosis.model import load_checkpoint, predict_probs
+from autotosis.core.errors import ExitStatus
+from autotosis.model.model import load_checkpoint, predict_probs
+from autotosis.training.explain import audit_frames, border_mask, border_share, grad_cam, masks, reference_shares
 from tests.conftest import make_video
 from tests.test_stills import red_detector
 
@@ -183,7 +183,7 @@ def test_audit_warns_about_a_border_shortcut_only(detector: Path, tmp_path: Path
 
 @pytest.mark.media
 def test_audit_measures_validation_frames_only(detector: Path, tmp_path: Path):
-    from autotosis.explain import audit_labels
+    from autotosis.training.explain import audit_labels
 
     model, info, _ = load_checkpoint(detector)
     labels = _label_project(tmp_path / "bars", "border")

@@ -12,11 +12,12 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from autotosis import export, media
-from autotosis.errors import DataError, OutputExistsError, UsageError
-from autotosis.export import Chapter
-from autotosis.media import VideoInfo
-from autotosis.segments import Event, EventList, EventParams, read_events
+from autotosis.core.errors import DataError, OutputExistsError, UsageError
+from autotosis.detect.segments import Event, EventList, EventParams, read_events
+from autotosis.media import media
+from autotosis.media.media import VideoInfo
+from autotosis.outputs import export
+from autotosis.outputs.export import Chapter
 
 NTSC = Fraction(30000, 1001)
 NTSC60 = Fraction(60000, 1001)

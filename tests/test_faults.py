@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
+from autotosis.core.errors import ExitStatus
 from tests import corpus
 
 pytestmark = [pytest.mark.media]
@@ -198,7 +198,7 @@ def model(tmp_path_factory) -> Path:
     """An untrained checkpoint: scanning with it is cheap and deterministic."""
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -234,7 +234,7 @@ def test_scan_killed_then_rerun_gives_the_same_scores(project: Path, model: Path
 
 
 def _events_file(tmp_path: Path, video: Path, spans: list[tuple[int, int]]) -> Path:
-    from autotosis.segments import Event, EventList, EventParams, write_events
+    from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
     events = tuple(Event(s, e, "rage", 0.9, 0.8, s) for s, e in spans)
     path = tmp_path / "v.events.json"

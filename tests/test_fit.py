@@ -14,12 +14,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotosis.calibrate import EventRules, OofClip, calibrate, clip_mistakes, clip_truth, evaluate_rules
-from autotosis.dataset import IGNORE, ClipFrames, FrameSet
-from autotosis.fit import _hard_negative_weights, fit, k_fold_by_clip, out_of_fold_clip, plan_fit
-from autotosis.model import CHECKPOINT_FORMAT, build_model, load_checkpoint
-from autotosis.segments import EventParams, event_params_for
-from autotosis.train import FrameDataset, TrainConfig, make_train_loader
+from autotosis.detect.segments import EventParams, event_params_for
+from autotosis.model.model import CHECKPOINT_FORMAT, build_model, load_checkpoint
+from autotosis.training.calibrate import EventRules, OofClip, calibrate, clip_mistakes, clip_truth, evaluate_rules
+from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
+from autotosis.training.fit import _hard_negative_weights, fit, k_fold_by_clip, out_of_fold_clip, plan_fit
+from autotosis.training.train import FrameDataset, TrainConfig, make_train_loader
 from tests.conftest import constant_model, flash_clip
 from tests.test_train import SIZE, fast_config, make_frameset
 
@@ -221,7 +221,7 @@ def _cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.media
 @pytest.mark.torch
 def test_events_use_the_rules_stored_in_the_model_unless_given(tmp_path: Path):
-    import autotosis.model as model_module
+    import autotosis.model.model as model_module
 
     video = flash_clip(tmp_path / "v.mp4", 8, [])
     path = constant_model(tmp_path / "m.pt", 0.4)  # every sample scores sigmoid(0.4) = 0.60
@@ -266,7 +266,7 @@ def test_fit_cross_validates_stores_calibration_and_resumes_the_final_fit(tmp_pa
 
 
 def test_an_onnx_file_given_for_a_checkpoint_says_what_it_is(tmp_path: Path):
-    from autotosis.errors import ModelError
+    from autotosis.core.errors import ModelError
 
     path = tmp_path / "rage.onnx"
     path.write_bytes(b"\x08\x07onnx-ish protobuf")
@@ -279,7 +279,7 @@ def test_an_onnx_file_given_for_a_checkpoint_says_what_it_is(tmp_path: Path):
 @pytest.mark.media
 @pytest.mark.torch
 def test_events_class_is_checked_with_a_suggestion_and_named_for_multi_class(tmp_path: Path):
-    from autotosis.scores import Scores, write_scores
+    from autotosis.detect.scores import Scores, write_scores
 
     scores = Scores(
         video=tmp_path / "v.mp4",
@@ -305,7 +305,7 @@ def test_events_class_is_checked_with_a_suggestion_and_named_for_multi_class(tmp
 
 
 def test_eval_reports_the_calibration_error_of_the_scores():
-    from autotosis.evaluate import EvalOptions, LabelledScores, evaluate_units
+    from autotosis.training.evaluate import EvalOptions, LabelledScores, evaluate_units
 
     targets = np.array([1] * 8 + [0] * 2 + [1] * 2 + [0] * 8)
     probs = np.stack([1 - np.array([0.8] * 10 + [0.2] * 10), np.array([0.8] * 10 + [0.2] * 10)], axis=1).astype(
@@ -324,7 +324,7 @@ def test_eval_reports_the_calibration_error_of_the_scores():
 
 def test_train_help_states_the_training_length_the_code_uses(capsys):
     from autotosis.cli import main
-    from autotosis.train import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, AUTO_PASSES, AUTO_REFERENCE_FRAMES
+    from autotosis.training.train import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, AUTO_PASSES, AUTO_REFERENCE_FRAMES
 
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -335,7 +335,13 @@ def test_train_help_states_the_training_length_the_code_uses(capsys):
 
 
 def test_the_training_budget_grows_slower_than_the_data():
-    from autotosis.train import AUTO_MAX_IMAGES, AUTO_MIN_IMAGES, AUTO_PASSES, AUTO_REFERENCE_FRAMES, auto_images
+    from autotosis.training.train import (
+        AUTO_MAX_IMAGES,
+        AUTO_MIN_IMAGES,
+        AUTO_PASSES,
+        AUTO_REFERENCE_FRAMES,
+        auto_images,
+    )
 
     assert auto_images(AUTO_REFERENCE_FRAMES) == max(AUTO_MIN_IMAGES, AUTO_PASSES * AUTO_REFERENCE_FRAMES)
     budgets = [auto_images(f) for f in (100, 1000, 2000, 4000, 8000, 16000, 10**6)]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from autotosis.errors import OutputExistsError
-from autotosis.fsutil import atomic_path, write_text_atomic
+from autotosis.core.errors import OutputExistsError
+from autotosis.core.fsutil import atomic_path, write_text_atomic
 
 
 def test_finished_output_gets_the_users_default_mode(tmp_path: Path):
@@ -44,8 +44,8 @@ def test_a_full_disk_while_saving_a_checkpoint_is_a_file_system_error(tmp_path: 
 
     import torch
 
-    from autotosis.errors import FileSystemError
-    from autotosis.model import ModelInfo, save_checkpoint
+    from autotosis.core.errors import FileSystemError
+    from autotosis.model.model import ModelInfo, save_checkpoint
 
     def full_disk(self, data):
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
@@ -70,7 +70,7 @@ def test_work_dir_is_removed_and_sweeps_folders_of_dead_runs_only(tmp_path: Path
     import sys
     import tempfile
 
-    from autotosis.fsutil import work_dir
+    from autotosis.core.fsutil import work_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.run(

@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autotosis.cli import main
-from autotosis.errors import ExitStatus, LabelError, LabelErrors, ModelError, OutputExistsError
-from autotosis.labels import (
+from autotosis.core.errors import ExitStatus, LabelError, LabelErrors, ModelError, OutputExistsError
+from autotosis.core.region import Region
+from autotosis.core.timefmt import label_time as format_time
+from autotosis.labels.labels import (
     ClipEntry,
     LabelFile,
     Span,
@@ -30,8 +32,6 @@ from autotosis.labels import (
     resolve_clip_path,
     write_labels,
 )
-from autotosis.region import Region
-from autotosis.timefmt import label_time as format_time
 
 LABELS = Path("/data/labels/rage.txt")
 CAM = Region(0.7833, 0.1296, 0.9682, 0.3694)

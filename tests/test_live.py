@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus, MediaError, UsageError
-from autotosis.live import Trigger
+from autotosis.core.errors import ExitStatus, MediaError, UsageError
+from autotosis.media import media
+from autotosis.workflows.live import Trigger
 from tests.conftest import make_video
 from tests.test_stills import red_detector
 
@@ -209,8 +209,8 @@ def test_live_refuses_a_text_file(tmp_path: Path, capsys):
 
 def test_replays_of_another_source_whose_name_starts_alike_do_not_block(tmp_path: Path):
     """vod_from40.mp4's replays are not vod.mp4's: only vod.mp4's own replay names refuse the folder."""
-    from autotosis.errors import OutputExistsError
-    from autotosis.live import check_replay_dir, replay_name
+    from autotosis.core.errors import OutputExistsError
+    from autotosis.workflows.live import check_replay_dir, replay_name
 
     (tmp_path / replay_name("vod_from40", 12_000, 0.91)).write_bytes(b"x")
     check_replay_dir(tmp_path, "vod", force=False)  # nothing of vod's would be overwritten

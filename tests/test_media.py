@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis import media
-from autotosis.errors import MediaError
+from autotosis.core.errors import MediaError
+from autotosis.media import media
 
 pytestmark = pytest.mark.media
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotosis.errors import DataError, UsageError
-from autotosis.metrics import PRF, average_precision, event_prf, frame_prf, interval_iou, truth_at_times
+from autotosis.core.errors import DataError, UsageError
+from autotosis.training.metrics import PRF, average_precision, event_prf, frame_prf, interval_iou, truth_at_times
 
 
 def counts(prf: PRF) -> tuple[int, int, int]:
@@ -192,7 +192,7 @@ def test_average_precision_matches_brute_force(pairs):
 
 
 def test_expected_calibration_error_is_zero_for_calibrated_scores_and_grows_with_overconfidence():
-    from autotosis.metrics import expected_calibration_error
+    from autotosis.training.metrics import expected_calibration_error
 
     # Ten samples at 0.8 of which eight are right, ten at 0.2 of which two are: perfectly calibrated.
     scores = np.array([0.8] * 10 + [0.2] * 10)

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotosis.cli import main
-from autotosis.dataset import IGNORE, frame_targets
-from autotosis.errors import LabelErrors
-from autotosis.labels import ClipEntry, LabelFile, Span, format_labels, parse_labels_text
-from autotosis.model import load_checkpoint
+from autotosis.core.errors import LabelErrors
+from autotosis.labels.labels import ClipEntry, LabelFile, Span, format_labels, parse_labels_text
+from autotosis.model.model import load_checkpoint
+from autotosis.training.dataset import IGNORE, frame_targets
 from tests.conftest import make_video
 
 LABELS = Path("/project/labels/show.txt")
@@ -225,9 +225,9 @@ def test_three_class_model_from_labels_to_events(tmp_path: Path, monkeypatch, ca
     assert 6000 <= events[0]["start_ms"] <= 8000 and 9000 <= events[0]["end_ms"] <= 11_000
 
     # The overlay text of a reel names the class and shows its score.
-    from autotosis.render import chunk_overlays
-    from autotosis.scores import read_scores
-    from autotosis.segments import read_events
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import read_events
+    from autotosis.outputs.render import chunk_overlays
 
     event = read_events(events_path).events[0]
     overlays = chunk_overlays(event, read_scores(scores_path), 1000, 500, tmp_path, "o")

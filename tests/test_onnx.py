@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
-from autotosis.model import (
+from autotosis.core.errors import ExitStatus
+from autotosis.media import media
+from autotosis.model.model import (
     DEFAULT_MEAN,
     DEFAULT_STD,
     ModelInfo,
@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.torch, pytest.mark.media]
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from autotosis.onnx_backend import INFO_KEY  # noqa: E402
-from autotosis.predictor import OnnxPredictor  # noqa: E402
+from autotosis.model.onnx_backend import INFO_KEY  # noqa: E402
+from autotosis.model.predictor import OnnxPredictor  # noqa: E402
 
 SIZE = 64
 CROP = (0.25, 0.0, 1.0, 0.75)

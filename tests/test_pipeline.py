@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
+from autotosis.core.errors import ExitStatus
+from autotosis.media import media
 from tests.conftest import make_video
 
 pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
@@ -255,7 +255,7 @@ def test_span_past_clip_end_is_a_label_error(tmp_path: Path, video_factory, caps
 
 
 def test_config_file_sets_defaults_and_flags_override(tmp_path: Path, monkeypatch):
-    from autotosis.scores import Scores, write_scores
+    from autotosis.detect.scores import Scores, write_scores
 
     monkeypatch.chdir(tmp_path)
     times = np.arange(0, 20000, 500, dtype=np.int64)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import autotosis.model as model_module
-from autotosis import media
+import autotosis.model.model as model_module
 from autotosis.cli import main
-from autotosis.errors import ExitStatus, ModelError
-from autotosis.model import (
+from autotosis.core.errors import ExitStatus, ModelError
+from autotosis.media import media
+from autotosis.model.model import (
     DEFAULT_MEAN,
     DEFAULT_STD,
     ModelInfo,
@@ -25,7 +25,7 @@ from autotosis.model import (
     save_checkpoint,
     to_input_tensor,
 )
-from autotosis.predictor import TorchPredictor, load_predictor, model_backend, read_model_info
+from autotosis.model.predictor import TorchPredictor, load_predictor, model_backend, read_model_info
 from tests.conftest import constant_model, flash_clip
 
 pytestmark = [pytest.mark.torch]

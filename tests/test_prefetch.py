@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from autotosis.prefetch import Stalled, prefetch
+from autotosis.core.prefetch import Stalled, prefetch
 
 
 def test_items_arrive_in_order_and_are_produced_in_another_thread():
@@ -85,7 +85,7 @@ def test_ctrl_c_taken_by_the_producer_thread_still_stops_the_consumer_at_once():
 
 
 def test_a_producer_that_ignores_stop_does_not_hang_the_consumer(monkeypatch):
-    from autotosis import prefetch as module
+    from autotosis.core import prefetch as module
 
     monkeypatch.setattr(module, "JOIN_S", 0.5)
     release = threading.Event()

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from autotosis import media
-from autotosis.batch import Manifest
+from autotosis.media import media
+from autotosis.workflows.batch import Manifest
 from tests.conftest import constant_model, flash_clip
 
 pytest.importorskip("ray")
@@ -336,7 +336,7 @@ def test_worker_node_killed_mid_batch(cluster: Cluster, tmp_path: Path):
 
 def test_outputs_the_driver_cannot_see_fail_the_vod(tmp_path: Path):
     """A node without the shared DIR writes a VOD's outputs to its own disk: recorded as failed, not a crash."""
-    from autotosis.batch import VodResult, _Planned, _record
+    from autotosis.workflows.batch import VodResult, _Planned, _record
 
     manifest = Manifest(tmp_path / "manifest.jsonl")
     item = _Planned(tmp_path / "vod.mp4", "vod", "fingerprint", False, None)

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autotosis import media, report
-from autotosis.errors import OutputExistsError
-from autotosis.scores import Scores
-from autotosis.segments import Event, EventList, EventParams, events_from_scores
-from autotosis.timefmt import clock_seconds
+from autotosis.core.errors import OutputExistsError
+from autotosis.core.timefmt import clock_seconds
+from autotosis.detect.scores import Scores
+from autotosis.detect.segments import Event, EventList, EventParams, events_from_scores
+from autotosis.media import media
+from autotosis.outputs import report
 
 HOSTILE_CLASS = '<script>alert("class")</script>'
 HOSTILE_FILE = 'vod <script>alert(1)<b> "q" \'s.mp4'  # no "/" possible in a file name

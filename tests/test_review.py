@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
-from autotosis.labels import Span, parse_labels, parse_labels_text
-from autotosis.review import (
+from autotosis.core.errors import ExitStatus
+from autotosis.detect.scores import ScanInfo, Scores
+from autotosis.detect.segments import Event
+from autotosis.labels.labels import Span, parse_labels, parse_labels_text
+from autotosis.media import media
+from autotosis.workflows.review import (
     HardExample,
     ReviewClip,
     clip_name,
@@ -21,8 +23,6 @@ from autotosis.review import (
     review_section,
     review_windows,
 )
-from autotosis.scores import ScanInfo, Scores
-from autotosis.segments import Event
 from tests.conftest import constant_model, flash_clip
 
 CAM = (0.75, 0.0, 1.0, 0.3)
@@ -133,7 +133,7 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.mark.media
 def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, monkeypatch, capsys):
-    monkeypatch.setattr("autotosis.scan.scan_video", fake_scan([(3000, 6000), (12_000, 14_000)]))
+    monkeypatch.setattr("autotosis.detect.scan.scan_video", fake_scan([(3000, 6000), (12_000, 14_000)]))
     vod = flash_clip(tmp_path / "new vod.mp4", 18, [(3, 6), (12, 14)], audio=True)
     model = constant_model(tmp_path / "m.pt", 0.0, crop=CAM)
     labels = project / "rage.txt"
@@ -248,7 +248,7 @@ def test_hard_negatives_are_written_most_confident_first_with_a_sheet(project: P
 def test_review_into_a_copy_of_the_labels_and_a_real_mismatch(project: Path, tmp_path: Path, monkeypatch, capsys):
     # `review --labels copy.txt` exited 3 (and eval 7) for a copy of the training labels: the task came from the
     # file name.  A file without '# task=' fits any model of one class; one that names another task is exit 5.
-    monkeypatch.setattr("autotosis.scan.scan_video", fake_scan([(3000, 6000)]))
+    monkeypatch.setattr("autotosis.detect.scan.scan_video", fake_scan([(3000, 6000)]))
     vod = flash_clip(tmp_path / "vod.mp4", 8, [(3, 6)])
     model = constant_model(tmp_path / "m.pt", 0.0, crop=CAM)
     copy = project / "copy.txt"

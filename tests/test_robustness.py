@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
+from autotosis.core.errors import ExitStatus
+from autotosis.media import media
 from tests import corpus
 
 pytestmark = [pytest.mark.media]
@@ -66,7 +66,7 @@ def model(tmp_path_factory) -> Path:
     """An untrained 32-pixel checkpoint: enough to scan, cheap to run."""
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
@@ -93,7 +93,7 @@ def label_file(folder: Path, line: str, name: str = "rage.txt") -> Path:
 
 
 def events_file(folder: Path, video: Path, spans: list[tuple[int, int]], label: str = "rage") -> Path:
-    from autotosis.segments import Event, EventList, EventParams, write_events
+    from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "v.events.json"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotosis.region import crop_pixels as cam_box
-from autotosis.samples import (
+from autotosis.core.region import crop_pixels as cam_box
+from autotosis.demo.samples import (
     CAM_JITTER_PX,
     CAM_SCALE_JITTER,
     DEFAULT_CAM,
@@ -251,7 +251,7 @@ def test_clip_truth_json_round_trip_with_hard_fields(tmp_path):
 @pytest.mark.media
 @needs_ffmpeg
 def test_hard_clip_and_set_files(tmp_path):
-    from autotosis.media import probe
+    from autotosis.media.media import probe
 
     truth = make_stream_clip(tmp_path / "h.mp4", duration_s=3.0, highlights=[(500, 1500)], seed=6, hard=True, **SMALL)
     assert truth.hard and truth.drawn_cam == jittered_cam(DEFAULT_CAM, 6, 160, 90) and truth.cam == DEFAULT_CAM
@@ -270,7 +270,7 @@ def test_hard_clip_and_set_files(tmp_path):
     stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "set").glob("*.mp4")}
     assert make_sample_set(tmp_path / "set", seed=3, **args) == samples
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "set").glob("*.mp4")} == stamps
-    from autotosis.errors import OutputExistsError
+    from autotosis.core.errors import OutputExistsError
 
     with pytest.raises(OutputExistsError):
         make_sample_set(tmp_path / "set", seed=3, **{**args, "hard": False})

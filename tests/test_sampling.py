@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import DataError, ExitStatus, OutputExistsError
-from autotosis.model import load_checkpoint
-from autotosis.sampling import (
+from autotosis.core.errors import DataError, ExitStatus, OutputExistsError
+from autotosis.media import media
+from autotosis.model.model import load_checkpoint
+from autotosis.training.sampling import (
     folder_frames,
     load_image,
     read_image_folder,
@@ -22,7 +22,7 @@ from autotosis.sampling import (
     sample_times,
     scene_of,
 )
-from autotosis.train import split_by_clip
+from autotosis.training.train import split_by_clip
 from tests.conftest import make_video
 
 
@@ -275,7 +275,7 @@ def test_train_and_eval_on_an_image_folder(tmp_path: Path, capsys):
 
 def blocky_clip(root: Path, name: str, rng: np.random.Generator, count: int = 12, size: int = 32):
     """Frames of big random blocks (high contrast, so their hashes are stable)."""
-    from autotosis.dataset import ClipFrames
+    from autotosis.training.dataset import ClipFrames
 
     frames = np.kron(
         rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8), np.ones((1, size // 8, size // 8, 1), np.uint8)
@@ -289,7 +289,7 @@ def blocky_clip(root: Path, name: str, rng: np.random.Generator, count: int = 12
 
 
 def test_leak_check_finds_copied_footage_only(tmp_path: Path):
-    from autotosis.train import check_leaks
+    from autotosis.training.train import check_leaks
 
     rng = np.random.default_rng(0)
     train = [blocky_clip(tmp_path, f"t{i}", rng) for i in range(4)]
@@ -315,8 +315,8 @@ def test_leak_check_finds_copied_footage_only(tmp_path: Path):
 
 @pytest.mark.torch
 def test_training_warns_about_near_duplicates(tmp_path: Path):
-    from autotosis.dataset import FrameSet
-    from autotosis.train import TrainConfig, split_by_clip, train
+    from autotosis.training.dataset import FrameSet
+    from autotosis.training.train import TrainConfig, split_by_clip, train
 
     rng = np.random.default_rng(1)
     scenes = [blocky_clip(tmp_path, f"scene{i}", rng, count=16) for i in range(3)]
@@ -338,8 +338,8 @@ def copy_of(clip, number: int):
 
 @pytest.mark.media
 def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monkeypatch):
-    from autotosis.dataset import FrameOptions, extract_frames
-    from autotosis.labels import parse_labels
+    from autotosis.labels.labels import parse_labels
+    from autotosis.training.dataset import FrameOptions, extract_frames
 
     # A wide picture letterboxed into the frame: black bars at the top and the bottom.
     make_video(
@@ -369,8 +369,8 @@ def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monke
 def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_borders(tmp_path: Path, monkeypatch):
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
-    from autotosis.scan import ScanOptions, scan_video
+    from autotosis.detect.scan import ScanOptions, scan_video
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     model = tmp_path / "borders.pt"
@@ -395,15 +395,15 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     again = scan_video(tmp_path / "pb.mp4", model, replace(options, use_cache=True, batch_size=4))
     assert tuple(again.scan.region) == (left, top, right, bottom)
     # Stills score the same picture.
-    from autotosis.predictor import load_predictor
-    from autotosis.stills import StillsOptions, mine_stills
+    from autotosis.model.predictor import load_predictor
+    from autotosis.outputs.stills import StillsOptions, mine_stills
 
     monkeypatch.undo()  # stills remember borders in the default cache: point it at a fresh folder
     monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache-root"))
     stills = mine_stills(tmp_path / "pb.mp4", tmp_path / "stills", StillsOptions(count=1), load_predictor(model))
     assert tuple(stills.settings["region"]) == (left, top, right, bottom)
     # eval frames labelled clips as in training without being told again.
-    import autotosis.evaluate as evaluate_module
+    import autotosis.training.evaluate as evaluate_module
 
     seen = {}
     real = evaluate_module.score_labelled_clips

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis import coarse, media
-from autotosis.errors import ExitStatus
-from autotosis.scan import ScanOptions, resolve_mode, scan_video, scan_with
-from autotosis.segments import EventParams, event_spans, events_from_scores
+from autotosis.core.errors import ExitStatus
+from autotosis.detect import coarse
+from autotosis.detect.scan import ScanOptions, resolve_mode, scan_video, scan_with
+from autotosis.detect.segments import EventParams, event_spans, events_from_scores
+from autotosis.media import media
 
 pytestmark = pytest.mark.media
 
@@ -29,7 +30,7 @@ class Redness:
     """Scores a frame by its share of clearly red pixels: ("background", "red") probabilities."""
 
     def __init__(self, crop=None, size: int = 16):
-        from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo
+        from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo
 
         self.info = ModelInfo(
             task="red",
@@ -231,7 +232,7 @@ def test_non_square_pixels_give_the_same_picture_as_square_ones(video_factory):
 def checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "tiny.pt"

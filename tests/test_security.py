@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from autotosis.cli import main
-from autotosis.errors import ExitStatus, ModelError
+from autotosis.core.errors import ExitStatus, ModelError
 from tests import corpus
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autotosis"
@@ -48,7 +48,7 @@ class Payload:
 def test_checkpoint_with_a_pickle_payload_is_refused_without_running_it(kind, tmp_path, capsys):
     import torch
 
-    from autotosis import model as model_module
+    from autotosis.model import model as model_module
 
     marker = tmp_path / "payload ran"
     evil = tmp_path / "evil.pt"
@@ -181,7 +181,7 @@ def test_label_paths_cannot_make_frames_write_outside_the_output_folder(tmp_path
 def test_class_names_with_path_syntax_do_not_leave_the_render_folder(tmp_path, monkeypatch):
     import tempfile
 
-    from autotosis.segments import Event, EventList, EventParams, write_events
+    from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
     video = corpus.normal(tmp_path / "v.mp4", duration=2.0)
     work = tmp_path / "tmp"
@@ -221,8 +221,8 @@ class _Tags(HTMLParser):
 
 @pytest.mark.media
 def test_report_escapes_file_names_and_labels(tmp_path, monkeypatch):
-    from autotosis.scores import Scores, write_scores
-    from autotosis.segments import Event, EventList, EventParams, write_events
+    from autotosis.detect.scores import Scores, write_scores
+    from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
     monkeypatch.chdir(tmp_path)
     hostile = "<script>alert('name')\"' onmouseover=\"alert(1)"  # a file name: no slash

@@ -12,8 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autotosis.errors import DataError, OutputExistsError, UsageError
-from autotosis.segments import Event, EventList, EventParams, events_from_scores, find_events, read_events, write_events
+from autotosis.core.errors import DataError, OutputExistsError, UsageError
+from autotosis.detect.segments import (
+    Event,
+    EventList,
+    EventParams,
+    events_from_scores,
+    find_events,
+    read_events,
+    write_events,
+)
 
 # Bare parameters: no merging, no minimum, no padding, so one stage can be tested at a time.
 BARE = EventParams(threshold=0.5, min_length_ms=0, merge_gap_ms=0, pad_before_ms=0, pad_after_ms=0)
@@ -266,7 +274,7 @@ def test_numpy_numbers_are_stored_as_plain_numbers():
 
 
 def test_events_from_scores_uses_the_named_column():
-    from autotosis.scores import Scores
+    from autotosis.detect.scores import Scores
 
     times = np.arange(10, dtype=np.int64) * 500
     rage = np.array([0, 0, 0.9, 0.9, 0, 0, 0, 0, 0, 0], dtype=np.float32)
@@ -521,7 +529,7 @@ def test_top_k_takes_the_best_moments_even_below_the_threshold():
 
 
 def test_nothing_found_hint_names_the_highest_score_and_a_threshold_that_finds_it():
-    from autotosis.segments import nothing_found_hint
+    from autotosis.detect.segments import nothing_found_hint
 
     times = np.arange(10, dtype=np.int64) * 500
     scores = np.array([0.1, 0.2, 0.43, 0.3, 0.1, 0.0, 0.0, 0.1, 0.1, 0.1])

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import DataError, ExitStatus, UsageError
-from autotosis.region import RegionArg
-from autotosis.region import parse_region_arg as parse_region
-from autotosis.segments import Event
-from autotosis.shorts import (
+from autotosis.core.errors import DataError, ExitStatus, UsageError
+from autotosis.core.region import RegionArg
+from autotosis.core.region import parse_region_arg as parse_region
+from autotosis.detect.segments import Event
+from autotosis.media import media
+from autotosis.outputs.shorts import (
     FrameGeometry,
     Layout,
     LengthRules,
@@ -153,7 +153,7 @@ def test_game_and_fit_layouts():
 
 @given(st.fractions(1, 5000), st.fractions(1, 5000), st.integers(2, 4000), st.integers(2, 4000))
 def test_fill_rect_is_the_largest_centred_part_with_the_target_aspect(w, h, out_w, out_h):
-    from autotosis.shorts import Rect
+    from autotosis.outputs.shorts import Rect
 
     rect = Rect(Fraction(10), Fraction(20), Fraction(w), Fraction(h))
     fill = fill_rect(rect, out_w, out_h)
@@ -643,7 +643,7 @@ def test_existing_shorts_are_kept_unless_forced(tmp_path: Path, capsys):
 def test_model_mode_scans_and_uses_the_model_crop_as_cam(tmp_path: Path):
     import torch
 
-    from autotosis.model import ModelInfo, build_model, save_checkpoint
+    from autotosis.model.model import ModelInfo, build_model, save_checkpoint
 
     model = build_model(2)
     with torch.no_grad():  # every frame scores ~1 for "rage": one event over the whole clip

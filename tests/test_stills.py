@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from autotosis import media
 from autotosis.cli import main
-from autotosis.errors import ExitStatus
-from autotosis.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
-from autotosis.stills import Candidate, StillsOptions, choose, grey_frames, similarity, still_name
+from autotosis.core.errors import ExitStatus
+from autotosis.media import media
+from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
+from autotosis.outputs.stills import Candidate, StillsOptions, choose, grey_frames, similarity, still_name
 from tests.conftest import FFMPEG, make_video
 
 pytestmark = [pytest.mark.media, pytest.mark.torch]

@@ -1,4 +1,7 @@
-"""autotosis.timefmt: the one home for time text (the terminal, the report, exports and file names call it directly)."""
+"""autotosis.core.timefmt: the one home for time text.
+
+The terminal, the report, exports and file names call it directly.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autotosis import timefmt
-from autotosis.labels import parse_time
+from autotosis.core import timefmt
+from autotosis.labels.labels import parse_time
 
 TEN_DAYS_MS = 10 * 24 * 3_600_000
 times = st.integers(min_value=0, max_value=TEN_DAYS_MS)
@@ -99,8 +102,8 @@ def test_parsing_back_gives_the_truncated_time(ms):
 
 
 def test_terminal_and_report_agree():
-    from autotosis import report
     from autotosis.cli import detect, outputs
+    from autotosis.outputs import report
 
     assert detect.clock_tenths is outputs.clock_tenths is report.clock_tenths is timefmt.clock_tenths
 

@@ -16,9 +16,8 @@ import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotosis.dataset import IGNORE, ClipFrames, FrameSet
-from autotosis.errors import DataError, ModelError, OutputExistsError, UsageError
-from autotosis.model import (
+from autotosis.core.errors import DataError, ModelError, OutputExistsError, UsageError
+from autotosis.model.model import (
     CHECKPOINT_FORMAT,
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -30,7 +29,8 @@ from autotosis.model import (
     save_checkpoint,
     to_input_tensor,
 )
-from autotosis.train import (
+from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
+from autotosis.training.train import (
     AUGMENT_COLOUR_CAST,
     FrameDataset,
     TrainConfig,
@@ -581,7 +581,7 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 import torch
 from test_train import fast_config, make_frameset
-from autotosis.train import train
+from autotosis.training.train import train
 fs = make_frameset(Path({root!r}), ((6, 6, 0), (0, 12, 0), (6, 6, 0)))
 result = train(fs, fast_config(epochs=1, batch_size=8, max_frames_per_epoch=16), Path({root!r}) / "m.pt")
 print(json.dumps({{"capability": torch.backends.cpu.get_cpu_capability(), "epochs": len(result.history)}}))

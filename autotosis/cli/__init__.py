@@ -1,7 +1,7 @@
 """Command-line interface: the only package that prints errors and chooses exit codes.
 
 main() parses the command line (parser.py), builds the Context (context.py) and runs the command's
-handler (one module per group of commands); typed errors (autotosis.errors) become exit codes here.
+handler (one module per group of commands); typed errors (autotosis.core.errors) become exit codes here.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from autotosis.config import load_config
-from autotosis.errors import AutotosisError, ExitStatus, LabelErrors, Terminated
+from autotosis.core.config import load_config
+from autotosis.core.errors import AutotosisError, ExitStatus, LabelErrors, Terminated
 
 __all__ = ["main"]
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from autotosis.cli.parser import Parser, StoreConst
-from autotosis.config import Config
-from autotosis.errors import UsageError
-from autotosis.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
+from autotosis.core.config import Config
+from autotosis.core.errors import UsageError
+from autotosis.core.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
 
 
 @dataclass

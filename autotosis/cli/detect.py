@@ -18,21 +18,21 @@ from autotosis.cli.options import (
     event_settings,
     scan_options,
 )
-from autotosis.errors import ExitStatus, UsageError
-from autotosis.timefmt import clock_tenths
+from autotosis.core.errors import ExitStatus, UsageError
+from autotosis.core.timefmt import clock_tenths
 
 
 def model_task(path: str) -> str:
     """The task of the model file at ``path`` (.pt or .onnx), read without loading the network."""
-    from autotosis.predictor import read_model_info
+    from autotosis.model.predictor import read_model_info
 
     return read_model_info(Path(path)).task
 
 
 def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.fsutil import check_writable
-    from autotosis.scan import scan_video
-    from autotosis.scores import write_scores
+    from autotosis.core.fsutil import check_writable
+    from autotosis.detect.scan import scan_video
+    from autotosis.detect.scores import write_scores
 
     ctx.apply_config(args, model_task(args.model))
     out = Path(args.output) if args.output else Path.cwd() / f"{Path(args.video).stem}.scores.json"
@@ -74,7 +74,7 @@ def event_class(ctx: Context, args: argparse.Namespace, scores) -> str:
 
 
 def nothing_found(scores, label: str, params) -> str:
-    from autotosis.segments import nothing_found_hint
+    from autotosis.detect.segments import nothing_found_hint
 
     return nothing_found_hint(scores.times_ms, scores.column(label), params, scores.step_ms or None)
 
@@ -101,10 +101,10 @@ def print_events(ctx: Context, events, title: str) -> None:
 
 
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.fsutil import check_writable
-    from autotosis.pipeline import detect_events
-    from autotosis.scores import read_scores
-    from autotosis.segments import write_events
+    from autotosis.core.fsutil import check_writable
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import write_events
 
     scores = read_scores(Path(args.scores))
     ctx.apply_config(args, scores.task or None)

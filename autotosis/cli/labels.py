@@ -11,12 +11,12 @@ from rich.markup import escape
 from autotosis.cli.context import Context
 from autotosis.cli.options import AddCommand, add_frame_options, add_output, frame_options
 from autotosis.cli.types import duration_ms, positive_int, region
-from autotosis.errors import ExitStatus, LabelErrors, UsageError
+from autotosis.core.errors import ExitStatus, LabelErrors, UsageError
 
 
 def cmd_labels_check(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.dataset import validate_against_media
-    from autotosis.labels import check_labels
+    from autotosis.labels.labels import check_labels
+    from autotosis.training.dataset import validate_against_media
 
     problems = []
     for path in args.files:
@@ -42,8 +42,8 @@ def cmd_labels_check(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis import labels as lab
-    from autotosis.fsutil import check_writable
+    from autotosis.core.fsutil import check_writable
+    from autotosis.labels import labels as lab
 
     source = Path(args.source)
     dest = Path(args.output) if args.output else Path.cwd() / (source.stem + ".txt")
@@ -68,7 +68,7 @@ def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def load_labels(ctx: Context, args: argparse.Namespace, path: str):
-    from autotosis.labels import parse_labels
+    from autotosis.labels.labels import parse_labels
 
     labels = parse_labels(path, check_files=True)
     ctx.apply_config(args, labels.task)
@@ -76,7 +76,7 @@ def load_labels(ctx: Context, args: argparse.Namespace, path: str):
 
 
 def cmd_frames(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.dataset import extract_frames
+    from autotosis.training.dataset import extract_frames
 
     labels = load_labels(ctx, args, args.labels)
     with ctx.progress() as progress:
@@ -102,7 +102,7 @@ def _print_frameset(ctx: Context, frameset) -> None:
 
 
 def cmd_sample(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.sampling import UNSORTED, sample_frames
+    from autotosis.training.sampling import UNSORTED, sample_frames
 
     out = Path(args.output)
     names = [n.strip() for n in (args.classes or "").split(",") if n.strip()]

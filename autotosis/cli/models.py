@@ -7,11 +7,11 @@ from pathlib import Path
 
 from autotosis.cli.context import Context
 from autotosis.cli.options import AddCommand, add_output
-from autotosis.errors import ExitStatus
+from autotosis.core.errors import ExitStatus
 
 
 def cmd_export_onnx(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.onnx_backend import export_onnx
+    from autotosis.model.onnx_backend import export_onnx
 
     out = Path(args.output)
     info = export_onnx(Path(args.model), out, force=args.force)

@@ -17,7 +17,7 @@ from autotosis.cli.types import (
     probability,
     region,
 )
-from autotosis.errors import UsageError
+from autotosis.core.errors import UsageError
 
 # add(name, handler, help, description, parent=commands) -> the command's parser (see parser.build_parser)
 AddCommand = Callable[..., argparse.ArgumentParser]
@@ -193,14 +193,14 @@ def add_audio_track_option(g, what: str) -> None:
 
 
 def frame_options(args: argparse.Namespace):
-    from autotosis.dataset import FrameOptions
+    from autotosis.training.dataset import FrameOptions
 
     return FrameOptions(fps=args.fps, size=args.size, band_ms=args.band, crop_borders=args.crop_borders)
 
 
 def scan_options(args: argparse.Namespace):
-    from autotosis.coarse import CoarseOptions
-    from autotosis.scan import ScanOptions
+    from autotosis.detect.coarse import CoarseOptions
+    from autotosis.detect.scan import ScanOptions
 
     # eval's options have no crop or mode: its clips are scanned densely with their own crops.
     return ScanOptions(
@@ -243,7 +243,7 @@ def event_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render_options(args: argparse.Namespace, **extra):
-    from autotosis.render import RenderOptions
+    from autotosis.outputs.render import RenderOptions
 
     width, height = args.size if args.size else (None, None)
     return RenderOptions(

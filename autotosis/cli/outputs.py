@@ -32,8 +32,8 @@ from autotosis.cli.types import (
     region,
     short_region,
 )
-from autotosis.errors import DataError, ExitStatus, UsageError
-from autotosis.timefmt import clock_tenths
+from autotosis.core.errors import DataError, ExitStatus, UsageError
+from autotosis.core.timefmt import clock_tenths
 
 
 def _say_chapters(ctx: Context, result) -> None:
@@ -45,9 +45,9 @@ def _say_chapters(ctx: Context, result) -> None:
 
 
 def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.render import ReelPart, render_reel
-    from autotosis.scores import read_scores
-    from autotosis.segments import read_events
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import read_events
+    from autotosis.outputs.render import ReelPart, render_reel
 
     events = read_events(Path(args.events))
     scores = read_scores(Path(args.scores)) if args.scores else None
@@ -66,10 +66,10 @@ def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.fsutil import check_writable
-    from autotosis.pipeline import detect_events
-    from autotosis.render import ReelPart, render_reel
-    from autotosis.scan import scan_video
+    from autotosis.core.fsutil import check_writable
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.scan import scan_video
+    from autotosis.outputs.render import ReelPart, render_reel
 
     ctx.apply_config(args, model_task(args.model))
     out = Path(args.output)
@@ -94,8 +94,8 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
-    from autotosis.region import RegionArg
-    from autotosis.shorts import Layout, LengthRules, ShortsOptions
+    from autotosis.core.region import RegionArg
+    from autotosis.outputs.shorts import Layout, LengthRules, ShortsOptions
 
     cam, what = (
         (args.cam, "--cam") if args.cam else (RegionArg(tuple(fallback_cam)) if fallback_cam else None, fallback_what)
@@ -117,11 +117,11 @@ def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
 def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from autotosis.pipeline import detect_events
-    from autotosis.scan import scan_video
-    from autotosis.scores import read_scores
-    from autotosis.segments import read_events
-    from autotosis.shorts import ShortSource, check_sources, render_shorts
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.scan import scan_video
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import read_events
+    from autotosis.outputs.shorts import ShortSource, check_sources, render_shorts
 
     videos = [Path(v) for v in args.videos]
     if args.events:
@@ -137,7 +137,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
         check_sources(videos, options)
         sources = [ShortSource(videos[0], tuple(events.events), scores)]
     else:
-        from autotosis.predictor import read_model_info
+        from autotosis.model.predictor import read_model_info
 
         if args.scores:
             raise UsageError("--scores goes with --events; with --model the videos are scanned (and cached)")
@@ -187,9 +187,9 @@ def _file_stem(path: str | Path, *endings: str) -> str:
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis import media
-    from autotosis.export import PER_VIDEO_FORMATS, TIMELINE_FORMATS, export_events, parse_formats
-    from autotosis.segments import read_events
+    from autotosis.detect.segments import read_events
+    from autotosis.media import media
+    from autotosis.outputs.export import PER_VIDEO_FORMATS, TIMELINE_FORMATS, export_events, parse_formats
 
     formats = parse_formats(args.format)
     if args.video and len(args.video) != len(args.events):
@@ -248,13 +248,13 @@ def _refuse_unused(ctx: Context, dests: Sequence[str], why: str) -> None:
 
 
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis import media
-    from autotosis.fsutil import check_writable
-    from autotosis.pipeline import detect_events
-    from autotosis.report import write_report
-    from autotosis.scan import scan_video
-    from autotosis.scores import read_scores
-    from autotosis.segments import read_events
+    from autotosis.core.fsutil import check_writable
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.scan import scan_video
+    from autotosis.detect.scores import read_scores
+    from autotosis.detect.segments import read_events
+    from autotosis.media import media
+    from autotosis.outputs.report import write_report
 
     if args.model and args.scores:
         raise UsageError(
@@ -317,11 +317,11 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_stills(ctx: Context, args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from autotosis.stills import StillsOptions, mine_stills
+    from autotosis.outputs.stills import StillsOptions, mine_stills
 
     predictor = None
     if args.model:
-        from autotosis.predictor import load_predictor
+        from autotosis.model.predictor import load_predictor
 
         predictor = load_predictor(Path(args.model))
         ctx.apply_config(args, predictor.info.task)

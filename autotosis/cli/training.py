@@ -21,14 +21,14 @@ from autotosis.cli.options import (
     scan_options,
 )
 from autotosis.cli.types import duration_ms, positive_float, positive_int, probability, region
-from autotosis.errors import ExitStatus, ModelError, UsageError
+from autotosis.core.errors import ExitStatus, ModelError, UsageError
 
 
 def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.fit import fit, measure_speed, plan_fit
-    from autotosis.fsutil import check_writable
-    from autotosis.sampling import is_image_folder
-    from autotosis.train import TrainConfig, _check_config
+    from autotosis.core.fsutil import check_writable
+    from autotosis.training.fit import fit, measure_speed, plan_fit
+    from autotosis.training.sampling import is_image_folder
+    from autotosis.training.train import TrainConfig, _check_config
 
     make_frames = _training_data(ctx, args)
     out = Path(args.output)
@@ -107,7 +107,7 @@ def _print_fit_summary(ctx: Context, result) -> None:
     """What a person can act on: the folds, the chosen rules and why, the clips the model gets most wrong."""
     from rich.table import Table
 
-    from autotosis.timefmt import label_time
+    from autotosis.core.timefmt import label_time
 
     if ctx.quiet:
         return
@@ -167,8 +167,8 @@ def _print_fit_summary(ctx: Context, result) -> None:
 
 def _training_data(ctx: Context, args: argparse.Namespace):
     """A function progress -> FrameSet for the label file or image folder in args.labels (config applied)."""
-    from autotosis.dataset import extract_frames
-    from autotosis.sampling import folder_frames, is_image_folder, read_image_folder, task_name_for
+    from autotosis.training.dataset import extract_frames
+    from autotosis.training.sampling import folder_frames, is_image_folder, read_image_folder, task_name_for
 
     frames_dir = Path(args.frames_dir) if args.frames_dir else None
     if is_image_folder(args.labels):
@@ -196,7 +196,11 @@ def _training_data(ctx: Context, args: argparse.Namespace):
 def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
-    from autotosis.evaluate import (
+    from autotosis.core.fsutil import check_writable, write_text_atomic
+    from autotosis.detect.pipeline import event_params
+    from autotosis.labels.labels import parse_labels
+    from autotosis.model.predictor import read_model_info
+    from autotosis.training.evaluate import (
         EvalOptions,
         check_label_classes,
         evaluate_units,
@@ -204,11 +208,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
         score_image_folder,
         score_labelled_clips,
     )
-    from autotosis.fsutil import check_writable, write_text_atomic
-    from autotosis.labels import parse_labels
-    from autotosis.pipeline import event_params
-    from autotosis.predictor import read_model_info
-    from autotosis.sampling import is_image_folder, read_image_folder
+    from autotosis.training.sampling import is_image_folder, read_image_folder
 
     model_path = Path(args.model)
     info = read_model_info(model_path)
@@ -257,7 +257,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
 def _print_eval(ctx: Context, report) -> None:
     from rich.table import Table
 
-    from autotosis.evaluate import worst_first
+    from autotosis.training.evaluate import worst_first
 
     if ctx.quiet:
         return
@@ -323,10 +323,10 @@ def _print_eval(ctx: Context, report) -> None:
 
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.labels import parse_labels
-    from autotosis.pipeline import event_params
-    from autotosis.predictor import read_model_info
-    from autotosis.review import make_review_clips, write_hard_examples
+    from autotosis.detect.pipeline import event_params
+    from autotosis.labels.labels import parse_labels
+    from autotosis.model.predictor import read_model_info
+    from autotosis.workflows.review import make_review_clips, write_hard_examples
 
     if not args.videos and not args.hard_negatives:
         raise UsageError("nothing to review: give VIDEOs (with --labels) and/or --hard-negatives LABELS")
@@ -390,9 +390,9 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis import explain
-    from autotosis.fsutil import check_writable
-    from autotosis.model import load_checkpoint
+    from autotosis.core.fsutil import check_writable
+    from autotosis.model.model import load_checkpoint
+    from autotosis.training import explain
 
     if bool(args.audit) == bool(args.input):
         raise UsageError("give IMAGE or VIDEO --at TIME to explain one picture, or --audit LABELS (not both)")
@@ -423,7 +423,7 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     video = None
     picture = None if args.at is not None else explain.read_image(source)
     if picture is None:
-        from autotosis import media
+        from autotosis.media import media
 
         video = media.probe(source)
         if args.at is None:
@@ -439,8 +439,8 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path.cwd() / f"{stem}.gradcam.png"
     check_writable(out, args.force)
     if video is not None:
-        from autotosis.scan import model_region
-        from autotosis.scores import ScoreCache
+        from autotosis.detect.scan import model_region
+        from autotosis.detect.scores import ScoreCache
 
         region = model_region(video, info, region=args.crop, full_frame=args.full_frame, cache=ScoreCache())
     else:

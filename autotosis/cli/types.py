@@ -6,12 +6,12 @@ import argparse
 from collections.abc import Callable
 from fractions import Fraction
 
-from autotosis.region import Region, RegionArg, parse_region_arg
+from autotosis.core.region import Region, RegionArg, parse_region_arg
 
 
 def duration_ms(text: str) -> int:
     """A duration or time on the command line: seconds ("2.5") or [h:]mm:ss[.fff]."""
-    from autotosis.labels import parse_time
+    from autotosis.labels.labels import parse_time
 
     try:
         return parse_time(str(text).strip())
@@ -90,7 +90,7 @@ def short_region(text: str) -> RegionArg:
 
 def audio_track(text: str) -> int | None:
     """--audio-track: ``mix`` (None) or a track number from 1."""
-    from autotosis.render import parse_audio_track
+    from autotosis.outputs.render import parse_audio_track
 
     try:
         return parse_audio_track(text)

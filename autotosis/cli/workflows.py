@@ -20,16 +20,16 @@ from autotosis.cli.options import (
     scan_options,
 )
 from autotosis.cli.types import duration_ms, frame_rate, positive_float, positive_int, probability, region
-from autotosis.errors import ExitStatus, UsageError
+from autotosis.core.errors import ExitStatus, UsageError
 
 
 def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
     import os
 
-    from autotosis.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
-    from autotosis.engines import import_ray, make_engine
-    from autotosis.pipeline import event_params
-    from autotosis.predictor import read_model_info
+    from autotosis.detect.pipeline import event_params
+    from autotosis.model.predictor import read_model_info
+    from autotosis.workflows.batch import MANIFEST_NAME, BatchOptions, collect_inputs, run_batch, summary_table
+    from autotosis.workflows.engines import import_ray, make_engine
 
     if args.address and args.engine != "ray":
         raise UsageError("--address is for --engine ray")
@@ -85,7 +85,7 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.demo import DemoOptions, run_demo
+    from autotosis.demo.demo import DemoOptions, run_demo
 
     options = DemoOptions(out=Path(args.out), seed=args.seed, epochs=args.epochs, force=args.force)
     with ctx.progress() as progress:
@@ -101,10 +101,10 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
-    from autotosis import media
-    from autotosis.live import LiveOptions, check_replay_dir, run_live
-    from autotosis.pipeline import event_params
-    from autotosis.predictor import load_predictor
+    from autotosis.detect.pipeline import event_params
+    from autotosis.media import media
+    from autotosis.model.predictor import load_predictor
+    from autotosis.workflows.live import LiveOptions, check_replay_dir, run_live
 
     predictor = load_predictor(Path(args.model))
     ctx.apply_config(args, predictor.info.task)

@@ -1,0 +1,1 @@
+"""Small shared values and helpers: typed errors, time formatting, regions, atomic files, progress, prefetch, config."""

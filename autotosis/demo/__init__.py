@@ -1,0 +1,1 @@
+"""The synthetic sample generator and the demo."""

@@ -1,0 +1,358 @@
+"""Video -> scores: stream frames out of ffmpeg and classify them in batches.
+
+ffmpeg decodes, samples, crops and scales in its own process; a reader thread keeps a
+few batches queued so decoding and inference overlap (one core each on a 2-core box).
+No frame is ever written to disk, and memory does not grow with the video's length.
+
+Two modes: ``dense`` scores the whole video at ``fps``; ``coarse`` scores the keyframes
+first and decodes densely only around keyframes that might show an event (see
+coarse.py), which skips most of the decoding of a long VOD.  ``auto`` picks coarse for
+long videos.  Either way the scores carry exact presentation times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from autotosis.core.errors import MediaError, UsageError
+from autotosis.core.fsutil import file_fingerprint
+from autotosis.core.prefetch import Stalled, prefetch
+from autotosis.core.progress import ProgressCallback, no_progress
+from autotosis.core.region import Region, as_region, is_region
+from autotosis.detect import coarse
+from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
+from autotosis.media import media
+
+if TYPE_CHECKING:
+    from autotosis.model.model import ModelInfo
+    from autotosis.model.predictor import Predictor
+
+SCAN_MODES = ("auto", "dense", "coarse")
+AUTO_COARSE_MS = 10 * 60_000  # auto mode: videos at least this long are scanned coarse-to-fine
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    fps: float = 2.0  # scores per second of video
+    batch_size: int = 16  # 32 costs ~60 MB more at peak and is no faster with one torch thread
+    region: Region | None = None  # None = the crop stored in the model
+    full_frame: bool = False  # ignore the model's crop and use the whole frame
+    use_cache: bool = True
+    cache_dir: Path | None = None
+    mode: str = "auto"  # one of SCAN_MODES
+    auto_coarse_ms: int = AUTO_COARSE_MS
+    coarse: coarse.CoarseOptions = field(default_factory=coarse.CoarseOptions)
+    # Give up on a video when ffmpeg delivers no frames for this long (a hung network share,
+    # a dying disk); a slow but working decode delivers a batch every few seconds.
+    stall_timeout_s: float | None = 600.0
+    # torch threads while scanning; None = 1 on a machine with up to 4 cores (the decoder
+    # needs the others: inference at 2 scores/s is a small share of the work), a quarter
+    # of the cores on bigger ones, never more than the process was already given.
+    threads: int | None = None
+
+
+def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
+    if options.mode not in SCAN_MODES:
+        raise UsageError(f"unknown scan mode {options.mode!r}", hint=f"use one of {', '.join(SCAN_MODES)}")
+    if options.mode == "auto":
+        return "coarse" if duration_ms >= options.auto_coarse_ms else "dense"
+    return options.mode
+
+
+def _score_batches(
+    batches: Callable[[threading.Event], Iterable[media.FrameBatch]],
+    predict: Callable[[np.ndarray], np.ndarray],
+    classes: int,
+    on_batch: Callable[[media.FrameBatch], None],
+    *,
+    video: Path,
+    stall_timeout_s: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order.
+
+    ``batches(stop)`` makes the decoding iterator; it must end soon after ``stop`` is set
+    (``media.iter_frames(stop=...)`` does), which happens when this consumer stops early:
+    Ctrl-C, SIGTERM, a stall, an error in inference.
+    """
+    times: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    stop = threading.Event()
+    try:
+        for batch in prefetch(iter(batches(stop)), stop=stop, stall_timeout=stall_timeout_s):
+            probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
+            times.append(batch.times_ms)
+            on_batch(batch)
+    except Stalled:
+        raise MediaError(
+            f"ffmpeg delivered no frame for {stall_timeout_s:g} s: decoding stalled",
+            video,
+            hint="check the disk or network share the video is on; if it is only slow, raise --stall-timeout",
+        ) from None
+    if not times:
+        return np.zeros(0, np.int64), np.zeros((0, classes), np.float32)
+    return np.concatenate(times), np.concatenate(probs)
+
+
+def _score_whole(
+    video: Path,
+    info: media.VideoInfo,
+    spec: media.DecodeSpec,
+    predictor: Predictor,
+    options: ScanOptions,
+    progress: ProgressCallback,
+    stage: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score every frame ``spec`` picks from the whole video, reporting progress as ``stage``."""
+    total_s = info.duration_ms / 1000
+    progress(stage, 0, total_s)
+    scored = _score_batches(
+        lambda stop: media.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop),
+        predictor.predict,
+        len(predictor.info.classes),
+        lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
+        video=video,
+        stall_timeout_s=options.stall_timeout_s,
+    )
+    progress(stage, total_s, total_s)
+    return scored
+
+
+def _spans_frames(
+    video: Path,
+    spec: media.DecodeSpec,
+    spans: list[coarse.Span],
+    info: media.VideoInfo,
+    batch_size: int,
+    stop: threading.Event | None = None,
+) -> Iterator[media.FrameBatch]:
+    """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
+    for lo, hi in spans:
+        if stop is not None and stop.is_set():
+            return
+        span_spec = media.DecodeSpec(
+            size=spec.size,
+            fps=spec.fps,
+            region=spec.region,
+            start_ms=lo,
+            end_ms=hi,
+            fast_decode=spec.fast_decode,
+            threads=spec.threads,
+        )
+        yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
+
+
+def scan_with(
+    video: Path | str,
+    predictor: Predictor,
+    options: ScanOptions = ScanOptions(),
+    *,
+    progress: ProgressCallback = no_progress,
+    info: media.VideoInfo | None = None,
+    model: str = "",
+) -> Scores:
+    """Score ``video`` with ``predictor`` (no cache); ``model`` is the fingerprint stored in the result."""
+    video = Path(video)
+    info = info or media.probe(video)
+    model_info = predictor.info
+    classes = tuple(model_info.classes)
+    region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
+    mode = resolve_mode(options, info.duration_ms)
+    spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
+    rough = None
+    if mode == "dense":
+        times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
+    else:
+        times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+    return Scores(
+        video=video,
+        duration_ms=info.duration_ms,
+        classes=classes,
+        times_ms=times,
+        probs=probs,
+        step_ms=int(round(1000 / options.fps)),
+        task=model_info.task,
+        model=model,
+        scan=ScanInfo(
+            region=region,
+            fps=options.fps,
+            threshold=model_info.threshold,
+            mode=mode,
+            events=dict(model_info.events),
+            coarse=rough,
+        ),
+    )
+
+
+def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
+    chosen = options.coarse.threshold
+    return float(chosen) if chosen is not None else float(model_threshold) / 4
+
+
+def _scan_coarse(
+    video: Path,
+    info: media.VideoInfo,
+    spec: media.DecodeSpec,
+    predictor: Predictor,
+    options: ScanOptions,
+    progress: ProgressCallback,
+) -> tuple[np.ndarray, np.ndarray, CoarseScan]:
+    classes = tuple(predictor.info.classes)
+    # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
+    key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
+    key_times, key_probs = _score_whole(video, info, key_spec, predictor, options, progress, "scan keyframes")
+
+    # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
+    threshold = coarse_threshold(options, predictor.info.threshold)
+    spans = coarse.refine_spans(
+        key_times,
+        coarse.highlight_score(key_probs, classes),
+        info.duration_ms,
+        threshold,
+        pad_keyframes=options.coarse.pad_keyframes,
+        max_gap_ms=options.coarse.max_gap_ms,
+    )
+    spans = coarse.align_spans(spans, options.fps)
+    refine_s = sum(hi - lo for lo, hi in spans) / 1000
+    fine_times, fine_probs = np.zeros(0, np.int64), np.zeros((0, len(classes)), np.float32)
+    if spans:
+        progress("scan candidates", 0, refine_s)
+        fine_times, fine_probs = _score_batches(
+            lambda stop: _spans_frames(video, spec, spans, info, options.batch_size, stop),
+            predictor.predict,
+            len(classes),
+            _span_progress(spans, refine_s, progress),
+            video=video,
+            stall_timeout_s=options.stall_timeout_s,
+        )
+        progress("scan candidates", refine_s, refine_s)
+    times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
+    rough = CoarseScan(
+        keyframes=int(len(key_times)),
+        threshold=threshold,
+        spans_ms=tuple((int(lo), int(hi)) for lo, hi in spans),
+        refined_fraction=round(refine_s * 1000 / max(1, info.duration_ms), 4),
+    )
+    return times, probs, rough
+
+
+def _span_progress(
+    spans: list[coarse.Span], total_s: float, progress: ProgressCallback
+) -> Callable[[media.FrameBatch], None]:
+    """Progress through the refined spans, in seconds of refined video."""
+    starts = np.array([lo for lo, _ in spans], dtype=np.int64)
+    before = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in spans])))
+
+    def on_batch(batch: media.FrameBatch) -> None:
+        t = int(batch.times_ms[-1])
+        i = max(0, int(np.searchsorted(starts, t, side="right")) - 1)
+        done_ms = before[i] + min(t - spans[i][0], spans[i][1] - spans[i][0])
+        progress("scan candidates", min(total_s, done_ms / 1000), total_s)
+
+    return on_batch
+
+
+def model_region(
+    info: media.VideoInfo,
+    model_info: ModelInfo,
+    *,
+    region: Region | None = None,
+    full_frame: bool = False,
+    cache: ScoreCache | None = None,
+) -> Region | None:
+    """The part of ``info``'s frames a model sees: none (the whole frame) with ``full_frame``,
+    else ``region``, else the model's crop, else, for a model trained with --crop-borders, the
+    picture inside this video's letterbox bars (detected once per file when ``cache`` is given)."""
+    if full_frame:
+        return None
+    chosen = region or model_info.crop
+    if chosen is None and model_info.crop_borders:
+        if cache is None:
+            chosen = media.detect_active_area(info)
+        else:
+            chosen = cache.remembered(
+                f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info), valid=is_region
+            )
+    return as_region(chosen)
+
+
+def _scan_torch_threads(threads: int | None) -> int:
+    """Torch threads while scanning (ScanOptions.threads): few, so inference does not crowd out the decoder."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    return threads or min(torch.get_num_threads(), 1 if cores <= 4 else cores // 4)
+
+
+def scan_video(
+    video: Path | str,
+    model_path: Path | str,
+    options: ScanOptions = ScanOptions(),
+    *,
+    progress: ProgressCallback = no_progress,
+    predictor: Predictor | None = None,
+    backend: str | None = None,
+) -> Scores:
+    """Score ``video`` with the model at ``model_path``, a .pt checkpoint or an .onnx export (cached unless disabled).
+
+    The model is loaded with ``predictor.load_predictor(model_path, backend)`` -- torch's threads
+    limited while scanning, onnxruntime's set as small as ``options.threads`` says --
+    unless ``predictor`` (``info`` and ``predict(frames)``, already loaded from ``model_path``)
+    is given; the caller then sets the threads.
+    """
+    from autotosis.model.model import model_fingerprint, torch_threads
+    from autotosis.model.predictor import TorchPredictor, load_predictor
+
+    video = Path(video)
+    model_path = Path(model_path)
+    threads = contextlib.nullcontext()
+    if predictor is None:
+        # As for torch: on a small machine one inference thread, the other cores decode.
+        predictor = load_predictor(
+            model_path, backend, threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None)
+        )
+        if isinstance(predictor, TorchPredictor):
+            threads = torch_threads(_scan_torch_threads(options.threads))
+    info = media.probe(video)
+    model_info = predictor.info
+    cache = ScoreCache(options.cache_dir)
+    region = model_region(
+        info,
+        model_info,
+        region=options.region,
+        full_frame=options.full_frame,
+        cache=cache if options.use_cache else None,
+    )
+    options = replace(options, region=region, full_frame=region is None)
+    fingerprint = model_fingerprint(model_path)
+    mode = resolve_mode(options, info.duration_ms)
+    identity = file_fingerprint(video)
+    # "pick": which frame a sample shows (fps=...:round=up since issue 4); older entries differ.
+    sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense", "pick": "up"}
+    keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
+    if mode == "coarse":
+        threshold = coarse_threshold(options, model_info.threshold)
+        keys.insert(
+            0,
+            cache_key(
+                identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region
+            ),
+        )
+    if options.use_cache:
+        for key in keys:
+            cached = cache.load(key, video)
+            if cached is not None:
+                progress("scan", info.duration_ms / 1000, info.duration_ms / 1000)
+                return cached
+    with threads:
+        scores = scan_with(video, predictor, options, progress=progress, info=info, model=fingerprint)
+    if options.use_cache:
+        cache.store(keys[0], scores)
+    return scores

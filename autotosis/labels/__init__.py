@@ -1,0 +1,1 @@
+"""The hand-edited label format: parse, write, import."""

@@ -1,0 +1,1 @@
+"""The only package that starts ffmpeg/ffprobe: probe, decode, encode, the shorts and live graphs."""

@@ -1,0 +1,1 @@
+"""Events to outputs: reel, shorts, report, stills, exports."""

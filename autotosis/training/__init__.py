@@ -1,0 +1,1 @@
+"""Frames and shards, data sets, the training loop, calibration, metrics, evaluation, explanations."""

@@ -1,0 +1,312 @@
+"""Choosing the decision threshold and the event rules from out-of-fold scores.
+
+After clip-grouped k-fold training every labelled clip has scores from a model that never
+saw it (out-of-fold, OOF).  Those scores are what a new VOD will look like to the final
+model, so the threshold and the event rules (smoothing, minimum length, merge gap) are
+chosen where they find the labelled highlights best *as events*: a rule that turns one
+stray confident frame into a false highlight costs as much as a missed highlight, which a
+per-frame F1 at one threshold does not see.
+
+Among rules scoring within ``TOLERANCE`` of the best event F1, the one closest to the fixed
+defaults wins (a rule changes only where the clips show that it pays), then the one with the
+widest range of good thresholds, and its threshold is the middle of that range: the final
+model, trained on every clip, scores a little differently from the fold models, and the
+middle of a plateau survives that shift best.
+
+Truth comes from the training targets themselves (the label file's spans at the frames'
+times): runs of highlight frames together with the ignored band frames at their edges are
+the true events; ignored runs without any highlight frame are unsure (``~``) spans, where a
+detection counts neither for nor against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from autotosis.detect.segments import EventParams, find_events, smooth_scores
+from autotosis.training.dataset import IGNORE
+from autotosis.training.metrics import PRF, event_prf, frame_prf, match_intervals
+
+EVENT_MIN_IOU = 0.3  # the same matching as `eval` and the benchmarks
+TOLERANCE = 0.01  # event F1 this close to the best counts as equally good
+# 0.2 .. 0.9 in steps of 0.05, then closer to 1 in steps of about 0.4 in log-odds: a model trained on
+# every clip is often confident, and a plateau that runs into the top of the grid had its middle
+# chosen too low (the look-alikes it should have dropped scored 0.9-0.95 on the hard benchmark).
+THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(15)) + (0.93, 0.95, 0.97)
+SMOOTH_MS = (0, 1000, 2000)
+MIN_LENGTH_MS = (0, 1000, 2000)
+MERGE_GAP_MS = (1000, 2000, 4000)
+DEFAULT_RULES = {"threshold": 0.5, "smooth_ms": 0, "min_length_ms": 1000, "merge_gap_ms": 2000}  # EventParams' defaults
+_CLIP_GAP_MS = 60_000  # clips are laid end to end this far apart: no rule joins two clips
+
+
+@dataclass(frozen=True)
+class OofClip:
+    """Out-of-fold scores of one labelled clip, at the scan's sampling rate."""
+
+    name: str
+    times_ms: np.ndarray  # int64, increasing
+    scores: np.ndarray  # the highlight class's probability
+    targets: np.ndarray  # class index per sample, IGNORE near span edges and in unsure spans
+    step_ms: int
+    fold: int = 0
+
+
+@dataclass(frozen=True)
+class EventRules:
+    threshold: float
+    smooth_ms: int
+    min_length_ms: int
+    merge_gap_ms: int
+
+    def params(self) -> EventParams:
+        """Unpadded events, as they are matched to the truth."""
+        return EventParams(
+            threshold=self.threshold,
+            smooth_ms=self.smooth_ms,
+            min_length_ms=self.min_length_ms,
+            merge_gap_ms=self.merge_gap_ms,
+            pad_before_ms=0,
+            pad_after_ms=0,
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (
+            f"threshold {self.threshold:.2f}, smoothing {self.smooth_ms / 1000:g} s, "
+            f"minimum length {self.min_length_ms / 1000:g} s, merge gap {self.merge_gap_ms / 1000:g} s"
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    rules: EventRules
+    event: PRF  # out-of-fold event precision/recall/F1 with these rules, all clips together
+    frame: PRF  # out-of-fold frame precision/recall/F1 at the threshold
+    plateau: tuple[float, float]  # thresholds whose event F1 is within TOLERANCE of the best
+    default_event: PRF  # what the fixed defaults (DEFAULT_RULES) would have scored
+    clips: int
+    highlights: int
+
+    def explain(self) -> str:
+        low, high = self.plateau
+        return (
+            f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
+            f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
+            f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}; "
+            f"the fixed defaults would score {self.default_event.f1:.2f}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            **self.rules.as_dict(),
+            "source": "out-of-fold",
+            "event_f1": round(self.event.f1, 4),
+            "event_precision": round(self.event.precision, 4),
+            "event_recall": round(self.event.recall, 4),
+            "frame_f1": round(self.frame.f1, 4),
+            "plateau": list(self.plateau),
+            "default_event_f1": round(self.default_event.f1, 4),
+            "clips": self.clips,
+            "highlights": self.highlights,
+        }
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def clip_truth(clip: OofClip) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(true highlight spans, unsure spans) in ms, read from the clip's targets."""
+    positive = (clip.targets > 0) & (clip.targets != IGNORE)
+    ignored = clip.targets == IGNORE
+    truth, unsure = [], []
+    times = clip.times_ms
+    for lo, hi in _runs(positive | ignored):
+        span = (int(times[lo]), int(times[hi - 1]) + clip.step_ms)
+        (truth if positive[lo:hi].any() else unsure).append(span)
+    return truth, unsure
+
+
+@dataclass(frozen=True)
+class _Laid:
+    """Every clip end to end on one time line (smoothed once per window), for fast rule scans."""
+
+    times: np.ndarray
+    raw: np.ndarray
+    smoothed: dict[int, np.ndarray]
+    targets: np.ndarray
+    truth: list[tuple[int, int]]
+    unsure: np.ndarray  # (n, 2)
+    offsets: list[int]
+    step: int
+    end: int
+
+
+def _lay_out(clips: Sequence[OofClip], smooth_windows: Sequence[int]) -> _Laid:
+    step = int(np.median([c.step_ms for c in clips]))
+    times, raw, targets, truth, unsure, offsets = [], [], [], [], [], []
+    smoothed: dict[int, list[np.ndarray]] = {w: [] for w in smooth_windows}
+    offset = 0
+    for clip in clips:
+        offsets.append(offset)
+        times.append(clip.times_ms.astype(np.int64) + offset)
+        values = np.nan_to_num(clip.scores.astype(np.float64))
+        raw.append(values)
+        targets.append(clip.targets)
+        for window in smooth_windows:
+            smoothed[window].append(smooth_scores(values, clip.step_ms, window))
+        clip_true, clip_unsure = clip_truth(clip)
+        truth += [(s + offset, e + offset) for s, e in clip_true]
+        unsure += [(s + offset, e + offset) for s, e in clip_unsure]
+        offset += int(clip.times_ms[-1]) + clip.step_ms + _CLIP_GAP_MS if len(clip.times_ms) else 0
+    return _Laid(
+        np.concatenate(times),
+        np.concatenate(raw),
+        {w: np.concatenate(v) for w, v in smoothed.items()},
+        np.concatenate(targets),
+        truth,
+        np.asarray(unsure, dtype=np.int64).reshape(-1, 2),
+        offsets,
+        step,
+        offset,
+    )
+
+
+def _detections(laid: _Laid, rules: EventRules) -> list[tuple[int, int, float]]:
+    """Unpadded events (start, end, peak) on the laid-out time line, unsure spans left out."""
+    params = EventParams(
+        threshold=rules.threshold,
+        min_length_ms=rules.min_length_ms,
+        merge_gap_ms=rules.merge_gap_ms,
+        pad_before_ms=0,
+        pad_after_ms=0,
+    )
+    events = find_events(laid.times, laid.smoothed[rules.smooth_ms], laid.end, "x", params, laid.step)
+    found = [(e.start_ms, e.end_ms, e.peak) for e in events]
+    if len(laid.unsure) == 0:
+        return found
+    kept = []
+    for start, end, peak in found:
+        overlap = np.clip(np.minimum(end, laid.unsure[:, 1]) - np.maximum(start, laid.unsure[:, 0]), 0, None).sum()
+        if overlap * 2 < end - start:  # mostly inside an unsure span: neither right nor wrong
+            kept.append((start, end, peak))
+    return kept
+
+
+def _score(laid: _Laid, rules: EventRules) -> PRF:
+    found = _detections(laid, rules)
+    return event_prf([(s, e) for s, e, _ in found], laid.truth, min_iou=EVENT_MIN_IOU)
+
+
+def _frame_prf(laid: _Laid, threshold: float) -> PRF:
+    counted = laid.targets != IGNORE
+    return frame_prf(laid.raw >= threshold, laid.targets > 0, ignore=~counted)
+
+
+def calibrate(
+    clips: Sequence[OofClip],
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    smooth_ms: Sequence[int] = SMOOTH_MS,
+    min_length_ms: Sequence[int] = MIN_LENGTH_MS,
+    merge_gap_ms: Sequence[int] = MERGE_GAP_MS,
+) -> Calibration | None:
+    """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight."""
+    clips = [c for c in clips if len(c.times_ms)]
+    if not clips:
+        return None
+    windows = sorted({*smooth_ms, DEFAULT_RULES["smooth_ms"]})
+    laid = _lay_out(clips, windows)
+    if not laid.truth:
+        return None
+    thresholds = sorted(thresholds)
+    curves: dict[tuple[int, int, int], np.ndarray] = {}
+    for window in smooth_ms:
+        for length in min_length_ms:
+            for gap in merge_gap_ms:
+                curves[(window, length, gap)] = np.array(
+                    [_score(laid, EventRules(t, window, length, gap)).f1 for t in thresholds]
+                )
+    best = max(float(curve.max()) for curve in curves.values())
+
+    def plateau(curve: np.ndarray) -> tuple[int, int]:
+        """The longest run of thresholds within TOLERANCE of the best (half-open index range)."""
+        runs = _runs(curve >= best - TOLERANCE)
+        return max(runs, key=lambda r: (r[1] - r[0], -r[0])) if runs else (0, 0)
+
+    def preference(key: tuple[int, int, int]) -> tuple:
+        lo, hi = plateau(curves[key])
+        window, length, gap = key
+        # The fewest departures from the fixed defaults (a rule changes only where the clips show that it
+        # pays), then the widest plateau, then the least smoothing, the shortest minimum length, the
+        # default-most gap.
+        departures = sum(
+            (
+                window != DEFAULT_RULES["smooth_ms"],
+                length != DEFAULT_RULES["min_length_ms"],
+                gap != DEFAULT_RULES["merge_gap_ms"],
+            )
+        )
+        return (departures, -(hi - lo), window, length, abs(gap - DEFAULT_RULES["merge_gap_ms"]))
+
+    key = min((k for k, curve in curves.items() if curve.max() >= best - TOLERANCE), key=preference)
+    lo, hi = plateau(curves[key])
+    chosen = thresholds[(lo + hi - 1) // 2]
+    rules = EventRules(float(chosen), *key)
+    default_rules = EventRules(**DEFAULT_RULES)
+    return Calibration(
+        rules=rules,
+        event=_score(laid, rules),
+        frame=_frame_prf(laid, rules.threshold),
+        plateau=(float(thresholds[lo]), float(thresholds[hi - 1])),
+        default_event=_score(laid, default_rules),
+        clips=len(clips),
+        highlights=len(laid.truth),
+    )
+
+
+def evaluate_rules(clips: Sequence[OofClip], rules: EventRules) -> tuple[PRF, PRF]:
+    """(event, frame) precision/recall/F1 of ``rules`` on ``clips``."""
+    clips = [c for c in clips if len(c.times_ms)]
+    if not clips:
+        return PRF.from_counts(0, 0, 0), PRF.from_counts(0, 0, 0)
+    laid = _lay_out(clips, [rules.smooth_ms])
+    return _score(laid, rules), _frame_prf(laid, rules.threshold)
+
+
+@dataclass(frozen=True)
+class ClipMistakes:
+    """What the out-of-fold model got wrong in one labelled clip, with the calibrated rules."""
+
+    name: str
+    false_events: tuple[tuple[int, int, float], ...]  # (start_ms, end_ms, peak) detections matching no highlight
+    missed: tuple[tuple[int, int], ...]  # highlights no detection matched
+
+    @property
+    def count(self) -> int:
+        return len(self.false_events) + len(self.missed)
+
+
+def clip_mistakes(clips: Sequence[OofClip], rules: EventRules) -> list[ClipMistakes]:
+    """Per clip, the false detections and missed highlights; clips with mistakes only, worst first."""
+    result = []
+    for clip in clips:
+        if not len(clip.times_ms):
+            continue
+        laid = _lay_out([clip], [rules.smooth_ms])
+        found = _detections(laid, rules)
+        matches = match_intervals([(s, e) for s, e, _ in found], laid.truth, EVENT_MIN_IOU)
+        matched_pred, matched_true = {i for i, _ in matches}, {j for _, j in matches}
+        false_events = tuple(f for i, f in enumerate(found) if i not in matched_pred)
+        missed = tuple(t for j, t in enumerate(laid.truth) if j not in matched_true)
+        if false_events or missed:
+            result.append(ClipMistakes(clip.name, false_events, missed))
+    result.sort(key=lambda m: (-m.count, -max((p for *_, p in m.false_events), default=0.0), m.name))
+    return result
