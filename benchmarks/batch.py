@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis.media import media  # noqa: E402
+from autotosis.media import tools  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "batch"
 CAM = "0.75,0.0,1.0,0.3"
@@ -43,7 +43,7 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
     base = folder / "base-20s.mp4"
     if not base.exists():
         flash = "drawbox=x=iw*0.75:y=0:w=iw*0.25:h=ih*0.3:color=red:t=fill:enable='between(t,8,12)'"
-        media.run_ffmpeg(
+        tools.run_ffmpeg(
             [
                 "-y",
                 "-f",
@@ -67,7 +67,7 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
                 "-c:a",
                 "aac",
                 "-shortest",
-                media._url(base),
+                tools._url(base),
             ],
             what="making the base clip",
         )
@@ -76,18 +76,18 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
         vod = folder / f"vod {index + 1} ({seconds}s).mp4"
         if not vod.exists():
             loops = seconds // 20 + 1
-            media.run_ffmpeg(
+            tools.run_ffmpeg(
                 [
                     "-y",
                     "-stream_loop",
                     str(loops),
                     "-i",
-                    media._url(base),
+                    tools._url(base),
                     "-t",
                     str(seconds),
                     "-c",
                     "copy",
-                    media._url(vod),
+                    tools._url(vod),
                 ],
                 what="looping the base clip",
             )

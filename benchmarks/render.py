@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from scan import CLIP_S, OUT, looped_vod  # noqa: E402  (the VOD builder of benchmarks/scan.py)
 
-from autotosis.media import media  # noqa: E402
+from autotosis.media import probe  # noqa: E402
 
 EVENTS = 10
 EVENT_MS = 4000
@@ -35,7 +35,7 @@ EVENT_MS = 4000
 def events_file(video: Path, out: Path) -> Path:
     from autotosis.detect.segments import Event, EventList, EventParams, write_events
 
-    duration = media.probe(video).duration_ms
+    duration = probe.probe(video).duration_ms
     # Evenly over the VOD, each 12 s into one of the looped 30 s clips, so the pieces look alike.
     clip_ms = CLIP_S * 1000
     stride = max(clip_ms, (duration // EVENTS) // clip_ms * clip_ms)

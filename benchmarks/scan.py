@@ -50,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis.media import media  # noqa: E402
+from autotosis.media import decode, probe, tools  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 CLIP_S = 30  # one base clip; a VOD repeats [event clip, 3 calm clips]
@@ -65,7 +65,7 @@ VODS = {
 
 
 def _run_ffmpeg(args: list[str], what: str) -> None:
-    media.run_ffmpeg(args, what=what)
+    tools.run_ffmpeg(args, what=what)
 
 
 def base_clips(folder: Path) -> tuple[Path, Path]:
@@ -95,7 +95,7 @@ def encoded_clip(source: Path, name: str, folder: Path) -> Path:
         [
             "-y",
             "-i",
-            media._url(source),
+            tools._url(source),
             "-vf",
             f"scale={width}:{height}:flags=bicubic,fps={fps},noise=alls=14:allf=t",
             "-c:v",
@@ -126,7 +126,7 @@ def encoded_clip(source: Path, name: str, folder: Path) -> Path:
             "2",
             "-movflags",
             "+faststart",
-            media._url(tmp),
+            tools._url(tmp),
         ],
         f"encoding {out.name}",
     )
@@ -154,12 +154,12 @@ def looped_vod(name: str, minutes: int, folder: Path) -> Path:
             "-safe",
             "0",
             "-i",
-            media._url(listing),
+            tools._url(listing),
             "-c",
             "copy",
             "-movflags",
             "+faststart",
-            media._url(tmp),
+            tools._url(tmp),
         ],
         f"joining {out.name}",
     )
@@ -255,9 +255,9 @@ def run_measured(argv: list[str], env: dict | None = None) -> Run:
     return Run(elapsed, _children_cpu_s() - cpu, peak / 1024)
 
 
-def time_limit(video: Path, spec: media.DecodeSpec, info: media.VideoInfo) -> Run:
+def time_limit(video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo) -> Run:
     began, cpu = time.perf_counter(), _children_cpu_s()
-    media.decode_discard(video, spec, info=info)
+    decode.decode_discard(video, spec, info=info)
     return Run(time.perf_counter() - began, _children_cpu_s() - cpu)
 
 
@@ -306,10 +306,10 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
     dense and coarse once more under ATEN_CPU_CAPABILITY=default."""
     from autotosis.model.model import load_checkpoint
 
-    info = media.probe(video)
+    info = probe.probe(video)
     _, model_info, _ = load_checkpoint(model)
-    spec = media.DecodeSpec(size=model_info.input_size, fps=2.0, region=model_info.crop)
-    key_spec = media.DecodeSpec(size=model_info.input_size, fps=None, region=model_info.crop, keyframes_only=True)
+    spec = decode.DecodeSpec(size=model_info.input_size, fps=2.0, region=model_info.crop)
+    key_spec = decode.DecodeSpec(size=model_info.input_size, fps=None, region=model_info.crop, keyframes_only=True)
     video_s = info.duration_ms / 1000
     scores = OUT / "scores.json"
     startup = _best([run_measured(startup_argv(model)) for _ in range(2)])
@@ -422,7 +422,7 @@ def main() -> None:
     model = demo / "rage.pt"
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; "
-        f"ffmpeg {'.'.join(map(str, media.ffmpeg_version()))}"
+        f"ffmpeg {'.'.join(map(str, tools.ffmpeg_version()))}"
     )
     print(f"model: {model}")
     rows: list[dict] = []

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from autotosis.core.region import RegionArg  # noqa: E402
 from autotosis.demo.samples import DEFAULT_CAM  # noqa: E402
 from autotosis.detect.segments import Event  # noqa: E402
-from autotosis.media import media  # noqa: E402
+from autotosis.media import probe  # noqa: E402
 from autotosis.outputs.shorts import Layout, LengthRules, ShortsOptions, ShortSource, render_shorts  # noqa: E402
 from benchmarks.scan import OUT, VODS, looped_vod  # noqa: E402
 
@@ -66,7 +66,7 @@ def render_seconds(
     video: Path, options: ShortsOptions, count: int, length_ms: int, folder: Path
 ) -> tuple[float, float, int]:
     """Wall seconds, ffmpeg CPU seconds and total shorts milliseconds of one render_shorts run."""
-    info = media.probe(video)
+    info = probe.probe(video)
     source = ShortSource(video, spread_events(count, length_ms, info.duration_ms))
     shutil.rmtree(folder, ignore_errors=True)
     cpu, began = _children_cpu_s(), time.perf_counter()

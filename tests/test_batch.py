@@ -18,7 +18,7 @@ import pytest
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, UsageError
 from autotosis.detect.segments import Event
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.workflows.batch import Manifest, Pick, collect_inputs, runs_by_source, select_best
 from tests.test_pipeline import CAM, flash_clip
 
@@ -131,7 +131,7 @@ def check_best_of(out: Path, order: str) -> dict:
     runs = 1 + sum(a["source"] != b["source"] for a, b in zip(clips, clips[1:]))
     expected = sum(c["end_ms"] - c["start_ms"] for c in clips) + runs * CARD_MS
     assert abs(listing["duration_ms"] - expected) <= 100
-    durations = media.stream_durations(out / "best-of.mp4")
+    durations = probe.stream_durations(out / "best-of.mp4")
     assert abs(durations.video_ms - expected) <= 150
     assert durations.audio_ms is not None and abs(durations.audio_ms - durations.video_ms) <= 150
     if order == "time":
@@ -172,7 +172,7 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
         for output in ("scores.json", "events.json", "reel.mp4", "report.html"):
             assert (out / name / output).stat().st_size > 0
         events = json.loads((out / name / "events.json").read_text())["events"]
-        reel = media.stream_durations(out / name / "reel.mp4")
+        reel = probe.stream_durations(out / name / "reel.mp4")
         assert abs(reel.video_ms - sum(e["end_ms"] - e["start_ms"] for e in events)) <= 100
     assert "<svg" in (out / "calm" / "report.html").read_text()
     listing = check_best_of(out, "time")
@@ -247,7 +247,7 @@ def test_kill_9_then_rerun_finishes_cleanly(model: Path, vods: Path, tmp_path: P
     finished = {name for name, r in killed.items() if r["state"] == "done"}
     assert finished and len(finished) < 3, "the batch should have been killed half-way"
     for reel in out.glob("*/reel.mp4"):  # whatever has its final name is complete
-        assert media.stream_durations(reel).video_ms > 0
+        assert probe.stream_durations(reel).video_ms > 0
     before = mtimes(out)
 
     assert run(argv) == ExitStatus.OK

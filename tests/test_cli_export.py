@@ -19,7 +19,7 @@ from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
 from autotosis.detect.scores import Scores, write_scores
 from autotosis.detect.segments import Event, EventList, EventParams, read_events, write_events
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.outputs import export
 from tests.conftest import make_video
 
@@ -63,7 +63,7 @@ def ntsc(tmp_path_factory) -> tuple[Path, Path]:
     folder.mkdir()
     video = make_video(folder / "my 'vod' #1.mp4", duration=10, size="192x108", fps="30000/1001")
     events_file = folder / "vod.events.json"
-    write_events(EventList(video, media.probe(video).duration_ms, "rage", EventParams(), EVENTS), events_file)
+    write_events(EventList(video, probe.probe(video).duration_ms, "rage", EventParams(), EVENTS), events_file)
     return video, events_file
 
 
@@ -123,7 +123,7 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     assert re.findall(r"START=(\d+)\nEND=(\d+)", metadata) == [
         ("0", "1001"),
         ("1001", "6006"),
-        ("6006", str(media.probe(video).duration_ms)),
+        ("6006", str(probe.probe(video).duration_ms)),
     ]
 
 
@@ -144,7 +144,7 @@ def test_export_finds_the_video_beside_the_events_file(ntsc, tmp_path: Path, mon
 @pytest.mark.parametrize("fps, fcm", [("60000/1001", "FCM: DROP FRAME"), ("25", "FCM: NON-DROP FRAME")])
 def test_export_is_exact_at_the_source_rate(fps: str, fcm: str, tmp_path: Path, video_factory):
     video = video_factory("v.mp4", duration=4, fps=fps, audio=False)
-    rate = media.probe(video).fps
+    rate = probe.probe(video).fps
     assert rate == Fraction(fps)
     events = (Event(1001, 2002, "pog", 0.8, 0.7, 1500), Event(2500, 3337, "pog", 0.9, 0.8, 3000))
     events_file = tmp_path / "v.events.json"
@@ -341,7 +341,7 @@ def test_report_from_a_scores_file(ntsc, tmp_path: Path, monkeypatch, capsys):
     video, events_file = ntsc
     # The scores name their video relative to the scores file, as a scan run in that folder writes it.
     scores_file = video.parent / "vod.scores.json"
-    write_scores(scores_for(Path(video.name), media.probe(video).duration_ms), scores_file, force=True)
+    write_scores(scores_for(Path(video.name), probe.probe(video).duration_ms), scores_file, force=True)
     monkeypatch.chdir(tmp_path)
     assert (
         run(["report", "--scores", str(scores_file), "--threshold", "0.6", "--pad-before", "0", "--pad-after", "0"])

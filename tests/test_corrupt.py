@@ -662,13 +662,13 @@ def test_two_frames_runs_into_one_folder_both_succeed(frames_project, tmp_path):
 
 
 def test_two_renders_with_force_on_one_reel_leave_one_whole_reel(made, tmp_path):
-    from autotosis.media import media
+    from autotosis.media import probe
 
     out = tmp_path / "reel.mp4"
     argv = ["render", str(made["video"]), str(made["events"]), "-o", str(out), "--force", "--size", "64x36"]
     results = _together(argv, [*argv, "--no-overlay"], cwd=tmp_path)
     assert [code for code, _ in results] == [0, 0], results
-    assert abs(media.stream_durations(out).video_ms - 3000) <= 100
+    assert abs(probe.stream_durations(out).video_ms - 3000) <= 100
     no_temp_files(tmp_path)
 
 

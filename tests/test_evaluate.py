@@ -12,7 +12,7 @@ from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, UsageError
 from autotosis.detect.scores import Scores
 from autotosis.labels.labels import Span, parse_labels_text
-from autotosis.media import media
+from autotosis.media import decode
 from autotosis.training.dataset import IGNORE
 from autotosis.training.evaluate import EvalOptions, LabelledScores, clip_unit, evaluate_units, worst_first
 from tests.conftest import constant_model, flash_clip
@@ -223,8 +223,8 @@ def test_eval_command_reports_per_clip_and_json_and_reuses_scans(project: Path, 
 
     # Scores are cached: a second run decodes nothing; the JSON is not replaced without --force.
     calls = []
-    real = media.iter_frames
-    monkeypatch.setattr(media, "iter_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = decode.iter_frames
+    monkeypatch.setattr(decode, "iter_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
     before = out.read_bytes()
     assert (
         run(["eval", str(project / "rage.txt"), "--model", str(never), "--json", str(out)]) == ExitStatus.OUTPUT_EXISTS

@@ -14,8 +14,8 @@ import pytest
 
 from autotosis.core.errors import DataError, OutputExistsError, UsageError
 from autotosis.detect.segments import Event, EventList, EventParams, read_events
-from autotosis.media import media
-from autotosis.media.media import VideoInfo
+from autotosis.media import encode, probe
+from autotosis.media.probe import VideoInfo
 from autotosis.outputs import export
 from autotosis.outputs.export import Chapter
 
@@ -366,18 +366,18 @@ FFPROBE = shutil.which("ffprobe")
 def test_chapters_are_muxed_into_the_reel(tmp_path: Path, video_factory):
     if FFPROBE is None:
         pytest.skip("ffprobe is not installed")
-    source = media.probe(video_factory("src.mp4", duration=4, size="160x90", fps="25"))
-    spec = media.EncodeSpec(width=160, height=90, fps=Fraction(25))
+    source = probe.probe(video_factory("src.mp4", duration=4, size="160x90", fps="25"))
+    spec = encode.EncodeSpec(width=160, height=90, fps=Fraction(25))
     pieces, lengths = [tmp_path / "p1.mkv", tmp_path / "p2.mkv"], [1200, 1600]
     for piece, start, length in zip(pieces, (0, 2000), lengths):
-        media.cut_segment(source, start, length, piece, spec)
+        encode.cut_segment(source, start, length, piece, spec)
     titles = ["rage 0.87", "odd = ; # \\ title"]
     chapters_file = tmp_path / "chapters.ffmetadata"
     chapters_file.write_text(
         export.chapters_ffmetadata(export.reel_chapters(list(zip(titles, lengths)))), encoding="utf-8"
     )
     reel = tmp_path / "reel.mp4"
-    media.concat_segments(pieces, reel, chapters_file=chapters_file)
+    encode.concat_segments(pieces, reel, chapters_file=chapters_file)
     probed = subprocess.run(
         [FFPROBE, "-v", "error", "-show_chapters", "-print_format", "json", "file:" + str(reel)],
         capture_output=True,
@@ -527,7 +527,7 @@ def test_export_needs_the_video_for_timelines_and_one_video_for_the_rest(tmp_pat
 
 @pytest.mark.media
 def test_export_from_a_real_ntsc_video(tmp_path: Path, video_factory):
-    info = media.probe(video_factory("ntsc clip.mp4", duration=6, fps="30000/1001"))
+    info = probe.probe(video_factory("ntsc clip.mp4", duration=6, fps="30000/1001"))
     assert info.fps == NTSC
     events = event_list(
         info.path, event(1000, 2500, peak_ms=1500), event(3003, 5005, peak_ms=4000), duration_ms=info.duration_ms
@@ -563,7 +563,7 @@ def test_export_from_a_real_vfr_video(tmp_path: Path, video_factory):
         extra_video_filters="select='gte(t,2)+not(mod(n,5))'",
         codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
     )
-    info = media.probe(path)
+    info = probe.probe(path)
     assert info.fps == Fraction(17)
     result = export.export_events(
         [(info, event_list(path, event(1000, 3000), duration_ms=info.duration_ms))], "otio", tmp_path / "vfr"

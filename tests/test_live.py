@@ -10,7 +10,7 @@ import pytest
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, MediaError, UsageError
-from autotosis.media import media
+from autotosis.media import decode, live, probe
 from autotosis.workflows.live import Trigger
 from tests.conftest import make_video
 from tests.test_stills import red_detector
@@ -38,22 +38,22 @@ def test_trigger_cooldown_and_hysteresis():
 def test_live_sources_are_recognised(tmp_path: Path):
     clip = tmp_path / "a b.mp4"
     clip.write_bytes(b"x")
-    assert media.live_source("/dev/video0").kind == "v4l2"
-    assert media.live_source(":0.0+10,20").kind == "x11grab"
-    assert media.live_source("x11grab::1").target == ":1"
-    assert media.live_source("rtmp://example.org/live/key").kind == "url"
-    assert media.live_source(str(clip)) == media.LiveSource(str(clip), "file", True, None)
+    assert live.live_source("/dev/video0").kind == "v4l2"
+    assert live.live_source(":0.0+10,20").kind == "x11grab"
+    assert live.live_source("x11grab::1").target == ":1"
+    assert live.live_source("rtmp://example.org/live/key").kind == "url"
+    assert live.live_source(str(clip)) == live.LiveSource(str(clip), "file", True, None)
     with pytest.raises(MediaError):
-        media.live_source(str(tmp_path / "missing.mp4"))
-    args = media._live_input_args
-    assert args(media.live_source("/dev/video2")) == ["-f", "v4l2", "-i", "/dev/video2"]
-    assert args(media.live_source(":0.0")) == ["-f", "x11grab", "-framerate", "30", "-i", ":0.0"]
-    assert args(media.live_source(str(clip)))[:2] == ["-re", "-i"]
-    assert "-re" not in args(media.live_source(str(clip), realtime=False))
+        live.live_source(str(tmp_path / "missing.mp4"))
+    args = live._live_input_args
+    assert args(live.live_source("/dev/video2")) == ["-f", "v4l2", "-i", "/dev/video2"]
+    assert args(live.live_source(":0.0")) == ["-f", "x11grab", "-framerate", "30", "-i", ":0.0"]
+    assert args(live.live_source(str(clip)))[:2] == ["-re", "-i"]
+    assert "-re" not in args(live.live_source(str(clip), realtime=False))
 
 
 def _red_fraction(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    batches = list(media.iter_frames(path, media.DecodeSpec(size=16, fps=None)))
+    batches = list(decode.iter_frames(path, decode.DecodeSpec(size=16, fps=None)))
     times = np.concatenate([b.times_ms for b in batches])
     frames = np.concatenate([b.frames for b in batches]).astype(int)
     return times, (frames[..., 0].mean(axis=(1, 2)) - frames[..., 1].mean(axis=(1, 2))) > 30
@@ -114,7 +114,7 @@ def test_live_file_at_real_time_fires_events_and_saves_replays(tmp_path: Path, c
         assert replay["end_s"] == pytest.approx(trigger["time_s"] + 1.0)
         path = Path(replay["path"])
         assert path.parent == replays and path.name.startswith("stream é_0h00m0")
-        durations = media.stream_durations(path)
+        durations = probe.stream_durations(path)
         assert abs(durations.video_ms - 2500) <= 40  # 1.5 s before + 1 s after, to the frame
         assert durations.audio_ms is not None and abs(durations.audio_ms - 2500) <= 50
         times, red = _red_fraction(path)

@@ -13,21 +13,21 @@ import numpy as np
 import pytest
 
 from autotosis.core.errors import MediaError
-from autotosis.media import media
+from autotosis.media import decode, encode, probe, tools
 
 pytestmark = pytest.mark.media
 
 
 def test_probe_reports_size_duration_audio(video_factory):
     path = video_factory("a b'c é.mp4", duration=3, size="320x180", fps="30")
-    info = media.probe(path)
+    info = probe.probe(path)
     assert (info.width, info.height) == (320, 180)
     assert abs(info.duration_ms - 3000) <= 50
     assert info.has_audio and info.fps == Fraction(30)
 
 
 def test_probe_without_audio(video_factory):
-    info = media.probe(video_factory(audio=False))
+    info = probe.probe(video_factory(audio=False))
     assert not info.has_audio
 
 
@@ -43,17 +43,17 @@ def test_probe_rejects_non_videos(tmp_path: Path, content: bytes, expected: str)
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(content)
     with pytest.raises(MediaError, match=expected):
-        media.probe(fake)
+        probe.probe(fake)
 
 
 def test_probe_missing_file(tmp_path: Path):
     with pytest.raises(MediaError, match="no such file"):
-        media.probe(tmp_path / "missing.mp4")
+        probe.probe(tmp_path / "missing.mp4")
 
 
 def test_iter_frames_times_and_shapes(video_factory):
     path = video_factory(duration=4, fps="25")
-    batches = list(media.iter_frames(path, media.DecodeSpec(size=32, fps=2.0), batch_size=3))
+    batches = list(decode.iter_frames(path, decode.DecodeSpec(size=32, fps=2.0), batch_size=3))
     times = np.concatenate([b.times_ms for b in batches])
     assert times.tolist() == [0, 500, 1000, 1500, 2000, 2500, 3000, 3500]
     assert all(b.frames.shape[1:] == (32, 32, 3) and b.frames.dtype == np.uint8 for b in batches)
@@ -67,7 +67,7 @@ def test_crop_region_is_applied(tmp_path: Path, video_factory):
         source="color=c=red",
         extra_video_filters="drawbox=x=100:y=0:w=100:h=100:color=blue:t=fill",
     )
-    (batch,) = list(media.iter_frames(path, media.DecodeSpec(size=16, fps=1.0, region=(0.5, 0.0, 1.0, 1.0))))
+    (batch,) = list(decode.iter_frames(path, decode.DecodeSpec(size=16, fps=1.0, region=(0.5, 0.0, 1.0, 1.0))))
     mean = batch.frames.reshape(-1, 3).mean(axis=0)
     assert mean[2] > 200 and mean[0] < 50
 
@@ -75,7 +75,7 @@ def test_crop_region_is_applied(tmp_path: Path, video_factory):
 def test_keyframes_only_returns_keyframe_times(video_factory):
     path = video_factory(duration=6, fps="25")  # -g 25: a keyframe every second
     times = np.concatenate(
-        [b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=16, fps=None, keyframes_only=True))]
+        [b.times_ms for b in decode.iter_frames(path, decode.DecodeSpec(size=16, fps=None, keyframes_only=True))]
     )
     assert times.tolist() == [0, 1000, 2000, 3000, 4000, 5000]
 
@@ -93,8 +93,8 @@ def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path, video_fa
         codec=["-c:v", "libx264", "-preset", "ultrafast", "-fps_mode", "vfr"],
         audio=False,
     )
-    info = media.probe(path)
-    batches = list(media.iter_frames(path, media.DecodeSpec(size=8, fps=4.0), info=info))
+    info = probe.probe(path)
+    batches = list(decode.iter_frames(path, decode.DecodeSpec(size=8, fps=4.0), info=info))
     times = np.concatenate([b.times_ms for b in batches])
     blue = np.concatenate([b.frames.reshape(len(b.frames), -1, 3).mean(axis=1)[:, 2] > 128 for b in batches])
     assert np.all(np.diff(times) == 250)
@@ -108,31 +108,31 @@ def test_decoding_a_truncated_file_fails_cleanly(tmp_path: Path, video_factory):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(data[: len(data) // 3])
     with pytest.raises(MediaError):
-        info = media.probe(broken)
-        list(media.iter_frames(broken, media.DecodeSpec(size=16), info=info))
+        info = probe.probe(broken)
+        list(decode.iter_frames(broken, decode.DecodeSpec(size=16), info=info))
 
 
 def test_escape_filter_value_round_trips_special_characters():
     value = "/tmp/a b/it's:[x],y;z\\w%{pts}"
-    escaped = media.escape_filter_value(value)
+    escaped = encode.escape_filter_value(value)
     # No unescaped graph separators may remain.
     for char in ",;[]":
         assert all(escaped[i - 1] == "\\" for i, c in enumerate(escaped) if c == char)
 
 
 def test_cut_and_concat_keep_audio_and_video_in_sync(tmp_path: Path, video_factory):
-    with_audio = media.probe(video_factory("with audio.mp4", duration=5, size="320x180"))
-    silent = media.probe(video_factory("silent.mp4", duration=5, size="160x120", audio=False))
-    spec = media.EncodeSpec(width=320, height=180, fps=Fraction(25))
+    with_audio = probe.probe(video_factory("with audio.mp4", duration=5, size="320x180"))
+    silent = probe.probe(video_factory("silent.mp4", duration=5, size="160x120", audio=False))
+    spec = encode.EncodeSpec(width=320, height=180, fps=Fraction(25))
     text = tmp_path / "label's: [x];,%{pts}.txt"
     text.write_text("rage: 0.87 a:b'c,[d];%{pts}", encoding="utf-8")
-    overlay = [media.TextOverlay(text, 0, 500, "ff0000")]
+    overlay = [encode.TextOverlay(text, 0, 500, "ff0000")]
     pieces = [tmp_path / "p1.mkv", tmp_path / "p2.mkv"]
-    media.cut_segment(with_audio, 1000, 1500, pieces[0], spec, overlay)
-    media.cut_segment(silent, 500, 2000, pieces[1], spec, overlay)
+    encode.cut_segment(with_audio, 1000, 1500, pieces[0], spec, overlay)
+    encode.cut_segment(silent, 500, 2000, pieces[1], spec, overlay)
     reel = tmp_path / "reel.mp4"
-    media.concat_segments(pieces, reel)
-    d = media.stream_durations(reel)
+    encode.concat_segments(pieces, reel)
+    d = probe.stream_durations(reel)
     assert (d.width, d.height) == (320, 180)
     assert d.audio_ms is not None
     assert abs(d.video_ms - 3500) <= 100
@@ -197,7 +197,7 @@ def _gone(video: Path, within: float = 5.0) -> bool:
 
 def test_each_ffmpeg_runs_in_a_process_group_of_its_own(slow_source: Path):
     """A terminal's Ctrl-C goes to autotosis only; ffmpeg is stopped by us, as a whole group."""
-    frames = media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=2.0), batch_size=1)
+    frames = decode.iter_frames(slow_source, decode.DecodeSpec(size=8, fps=2.0), batch_size=1)
     next(frames)
     (shell, *_) = sorted(_ffmpegs_reading(str(slow_source)))
     assert os.getpgid(shell) == shell != os.getpgrp()
@@ -213,7 +213,7 @@ def test_a_stop_event_ends_a_stalled_decode_in_another_thread(slow_source: Path)
 
     def read() -> None:
         # fps 0.25 and 64 frames a batch: the first batch is 256 s of real-time decoding away.
-        for batch in media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=0.25), batch_size=64, stop=stop):
+        for batch in decode.iter_frames(slow_source, decode.DecodeSpec(size=8, fps=0.25), batch_size=64, stop=stop):
             seen.append(len(batch.times_ms))
         ended.set()
 
@@ -237,7 +237,7 @@ def test_ctrl_c_taken_by_another_thread_interrupts_a_decode_in_the_main_thread(s
     idle = threading.Event()
     helper = threading.Thread(target=idle.wait, args=(30,), daemon=True)
     helper.start()
-    frames = media.iter_frames(slow_source, media.DecodeSpec(size=8, fps=0.25), batch_size=64)
+    frames = decode.iter_frames(slow_source, decode.DecodeSpec(size=8, fps=0.25), batch_size=64)
     timer = threading.Timer(1.0, signal.pthread_kill, (helper.ident, signal.SIGINT))
     timer.start()
     began = time.monotonic()
@@ -263,7 +263,7 @@ def test_ctrl_c_taken_by_another_thread_interrupts_a_long_ffmpeg_run(slow_source
     began = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):  # 400 s of real-time decoding without the slices
-            media.run_ffmpeg(["-i", "file:" + str(slow_source), "-f", "null", "-"], what="reading")
+            tools.run_ffmpeg(["-i", "file:" + str(slow_source), "-f", "null", "-"], what="reading")
     finally:
         timer.cancel()
         idle.set()

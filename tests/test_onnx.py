@@ -12,7 +12,7 @@ import torch
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
-from autotosis.media import media
+from autotosis.media import decode
 from autotosis.model.model import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -73,8 +73,8 @@ def run(argv: list[str]) -> int:
 
 def generated_frames(video: Path) -> np.ndarray:
     """Frames the way scan sees them (crop + scale in ffmpeg), plus plain noise."""
-    spec = media.DecodeSpec(size=SIZE, fps=5.0, region=CROP)
-    decoded = np.concatenate([b.frames for b in media.iter_frames(video, spec)])
+    spec = decode.DecodeSpec(size=SIZE, fps=5.0, region=CROP)
+    decoded = np.concatenate([b.frames for b in decode.iter_frames(video, spec)])
     noise = np.random.default_rng(1).integers(0, 256, size=(17, SIZE, SIZE, 3), dtype=np.uint8)
     return np.concatenate([decoded, noise])
 

@@ -11,7 +11,7 @@ import torch
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
-from autotosis.media import media
+from autotosis.media import decode, probe
 from tests.conftest import make_video
 
 pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
@@ -145,7 +145,7 @@ def test_train_scan_events_render(project: Path, model: Path, tmp_path: Path, mo
 
     reel = tmp_path / "reel.mp4"
     assert run(["render", str(vod), str(events_path), "--scores", str(scores_path), "-o", str(reel)]) == 0
-    durations = media.stream_durations(reel)
+    durations = probe.stream_durations(reel)
     expected = sum(e["end_ms"] - e["start_ms"] for e in events)
     assert durations.audio_ms is not None
     assert abs(durations.video_ms - expected) <= 100
@@ -163,7 +163,7 @@ def test_reel_in_one_go_without_audio_source(project: Path, model: Path, tmp_pat
     vod = flash_clip(tmp_path / "silent vod.mp4", 12, [(4, 8)], audio=False)
     reel = tmp_path / "out" / "reel.mp4"
     assert run(["reel", str(vod), "--model", str(model), "-o", str(reel), "--title", "it's: [best], of; %{pts}"]) == 0
-    durations = media.stream_durations(reel)
+    durations = probe.stream_durations(reel)
     assert durations.audio_ms is not None and abs(durations.audio_ms - durations.video_ms) <= 100
     assert not list(reel.parent.glob("*.part*"))
 
@@ -173,8 +173,8 @@ def test_scan_uses_the_cache(project: Path, model: Path, tmp_path: Path, monkeyp
     vod = flash_clip(tmp_path / "v.mp4", 6, [(2, 4)])
     assert run(["scan", str(vod), "--model", str(model), "-o", str(tmp_path / "1.json")]) == 0
     calls = []
-    real = media.iter_frames
-    monkeypatch.setattr(media, "iter_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = decode.iter_frames
+    monkeypatch.setattr(decode, "iter_frames", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert run(["scan", str(vod), "--model", str(model), "-o", str(tmp_path / "2.json")]) == 0
     assert calls == []
     assert run(["scan", str(vod), "--model", str(model), "-o", str(tmp_path / "3.json"), "--no-cache"]) == 0

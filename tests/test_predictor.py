@@ -14,7 +14,7 @@ import torch
 import autotosis.model.model as model_module
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, ModelError
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.model.model import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -209,7 +209,7 @@ def test_reel_takes_an_onnx_model(tmp_path: Path, clip: Path, monkeypatch):
     for model in (checkpoint, exported):
         out = tmp_path / f"reel-{model.suffix[1:]}.mp4"
         assert run(["-q", "reel", str(clip), "--model", str(model), "-o", str(out), *options]) == 0
-        lengths.append(media.stream_durations(out).video_ms)
+        lengths.append(probe.stream_durations(out).video_ms)
     assert lengths[0] > 0 and abs(lengths[0] - lengths[1]) <= 100
 
 

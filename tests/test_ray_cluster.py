@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.workflows.batch import Manifest
 from tests.conftest import constant_model, flash_clip
 
@@ -313,12 +313,12 @@ def test_worker_node_killed_mid_batch(cluster: Cluster, tmp_path: Path):
             assert (vod_folder / name).stat().st_size == record["sizes"][name], name
         json.loads((vod_folder / "scores.json").read_text())
         assert json.loads((vod_folder / "events.json").read_text())["events"], source.name
-        durations = media.stream_durations(vod_folder / "reel.mp4")
+        durations = probe.stream_durations(vod_folder / "reel.mp4")
         assert abs(durations.video_ms - record["reel_ms"]) <= 150
         assert (vod_folder / "report.html").read_text().rstrip().endswith("</html>")
     # The killed VOD was redone after the kill (by Ray's retry, on the head node).
     assert (folder / "reel.mp4").stat().st_mtime > killed_wall
-    assert media.stream_durations(out / "best-of.mp4").video_ms > 0
+    assert probe.stream_durations(out / "best-of.mp4").video_ms > 0
     assert len(json.loads((out / "best-of.json").read_text())["clips"]) == VODS
 
     # Nothing half-written anywhere in DIR: no temp file of the killed attempt, or of any other.

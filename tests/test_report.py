@@ -21,7 +21,7 @@ from autotosis.core.errors import OutputExistsError
 from autotosis.core.timefmt import clock_seconds
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event, EventList, EventParams, events_from_scores
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.outputs import report
 
 HOSTILE_CLASS = '<script>alert("class")</script>'
@@ -177,7 +177,7 @@ def rendered_report(tmp_path_factory) -> tuple[Path, int]:
 
     folder = tmp_path_factory.mktemp("report")
     video = make_video(folder / HOSTILE_FILE, duration=24, size="192x108", fps="25")
-    info = media.probe(video)
+    info = probe.probe(video)
     scores = bumpy_scores(
         video, info.duration_ms, [(3000, 6000), (11_000, 13_000), (18_000, 21_000)], label=HOSTILE_CLASS
     )

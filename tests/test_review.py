@@ -13,7 +13,7 @@ from autotosis.core.errors import ExitStatus
 from autotosis.detect.scores import ScanInfo, Scores
 from autotosis.detect.segments import Event
 from autotosis.labels.labels import Span, parse_labels, parse_labels_text
-from autotosis.media import media
+from autotosis.media import probe
 from autotosis.workflows.review import (
     HardExample,
     ReviewClip,
@@ -100,7 +100,7 @@ def fake_scan(high: list[tuple[int, int]]):
     """scan_video stand-in: rage scores high in ``high`` (ms ranges), every 0.5 s."""
 
     def scan(video, model_path, options=None, **kwargs):
-        info = media.probe(video)
+        info = probe.probe(video)
         times = np.arange(0, info.duration_ms, 500, dtype=np.int64)
         rage = np.full(len(times), 0.05, dtype=np.float32)
         for start, end in high:
@@ -159,7 +159,7 @@ def test_review_cuts_clips_and_appends_a_section(project: Path, tmp_path: Path, 
     clips = sorted((project / "review").glob("*.mp4"))
     assert [c.name for c in clips] == ["iter1_new-vod_h1.mp4", "iter1_new-vod_h2.mp4"]
     # Clip 1 is 2..8 s of the VOD (1 s before, 2 s after the event 3..6 s).
-    durations = media.stream_durations(clips[0])
+    durations = probe.stream_durations(clips[0])
     assert abs(durations.video_ms - 6000) <= 100 and durations.audio_ms is not None
     parsed = parse_labels(labels)
     assert [e.raw_path for e in parsed.entries] == [

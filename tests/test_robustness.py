@@ -17,7 +17,7 @@ import pytest
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
-from autotosis.media import media
+from autotosis.media import decode, encode, probe
 from tests import corpus
 
 pytestmark = [pytest.mark.media]
@@ -202,7 +202,7 @@ def _ffprobe_format(path: Path) -> str:
 @pytest.mark.parametrize("case", sorted(READABLE))
 def test_readable_video_gives_frames_and_a_reel(case, files, tmp_path, capsys):
     video = files[case]
-    info = media.probe(video)
+    info = probe.probe(video)
 
     labels = label_file(tmp_path / "labels", f"{quoted(video)}  0.5-1.5")
     frames_dir = tmp_path / "frames"
@@ -217,7 +217,7 @@ def test_readable_video_gives_frames_and_a_reel(case, files, tmp_path, capsys):
     reel = tmp_path / "out" / "reel.mp4"
     size = ["--size", "320x180"] if case == "uhd" else []
     assert run(["render", str(video), str(events), "-o", str(reel), *size]) == 0
-    d = media.stream_durations(reel)
+    d = probe.stream_durations(reel)
     assert (d.width, d.height) == READABLE[case] and d.sar == 1
     assert abs(d.video_ms - (min(1500, info.duration_ms) - 500)) <= 100  # an event past the end is cut at the end
     assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 100  # silence added where there is no audio
@@ -237,7 +237,7 @@ def test_a_reel_mixes_every_audio_track_at_its_own_level(files, tmp_path, capsys
     """An OBS-style recording: track 1 (the microphone) silent, track 2 the game.  Before issue 16 the
     reel kept track 1 only: mute.  Now the tracks are mixed by default, levels unchanged."""
     video = files["two_audio_tracks"]
-    assert media.probe(video).audio_tracks == 2 and corpus.volume_db(video, 0)[0] < -80
+    assert probe.probe(video).audio_tracks == 2 and corpus.volume_db(video, 0)[0] < -80
     events = events_file(tmp_path / "ev", video, [(500, 2500)])
     mixed = _render_volume(video, events, tmp_path / "mixed.mp4")
     first = _render_volume(video, events, tmp_path / "first.mp4", "1")  # numbered from 1
@@ -306,13 +306,13 @@ def test_a_vfr_reel_keeps_the_nominal_frame_rate_and_its_sound_on_the_picture(tm
         "-shortest",
         "file:" + str(video),
     )
-    info = media.probe(video)
+    info = probe.probe(video)
     assert info.fps == Fraction(16000, 1001) and info.nominal_fps == Fraction(24000, 1001)  # the test's premise
     events = events_file(tmp_path / "ev", video, [(1000, 3000), (5000, 7000)])
     reel = tmp_path / "reel.mp4"
     assert run(["render", str(video), str(events), "-o", str(reel), "--title", "best of"]) == 0
-    assert media.probe(reel).nominal_fps == Fraction(24000, 1001)
-    d = media.stream_durations(reel)
+    assert probe.probe(reel).nominal_fps == Fraction(24000, 1001)
+    d = probe.stream_durations(reel)
     assert abs(d.video_ms - 6006) <= 42  # 2 s card + 2 x 2 s, in whole frames
     assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 1000 * 1001 / 24000  # within one frame
     capsys.readouterr()
@@ -332,9 +332,9 @@ def test_variable_frame_rate_times_come_from_timestamps(files, tmp_path):
 
 def test_rotation_is_applied_before_the_crop(files, tmp_path):
     video = files["rotated"]
-    info = media.probe(video)
+    info = probe.probe(video)
     assert (info.width, info.height) == (54, 96) and info.rotation in (90, 270)
-    shown = media.grab_frame(info, 500, width=54)  # what a player shows
+    shown = decode.grab_frame(info, 500, width=54)  # what a player shows
     top_colour = shown[: shown.shape[0] // 3].reshape(-1, 3).mean(axis=0)
     labels = label_file(tmp_path, f"{quoted(video)}  crop=0,0,1,0.5  0.5-1.5")
     assert run(["frames", str(labels), "--out", str(tmp_path / "f"), "--size", "8"]) == 0
@@ -370,7 +370,7 @@ def test_filter_syntax_in_titles_and_class_names_is_drawn_literally(files, tmp_p
     """Text reaches drawtext only through textfile= (with expansion=none): never parsed by ffmpeg."""
     drawn: list[str] = []
     graphs: list[str] = []
-    real = media.run_ffmpeg
+    real = encode.run_ffmpeg
 
     def spy(args, **kwargs):
         graphs.extend(args)
@@ -382,7 +382,7 @@ def test_filter_syntax_in_titles_and_class_names_is_drawn_literally(files, tmp_p
 
     (tmp_path / "work").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "work"))
-    monkeypatch.setattr(media, "run_ffmpeg", spy)
+    monkeypatch.setattr(encode, "run_ffmpeg", spy)  # where the reel's pieces call it
     klass = "it's: [x],y;z %{pts} \\ 100%"
     events = events_file(tmp_path, files["a"], [(500, 1500)], label=klass)
     reel = tmp_path / "reel.mp4"
@@ -390,7 +390,7 @@ def test_filter_syntax_in_titles_and_class_names_is_drawn_literally(files, tmp_p
     assert corpus.NASTY_TITLE in drawn
     assert f"{klass}: 0.80" in drawn
     assert not any(corpus.NASTY_TITLE in g or klass in g for g in graphs)  # never interpolated into a command
-    assert media.stream_durations(reel).video_ms > 2500  # title card + event
+    assert probe.stream_durations(reel).video_ms > 2500  # title card + event
     capsys.readouterr()
 
 

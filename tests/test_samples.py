@@ -31,7 +31,7 @@ EDGE_MS = 250  # the rage ramps up/down over ~180 ms at span edges; skip those f
 
 
 def decode(path: Path, region) -> tuple[np.ndarray, np.ndarray]:
-    from autotosis.media.media import DecodeSpec, iter_frames
+    from autotosis.media.decode import DecodeSpec, iter_frames
 
     times, frames = [], []
     for batch in iter_frames(path, DecodeSpec(size=32, fps=5, region=region)):
@@ -61,7 +61,7 @@ def nearest_centroid_accuracy(train_x, train_y, test_x, test_y) -> float:
 
 @needs_ffmpeg
 def test_clip_has_requested_size_duration_and_audio(tmp_path):
-    from autotosis.media.media import probe
+    from autotosis.media.probe import probe
 
     truth = make_stream_clip(tmp_path / "clip.mp4", duration_s=4.0, highlights=[(1000, 2500)], seed=3, **SMALL)
     info = probe(truth.path)
@@ -79,7 +79,7 @@ def test_clip_has_requested_size_duration_and_audio(tmp_path):
 
 @needs_ffmpeg
 def test_any_size_and_fps_work(tmp_path):
-    from autotosis.media.media import probe
+    from autotosis.media.probe import probe
 
     truth = make_stream_clip(
         tmp_path / "odd.mp4",
@@ -277,7 +277,7 @@ SET_ARGS = {"train_clips": 4, "clip_s": 5.0, "heldout_s": 8.0, "heldout_events":
 
 @needs_ffmpeg
 def test_sample_set_files_truth_and_determinism(tmp_path):
-    from autotosis.media.media import probe
+    from autotosis.media.probe import probe
 
     calls = []
     samples = make_sample_set(tmp_path / "a", seed=7, on_clip=lambda i, n: calls.append((i, n)), **SET_ARGS)

@@ -251,7 +251,7 @@ def test_clip_truth_json_round_trip_with_hard_fields(tmp_path):
 @pytest.mark.media
 @needs_ffmpeg
 def test_hard_clip_and_set_files(tmp_path):
-    from autotosis.media.media import probe
+    from autotosis.media.probe import probe
 
     truth = make_stream_clip(tmp_path / "h.mp4", duration_s=3.0, highlights=[(500, 1500)], seed=6, hard=True, **SMALL)
     assert truth.hard and truth.drawn_cam == jittered_cam(DEFAULT_CAM, 6, 160, 90) and truth.cam == DEFAULT_CAM

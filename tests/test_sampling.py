@@ -12,7 +12,7 @@ from PIL import Image
 
 from autotosis.cli import main
 from autotosis.core.errors import DataError, ExitStatus, OutputExistsError
-from autotosis.media import media
+from autotosis.media import decode, probe
 from autotosis.model.model import load_checkpoint
 from autotosis.training.sampling import (
     folder_frames,
@@ -79,7 +79,7 @@ def test_sample_writes_full_size_square_pixel_frames(tmp_path: Path, capsys):
     # The time in the name is where the frame is: the testsrc2 picture moves, so compare with a grab.
     name = next(p for p in images if p.name.startswith("my-vod"))
     time_ms = int(name.stem.rsplit("_t", 1)[1])
-    expected = media.grab_frame(media.probe(wide), time_ms, width=160).astype(int)
+    expected = decode.grab_frame(probe.probe(wide), time_ms, width=160).astype(int)
     assert np.abs(np.asarray(Image.open(name), dtype=int) - expected).mean() < 12
 
     # The same seed picks the same frames: nothing is overwritten without --force.
@@ -352,7 +352,7 @@ def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monke
     )
     (tmp_path / "lb.txt").write_text("lb.mp4  0.5-1.5\n")
     labels = parse_labels(tmp_path / "lb.txt")
-    region = media.detect_active_area(media.probe(tmp_path / "lb.mp4"))
+    region = decode.detect_active_area(probe.probe(tmp_path / "lb.mp4"))
     assert region is not None and region[0] == 0 and abs(region[1] - 9 / 54) < 0.03 and abs(region[3] - 45 / 54) < 0.03
     plain = extract_frames(labels, tmp_path / "f1", FrameOptions(fps=2, size=24))
     cropped = extract_frames(labels, tmp_path / "f2", FrameOptions(fps=2, size=24, crop_borders=True))
@@ -360,7 +360,7 @@ def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monke
     assert cropped.clips[0].load_frames()[:, 0].mean() > 40  # picture
     assert cropped.crop is None and cropped.crop_borders  # borders are found again in each video scanned
     # Borders are detected once per file: a second run reads borders.json.
-    monkeypatch.setattr(media, "detect_active_area", lambda info: pytest.fail("detected again"))
+    monkeypatch.setattr(decode, "detect_active_area", lambda info: pytest.fail("detected again"))
     again = extract_frames(labels, tmp_path / "f2", FrameOptions(fps=2, size=24, crop_borders=True))
     assert again.clips[0].frames_path == cropped.clips[0].frames_path
 
@@ -391,7 +391,7 @@ def test_a_model_trained_with_crop_borders_crops_each_scanned_video_s_own_border
     assert abs(left - 16 / 96) < 0.03 and abs(right - 80 / 96) < 0.03 and top == 0 and bottom == 1
     assert scan_video(tmp_path / "pb.mp4", model, replace(options, full_frame=True)).scan.region is None
     # The borders are remembered beside the cached scores, not detected on every scan.
-    monkeypatch.setattr(media, "detect_active_area", lambda info: pytest.fail("detected again"))
+    monkeypatch.setattr(decode, "detect_active_area", lambda info: pytest.fail("detected again"))
     again = scan_video(tmp_path / "pb.mp4", model, replace(options, use_cache=True, batch_size=4))
     assert tuple(again.scan.region) == (left, top, right, bottom)
     # Stills score the same picture.

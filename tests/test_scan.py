@@ -19,7 +19,7 @@ from autotosis.core.errors import ExitStatus
 from autotosis.detect import coarse
 from autotosis.detect.scan import ScanOptions, resolve_mode, scan_video, scan_with
 from autotosis.detect.segments import EventParams, event_spans, events_from_scores
-from autotosis.media import media
+from autotosis.media import decode, probe
 
 pytestmark = pytest.mark.media
 
@@ -147,7 +147,7 @@ def test_variable_frame_rate_event_times_are_exact_within_one_step(video_factory
         codec=["-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-fps_mode", "vfr"],
         audio=False,
     )
-    frame_times = np.concatenate([b.times_ms for b in media.iter_frames(path, media.DecodeSpec(size=8, fps=None))])
+    frame_times = np.concatenate([b.times_ms for b in decode.iter_frames(path, decode.DecodeSpec(size=8, fps=None))])
     assert frame_times[:3].tolist() == [0, 200, 400] and frame_times[-2:].tolist() == [11_920, 11_960]
     for mode in ("dense", "coarse"):
         scores = scan_with(path, Redness(), ScanOptions(mode=mode, fps=2.0))
@@ -190,10 +190,10 @@ def test_rotated_video_crops_the_displayed_frame(tmp_path: Path, video_factory):
         audio=False,
     )
     rotated = _rotate(stored, tmp_path / "rotated.mp4", 90)
-    info = media.probe(rotated)
+    info = probe.probe(rotated)
     assert (info.width, info.height) == (90, 160) and info.rotation in (90, 270)
     # Where is the red in the picture a player shows?  Find it in a full displayed frame...
-    shown = media.grab_frame(info, 500, width=90)
+    shown = decode.grab_frame(info, 500, width=90)
     red = (shown[..., 0] > 150) & (shown[..., 1] < 90)
     ys, xs = np.nonzero(red)
     quarter = (int(xs.mean() >= 45), int(ys.mean() >= 80))
@@ -212,15 +212,15 @@ def test_non_square_pixels_give_the_same_picture_as_square_ones(video_factory):
     # The same 16:9 picture stored at 160x90 (square pixels) and at 80x90 with 2:1 pixels.
     square = video_factory("square.mp4", duration=2, fps="25", audio=False)
     wide = video_factory("wide.mp4", duration=2, fps="25", audio=False, extra_video_filters="scale=80:90,setsar=2")
-    assert media.probe(wide).sar == 2 and media.probe(wide).display_aspect == pytest.approx(16 / 9)
-    spec = media.DecodeSpec(size=32, fps=2.0, region=(0.25, 0.0, 0.75, 1.0))
-    a = np.concatenate([b.frames for b in media.iter_frames(square, spec)]).astype(np.int16)
-    b = np.concatenate([b.frames for b in media.iter_frames(wide, spec)]).astype(np.int16)
+    assert probe.probe(wide).sar == 2 and probe.probe(wide).display_aspect == pytest.approx(16 / 9)
+    spec = decode.DecodeSpec(size=32, fps=2.0, region=(0.25, 0.0, 0.75, 1.0))
+    a = np.concatenate([b.frames for b in decode.iter_frames(square, spec)]).astype(np.int16)
+    b = np.concatenate([b.frames for b in decode.iter_frames(wide, spec)]).astype(np.int16)
     assert a.shape == b.shape
     # Only the horizontal resolution differs; a crop taken in the wrong pixel units would not come close.
     assert np.abs(a - b).mean() < 12
     shifted = np.concatenate(
-        [f.frames for f in media.iter_frames(square, media.DecodeSpec(size=32, fps=2.0, region=(0.0, 0.0, 0.5, 1.0)))]
+        [f.frames for f in decode.iter_frames(square, decode.DecodeSpec(size=32, fps=2.0, region=(0.0, 0.0, 0.5, 1.0)))]
     )
     assert np.abs(shifted.astype(np.int16) - b).mean() > 2 * np.abs(a - b).mean()
 
@@ -262,7 +262,7 @@ def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(media, "iter_frames", no_decoding)
+    monkeypatch.setattr(decode, "iter_frames", no_decoding)
     assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).scan.mode == "coarse"
     assert scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache)).scan.mode == "dense"
     # A coarse request on a video scanned only densely re-uses the (finer) dense scores.

@@ -19,7 +19,7 @@ from autotosis.core.errors import DataError, ExitStatus, UsageError
 from autotosis.core.region import RegionArg
 from autotosis.core.region import parse_region_arg as parse_region
 from autotosis.detect.segments import Event
-from autotosis.media import media
+from autotosis.media import decode, probe, shorts_graph
 from autotosis.outputs.shorts import (
     FrameGeometry,
     Layout,
@@ -90,13 +90,13 @@ def test_pixel_regions_are_in_displayed_pixels():
     assert (crop.x, crop.width) == (90, 30)  # stored pixels are 4/3 wide
 
 
-def _aspect_error(band: media.Band, sar: Fraction) -> float:
+def _aspect_error(band: shorts_graph.Band, sar: Fraction) -> float:
     shown = band.crop.width * sar / band.crop.height
     wanted = Fraction(band.width, band.height)
     return float(abs(shown - wanted) / wanted)
 
 
-def _rounding_slack(band: media.Band) -> float:
+def _rounding_slack(band: shorts_graph.Band) -> float:
     return 1.0 / band.crop.width + 1.0 / band.crop.height + 2.0 / band.height + 2.0 / band.width
 
 
@@ -132,8 +132,8 @@ def test_stacked_cam_at_full_width_keeps_its_aspect_up_to_half_the_height():
     wide_cam = region_rect(parse_region("1440,0,1920,270"), frame, "--cam")  # 16:9
     top, bottom = plan_picture(Layout.STACKED, frame, (1080, 1920), wide_cam, whole_frame(frame)).bands
     assert (top.width, top.height) == (1080, 608) and (bottom.width, bottom.height) == (1080, 1312)
-    assert top.crop == media.PixelCrop(1440, 0, 480, 270)
-    assert bottom.crop == media.PixelCrop(515, 0, 889, 1080)  # the centre of the game, crop-to-fill
+    assert top.crop == shorts_graph.PixelCrop(1440, 0, 480, 270)
+    assert bottom.crop == shorts_graph.PixelCrop(515, 0, 889, 1080)  # the centre of the game, crop-to-fill
     tall_cam = region_rect(parse_region("1800,0,1920,540"), frame, "--cam")  # portrait cam: capped at half
     top, _ = plan_picture(Layout.STACKED, frame, (1080, 1920), tall_cam, whole_frame(frame)).bands
     assert top.height == 960 and top.crop.width == 120 and top.crop.height == round(120 * 960 / 1080)
@@ -142,10 +142,10 @@ def test_stacked_cam_at_full_width_keeps_its_aspect_up_to_half_the_height():
 def test_game_and_fit_layouts():
     frame = FrameGeometry(1920, 1080)
     game = plan_picture(Layout.GAME, frame, (1080, 1920), None, whole_frame(frame))
-    assert game.backdrop is None and game.bands[0].crop == media.PixelCrop(656, 0, 608, 1080)
+    assert game.backdrop is None and game.bands[0].crop == shorts_graph.PixelCrop(656, 0, 608, 1080)
     fit = plan_picture(Layout.FIT, frame, (1080, 1920), None, whole_frame(frame))
     assert (fit.bands[0].width, fit.bands[0].height) == (1080, 608)
-    assert fit.bands[0].crop == media.PixelCrop(0, 0, 1920, 1080)
+    assert fit.bands[0].crop == shorts_graph.PixelCrop(0, 0, 1920, 1080)
     assert (fit.backdrop.width, fit.backdrop.height) == (1080, 1920)
     with pytest.raises(UsageError, match="stacked layout needs the face-cam region"):
         plan_picture(Layout.STACKED, frame, (1080, 1920), None, whole_frame(frame))
@@ -370,8 +370,8 @@ def ffprobe_streams(path: Path) -> dict[str, dict]:
 
 
 def frame_of(path: Path, at_ms: int = 500) -> np.ndarray:
-    info = media.probe(path)
-    return media.grab_frame(info, at_ms, width=info.width).astype(int)
+    info = probe.probe(path)
+    return decode.grab_frame(info, at_ms, width=info.width).astype(int)
 
 
 def is_red(pixels: np.ndarray) -> np.ndarray:
@@ -515,11 +515,11 @@ def rotated_source(tmp_path: Path) -> Path:
         ],
         check=True,
     )
-    info = media.probe(out)
+    info = probe.probe(out)
     if info.rotation == 0:
         pytest.skip("this ffmpeg does not write rotation metadata with -metadata rotate")
     assert (info.width, info.height) == (160, 90)
-    shown = media.grab_frame(info, 500, 160).astype(int)
+    shown = decode.grab_frame(info, 500, 160).astype(int)
     assert is_red(shown[:20, 125:]).all() and is_blue(shown[30:45, :100]).all()  # displayed upright, as intended
     assert is_green(shown[55:75, 45:65]).all()
     return out
@@ -528,7 +528,7 @@ def rotated_source(tmp_path: Path) -> Path:
 def anamorphic_source(tmp_path: Path) -> Path:
     """Stored 120x90 with 4:3 pixels: shown as solid_source's 160x90."""
     out = solid_source(tmp_path / "anamorphic.mp4", duration=3.0, after="scale=120:90,setsar=4/3", square=True)
-    info = media.probe(out)
+    info = probe.probe(out)
     assert (info.width, info.sar) == (120, Fraction(4, 3))
     return out
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
-from autotosis.media import media
+from autotosis.media import encode, probe
 from autotosis.model.model import DEFAULT_MEAN, DEFAULT_STD, ModelInfo, build_model, save_checkpoint
 from autotosis.outputs.stills import Candidate, StillsOptions, choose, grey_frames, similarity, still_name
 from tests.conftest import FFMPEG, make_video
@@ -109,7 +109,7 @@ def scenes_video(
             frame[90:96, x : x + 6] = 255
             yield frame
 
-    media.encode_frames(frames(), path, width=W, height=H, fps=FPS, keyframe_interval_s=keyframe_s, crf=18)
+    encode.encode_frames(frames(), path, width=W, height=H, fps=FPS, keyframe_interval_s=keyframe_s, crf=18)
     return path
 
 
@@ -246,7 +246,7 @@ def ntsc_video(path: Path) -> Path:
             frame[90:96, 10 + n : 16 + n] = 255
             yield frame
 
-    media.encode_frames(frames(), path, width=W, height=H, fps=fps, keyframe_interval_s=float(89 / fps), crf=18)
+    encode.encode_frames(frames(), path, width=W, height=H, fps=fps, keyframe_interval_s=float(89 / fps), crf=18)
     return path
 
 
@@ -282,7 +282,7 @@ def test_anamorphic_source_is_not_squeezed(tmp_path: Path):
         source="color=c=gray",
         extra_video_filters="drawbox=x=40:y=40:w=30:h=60:color=red:t=fill,setsar=2",
     )
-    assert media.probe(video).sar == 2
+    assert probe.probe(video).sar == 2
     out = tmp_path / "stills"
     assert run(["stills", str(video), "--keyframes", "-o", str(out), "--format", "png"]) == 0
     [still] = out.glob("*.png")
@@ -320,7 +320,7 @@ def test_rotated_source_comes_out_upright(tmp_path: Path):
         ],
         check=True,
     )
-    info = media.probe(rotated)
+    info = probe.probe(rotated)
     assert (info.width, info.height) == (90, 160)
     out = tmp_path / "stills"
     assert run(["stills", str(rotated), "--keyframes", "-o", str(out), "--format", "png"]) == 0

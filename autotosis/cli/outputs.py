@@ -188,7 +188,7 @@ def _file_stem(path: str | Path, *endings: str) -> str:
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.segments import read_events
-    from autotosis.media import media
+    from autotosis.media import probe
     from autotosis.outputs.export import PER_VIDEO_FORMATS, TIMELINE_FORMATS, export_events, parse_formats
 
     formats = parse_formats(args.format)
@@ -210,7 +210,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
                     f"{name}: {', '.join(timelines)} need the source video, but {what}",
                     hint=f"pass --video VIDEO, or export only {', '.join(PER_VIDEO_FORMATS)}",
                 )
-        sources.append((media.probe(video) if video is not None else None, events))
+        sources.append((probe.probe(video) if video is not None else None, events))
     base = Path(args.output) if args.output else Path.cwd() / _file_stem(args.events[0], ".json", ".csv", ".events")
     protect = [Path(p) for p in [*args.events, *(args.video or ())]]
     result = export_events(sources, formats, base, name=args.name, force=args.force, protect=protect)
@@ -253,7 +253,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.scan import scan_video
     from autotosis.detect.scores import read_scores
     from autotosis.detect.segments import read_events
-    from autotosis.media import media
+    from autotosis.media import probe
     from autotosis.outputs.report import write_report
 
     if args.model and args.scores:
@@ -298,7 +298,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             )
         else:
             settings["video"] = str(video)
-        info = media.probe(video) if video is not None else None
+        info = probe.probe(video) if video is not None else None
         write_report(
             scores,
             events,

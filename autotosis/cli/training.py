@@ -423,16 +423,16 @@ def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
     video = None
     picture = None if args.at is not None else explain.read_image(source)
     if picture is None:
-        from autotosis.media import media
+        from autotosis.media import decode, probe
 
-        video = media.probe(source)
+        video = probe.probe(source)
         if args.at is None:
             raise UsageError(f"{source}: a video needs --at TIME (the moment to explain)")
         if not 0 <= args.at < video.duration_ms:
             raise UsageError(
                 f"--at {args.at / 1000:.3f} s is outside the video (0 to {video.duration_ms / 1000:.3f} s)"
             )
-        picture = next((frame for _, frame in media.grab_frames(video, [args.at])), None)
+        picture = next((frame for _, frame in decode.grab_frames(video, [args.at])), None)
         if picture is None:
             raise UsageError(f"{source}: no frame at {args.at / 1000:.3f} s")
     stem = source.stem if args.at is None else f"{source.stem}.{args.at / 1000:.3f}s"

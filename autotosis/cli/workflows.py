@@ -102,15 +102,13 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
     from autotosis.detect.pipeline import event_params
-    from autotosis.media import media
+    from autotosis.media import live
     from autotosis.model.predictor import load_predictor
     from autotosis.workflows.live import LiveOptions, check_replay_dir, run_live
 
     predictor = load_predictor(Path(args.model))
     ctx.apply_config(args, predictor.info.task)
-    source = media.live_source(
-        args.input, kind=args.input_kind, realtime=not args.no_realtime, framerate=args.framerate
-    )
+    source = live.live_source(args.input, kind=args.input_kind, realtime=not args.no_realtime, framerate=args.framerate)
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
     if replay_dir is not None:
         check_replay_dir(replay_dir, source.label(), args.force)

@@ -1435,7 +1435,7 @@ def make_stream_clip(
     ``cam`` stays the nominal box a label file uses), the cam reframed now and then, and
     drifting light.  The truth then lists the look-alikes and the drawn box too.
     """
-    from autotosis.media.media import encode_frames
+    from autotosis.media.encode import encode_frames
 
     out = Path(out)
     plan = _plan_clip(

@@ -29,7 +29,7 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
 from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
-from autotosis.media import media
+from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
     from autotosis.model.model import ModelInfo
@@ -68,10 +68,10 @@ def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
 
 
 def _score_batches(
-    batches: Callable[[threading.Event], Iterable[media.FrameBatch]],
+    batches: Callable[[threading.Event], Iterable[decode.FrameBatch]],
     predict: Callable[[np.ndarray], np.ndarray],
     classes: int,
-    on_batch: Callable[[media.FrameBatch], None],
+    on_batch: Callable[[decode.FrameBatch], None],
     *,
     video: Path,
     stall_timeout_s: float | None,
@@ -79,7 +79,7 @@ def _score_batches(
     """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order.
 
     ``batches(stop)`` makes the decoding iterator; it must end soon after ``stop`` is set
-    (``media.iter_frames(stop=...)`` does), which happens when this consumer stops early:
+    (``decode.iter_frames(stop=...)`` does), which happens when this consumer stops early:
     Ctrl-C, SIGTERM, a stall, an error in inference.
     """
     times: list[np.ndarray] = []
@@ -103,8 +103,8 @@ def _score_batches(
 
 def _score_whole(
     video: Path,
-    info: media.VideoInfo,
-    spec: media.DecodeSpec,
+    info: probe.VideoInfo,
+    spec: decode.DecodeSpec,
     predictor: Predictor,
     options: ScanOptions,
     progress: ProgressCallback,
@@ -114,7 +114,7 @@ def _score_whole(
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     scored = _score_batches(
-        lambda stop: media.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop),
+        lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop),
         predictor.predict,
         len(predictor.info.classes),
         lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
@@ -127,17 +127,17 @@ def _score_whole(
 
 def _spans_frames(
     video: Path,
-    spec: media.DecodeSpec,
+    spec: decode.DecodeSpec,
     spans: list[coarse.Span],
-    info: media.VideoInfo,
+    info: probe.VideoInfo,
     batch_size: int,
     stop: threading.Event | None = None,
-) -> Iterator[media.FrameBatch]:
+) -> Iterator[decode.FrameBatch]:
     """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
     for lo, hi in spans:
         if stop is not None and stop.is_set():
             return
-        span_spec = media.DecodeSpec(
+        span_spec = decode.DecodeSpec(
             size=spec.size,
             fps=spec.fps,
             region=spec.region,
@@ -146,7 +146,7 @@ def _spans_frames(
             fast_decode=spec.fast_decode,
             threads=spec.threads,
         )
-        yield from media.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
+        yield from decode.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
 
 
 def scan_with(
@@ -155,17 +155,17 @@ def scan_with(
     options: ScanOptions = ScanOptions(),
     *,
     progress: ProgressCallback = no_progress,
-    info: media.VideoInfo | None = None,
+    info: probe.VideoInfo | None = None,
     model: str = "",
 ) -> Scores:
     """Score ``video`` with ``predictor`` (no cache); ``model`` is the fingerprint stored in the result."""
     video = Path(video)
-    info = info or media.probe(video)
+    info = info or probe.probe(video)
     model_info = predictor.info
     classes = tuple(model_info.classes)
     region = model_region(info, model_info, region=options.region, full_frame=options.full_frame)
     mode = resolve_mode(options, info.duration_ms)
-    spec = media.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
+    spec = decode.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
     rough = None
     if mode == "dense":
         times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
@@ -198,15 +198,15 @@ def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
 
 def _scan_coarse(
     video: Path,
-    info: media.VideoInfo,
-    spec: media.DecodeSpec,
+    info: probe.VideoInfo,
+    spec: decode.DecodeSpec,
     predictor: Predictor,
     options: ScanOptions,
     progress: ProgressCallback,
 ) -> tuple[np.ndarray, np.ndarray, CoarseScan]:
     classes = tuple(predictor.info.classes)
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
-    key_spec = media.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
+    key_spec = decode.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
     key_times, key_probs = _score_whole(video, info, key_spec, predictor, options, progress, "scan keyframes")
 
     # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
@@ -245,12 +245,12 @@ def _scan_coarse(
 
 def _span_progress(
     spans: list[coarse.Span], total_s: float, progress: ProgressCallback
-) -> Callable[[media.FrameBatch], None]:
+) -> Callable[[decode.FrameBatch], None]:
     """Progress through the refined spans, in seconds of refined video."""
     starts = np.array([lo for lo, _ in spans], dtype=np.int64)
     before = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in spans])))
 
-    def on_batch(batch: media.FrameBatch) -> None:
+    def on_batch(batch: decode.FrameBatch) -> None:
         t = int(batch.times_ms[-1])
         i = max(0, int(np.searchsorted(starts, t, side="right")) - 1)
         done_ms = before[i] + min(t - spans[i][0], spans[i][1] - spans[i][0])
@@ -260,7 +260,7 @@ def _span_progress(
 
 
 def model_region(
-    info: media.VideoInfo,
+    info: probe.VideoInfo,
     model_info: ModelInfo,
     *,
     region: Region | None = None,
@@ -275,10 +275,10 @@ def model_region(
     chosen = region or model_info.crop
     if chosen is None and model_info.crop_borders:
         if cache is None:
-            chosen = media.detect_active_area(info)
+            chosen = decode.detect_active_area(info)
         else:
             chosen = cache.remembered(
-                f"borders-{file_fingerprint(info.path)}", lambda: media.detect_active_area(info), valid=is_region
+                f"borders-{file_fingerprint(info.path)}", lambda: decode.detect_active_area(info), valid=is_region
             )
     return as_region(chosen)
 
@@ -320,7 +320,7 @@ def scan_video(
         )
         if isinstance(predictor, TorchPredictor):
             threads = torch_threads(_scan_torch_threads(options.threads))
-    info = media.probe(video)
+    info = probe.probe(video)
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)
     region = model_region(

@@ -36,7 +36,7 @@ from autotosis.detect.segments import Event, EventList, write_events
 if TYPE_CHECKING:
     import opentimelineio as otio
 
-    from autotosis.media.media import VideoInfo
+    from autotosis.media.probe import VideoInfo
 
 TIMELINE_FORMATS = ("otio", "edl", "fcpxml")
 PER_VIDEO_FORMATS = ("chapters", "srt", "json", "csv")

@@ -22,7 +22,7 @@ from autotosis.core.fsutil import atomic_path, check_writable, work_dir, write_t
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event
-from autotosis.media import media
+from autotosis.media import encode, probe
 from autotosis.outputs.export import Chapter, chapters_ffmetadata, chapters_youtube, clip_name, reel_chapters
 
 
@@ -72,7 +72,7 @@ def _even(value: float) -> int:
     return max(2, int(round(value / 2)) * 2)
 
 
-def output_spec(first: media.VideoInfo, options: RenderOptions) -> media.EncodeSpec:
+def output_spec(first: probe.VideoInfo, options: RenderOptions) -> encode.EncodeSpec:
     if options.width and options.height:
         width, height = _even(options.width), _even(options.height)
     else:
@@ -83,7 +83,7 @@ def output_spec(first: media.VideoInfo, options: RenderOptions) -> media.EncodeS
     # Keep common rates exact (30000/1001 stays NTSC) but tame odd VFR averages.
     if fps.denominator not in (1, 1001):
         fps = Fraction(round(float(fps)))
-    return media.EncodeSpec(width=width, height=height, fps=fps, crf=options.crf, audio_track=options.audio_track)
+    return encode.EncodeSpec(width=width, height=height, fps=fps, crf=options.crf, audio_track=options.audio_track)
 
 
 AUDIO_TRACK_HINT = "audio tracks are numbered from 1 in the file's order; 'mix' (the default) mixes them all"
@@ -103,7 +103,7 @@ def parse_audio_track(text: str) -> int | None:
     return track
 
 
-def check_audio_track(infos: Iterable[media.VideoInfo], track: int | None) -> None:
+def check_audio_track(infos: Iterable[probe.VideoInfo], track: int | None) -> None:
     """UsageError, before anything is cut, when a source with sound has no audio track ``track``.
 
     A source without any sound gets silence whatever the choice, as always.
@@ -121,7 +121,7 @@ def check_audio_track(infos: Iterable[media.VideoInfo], track: int | None) -> No
 
 def chunk_overlays(
     event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str
-) -> list[media.TextOverlay]:
+) -> list[encode.TextOverlay]:
     """One text overlay per chunk: "<class>: <score>" coloured by the score."""
     starts = np.arange(0, duration_ms, chunk_ms, dtype=np.int64)
     if scores is not None and len(scores.times_ms):
@@ -133,7 +133,7 @@ def chunk_overlays(
         text_file = folder / f"{stem}_{i:05d}.txt"
         text_file.write_text(f"{event.label}: {float(value):.2f}", encoding="utf-8")
         overlays.append(
-            media.TextOverlay(
+            encode.TextOverlay(
                 text_file, int(start), int(min(start + chunk_ms, duration_ms)), score_colour(float(value))
             )
         )
@@ -159,7 +159,7 @@ def render_reel(
     parts = [p for p in parts if p.events]
     if not parts:
         raise DataError("no events to render", hint="lower --threshold, or check the scores with `autotosis events`")
-    infos = {p.video: media.probe(p.video) for p in parts}
+    infos = {p.video: probe.probe(p.video) for p in parts}
     check_audio_track(infos.values(), options.audio_track)
     spec = output_spec(infos[parts[0].video], options)
     total_ms = sum(e.duration_ms for p in parts for e in p.events)
@@ -189,7 +189,7 @@ def render_reel(
                     else []
                 )
                 piece = work / f"{stem}.mkv"
-                media.cut_segment(info, event.start_ms, duration, piece, spec, overlays)
+                encode.cut_segment(info, event.start_ms, duration, piece, spec, overlays)
                 pieces.append(piece)
                 done_ms += event.duration_ms
                 progress("render", done_ms / 1000, total_ms / 1000)
@@ -200,13 +200,14 @@ def render_reel(
             chapters_file = work / "chapters.ffmetadata"
             chapters_file.write_text(chapters_ffmetadata(chapters), encoding="utf-8")
         with atomic_path(out, force=force) as tmp:
-            media.concat_segments(pieces, tmp, chapters_file=chapters_file)
+            encode.concat_segments(pieces, tmp, chapters_file=chapters_file)
     warnings: list[str] = []
     if chapters_text is not None:
         text, warnings = chapters_youtube(chapters)
         write_text_atomic(chapters_text, text, force=force)
     reel_ms = sum(
-        int(round(media.segment_frames(ms, spec.fps) * 1000 / spec.fps)) for ms in _piece_lengths(parts, infos, options)
+        int(round(encode.segment_frames(ms, spec.fps) * 1000 / spec.fps))
+        for ms in _piece_lengths(parts, infos, options)
     )
     return RenderResult(
         path=out,
@@ -241,14 +242,14 @@ def _frame_exact_lengths(lengths_ms: Sequence[int], fps: Fraction) -> list[int]:
     """
     out, frames, position = [], 0, 0
     for ms in lengths_ms:
-        frames += media.segment_frames(ms, fps)
+        frames += encode.segment_frames(ms, fps)
         end = int(round(frames * 1000 / fps))
         out.append(end - position)
         position = end
     return out
 
 
-def _piece_lengths(parts: Sequence[ReelPart], infos: dict[Path, media.VideoInfo], options: RenderOptions) -> list[int]:
+def _piece_lengths(parts: Sequence[ReelPart], infos: dict[Path, probe.VideoInfo], options: RenderOptions) -> list[int]:
     lengths = [options.title_ms] if options.title else []
     for part in parts:
         if options.source_cards:
@@ -257,11 +258,11 @@ def _piece_lengths(parts: Sequence[ReelPart], infos: dict[Path, media.VideoInfo]
     return lengths
 
 
-def _card(work: Path, stem: str, text: str, spec: media.EncodeSpec, duration_ms: int) -> Path:
+def _card(work: Path, stem: str, text: str, spec: encode.EncodeSpec, duration_ms: int) -> Path:
     text_file = work / f"{stem}.txt"
     text_file.write_text(text, encoding="utf-8")
     piece = work / f"{stem}.mkv"
-    media.title_card(
-        piece, spec, duration_ms, [media.TextOverlay(text_file, 0, duration_ms, "ffffff", "center", 1 / 12)]
+    encode.title_card(
+        piece, spec, duration_ms, [encode.TextOverlay(text_file, 0, duration_ms, "ffffff", "center", 1 / 12)]
     )
     return piece

@@ -2,7 +2,7 @@
 
 The page needs nothing at view time: no script, no network, no files beside it.  The score
 timeline is inline SVG (polyline, threshold line, shaded events, m:ss axis); every event
-has a card with thumbnails (inline base64 JPEG, grabbed with ``media.grab_frame``) at its
+has a card with thumbnails (inline base64 JPEG, grabbed with ``decode.grab_frame``) at its
 start, peak and end; the settings used are listed in a table.
 
 Every string that came from outside (file names, class names, labels, settings) goes
@@ -32,7 +32,7 @@ from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event, EventList
 
 if TYPE_CHECKING:
-    from autotosis.media.media import VideoInfo
+    from autotosis.media.probe import VideoInfo
 
 MAX_PLOT_POINTS = 4000  # a 4-hour scan at 10 scores/s is 144k samples; the browser needs far fewer
 THUMBNAIL_WIDTH = 240
@@ -219,13 +219,13 @@ def _jpeg(frame: np.ndarray) -> bytes:
 
 
 def event_thumbnails(video: VideoInfo, event: Event, scores: Scores, column: str | None, count: int) -> list[Thumbnail]:
-    from autotosis.media import media
+    from autotosis.media import decode
 
     frame_ms = int(math.ceil(1000 / float(video.fps))) if video.fps else 40
     thumbs = []
     for role, time_ms in thumbnail_times(event, count, frame_ms):
         score = float(scores.score_at(column, np.array([time_ms]))[0]) if column is not None else float("nan")
-        thumbs.append(Thumbnail(role, time_ms, score, _jpeg(media.grab_frame(video, time_ms, THUMBNAIL_WIDTH))))
+        thumbs.append(Thumbnail(role, time_ms, score, _jpeg(decode.grab_frame(video, time_ms, THUMBNAIL_WIDTH))))
     return thumbs
 
 

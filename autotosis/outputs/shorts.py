@@ -9,9 +9,9 @@ The planning is pure (no ffmpeg) so it can be tested on its own:
 - ranking and file names (rank, class, score, source time, source name);
 - region geometry: the face-cam and gameplay regions in the source's displayed frame
   (after rotation, square pixels), crop-to-fill rectangles, and the picture layout
-  handed to ``media.render_short``.
+  handed to ``shorts_graph.render_short``.
 
-``render_shorts`` at the end runs the plan: one ``media.render_short`` per short, each
+``render_shorts`` at the end runs the plan: one ``shorts_graph.render_short`` per short, each
 written atomically, then the index (JSON and CSV).
 """
 
@@ -36,7 +36,7 @@ from autotosis.core.region import RegionArg
 from autotosis.core.timefmt import name_time
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event
-from autotosis.media import media
+from autotosis.media import encode, probe, shorts_graph
 from autotosis.outputs.render import RenderOptions, check_audio_track, chunk_overlays, output_spec
 
 INDEX_FORMAT = "autotosis-shorts/1"
@@ -64,7 +64,7 @@ class FrameGeometry:
     sar: Fraction = Fraction(1)
 
     @classmethod
-    def of(cls, info: media.VideoInfo) -> FrameGeometry:
+    def of(cls, info: probe.VideoInfo) -> FrameGeometry:
         return cls(info.width, info.height, Fraction(info.sar))
 
     @property
@@ -127,13 +127,13 @@ def fill_rect(rect: Rect, width: int, height: int) -> Rect:
     return Rect(rect.x, rect.y + (rect.h - h) / 2, rect.w, h)
 
 
-def pixel_crop(rect: Rect, frame: FrameGeometry) -> media.PixelCrop:
+def pixel_crop(rect: Rect, frame: FrameGeometry) -> shorts_graph.PixelCrop:
     """``rect`` (displayed coordinates) in the decoded picture's pixels, inside the frame."""
     x = min(max(int(round(rect.x / frame.sar)), 0), frame.width - 1)
     y = min(max(int(round(rect.y)), 0), frame.height - 1)
     w = min(max(int(round(rect.w / frame.sar)), 1), frame.width - x)
     h = min(max(int(round(rect.h)), 1), frame.height - y)
-    return media.PixelCrop(x, y, w, h)
+    return shorts_graph.PixelCrop(x, y, w, h)
 
 
 def even(value: Fraction | float) -> int:
@@ -143,18 +143,20 @@ def even(value: Fraction | float) -> int:
 
 def plan_picture(
     layout: Layout, frame: FrameGeometry, size: tuple[int, int], cam: Rect | None, game: Rect
-) -> media.ShortPicture:
+) -> shorts_graph.ShortPicture:
     """The picture of a short of ``size`` (even width and height) in ``layout``."""
     width, height = size
     if layout is Layout.GAME:
-        return media.ShortPicture((media.Band(pixel_crop(fill_rect(game, width, height), frame), width, height),))
+        return shorts_graph.ShortPicture(
+            (shorts_graph.Band(pixel_crop(fill_rect(game, width, height), frame), width, height),)
+        )
     if layout is Layout.FIT:
         scale = min(Fraction(width) / game.w, Fraction(height) / game.h)
-        fitted = media.Band(
+        fitted = shorts_graph.Band(
             pixel_crop(game, frame), min(width, even(game.w * scale)), min(height, even(game.h * scale))
         )
-        backdrop = media.Band(pixel_crop(fill_rect(game, width, height), frame), width, height)
-        return media.ShortPicture((fitted,), backdrop)
+        backdrop = shorts_graph.Band(pixel_crop(fill_rect(game, width, height), frame), width, height)
+        return shorts_graph.ShortPicture((fitted,), backdrop)
     if cam is None:
         raise UsageError(
             "the stacked layout needs the face-cam region",
@@ -163,10 +165,10 @@ def plan_picture(
     # The cam at full width keeps its aspect, up to CAM_MAX_SHARE of the height (then it is crop-filled).
     cam_height = min(even(width * cam.h / cam.w), even(height * CAM_MAX_SHARE))
     cam_height = min(cam_height, height - 2)
-    top = media.Band(pixel_crop(fill_rect(cam, width, cam_height), frame), width, cam_height)
+    top = shorts_graph.Band(pixel_crop(fill_rect(cam, width, cam_height), frame), width, cam_height)
     bottom_height = height - cam_height
-    bottom = media.Band(pixel_crop(fill_rect(game, width, bottom_height), frame), width, bottom_height)
-    return media.ShortPicture((top, bottom))
+    bottom = shorts_graph.Band(pixel_crop(fill_rect(game, width, bottom_height), frame), width, bottom_height)
+    return shorts_graph.ShortPicture((top, bottom))
 
 
 # --------------------------------------------------------------------------- length control
@@ -367,7 +369,7 @@ class ShortsResult:
     index_csv: Path
 
 
-def picture_for(info: media.VideoInfo, options: ShortsOptions) -> media.ShortPicture:
+def picture_for(info: probe.VideoInfo, options: ShortsOptions) -> shorts_graph.ShortPicture:
     """Check the regions against one source and lay out its shorts (errors before any encoding)."""
     frame = FrameGeometry.of(info)
     game = region_rect(options.game, frame, "--game") if options.game else whole_frame(frame)
@@ -380,7 +382,7 @@ def picture_for(info: media.VideoInfo, options: ShortsOptions) -> media.ShortPic
 def check_sources(videos: Sequence[Path], options: ShortsOptions) -> None:
     """Probe the videos and check the regions fit them, before any long work (a scan)."""
     for video in videos:
-        info = media.probe(video)
+        info = probe.probe(video)
         picture_for(info, options)
         check_audio_track([info], options.audio_track)
 
@@ -398,7 +400,7 @@ def render_shorts(
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: is a file; shorts go into a folder", hint="give a folder name with -o")
     size = (even(options.size[0]), even(options.size[1]))
-    infos = {s.video: media.probe(s.video) for s in sources}
+    infos = {s.video: probe.probe(s.video) for s in sources}
     check_audio_track(infos.values(), options.audio_track)
     pictures = {video: picture_for(info, options) for video, info in infos.items()}
     planned: list[tuple[Path, Window]] = []
@@ -433,7 +435,7 @@ def render_shorts(
             )
             overlays = _overlays(short, scores[short.source], options, size, work)
             with atomic_path(folder / short.file_name, force=force) as tmp:
-                media.render_short(
+                shorts_graph.render_short(
                     info, short.window.start_ms, short.window.duration_ms, tmp, spec, pictures[short.source], overlays
                 )
             done_ms += short.window.duration_ms
@@ -445,14 +447,14 @@ def render_shorts(
 
 def _overlays(
     short: Short, scores: Scores | None, options: ShortsOptions, size: tuple[int, int], work: Path
-) -> list[media.TextOverlay]:
+) -> list[encode.TextOverlay]:
     """Title (whole short, top) and the reel's per-chunk confidence text, sized for a tall frame."""
     window = short.window
     overlays = []
     if options.title:
         text_file = work / f"title_{short.rank:04d}.txt"
         text_file.write_text(wrap_title(options.title, size[0], size[1] * TITLE_SIZE), encoding="utf-8")
-        overlays.append(media.TextOverlay(text_file, 0, window.duration_ms, "ffffff", "top", TITLE_SIZE))
+        overlays.append(encode.TextOverlay(text_file, 0, window.duration_ms, "ffffff", "top", TITLE_SIZE))
     if options.overlay:
         shown = dataclasses.replace(window.event, start_ms=window.start_ms, end_ms=window.end_ms)
         chunks = chunk_overlays(shown, scores, window.duration_ms, options.chunk_ms, work, f"short_{short.rank:04d}")

@@ -30,7 +30,7 @@ from autotosis.core.fsutil import atomic_path, check_writable, write_text_atomic
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region
 from autotosis.core.timefmt import name_time
-from autotosis.media import media
+from autotosis.media import decode, probe
 
 LOOK_SIZE = 64  # side of the grey frames compared for similarity
 DEDUP_METHODS = ("ssim", "dhash")
@@ -245,18 +245,18 @@ class _Dedup:
         return keep
 
 
-def _decode_spec(options: StillsOptions, size: int, region: Region | None) -> media.DecodeSpec:
+def _decode_spec(options: StillsOptions, size: int, region: Region | None) -> decode.DecodeSpec:
     if options.fps is None:
-        return media.DecodeSpec(size=size, fps=None, region=region, keyframes_only=True)
-    return media.DecodeSpec(size=size, fps=options.fps, region=region)
+        return decode.DecodeSpec(size=size, fps=None, region=region, keyframes_only=True)
+    return decode.DecodeSpec(size=size, fps=options.fps, region=region)
 
 
 def _batches(
-    video: Path, spec: media.DecodeSpec, info: media.VideoInfo, batch_size: int, progress: ProgressCallback, stage: str
-) -> Iterator[media.FrameBatch]:
+    video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo, batch_size: int, progress: ProgressCallback, stage: str
+) -> Iterator[decode.FrameBatch]:
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
-    for batch in media.iter_frames(video, spec, batch_size=batch_size, info=info):
+    for batch in decode.iter_frames(video, spec, batch_size=batch_size, info=info):
         yield batch
         progress(stage, min(total_s, batch.times_ms[-1] / 1000), total_s)
     progress(stage, total_s, total_s)
@@ -264,7 +264,7 @@ def _batches(
 
 def find_candidates(
     video: Path,
-    info: media.VideoInfo,
+    info: probe.VideoInfo,
     options: StillsOptions,
     predictor=None,
     *,
@@ -366,7 +366,7 @@ def _ranks(candidates: list[Candidate], picked: list[int]) -> dict[int, int]:
     return {i: rank for rank, i in enumerate(scored, 1)}
 
 
-def grab_stills(info: media.VideoInfo, times_ms: list[int]) -> dict[int, np.ndarray]:
+def grab_stills(info: probe.VideoInfo, times_ms: list[int]) -> dict[int, np.ndarray]:
     """The full-size frame shown at each of ``times_ms`` (times of decoded frames, rounded to ms).
 
     A decoded frame's time is its timestamp rounded to the nearest ms, so it may lie up to
@@ -383,7 +383,7 @@ def grab_stills(info: media.VideoInfo, times_ms: list[int]) -> dict[int, np.ndar
         asks: dict[int, list[int]] = {}
         for t in wanted:
             asks.setdefault(max(0, min(t - back, info.duration_ms - 1)), []).append(t)
-        for ask, frame in media.grab_frames(info, list(asks)):
+        for ask, frame in decode.grab_frames(info, list(asks)):
             for t in asks.get(ask, ()):
                 found[t] = frame
     return found
@@ -415,7 +415,7 @@ def mine_stills(
         raise UsageError(f"{out_dir}: exists and is not a folder")
     manifest = out_dir / MANIFEST_NAME
     check_writable(manifest, force)
-    info = media.probe(video)
+    info = probe.probe(video)
     if predictor is not None and not options.full_frame:
         from autotosis.detect.scan import model_region
         from autotosis.detect.scores import ScoreCache

@@ -28,7 +28,7 @@ from autotosis.core.fsutil import atomic_path, file_fingerprint, write_error, wr
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.labels.labels import ClipEntry, LabelFile, Span, check_durations
-from autotosis.media import media
+from autotosis.media import decode, probe
 
 SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen at each time)
 IGNORE = -1
@@ -229,7 +229,7 @@ def frame_targets(
 
 
 def clip_region(
-    entry: ClipEntry, info: media.VideoInfo, crop_borders: bool, cache: dict[str, list[float] | None] | None = None
+    entry: ClipEntry, info: probe.VideoInfo, crop_borders: bool, cache: dict[str, list[float] | None] | None = None
 ) -> Region | None:
     """The region frames are taken from: the label line's crop, else (with ``crop_borders``)
     the picture inside letterbox borders, else None (the whole frame).
@@ -242,14 +242,14 @@ def clip_region(
     if cache is not None and key in cache:
         found = cache[key]
         return as_region(found)
-    region = media.detect_active_area(info)
+    region = decode.detect_active_area(info)
     if cache is not None:
         cache[key] = None if region is None else list(region)
     return region
 
 
 def clip_regions(
-    labels: LabelFile, infos: dict[Path, media.VideoInfo], crop_borders: bool, frames_dir: Path | None = None
+    labels: LabelFile, infos: dict[Path, probe.VideoInfo], crop_borders: bool, frames_dir: Path | None = None
 ) -> dict[Path, Region | None]:
     """``clip_region`` of every clip; detected borders are cached in ``frames_dir/borders.json``
     (default: the label file's frames folder), shared by frames, train, eval and review."""
@@ -284,15 +284,15 @@ def default_frames_dir(labels: LabelFile) -> Path:
     return labels.path.parent / ".autotosis" / "frames" / labels.task
 
 
-def validate_against_media(labels: LabelFile) -> dict[Path, media.VideoInfo]:
+def validate_against_media(labels: LabelFile) -> dict[Path, probe.VideoInfo]:
     """Probe every clip; raise LabelErrors naming file:line for unreadable clips or spans past the end."""
     from autotosis.core.errors import LabelError, MediaError, ToolMissingError
 
-    infos: dict[Path, media.VideoInfo] = {}
+    infos: dict[Path, probe.VideoInfo] = {}
     problems: list[LabelError] = []
     for entry in labels.entries:
         try:
-            infos[entry.path] = media.probe(entry.path)
+            infos[entry.path] = probe.probe(entry.path)
         except ToolMissingError:
             raise  # not the clip's fault: one clear error, not one per line
         except MediaError as exc:
@@ -353,7 +353,7 @@ def _extract_all(
     labels: LabelFile,
     out_dir: Path,
     options: FrameOptions,
-    infos: dict[Path, media.VideoInfo],
+    infos: dict[Path, probe.VideoInfo],
     progress: ProgressCallback,
     prune: bool,
 ) -> FrameSet:
@@ -434,7 +434,7 @@ def _load_shard(
 
 def _extract_clip(
     entry: ClipEntry,
-    info: media.VideoInfo,
+    info: probe.VideoInfo,
     region: Region | None,
     out_dir: Path,
     key: str,
@@ -442,11 +442,11 @@ def _extract_clip(
     classes: Sequence[str],
     on_ms,
 ) -> ClipFrames:
-    spec = media.DecodeSpec(size=options.size, fps=options.fps, region=region)
+    spec = decode.DecodeSpec(size=options.size, fps=options.fps, region=region)
     times: list[np.ndarray] = []
 
     def frames() -> Iterator[np.ndarray]:
-        for batch in media.iter_frames(entry.path, spec, info=info):
+        for batch in decode.iter_frames(entry.path, spec, info=info):
             yield batch.frames
             times.append(batch.times_ms)
             on_ms(int(batch.times_ms[-1]))

@@ -36,7 +36,7 @@ from autotosis.core.errors import DataError, UsageError
 from autotosis.core.fsutil import atomic_path, check_writable, safe_stem
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, crop_pixels
-from autotosis.media import media
+from autotosis.media import decode, probe
 from autotosis.training.dataset import (
     ClipFrames,
     FrameSet,
@@ -127,7 +127,7 @@ def sample_frames(
     videos = [Path(v) for v in videos]
     if not videos:
         raise UsageError("no videos to sample from")
-    infos = [media.probe(v) for v in videos]
+    infos = [probe.probe(v) for v in videos]
     # The last frame may end a little before the container's duration: stay two frames clear.
     usable = [max(1, i.duration_ms - _frame_margin_ms(i)) for i in infos]
     times = sample_times(usable, count, seed)
@@ -141,7 +141,7 @@ def sample_frames(
     progress("sample", 0, len(times))
     for number, info in enumerate(infos):
         wanted = [s.time_ms for s in times if s.video == number]
-        for time_ms, frame in media.grab_frames(info, wanted):
+        for time_ms, frame in decode.grab_frames(info, wanted):
             path = targets[(number, time_ms)]
             with atomic_path(path, force=force) as tmp:
                 Image.fromarray(frame).save(tmp, format=FORMATS[fmt], **({"quality": quality} if fmt == "jpg" else {}))
@@ -150,7 +150,7 @@ def sample_frames(
     return SampleResult(folder=folder, written=tuple(written), missing=len(times) - len(written))
 
 
-def _frame_margin_ms(info: media.VideoInfo) -> int:
+def _frame_margin_ms(info: probe.VideoInfo) -> int:
     fps = float(info.fps) if info.fps else 0.0
     return int(math.ceil(2000 / fps)) if fps > 0 else 200
 

@@ -61,7 +61,7 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mkv", ".mov", ".flv", ".ts", ".m2ts", ".mts", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".3gp"}
 )
 LIST_SUFFIXES = frozenset({".txt", ".list", ".lst"})
-# fsutil.atomic_path's temp names: ".<stem>.<random>.part<suffix>", and media.concat_segments' list of
+# fsutil.atomic_path's temp names: ".<stem>.<random>.part<suffix>", and encode.concat_segments' list of
 # pieces beside such a file (".<stem>.<random>.part<suffix>.concat.txt"), which a kill leaves too
 _PART_FILE = re.compile(r"^\..+\.part(\.[^.]+)?(\.concat\.txt)?$")
 
@@ -436,7 +436,7 @@ def _process(job: VodJob) -> VodResult:
     from autotosis.detect.pipeline import scan_events
     from autotosis.detect.scores import write_scores
     from autotosis.detect.segments import write_events
-    from autotosis.media import media
+    from autotosis.media import probe
     from autotosis.outputs.render import ReelPart, render_reel
     from autotosis.outputs.report import write_report
 
@@ -462,7 +462,7 @@ def _process(job: VodJob) -> VodResult:
         scores,
         event_list,
         folder / OUTPUT_FILES["report"],
-        video=media.probe(job.source),
+        video=probe.probe(job.source),
         settings=job.report_settings,
         force=True,
     )

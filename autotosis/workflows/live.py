@@ -3,7 +3,7 @@
     live source --ffmpeg--> small frames (pipe) --> model --> rolling score --> trigger --> event (JSON line)
                         \\-> ring of 1-second .ts segments (temp folder) -----------------> replay clip
 
-ffmpeg (run by media.LiveCapture) keeps the last few seconds of the source, re-encoded
+ffmpeg (run by live.LiveCapture) keeps the last few seconds of the source, re-encoded
 into short MPEG-TS segments that are overwritten in a ring.  When a trigger fires at time
 T, the clip ``[T - before, T + after)`` is cut from the ring as soon as the segment holding
 ``T + after`` is finished -- in a worker thread, so scoring never stalls the capture.
@@ -26,7 +26,7 @@ from autotosis.core.errors import OutputExistsError, UsageError
 from autotosis.core.fsutil import atomic_path
 from autotosis.core.region import Region
 from autotosis.core.timefmt import name_time
-from autotosis.media import media
+from autotosis.media import decode, live, probe
 
 Emit = Callable[[dict], None]
 
@@ -106,7 +106,7 @@ class _Replays:
 
     def __init__(
         self,
-        capture: media.LiveCapture,
+        capture: live.LiveCapture,
         folder: Path,
         label: str,
         before_ms: int,
@@ -144,11 +144,11 @@ class _Replays:
                 waiting.append((time_ms, score))
         self.pending = waiting
 
-    def _save(self, segments: list[media.RingSegment], start_ms: int, end_ms: int, time_ms: int, score: float) -> None:
+    def _save(self, segments: list[live.RingSegment], start_ms: int, end_ms: int, time_ms: int, score: float) -> None:
         out = self.folder / replay_name(self.label, time_ms, score)
         try:
             with atomic_path(out, force=self.force) as tmp:
-                media.cut_replay(segments, start_ms, end_ms, tmp)
+                live.cut_replay(segments, start_ms, end_ms, tmp)
         except BaseException as exc:  # reported by the main thread, which owns the error handling
             with self._lock:
                 self.errors.append(exc)
@@ -175,7 +175,7 @@ class _Replays:
 
 
 def run_live(
-    source: media.LiveSource, predictor, options: LiveOptions, emit: Emit, *, force: bool = False
+    source: live.LiveSource, predictor, options: LiveOptions, emit: Emit, *, force: bool = False
 ) -> LiveSummary:
     """Score ``source`` until it ends (or ``options.duration_ms`` of it has passed, or Ctrl-C), emitting events.
 
@@ -189,7 +189,7 @@ def run_live(
         raise UsageError(f"class {name!r} is not one of the model's classes ({', '.join(info.classes)})")
     trigger = Trigger(options.threshold, options.release_level(), options.cooldown_ms, options.window_ms)
     region = None if options.full_frame else (options.region or info.crop)
-    spec = media.DecodeSpec(size=info.input_size, fps=options.fps, region=region)
+    spec = decode.DecodeSpec(size=info.input_size, fps=options.fps, region=region)
     lock = threading.Lock()
 
     def send(record: dict) -> None:
@@ -204,14 +204,14 @@ def run_live(
             options.replay_dir.mkdir(parents=True, exist_ok=True)
             # Room for a whole clip, plus a few segments the worker may still be copying.
             wrap = math.ceil((options.replay_before_ms + options.replay_after_ms) / options.segment_ms) + 4
-            ring = media.RingSpec(
+            ring = live.RingSpec(
                 Path(tmp) / "ring",
                 segment_ms=options.segment_ms,
                 wrap=wrap,
                 audio_track=options.audio_track,
                 audio_tracks=tracks,
             )
-        with media.LiveCapture(source, spec, ring) as capture:
+        with live.LiveCapture(source, spec, ring) as capture:
             replays = None
             if options.replay_dir is not None:
                 replays = _Replays(
@@ -262,20 +262,20 @@ def run_live(
     return LiveSummary(frames=frames, events=events, replays=saved, last_time_ms=last_ms)
 
 
-def _audio_tracks(source: media.LiveSource, track: int | None) -> int:
+def _audio_tracks(source: live.LiveSource, track: int | None) -> int:
     """How many audio tracks the replays can mix: a file's own count (checked against ``track``);
     a device or stream is not probed (it may be slow to answer, or be read only once): 1."""
     if source.kind != "file":
         return 1
     from autotosis.outputs.render import check_audio_track
 
-    info = media.probe(source.target)
+    info = probe.probe(source.target)
     check_audio_track([info], track)
     return max(1, info.audio_count)
 
 
 def _score(
-    capture: media.LiveCapture,
+    capture: live.LiveCapture,
     predictor,
     index: int,
     trigger: Trigger,

@@ -44,7 +44,7 @@ from autotosis.labels.labels import (
     parse_labels,
     parse_labels_text,
 )
-from autotosis.media import media
+from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
     from autotosis.detect.scan import ScanOptions
@@ -340,8 +340,8 @@ def write_hard_examples(
         by_clip.setdefault(example.clip, []).append(index)
     for clip, indices in by_clip.items():
         times = [examples[i].time_ms for i in indices]
-        clip_info = media.probe(clip)
-        frames = dict(media.grab_frames(clip_info, times))
+        clip_info = probe.probe(clip)
+        frames = dict(decode.grab_frames(clip_info, times))
         for i in indices:
             frame = frames.get(max(0, min(examples[i].time_ms, clip_info.duration_ms - 1)))
             if frame is None:
