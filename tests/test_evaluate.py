@@ -11,7 +11,8 @@ import pytest
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, UsageError
 from autotosis.detect.scores import Scores
-from autotosis.labels.labels import Span, parse_labels_text
+from autotosis.labels.parse import parse_labels_text
+from autotosis.labels.values import Span
 from autotosis.media import decode
 from autotosis.training.dataset import IGNORE
 from autotosis.training.evaluate import EvalOptions, LabelledScores, clip_unit, evaluate_units, worst_first

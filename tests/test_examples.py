@@ -13,7 +13,8 @@ import pytest
 
 from autotosis.core.region import Region
 from autotosis.demo.demo import CLIPS_DIR, LABELS_DIR, TASK, rough_labels_text
-from autotosis.labels.labels import format_labels, parse_labels, parse_labels_text
+from autotosis.labels.parse import parse_labels, parse_labels_text
+from autotosis.labels.writer import format_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS_FOLDER = ROOT / "labels"

@@ -15,23 +15,17 @@ from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, LabelError, LabelErrors, ModelError, OutputExistsError
 from autotosis.core.region import Region
 from autotosis.core.timefmt import label_time as format_time
-from autotosis.labels.labels import (
-    ClipEntry,
-    LabelFile,
-    Span,
+from autotosis.labels.importers import import_audacity, import_data_csv
+from autotosis.labels.parse import (
     check_durations,
     check_labels,
-    format_labels,
-    import_audacity,
-    import_data_csv,
-    match_model_classes,
-    merge_label_files,
     parse_labels,
     parse_labels_text,
     parse_time,
     resolve_clip_path,
-    write_labels,
 )
+from autotosis.labels.values import ClipEntry, LabelFile, Span, match_model_classes
+from autotosis.labels.writer import format_labels, merge_label_files, write_labels
 
 LABELS = Path("/data/labels/rage.txt")
 CAM = Region(0.7833, 0.1296, 0.9682, 0.3694)

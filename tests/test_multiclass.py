@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from autotosis.cli import main
 from autotosis.core.errors import LabelErrors
-from autotosis.labels.labels import ClipEntry, LabelFile, Span, format_labels, parse_labels_text
+from autotosis.labels.parse import parse_labels_text
+from autotosis.labels.values import ClipEntry, LabelFile, Span
+from autotosis.labels.writer import format_labels
 from autotosis.model.model import load_checkpoint
 from autotosis.training.dataset import IGNORE, frame_targets
 from tests.conftest import make_video

@@ -12,7 +12,8 @@ from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
 from autotosis.detect.scores import ScanInfo, Scores
 from autotosis.detect.segments import Event
-from autotosis.labels.labels import Span, parse_labels, parse_labels_text
+from autotosis.labels.parse import parse_labels, parse_labels_text
+from autotosis.labels.values import Span
 from autotosis.media import probe
 from autotosis.workflows.review import (
     HardExample,

@@ -338,7 +338,7 @@ def copy_of(clip, number: int):
 
 @pytest.mark.media
 def test_crop_borders_takes_letterbox_bars_off_clip_frames(tmp_path: Path, monkeypatch):
-    from autotosis.labels.labels import parse_labels
+    from autotosis.labels.parse import parse_labels
     from autotosis.training.dataset import FrameOptions, extract_frames
 
     # A wide picture letterboxed into the frame: black bars at the top and the bottom.

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autotosis.core import timefmt
-from autotosis.labels.labels import parse_time
+from autotosis.labels.parse import parse_time
 
 TEN_DAYS_MS = 10 * 24 * 3_600_000
 times = st.integers(min_value=0, max_value=TEN_DAYS_MS)

@@ -15,7 +15,7 @@ from autotosis.core.errors import ExitStatus, LabelErrors, UsageError
 
 
 def cmd_labels_check(ctx: Context, args: argparse.Namespace) -> int:
-    from autotosis.labels.labels import check_labels
+    from autotosis.labels.parse import check_labels
     from autotosis.training.dataset import validate_against_media
 
     problems = []
@@ -43,7 +43,8 @@ def cmd_labels_check(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.core.fsutil import check_writable
-    from autotosis.labels import labels as lab
+    from autotosis.labels.importers import import_audacity, import_data_csv
+    from autotosis.labels.writer import format_labels, write_labels
 
     source = Path(args.source)
     dest = Path(args.output) if args.output else Path.cwd() / (source.stem + ".txt")
@@ -54,21 +55,21 @@ def cmd_labels_import(ctx: Context, args: argparse.Namespace) -> int:
     if args.format == "audacity" or (args.format == "auto" and source.suffix.lower() != ".csv"):
         if not args.clip:
             raise UsageError("an Audacity label track needs --clip VIDEO (the clip its times refer to)")
-        result = lab.import_audacity(source, Path(args.clip), dest, crop=args.crop, point_window_ms=args.point_window)
+        result = import_audacity(source, Path(args.clip), dest, crop=args.crop, point_window_ms=args.point_window)
     else:
-        result = lab.import_data_csv(source, dest)
+        result = import_data_csv(source, dest)
     for note in result.notes:
         print(f"autotosis: {note}", file=sys.stderr)
     if args.output:
-        lab.write_labels(result, dest, force=args.force)
+        write_labels(result, dest, force=args.force)
         ctx.say(f"wrote {dest} ({len(result.entries)} clips)")
     else:
-        sys.stdout.write(lab.format_labels(result))
+        sys.stdout.write(format_labels(result))
     return ExitStatus.OK
 
 
 def load_labels(ctx: Context, args: argparse.Namespace, path: str):
-    from autotosis.labels.labels import parse_labels
+    from autotosis.labels.parse import parse_labels
 
     labels = parse_labels(path, check_files=True)
     ctx.apply_config(args, labels.task)

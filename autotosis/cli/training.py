@@ -198,7 +198,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
 
     from autotosis.core.fsutil import check_writable, write_text_atomic
     from autotosis.detect.pipeline import event_params
-    from autotosis.labels.labels import parse_labels
+    from autotosis.labels.parse import parse_labels
     from autotosis.model.predictor import read_model_info
     from autotosis.training.evaluate import (
         EvalOptions,
@@ -324,7 +324,7 @@ def _print_eval(ctx: Context, report) -> None:
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.pipeline import event_params
-    from autotosis.labels.labels import parse_labels
+    from autotosis.labels.parse import parse_labels
     from autotosis.model.predictor import read_model_info
     from autotosis.workflows.review import make_review_clips, write_hard_examples
 

@@ -11,7 +11,7 @@ from autotosis.core.region import Region, RegionArg, parse_region_arg
 
 def duration_ms(text: str) -> int:
     """A duration or time on the command line: seconds ("2.5") or [h:]mm:ss[.fff]."""
-    from autotosis.labels.labels import parse_time
+    from autotosis.labels.parse import parse_time
 
     try:
         return parse_time(str(text).strip())

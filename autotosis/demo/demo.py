@@ -104,7 +104,7 @@ def run_demo(
     from autotosis.detect.scan import ScanOptions
     from autotosis.detect.scores import write_scores
     from autotosis.detect.segments import event_spans, write_events
-    from autotosis.labels.labels import parse_labels
+    from autotosis.labels.parse import parse_labels
     from autotosis.outputs.render import ReelPart, RenderOptions, render_reel
     from autotosis.training.dataset import FrameOptions, extract_frames
     from autotosis.training.fit import fit, measure_speed, plan_fit

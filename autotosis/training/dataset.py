@@ -27,7 +27,8 @@ from autotosis.core.errors import DataError, LabelErrors
 from autotosis.core.fsutil import atomic_path, file_fingerprint, write_error, write_text_atomic
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
-from autotosis.labels.labels import ClipEntry, LabelFile, Span, check_durations
+from autotosis.labels.parse import check_durations
+from autotosis.labels.values import ClipEntry, LabelFile, Span
 from autotosis.media import decode, probe
 
 SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen at each time)

@@ -29,7 +29,7 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import EventParams, event_spans, find_events
-from autotosis.labels.labels import ClipEntry, LabelFile, Span, match_model_classes
+from autotosis.labels.values import ClipEntry, LabelFile, Span, match_model_classes
 from autotosis.training.dataset import IGNORE, frame_targets, span_class_index
 from autotosis.training.metrics import PRF, average_precision, event_prf, expected_calibration_error, frame_prf
 

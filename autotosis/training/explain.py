@@ -372,7 +372,8 @@ def audit_labels(
     a ModelError (exit 5) from ``labels.match_model_classes``, naming ``model_name``.
     """
     from autotosis.core.progress import no_progress
-    from autotosis.labels.labels import match_model_classes, parse_labels
+    from autotosis.labels.parse import parse_labels
+    from autotosis.labels.values import match_model_classes
     from autotosis.training.dataset import FrameOptions, extract_frames
     from autotosis.training.train import TrainConfig, split_by_clip
 

@@ -36,14 +36,9 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region
 from autotosis.core.timefmt import label_time
 from autotosis.detect.segments import Event, EventParams
-from autotosis.labels.labels import (
-    LabelFile,
-    Span,
-    format_clip_line,
-    match_model_classes,
-    parse_labels,
-    parse_labels_text,
-)
+from autotosis.labels.parse import parse_labels, parse_labels_text
+from autotosis.labels.values import LabelFile, Span, match_model_classes
+from autotosis.labels.writer import format_clip_line
 from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
