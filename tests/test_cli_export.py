@@ -20,7 +20,7 @@ from autotosis.core.errors import ExitStatus
 from autotosis.detect.scores import Scores, write_scores
 from autotosis.detect.segments import Event, EventList, EventParams, read_events, write_events
 from autotosis.media import probe
-from autotosis.outputs import export
+from autotosis.outputs.exports.timecode import ms_to_frames
 from tests.conftest import make_video
 
 pytestmark = pytest.mark.media
@@ -78,7 +78,7 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert all(f"wrote {base.parent / name}" in out for name in ALL_FILES)
 
-    frames = [(export.ms_to_frames(e.start_ms, NTSC), export.ms_to_frames(e.end_ms, NTSC)) for e in EVENTS]
+    frames = [(ms_to_frames(e.start_ms, NTSC), ms_to_frames(e.end_ms, NTSC)) for e in EVENTS]
     assert frames == [(30, 120), (180, 255)]
     expected = [(start, end - start) for start, end in frames]
     names = ["rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
@@ -152,8 +152,8 @@ def test_export_is_exact_at_the_source_rate(fps: str, fcm: str, tmp_path: Path, 
     assert run(["export", str(events_file), "-f", "otio,edl", "-o", str(tmp_path / "t")]) == 0
     expected = [
         (
-            export.ms_to_frames(e.start_ms, rate),
-            export.ms_to_frames(e.end_ms, rate) - export.ms_to_frames(e.start_ms, rate),
+            ms_to_frames(e.start_ms, rate),
+            ms_to_frames(e.end_ms, rate) - ms_to_frames(e.start_ms, rate),
         )
         for e in events
     ]

@@ -16,8 +16,24 @@ from autotosis.core.errors import DataError, OutputExistsError, UsageError
 from autotosis.detect.segments import Event, EventList, EventParams, read_events
 from autotosis.media import encode, probe
 from autotosis.media.probe import VideoInfo
-from autotosis.outputs import export
-from autotosis.outputs.export import Chapter
+from autotosis.outputs.exports.chapters import (
+    Chapter,
+    chapters_ffmetadata,
+    chapters_youtube,
+    reel_chapters,
+    source_chapters,
+)
+from autotosis.outputs.exports.editors import _reel_names, build_timeline, timeline_text
+from autotosis.outputs.exports.files import EXPORT_FORMATS, export_events, export_paths, parse_formats
+from autotosis.outputs.exports.subtitles import events_srt
+from autotosis.outputs.exports.timecode import (
+    chapter_title,
+    clip_name,
+    frames_to_ms,
+    ms_to_frames,
+    srt_text,
+    timeline_rate,
+)
 
 NTSC = Fraction(30000, 1001)
 NTSC60 = Fraction(60000, 1001)
@@ -54,7 +70,7 @@ EVENTS = (
 
 
 def frames_of(ms: int, rate: Fraction) -> int:
-    return export.ms_to_frames(ms, rate)
+    return ms_to_frames(ms, rate)
 
 
 def clip_frames(clip) -> tuple[int, int]:
@@ -84,7 +100,7 @@ def clip_frames(clip) -> tuple[int, int]:
     ],
 )
 def test_timeline_rate_keeps_standard_rates_and_explains_others(fps, expected, noted):
-    chosen = export.timeline_rate(fps)
+    chosen = timeline_rate(fps)
     assert chosen.rate == expected
     assert (chosen.note is not None) == noted
     if fps is not None and noted:
@@ -93,23 +109,21 @@ def test_timeline_rate_keeps_standard_rates_and_explains_others(fps, expected, n
 
 def test_ms_to_frames_is_exact_at_ntsc_rates():
     # 12:03 at 29.97 fps is 21668.33 frames; float fps * seconds would agree here, but not at 4 hours.
-    assert export.ms_to_frames(723_000, NTSC) == 21668
-    assert export.ms_to_frames(4 * HOUR_MS, NTSC) == 431568  # 14400 s * 30000/1001 = 431568.43
-    assert export.ms_to_frames(4 * HOUR_MS, NTSC60) == 863137
-    assert export.ms_to_frames(20, Fraction(25)) == 1  # halves round up
+    assert ms_to_frames(723_000, NTSC) == 21668
+    assert ms_to_frames(4 * HOUR_MS, NTSC) == 431568  # 14400 s * 30000/1001 = 431568.43
+    assert ms_to_frames(4 * HOUR_MS, NTSC60) == 863137
+    assert ms_to_frames(20, Fraction(25)) == 1  # halves round up
     for ms in (0, 1, 999, 723_000, 4 * HOUR_MS - 1):
-        frames = export.ms_to_frames(ms, NTSC)
-        assert abs(export.frames_to_ms(frames, NTSC) - ms) <= 17  # within half a frame (16.7 ms)
+        frames = ms_to_frames(ms, NTSC)
+        assert abs(frames_to_ms(frames, NTSC) - ms) <= 17  # within half a frame (16.7 ms)
 
 
 def test_names_carry_class_and_score():
     e = event(723_400, 733_000, label="rage", peak=0.934, mean=0.871)
-    assert export.clip_name(e) == "rage 0.87 @ 0:12:03"
-    assert export.chapter_title(e) == "rage 0.87"
-    assert export.srt_text(e) == "rage 0.87 (peak 0.93)"
-    assert (
-        export.clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.87 @ 4:01:01"
-    )
+    assert clip_name(e) == "rage 0.87 @ 0:12:03"
+    assert chapter_title(e) == "rage 0.87"
+    assert srt_text(e) == "rage 0.87 (peak 0.93)"
+    assert clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.87 @ 4:01:01"
 
 
 # --------------------------------------------------------------------------- timeline
@@ -117,7 +131,7 @@ def test_names_carry_class_and_score():
 
 def test_timeline_has_one_clip_per_event_at_the_source_rate(tmp_path: Path):
     path = tmp_path / "my vod #1.mp4"
-    timeline = export.build_timeline([(video_info(path, NTSC), event_list(path, *EVENTS))], "rage highlights")
+    timeline = build_timeline([(video_info(path, NTSC), event_list(path, *EVENTS))], "rage highlights")
     (track,) = timeline.tracks
     clips = list(track.find_clips())
     assert [c.name for c in clips] == ["rage 0.87 @ 0:12:03", "rage 0.61 @ 0:27:48", "rage 0.52 @ 0:59:50"]
@@ -148,7 +162,7 @@ def test_timeline_has_one_clip_per_event_at_the_source_rate(tmp_path: Path):
 
 def test_vfr_source_is_placed_on_a_standard_rate_and_says_so(tmp_path: Path):
     info = video_info(tmp_path / "vfr.mkv", Fraction(4997, 200))
-    timeline = export.build_timeline([(info, event_list(info.path, *EVENTS))])
+    timeline = build_timeline([(info, event_list(info.path, *EVENTS))])
     (source,) = timeline.metadata["autotosis"]["sources"]
     assert source["timeline_rate"] == "25" and source["source_fps"] == "4997/200"
     assert "variable frame rate" in source["rate_note"]
@@ -160,13 +174,13 @@ def test_vfr_source_is_placed_on_a_standard_rate_and_says_so(tmp_path: Path):
 def test_event_past_the_video_end_is_refused(tmp_path: Path):
     info = video_info(tmp_path / "short.mp4", Fraction(25), duration_ms=60_000)
     with pytest.raises(DataError, match="past the video's end"):
-        export.build_timeline([(info, event_list(info.path, event(70_000, 75_000)))])
+        build_timeline([(info, event_list(info.path, event(70_000, 75_000)))])
 
 
 def test_otio_json_round_trips(tmp_path: Path):
     path = tmp_path / "vod.mp4"
-    timeline = export.build_timeline([(video_info(path, NTSC60), event_list(path, *EVENTS))])
-    text, warnings = export.timeline_text(timeline, "otio")
+    timeline = build_timeline([(video_info(path, NTSC60), event_list(path, *EVENTS))])
+    text, warnings = timeline_text(timeline, "otio")
     assert warnings == []
     back = otio.adapters.read_from_string(text, "otio_json")
     assert back.is_equivalent_to(timeline)
@@ -184,8 +198,8 @@ def test_otio_json_round_trips(tmp_path: Path):
 )
 def test_edl_round_trips_through_the_cmx3600_adapter(tmp_path: Path, rate: Fraction, fcm: str, separator: str):
     path = tmp_path / "my vod.mp4"
-    timeline = export.build_timeline([(video_info(path, rate), event_list(path, *EVENTS))], "test's reel")
-    edl, warnings = export.timeline_text(timeline, "edl")
+    timeline = build_timeline([(video_info(path, rate), event_list(path, *EVENTS))], "test's reel")
+    edl, warnings = timeline_text(timeline, "edl")
     assert warnings == []
     lines = edl.splitlines()
     assert lines[0] == "TITLE: test's reel" and lines[1] == fcm
@@ -209,8 +223,8 @@ def test_edl_round_trips_through_the_cmx3600_adapter(tmp_path: Path, rate: Fract
 
 def test_edl_of_sources_at_different_rates_warns(tmp_path: Path):
     a, b = video_info(tmp_path / "a.mp4", Fraction(25)), video_info(tmp_path / "b.mp4", NTSC)
-    timeline = export.build_timeline([(a, event_list(a.path, EVENTS[0])), (b, event_list(b.path, EVENTS[1]))])
-    edl, warnings = export.timeline_text(timeline, "edl")
+    timeline = build_timeline([(a, event_list(a.path, EVENTS[0])), (b, event_list(b.path, EVENTS[1]))])
+    edl, warnings = timeline_text(timeline, "edl")
     assert len(warnings) == 1 and "one timecode rate" in warnings[0]
     back = otio.adapters.read_from_string(edl, "cmx_3600", rate=25)
     assert [c.media_reference.target_url for c in back.find_clips()] == [
@@ -223,7 +237,7 @@ def test_edl_of_sources_at_different_rates_warns(tmp_path: Path):
 
 
 def test_reel_names_are_short_and_unique(tmp_path: Path):
-    names = export._reel_names(
+    names = _reel_names(
         [
             tmp_path / "a/stream 2021-03-01.mp4",
             tmp_path / "b/stream 2021-03-01.mp4",
@@ -242,8 +256,8 @@ def _fcpxml_seconds(value: str) -> Fraction:
 def test_fcpxml_times_are_exact_multiples_of_the_ntsc_frame(tmp_path: Path):
     path = tmp_path / "vod's file.mp4"
     events = event_list(path, *EVENTS, event(10_000, 20_000, label="it's <b>", peak=0.8, mean=0.7))
-    timeline = export.build_timeline([(video_info(path, NTSC), events)])
-    xml = export.timeline_text(timeline, "fcpxml")[0]
+    timeline = build_timeline([(video_info(path, NTSC), events)])
+    xml = timeline_text(timeline, "fcpxml")[0]
     root = ET.fromstring(xml)
     (fmt,) = root.findall("./resources/format")
     assert fmt.get("frameDuration") == "1001/30000s"
@@ -267,10 +281,8 @@ def test_fcpxml_times_are_exact_multiples_of_the_ntsc_frame(tmp_path: Path):
 
 def test_fcpxml_round_trips_through_the_fcpx_adapter(tmp_path: Path):
     path = tmp_path / "vod.mp4"
-    timeline = export.build_timeline(
-        [(video_info(path, Fraction(25), width=640, height=360), event_list(path, *EVENTS))]
-    )
-    xml = export.timeline_text(timeline, "fcpxml")[0]
+    timeline = build_timeline([(video_info(path, Fraction(25), width=640, height=360), event_list(path, *EVENTS))])
+    xml = timeline_text(timeline, "fcpxml")[0]
     assert ET.fromstring(xml).find("./resources/format").get("name") is None  # not a size FCP names
     back = otio.adapters.read_from_string(xml, "fcpx_xml")
     clips = list(back.find_clips())
@@ -283,18 +295,18 @@ def test_fcpxml_adapter_reads_ntsc_back_to_within_a_frame(tmp_path: Path):
     # otio-fcpx-xml-adapter 1.0.0 reads 1001/30000s as int(29.97) = 29 fps and truncates; the file
     # itself is exact (see above), the adapter's reader is within one frame of it.
     path = tmp_path / "vod.mp4"
-    timeline = export.build_timeline([(video_info(path, NTSC), event_list(path, *EVENTS))])
-    back = otio.adapters.read_from_string(export.timeline_text(timeline, "fcpxml")[0], "fcpx_xml")
+    timeline = build_timeline([(video_info(path, NTSC), event_list(path, *EVENTS))])
+    back = otio.adapters.read_from_string(timeline_text(timeline, "fcpxml")[0], "fcpx_xml")
     for clip, e in zip(back.find_clips(), EVENTS):
         assert abs(clip.source_range.start_time.to_seconds() - e.start_ms / 1000) < 1 / 29 + 1e-9
 
 
 def test_several_videos_in_one_timeline(tmp_path: Path):
     a, b = video_info(tmp_path / "a.mp4", Fraction(25)), video_info(tmp_path / "b.mp4", NTSC60, width=1280, height=720)
-    timeline = export.build_timeline([(a, event_list(a.path, *EVENTS[:2])), (b, event_list(b.path, EVENTS[0]))])
+    timeline = build_timeline([(a, event_list(a.path, *EVENTS[:2])), (b, event_list(b.path, EVENTS[0]))])
     urls = [c.media_reference.target_url for c in timeline.find_clips()]
     assert urls == [a.path.absolute().as_uri()] * 2 + [b.path.absolute().as_uri()]
-    root = ET.fromstring(export.timeline_text(timeline, "fcpxml")[0])
+    root = ET.fromstring(timeline_text(timeline, "fcpxml")[0])
     formats = {f.get("id"): f for f in root.findall("./resources/format")}
     assets = root.findall("./resources/asset")
     assert sorted(a.get("name") for a in assets) == ["a.mp4", "b.mp4"]
@@ -309,40 +321,40 @@ def test_source_chapters_start_at_zero_and_run_to_the_next_event():
     events = event_list(
         None, event(30_000, 40_000, mean=0.8), event(90_000, 95_000, label="pog", mean=0.6), duration_ms=120_000
     )
-    assert export.source_chapters(events) == [
+    assert source_chapters(events) == [
         Chapter(0, 30_000, "Start"),
         Chapter(30_000, 90_000, "rage 0.80"),
         Chapter(90_000, 120_000, "pog 0.60"),
     ]
-    assert export.source_chapters(event_list(None, event(0, 5000), duration_ms=9000)) == [Chapter(0, 9000, "rage 0.87")]
-    assert export.source_chapters(event_list(None, duration_ms=9000)) == []
+    assert source_chapters(event_list(None, event(0, 5000), duration_ms=9000)) == [Chapter(0, 9000, "rage 0.87")]
+    assert source_chapters(event_list(None, duration_ms=9000)) == []
 
 
 def test_reel_chapters_follow_the_pieces():
-    chapters = export.reel_chapters([("Best of", 2000), ("rage 0.87", 10_010), ("pog 0.60", 4_004)])
+    chapters = reel_chapters([("Best of", 2000), ("rage 0.87", 10_010), ("pog 0.60", 4_004)])
     assert chapters == [
         Chapter(0, 2000, "Best of"),
         Chapter(2000, 12_010, "rage 0.87"),
         Chapter(12_010, 16_014, "pog 0.60"),
     ]
     with pytest.raises(UsageError, match="no length"):
-        export.reel_chapters([("empty", 0)])
+        reel_chapters([("empty", 0)])
 
 
 def test_ffmetadata_escapes_special_characters():
-    text = export.chapters_ffmetadata([Chapter(0, 1500, "a=b;c#d\\e\nf"), Chapter(1500, 4000, "plain")])
+    text = chapters_ffmetadata([Chapter(0, 1500, "a=b;c#d\\e\nf"), Chapter(1500, 4000, "plain")])
     assert text == (
         ";FFMETADATA1\n"
         "[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1500\ntitle=a\\=b\\;c\\#d\\\\e\\\nf\n"
         "[CHAPTER]\nTIMEBASE=1/1000\nSTART=1500\nEND=4000\ntitle=plain\n"
     )
     with pytest.raises(UsageError, match="before it starts"):
-        export.chapters_ffmetadata([Chapter(5, 5, "x")])
+        chapters_ffmetadata([Chapter(5, 5, "x")])
 
 
 def test_youtube_chapters_and_their_rules():
     good = [Chapter(0, 15_000, "Start"), Chapter(15_000, 75_000, "rage 0.87"), Chapter(75_000, 100_000, "pog 0.60")]
-    text, warnings = export.chapters_youtube(good)
+    text, warnings = chapters_youtube(good)
     assert text == "0:00 Start\n0:15 rage 0.87\n1:15 pog 0.60\n"
     assert warnings == []
     long = [
@@ -350,13 +362,13 @@ def test_youtube_chapters_and_their_rules():
         Chapter(20_000, HOUR_MS + 5000, "b\nc"),
         Chapter(HOUR_MS + 5000, HOUR_MS + 9000, "d"),
     ]
-    text, warnings = export.chapters_youtube(long)
+    text, warnings = chapters_youtube(long)
     assert text == "0:00:00 a\n0:00:20 b c\n1:00:05 d\n"
     assert len(warnings) == 1 and "at least 10 s" in warnings[0] and "'d'" in warnings[0]
-    text, warnings = export.chapters_youtube([Chapter(5000, 30_000, "late")])
+    text, warnings = chapters_youtube([Chapter(5000, 30_000, "late")])
     assert text == "0:05 late\n"
     assert any("0:00" in w for w in warnings) and any("at least 3" in w for w in warnings)
-    assert export.chapters_youtube([]) == ("", ["no chapters: there are no events"])
+    assert chapters_youtube([]) == ("", ["no chapters: there are no events"])
 
 
 FFPROBE = shutil.which("ffprobe")
@@ -373,9 +385,7 @@ def test_chapters_are_muxed_into_the_reel(tmp_path: Path, video_factory):
         encode.cut_segment(source, start, length, piece, spec)
     titles = ["rage 0.87", "odd = ; # \\ title"]
     chapters_file = tmp_path / "chapters.ffmetadata"
-    chapters_file.write_text(
-        export.chapters_ffmetadata(export.reel_chapters(list(zip(titles, lengths)))), encoding="utf-8"
-    )
+    chapters_file.write_text(chapters_ffmetadata(reel_chapters(list(zip(titles, lengths)))), encoding="utf-8")
     reel = tmp_path / "reel.mp4"
     encode.concat_segments(pieces, reel, chapters_file=chapters_file)
     probed = subprocess.run(
@@ -394,14 +404,14 @@ def test_chapters_are_muxed_into_the_reel(tmp_path: Path, video_factory):
 
 
 def test_srt_has_one_cue_per_event():
-    text = export.events_srt(
+    text = events_srt(
         [event(3_725_004, 3_730_000, mean=0.871, peak=0.934), event(500, 2000, label="pog", mean=0.6, peak=0.7)]
     )
     assert text == (
         "1\n00:00:00,500 --> 00:00:02,000\npog 0.60 (peak 0.70)\n\n"
         "2\n01:02:05,004 --> 01:02:10,000\nrage 0.87 (peak 0.93)\n"
     )
-    assert export.events_srt([]) == ""
+    assert events_srt([]) == ""
 
 
 @pytest.mark.media
@@ -409,7 +419,7 @@ def test_ffmpeg_reads_the_srt(tmp_path: Path):
     if FFPROBE is None:
         pytest.skip("ffprobe is not installed")
     srt = tmp_path / "events.srt"
-    srt.write_text(export.events_srt(EVENTS), encoding="utf-8")
+    srt.write_text(events_srt(EVENTS), encoding="utf-8")
     probed = subprocess.run(
         [FFPROBE, "-v", "error", "-show_packets", "-print_format", "json", "file:" + str(srt)],
         capture_output=True,
@@ -426,23 +436,23 @@ def test_ffmpeg_reads_the_srt(tmp_path: Path):
 
 
 def test_parse_formats():
-    assert export.parse_formats("edl,otio") == ("otio", "edl")
-    assert export.parse_formats(["srt", "otio, csv"]) == ("otio", "srt", "csv")
-    assert export.parse_formats("all") == export.EXPORT_FORMATS
+    assert parse_formats("edl,otio") == ("otio", "edl")
+    assert parse_formats(["srt", "otio, csv"]) == ("otio", "srt", "csv")
+    assert parse_formats("all") == EXPORT_FORMATS
     with pytest.raises(UsageError, match="unknown export format 'mp4'"):
-        export.parse_formats("otio,mp4")
+        parse_formats("otio,mp4")
     with pytest.raises(UsageError, match="no export format"):
-        export.parse_formats(" , ")
+        parse_formats(" , ")
 
 
 def test_export_paths():
-    paths = export.export_paths(Path("out/reel"), ("otio", "chapters"))
+    paths = export_paths(Path("out/reel"), ("otio", "chapters"))
     assert paths == {
         "otio": (Path("out/reel.otio"),),
         "chapters": (Path("out/reel.ffmetadata"), Path("out/reel.youtube.txt")),
     }
-    assert export.export_paths(Path("out/x.edl"), ("edl",)) == {"edl": (Path("out/x.edl"),)}
-    assert export.export_paths(Path("out/x.edl"), ("edl", "srt"))["edl"] == (Path("out/x.edl.edl"),)
+    assert export_paths(Path("out/x.edl"), ("edl",)) == {"edl": (Path("out/x.edl"),)}
+    assert export_paths(Path("out/x.edl"), ("edl", "srt"))["edl"] == (Path("out/x.edl.edl"),)
 
 
 def test_export_every_format(tmp_path: Path):
@@ -451,7 +461,7 @@ def test_export_every_format(tmp_path: Path):
     events = event_list(
         "/elsewhere/old name.mp4", event(30_000, 40_000), event(200_000, 215_000, mean=0.6), duration_ms=600_000
     )
-    result = export.export_events([(info, events)], ["all"], tmp_path / "out" / "reel")
+    result = export_events([(info, events)], ["all"], tmp_path / "out" / "reel")
     names = [p.name for p in result.paths]
     assert names == [
         "reel.otio",
@@ -483,7 +493,7 @@ def test_export_every_format(tmp_path: Path):
 
 def test_export_warns_about_youtube_rules_and_vfr(tmp_path: Path):
     info = video_info(tmp_path / "vfr.mp4", Fraction(4997, 200), duration_ms=60_000)
-    result = export.export_events([(info, event_list(info.path, event(0, 5000)))], ["otio", "chapters"], tmp_path / "x")
+    result = export_events([(info, event_list(info.path, event(0, 5000)))], ["otio", "chapters"], tmp_path / "x")
     assert any("variable frame rate" in w for w in result.warnings)
     assert any("at least 3 chapters" in w for w in result.warnings)
 
@@ -493,12 +503,10 @@ def test_export_refuses_to_overwrite_and_writes_nothing(tmp_path: Path):
     existing = tmp_path / "reel.srt"
     existing.write_text("mine", encoding="utf-8")
     with pytest.raises(OutputExistsError):
-        export.export_events([(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel")
+        export_events([(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel")
     assert existing.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.srt"]  # no .otio, no temp files
-    result = export.export_events(
-        [(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel", force=True
-    )
+    result = export_events([(info, event_list(info.path, *EVENTS))], ["otio", "srt"], tmp_path / "reel", force=True)
     assert existing.read_text().startswith("1\n") and len(result.paths) == 2
 
 
@@ -506,7 +514,7 @@ def test_export_never_overwrites_its_input(tmp_path: Path):
     events_file = tmp_path / "reel.json"
     events_file.write_text("{}", encoding="utf-8")
     with pytest.raises(UsageError, match="overwrite the input"):
-        export.export_events(
+        export_events(
             [(None, event_list(None, EVENTS[0]))], ["json"], tmp_path / "reel", force=True, protect=[events_file]
         )
     assert events_file.read_text() == "{}"
@@ -515,13 +523,13 @@ def test_export_never_overwrites_its_input(tmp_path: Path):
 def test_export_needs_the_video_for_timelines_and_one_video_for_the_rest(tmp_path: Path):
     events = event_list(None, *EVENTS)
     with pytest.raises(UsageError, match="need the source video"):
-        export.export_events([(None, events)], ["edl"], tmp_path / "x")
+        export_events([(None, events)], ["edl"], tmp_path / "x")
     # Per-video formats work without probing the video.
-    result = export.export_events([(None, events)], ["srt", "csv"], tmp_path / "x")
+    result = export_events([(None, events)], ["srt", "csv"], tmp_path / "x")
     assert [p.name for p in result.paths] == ["x.srt", "x.csv"]
     a, b = video_info(tmp_path / "a.mp4", Fraction(25)), video_info(tmp_path / "b.mp4", Fraction(25))
     with pytest.raises(UsageError, match="describe one video"):
-        export.export_events([(a, events), (b, events)], ["otio", "srt"], tmp_path / "y")
+        export_events([(a, events), (b, events)], ["otio", "srt"], tmp_path / "y")
     assert not (tmp_path / "y.otio").exists()
 
 
@@ -532,14 +540,14 @@ def test_export_from_a_real_ntsc_video(tmp_path: Path, video_factory):
     events = event_list(
         info.path, event(1000, 2500, peak_ms=1500), event(3003, 5005, peak_ms=4000), duration_ms=info.duration_ms
     )
-    result = export.export_events([(info, events)], ["edl"], tmp_path / "ntsc")
+    result = export_events([(info, events)], ["edl"], tmp_path / "ntsc")
     back = otio.adapters.read_from_string(result.paths[0].read_text(), "cmx_3600", rate=float(NTSC))
     assert [clip_frames(c) for c in back.find_clips()] == [(30, 45), (90, 60)]  # 3003 ms is exactly frame 90
 
 
 def test_no_events_still_make_valid_files(tmp_path: Path):
     info = video_info(tmp_path / "calm.mp4", NTSC)
-    result = export.export_events([(info, event_list(info.path))], "otio,edl,fcpxml,chapters,srt", tmp_path / "calm")
+    result = export_events([(info, event_list(info.path))], "otio,edl,fcpxml,chapters,srt", tmp_path / "calm")
     assert "no events: the timeline is empty" in result.warnings
     assert "no chapters: there are no events" in result.warnings
     edl = (tmp_path / "calm.edl").read_text()
@@ -565,7 +573,7 @@ def test_export_from_a_real_vfr_video(tmp_path: Path, video_factory):
     )
     info = probe.probe(path)
     assert info.fps == Fraction(17)
-    result = export.export_events(
+    result = export_events(
         [(info, event_list(path, event(1000, 3000), duration_ms=info.duration_ms))], "otio", tmp_path / "vfr"
     )
     assert any("variable frame rate" in w and "24 fps" in w for w in result.warnings)

@@ -189,7 +189,8 @@ def _file_stem(path: str | Path, *endings: str) -> str:
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.segments import read_events
     from autotosis.media import probe
-    from autotosis.outputs.export import PER_VIDEO_FORMATS, TIMELINE_FORMATS, export_events, parse_formats
+    from autotosis.outputs.exports.editors import TIMELINE_FORMATS
+    from autotosis.outputs.exports.files import PER_VIDEO_FORMATS, export_events, parse_formats
 
     formats = parse_formats(args.format)
     if args.video and len(args.video) != len(args.events):

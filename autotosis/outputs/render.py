@@ -23,7 +23,8 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event
 from autotosis.media import encode, probe
-from autotosis.outputs.export import Chapter, chapters_ffmetadata, chapters_youtube, clip_name, reel_chapters
+from autotosis.outputs.exports.chapters import Chapter, chapters_ffmetadata, chapters_youtube, reel_chapters
+from autotosis.outputs.exports.timecode import clip_name
 
 
 @dataclass(frozen=True)
