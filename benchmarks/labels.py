@@ -137,7 +137,8 @@ def main() -> int:
 
     from autotosis.core.fsutil import write_text_atomic
     from autotosis.demo.demo import TASK, rough_labels_text
-    from autotosis.demo.samples import DEFAULT_CAM, make_sample_set
+    from autotosis.demo.plan import DEFAULT_CAM
+    from autotosis.demo.samples import make_sample_set
     from autotosis.labels.parse import parse_labels
     from autotosis.training.dataset import FrameOptions, extract_frames
 

@@ -127,7 +127,7 @@ def write_labels(samples, seed: int, n: int, out: Path) -> Path:
     """A rough label file for the first n clips (edges off by up to 1 s, the same per clip for every n)."""
     from autotosis.core.fsutil import write_text_atomic
     from autotosis.demo.demo import rough_labels_text
-    from autotosis.demo.samples import DEFAULT_CAM
+    from autotosis.demo.plan import DEFAULT_CAM
 
     path = out / "labels" / f"seed{seed}-n{n}" / f"{TASK}.txt"
     text = rough_labels_text(

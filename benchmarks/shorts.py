@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autotosis.core.region import RegionArg  # noqa: E402
-from autotosis.demo.samples import DEFAULT_CAM  # noqa: E402
+from autotosis.demo.plan import DEFAULT_CAM  # noqa: E402
 from autotosis.detect.segments import Event  # noqa: E402
 from autotosis.media import probe  # noqa: E402
 from autotosis.outputs.shorts import Layout, LengthRules, ShortsOptions, ShortSource, render_shorts  # noqa: E402

@@ -13,16 +13,9 @@ from hypothesis import strategies as st
 
 from autotosis.core.errors import DataError, OutputExistsError, UsageError
 from autotosis.core.region import crop_pixels as cam_box
-from autotosis.demo.samples import (
-    DEFAULT_CAM,
-    ClipTruth,
-    iter_stream_frames,
-    load_sample_set,
-    make_sample_set,
-    make_stream_clip,
-    rage_intensity,
-    random_highlights,
-)
+from autotosis.demo.frames import iter_stream_frames
+from autotosis.demo.plan import DEFAULT_CAM, ClipTruth, rage_intensity
+from autotosis.demo.samples import load_sample_set, make_sample_set, make_stream_clip, random_highlights
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 SMALL = {"width": 160, "height": 90, "fps": 10}
@@ -190,7 +183,7 @@ def test_rage_intensity_varies_inside_spans_and_is_zero_outside():
 def test_audio_is_louder_during_highlights(tmp_path):
     import wave
 
-    from autotosis.demo.samples import _plan_clip, _write_audio
+    from autotosis.demo.frames import _plan_clip, _write_audio
 
     spans = ((2000, 5000), (9000, 12000))
     plan = _plan_clip(duration_s=14.0, highlights=spans, seed=6, cam=DEFAULT_CAM, **SMALL)

@@ -13,21 +13,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotosis.core.region import crop_pixels as cam_box
-from autotosis.demo.samples import (
+from autotosis.demo.frames import _plan_clip, iter_stream_frames
+from autotosis.demo.hard import (
     CAM_JITTER_PX,
     CAM_SCALE_JITTER,
-    DEFAULT_CAM,
     LOOKALIKE_KINDS,
     LOOKALIKE_MARGIN_MS,
-    ClipTruth,
     _hard_frames,
-    _plan_clip,
+    jittered_cam,
+    lookalike_spans,
+)
+from autotosis.demo.plan import DEFAULT_CAM, ClipTruth
+from autotosis.demo.samples import (
     _plan_hard_sample_set,
     _plan_sample_set,
-    iter_stream_frames,
-    jittered_cam,
     load_sample_set,
-    lookalike_spans,
     make_sample_set,
     make_stream_clip,
     random_highlights,

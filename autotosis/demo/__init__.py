@@ -1,1 +1,1 @@
-"""The synthetic sample generator and the demo."""
+"""The synthetic sample generator (``samples`` and the modules it draws with) and the demo."""

@@ -99,7 +99,8 @@ def run_demo(
     console=None,
 ) -> DemoResult:
     from autotosis.core.fsutil import check_writable, write_text_atomic
-    from autotosis.demo.samples import DEFAULT_CAM, make_sample_set
+    from autotosis.demo.plan import DEFAULT_CAM
+    from autotosis.demo.samples import make_sample_set
     from autotosis.detect.pipeline import detect_events, scan_events
     from autotosis.detect.scan import ScanOptions
     from autotosis.detect.scores import write_scores
