@@ -8,13 +8,21 @@ Builds its own test VODs under benchmarks/out/ (git-ignored), then for each VOD 
   dense    `autotosis scan --mode dense` (2 scores/s), as a subprocess: start-up included
   coarse   `autotosis scan --mode coarse` (keyframes first, dense decoding only around
            keyframes that might show an event)
+  original the original project's method, as a subprocess (start-up included): ffmpeg dumps
+           full-size JPEGs at 2 fps of the whole video into a temporary folder (always
+           removed), then Pillow opens each one, crops the model's face cam, resizes it to
+           the model's input size, and the same checkpoint classifies it in torch one image
+           at a time (batch size 1); the JPEG dump and the classifying are timed together
 
-each as x realtime (video seconds per wall second) and as a ratio to the limit, with the
-peak RSS of the scan's process tree (python + ffmpeg, sampled every 50 ms); then dense and
-coarse once more under ATEN_CPU_CAPABILITY=default (the no-AVX2 code path).
+each as x realtime (video seconds per wall second), as a ratio to the limit and as "vs
+original" (its speed / the original method's speed), with the peak RSS of the scan's process
+tree (python + ffmpeg, sampled every 50 ms); then dense and coarse once more under
+ATEN_CPU_CAPABILITY=default (the no-AVX2 code path).  --no-original skips the original
+method (it is slow: a full decode at the source's frame rate and size); the --long VOD
+never runs it (its JPEGs would take gigabytes).
 
-Limit, dense and coarse run in turn, --rounds times, and the fastest run of each counts:
-on a shared machine other jobs only ever add time.  "CPU / limit" compares CPU seconds
+Limit, dense, coarse and original run in turn, --rounds times, and the fastest run of each
+counts: on a shared machine other jobs only ever add time.  "CPU / limit" compares CPU seconds
 (user + system of the whole process tree), which other jobs barely change.  "excl. start"
 is the wall ratio without the fixed start-up every scan pays (python, torch and the model,
 timed on its own): it matters for short VODs, not for multi-hour ones.
@@ -30,7 +38,7 @@ too, IoU >= 0.3) is measured on the demo's held-out VOD with the demo's model.  
 --demo DIR (the output of `autotosis demo --out DIR`), default benchmarks/out/demo, which
 is made on first use (about 4 minutes).
 
-Usage: .venv/bin/python benchmarks/scan.py [--minutes 10] [--long 60] [--vods 1080p60,720p30]
+Usage: .venv/bin/python benchmarks/scan.py [--minutes 10] [--long 60] [--vods 1080p60,720p30] [--no-original]
 """
 
 from __future__ import annotations
@@ -40,8 +48,10 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -49,6 +59,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
 
 from autotosis.media import decode, probe, tools  # noqa: E402
 
@@ -292,6 +304,54 @@ def startup_argv(model: Path) -> list[str]:
     ]
 
 
+def original_argv(video: Path, model: Path) -> list[str]:
+    """This script's hidden --original-method option: the original method, in its own process."""
+    return [sys.executable, str(Path(__file__).resolve()), "--original-method", str(video), str(model)]
+
+
+def original_method(video: Path, model_path: Path, jpeg_root: Path | None = None) -> np.ndarray:
+    """The original project's method: (a) plain ffmpeg dumps full-size JPEGs at 2 fps of the whole
+    video into a temporary folder, then (b) Pillow opens each JPEG, crops the model's face cam
+    and resizes it to the model's input size, and (c) the checkpoint classifies it in torch one
+    image at a time.  Returns the positive class's probability per JPEG; the folder is always removed.
+
+    Normalisation and softmax are autotosis's own (``model.predict_probs`` -> ``to_input_tensor``),
+    the crop's pixel rounding is ``region.crop_pixels`` (the decoder's); the resize is Pillow's
+    default filter (bicubic), as a Pillow script would do it.  Torch keeps its default threads.
+    """
+    from PIL import Image
+
+    from autotosis.core.region import crop_pixels
+    from autotosis.model.model import load_checkpoint, predict_probs
+
+    model, info, _ = load_checkpoint(model_path)
+    positive = info.positive_index()
+    size = info.input_size
+    with tempfile.TemporaryDirectory(prefix="original-jpegs-", dir=jpeg_root) as folder:
+        # The original command (run_ffmpeg only adds -nostdin -hide_banner -loglevel error).
+        tools.run_ffmpeg(
+            ["-i", tools._url(video), "-vf", "fps=2", "-q:v", "2", str(Path(folder) / "%06d.jpg")],
+            what="dumping JPEGs (original method)",
+        )
+        scores = []
+        for jpeg in sorted(Path(folder).glob("*.jpg")):
+            with Image.open(jpeg) as image:
+                picture = image.convert("RGB")
+            if info.crop is not None:
+                w, h, x, y = crop_pixels(info.crop, picture.width, picture.height)
+                picture = picture.crop((x, y, x + w, y + h))
+            frame = np.asarray(picture.resize((size, size)), dtype=np.uint8)
+            scores.append(predict_probs(model, frame[None], info)[0, positive])
+    return np.asarray(scores, dtype=np.float32)
+
+
+def _run_original_method(video: Path, model: Path) -> None:
+    """Entry point of --original-method: SIGTERM unwinds like Ctrl-C, so the JPEG folder goes too."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scores = original_method(video, model, jpeg_root=OUT if OUT.is_dir() else None)
+    print(json.dumps({"frames": len(scores), "mean_score": float(scores.mean()) if len(scores) else None}))
+
+
 def default_cap_env() -> dict:
     return {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
 
@@ -301,9 +361,11 @@ def _best(runs: list[Run]) -> Run:
     return min(runs, key=lambda r: r.seconds)
 
 
-def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool) -> list[dict]:
-    """Rows for one VOD: limit, dense, coarse (best of ``rounds``, interleaved), then
-    dense and coarse once more under ATEN_CPU_CAPABILITY=default."""
+def measure_vod(
+    video: Path, model: Path, *, rounds: int, with_default_cap: bool, with_original: bool = True
+) -> list[dict]:
+    """Rows for one VOD: limit, dense, coarse and the original method (best of ``rounds``,
+    interleaved), then dense and coarse once more under ATEN_CPU_CAPABILITY=default."""
     from autotosis.model.model import load_checkpoint
 
     info = probe.probe(video)
@@ -314,10 +376,14 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
     scores = OUT / "scores.json"
     startup = _best([run_measured(startup_argv(model)) for _ in range(2)])
     measured: dict[str, list[Run]] = {"limit": [], "dense": [], "coarse": []}
+    if with_original:
+        measured["original"] = []
     for _ in range(rounds):
         measured["limit"].append(time_limit(video, spec, info))
         for mode in ("dense", "coarse"):
             measured[mode].append(run_measured(scan_argv(video, model, mode, scores)))
+        if with_original:
+            measured["original"].append(run_measured(original_argv(video, model)))
     refined = json.loads(scores.read_text())["extra"].get("coarse", {}).get("refined_fraction")
     if with_default_cap:
         for mode in ("dense", "coarse"):
@@ -326,7 +392,16 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
             ]
     measured["keyframes only (ffmpeg)"] = [time_limit(video, key_spec, info)]
     limit = _best(measured.pop("limit"))
-    rows = [{"vod": video.name, "run": "limit (ffmpeg decode only)", "run_": limit, "video_s": video_s}]
+    original = _best(measured["original"]) if with_original else None
+    rows = [
+        {
+            "vod": video.name,
+            "run": "limit (ffmpeg decode only)",
+            "run_": limit,
+            "video_s": video_s,
+            "original": original,
+        }
+    ]
     for name, runs in measured.items():
         best = _best(runs)
         row = {
@@ -335,6 +410,7 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
             "run_": best,
             "video_s": video_s,
             "rss_mb": max(r.peak_rss_mb for r in runs),
+            "original": original,
         }
         if not name.startswith("keyframes"):
             row.update(limit=limit, startup=startup, refined=refined if name.startswith("coarse") else None)
@@ -345,7 +421,7 @@ def measure_vod(video: Path, model: Path, *, rounds: int, with_default_cap: bool
 def print_rows(rows: list[dict]) -> None:
     print(
         f"{'VOD':<22} {'run':<24} {'wall s':>7} {'x realtime':>10} {'/ limit':>8} {'excl. start':>11} "
-        f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9}"
+        f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9} {'vs original':>11}"
     )
     for r in rows:
         run: Run = r["run_"]
@@ -357,10 +433,13 @@ def print_rows(rows: list[dict]) -> None:
             steady = f"{r['limit'].seconds / max(0.1, run.seconds - r['startup'].seconds):.2f}"
             cpu_ratio = f"{r['limit'].cpu_s / run.cpu_s:.2f}"
         rss = f"{r['rss_mb']:.0f} MB" if r.get("rss_mb") else ""
+        # Speed / the original method's speed (same video, so the ratio of wall times).
+        original: Run | None = r.get("original")
+        vs_original = f"{original.seconds / run.seconds:.2f}" if original is not None else ""
         note = f"  (refined {r['refined'] * 100:.0f}% of the video)" if r.get("refined") is not None else ""
         print(
             f"{r['vod']:<22} {r['run']:<24} {run.seconds:7.1f} {speed:10.1f} {ratio:>8} {steady:>11} "
-            f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9}{note}",
+            f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9} {vs_original:>11}{note}",
             flush=True,
         )
     startup = next((r["startup"] for r in rows if "startup" in r), None)
@@ -412,9 +491,16 @@ def main() -> None:
     )
     parser.add_argument("--no-default-cap", action="store_true", help="skip the ATEN_CPU_CAPABILITY=default runs")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="repeat limit/dense/coarse, keep the fastest (default: 2)"
+        "--rounds", type=int, default=2, help="repeat limit/dense/coarse/original, keep the fastest (default: 2)"
     )
+    parser.add_argument(
+        "--no-original", action="store_true", help="skip the original method (JPEG dump + Pillow + batch-1 torch)"
+    )
+    parser.add_argument("--original-method", nargs=2, type=Path, metavar=("VIDEO", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.original_method:
+        _run_original_method(*args.original_method)
+        return
 
     began = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -428,12 +514,20 @@ def main() -> None:
     rows: list[dict] = []
     for name in args.vods.split(","):
         video = looped_vod(name, args.minutes, OUT)
-        vod_rows = measure_vod(video, model, rounds=args.rounds, with_default_cap=not args.no_default_cap)
+        vod_rows = measure_vod(
+            video,
+            model,
+            rounds=args.rounds,
+            with_default_cap=not args.no_default_cap,
+            with_original=not args.no_original,
+        )
         print_rows(vod_rows)
         rows += vod_rows
     if args.long:
         name = args.vods.split(",")[0]
-        long_rows = measure_vod(looped_vod(name, args.long, OUT), model, rounds=1, with_default_cap=False)
+        long_rows = measure_vod(
+            looped_vod(name, args.long, OUT), model, rounds=1, with_default_cap=False, with_original=False
+        )
         print_rows(long_rows)
         for mode in ("dense", "coarse"):
             short = next(r for r in rows if r["run"] == mode and name in r["vod"])
