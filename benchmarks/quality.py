@@ -201,22 +201,29 @@ def measure(samples, scores_path: Path, events_path: Path) -> dict:
     }
 
 
-def best_threshold(scores, events, truth_spans) -> dict | None:
-    """The best event F1 any single threshold would give on these scores (the same event rules otherwise):
-    whether the model separates highlights from look-alikes at all, or only its threshold is off."""
+def at_threshold(scores, events, truth_spans, threshold: float):
+    """(event, frame) precision/recall/F1 of the events file's rules with another threshold, on these scores."""
     from dataclasses import replace
 
     from autotosis.detect.segments import events_from_scores
-    from autotosis.training.metrics import event_prf
+    from autotosis.training.metrics import event_prf, frame_prf, truth_at_times
 
+    params = replace(events.params, threshold=float(threshold))
+    if getattr(params, "release", None) is not None and params.release > threshold:
+        params = replace(params, release=float(threshold))
+    found = [(e.start_ms, e.end_ms) for e in events_from_scores(scores, events.label, params)]
+    truth, _ = truth_at_times(scores.times_ms, truth_spans)
+    frame = frame_prf(scores.column(events.label) >= threshold, truth)
+    return event_prf(found, truth_spans, min_iou=EVENT_MIN_IOU), frame
+
+
+def best_threshold(scores, events, truth_spans) -> dict | None:
+    """The best event F1 any single threshold would give on these scores (the same event rules otherwise):
+    whether the model separates highlights from look-alikes at all, or only its threshold is off."""
     best = None
     try:
         for threshold in np.round(np.arange(0.05, 1.0, 0.05), 2):
-            params = replace(events.params, threshold=float(threshold))
-            if getattr(params, "release", None) is not None and params.release > threshold:
-                params = replace(params, release=float(threshold))
-            found = [(e.start_ms, e.end_ms) for e in events_from_scores(scores, events.label, params)]
-            f1 = event_prf(found, truth_spans, min_iou=EVENT_MIN_IOU).f1
+            f1 = at_threshold(scores, events, truth_spans, float(threshold))[0].f1
             if best is None or f1 > best["event_f1"]:
                 best = {"threshold": float(threshold), "event_f1": f1}
     except Exception as exc:  # noqa: BLE001 - a diagnostic only; the event rules' API may move

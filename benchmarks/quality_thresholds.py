@@ -2,7 +2,7 @@
 """Event and frame F1 of finished hard-benchmark runs at fixed thresholds (analysis, chooses nothing).
 
 For each run folder of benchmarks/quality.py (``runs/TAG/seedS-nN``) the stored held-out scores are turned into
-events with the model's calibrated rules but a fixed threshold, and matched to the exact truth as quality.py does.
+events with the events file's rules but a fixed threshold, and matched to the exact truth as quality.py does.
 It shows how far the calibrated threshold is from what the final model needed.
 
 Usage: .venv/bin/python benchmarks/quality_thresholds.py [RUN ...]
@@ -21,11 +21,10 @@ sys.path.insert(0, str(ROOT))
 
 from autotosis.demo.samples import load_sample_set  # noqa: E402
 from autotosis.detect.scores import read_scores  # noqa: E402
-from autotosis.detect.segments import EventParams, events_from_scores  # noqa: E402
-from autotosis.training.metrics import event_prf, frame_prf, truth_at_times  # noqa: E402
+from autotosis.detect.segments import read_events  # noqa: E402
+from benchmarks.quality import at_threshold  # noqa: E402
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
-EVENT_MIN_IOU = 0.3  # as benchmarks/quality.py
 
 
 def main() -> int:
@@ -44,19 +43,10 @@ def main() -> int:
         data = next((run.parent.parent.parent / "data").glob(f"seed{seed}-pool*"))
         truth = list(load_sample_set(data).heldout.highlights)
         scores = read_scores(run / "heldout.scores.json")
-        rules = scores.scan.events or {}
+        events = read_events(run / "heldout.events.json")
         cells = []
         for threshold in THRESHOLDS:
-            params = EventParams(
-                threshold=threshold,
-                smooth_ms=int(rules.get("smooth_ms", 0)),
-                min_length_ms=int(rules.get("min_length_ms", 1000)),
-                merge_gap_ms=int(rules.get("merge_gap_ms", 2000)),
-            )
-            events = events_from_scores(scores, "rage", params)
-            event = event_prf([(e.start_ms, e.end_ms) for e in events], truth, min_iou=EVENT_MIN_IOU)
-            actual, _ = truth_at_times(scores.times_ms, truth)
-            frame = frame_prf(scores.column("rage") >= threshold, actual)
+            event, frame = at_threshold(scores, events, truth, threshold)
             cells.append(f"{event.f1:.2f} / {frame.f1:.2f}")
         print(f"{run.parent.name}/{run.name}  " + "  ".join(f"{c:>11}" for c in cells) + f"  {result['threshold']:.2f}")
     return 0
