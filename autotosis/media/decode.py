@@ -148,22 +148,14 @@ def _decode_argv(path: Path, spec: DecodeSpec, info: VideoInfo) -> list[str]:
     argv += ["-i", _url(path)]
     if spec.end_ms is not None:
         argv += ["-t", _seconds(max(spec.end_ms - (spec.start_ms or 0), 1))]
-    return argv + [
-        "-map",
-        "0:v:0",
-        "-an",
-        "-sn",
-        "-dn",
-        "-vf",
-        _decode_filters(spec, info),
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "pipe:1",
-    ]
+    return argv + raw_frames_output(_decode_filters(spec, info))
+
+
+def raw_frames_output(filters: str) -> list[str]:
+    """Output arguments shared by every frame decode (files and live sources): the first video stream through
+    ``filters``, frames as they come (no duplication or dropping), raw RGB on stdout."""
+    video = ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", filters, "-fps_mode", "passthrough"]
+    return video + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
 
 def decode_discard(path: Path | str, spec: DecodeSpec, *, info: VideoInfo | None = None) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from autotosis.core.errors import MediaError
-from autotosis.media.decode import DecodeSpec, FrameBatch, _join, _read_exact, _StderrReader
+from autotosis.media.decode import DecodeSpec, FrameBatch, _join, _read_exact, _StderrReader, raw_frames_output
 from autotosis.media.encode import audio_mix_graph
 from autotosis.media.probe import _first_float, probe
 from autotosis.media.tools import _last_error_line, _run, _seconds, _spawn, _stop, _tail, _tool, _url, _wait, run_ffmpeg
@@ -126,22 +126,7 @@ class LiveCapture:
     def __init__(self, source: LiveSource, spec: DecodeSpec, ring: RingSpec | None = None) -> None:
         self.source, self.spec, self.ring = source, spec, ring
         argv = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", *_live_input_args(source)]
-        argv += [
-            "-map",
-            "0:v:0",
-            "-an",
-            "-sn",
-            "-dn",
-            "-vf",
-            _live_filters(spec),
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "pipe:1",
-        ]
+        argv += raw_frames_output(_live_filters(spec))
         if ring is not None:
             ring.folder.mkdir(parents=True, exist_ok=True)
             seconds = _seconds(ring.segment_ms)
