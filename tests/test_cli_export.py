@@ -81,7 +81,7 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     frames = [(ms_to_frames(e.start_ms, NTSC), ms_to_frames(e.end_ms, NTSC)) for e in EVENTS]
     assert frames == [(30, 120), (180, 255)]
     expected = [(start, end - start) for start, end in frames]
-    names = ["rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
+    names = ["rage 0.93 @ 0:00:01", "rage 0.70 @ 0:00:06"]
 
     timeline = otio.adapters.read_from_file(str(base) + ".otio")
     clips = list(timeline.find_clips())
@@ -115,10 +115,10 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     assert read_events(base.parent / "vod.json").events == EVENTS
     assert read_events(base.parent / "vod.csv").events == EVENTS
     srt = (base.parent / "vod.srt").read_text()
-    assert "00:00:01,001 --> 00:00:04,004\nrage 0.87 (peak 0.93)" in srt
-    assert "00:00:06,006 --> 00:00:08,500\nrage 0.61 (peak 0.70)" in srt
+    assert "00:00:01,001 --> 00:00:04,004\nrage 0.93\n" in srt
+    assert "00:00:06,006 --> 00:00:08,500\nrage 0.70\n" in srt
     youtube = (base.parent / "vod.youtube.txt").read_text()
-    assert youtube == "0:00 Start\n0:01 rage 0.87\n0:06 rage 0.61\n"
+    assert youtube == "0:00 Start\n0:01 rage 0.93\n0:06 rage 0.70\n"
     metadata = (base.parent / "vod.ffmetadata").read_text()
     assert re.findall(r"START=(\d+)\nEND=(\d+)", metadata) == [
         ("0", "1001"),
@@ -289,7 +289,7 @@ def test_render_with_chapters_shows_them_in_ffprobe(ntsc, tmp_path: Path, capsys
     )
     info = json.loads(probed.stdout)
     chapters = info["chapters"]
-    assert [c["tags"]["title"] for c in chapters] == ["Best of; #1", "rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
+    assert [c["tags"]["title"] for c in chapters] == ["Best of; #1", "rage 0.93 @ 0:00:01", "rage 0.70 @ 0:00:06"]
     starts = [float(c["start_time"]) for c in chapters]
     ends = [float(c["end_time"]) for c in chapters]
     # Pieces are whole frames at 29.97: the 2 s title is 60 frames, the events 90 and 75 frames.
@@ -298,7 +298,7 @@ def test_render_with_chapters_shows_them_in_ffprobe(ntsc, tmp_path: Path, capsys
     assert starts == pytest.approx(edges[:-1], abs=0.0015) and ends == pytest.approx(edges[1:], abs=0.0015)
     assert ends[-1] == pytest.approx(float(info["format"]["duration"]), abs=0.05)
     youtube = (tmp_path / "reel é.youtube.txt").read_text()
-    assert youtube == "0:00 Best of; #1\n0:02 rage 0.87 @ 0:00:01\n0:05 rage 0.61 @ 0:00:06\n"
+    assert youtube == "0:00 Best of; #1\n0:02 rage 0.93 @ 0:00:01\n0:05 rage 0.70 @ 0:00:06\n"
 
 
 def test_render_with_chapters_will_not_overwrite_the_chapter_text(ntsc, tmp_path: Path, capsys):
