@@ -127,6 +127,46 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     ]
 
 
+def test_one_event_has_one_name_and_number_in_every_output(ntsc, tmp_path: Path, monkeypatch):
+    """Issue 19: the EDL said "rage 0.14" (the mean) where the short's file name said 0.59 (the peak), and a model
+    trained from labels.txt called its events "labels".  Now every output names an event by its class as outputs
+    show it and its peak score: here "highlight 0.59"."""
+    from autotosis.outputs.render import chunk_overlays
+    from autotosis.outputs.report import report_html
+
+    video, _ = ntsc
+    event = Event(1001, 4004, "labels", 0.586, 0.14, 2002)
+    events_file = tmp_path / "one.events.json"
+    write_events(EventList(video, probe.probe(video).duration_ms, "labels", EventParams(), (event,)), events_file)
+    base = tmp_path / "x" / "one"
+    assert run(["-q", "export", str(events_file), "--format", "otio,edl,fcpxml,srt,chapters", "-o", str(base)]) == 0
+    named = "highlight 0.59"
+    (clip,) = otio.adapters.read_from_file(str(base) + ".otio").find_clips()
+    assert clip.name == f"{named} @ 0:00:01"
+    edl_text = (base.parent / "one.edl").read_text()
+    assert re.search(rf"FROM CLIP NAME: +{named} @ 0:00:01\n", edl_text) and "PEAK 0.59" in edl_text  # the marker
+    assert "0.14" not in edl_text
+    (edl_clip,) = otio.adapters.read_from_string(edl_text, "cmx_3600", rate=float(NTSC)).find_clips()
+    assert edl_clip.name == f"{named} @ 0:00:01"
+    root = ET.parse(str(base) + ".fcpxml").getroot()
+    assert [c.get("name") for c in root.findall(".//spine/clip")] == [f"{named} @ 0:00:01"]
+    assert (base.parent / "one.srt").read_text().split("\n")[2] == named
+    assert f"0:01 {named}\n" in (base.parent / "one.youtube.txt").read_text()
+    assert f"title={named}\n" in (base.parent / "one.ffmetadata").read_text()
+    # The reel's text without scores, and the report's card.
+    (overlay, *_) = chunk_overlays(event, None, 1000, 500, tmp_path, "o")
+    assert overlay.text_file.read_text() == "highlight: 0.59"
+    scores = scores_for(Path(video.name), probe.probe(video).duration_ms)
+    page = report_html(scores, read_events(events_file), video=None, settings={}, thumbnails=None)
+    assert ">highlight</h3>" in page and ">0.59</b>" in page
+    # The short's file name.
+    out = tmp_path / "shorts"
+    argv = ["-q", "shorts", str(video), "--events", str(events_file), "-o", str(out), "--layout", "game"]
+    assert run([*argv, "--size", "108x192", "--min", "1", "--max", "1"]) == 0
+    (short,) = out.glob("*.mp4")
+    assert short.name.startswith("01_highlight_0.59_0h00m01s_")
+
+
 def test_export_finds_the_video_beside_the_events_file(ntsc, tmp_path: Path, monkeypatch, capsys):
     video, _ = ntsc
     # An events file that names its video relative to itself, read from another folder.
