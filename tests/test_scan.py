@@ -18,7 +18,7 @@ import pytest
 from autotosis.core.errors import ExitStatus
 from autotosis.detect import coarse
 from autotosis.detect.scan import ScanOptions, resolve_mode, scan_video, scan_with
-from autotosis.detect.segments import EventParams, event_spans, events_from_scores
+from autotosis.detect.segments import EventParams, event_spans, events_from_scores, find_events
 from autotosis.media import decode, probe
 
 pytestmark = pytest.mark.media
@@ -82,6 +82,171 @@ def test_refine_spans_decodes_where_keyframes_are_sparse():
     spans = coarse.refine_spans(keys, np.zeros(5), 25_000, 0.5, max_gap_ms=5000)
     assert spans == [(4000, 14_000), (16_000, 25_000)]
     assert coarse.refine_spans(np.array([], dtype=np.int64), np.array([]), 9000, 0.5) == [(0, 9000)]
+
+
+def _run_high(keys: np.ndarray, scores: np.ndarray, level: float = 0.5) -> np.ndarray:
+    return (scores >= level)[:, None]
+
+
+def test_refine_spans_refines_only_the_edges_of_a_run_of_high_keyframes():
+    keys = np.arange(0, 40_000, 2000)  # a keyframe every 2 s, 40 s video
+    scores = np.zeros(len(keys))
+    scores[3:13] = 0.9  # a long event over the keyframes at 6 s ... 24 s
+    old = coarse.refine_spans(keys, scores, 40_000, 0.125)
+    assert old == [(4000, 26_000)]  # the old rule: everything from before the first to after the last
+    new = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=_run_high(keys, scores))
+    assert new == [(4000, 8000), (22_000, 26_000)]  # a keyframe interval either side of 6 s and of 24 s
+    # Close stretches are decoded in one run.
+    joined = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=_run_high(keys, scores), join_ms=14_000)
+    assert joined == old
+    # A dip inside (a candidate below the event threshold, or no candidate at all): its
+    # neighbourhood is refined, a keyframe interval beyond its neighbours.
+    for dip in (0.3, 0.01):
+        scores[7] = dip  # 14 s
+        spans = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=_run_high(keys, scores))
+        assert spans == [(4000, 8000), (10_000, 18_000), (22_000, 26_000)], dip
+    # A weak first candidate: the score crosses the event threshold after it, so the first high
+    # keyframe gets its interval on both sides too.
+    scores[7] = 0.9
+    scores[3] = 0.3
+    spans = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=_run_high(keys, scores))
+    assert spans == [(4000, 10_000), (22_000, 26_000)]
+
+
+def test_refine_spans_edges_at_the_ends_of_the_video_and_changes_of_class():
+    keys = np.arange(0, 40_000, 2000)
+    scores = np.zeros(len(keys))
+    scores[:5] = scores[-4:] = 0.9  # 0-8 s and 32 s to the end
+    spans = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=_run_high(keys, scores))
+    assert spans == [(0, 2000), (6000, 10_000), (30_000, 34_000), (36_000, 40_000)]
+    # Two classes: high on the first from 6 s, on the second from 16 s; where it changes, refine.
+    scores[:] = 0
+    scores[3:13] = 0.9
+    high = np.zeros((len(keys), 2), dtype=bool)
+    high[3:8, 0] = high[8:13, 1] = True
+    spans = coarse.refine_spans(keys, scores, 40_000, 0.125, key_high=high)
+    assert spans == [(4000, 8000), (12_000, 18_000), (22_000, 26_000)]
+
+
+def test_high_classes_and_interior_keyframes():
+    classes = ("background", "rage", "pog")
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    assert coarse.high_classes(probs, classes, 0.5).tolist() == [[False, False], [True, False], [False, True]]
+    # Without a background class no class is known to be an event: nothing is interior (the old rule).
+    assert coarse.high_classes(probs, ("a", "b", "c"), 0.5).shape == (3, 0)
+    candidates = np.array([True] * 5)
+    assert coarse.interior_keyframes(candidates, np.zeros((5, 0), dtype=bool)).tolist() == [False] * 5
+    high = np.array([[True], [True], [True], [False], [True]])
+    assert coarse.interior_keyframes(candidates, high).tolist() == [False, True, False, False, False]
+
+
+def test_merge_spans_joins_close_spans():
+    assert coarse.merge_spans([(0, 1000), (1000, 2000), (4000, 5000)]) == [(0, 2000), (4000, 5000)]
+    assert coarse.merge_spans([(7000, 8000), (0, 1000), (3000, 4000)], 2000) == [(0, 4000), (7000, 8000)]
+
+
+def _signal(rng: np.random.Generator, duration_ms: int, key_ms: int) -> np.ndarray:
+    """Scores per ms: events over 0.6-1.0 noise on 0-0.08 noise, held per 100 ms frame.
+
+    Events long and short (each covers a keyframe), some at the very start or end, long ones
+    with a dip (0.3 or 0.02) of one to two keyframe intervals.  No gap shorter than a keyframe
+    interval between two events: that, and an event between two keyframes, are the blind
+    spots of any coarse scan.
+    """
+    frames = duration_ms // 100
+    high, low = rng.uniform(0.6, 1.0, frames), rng.uniform(0.0, 0.08, frames)
+    level = low.copy()
+    keys = np.arange(0, duration_ms, key_ms)
+    for _ in range(rng.integers(3, 7)):
+        key = int(keys[rng.integers(0, len(keys))])
+        length = int(key_ms * rng.choice([rng.uniform(0.5, 1), rng.uniform(1, 4), rng.uniform(4, 15)]))
+        start = 0 if rng.random() < 0.15 else key - int(rng.uniform(0, min(length, key_ms)))
+        end = duration_ms if rng.random() < 0.15 else start + length
+        lo, hi = max(0, start) // 100, -(-min(duration_ms, end) // 100)
+        level[lo:hi] = high[lo:hi]
+
+    def runs() -> tuple[np.ndarray, np.ndarray]:
+        edges = np.diff(np.concatenate(([0], (level >= 0.25).astype(np.int8), [0])))
+        return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+    starts, ends = runs()
+    for end, start in zip(ends[:-1], starts[1:]):
+        if (start - end) * 100 <= key_ms + 200:
+            level[end:start] = high[end:start]
+    for start, end in zip(*runs()):
+        if (end - start) * 100 > 6 * key_ms and rng.random() < 0.7:
+            length = int(rng.uniform(1, 2) * key_ms) // 100
+            first = int(rng.uniform(start + key_ms // 100 + 1, end - length - key_ms // 100 - 1))
+            level[first : first + length + 1] = rng.choice([0.3, 0.02])
+    return np.repeat(level, 100)
+
+
+def _simulated_coarse(signal, duration_ms, key_ms, threshold, *, edges_only):
+    """The merged samples (times, scores) of a coarse scan of ``signal`` and its refined fraction."""
+    dense = np.arange(0, duration_ms, 500)
+    keys = np.arange(0, duration_ms, key_ms)
+    key_high = (signal[keys] >= threshold)[:, None] if edges_only else None
+    spans = coarse.refine_spans(
+        keys, signal[keys], duration_ms, threshold / 4, key_high=key_high, join_ms=2500 if edges_only else 0
+    )
+    spans = coarse.align_spans(spans, 2.0)
+    fine = dense[np.any([(dense >= lo) & (dense < hi) for lo, hi in spans] or [dense < 0], axis=0)]
+    as_probs = lambda v: np.stack([1 - v, v], axis=1)  # noqa: E731
+    times, probs = coarse.merge_samples(keys, as_probs(signal[keys]), spans, fine, as_probs(signal[fine]))
+    return times, probs[:, 1], sum(hi - lo for lo, hi in spans) / duration_ms
+
+
+def test_edges_only_finds_the_dense_events_within_one_step_and_refines_less():
+    rules = [
+        dict(threshold=0.5, min_length_ms=0, merge_gap_ms=0),
+        dict(threshold=0.5, min_length_ms=1000, merge_gap_ms=2000),
+        dict(threshold=0.5, smooth_ms=1000, merge_gap_ms=1000),
+        dict(threshold=0.5, smooth_ms=2000, min_length_ms=2000, merge_gap_ms=4000),
+        dict(threshold=0.7, release=0.4, min_length_ms=0, merge_gap_ms=0),
+        dict(threshold=0.7, release=0.4, smooth_ms=2000, merge_gap_ms=2000),
+    ]
+    duration, fractions, compared = 120_000, {True: [], False: []}, 0
+    for key_ms in (2000, 2002, 1000):  # 2002: keyframes off the sampling grid
+        for seed in range(25):
+            signal = _signal(np.random.default_rng(seed), duration, key_ms)
+            dense_times = np.arange(0, duration, 500)
+            for rule in rules:
+                params = EventParams(pad_before_ms=0, pad_after_ms=0, **rule)
+                dense = find_events(dense_times, signal[dense_times], duration, "x", params, 500)
+                found = {}
+                for edges_only in (True, False):
+                    times, scores, fraction = _simulated_coarse(
+                        signal, duration, key_ms, params.threshold, edges_only=edges_only
+                    )
+                    found[edges_only] = find_events(times, scores, duration, "x", params, 500)
+                    fractions[edges_only].append(fraction)
+                if not _within_one_step(found[False], dense):
+                    continue  # the old rule misses it too (a merge gap met exactly, after smoothing)
+                compared += 1
+                assert _within_one_step(found[True], dense), (key_ms, seed, rule)
+    assert compared > 0.95 * 3 * 25 * len(rules)
+    assert np.mean(fractions[True]) < 0.7 * np.mean(fractions[False])
+
+
+def test_edges_only_refines_both_sides_of_the_first_high_keyframe_after_a_weak_one():
+    # Weak (0.3) from 4 s, nothing from 6.5 s, high from 8 s: the keyframe at 8 s is high, but its
+    # neighbour at 6 s is not, so the stretch after 8 s is decoded too and a smoothed crossing
+    # (which lands after 8 s) sees dense samples, as a dense scan does.
+    duration = 40_000
+    signal = np.full(duration, 0.02)
+    signal[4000:6500], signal[8000:30_000] = 0.3, 0.8
+    params = EventParams(threshold=0.7, release=0.4, smooth_ms=2000, pad_before_ms=0, pad_after_ms=0)
+    times, scores, _ = _simulated_coarse(signal, duration, 2000, 0.7, edges_only=True)
+    dense_times = np.arange(0, duration, 500)
+    dense = find_events(dense_times, signal[dense_times], duration, "x", params, 500)
+    assert event_spans(dense) == [(9000, 30_000)]
+    assert _within_one_step(find_events(times, scores, duration, "x", params, 500), dense)
+
+
+def _within_one_step(found, dense, step=500) -> bool:
+    return len(found) == len(dense) and all(
+        abs(a.start_ms - b.start_ms) <= step and abs(a.end_ms - b.end_ms) <= step for a, b in zip(found, dense)
+    )
 
 
 def test_spans_start_on_the_sampling_grid():

@@ -7,7 +7,17 @@ keyframes are then decoded at the full sampling rate, seeking before the input s
 rest of the VOD is never decoded.  This module holds the pure parts -- which stretches to
 refine and how the two passes' samples merge -- so they can be tested without video.
 
+Only the edges of an event need dense samples: inside a run of consecutive candidate
+keyframes that all score clearly high (at least the model's event threshold, on the same
+classes), the keyframe samples already say "event", and the events code (segments.py)
+forms its runs from consecutive samples whatever their spacing, so sparse samples there
+neither split nor shorten an event.  The keyframe interval(s) on both sides of the first
+and the last candidate of a run, and of any keyframe next to one that is not clearly high
+(a weak edge, a dip, a change of class), are decoded densely; the interior keeps its
+keyframe samples.  Refined stretches close to each other are decoded in one run.
+
 What it cannot see: an event shorter than the keyframe interval that falls between two
+keyframes, and likewise a dip shorter than the keyframe interval between two clearly high
 keyframes.  Stretches where keyframes are further apart than ``max_gap_ms`` are therefore
 always decoded densely, so a sparse-keyframe video degrades to a dense scan, not to misses.
 """
@@ -28,15 +38,34 @@ class CoarseOptions:
     # A keyframe whose highlight score (1 - P(background)) reaches this marks a candidate.
     # None = a quarter of the model's event threshold: low, so weak edges of an event count.
     threshold: float | None = None
-    # Keyframe intervals decoded on either side of a candidate keyframe, so an event that
-    # starts or ends between two keyframes is covered whole.
+    # Keyframe intervals decoded on either side of a refined candidate keyframe, so an event
+    # that starts or ends between two keyframes is covered whole.
     pad_keyframes: int = 1
     # Longer stretches without a keyframe were not looked at: decode them densely.
     max_gap_ms: int = 5000
+    # Refine only the edges of a run of candidate keyframes (and its dips): a keyframe that,
+    # like both its neighbours, scores at least ``interior_threshold`` on the same classes
+    # keeps its keyframe sample (interior_keyframes).  False: refine around every candidate
+    # (the rule before issue 18: decodes more, and also sees dips shorter than a keyframe
+    # interval inside an event).
+    edges_only: bool = True
+    # "Clearly high" for edges_only.  None = the model's event threshold (its calibrated one).
+    interior_threshold: float | None = None
+    # Refined stretches at most this far apart are decoded in one ffmpeg run, the gap
+    # included, instead of restarting the decoder (a seek, a new process, a drained queue).
+    # A guess, not yet measured: one 2 s keyframe interval plus slack (benchmarks/scan.py).
+    join_ms: int = 2500
 
-    def as_key(self, threshold: float) -> dict:
+    def as_key(self, threshold: float, interior_threshold: float) -> dict:
         """The settings that change the result, for the score cache key."""
-        return {"threshold": round(threshold, 6), "pad_keyframes": self.pad_keyframes, "max_gap_ms": self.max_gap_ms}
+        return {
+            "threshold": round(threshold, 6),
+            "pad_keyframes": self.pad_keyframes,
+            "max_gap_ms": self.max_gap_ms,
+            "edges_only": self.edges_only,
+            "interior_threshold": round(interior_threshold, 6) if self.edges_only else None,
+            "join_ms": self.join_ms,
+        }
 
 
 def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
@@ -51,6 +80,46 @@ def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     return probs.max(axis=1) if probs.size else np.zeros(len(probs), np.float32)
 
 
+def high_classes(probs: np.ndarray, classes: tuple[str, ...], level: float) -> np.ndarray:
+    """Which highlight classes each sample scores clearly high on: bool ``(n, classes - 1)``.
+
+    A model without a "background" class has none (every column is all False): which of its
+    classes are events is unknown, so no keyframe counts as clearly inside one and coarse mode
+    keeps falling back to a dense scan for it.
+    """
+    probs = np.asarray(probs, dtype=np.float32).reshape(-1, len(classes))
+    if "background" not in classes:
+        return np.zeros((len(probs), 0), dtype=bool)
+    columns = [i for i, name in enumerate(classes) if name != "background"]
+    return probs[:, columns] >= level
+
+
+def interior_keyframes(candidates: np.ndarray, key_high: np.ndarray) -> np.ndarray:
+    """Candidates strictly inside a run whose neighbourhood needs no dense decoding.
+
+    Keyframe ``i`` is interior when it and both its neighbours are candidates that score
+    clearly high on the same classes (``key_high``: bool, one row per keyframe, one column per
+    highlight class).  So every stretch between two interior keyframes has both ends clearly
+    high on the same classes (the score does not cross the event threshold there, unless it
+    dips for less than a keyframe interval), and a keyframe where the score is still rising
+    or falling, or dips, or changes class, is refined with a keyframe interval on both sides:
+    a crossing is never at the edge of the dense samples, so smoothing over it sees dense
+    samples too.  The first and last keyframes of the video are never interior.
+    """
+    cand = np.asarray(candidates, dtype=bool)
+    n = len(cand)
+    high = np.asarray(key_high, dtype=bool).reshape(n, -1)
+    settled = cand & high.any(axis=1)
+    interior = np.zeros(n, dtype=bool)
+    if n < 3:
+        return interior
+    mid = high[1:-1]
+    same_before = settled[:-2] & (high[:-2] == mid).all(axis=1)
+    same_after = settled[2:] & (high[2:] == mid).all(axis=1)
+    interior[1:-1] = settled[1:-1] & same_before & same_after
+    return interior
+
+
 def refine_spans(
     key_times_ms: np.ndarray,
     key_scores: np.ndarray,
@@ -59,21 +128,29 @@ def refine_spans(
     *,
     pad_keyframes: int = 1,
     max_gap_ms: int = 5000,
+    key_high: np.ndarray | None = None,
+    join_ms: int = 0,
 ) -> list[Span]:
     """Stretches of the video to decode densely, sorted and disjoint.
 
-    Each keyframe scoring ``>= threshold`` contributes the stretch from ``pad_keyframes``
-    keyframes before it to ``pad_keyframes`` keyframes after it (the video's ends at the
-    edges); every gap between keyframes longer than ``max_gap_ms`` (including before the
-    first and after the last) contributes itself.
+    Each keyframe scoring ``>= threshold`` (a candidate) contributes the stretch from
+    ``pad_keyframes`` keyframes before it to ``pad_keyframes`` keyframes after it (the video's
+    ends at the edges) -- unless ``key_high`` (``high_classes`` of the keyframes; None = the
+    old rule, every candidate) makes it an interior keyframe of its run
+    (``interior_keyframes``).  Every gap between keyframes longer than ``max_gap_ms``
+    (including before the first and after the last) contributes itself.  Stretches at most
+    ``join_ms`` apart become one.
     """
     times = np.asarray(key_times_ms, dtype=np.int64)
     scores = np.asarray(key_scores, dtype=np.float64)
     if len(times) == 0:
         return [(0, int(duration_ms))] if duration_ms > 0 else []
+    refined = scores >= threshold
+    if key_high is not None:
+        refined &= ~interior_keyframes(refined, key_high)
     spans: list[Span] = []
     last = len(times) - 1
-    for i in np.flatnonzero(scores >= threshold):
+    for i in np.flatnonzero(refined):
         lo = int(times[i - pad_keyframes]) if i - pad_keyframes >= 0 else 0
         hi = int(times[i + pad_keyframes]) if i + pad_keyframes <= last else int(duration_ms)
         spans.append((lo, hi))
@@ -81,14 +158,14 @@ def refine_spans(
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         if hi - lo > max_gap_ms:
             spans.append((int(lo), int(hi)))
-    return merge_spans(spans)
+    return merge_spans(spans, join_ms)
 
 
-def merge_spans(spans: list[Span]) -> list[Span]:
-    """Sorted, with overlapping or touching spans joined (one decoder run each)."""
+def merge_spans(spans: list[Span], join_ms: int = 0) -> list[Span]:
+    """Sorted, with overlapping spans and spans at most ``join_ms`` apart joined (one decoder run each)."""
     merged: list[Span] = []
     for lo, hi in sorted(s for s in spans if s[1] > s[0]):
-        if merged and lo <= merged[-1][1]:
+        if merged and lo - merged[-1][1] <= join_ms:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))

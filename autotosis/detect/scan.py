@@ -5,8 +5,8 @@ few batches queued so decoding and inference overlap (one core each on a 2-core 
 No frame is ever written to disk, and memory does not grow with the video's length.
 
 Two modes: ``dense`` scores the whole video at ``fps``; ``coarse`` scores the keyframes
-first and decodes densely only around keyframes that might show an event (see
-coarse.py), which skips most of the decoding of a long VOD.  ``auto`` picks coarse for
+first and decodes densely only around the edges of runs of keyframes that might show an
+event (see coarse.py), which skips most of the decoding of a long VOD.  ``auto`` picks coarse for
 long videos.  Either way the scores carry exact presentation times.
 """
 
@@ -29,6 +29,7 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
 from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
+from autotosis.detect.segments import event_params_for
 from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
@@ -196,6 +197,15 @@ def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
     return float(chosen) if chosen is not None else float(model_threshold) / 4
 
 
+def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
+    """The score a keyframe inside a candidate run needs to keep only its keyframe sample
+    (``CoarseOptions.interior_threshold``; default: the event threshold the model's events use)."""
+    chosen = options.coarse.interior_threshold
+    if chosen is not None:
+        return float(chosen)
+    return float(event_params_for(model_info.events, model_info.threshold).threshold)
+
+
 def _scan_coarse(
     video: Path,
     info: probe.VideoInfo,
@@ -209,8 +219,12 @@ def _scan_coarse(
     key_spec = decode.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
     key_times, key_probs = _score_whole(video, info, key_spec, predictor, options, progress, "scan keyframes")
 
-    # Pass 2: dense decoding around candidate keyframes (and wherever keyframes are sparse).
+    # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
+    # wherever keyframes are sparse.
     threshold = coarse_threshold(options, predictor.info.threshold)
+    key_high = None
+    if options.coarse.edges_only:
+        key_high = coarse.high_classes(key_probs, classes, interior_threshold(options, predictor.info))
     spans = coarse.refine_spans(
         key_times,
         coarse.highlight_score(key_probs, classes),
@@ -218,6 +232,8 @@ def _scan_coarse(
         threshold,
         pad_keyframes=options.coarse.pad_keyframes,
         max_gap_ms=options.coarse.max_gap_ms,
+        key_high=key_high,
+        join_ms=options.coarse.join_ms,
     )
     spans = coarse.align_spans(spans, options.fps)
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
@@ -338,13 +354,12 @@ def scan_video(
     sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense", "pick": "up"}
     keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
     if mode == "coarse":
-        threshold = coarse_threshold(options, model_info.threshold)
-        keys.insert(
-            0,
-            cache_key(
-                identity, fingerprint, {**sampling, "mode": "coarse", **options.coarse.as_key(threshold)}, region
-            ),
+        # Every setting that changes which stretches are refined is in the key (issue 18 added
+        # edges_only, interior_threshold and join_ms: entries made with the old rule are not served).
+        rule = options.coarse.as_key(
+            coarse_threshold(options, model_info.threshold), interior_threshold(options, model_info)
         )
+        keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **rule}, region))
     if options.use_cache:
         for key in keys:
             cached = cache.load(key, video)
