@@ -267,6 +267,18 @@ def test_merge_samples_keeps_dense_samples_inside_spans_and_keyframes_elsewhere(
     assert probs[0].tolist() == [1, 0] and probs[-1].tolist() == [1, 0]
 
 
+def test_interior_threshold_is_the_models_event_threshold():
+    from dataclasses import replace
+
+    from autotosis.detect.scan import interior_threshold
+
+    info = Redness().info
+    assert interior_threshold(ScanOptions(), info) == 0.5
+    assert interior_threshold(ScanOptions(), replace(info, events={"threshold": 0.8, "min_length_ms": 1000})) == 0.8
+    chosen = ScanOptions(coarse=coarse.CoarseOptions(interior_threshold=0.9))
+    assert interior_threshold(chosen, replace(info, events={"threshold": 0.8})) == 0.9
+
+
 def test_auto_mode_depends_on_length():
     options = ScanOptions(mode="auto", auto_coarse_ms=60_000)
     assert resolve_mode(options, 59_999) == "dense"
@@ -289,7 +301,9 @@ def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     assert red_events(rough) == red_events(dense)
     assert rough.scan.mode == "coarse" and dense.scan.mode == "dense"
     spans = rough.scan.coarse.spans_ms
-    assert spans == ((9000, 14_000),)  # one keyframe interval (1 s) either side of the red keyframes (10-13 s)
+    # One keyframe interval (1 s) either side of the first and the last red keyframe (10 s and 13 s),
+    # joined into one decoder run (they are less than join_ms apart).
+    assert spans == ((9000, 14_000),)
     # Where both passes have a sample, they saw the same frame.
     common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
     assert len(common) == len(rough.times_ms)
@@ -297,6 +311,66 @@ def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     assert rough.scan.coarse.refined_fraction == pytest.approx(5 / 24, abs=0.01)  # decoded densely
     assert coarse_predictor.frames < dense_predictor.frames
     assert np.all(np.diff(rough.times_ms) > 0)
+
+
+def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_factory):
+    # 40 s at 10 fps, a keyframe every second (-g 10): red at the very start, a 0.7 s flash over
+    # the keyframe at 8 s, a long event with a dip (a 30% red bar, below the event threshold but a
+    # candidate) over the keyframe at 22 s, red to the very end.  Boundaries fall between frames.
+    full = "x=0:y=0:w=iw:h=ih"
+    filters = ",".join(
+        [
+            red_between(0, 3.25),
+            red_between(7.65, 8.35),
+            red_between(12.25, 21.75),
+            red_between(21.75, 22.75, "x=0:y=0:w=iw*0.3:h=ih"),
+            red_between(22.75, 30.65),
+            red_between(35.25, 40, full),
+        ]
+    )
+    path = video_factory(
+        "vod.mp4",
+        duration=40,
+        size="64x36",
+        fps="10",
+        source="color=c=gray",
+        extra_video_filters=filters,
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10"],
+        audio=False,
+    )
+    dense = scan_with(path, Redness(), ScanOptions(mode="dense"))
+    rough = scan_with(path, Redness(), ScanOptions(mode="coarse"))
+    assert red_events(dense) == [(0, 3500), (8000, 8500), (12_500, 22_000), (23_000, 31_000), (35_500, 40_000)]
+    for rules in (
+        {},
+        dict(min_length_ms=1000, merge_gap_ms=2000),
+        dict(smooth_ms=1000, merge_gap_ms=1000),
+        dict(threshold=0.7, release=0.2, smooth_ms=2000),
+    ):
+        found, expected = red_events(rough, **rules), red_events(dense, **rules)
+        assert len(found) == len(expected), rules
+        for (start, end), (dense_start, dense_end) in zip(found, expected):
+            assert abs(start - dense_start) <= 500 and abs(end - dense_end) <= 500, rules
+    # Decoded densely: the edges of each run of red keyframes, one keyframe interval either side
+    # (the ones at 0-4 s and 35-40 s are joined: less than join_ms apart), and around the dip at 22 s.
+    spans = list(rough.scan.coarse.spans_ms)
+    assert spans == [(0, 4000), (7000, 9000), (12_000, 14_000), (20_000, 24_000), (29_000, 31_000), (35_000, 40_000)]
+    # The old rule (every candidate keyframe refined) would have decoded 12-31 s whole.
+    keyframes = list(decode.iter_frames(path, decode.DecodeSpec(size=16, fps=None, keyframes_only=True)))
+    key_times = np.concatenate([b.times_ms for b in keyframes])
+    key_probs = Redness().predict(np.concatenate([b.frames for b in keyframes]))
+    assert key_times.tolist() == list(range(0, 40_000, 1000))
+    old = coarse.align_spans(
+        coarse.refine_spans(key_times, coarse.highlight_score(key_probs, ("background", "red")), 40_000, 0.125), 2.0
+    )
+    assert old == [(0, 4000), (7000, 9000), (12_000, 31_000), (35_000, 40_000)]
+    old_fraction = sum(hi - lo for lo, hi in old) / 40_000
+    assert rough.scan.coarse.refined_fraction == pytest.approx(19 / 40, abs=0.01)  # was 30 / 40
+    assert rough.scan.coarse.refined_fraction < old_fraction
+    # Where both scans have a sample, they saw the same frame.
+    common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
+    assert len(common) == len(rough.times_ms)
+    np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
 
 
 def test_variable_frame_rate_event_times_are_exact_within_one_step(video_factory):
@@ -437,6 +511,18 @@ def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: 
         if mode == "coarse":
             entry.unlink()
     assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).scan.mode == "dense"
+
+
+def test_coarse_cache_key_includes_the_refine_rule(tmp_path: Path, video_factory, checkpoint: Path):
+    # A coarse entry made with another rule (here the old one, every candidate refined) is not served.
+    path = video_factory("vod.mp4", duration=6, fps="25", audio=False)
+    cache = tmp_path / "cache"
+    old_rule = ScanOptions(mode="coarse", cache_dir=cache, coarse=coarse.CoarseOptions(edges_only=False, join_ms=0))
+    scan_video(path, checkpoint, old_rule)
+    scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache))
+    assert len(list(cache.glob("*.npz"))) == 2
+    key = coarse.CoarseOptions().as_key(0.125, 0.5)
+    assert key["edges_only"] is True and key["interior_threshold"] == 0.5 and key["join_ms"] == 2500
 
 
 def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch, capsys):
