@@ -87,8 +87,9 @@ def add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, lab
         choices=("auto", "dense", "coarse"),
         default="auto",
         help="dense: decode and score the whole video; coarse: score the keyframes first, then decode densely "
-        "only around keyframes that might show an event (several times faster on long VODs; can miss an "
-        "event shorter than the keyframe interval); auto: coarse for videos of 10 minutes or more (default)",
+        "only at the edges of stretches of keyframes that might show an event (several times faster on long "
+        "VODs; can miss an event shorter than the keyframe interval); auto: coarse for videos of 10 minutes or "
+        "more (default)",
     )
     g.add_argument(
         "--coarse-threshold",
