@@ -13,16 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autotosis.core.errors import DataError, UsageError
+from autotosis.core.frametime import DEFAULT_RATE, TimelineRate, exact_rate, ms_to_frames, rate_text, timeline_rate
 from autotosis.detect.segments import Event, EventList
-from autotosis.outputs.exports.timecode import (
-    DEFAULT_RATE,
-    TimelineRate,
-    _one_line,
-    _rate_text,
-    clip_name,
-    ms_to_frames,
-    timeline_rate,
-)
+from autotosis.outputs.exports.timecode import _one_line, clip_name
 
 if TYPE_CHECKING:
     import opentimelineio as otio
@@ -195,7 +188,7 @@ def _edl_text(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     warnings = []
     if any(r != rate for r in rates):
         warnings.append(
-            f"an EDL has one timecode rate ({_rate_text(rate)} fps, the first video's): "
+            f"an EDL has one timecode rate ({rate_text(rate)} fps, the first video's): "
             "clips from videos at other rates are rounded to its frames; use otio or fcpxml to keep each rate"
         )
     for clip in clips:
@@ -213,7 +206,7 @@ def _edl_text(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
 
 def _clip_rate(clip) -> Fraction:
     # OTIO stores rates as doubles; NTSC rates come back as their exact x/1001 fractions.
-    return Fraction(clip.source_range.duration.rate).limit_denominator(1001)
+    return exact_rate(clip.source_range.duration.rate)
 
 
 def _move_to_rate(clip, rate: Fraction) -> None:
