@@ -92,3 +92,57 @@ def exact_rate(rate: float | Fraction) -> Fraction:
 def time_to_ms(value: float | Fraction, rate: float | Fraction) -> int:
     """``value`` frames (not necessarily whole) at ``rate`` as the nearest whole millisecond (halves round up)."""
     return math.floor(Fraction(value) * 1000 / exact_rate(rate) + Fraction(1, 2))
+
+
+# --------------------------------------------------------------------------- SMPTE timecode text
+
+
+def is_drop_frame_rate(rate: Fraction) -> bool:
+    """29.97 and 59.94 fps: the rates whose timecode drops frame numbers to stay on the clock."""
+    return rate in (Fraction(30000, 1001), Fraction(60000, 1001))
+
+
+def frames_to_timecode(frames: int, rate: Fraction, *, drop_frame: bool | None = None) -> str:
+    """``HH:MM:SS:FF`` (``HH:MM:SS;FF`` in drop-frame) for a frame count at ``rate``.
+
+    Drop-frame (the default at 29.97 and 59.94) skips frame numbers 0 and 1 (0-3 at 59.94) at the
+    start of every minute except each tenth, as SMPTE 12M does.
+    """
+    frames = int(frames)
+    if frames < 0:
+        raise ValueError(f"negative frame count {frames}")
+    nominal = round(rate)
+    drop = is_drop_frame_rate(rate) if drop_frame is None else drop_frame
+    if drop:
+        dropped = round(nominal / 15)  # 2 at 29.97, 4 at 59.94
+        per_ten = nominal * 600 - dropped * 9
+        per_minute = nominal * 60 - dropped
+        tens, rest = divmod(frames, per_ten)
+        frames += dropped * 9 * tens
+        if rest > dropped:
+            frames += dropped * ((rest - dropped) // per_minute)
+    seconds, ff = divmod(frames, nominal)
+    minutes, ss = divmod(seconds, 60)
+    hh, mm = divmod(minutes, 60)
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{';' if drop else ':'}{ff:02d}"
+
+
+def timecode_to_frames(text: str, rate: Fraction, *, drop_frame: bool | None = None) -> int:
+    """The frame count of ``HH:MM:SS:FF`` (``;`` or ``.`` before the frames means drop-frame) at ``rate``.
+
+    ValueError when ``text`` is not a timecode at that rate.
+    """
+    parts = text.strip().replace(";", ":").replace(".", ":").split(":")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{text!r} is not a timecode (HH:MM:SS:FF)")
+    hh, mm, ss, ff = (int(p) for p in parts)
+    nominal = round(rate)
+    if mm >= 60 or ss >= 60 or ff >= nominal:
+        raise ValueError(f"{text!r} is not a timecode at {rate_text(rate)} fps")
+    drop = (";" in text or "." in text) if drop_frame is None else drop_frame
+    drop = drop and is_drop_frame_rate(rate)
+    frames = ((hh * 60 + mm) * 60 + ss) * nominal + ff
+    if drop:
+        minutes = hh * 60 + mm
+        frames -= round(nominal / 15) * (minutes - minutes // 10)
+    return frames
