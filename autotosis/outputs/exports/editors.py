@@ -305,6 +305,16 @@ def _fcpxml_writer():
                 element.attrib.pop("name", None)
             return element
 
+        def _element_for_item(self, item, lane, ref_only=False, compound=False):
+            # The adapter writes a marker's name (value) but not its comment: FCPXML's note attribute.
+            element = super()._element_for_item(item, lane, ref_only, compound)
+            if element is not None:
+                for marker_element, marker in zip(element.findall("marker"), item.markers):
+                    comment = _one_line(getattr(marker, "comment", "") or "")
+                    if comment:
+                        marker_element.set("note", comment)
+            return element
+
         def _create_asset_element(self, clip, format_element):
             asset = super()._create_asset_element(clip, format_element)
             info = _reference_info(clip)
