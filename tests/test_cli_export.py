@@ -81,7 +81,7 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     frames = [(ms_to_frames(e.start_ms, NTSC), ms_to_frames(e.end_ms, NTSC)) for e in EVENTS]
     assert frames == [(30, 120), (180, 255)]
     expected = [(start, end - start) for start, end in frames]
-    names = ["rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
+    names = ["rage 0.93 @ 0:00:01", "rage 0.70 @ 0:00:06"]
 
     timeline = otio.adapters.read_from_file(str(base) + ".otio")
     clips = list(timeline.find_clips())
@@ -115,16 +115,56 @@ def test_export_every_format_at_once_round_trips(ntsc, tmp_path: Path, capsys):
     assert read_events(base.parent / "vod.json").events == EVENTS
     assert read_events(base.parent / "vod.csv").events == EVENTS
     srt = (base.parent / "vod.srt").read_text()
-    assert "00:00:01,001 --> 00:00:04,004\nrage 0.87 (peak 0.93)" in srt
-    assert "00:00:06,006 --> 00:00:08,500\nrage 0.61 (peak 0.70)" in srt
+    assert "00:00:01,001 --> 00:00:04,004\nrage 0.93\n" in srt
+    assert "00:00:06,006 --> 00:00:08,500\nrage 0.70\n" in srt
     youtube = (base.parent / "vod.youtube.txt").read_text()
-    assert youtube == "0:00 Start\n0:01 rage 0.87\n0:06 rage 0.61\n"
+    assert youtube == "0:00 Start\n0:01 rage 0.93\n0:06 rage 0.70\n"
     metadata = (base.parent / "vod.ffmetadata").read_text()
     assert re.findall(r"START=(\d+)\nEND=(\d+)", metadata) == [
         ("0", "1001"),
         ("1001", "6006"),
         ("6006", str(probe.probe(video).duration_ms)),
     ]
+
+
+def test_one_event_has_one_name_and_number_in_every_output(ntsc, tmp_path: Path, monkeypatch):
+    """Issue 19: the EDL said "rage 0.14" (the mean) where the short's file name said 0.59 (the peak), and a model
+    trained from labels.txt called its events "labels".  Now every output names an event by its class as outputs
+    show it and its peak score: here "highlight 0.59"."""
+    from autotosis.outputs.render import chunk_overlays
+    from autotosis.outputs.report import report_html
+
+    video, _ = ntsc
+    event = Event(1001, 4004, "labels", 0.586, 0.14, 2002)
+    events_file = tmp_path / "one.events.json"
+    write_events(EventList(video, probe.probe(video).duration_ms, "labels", EventParams(), (event,)), events_file)
+    base = tmp_path / "x" / "one"
+    assert run(["-q", "export", str(events_file), "--format", "otio,edl,fcpxml,srt,chapters", "-o", str(base)]) == 0
+    named = "highlight 0.59"
+    (clip,) = otio.adapters.read_from_file(str(base) + ".otio").find_clips()
+    assert clip.name == f"{named} @ 0:00:01"
+    edl_text = (base.parent / "one.edl").read_text()
+    assert re.search(rf"FROM CLIP NAME: +{named} @ 0:00:01\n", edl_text) and "PEAK 0.59" in edl_text  # the marker
+    assert "0.14" not in edl_text
+    (edl_clip,) = otio.adapters.read_from_string(edl_text, "cmx_3600", rate=float(NTSC)).find_clips()
+    assert edl_clip.name == f"{named} @ 0:00:01"
+    root = ET.parse(str(base) + ".fcpxml").getroot()
+    assert [c.get("name") for c in root.findall(".//spine/clip")] == [f"{named} @ 0:00:01"]
+    assert (base.parent / "one.srt").read_text().split("\n")[2] == named
+    assert f"0:01 {named}\n" in (base.parent / "one.youtube.txt").read_text()
+    assert f"title={named}\n" in (base.parent / "one.ffmetadata").read_text()
+    # The reel's text without scores, and the report's card.
+    (overlay, *_) = chunk_overlays(event, None, 1000, 500, tmp_path, "o")
+    assert overlay.text_file.read_text() == "highlight: 0.59"
+    scores = scores_for(Path(video.name), probe.probe(video).duration_ms)
+    page = report_html(scores, read_events(events_file), video=None, settings={}, thumbnails=None)
+    assert ">highlight</h3>" in page and ">0.59</b>" in page
+    # The short's file name.
+    out = tmp_path / "shorts"
+    argv = ["-q", "shorts", str(video), "--events", str(events_file), "-o", str(out), "--layout", "game"]
+    assert run([*argv, "--size", "108x192", "--min", "1", "--max", "1"]) == 0
+    (short,) = out.glob("*.mp4")
+    assert short.name.startswith("01_highlight_0.59_0h00m01s_")
 
 
 def test_export_finds_the_video_beside_the_events_file(ntsc, tmp_path: Path, monkeypatch, capsys):
@@ -289,7 +329,7 @@ def test_render_with_chapters_shows_them_in_ffprobe(ntsc, tmp_path: Path, capsys
     )
     info = json.loads(probed.stdout)
     chapters = info["chapters"]
-    assert [c["tags"]["title"] for c in chapters] == ["Best of; #1", "rage 0.87 @ 0:00:01", "rage 0.61 @ 0:00:06"]
+    assert [c["tags"]["title"] for c in chapters] == ["Best of; #1", "rage 0.93 @ 0:00:01", "rage 0.70 @ 0:00:06"]
     starts = [float(c["start_time"]) for c in chapters]
     ends = [float(c["end_time"]) for c in chapters]
     # Pieces are whole frames at 29.97: the 2 s title is 60 frames, the events 90 and 75 frames.
@@ -298,7 +338,7 @@ def test_render_with_chapters_shows_them_in_ffprobe(ntsc, tmp_path: Path, capsys
     assert starts == pytest.approx(edges[:-1], abs=0.0015) and ends == pytest.approx(edges[1:], abs=0.0015)
     assert ends[-1] == pytest.approx(float(info["format"]["duration"]), abs=0.05)
     youtube = (tmp_path / "reel é.youtube.txt").read_text()
-    assert youtube == "0:00 Best of; #1\n0:02 rage 0.87 @ 0:00:01\n0:05 rage 0.61 @ 0:00:06\n"
+    assert youtube == "0:00 Best of; #1\n0:02 rage 0.93 @ 0:00:01\n0:05 rage 0.70 @ 0:00:06\n"
 
 
 def test_render_with_chapters_will_not_overwrite_the_chapter_text(ntsc, tmp_path: Path, capsys):

@@ -113,11 +113,14 @@ def test_ms_to_frames_is_exact_at_ntsc_rates():
 
 
 def test_names_carry_class_and_score():
+    # The one number of an event is its peak (issue 19): not the mean, wherever the event is named.
     e = event(723_400, 733_000, label="rage", peak=0.934, mean=0.871)
-    assert clip_name(e) == "rage 0.87 @ 0:12:03"
-    assert chapter_title(e) == "rage 0.87"
-    assert srt_text(e) == "rage 0.87 (peak 0.93)"
-    assert clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.87 @ 4:01:01"
+    assert e.score == 0.934 and e.score_text == "0.93"
+    assert clip_name(e) == "rage 0.93 @ 0:12:03"
+    assert chapter_title(e) == "rage 0.93"
+    assert srt_text(e) == "rage 0.93"
+    assert clip_name(event(4 * HOUR_MS + 61_000, 4 * HOUR_MS + 62_000, label="a\nb\tc")) == "a b c 0.93 @ 4:01:01"
+    assert clip_name(event(0, 1000, label="labels", peak=0.5)) == "highlight 0.50 @ 0:00:00"  # a generic task name
 
 
 # --------------------------------------------------------------------------- timeline
@@ -128,7 +131,7 @@ def test_timeline_has_one_clip_per_event_at_the_source_rate(tmp_path: Path):
     timeline = build_timeline([(video_info(path, NTSC), event_list(path, *EVENTS))], "rage highlights")
     (track,) = timeline.tracks
     clips = list(track.find_clips())
-    assert [c.name for c in clips] == ["rage 0.87 @ 0:12:03", "rage 0.61 @ 0:27:48", "rage 0.52 @ 0:59:50"]
+    assert [c.name for c in clips] == ["rage 0.93 @ 0:12:03", "rage 0.70 @ 0:27:48", "rage 0.55 @ 0:59:50"]
     for clip, e in zip(clips, EVENTS):
         assert clip.source_range.start_time.rate == pytest.approx(float(NTSC), abs=0)
         start, duration = clip_frames(clip)
@@ -270,7 +273,7 @@ def test_fcpxml_times_are_exact_multiples_of_the_ntsc_frame(tmp_path: Path):
         assert start / frame == frames_of(e.start_ms, NTSC)
         assert (start + duration) / frame == frames_of(e.end_ms, NTSC)
         assert _fcpxml_seconds(element.find("marker").get("start")) / frame == frames_of(e.peak_ms, NTSC)
-    assert clips[-1].get("name") == "it\u2019s <b> 0.70 @ 0:00:10"
+    assert clips[-1].get("name") == "it\u2019s <b> 0.80 @ 0:00:10"
 
 
 def test_fcpxml_round_trips_through_the_fcpx_adapter(tmp_path: Path):
@@ -313,14 +316,14 @@ def test_several_videos_in_one_timeline(tmp_path: Path):
 
 def test_source_chapters_start_at_zero_and_run_to_the_next_event():
     events = event_list(
-        None, event(30_000, 40_000, mean=0.8), event(90_000, 95_000, label="pog", mean=0.6), duration_ms=120_000
+        None, event(30_000, 40_000, peak=0.8), event(90_000, 95_000, label="pog", peak=0.6), duration_ms=120_000
     )
     assert source_chapters(events) == [
         Chapter(0, 30_000, "Start"),
         Chapter(30_000, 90_000, "rage 0.80"),
         Chapter(90_000, 120_000, "pog 0.60"),
     ]
-    assert source_chapters(event_list(None, event(0, 5000), duration_ms=9000)) == [Chapter(0, 9000, "rage 0.87")]
+    assert source_chapters(event_list(None, event(0, 5000), duration_ms=9000)) == [Chapter(0, 9000, "rage 0.93")]
     assert source_chapters(event_list(None, duration_ms=9000)) == []
 
 
@@ -401,10 +404,7 @@ def test_srt_has_one_cue_per_event():
     text = events_srt(
         [event(3_725_004, 3_730_000, mean=0.871, peak=0.934), event(500, 2000, label="pog", mean=0.6, peak=0.7)]
     )
-    assert text == (
-        "1\n00:00:00,500 --> 00:00:02,000\npog 0.60 (peak 0.70)\n\n"
-        "2\n01:02:05,004 --> 01:02:10,000\nrage 0.87 (peak 0.93)\n"
-    )
+    assert text == ("1\n00:00:00,500 --> 00:00:02,000\npog 0.70\n\n2\n01:02:05,004 --> 01:02:10,000\nrage 0.93\n")
     assert events_srt([]) == ""
 
 
@@ -453,7 +453,7 @@ def test_export_every_format(tmp_path: Path):
     path = tmp_path / "vod.mp4"
     info = video_info(path, NTSC, duration_ms=600_000)
     events = event_list(
-        "/elsewhere/old name.mp4", event(30_000, 40_000), event(200_000, 215_000, mean=0.6), duration_ms=600_000
+        "/elsewhere/old name.mp4", event(30_000, 40_000), event(200_000, 215_000, peak=0.6), duration_ms=600_000
     )
     result = export_events([(info, events)], ["all"], tmp_path / "out" / "reel")
     names = [p.name for p in result.paths]
@@ -478,7 +478,7 @@ def test_export_every_format(tmp_path: Path):
         == 2
     )
     assert len(list(otio.adapters.read_from_file(str(out / "reel.fcpxml")).find_clips())) == 2
-    assert (out / "reel.youtube.txt").read_text() == "0:00 Start\n0:30 rage 0.87\n3:20 rage 0.60\n"
+    assert (out / "reel.youtube.txt").read_text() == "0:00 Start\n0:30 rage 0.93\n3:20 rage 0.60\n"
     assert (out / "reel.ffmetadata").read_text().count("[CHAPTER]") == 3
     assert (out / "reel.srt").read_text().count(" --> ") == 2
     # JSON and CSV are events files: they read back, and JSON now names the video that was given.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,12 +20,19 @@ from autotosis.core.errors import DataError, ExitStatus, UsageError
 from autotosis.core.region import RegionArg
 from autotosis.core.region import parse_region_arg as parse_region
 from autotosis.detect.segments import Event
+from autotosis.labels.values import is_generic_name, published_name
 from autotosis.media import decode, probe, shorts_graph
+from autotosis.outputs.exports.timecode import display_label
 from autotosis.outputs.shorts import (
+    SAFE_AREA,
     FrameGeometry,
     Layout,
     LengthRules,
+    Rect,
+    ShortsOptions,
+    ShortSource,
     Window,
+    cam_spread,
     fill_rect,
     index_csv,
     index_json,
@@ -32,6 +40,9 @@ from autotosis.outputs.shorts import (
     plan_windows,
     rank_shorts,
     region_rect,
+    render_shorts,
+    safe_text_width,
+    text_em,
     whole_frame,
     wrap_title,
 )
@@ -292,11 +303,45 @@ def test_index_lists_every_short():
     assert rows[0]["file"] == shorts[0].file_name and rows[0]["start"] == "1.000" and rows[0]["events"] == "2"
 
 
-def test_wrap_title_fits_the_width():
-    text = wrap_title("an unbelievably long title that would run off the side of a vertical short", 1080, 1920 / 28)
+def test_generic_task_names_become_highlight_in_every_name():
+    """Issue 19: a model trained from labels.txt (before label files named their tasks) called every
+    short "labels: 1.00" and filed it as 01_labels_1.00_...mp4."""
+    for generic in ("labels", "label", "data", "train", "training", "dataset", "clips", "default", "images", "train_2"):
+        assert is_generic_name(generic) and published_name(generic) == "highlight"
+        assert display_label(generic) == "highlight"
+    for real in ("rage", "pog", "robot_cam", "rage_labels", "Pog-Moments"):
+        assert not is_generic_name(real) and published_name(real) == real == display_label(real)
+    windows = [(Path("vod.mp4"), Window(5_000, 20_000, ev(5, 20, peak=0.934, mean=0.2, label="labels")))]
+    (short,) = rank_shorts(windows)
+    assert short.file_name == "01_highlight_0.93_0h00m05s_vod.mp4"  # the class outputs show, the peak score
+
+
+def test_wrap_title_fits_the_safe_width():
+    width = safe_text_width(1080)
+    assert width <= 1080 * (SAFE_AREA.x1 - SAFE_AREA.x0) - 20  # inside the safe area, less the text box's borders
+    text = wrap_title("an unbelievably long title that would run off the side of a vertical short", width, 1920 / 28)
     lines = text.split("\n")
-    assert len(lines) > 1 and all(len(line) <= max(8, int(1080 * 0.9 / (1920 / 28 * 0.6))) for line in lines)
+    assert len(lines) > 1 and all(text_em(line) * 1920 / 28 <= width for line in lines)
     assert " ".join(lines) == "an unbelievably long title that would run off the side of a vertical short"
+    assert len(wrap_title("WWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW", width, 1920 / 28).split("\n")) > 2  # cut
+    assert wrap_title("", width, 50) == "" and wrap_title("GG", width, 50) == "GG"
+
+
+def test_safe_area_keeps_clear_of_the_apps_interface():
+    # Top bar ~8%, the right-hand button column ~15% of the width, caption and account name ~20% at the bottom.
+    assert SAFE_AREA.y0 >= 0.08 and SAFE_AREA.x1 <= 0.85 and SAFE_AREA.y1 <= 0.80 and SAFE_AREA.x0 > 0
+
+
+def test_cam_spread_finds_a_flat_cam():
+    frame = FrameGeometry(160, 90)
+    cam = Rect(Fraction(120), Fraction(0), Fraction(40), Fraction(27))
+    flat = np.zeros((180, 320, 3), np.uint8)
+    flat[:, :, 2] = 200
+    flat[:54, 240:, 0] = 255  # the cam: one flat red box (at twice the size)
+    assert cam_spread([flat, flat], cam, frame) < 1
+    busy = flat.copy()
+    busy[:54, 240:] = np.random.default_rng(0).integers(0, 256, (54, 80, 3))
+    assert cam_spread([flat, busy], cam, frame) > 50  # one lively frame is enough
 
 
 # --------------------------------------------------------------------------- rendering (ffmpeg)
@@ -336,14 +381,12 @@ def run_cli(argv: list[str]) -> int:
     return main(["--progress", "none", "-q", *argv])
 
 
-def events_file(path: Path, video: Path, spans: list[tuple[float, float, float]]) -> Path:
+def events_file(path: Path, video: Path, spans: list[tuple[float, float, float]], label: str = "rage") -> Path:
     events = [
-        {"start": s, "end": e, "label": "rage", "peak": p, "mean": p - 0.1, "peak_time": (s + e) / 2}
+        {"start": s, "end": e, "label": label, "peak": p, "mean": p - 0.1, "peak_time": (s + e) / 2}
         for s, e, p in spans
     ]
-    path.write_text(
-        json.dumps({"format": "autotosis-events/1", "video": str(video), "label": "rage", "events": events})
-    )
+    path.write_text(json.dumps({"format": "autotosis-events/1", "video": str(video), "label": label, "events": events}))
     return path
 
 
@@ -492,7 +535,8 @@ def test_default_size_is_1080x1920_with_audio(tmp_path: Path):
     frame = frame_of(path, 500)
     assert 724 <= red_rows(frame, x=10) <= 734  # 1080 * 27 / 40 = 729 (left of the title box)
     assert is_red(frame[400:700]).mean() > 0.99 and is_blue(frame[760:]).mean() > 0.9
-    assert not is_red(frame[90:110, 500:580]).any()  # the title's box darkens the top centre
+    assert not is_red(frame[170:200, 500:580]).any()  # the title's box darkens the top centre, below the apps' top bar
+    assert is_red(frame[90:140, 500:580]).all()  # nothing drawn over the top 8%
 
 
 def rotated_source(tmp_path: Path) -> Path:
@@ -746,3 +790,93 @@ def test_shorts_mix_every_audio_track_unless_one_is_chosen(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert f"--audio-track 3: {video} has 2 audio tracks" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+# --------------------------------------------------------------------------- text on the picture (issue 19)
+
+
+def text_pixels(frame: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """Where ``frame`` differs clearly from the same short rendered without text: the text and its box."""
+    return np.abs(frame - plain).max(axis=2) > 40
+
+
+def safe_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """SAFE_AREA in whole pixels of a ``width`` x ``height`` short (x0, y0, x1, y1; the ends exclusive)."""
+    import math
+
+    return (
+        math.ceil(SAFE_AREA.x0 * width),
+        math.ceil(SAFE_AREA.y0 * height),
+        math.floor(SAFE_AREA.x1 * width),
+        math.floor(SAFE_AREA.y1 * height),
+    )
+
+
+@media_tests
+@pytest.mark.parametrize(
+    "size, label", [((270, 480), "rage"), ((540, 960), "a_very_long_class_name_for_one_highlight")]
+)
+def test_title_and_score_are_drawn_inside_the_safe_area_and_the_score_only_with_overlay(tmp_path: Path, size, label):
+    """Every pixel the title or the --overlay score changes lies inside SAFE_AREA: clear of the apps' top bar,
+    button column and caption; without --overlay no score is drawn, without --title nothing at all."""
+    video = solid_source(tmp_path / "v.mp4", duration=2.0, audio=False)
+    events = events_file(tmp_path / "ev.json", video, [(0.5, 1.5, 0.8)], label=label)
+    width, height = size
+    frames = {}
+    for name, extra in [
+        ("plain", []),
+        ("title", ["--title", "WIDE TITLE WITH CAPITALS MMMM WWWW"]),
+        ("both", ["--title", "WIDE TITLE WITH CAPITALS MMMM WWWW", "--overlay"]),
+    ]:
+        out = tmp_path / name
+        argv = ["shorts", str(video), "--events", str(events), "-o", str(out), "--layout", "game", "--game", GAME]
+        argv += ["--size", f"{width}x{height}", "--min", "1", "--max", "1", *extra]
+        assert run_cli(argv) == 0
+        (path,) = out.glob("*.mp4")
+        frames[name] = frame_of(path, 500)
+    assert is_blue(frames["plain"]).all()  # the default short carries no text at all: no score, no title
+    x0, y0, x1, y1 = safe_box(width, height)
+    inside = np.zeros((height, width), bool)
+    inside[y0:y1, x0:x1] = True
+    title = text_pixels(frames["title"], frames["plain"])
+    both = text_pixels(frames["both"], frames["plain"])
+    for drawn in (title, both):
+        ys, xs = np.nonzero(drawn)
+        assert len(ys), "nothing was drawn"
+        assert not (drawn & ~inside).any(), (
+            f"text outside the safe area {x0},{y0}-{x1},{y1}: x {xs.min()}..{xs.max()}, y {ys.min()}..{ys.max()}"
+        )
+    # The title sits at the top of the safe area; the score only comes with --overlay, at its bottom.
+    assert np.nonzero(title)[0].max() < height // 2
+    score = both & ~title
+    assert not score[: height // 2].any() and score[height // 2 :].sum() > 50
+
+
+@media_tests
+def test_an_empty_face_cam_is_a_warning_that_suggests_the_game_layout(tmp_path: Path, capsys):
+    flat = solid_source(tmp_path / "flat cam.mp4", duration=2.0, audio=False)  # the "cam" is one red box
+    lively = make_video(tmp_path / "lively.mp4", duration=2.0, size="160x90", audio=False)  # testsrc2: a busy picture
+    events = (ev(0.5, 1.5),)
+    options = ShortsOptions(cam=parse_region(CAM), size=(270, 480), lengths=LengthRules(1000, 1000))
+    result = render_shorts([ShortSource(flat, events), ShortSource(lively, events)], tmp_path / "lib", options)
+    assert len(result.shorts) == 2
+    (warning,) = result.warnings
+    assert warning.startswith("flat cam.mp4: the face-cam region 0.75,0,1,0.3 is empty or one flat colour")
+    assert "--layout game" in warning
+    game = render_shorts(
+        [ShortSource(flat, events)], tmp_path / "game", dataclasses.replace(options, layout=Layout.GAME)
+    )
+    assert game.warnings == ()  # no cam in the picture, nothing to warn about
+    # The command line prints it (the library does not print).
+    capsys.readouterr()
+    argv = [
+        "--progress",
+        "none",
+        "shorts",
+        str(flat),
+        "--events",
+        str(events_file(tmp_path / "e.json", flat, [(0.5, 1.5, 0.8)])),
+    ]
+    assert main([*argv, "-o", str(tmp_path / "cli"), "--cam", CAM, "--size", SMALL, "--min", "1", "--max", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: flat cam.mp4: the face-cam region 0.75,0,1,0.3 is empty" in " ".join(out.split())

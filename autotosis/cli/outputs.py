@@ -108,7 +108,7 @@ def _shorts_options(args: argparse.Namespace, fallback_cam, fallback_what: str):
         game=args.game,
         lengths=LengthRules(args.min, args.max),
         title=args.title,
-        overlay=not args.no_overlay,
+        overlay=args.overlay,
         fps=args.out_fps,
         audio_track=args.audio_track,
     )
@@ -164,9 +164,11 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
                 escape(short.source.name),
                 clock_tenths(w.start_ms),
                 f"{w.duration_ms / 1000:.1f}s",
-                f"{w.event.peak:.2f}",
+                w.event.score_text,
             )
         ctx.console.print(table)
+    for warning in result.warnings:
+        ctx.say(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     ctx.say(f"wrote {len(result.shorts)} shorts and the index {result.index_json} (+ .csv)")
     return ExitStatus.OK
 
@@ -391,7 +393,7 @@ def _render_parser(commands, add: AddCommand) -> None:
     p.add_argument(
         "--scores",
         metavar="SCORES",
-        help="scores file, for a per-half-second confidence text (default: the event's mean)",
+        help="scores file, for a per-half-second confidence text (default: the event's peak score throughout)",
     )
     add_output(p, "reel to write (.mp4)", required=True)
     add_render_options(p)
@@ -421,7 +423,11 @@ def _shorts_parser(commands, add: AddCommand) -> None:
         cmd_shorts,
         "vertical shorts (9:16): one MP4 per highlight, face cam stacked over the game",
         "Make one vertical short per event, named so that a folder sorted by name shows the best first\n"
-        "(rank_class_score_sourcetime_source.mp4), plus an index (shorts.json, shorts.csv) in the folder.\n"
+        "(rank_class_score_sourcetime_source.mp4: the class is the model's task, 'highlight' when that is a\n"
+        "generic word such as 'labels'; the score is the event's peak, the number its exports show too),\n"
+        "plus an index (shorts.json, shorts.csv) in the folder. The picture carries no score unless\n"
+        "--overlay is given; a --title and the --overlay score are kept inside the part of the frame that\n"
+        "Shorts/TikTok/Reels leave uncovered (not the top 8%, the right 15% or the bottom 20%).\n"
         "Layouts: stacked = the face cam at full width on top, the gameplay filling the rest (crop-to-fill,\n"
         "never stretched); game = the gameplay only; fit = the gameplay fitted over a blurred, darkened copy.\n"
         "Length control: events closer than --min are merged, longer than --max trimmed around their peak,\n"
@@ -439,7 +445,9 @@ def _shorts_parser(commands, add: AddCommand) -> None:
     )
     source.add_argument("--events", metavar="EVENTS", help="events file from `autotosis events` (one VIDEO)")
     p.add_argument(
-        "--scores", metavar="SCORES", help="with --events: scores file, for a per-half-second confidence text"
+        "--scores",
+        metavar="SCORES",
+        help="with --events: scores file, for a per-half-second --overlay score (default: the event's peak throughout)",
     )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the shorts and their index")
     p.add_argument("--force", action="store_true", help="overwrite shorts and index files of the same names")
@@ -463,8 +471,19 @@ def _shorts_parser(commands, add: AddCommand) -> None:
         "--min", type=duration_ms, default=15000, metavar="S", help="shortest short in seconds (default: 15)"
     )
     g.add_argument("--max", type=duration_ms, default=59000, metavar="S", help="longest short in seconds (default: 59)")
-    g.add_argument("--title", metavar="TEXT", help="title text across the top of every short")
-    g.add_argument("--no-overlay", action="store_true", help="do not draw the confidence text")
+    g.add_argument(
+        "--title",
+        metavar="TEXT",
+        help="title text at the top of every short, wrapped to fit, below the apps' top bar (default: none)",
+    )
+    g.add_argument(
+        "--overlay",
+        action="store_true",
+        help="draw the model's score (e.g. 'rage: 0.87', every half second) at the bottom left of the text-safe "
+        "area, to check the model; off by default, as a short for posting carries no score",
+    )
+    # The default since shorts lost the score overlay; still accepted so older scripts keep working.
+    g.add_argument("--no-overlay", action="store_true", help=argparse.SUPPRESS)
     g.add_argument(
         "--out-fps", type=frame_rate, metavar="FPS", help="output frame rate (default: the source's, at most 60)"
     )

@@ -58,6 +58,21 @@ class Event:
     def duration_ms(self) -> int:
         return self.end_ms - self.start_ms
 
+    @property
+    def score(self) -> float:
+        """The one number an event goes by wherever people read it: its peak score.
+
+        Shorts' file names, the reel's text, clip names in OTIO/EDL/FCPXML, chapters, subtitles
+        and the report all show this (as ``score_text``), so one event never reads 0.59 in one place
+        and 0.14 in another; the mean stays in the data files (events JSON/CSV, indexes) by name.
+        """
+        return float(self.peak)
+
+    @property
+    def score_text(self) -> str:
+        """``score`` as people read it: two decimals (``0.87``)."""
+        return f"{self.score:.2f}"
+
 
 @dataclass(frozen=True)
 class EventParams:

@@ -19,14 +19,18 @@ TASK_HINT = "task names use letters, digits, _ and -, e.g. '# task=rage'"
 _TASK_RE = re.compile(r"[A-Za-z0-9_-]+")
 _CLASS_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _RESERVED_CLASSES = {"background", "end"}
-# The task of a binary file whose name says nothing (labels.txt, heldout.txt, train2.txt).
+# The task of a binary file whose name says nothing (labels.txt, heldout.txt, train2.txt), and the
+# name every output shows instead of such a name (``published_name``).
 DEFAULT_TASK = "highlight"
+# Words that name a file or a folder, not what happens on screen.  A name made only of these
+# words (and numbers) is generic: "labels", "train_2", "my labels (copy)", "default", "images".
 _GENERIC_NAME_WORDS = frozenset(
     """
-    labels label labelled labeled labeling labelling data dataset set sets train training trainset test tests testing
-    testset eval evaluation val valid validation heldout held out holdout hold dev copy new old final draft tmp temp
-    untitled spans span clips clip all example examples sample samples template my backup bak edit edited fixed v ver
-    version part file files list
+    labels label labelled labeled labeling labelling data dataset datasets set sets train training trainset test tests
+    testing testset eval evaluation val valid validation heldout held out holdout hold dev copy new old final draft tmp
+    temp untitled spans span clips clip all example examples sample samples template my backup bak edit edited fixed v
+    ver version part file files list default defaults image images img imgs frame frames folder dir output outputs
+    out class classes task model positive positives
 """.split()
 )
 
@@ -133,13 +137,29 @@ def is_valid_task(name: str) -> bool:
     return bool(_TASK_RE.fullmatch(name))
 
 
+def is_generic_name(name: str) -> bool:
+    """True for a name that says nothing about the moments it marks: only words such as labels, data,
+    train, test, heldout, copy, default, and numbers (``labels``, ``heldout-2``, ``my labels (copy)``, ``""``)."""
+    return all(word in _GENERIC_NAME_WORDS for word in re.findall(r"[a-z]+", name.lower()))
+
+
+def published_name(name: str) -> str:
+    """The name outputs show for a task or class: ``name`` itself, or ``highlight`` when it is generic.
+
+    The one home of the rule for everything people see (shorts' file names and text, the reel's
+    overlay, clip names, chapters, subtitles, the report): a model trained before label files
+    named their tasks this way, or on a folder called ``data``, still has the task ``labels`` or
+    ``data``, and a short called ``01_labels_0.93_...`` says nothing.
+    """
+    return DEFAULT_TASK if is_generic_name(name) else name
+
+
 def default_task(path: Path | str) -> str:
     """The task of a label file without ``# task=``: its file name (characters a task name cannot
-    hold become ``_``), or ``highlight`` when the name is generic -- only words such as labels,
-    train, test, heldout, copy, and numbers (``labels.txt``, ``heldout-2.txt``, ``my labels (copy).txt``)."""
+    hold become ``_``), or ``highlight`` when the name is generic (``is_generic_name``: ``labels.txt``,
+    ``heldout-2.txt``, ``my labels (copy).txt``)."""
     stem = Path(path).stem
-    words = re.findall(r"[a-z]+", stem.lower())
-    if all(word in _GENERIC_NAME_WORDS for word in words):
+    if is_generic_name(stem):
         return DEFAULT_TASK
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")
     return name if is_valid_task(name) else DEFAULT_TASK

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from autotosis.core.errors import MediaError
+from autotosis.core.region import Region
 from autotosis.media.probe import VideoInfo
 from autotosis.media.tools import (
     _communicate,
@@ -132,6 +133,12 @@ class TextOverlay:
     color: str  # "RRGGBB"
     position: str = "bottom-left"  # or "center", "top" (centred near the top)
     size_ratio: float = 1 / 16  # font size as a fraction of the frame height
+    # Where the text and its box must stay (fractions of the frame); ``position`` is then taken
+    # inside it: "top" = centred at its top, "bottom-left" = its bottom-left corner.  None: the whole frame.
+    area: Region | None = None
+
+
+TEXT_BOX_BORDER = 10  # pixels of the dark box drawn around the text, on every side
 
 
 def escape_filter_value(value: str) -> str:
@@ -147,7 +154,9 @@ def escape_filter_value(value: str) -> str:
 
 def _drawtext(overlay: TextOverlay) -> str:
     start, end = _seconds(overlay.start_ms), _seconds(overlay.end_ms)
-    if overlay.position == "center":
+    if overlay.area is not None:
+        xy = _xy_in_area(overlay.position, overlay.area)
+    elif overlay.position == "center":
         xy = "x=(w-text_w)/2:y=(h-text_h)/2"
     elif overlay.position == "top":
         xy = "x=(w-text_w)/2:y=h/24"
@@ -156,9 +165,27 @@ def _drawtext(overlay: TextOverlay) -> str:
     return (
         f"drawtext=textfile={escape_filter_value(str(overlay.text_file))}:expansion=none"
         f":fontsize=h*{overlay.size_ratio:.4f}:fontcolor=0x{overlay.color}"
-        f":box=1:boxcolor=black@0.55:boxborderw=10:{xy}"
+        f":box=1:boxcolor=black@0.55:boxborderw={TEXT_BOX_BORDER}:{xy}"
         f":enable=between(t\\,{start}\\,{end})"
     )
+
+
+def _xy_in_area(position: str, area: Region) -> str:
+    """drawtext ``x``/``y`` that keep the text *and its box* inside ``area``.
+
+    The area's edges are moved inwards to even pixels, so that no 2x2 chroma sample of
+    4:2:0 video is shared between the box and the outside; the box's border is inside too.
+    A text wider than the area starts at its left edge (the caller wraps titles to fit).
+    """
+    b = TEXT_BOX_BORDER
+    left, right = f"(2*ceil(w*{area.x0:.6f}/2)+{b})", f"(2*floor(w*{area.x1:.6f}/2)-{b})"
+    top, bottom = f"(2*ceil(h*{area.y0:.6f}/2)+{b})", f"(2*floor(h*{area.y1:.6f}/2)-{b})"
+    centred_x = f"max({left}\\,({left}+{right}-text_w)/2)"
+    if position == "top":
+        return f"x={centred_x}:y={top}"
+    if position == "center":
+        return f"x={centred_x}:y=max({top}\\,({top}+{bottom}-text_h)/2)"
+    return f"x={left}:y={bottom}-text_h"
 
 
 def _picture_filters(spec: EncodeSpec, overlays: Sequence[TextOverlay]) -> str:

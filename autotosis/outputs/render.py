@@ -24,7 +24,7 @@ from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event
 from autotosis.media import encode, probe
 from autotosis.outputs.exports.chapters import Chapter, chapters_ffmetadata, chapters_youtube, reel_chapters
-from autotosis.outputs.exports.timecode import clip_name
+from autotosis.outputs.exports.timecode import clip_name, display_label
 
 
 @dataclass(frozen=True)
@@ -123,16 +123,21 @@ def check_audio_track(infos: Iterable[probe.VideoInfo], track: int | None) -> No
 def chunk_overlays(
     event: Event, scores: Scores | None, duration_ms: int, chunk_ms: int, folder: Path, stem: str
 ) -> list[encode.TextOverlay]:
-    """One text overlay per chunk: "<class>: <score>" coloured by the score."""
+    """One text overlay per chunk: "<class>: <score>" coloured by the score.
+
+    With scores, each chunk shows the score at that moment; without, every chunk shows the event's
+    own number (``Event.score``, its peak), as its clip name, chapter and subtitle do.
+    """
     starts = np.arange(0, duration_ms, chunk_ms, dtype=np.int64)
     if scores is not None and len(scores.times_ms):
         values = scores.score_at(event.label, event.start_ms + starts + chunk_ms // 2)
     else:
-        values = np.full(len(starts), event.mean, dtype=np.float32)
+        values = np.full(len(starts), event.score, dtype=np.float64)
+    name = display_label(event.label)
     overlays = []
     for i, (start, value) in enumerate(zip(starts, values)):
         text_file = folder / f"{stem}_{i:05d}.txt"
-        text_file.write_text(f"{event.label}: {float(value):.2f}", encoding="utf-8")
+        text_file.write_text(f"{name}: {float(value):.2f}", encoding="utf-8")
         overlays.append(
             encode.TextOverlay(
                 text_file, int(start), int(min(start + chunk_ms, duration_ms)), score_colour(float(value))

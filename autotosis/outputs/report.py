@@ -30,6 +30,7 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.timefmt import clock_seconds, clock_tenths  # clock_tenths: event times, as in the terminal
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event, EventList
+from autotosis.outputs.exports.timecode import display_label
 
 if TYPE_CHECKING:
     from autotosis.media.probe import VideoInfo
@@ -129,7 +130,8 @@ def score_plot_svg(
         x0, x1 = _x(event.start_ms, duration_ms), _x(event.end_ms, duration_ms)
         width = max(x1 - x0, MIN_EVENT_WIDTH)  # a 20 s event in a 4-hour VOD is still visible
         tooltip = (
-            f"#{number} {event.label} {clock_tenths(event.start_ms)}–{clock_tenths(event.end_ms)} peak {event.peak:.2f}"
+            f"#{number} {display_label(event.label)} {clock_tenths(event.start_ms)}–{clock_tenths(event.end_ms)} "
+            f"peak {event.score_text}"
         )
         centre = x0 + width / 2
         # Numbers of events closer than a label's width would overprint each other: show the first.
@@ -295,10 +297,11 @@ def _score_css_colour(score: float) -> str:
 def _event_card(number: int, event: Event, thumbs: Sequence[Thumbnail] | None) -> str:
     lines = [
         f'<article class="event-card" id="event-{number}">',
-        f'<h3><span class="number">#{number}</span>{_e(event.label)}</h3>',
+        f'<h3><span class="number">#{number}</span>{_e(display_label(event.label))}</h3>',
         f'<p class="times">{_e(clock_tenths(event.start_ms))} – {_e(clock_tenths(event.end_ms))} '
         f"({event.duration_ms / 1000:.1f} s)</p>",
-        f'<p class="scores">peak <b style="color:{_score_css_colour(event.peak)}">{event.peak:.2f}</b> at '
+        # The event's number (its peak, as in every other output) first; the mean only as a detail.
+        f'<p class="scores">peak <b style="color:{_score_css_colour(event.score)}">{event.score_text}</b> at '
         f"{_e(clock_tenths(event.peak_ms))} · mean <b>{event.mean:.2f}</b></p>",
     ]
     if thumbs is None:

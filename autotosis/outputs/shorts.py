@@ -6,13 +6,18 @@ The planning is pure (no ffmpeg) so it can be tested on its own:
   the maximum is trimmed around its peak; a shorter one is widened symmetrically, kept
   inside the video; windows that widening made overlap are merged too, so the shorts of
   one video never overlap;
-- ranking and file names (rank, class, score, source time, source name);
+- ranking and file names (rank, class, score, source time, source name): the class as every
+  output shows it (``display_label``: ``highlight`` for a generic name such as ``labels``) and
+  the event's one number (``Event.score_text``, its peak), as in clip names, chapters and subtitles;
 - region geometry: the face-cam and gameplay regions in the source's displayed frame
   (after rotation, square pixels), crop-to-fill rectangles, and the picture layout
-  handed to ``shorts_graph.render_short``.
+  handed to ``shorts_graph.render_short``;
+- text placement: the title (``--title``) and the score (only with ``overlay``) stay inside
+  ``SAFE_AREA``, the part of the frame short-video apps leave uncovered.
 
 ``render_shorts`` at the end runs the plan: one ``shorts_graph.render_short`` per short, each
-written atomically, then the index (JSON and CSV).
+written atomically, then the index (JSON and CSV).  Before encoding it looks at the face cam of
+a stacked layout in a few frames and warns (``ShortsResult.warnings``) when it is empty.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import enum
 import io
 import json
 import re
-import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -32,11 +37,12 @@ from pathlib import Path
 from autotosis.core.errors import DataError, UsageError
 from autotosis.core.fsutil import atomic_path, check_writable, work_dir, write_text_atomic
 from autotosis.core.progress import ProgressCallback, no_progress
-from autotosis.core.region import RegionArg
+from autotosis.core.region import Region, RegionArg
 from autotosis.core.timefmt import name_time
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import Event
-from autotosis.media import encode, probe, shorts_graph
+from autotosis.media import decode, encode, probe, shorts_graph
+from autotosis.outputs.exports.timecode import display_label
 from autotosis.outputs.render import RenderOptions, check_audio_track, chunk_overlays, output_spec
 
 INDEX_FORMAT = "autotosis-shorts/1"
@@ -44,6 +50,23 @@ INDEX_COLUMNS = ("rank", "file", "source", "start", "end", "duration", "label", 
 CAM_MAX_SHARE = Fraction(1, 2)  # the face cam never takes more than half of the short's height
 OVERLAY_SIZE = 1 / 36  # confidence text height as a share of the (tall) frame
 TITLE_SIZE = 1 / 28
+# Glyph widths in ems, at least those of DejaVu Sans (what drawtext draws with through fontconfig's "Sans"
+# on Debian-like systems), by group: a title wrapped with them fits the width it was wrapped to.
+_NARROW_GLYPHS = frozenset(" ilj.,:;'|!()[]/\\-ItfrJ")  # 0.27-0.41 em
+_WIDE_GLYPHS = frozenset("mwMW@%")  # up to 0.99 em
+_SYMBOL_GLYPHS = frozenset("~^<>=+#&")  # 0.78-0.84 em
+# The text-safe area of a 9:16 short, as fractions of the frame (x0, y0, x1, y1).  Short-video apps
+# (YouTube Shorts, TikTok, Instagram Reels) draw their own interface over the picture: the status bar
+# and the top tabs over about the top 8%, the like / comment / share / sound buttons in a column over
+# about the right 15% of the width, and the account name, caption, music line and progress bar over
+# about the bottom 20%.  Text there is hidden when the short is posted; the left 5% is a margin so
+# text does not touch the edge.  Every text a short draws (title, score) stays inside this box.
+SAFE_AREA = Region(0.05, 0.08, 0.85, 0.80)
+# A face cam whose pixels spread less than this (standard deviation, 0..255) in every sampled frame
+# is empty or one flat colour: the stacked layout would give it the top of the short.
+CAM_FLAT_STD = 4.0
+CAM_SAMPLES = 4  # frames looked at per source (the middles of its first shorts)
+CAM_INSET = Fraction(1, 10)  # the share of the cam's width and height left out on each side
 
 
 class Layout(str, enum.Enum):
@@ -271,9 +294,10 @@ def _slug(text: str, limit: int = 40) -> str:
 
 
 def short_name(rank: int, digits: int, source: Path, window: Window) -> str:
+    """``01_rage_0.93_0h41m12s_vod.mp4``: rank, class as outputs show it, the event's score (peak), start, source."""
     event = window.event
     when = name_time(window.start_ms, millis=False)
-    return f"{rank:0{digits}d}_{_slug(event.label)}_{event.peak:.2f}_{when}_{_slug(source.stem)}.mp4"
+    return f"{rank:0{digits}d}_{_slug(display_label(event.label))}_{event.score_text}_{when}_{_slug(source.stem)}.mp4"
 
 
 def rank_shorts(windows: Sequence[tuple[Path, Window]]) -> list[Short]:
@@ -287,10 +311,47 @@ def rank_shorts(windows: Sequence[tuple[Path, Window]]) -> list[Short]:
     return shorts
 
 
+def safe_text_width(width: int) -> int:
+    """Pixels of a ``width``-wide short a line of text may take: the safe area less the text box's borders."""
+    return max(1, int(width * (SAFE_AREA.x1 - SAFE_AREA.x0)) - 2 * encode.TEXT_BOX_BORDER - 4)
+
+
+def text_em(text: str) -> float:
+    """An upper bound of the width of one line of ``text`` in ems (see ``_NARROW_GLYPHS``)."""
+    total = 0.0
+    for char in text:
+        if char in _NARROW_GLYPHS:
+            total += 0.42
+        elif char in _WIDE_GLYPHS or unicodedata.east_asian_width(char) in ("W", "F"):
+            total += 1.05
+        elif char in _SYMBOL_GLYPHS:
+            total += 0.85
+        else:
+            total += 0.8 if char.isupper() else 0.65
+    return total
+
+
 def wrap_title(text: str, width: int, font_px: float) -> str:
-    """Break a title into lines that fit the short's width (drawtext does not wrap)."""
-    per_line = max(8, int(width * 0.9 / (font_px * 0.6)))  # a glyph is about 0.6 em wide
-    lines = textwrap.wrap(" ".join(text.split()), per_line, break_long_words=True) or [""]
+    """Break a title into lines at most ``width`` pixels wide at ``font_px`` (drawtext does not wrap).
+
+    Words go whole onto a line while they fit (``text_em``); a word wider than a line is cut.
+    """
+    limit = width / font_px
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        joined = f"{line} {word}" if line else word
+        if text_em(joined) <= limit:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        while len(word) > 1 and text_em(word) > limit:
+            cut = next((n for n in range(len(word) - 1, 0, -1) if text_em(word[:n]) <= limit), 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
     return "\n".join(lines)
 
 
@@ -354,7 +415,7 @@ class ShortsOptions:
     game: RegionArg | None = None  # gameplay region; None = the whole frame
     lengths: LengthRules = LengthRules()
     title: str | None = None
-    overlay: bool = True
+    overlay: bool = False  # draw the model's score ("rage: 0.87"): for checking a model, not for posting
     chunk_ms: int = 500
     fps: Fraction | None = None  # default: the source's, at most 60
     crf: int = 21
@@ -367,6 +428,7 @@ class ShortsResult:
     folder: Path
     index_json: Path
     index_csv: Path
+    warnings: tuple[str, ...] = ()  # e.g. a stacked short's face cam that shows nothing
 
 
 def picture_for(info: probe.VideoInfo, options: ShortsOptions) -> shorts_graph.ShortPicture:
@@ -420,6 +482,13 @@ def render_shorts(
     # Refuse before encoding anything, so a refused run leaves the folder as it was.
     for path in [*(folder / s.file_name for s in shorts), json_path, csv_path]:
         check_writable(path, force)
+    warnings = []
+    if options.layout is Layout.STACKED:
+        for video, info in infos.items():
+            times = [s.window.start_ms + s.window.duration_ms // 2 for s in shorts if s.source == video]
+            warning = flat_cam_warning(info, options, times[:CAM_SAMPLES])
+            if warning:
+                warnings.append(warning)
     scores = {s.video: s.scores for s in sources}
     total_s = sum(s.window.duration_ms for s in shorts) / 1000
     done_ms = 0
@@ -442,21 +511,70 @@ def render_shorts(
             progress("shorts", done_ms / 1000, total_s)
     write_text_atomic(json_path, index_json(shorts, options.layout, size), force=force)
     write_text_atomic(csv_path, index_csv(shorts), force=force)
-    return ShortsResult(tuple(shorts), folder, json_path, csv_path)
+    return ShortsResult(tuple(shorts), folder, json_path, csv_path, tuple(warnings))
+
+
+def cam_spread(frames: Sequence, cam: Rect, frame: FrameGeometry) -> float:
+    """The largest spread of the ``cam`` region among ``frames``: the standard deviation (0..255) of its
+    pixels' red, green or blue values, whichever is largest.
+
+    ``frames`` are whole displayed frames (H x W x 3, square pixels) of any size.
+    """
+    spread = 0.0
+    for picture in frames:
+        height, width = picture.shape[:2]
+        sx, sy = width / frame.display_width, height / Fraction(frame.height)
+        # A tenth in from each side: a cam's frame or the picture around it (hand-given regions are
+        # rough, and 4:2:0 chroma bleeds a pixel across edges) is not what the cam shows.
+        inset_x, inset_y = cam.w * CAM_INSET, cam.h * CAM_INSET
+        x0, y0 = int((cam.x + inset_x) * sx), int((cam.y + inset_y) * sy)
+        x1 = max(x0 + 1, int((cam.x + cam.w - inset_x) * sx))
+        y1 = max(y0 + 1, int((cam.y + cam.h - inset_y) * sy))
+        pixels = picture[y0:y1, x0:x1].reshape(-1, picture.shape[2]).astype("float32")
+        spread = max(spread, float(pixels.std(axis=0).max()))  # per channel: one flat colour spreads 0
+    return spread
+
+
+def flat_cam_warning(info: probe.VideoInfo, options: ShortsOptions, times_ms: Sequence[int]) -> str | None:
+    """A warning when the face-cam region of ``info`` is one flat colour (or black) at every one of ``times_ms``.
+
+    A stacked short gives the cam the top of the picture: an empty cam (the wrong region, a
+    stream without a camera, a cam switched off) would fill it with nothing.
+    """
+    if options.cam is None or not times_ms:
+        return None
+    frame = FrameGeometry.of(info)
+    cam = region_rect(options.cam, frame, options.cam_what)
+    frames = [picture for _, picture in decode.grab_frames(info, times_ms, width=320)]
+    if not frames or cam_spread(frames, cam, frame) >= CAM_FLAT_STD:
+        return None
+    return (
+        f"{info.path.name}: the face-cam region {options.cam.text()} is empty or one flat colour in the "
+        f"{len(frames)} frame{'' if len(frames) == 1 else 's'} looked at, so the top of every stacked short shows "
+        "nothing; use --layout game (or fit) for a source without a face cam, or give the cam's region with --cam"
+    )
 
 
 def _overlays(
     short: Short, scores: Scores | None, options: ShortsOptions, size: tuple[int, int], work: Path
 ) -> list[encode.TextOverlay]:
-    """Title (whole short, top) and the reel's per-chunk confidence text, sized for a tall frame."""
+    """Title (whole short, top of the safe area) and, with ``overlay``, the reel's per-chunk score text
+    (bottom-left of the safe area), sized for a tall frame."""
     window = short.window
     overlays = []
     if options.title:
         text_file = work / f"title_{short.rank:04d}.txt"
-        text_file.write_text(wrap_title(options.title, size[0], size[1] * TITLE_SIZE), encoding="utf-8")
-        overlays.append(encode.TextOverlay(text_file, 0, window.duration_ms, "ffffff", "top", TITLE_SIZE))
+        text_file.write_text(
+            wrap_title(options.title, safe_text_width(size[0]), size[1] * TITLE_SIZE), encoding="utf-8"
+        )
+        overlays.append(
+            encode.TextOverlay(text_file, 0, window.duration_ms, "ffffff", "top", TITLE_SIZE, area=SAFE_AREA)
+        )
     if options.overlay:
         shown = dataclasses.replace(window.event, start_ms=window.start_ms, end_ms=window.end_ms)
         chunks = chunk_overlays(shown, scores, window.duration_ms, options.chunk_ms, work, f"short_{short.rank:04d}")
-        overlays += [dataclasses.replace(o, size_ratio=OVERLAY_SIZE) for o in chunks]
+        # A long class name gets a smaller font rather than reaching into the button column.
+        widest = text_em(f"{display_label(shown.label)}: 0.00") * size[1]
+        ratio = min(OVERLAY_SIZE, safe_text_width(size[0]) / widest)
+        overlays += [dataclasses.replace(o, position="bottom-left", size_ratio=ratio, area=SAFE_AREA) for o in chunks]
     return overlays

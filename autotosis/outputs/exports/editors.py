@@ -130,7 +130,7 @@ def _clip(event: Event, info: VideoInfo, rate: Fraction, reference, reel: str):
     # A marker on the best frame: editors show it, and EDL/FCPXML carry it.
     clip.markers.append(
         otio.schema.Marker(
-            name=f"peak {event.peak:.2f}",
+            name=f"peak {event.score_text}",
             marked_range=otio.opentime.TimeRange(otio.opentime.RationalTime(peak, r), otio.opentime.RationalTime(0, r)),
             color=otio.schema.MarkerColor.MAGENTA,
         )

@@ -2,7 +2,8 @@
 
 One timeline holds each source video whole (one clip per video, back to back) with a marker per event on
 it: the marker spans the event, is named after its class (so ``labels import`` reads the class back) and
-its note says the scores (``rage: peak 0.93, mean 0.87, 0:12:03-0:12:10``).  Three files:
+its note says the event's score, its peak as every output names it, and where it is
+(``rage 0.93, 12:03.0-12:10.2``).  Three files:
 
 - ``.markers.otio``: OpenTimelineIO (markers on the clips, in the source's own time; each keeps the
   event's exact milliseconds in its metadata);
@@ -26,7 +27,7 @@ from autotosis.core.frametime import is_drop_frame_rate, ms_to_frames, timecode_
 from autotosis.core.timefmt import clock_tenths
 from autotosis.detect.segments import Event, EventList
 from autotosis.outputs.exports.editors import _checked_events, _fcpxml_text, _media_reference, _reel_names
-from autotosis.outputs.exports.timecode import _one_line, display_label
+from autotosis.outputs.exports.timecode import _one_line, display_label, event_title
 
 if TYPE_CHECKING:
     import opentimelineio as otio
@@ -50,11 +51,8 @@ _RESOLVE_COLORS = {
 
 
 def marker_note(event: Event) -> str:
-    """``"rage: peak 0.93, mean 0.87, 12:03.0-12:10.2"``: what a marker's note says about its event."""
-    return (
-        f"{display_label(event.label)}: peak {event.peak:.2f}, mean {event.mean:.2f}, "
-        f"{clock_tenths(event.start_ms)}-{clock_tenths(event.end_ms)}"
-    )
+    """``"rage 0.93, 12:03.0-12:10.2"``: what a marker's note says about its event (``event_title``)."""
+    return f"{event_title(event)}, {clock_tenths(event.start_ms)}-{clock_tenths(event.end_ms)}"
 
 
 def build_marker_timeline(

@@ -12,7 +12,7 @@ from autotosis.outputs.exports.timecode import srt_text
 
 
 def events_srt(events: Sequence[Event]) -> str:
-    """SubRip subtitles: one cue per event, ``rage 0.87 (peak 0.93)``, in time order."""
+    """SubRip subtitles: one cue per event, ``rage 0.93`` (class and peak score), in time order."""
     cues = []
     for number, event in enumerate(sorted(events, key=lambda e: (e.start_ms, e.end_ms)), 1):
         cues.append(f"{number}\n{srt_time(event.start_ms)} --> {srt_time(event.end_ms)}\n{srt_text(event)}\n")
