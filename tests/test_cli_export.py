@@ -17,10 +17,10 @@ import pytest
 
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
+from autotosis.core.frametime import ms_to_frames
 from autotosis.detect.scores import Scores, write_scores
 from autotosis.detect.segments import Event, EventList, EventParams, read_events, write_events
 from autotosis.media import probe
-from autotosis.outputs.exports.timecode import ms_to_frames
 from tests.conftest import make_video
 
 pytestmark = pytest.mark.media

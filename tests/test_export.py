@@ -13,6 +13,7 @@ import opentimelineio as otio
 import pytest
 
 from autotosis.core.errors import DataError, OutputExistsError, UsageError
+from autotosis.core.frametime import frames_to_ms, ms_to_frames, timeline_rate
 from autotosis.detect.segments import Event, EventList, EventParams, read_events
 from autotosis.media import encode, probe
 from autotosis.media.probe import VideoInfo
@@ -26,14 +27,7 @@ from autotosis.outputs.exports.chapters import (
 from autotosis.outputs.exports.editors import _reel_names, build_timeline, timeline_text
 from autotosis.outputs.exports.files import EXPORT_FORMATS, export_events, export_paths, parse_formats
 from autotosis.outputs.exports.subtitles import events_srt
-from autotosis.outputs.exports.timecode import (
-    chapter_title,
-    clip_name,
-    frames_to_ms,
-    ms_to_frames,
-    srt_text,
-    timeline_rate,
-)
+from autotosis.outputs.exports.timecode import chapter_title, clip_name, srt_text
 
 NTSC = Fraction(30000, 1001)
 NTSC60 = Fraction(60000, 1001)
@@ -467,6 +461,9 @@ def test_export_every_format(tmp_path: Path):
         "reel.otio",
         "reel.edl",
         "reel.fcpxml",
+        "reel.markers.edl",
+        "reel.markers.otio",
+        "reel.markers.fcpxml",
         "reel.ffmetadata",
         "reel.youtube.txt",
         "reel.srt",

@@ -191,8 +191,7 @@ def _file_stem(path: str | Path, *endings: str) -> str:
 def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.segments import read_events
     from autotosis.media import probe
-    from autotosis.outputs.exports.editors import TIMELINE_FORMATS
-    from autotosis.outputs.exports.files import PER_VIDEO_FORMATS, export_events, parse_formats
+    from autotosis.outputs.exports.files import PER_VIDEO_FORMATS, VIDEO_FORMATS, export_events, parse_formats
 
     formats = parse_formats(args.format)
     if args.video and len(args.video) != len(args.events):
@@ -200,7 +199,7 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> int:
             f"{len(args.video)} --video for {len(args.events)} events files",
             hint="give --video once per events file, in the same order, or leave it out",
         )
-    timelines = [f for f in formats if f in TIMELINE_FORMATS]
+    timelines = [f for f in formats if f in VIDEO_FORMATS]
     sources = []
     for i, name in enumerate(args.events):
         events = read_events(Path(name))
@@ -497,29 +496,34 @@ def _export_parser(commands, add: AddCommand) -> None:
     p = add(
         "export",
         cmd_export,
-        "write events for editors and viewers (OTIO, EDL, FCPXML, chapters, SRT, JSON, CSV)",
+        "write events for editors and viewers (OTIO, EDL, FCPXML, markers, chapters, SRT, JSON, CSV)",
         "Write an events file in one or more formats at once, each beside the -o base path:\n"
         "  otio      OpenTimelineIO (.otio)          edl       CMX 3600 EDL (.edl)\n"
         "  fcpxml    Final Cut Pro XML (.fcpxml)     chapters  ffmetadata (.ffmetadata) "
         "+ YouTube block (.youtube.txt)\n"
+        "  markers   every event as a marker on the whole video, the peak score in its note:\n"
+        "            DaVinci Resolve marker EDL (.markers.edl: Timelines > Import > Timeline Markers from EDL,\n"
+        "            on a timeline starting at 01:00:00:00 with the video at its start), OTIO (.markers.otio)\n"
+        "            and FCPXML (.markers.fcpxml)\n"
         "  srt       subtitles with the score (.srt) json/csv  the events themselves (.json/.csv)\n"
         "Timelines hold one clip per event, named with its class and score, in whole frames at the source's\n"
         "frame rate (29.97/59.94 stay exact; a variable frame rate source is placed on the nearest standard rate).\n"
-        "otio, edl and fcpxml read the video (named in the events file, or --video) for its rate and length.\n"
+        "otio, edl, fcpxml and markers read the video (named in the events file, or --video) for its rate and\n"
+        "length. `autotosis labels import` reads timelines and markers back as labels.\n"
         "Example: autotosis export vod.events.json --format otio,edl,chapters -o exports/vod",
     )
     p.add_argument(
         "events",
         nargs="+",
         metavar="EVENTS",
-        help="events file(s) from `autotosis events`; several go into one timeline (otio, edl, fcpxml only)",
+        help="events file(s) from `autotosis events`; several go into one timeline (otio, edl, fcpxml, markers only)",
     )
     p.add_argument(
         "-f",
         "--format",
         required=True,
         metavar="LIST",
-        help="comma-separated: otio, edl, fcpxml, chapters, srt, json, csv, or all",
+        help="comma-separated: otio, edl, fcpxml, markers, chapters, srt, json, csv, or all",
     )
     p.add_argument(
         "--video",

@@ -1,4 +1,4 @@
-"""argparse value types: durations, numbers with a range, regions, sizes, frame rates, audio tracks."""
+"""argparse value types: durations, numbers with a range, regions, sizes, frame rates, audio tracks, marker windows."""
 
 from __future__ import annotations
 
@@ -96,3 +96,18 @@ def audio_track(text: str) -> int | None:
         return parse_audio_track(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (give mix, or a track number from 1)") from None
+
+
+def marker_window(text: str):
+    """``BEFORE,AFTER`` seconds (or m:ss) around a point marker -> ``labels.marks.MarkerWindow``."""
+    from autotosis.labels.marks import MarkerWindow
+    from autotosis.labels.parse import parse_time
+
+    parts = str(text).split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not BEFORE,AFTER (seconds before and after a marker, e.g. 8,2)")
+    try:
+        before, after = (parse_time(part.strip()) for part in parts)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc} (write BEFORE,AFTER in seconds, e.g. 8,2)") from None
+    return MarkerWindow(before, after)

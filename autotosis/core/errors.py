@@ -56,7 +56,10 @@ class ConfigError(UsageError):
 
 
 class LabelError(AutotosisError):
-    """A problem in a label file, located at ``file:line:col`` (1-based)."""
+    """A problem in a label file, located at ``file:line:col`` (1-based).
+
+    Line 0 means the place has no line (a chapter in a video, a clip in an editor's timeline): the
+    message names it and the error prints as ``file: message``."""
 
     exit_status = ExitStatus.LABELS
 
@@ -67,7 +70,8 @@ class LabelError(AutotosisError):
         super().__init__(message, hint)
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.col}: {self.message}"
+        where = f"{self.path}:{self.line}:{self.col}" if self.line > 0 else str(self.path)
+        text = f"{where}: {self.message}"
         return text if not self.hint else f"{text} ({self.hint})"
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from autotosis.core.errors import LabelErrors
 from autotosis.core.region import Region
 from autotosis.core.timefmt import label_time
+from autotosis.labels.marks import MarkerWindow
 from autotosis.labels.parse import _Collector, _label_dir, _read_text, _split_lines, _Token, resolve_clip_path
-from autotosis.labels.values import ClipEntry, LabelFile, LabelNote, Span, default_task, is_valid_class
-from autotosis.labels.writer import _entry_text, relative_clip_path
+from autotosis.labels.values import LabelFile, LabelNote, Span, default_task, is_valid_class
+from autotosis.labels.writer import new_entry
 
 _FRACTION_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
@@ -160,7 +161,7 @@ def import_data_csv(csv_path: Path, dest: Path) -> LabelFile:
     for lineno, path_token, crop, spans in rows:
         clip = resolve_clip_path(csv_dir, path_token.text)
         own = None if shared is not None else crop
-        entries.append(_new_entry(clip, dest_dir, crop, own, spans, lineno))
+        entries.append(new_entry(clip, dest_dir, crop, own, spans, lineno))
     return LabelFile(
         path=dest, task=default_task(dest), default_crop=shared, entries=tuple(entries), task_declared=False
     )
@@ -210,22 +211,6 @@ def _parse_csv_row(
     return path_token, crop, merged
 
 
-def _new_entry(
-    clip: Path, dest_dir: str, crop: Region | None, own_crop: Region | None, spans: tuple[Span, ...], line: int
-) -> ClipEntry:
-    raw = relative_clip_path(clip, dest_dir)
-    entry = ClipEntry(
-        path=resolve_clip_path(dest_dir, raw),
-        raw_path=raw,
-        crop=crop,
-        own_crop=own_crop,
-        spans=spans,
-        line=line,
-        source_text="",
-    )
-    return replace(entry, source_text=_entry_text(entry, dest_dir))
-
-
 DEFAULT_POINT_WINDOW_MS = 2000
 
 
@@ -236,6 +221,7 @@ def import_audacity(
     *,
     crop: Region | None = None,
     point_window_ms: int = DEFAULT_POINT_WINDOW_MS,
+    window: MarkerWindow | None = None,
 ) -> LabelFile:
     """Convert an Audacity label track (``start<TAB>end<TAB>text`` in seconds) for ``clip``.
 
@@ -244,9 +230,11 @@ def import_audacity(
     file named after ``dest``.  ``~`` before the text (``~pog``, ``~ maybe not``) or the text
     ``unsure`` marks an unsure span; its text is its class when it names one of the sure
     labels' classes, else a comment.  A point label (start = end) becomes a span of
-    ``point_window_ms`` centred on it (cut at 0), with a note; with ``point_window_ms`` 0 it is
-    an error.  Spectral-selection lines (starting with a backslash) are skipped.
+    ``point_window_ms`` centred on it (cut at 0), or ``window`` when given, with a note; with an
+    empty window it is an error.  Spectral-selection lines (starting with a backslash) are skipped.
     """
+    window = window if window is not None else MarkerWindow.centred(point_window_ms)
+    centred = abs(window.before_ms - window.after_ms) <= 1
     label_txt, dest = Path(label_txt), Path(dest)
     text, _, problems = _read_text(label_txt)
     if problems:
@@ -280,7 +268,7 @@ def import_audacity(
         if label is False:
             continue
         if start == end:
-            if point_window_ms <= 0:
+            if window.empty:
                 errors.add(
                     lineno,
                     1,
@@ -290,7 +278,7 @@ def import_audacity(
                 )
                 continue
             points.append(lineno)
-            start, end = max(0, start - point_window_ms // 2), start + (point_window_ms - point_window_ms // 2)
+            start, end = max(0, start - window.before_ms), start + window.after_ms
         spans.append(_RawSpan(start, end, unsure, lineno, 1, label))
     classes = list(dict.fromkeys(s.label for s in spans if s.label and not s.unsure))
     spans = [replace(s, label=None) if s.unsure and s.label not in classes else s for s in spans]
@@ -308,18 +296,25 @@ def import_audacity(
     merged = _merge_raw_spans(spans, errors)
     errors.raise_if_any()
     dest_dir = _label_dir(dest)
-    entry = _new_entry(resolve_clip_path(os.getcwd(), str(clip)), dest_dir, crop, crop, merged, 1)
+    entry = new_entry(resolve_clip_path(os.getcwd(), str(clip)), dest_dir, crop, crop, merged, 1)
+    entry = replace(entry, comments=(f'from the Audacity label track "{label_txt.name}"',))
     notes: tuple[LabelNote, ...] = ()
     if points:
+        one = len(points) == 1
+        if centred:
+            how = f"{(window.before_ms + window.after_ms) / 1000:g} s span{'' if one else 's'} centred on "
+            how += "it" if one else "them"
+            hint = "--point-window SECONDS sets the length; 0 refuses point labels"
+        else:
+            how = f"span{'' if one else 's'} {window.describe(them=not one)}"
+            hint = "--marker-window BEFORE,AFTER sets the window in seconds"
         notes = (
             LabelNote(
                 label_txt,
                 points[0],
                 1,
-                f"{len(points)} point label{'' if len(points) == 1 else 's'} became "
-                f"{point_window_ms / 1000:g} s span{'' if len(points) == 1 else 's'} centred on "
-                f"{'it' if len(points) == 1 else 'them'} (lines {', '.join(map(str, points))})",
-                "--point-window SECONDS sets the length; 0 refuses point labels",
+                f"{len(points)} point label{'' if one else 's'} became {how} (lines {', '.join(map(str, points))})",
+                hint,
             ),
         )
     if len(classes) > 1:

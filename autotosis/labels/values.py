@@ -79,6 +79,9 @@ class ClipEntry:
     spans: tuple[Span, ...]
     line: int = field(compare=False)
     source_text: str = field(compare=False)
+    # Comment lines written above the clip line (without the leading '#'), e.g. where an importer's spans
+    # came from; parsing does not keep comments.
+    comments: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.own_crop is not None and self.crop != self.own_crop:
@@ -99,7 +102,8 @@ class LabelNote:
     hint: str | None = None
 
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.col}: note: {self.message}"
+        where = f"{self.path}:{self.line}:{self.col}" if self.line > 0 else str(self.path)  # line 0: no line
+        text = f"{where}: note: {self.message}"
         return text if not self.hint else f"{text} ({self.hint})"
 
 

@@ -4,6 +4,7 @@ writes, merging two files."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from autotosis.labels.parse import _SPAN_SHAPE_RE, _Collector, _label_dir, resol
 from autotosis.labels.values import ClipEntry, LabelFile, Span
 
 # --------------------------------------------------------------------------- writing
+
+_DIRECTIVE_LIKE_RE = re.compile(r"(?:task|classes)\s*=|default\s+[A-Za-z_]", re.IGNORECASE)
 
 
 _HEADER = (
@@ -39,8 +42,18 @@ def format_labels(labels: LabelFile) -> str:
         if entry.own_crop is None and entry.crop != in_force:
             lines.append(f"# default crop={entry.crop.as_text() if entry.crop else 'none'}")
             in_force = entry.crop
+        lines += [_comment_line(comment) for comment in entry.comments]
         lines.append(_entry_text(entry, label_dir))
     return "\n".join(lines) + "\n"
+
+
+def _comment_line(text: str) -> str:
+    """``# text`` on one line; a comment is never read as a directive (``# task=``, ``# classes=``, ``# default``)."""
+    indent = min(len(text) - len(text.lstrip(" ")), 8)  # a little indent lists the lines under a heading
+    flat = " ".join(text.split())
+    if _DIRECTIVE_LIKE_RE.match(flat):
+        flat = "- " + flat
+    return f"# {' ' * indent}{flat}".rstrip()
 
 
 def _entry_text(entry: ClipEntry, label_dir: str) -> str:
@@ -60,6 +73,23 @@ def format_clip_line(
         parts.append(f"crop={crop.as_text()}")
     parts += [span.as_text() for span in spans]
     return "  ".join(parts)
+
+
+def new_entry(
+    clip: Path, dest_dir: str, crop: Region | None, own_crop: Region | None, spans: tuple[Span, ...], line: int
+) -> ClipEntry:
+    """A clip entry for a label file in ``dest_dir``: the clip's path relative to it, and its canonical line."""
+    raw = relative_clip_path(clip, dest_dir)
+    entry = ClipEntry(
+        path=resolve_clip_path(dest_dir, raw),
+        raw_path=raw,
+        crop=crop,
+        own_crop=own_crop,
+        spans=spans,
+        line=line,
+        source_text="",
+    )
+    return replace(entry, source_text=_entry_text(entry, dest_dir))
 
 
 def _raw_path_for(entry: ClipEntry, label_dir: str) -> str:

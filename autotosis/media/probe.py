@@ -1,4 +1,5 @@
-"""ffprobe: what a video is (``VideoInfo``), and the per-stream durations of a rendered file."""
+"""ffprobe: what a video is (``VideoInfo``), the chapters it carries (``MediaChapter``), and the per-stream durations
+of a rendered file."""
 
 from __future__ import annotations
 
@@ -215,6 +216,69 @@ def _first_float(*values: object) -> float | None:
         if math.isfinite(number):
             return number
     return None
+
+
+@dataclass(frozen=True)
+class MediaChapter:
+    """A chapter stored in a video file (MP4/MOV, MKV, ...), as ffprobe reads it.
+
+    Times are exact milliseconds from the start of the file's timeline (ffprobe's integer ``start``/``end``
+    in the chapter's own time base).  An MP4 stores only where each chapter starts: ffmpeg ends each one
+    where the next begins (the last where the file or its chapter track ends).  Matroska stores both ends,
+    so a chapter there may have no length (``end_ms == start_ms``): a point marker.
+    """
+
+    index: int  # 1-based, in the file's order
+    start_ms: int
+    end_ms: int
+    title: str  # "" when the chapter has none
+
+
+def read_chapters(path: Path | str) -> tuple[MediaChapter, ...]:
+    """The chapters of a video file, in the file's order (empty when it has none).
+
+    MediaError when the file is missing or ffprobe cannot read it.  Times are relative to the
+    file's first timestamp (``start_time``), as players show them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("no such file" if not path.exists() else "is not a regular file", path)
+    argv = [
+        _tool("ffprobe"),
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_chapters",
+        "-show_entries",
+        "format=start_time",
+        _url(path),
+    ]
+    try:
+        proc = _run(argv, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError("ffprobe did not finish within 120 s", path) from exc
+    if proc.returncode != 0:
+        tail = _tail(proc.stderr)
+        cause = _last_error_line(tail).replace(f"{_url(path)}: ", "")
+        raise MediaError(f"cannot read its chapters: {cause}", path, stderr_tail=tail)
+    try:
+        info = json.loads(proc.stdout.decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
+        raise MediaError("ffprobe printed something that is not JSON", path) from exc
+    origin = Fraction(str(_first_float((info.get("format") or {}).get("start_time")) or 0))
+    chapters = []
+    for index, raw in enumerate(info.get("chapters") or [], start=1):
+        base = _fraction(str(raw.get("time_base", ""))) or Fraction(1, 1000)
+        try:
+            start, end = Fraction(int(raw["start"])) * base, Fraction(int(raw["end"])) * base
+        except (KeyError, TypeError, ValueError):
+            raise MediaError(f"chapter {index} has no usable start/end", path) from None
+        start_ms = max(0, round((start - origin) * 1000))
+        end_ms = max(start_ms, round((end - origin) * 1000))
+        title = str((raw.get("tags") or {}).get("title", ""))
+        chapters.append(MediaChapter(index, start_ms, end_ms, title))
+    return tuple(chapters)
 
 
 @dataclass(frozen=True)

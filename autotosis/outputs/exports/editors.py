@@ -13,16 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autotosis.core.errors import DataError, UsageError
+from autotosis.core.frametime import DEFAULT_RATE, TimelineRate, exact_rate, ms_to_frames, rate_text, timeline_rate
 from autotosis.detect.segments import Event, EventList
-from autotosis.outputs.exports.timecode import (
-    DEFAULT_RATE,
-    TimelineRate,
-    _one_line,
-    _rate_text,
-    clip_name,
-    ms_to_frames,
-    timeline_rate,
-)
+from autotosis.outputs.exports.timecode import _one_line, clip_name
 
 if TYPE_CHECKING:
     import opentimelineio as otio
@@ -195,7 +188,7 @@ def _edl_text(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
     warnings = []
     if any(r != rate for r in rates):
         warnings.append(
-            f"an EDL has one timecode rate ({_rate_text(rate)} fps, the first video's): "
+            f"an EDL has one timecode rate ({rate_text(rate)} fps, the first video's): "
             "clips from videos at other rates are rounded to its frames; use otio or fcpxml to keep each rate"
         )
     for clip in clips:
@@ -213,7 +206,7 @@ def _edl_text(timeline: otio.schema.Timeline) -> tuple[str, list[str]]:
 
 def _clip_rate(clip) -> Fraction:
     # OTIO stores rates as doubles; NTSC rates come back as their exact x/1001 fractions.
-    return Fraction(clip.source_range.duration.rate).limit_denominator(1001)
+    return exact_rate(clip.source_range.duration.rate)
 
 
 def _move_to_rate(clip, rate: Fraction) -> None:
@@ -310,6 +303,16 @@ def _fcpxml_writer():
                 element.set("height", str(info["height"]))
             if not element.get("name"):
                 element.attrib.pop("name", None)
+            return element
+
+        def _element_for_item(self, item, lane, ref_only=False, compound=False):
+            # The adapter writes a marker's name (value) but not its comment: FCPXML's note attribute.
+            element = super()._element_for_item(item, lane, ref_only, compound)
+            if element is not None:
+                for marker_element, marker in zip(element.findall("marker"), item.markers):
+                    comment = _one_line(getattr(marker, "comment", "") or "")
+                    if comment:
+                        marker_element.set("note", comment)
             return element
 
         def _create_asset_element(self, clip, format_element):

@@ -1,5 +1,5 @@
 """Which files an export writes and writing them together: format names, output paths, ``export_events``
-(timelines, chapters, SRT, and the events' JSON and CSV)."""
+(timelines, markers, chapters, SRT, and the events' JSON and CSV)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,23 @@ from autotosis.core.fsutil import check_writable, write_text_atomic
 from autotosis.detect.segments import EventList, write_events
 from autotosis.outputs.exports.chapters import chapters_ffmetadata, chapters_youtube, source_chapters
 from autotosis.outputs.exports.editors import TIMELINE_FORMATS, build_timeline, timeline_text
+from autotosis.outputs.exports.markers import MARKER_SUFFIXES, build_marker_timeline, marker_texts
 from autotosis.outputs.exports.subtitles import events_srt
 
 if TYPE_CHECKING:
     from autotosis.media.probe import VideoInfo
 
 PER_VIDEO_FORMATS = ("chapters", "srt", "json", "csv")
-EXPORT_FORMATS = TIMELINE_FORMATS + PER_VIDEO_FORMATS
+# The formats that open the video (its frame rate and length): the timelines and the markers.
+VIDEO_FORMATS = (*TIMELINE_FORMATS, "markers")
+EXPORT_FORMATS = VIDEO_FORMATS + PER_VIDEO_FORMATS
 
-# File name endings added to the output stem; "chapters" writes two files.
+# File name endings added to the output stem; "chapters" writes two files, "markers" three.
 FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
     "otio": (".otio",),
     "edl": (".edl",),
     "fcpxml": (".fcpxml",),
+    "markers": MARKER_SUFFIXES,
     "chapters": (".ffmetadata", ".youtube.txt"),
     "srt": (".srt",),
     "json": (".json",),
@@ -90,7 +94,7 @@ def export_events(
 ) -> ExportResult:
     """Write ``formats`` for ``sources`` (pairs of probed video and its events) next to ``output``.
 
-    Timeline formats (otio, edl, fcpxml) take any number of sources and need each video's
+    Timeline formats (otio, edl, fcpxml) and markers take any number of sources and need each video's
     info; per-video formats (chapters, srt, json, csv) take exactly one source.  All files
     are generated first and checked for overwriting, so a refusal writes nothing; each file
     is then written atomically.  ``protect`` lists files (the input) that must never be
@@ -104,14 +108,25 @@ def export_events(
     texts: dict[Path, str] = {}
     warnings: list[str] = []
     json_or_csv: dict[Path, EventList] = {}
-    timeline_formats = [f for f in formats if f in TIMELINE_FORMATS]
-    if timeline_formats:
+    video_formats = [f for f in formats if f in VIDEO_FORMATS]
+    if video_formats:
         missing = [events for info, events in sources if info is None]
         if missing:
             raise UsageError(
-                f"{', '.join(timeline_formats)} need the source video (for its frame rate and length)",
+                f"{', '.join(video_formats)} need the source video (for its frame rate and length)",
                 hint="pass --video VIDEO, or export only chapters, srt, json or csv",
             )
+    timeline_formats = [f for f in formats if f in TIMELINE_FORMATS]
+    if "markers" in formats:
+        markers = build_marker_timeline([(info, events) for info, events in sources], name)  # type: ignore[misc]
+        marker_files, notes = marker_texts(markers)
+        warnings += [
+            f"{s['video']}: {s['rate_note']}" for s in markers.metadata["autotosis"]["sources"] if s["rate_note"]
+        ]
+        warnings += notes
+        for path, suffix in zip(targets["markers"], MARKER_SUFFIXES):
+            texts[path] = marker_files[suffix]
+    if timeline_formats:
         timeline = build_timeline([(info, events) for info, events in sources], name)  # type: ignore[misc]
         warnings += [
             f"{s['video']}: {s['rate_note']}" for s in timeline.metadata["autotosis"]["sources"] if s["rate_note"]
