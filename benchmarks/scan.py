@@ -246,7 +246,9 @@ def _children_cpu_s() -> float:
 def run_measured(argv: list[str], env: dict | None = None) -> Run:
     """Wall time, CPU time and peak RSS (process tree, sampled every 50 ms) of a command."""
     began, cpu = time.perf_counter(), _children_cpu_s()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Not from the repository root: `python -m autotosis` would import ./autotosis whatever PYTHONPATH says,
+    # and PYTHONPATH=<export of an older commit> is how "before" rows are measured.
+    proc = subprocess.Popen(argv, cwd=OUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     stop = threading.Event()
 
@@ -504,8 +506,15 @@ def main() -> None:
 
     began = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
-    demo = demo_dir(args.demo)
+    demo = demo_dir(args.demo).resolve()
     model = demo / "rage.pt"
+    package = subprocess.run(
+        [sys.executable, "-c", "import autotosis, pathlib; print(pathlib.Path(autotosis.__file__).parent)"],
+        cwd=OUT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"autotosis measured: {package}")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; "
         f"ffmpeg {'.'.join(map(str, tools.ffmpeg_version()))}"
