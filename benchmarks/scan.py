@@ -31,7 +31,12 @@ The VODs: sample stream clips (autotosis.demo.samples: a game with a face cam, a
 of "rage" in one clip out of four, so a trained model finds realistic candidates) scaled
 to 1080p60 and 720p30 with film-grain noise on top (not trivially compressible; encoded
 at 6 and 3 Mb/s, H.264 + AAC, a keyframe every 2 s), made long by stream-copy looping
-(concat demuxer) -- building a 60-minute VOD takes seconds.
+(concat demuxer) -- building a 60-minute VOD takes seconds.  ``--vods hard1080p60``: the hard
+quality benchmark's held-out VOD (benchmarks/quality.py, seed 0; generated there if missing):
+a highlight a minute and look-alike moments (cheers, laughs, alerts over the cam...), the first
+--minutes (at most 15) encoded the same way at 1080p60; measure it with a model trained on hard
+clips (--demo DIR holding such a model as rage.pt, e.g. from `quality.py`'s runs), since the
+demo's model never saw look-alikes.
 
 Event recall of the coarse scan (events the dense scan finds that the coarse scan finds
 too, IoU >= 0.3) is measured on the demo's held-out VOD with the demo's model.  The model:
@@ -59,6 +64,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))  # quality.py: the hard VOD
 
 import numpy as np  # noqa: E402
 
@@ -70,7 +76,11 @@ VODS = {
     # name: (width, height, fps, video bitrate)
     "1080p60": (1920, 1080, 60, "6M"),
     "720p30": (1280, 720, 30, "3M"),
+    # The hard quality benchmark's held-out VOD (benchmarks/quality.py, seed 0): a highlight a
+    # minute and about four look-alike moments a minute, at 1080p60 like the first.
+    "hard1080p60": (1920, 1080, 60, "6M"),
 }
+HARD_SEED = 0
 
 
 # --------------------------------------------------------------------------- test VODs
@@ -146,8 +156,30 @@ def encoded_clip(source: Path, name: str, folder: Path) -> Path:
     return out
 
 
+def hard_vod(minutes: int, folder: Path) -> Path:
+    """The first ``minutes`` (at most 15) of the hard benchmark's held-out VOD, encoded as 1080p60."""
+    import quality
+
+    out = folder / f"vod_hard1080p60_{minutes}min.mp4"
+    if out.exists():
+        return out
+    settings = argparse.Namespace(out=quality.OUT, heldout_s=900.0, heldout_events=15)
+    source = quality.sample_set(HARD_SEED, 36, settings).heldout.path
+    trimmed = folder / f"hard_heldout_{minutes}min.mp4"
+    if not trimmed.exists():
+        _run_ffmpeg(
+            ["-y", "-i", tools._url(source), "-t", str(minutes * 60), "-c", "copy", tools._url(trimmed)], "trim"
+        )
+    encoded = encoded_clip(trimmed, "hard1080p60", folder)
+    encoded.replace(out)
+    return out
+
+
 def looped_vod(name: str, minutes: int, folder: Path) -> Path:
-    """A ``minutes``-long VOD: [event, calm, calm, calm] repeated, stream-copied (seconds to build)."""
+    """A ``minutes``-long VOD: [event, calm, calm, calm] repeated, stream-copied (seconds to build);
+    for "hard1080p60", the hard benchmark's held-out VOD instead (``hard_vod``)."""
+    if name == "hard1080p60":
+        return hard_vod(minutes, folder)
     out = folder / f"vod_{name}_{minutes}min.mp4"
     if out.exists():
         return out
