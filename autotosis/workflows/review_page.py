@@ -37,7 +37,7 @@ nav .badge { margin-left: auto; font-weight: bold; }
 .rejected .badge, .decision.rejected { color: var(--reject); }
 .unsure .badge, .decision.unsure { color: var(--unsure); }
 #detail h2 { font-size: 1.05em; margin: 0 0 .5em; overflow-wrap: anywhere; }
-video { width: 100%; max-height: 60vh; background: #000; border-radius: 4px; display: block; }
+video { width: 100%; max-height: 50vh; background: #000; border-radius: 4px; display: block; }
 svg#curve { width: 100%; height: 150px; display: block; margin-top: .5em; background: var(--panel); border-radius: 4px;
             cursor: pointer; }
 #curve .score { fill: none; stroke: var(--score); stroke-width: 2; }
