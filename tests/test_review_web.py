@@ -324,6 +324,18 @@ def test_server_listens_on_loopback_only_and_serves_only_this_review(served: Rev
     assert project["labels"].stat().st_mode & 0o777 == 0o640
     assert not list(project["root"].glob("**/*.part*"))
 
+    # Stopped: the port is closed, and a connection the browser kept open gets no more answers.
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    conn.request("GET", "/api/state")
+    first = conn.getresponse()
+    assert first.status == 200 and first.read()
+    served.stop()
+    conn.request("GET", "/api/state")
+    assert conn.getresponse().status == 503
+    conn.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", served.port), timeout=5).close()
+
 
 # --------------------------------------------------------------------------- in the browser
 
@@ -463,6 +475,20 @@ def test_hand_edits_made_while_the_page_is_open_are_never_lost(served: ReviewSer
 
 
 # --------------------------------------------------------------------------- the command
+
+
+@pytest.mark.media
+def test_review_serve_without_anything_to_review_says_so(project: dict, monkeypatch, capsys):
+    from autotosis.cli import main
+
+    monkeypatch.setattr("autotosis.detect.scan.scan_video", fake_scan([]))
+    argv = ["--progress", "none", "review", str(project["vod"]), "--model", str(project["model"])]
+    assert main([*argv, "--labels", str(project["labels"]), "--serve"]) == 0
+    assert capsys.readouterr().out == "no events and no near misses found: nothing to review (lower --threshold?)\n"
+    assert main([*argv, "--serve"]) == 2  # --serve needs --labels, as review clips do
+    assert main(["review", "--model", str(project["model"]), "--labels", str(project["labels"]), "--serve"]) == 2
+    assert main([*argv, "--labels", str(project["labels"]), "--serve", "--port", "70000"]) == 2
+    assert project["labels"].read_text(encoding="utf-8") == LABELS
 
 
 @pytest.mark.media

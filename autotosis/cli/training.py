@@ -407,6 +407,9 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
                     f"and a contact sheet {hard.sheet}"
                 )
     if session is not None:
+        if not session.items:
+            ctx.say("no events and no near misses found: nothing to review (lower --threshold?)")
+            return ExitStatus.OK
         return _serve_review(ctx, session, args.port)
     return ExitStatus.OK
 

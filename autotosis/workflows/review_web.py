@@ -74,6 +74,7 @@ MIN_SPAN_MS = 500  # a span is never shorter
 DEFAULT_NEAR_MISSES = 5  # per video
 NEAR_MISS_FLOOR = 0.5  # a near miss peaks at least at this share of the threshold
 SNIPPET_MAX_HEIGHT = 1080
+SNIPPET_WAIT_S = 60  # stopping the server waits this long at most for a snippet being made
 EVENT, NEAR_MISS = "event", "near miss"
 ACTIONS = {"accept": "accepted", "reject": "rejected", "unsure": "unsure"}
 SNIPPET_PREFIX = "/snippets/"
@@ -207,6 +208,8 @@ class ReviewSession:
         self.span_label = span_label
         self.videos = list(videos)
         self._lock = threading.Lock()
+        self._making = 0  # snippets being made now
+        self._idle = threading.Condition()
         self.header = section_header(
             iteration,
             "autotosis review --serve",
@@ -278,24 +281,39 @@ class ReviewSession:
         return item.clip
 
     def _make_snippet(self, item: ReviewItem) -> None:
-        from autotosis.media import probe
-        from autotosis.outputs.render import ReelPart, RenderOptions, render_reel
-
         with item.lock:
             if item.made and item.clip.is_file():
                 return
-            info = probe.probe(item.video)
-            options = RenderOptions(overlay=False)
-            if info.height > SNIPPET_MAX_HEIGHT:
-                width = info.width * float(info.sar) * SNIPPET_MAX_HEIGHT / info.height
-                options = RenderOptions(overlay=False, width=int(round(width)), height=SNIPPET_MAX_HEIGHT)
-            event = Event(item.start_ms, item.end_ms, "review", item.peak, item.peak, item.start_ms)
+            with self._idle:
+                self._making += 1
             try:
-                render_reel([ReelPart(item.video, (event,), None)], item.clip, options, force=True)
-            except AutotosisError as exc:
-                item.message = f"the snippet could not be made: {exc}"
-                raise
-            item.made = True
+                self._render(item)
+            finally:
+                with self._idle:
+                    self._making -= 1
+                    self._idle.notify_all()
+
+    def _render(self, item: ReviewItem) -> None:
+        from autotosis.media import probe
+        from autotosis.outputs.render import ReelPart, RenderOptions, render_reel
+
+        info = probe.probe(item.video)
+        options = RenderOptions(overlay=False)
+        if info.height > SNIPPET_MAX_HEIGHT:
+            width = info.width * float(info.sar) * SNIPPET_MAX_HEIGHT / info.height
+            options = RenderOptions(overlay=False, width=int(round(width)), height=SNIPPET_MAX_HEIGHT)
+        event = Event(item.start_ms, item.end_ms, "review", item.peak, item.peak, item.start_ms)
+        try:
+            render_reel([ReelPart(item.video, (event,), None)], item.clip, options, force=True)
+        except AutotosisError as exc:
+            item.message = f"the snippet could not be made: {exc}"
+            raise
+        item.made = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the snippets being made to be finished; True when none is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._making == 0, timeout)
 
     # ----------------------------------------------------------------------- decisions
 
@@ -541,6 +559,7 @@ class ReviewServer:
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}/"
         self.httpd.review = self
+        self.stopped = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -563,11 +582,14 @@ class ReviewServer:
         return self._thread.is_alive()
 
     def stop(self) -> None:
+        self.stopped = True  # connections a browser keeps open get no further answers
         if self._thread is not None:
             self.httpd.shutdown()
             self._thread.join(10)
             self._thread = None
         self.httpd.server_close()
+        # A snippet being made finishes (seconds), so no temporary file is left beside the clips.
+        self.session.wait_idle(SNIPPET_WAIT_S)
 
     def __enter__(self) -> ReviewServer:
         return self.start()
@@ -603,6 +625,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._get(head=True)
 
     def _allowed_host(self) -> bool:
+        if self.server.review.stopped:
+            self.close_connection = True
+            self._send_text(HTTPStatus.SERVICE_UNAVAILABLE, "the review server has stopped")
+            return False
         if self.headers.get("Host", "") in self.server.review.hosts:
             return True
         self._send_text(HTTPStatus.FORBIDDEN, "this page is served for 127.0.0.1 only")
