@@ -13,11 +13,12 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1 |
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends ffmpeg fonts-dejavu-core fontconfig >/dev/null
 fi
 
-# The tests load the HTML report in a real headless browser: Debian's chromium.
+# The tests load the HTML report and the review page in a real headless browser: Debian's chromium
+# (driven over the DevTools protocol by tests/cdp.py: no chromedriver needed).
 case ",${extra}," in
   *,test,*)
     if [ ! -x /usr/bin/chromium ]; then
-      echo "setup: installing chromium for the HTML report test (apt-get)"
+      echo "setup: installing chromium for the browser tests (apt-get)"
       sudo_cmd=""
       if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
       $sudo_cmd apt-get update -qq

@@ -20,7 +20,7 @@ from autotosis.cli.options import (
     frame_options,
     scan_options,
 )
-from autotosis.cli.types import duration_ms, positive_float, positive_int, probability, region
+from autotosis.cli.types import count, duration_ms, port_number, positive_float, positive_int, probability, region
 from autotosis.core.errors import ExitStatus, ModelError, UsageError
 
 
@@ -332,10 +332,30 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError("nothing to review: give VIDEOs (with --labels) and/or --hard-negatives LABELS")
     if args.videos and not args.labels:
         raise UsageError("review clips need --labels LABELS: the label file their lines are added to")
+    if args.serve and not args.videos:
+        raise UsageError("--serve reviews VIDEOs: give the videos to review (and --labels)")
     info = read_model_info(Path(args.model))
     ctx.apply_config(args, info.task)
+    session = None
     with ctx.progress() as progress:
-        if args.videos:
+        if args.videos and args.serve:
+            from autotosis.workflows.review_web import open_review
+
+            labels_path = Path(args.labels)
+            session = open_review(
+                [Path(v) for v in args.videos],
+                Path(args.model),
+                labels_path,
+                Path(args.output) if args.output else labels_path.parent / "review",
+                event_params(info, **event_settings(args)),
+                class_name=args.class_name,
+                iteration=args.iteration,
+                scan=scan_options(args),
+                near_misses=args.near_misses,
+                force=args.force,
+                progress=progress,
+            )
+        elif args.videos:
             labels_path = Path(args.labels)
             out_dir = Path(args.output) if args.output else labels_path.parent / "review"
             params = event_params(info, **event_settings(args))
@@ -386,7 +406,49 @@ def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
                     "(most confident first by name) "
                     f"and a contact sheet {hard.sheet}"
                 )
+    if session is not None:
+        if not session.items:
+            ctx.say("no events and no near misses found: nothing to review (lower --threshold?)")
+            return ExitStatus.OK
+        return _serve_review(ctx, session, args.port)
     return ExitStatus.OK
+
+
+def _serve_review(ctx: Context, session, port: int) -> int:
+    """Serve the review page until Ctrl-C (or SIGTERM), then say what was decided."""
+    from autotosis.core.errors import Terminated
+    from autotosis.workflows.review_web import EVENT, ReviewServer
+
+    def count(n: int, word: str, words: str) -> str:
+        return f"{n} {word if n == 1 else words}"
+
+    events = sum(1 for item in session.items if item.kind == EVENT)
+    server = ReviewServer(session, port=port)
+    status = ExitStatus.OK
+    try:
+        server.start()
+        ctx.say(
+            f"review iter{session.iteration}: {count(events, 'event', 'events')} and "
+            f"{count(len(session.items) - events, 'near miss', 'near misses')} in "
+            f"{count(len(session.videos), 'video', 'videos')}; every decision goes into {session.label_path} at once"
+        )
+        ctx.say(f"review page: {server.url}  (open it in a browser; Ctrl-C here stops it)")
+        while server.wait(0.5):
+            pass
+    except Terminated:
+        status = ExitStatus.TERMINATED
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how the page is closed
+    finally:
+        server.stop()
+    summary = session.summary()
+    ctx.say(
+        f"stopped: {count(summary['decisions'], 'decision', 'decisions')} in {session.label_path} "
+        f"({summary['accepted']} accepted, "
+        f"{summary['rejected']} rejected, {summary['unsure']} unsure)"
+        + (f"; retrain: {summary['retrain']}" if summary["decisions"] else "")
+    )
+    return status
 
 
 def cmd_explain(ctx: Context, args: argparse.Namespace) -> int:
@@ -673,7 +735,13 @@ def _review_parser(commands, add: AddCommand) -> None:
         "at least --min-confidence into OUT/hard-examples/, full size, named <confidence>_<predicted>-not-<labelled>_\n"
         "<clip>_t<ms>.jpg, plus contact_sheet.jpg (the model's crop outlined).\n"
         "\n"
+        "--serve shows the events and the near misses (the best moments just under the threshold) on a local web\n"
+        "page instead, each with a snippet and its score curve, to decide with the keyboard: a accept, r reject,\n"
+        "u unsure, [ ] and { } move the start and end by 0.5 s, j/k next/previous. Every decision is written to\n"
+        "--labels at once (a hand edit of the file is never overwritten); Ctrl-C stops the page.\n"
+        "\n"
         "Examples: autotosis review vod7.mp4 --model rage.pt --labels labels/rage.txt --top-k 20\n"
+        "          autotosis review vod7.mp4 --model rage.pt --labels labels/rage.txt --serve\n"
         "          autotosis review --model rage.pt --hard-negatives labels/rage.txt",
     )
     p.add_argument("videos", nargs="*", metavar="VIDEO", help="new videos to cut review clips from")
@@ -694,6 +762,26 @@ def _review_parser(commands, add: AddCommand) -> None:
         help="review round in the clip names (default: one more than the last)",
     )
     p.add_argument("--force", action="store_true", help="overwrite clips and images of the same name")
+    g = p.add_argument_group("review page")
+    g.add_argument(
+        "--serve",
+        action="store_true",
+        help="review the VIDEOs on a local web page (http://127.0.0.1:PORT/) and write each decision at once",
+    )
+    g.add_argument(
+        "--port",
+        type=port_number,
+        default=0,
+        metavar="PORT",
+        help="port of the review page on 127.0.0.1 (default: 0 = a free one; the URL is printed)",
+    )
+    g.add_argument(
+        "--near-misses",
+        type=count,
+        default=5,
+        metavar="N",
+        help="with --serve: also show each video's N best moments under the threshold (default: 5)",
+    )
     g = p.add_argument_group("hard examples")
     g.add_argument(
         "--hard-negatives", metavar="LABELS", help="save confidently wrong frames of this label file's clips"

@@ -51,6 +51,11 @@ positive_int = _number_type("positive_int", int, lambda v: v > 0, "a whole numbe
 count = _number_type("count", int, lambda v: v >= 0, "a whole number", "must be 0 or more")
 
 
+port_number = _number_type(
+    "port_number", int, lambda v: 0 <= v <= 65535, "a port number", "is not a port (0 to 65535; 0 picks a free one)"
+)
+
+
 def region(text: str) -> Region:
     try:
         return Region.parse(str(text))

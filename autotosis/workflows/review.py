@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from autotosis.core.errors import DataError, UsageError
+from autotosis.core.errors import DataError, LabelErrors, UsageError
 from autotosis.core.fsutil import atomic_path, check_writable, safe_stem
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region
@@ -119,22 +119,49 @@ def review_section(
     crop: Region | None,
 ) -> str:
     """The text appended to the label file for one review run."""
-    lines = [
-        f"# --- review iter{iteration}: autotosis review, model {model}, threshold {threshold:.2f} ---",
-        "# The spans are the model's guesses: fix the times, delete wrong spans (a line without spans says",
-        '# "no highlight here"), or delete the line to leave the clip out of training.',
-        f"# default crop={as_region(crop).as_text() if crop is not None else 'none'}",
-    ]
+    lines = section_header(
+        iteration,
+        "autotosis review",
+        model=model,
+        threshold=threshold,
+        crop=crop,
+        explanation=(
+            "The spans are the model's guesses: fix the times, delete wrong spans (a line without spans says",
+            '"no highlight here"), or delete the line to leave the clip out of training.',
+        ),
+    )
     for clip in clips:
         where = f"{clip.video.name} {label_time(clip.start_ms)}-{label_time(clip.end_ms)}"
         lines.append(
-            f"{format_clip_line(clip.path, clip.spans, label_path)}  # {_comment_safe(where)}, peak {clip.peak:.2f}"
+            f"{format_clip_line(clip.path, clip.spans, label_path)}  # {comment_safe(where)}, peak {clip.peak:.2f}"
         )
-    lines.append(f"# --- end of review iter{iteration} ---")
+    lines.append(section_end(iteration))
     return "\n".join(lines) + "\n"
 
 
-def _comment_safe(text: str) -> str:
+def section_header(
+    iteration: int,
+    how: str,
+    *,
+    model: str,
+    threshold: float,
+    crop: Region | None,
+    explanation: Sequence[str] = (),
+) -> list[str]:
+    """The first lines of a review section: its start marker, comment lines, the crop of its clips."""
+    return [
+        f"# --- review iter{iteration}: {comment_safe(how)}, model {comment_safe(model)}, "
+        f"threshold {threshold:.2f} ---",
+        *(f"# {comment_safe(text)}" for text in explanation),
+        f"# default crop={as_region(crop).as_text() if crop is not None else 'none'}",
+    ]
+
+
+def section_end(iteration: int) -> str:
+    return f"# --- end of review iter{iteration} ---"
+
+
+def comment_safe(text: str) -> str:
     return text.replace("\n", " ").replace("\r", " ")
 
 
@@ -153,6 +180,99 @@ def append_to_labels(label_path: Path, before: str, section: str) -> str:
         tmp.write_text(text, encoding="utf-8")
     os.chmod(label_path, mode)  # the replaced file keeps the user's permissions
     return text
+
+
+class ReviewConflict(DataError):
+    """A review decision refused because the label file was changed by hand in a way it would undo
+    (or the file does not parse now): the file is left as it is.  ``line_gone``: the line the review
+    wrote for the clip is no longer in the file as written (changed or removed by hand)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, line_gone: bool = False):
+        super().__init__(message, hint)
+        self.line_gone = line_gone
+
+
+def merge_review_line(
+    text: str,
+    label_path: Path,
+    *,
+    iteration: int,
+    header: Sequence[str],
+    clip: Path,
+    previous: str | None,
+    line: str,
+) -> str:
+    """``text`` (the label file as it is now) with ``line`` for ``clip`` in review section ``iteration``.
+
+    ``previous`` is the line written for the clip before (None: none yet); it is replaced where it still
+    stands.  A new line goes just above the section's end marker; the first one makes the section, with
+    ``header``, at the end of the file.  Whatever else is in the file stays as it is, byte for byte.
+    Raises ReviewConflict, writing nothing, when that would undo a hand edit: the clip's line was changed
+    or removed by hand, the clip is listed by a line the review did not write, the section lost its end
+    marker, or the file does not parse.
+    """
+    label_path = Path(label_path)
+    name = Path(clip).name
+    try:
+        current = parse_labels_text(text, label_path, check_files=False)
+    except LabelErrors as exc:
+        raise ReviewConflict(
+            f"{label_path.name} does not parse as it is now ({exc.errors[0]}): nothing was written",
+            hint="fix the file, then decide again",
+        ) from None
+    listed = {entry.path: entry.line for entry in current.entries}
+    where = listed.get(Path(os.path.normpath(os.path.abspath(clip))))
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(keepends=True)
+    bare = [raw.rstrip("\r\n") for raw in lines]
+    start_re = re.compile(rf"# --- review iter{iteration}\b")
+    start = next((i for i, raw in enumerate(bare) if start_re.match(raw)), None)
+    end_marker = section_end(iteration)
+    end = None
+    if start is not None:
+        end = next((i for i in range(start + 1, len(bare)) if bare[i].strip() == end_marker), None)
+    if previous is not None:
+        found = (
+            [i for i in range(start + 1, end) if bare[i] == previous] if start is not None and end is not None else []
+        )
+        if found:
+            at = found[0]
+            lines[at] = line + (lines[at][len(bare[at]) :] or newline)
+        elif where is not None:
+            raise ReviewConflict(
+                f"line {where} of {label_path.name} ({name}) was changed by hand after the review page wrote it: "
+                "the hand edit is kept and this decision was not written",
+                hint="change the line in the file, or delete it and decide again here",
+                line_gone=True,
+            )
+        else:
+            raise ReviewConflict(
+                f"the line for {name} was removed from {label_path.name} by hand: this decision was not written",
+                hint="decide again here to add the line back",
+                line_gone=True,
+            )
+    elif where is not None:
+        raise ReviewConflict(
+            f"{name} is already listed in {label_path.name} (line {where}), by a line this page did not write: "
+            "it is kept as it is",
+            hint="change that line in the file, or delete it and decide again here",
+        )
+    elif start is None:
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        if any(raw.strip() for raw in bare):
+            lines.append(newline)
+        lines += [text_line + newline for text_line in (*header, line, end_marker)]
+    elif end is None:
+        raise ReviewConflict(
+            f"the end of the review section ({end_marker!r}) is missing from {label_path.name}: nothing was written",
+            hint=f"put the line {end_marker!r} back after the section's last clip line",
+        )
+    else:
+        lines.insert(end, line + newline)
+    merged = "".join(lines)
+    parse_labels_text(merged, label_path, check_files=False)  # what is written always parses
+    return merged
 
 
 def make_review_clips(
