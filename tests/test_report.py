@@ -126,6 +126,7 @@ def test_clip_window_and_names():
     short = Event(10_000, 20_000, "rage", 0.9, 0.8, 14_000)
     assert report.clip_window(short) == (10_000, 20_000)
     assert report.clip_window(short, duration_ms=18_000) == (10_000, 18_000)  # not past the video's end
+    assert report.clip_window(short, duration_ms=9_500) == (8_500, 9_500)
     long = Event(0, 600_000, "rage", 0.9, 0.8, 300_000)
     assert report.clip_window(long) == (270_000, 330_000)  # the minute around the peak
     assert report.clip_window(replace(long, peak_ms=5_000)) == (0, 60_000)

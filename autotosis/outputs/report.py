@@ -331,7 +331,8 @@ def clips_folder(out: Path) -> Path:
 def clip_window(event: Event, duration_ms: int | None = None, max_ms: int = CLIP_MAX_MS) -> tuple[int, int]:
     """The part of the video an event's clip shows: the whole (padded) event, or ``max_ms`` around its peak."""
     start, end = event.start_ms, event.end_ms
-    if duration_ms:
+    if duration_ms:  # scores a little longer than the video (a misreported length) must not cut past its end
+        start = min(start, max(0, duration_ms - 1000))
         end = max(start + 1, min(end, duration_ms))
     if end - start > max_ms:
         start = min(max(start, event.peak_ms - max_ms // 2), end - max_ms)
