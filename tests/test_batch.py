@@ -19,7 +19,7 @@ from autotosis.cli import main
 from autotosis.core.errors import ExitStatus, UsageError
 from autotosis.detect.segments import Event
 from autotosis.media import probe
-from autotosis.workflows.batch import Manifest, Pick, collect_inputs, runs_by_source, select_best
+from autotosis.workflows.batch import Manifest, Pick, collect_inputs, remove_part_files, runs_by_source, select_best
 from tests.test_pipeline import CAM, flash_clip
 
 pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
@@ -143,6 +143,19 @@ def check_best_of(out: Path, order: str) -> dict:
     return listing
 
 
+def test_part_files_and_folders_of_a_killed_run_are_removed(tmp_path: Path):
+    leftovers = [".reel.x1.part.mp4", ".report.html.x2.part.html", ".report-clips.x3.part", ".report-clips.x4.old.part"]
+    kept = ["reel.mp4", "report-clips", "notes.part.txt"]
+    for name in leftovers + kept:
+        if "clips" in name:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "event-01.mp4").write_bytes(b"x")
+        else:
+            (tmp_path / name).write_bytes(b"x")
+    assert remove_part_files([tmp_path]) == len(leftovers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
 # ----------------------------------------------------------------------------- whole batches, both engines
 
 
@@ -174,7 +187,11 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
         events = json.loads((out / name / "events.json").read_text())["events"]
         reel = probe.stream_durations(out / name / "reel.mp4")
         assert abs(reel.video_ms - sum(e["end_ms"] - e["start_ms"] for e in events)) <= 100
+        clips = sorted(p.name for p in (out / name / "report-clips").iterdir())  # one per event, for the report
+        assert clips == [f"event-{i:02d}.mp4" for i in range(1, len(events) + 1)]
+        assert 'src="report-clips/event-01.mp4"' in (out / name / "report.html").read_text()
     assert "<svg" in (out / "calm" / "report.html").read_text()
+    assert not (out / "calm" / "report-clips").exists()
     listing = check_best_of(out, "time")
     assert [Path(c["source"]).name for c in listing["clips"]] == ["vod 1.mp4", "vod2.mp4", "vod2.mp4"]
     assert not part_files(out)

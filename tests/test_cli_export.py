@@ -392,19 +392,26 @@ def test_report_from_a_scores_file(ntsc, tmp_path: Path, monkeypatch, capsys):
     assert doc.with_class("score-line") and doc.with_class("threshold-line")
     cards = doc.with_class("event-card")
     assert [c["id"] for c in cards] == ["event-1", "event-2"]
-    assert len([a for t, a in doc.tags if t == "img" and a["src"].startswith("data:image/jpeg;base64,")]) == 6
+    thumbs = [a for t, a in doc.tags if t == "img" and a["src"].startswith("data:image/jpeg;base64,")]
+    assert len(thumbs) == 6 + 1  # three per event, and the frame that shows the scanned region
+    assert [a["src"] for t, a in doc.tags if t == "video"] == [f"vod.report-clips/event-0{i}.mp4" for i in (1, 2)]
+    assert sorted(p.name for p in (tmp_path / "vod.report-clips").iterdir()) == ["event-01.mp4", "event-02.mp4"]
     assert "threshold <b>0.60</b>" in page and "vod.scores.json" in page
-    assert "wrote" in capsys.readouterr().out
+    assert "and its clips in" in capsys.readouterr().out
 
     # With an events file the events come from it: the two fixed events, named by their times.
     out = tmp_path / "r.html"
     assert (
-        run(["report", "--scores", str(scores_file), "--events", str(events_file), "-o", str(out), "--thumbnails", "1"])
+        run(
+            ["report", "--scores", str(scores_file), "--events", str(events_file), "-o", str(out), "--thumbnails", "1"]
+            + ["--no-clips"]
+        )
         == 0
     )
     page = out.read_text(encoding="utf-8")
     assert len(Page(page).with_class("event-card")) == 2 and "0:01.0 – 0:04.0" in page and "0:06.0 – 0:08.5" in page
-    assert len([t for t, _ in Page(page).tags if t == "img"]) == 2
+    assert len([t for t, _ in Page(page).tags if t == "img"]) == 2 + 1
+    assert not [t for t, _ in Page(page).tags if t == "video"] and not (tmp_path / "r-clips").exists()
     assert "vod.events.json" in page
 
 
@@ -434,7 +441,12 @@ def test_report_refuses_options_it_would_ignore_and_existing_outputs(ntsc, tmp_p
     assert out.read_text() == "mine"
     assert run(["report", "--scores", str(scores_file), "-o", str(out), "--force"]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
-    assert files_in(tmp_path) == ["r.html", "s.json"]  # no temp files left
+    assert files_in(tmp_path) == ["r-clips", "r.html", "s.json"]  # no temp files left
+    # An earlier report's clips are not replaced without --force either (checked before the slow part).
+    out.unlink()
+    capsys.readouterr()
+    assert run(["report", "--scores", str(scores_file), "-o", str(out)]) == ExitStatus.OUTPUT_EXISTS
+    assert "r-clips: already exists" in one_line_error(capsys) and not out.exists()
 
 
 @pytest.fixture(scope="module")
@@ -494,13 +506,16 @@ def test_report_scans_a_video_with_a_model(ntsc, tiny_model: Path, tmp_path: Pat
     assert code == 0
     err = capsys.readouterr().err
     stages = {json.loads(line)["stage"] for line in err.splitlines() if line.startswith("{")}
-    assert {"scan", "thumbnails"} <= stages  # long work reports progress
+    assert {"scan", "thumbnails", "clips"} <= stages  # long work reports progress
     page = out.read_text(encoding="utf-8")
     doc = Page(page)
     (line,) = doc.with_class("score-line")
     assert len(line["points"].split()) == 21  # 10.01 s at 2 scores/s: samples at 0, 0.5, ..., 10.0 s
     cards = doc.with_class("event-card")
-    assert cards and len([t for t, _ in doc.tags if t == "img"]) == 3 * len(cards)
+    assert cards and len([t for t, _ in doc.tags if t == "img"]) == 3 * len(cards) + 1  # + the scanned region's frame
+    assert len([t for t, _ in doc.tags if t == "video"]) == len(cards)
+    # The scan recorded what it looked at: the settings table says so, in words.
+    assert "scan as recorded with the scores" in page and "scores per second" in page
     assert str(tiny_model) in page and "top <b>20.0%</b>" in page
 
 

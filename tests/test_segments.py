@@ -19,6 +19,7 @@ from autotosis.detect.segments import (
     EventParams,
     events_from_scores,
     find_events,
+    moment_edges,
     read_events,
     write_events,
 )
@@ -331,6 +332,8 @@ def test_events_are_sorted_disjoint_and_inside_the_video(series, params):
     for event in events:
         assert 0 <= event.start_ms < event.end_ms <= duration
         assert event.start_ms - step <= event.peak_ms < event.end_ms
+        assert event.start_ms <= event.core_start_ms < event.core_end_ms <= event.end_ms  # the moment is inside
+        assert moment_edges(event) == (event.core_start_ms, event.core_end_ms)
         assert event.mean <= event.peak + 1e-6
         if params.top_percent is None and params.top_k is None:
             assert event.peak >= round(params.threshold, 6) - 1e-6
@@ -406,6 +409,49 @@ def test_found_events_survive_a_round_trip(tmp_path_factory, series, params, suf
     assert back.events == events
     if suffix == ".json":
         assert back.params == params and back.duration_ms == duration
+        assert [moment_edges(e) for e in back.events] == [moment_edges(e) for e in events]
+
+
+def test_events_keep_the_moment_without_its_padding(tmp_path: Path):
+    padded = replace(BARE, pad_before_ms=1000, pad_after_ms=1500)
+    # One moment 2.0-4.0 s padded to 1.0-5.5 s; one at the video's start, whose padding is cut short.
+    (event,) = events_of([0, 0, 0, 0, 0.9, 0.9, 0.9, 0.9, 0, 0, 0, 0, 0, 0], padded)
+    assert (event.start_ms, event.end_ms) == (1000, 5500)
+    assert (event.core_start_ms, event.core_end_ms) == moment_edges(event) == (2000, 4000)
+    (first,) = events_of([0.9, 0.9, 0, 0, 0, 0, 0, 0], padded)
+    assert (first.start_ms, first.core_start_ms, first.core_end_ms, first.end_ms) == (0, 0, 1000, 2500)
+    # Two moments the padding joins: one event, its moment from the first's start to the second's end.
+    (joined,) = events_of([0, 0, 0.9, 0, 0, 0, 0.9, 0, 0, 0, 0, 0], padded)
+    assert (joined.start_ms, joined.core_start_ms, joined.core_end_ms, joined.end_ms) == (0, 1000, 3500, 5000)
+    # Trimmed to a window around the peak: the moment is what of it lies inside the window.
+    (trimmed,) = events_of([0, 0, 0, 0, 0.6, 0.7, 0.99, 0.7, 0.6, 0, 0, 0, 0, 0], replace(padded, max_length_ms=2000))
+    assert trimmed.start_ms <= trimmed.core_start_ms < trimmed.core_end_ms <= trimmed.end_ms
+    assert trimmed.duration_ms == 2000
+
+    # The events file keeps them; an older file without them is read with the edges moved in by the
+    # padding its parameters name; CSV records no padding, so its events are their own moments.
+    listing = EventList(Path("v.mp4"), 7000, "rage", padded, (event,))
+    path = tmp_path / "e.json"
+    write_events(listing, path)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["events"][0]["core_start"] == 2.0 and document["events"][0]["core_end_ms"] == 4000
+    assert moment_edges(read_events(path).events[0]) == (2000, 4000)
+    for key in ("core_start", "core_end", "core_start_ms", "core_end_ms"):
+        del document["events"][0][key]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    old = read_events(path)
+    assert old.events[0].core_start_ms is None and old.events[0] == event
+    assert moment_edges(old.events[0], old.params) == (2000, 4000)
+    assert moment_edges(old.events[0]) == (1000, 5500)  # nothing known about padding: the event itself
+    assert moment_edges(Event(0, 1000, "rage", 0.9, 0.9, 0), padded) == (0, 1000)  # shorter than its padding
+    csv_path = tmp_path / "e.csv"
+    write_events(listing, csv_path)
+    assert moment_edges(read_events(csv_path).events[0], EventParams()) == (1000, 5500)
+    # A moment outside its event is a clear error.
+    document["events"][0].update(core_start=0.5, core_end=4.0)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(DataError, match="moment .* must lie inside the event"):
+        read_events(path)
 
 
 def test_existing_file_is_not_overwritten_without_force(tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -256,7 +257,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
     from autotosis.detect.scores import read_scores
     from autotosis.detect.segments import read_events
     from autotosis.media import probe
-    from autotosis.outputs.report import write_report
+    from autotosis.outputs.report import clips_folder, write_report
 
     if args.model and args.scores:
         raise UsageError(
@@ -279,6 +280,8 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
         settings["model"] = str(args.model)
         settings["scan"] = {"fps": args.fps, "crop": "full frame" if args.full_frame else (args.crop or "the model's")}
     check_writable(out, args.force)  # before the slow part
+    if not args.no_clips:
+        check_writable(clips_folder(out), args.force)  # an earlier report's clips
     with ctx.progress() as progress:
         if args.model:
             scores = scan_video(Path(args.video), Path(args.model), scan_options(args), progress=progress)
@@ -309,10 +312,13 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             settings=settings,
             force=args.force,
             thumbnails_per_event=args.thumbnails,
+            clips=not args.no_clips,
             progress=progress,
         )
     print_events(ctx, events.events, f"{len(events.events)} events in {scores.video.name}")
-    ctx.say(f"wrote {out}")
+    folder = clips_folder(out)
+    made_clips = not args.no_clips and info is not None and events.events
+    ctx.say(f"wrote {out}" + (f" and its clips in {folder}{os.sep} (keep them together)" if made_clips else ""))
     return ExitStatus.OK
 
 
@@ -545,10 +551,13 @@ def _report_parser(commands, add: AddCommand) -> None:
     p = add(
         "report",
         cmd_report,
-        "write an HTML report: score timeline, event thumbnails, settings",
-        "Write one self-contained HTML file (no network, no files beside it): the score timeline with the\n"
-        "threshold and events marked, a card per event with thumbnails at its start, peak and end, and the\n"
-        "settings used. Either scan VIDEO with a model, or use an earlier scan's scores (and events) file.\n"
+        "write an HTML report: score timeline, a clip and thumbnails per event, settings",
+        "Write an HTML report (it loads nothing from the network): the score timeline with the threshold and\n"
+        "events marked, the frame with the part the model scored outlined, a card per event with a small\n"
+        "playable clip and thumbnails at the start, peak and end of the moment itself (without the padding),\n"
+        "and the settings used. The clips (MP4) go into a folder beside the page named after it\n"
+        "(vod.report.html -> vod.report-clips/): move the two together; --no-clips makes one self-contained\n"
+        "file. Either scan VIDEO with a model, or use an earlier scan's scores (and events) file.\n"
         "Examples: autotosis report vod.mp4 --model rage.pt\n"
         "          autotosis report --scores vod.scores.json --events vod.events.json -o vod.html",
     )
@@ -571,6 +580,12 @@ def _report_parser(commands, add: AddCommand) -> None:
     )
     p.add_argument(
         "--thumbnails", type=count, default=3, metavar="N", help="thumbnails per event, 0 for none (default: 3)"
+    )
+    p.add_argument(
+        "--no-clips",
+        action="store_true",
+        help="no clip per event: the report is then one self-contained HTML file (default: a small MP4 per event "
+        "in NAME-clips/ beside the report)",
     )
     add_output(p, "HTML file to write (default: ./NAME.report.html)")
     add_scan_options(p)

@@ -54,6 +54,7 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
         order=args.order,
         max_duration_ms=args.max_duration,
         force=args.force,
+        report_clips=not args.no_report_clips,
     )
 
     def engine():
@@ -152,7 +153,8 @@ def _batch_parser(commands, add: AddCommand) -> None:
         "batch",
         cmd_batch,
         "many VODs: a reel and report each, plus a best-of reel (resumable, parallel, Ray)",
-        "Scan every VOD and write its scores, events, reel and HTML report into DIR/<VOD name>/, then cut the best\n"
+        "Scan every VOD and write its scores, events, reel and HTML report (with a clip per event in\n"
+        "report-clips/) into DIR/<VOD name>/, then cut the best\n"
         "events of all VODs into DIR/best-of.mp4 (a title card names each source; DIR/best-of.json lists the clips).\n"
         "DIR/manifest.jsonl records each VOD's state: run the same command again after Ctrl-C, a crash or kill -9\n"
         "and finished VODs are skipped, unfinished and failed ones redone (their scans come from the score cache).\n"
@@ -223,6 +225,11 @@ def _batch_parser(commands, add: AddCommand) -> None:
         metavar="ADDR",
         help="the Ray cluster to run on, e.g. auto or ray://head:10001 (default: start a local Ray); every "
         "node must see INPUTs, the model and DIR at the same paths (shared storage)",
+    )
+    p.add_argument(
+        "--no-report-clips",
+        action="store_true",
+        help="no clip per event beside each VOD's report.html (default: a small MP4 per event in report-clips/)",
     )
     add_scan_options(p)
     add_event_options(p)

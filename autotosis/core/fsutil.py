@@ -57,6 +57,52 @@ def atomic_path(path: Path | str, force: bool = False) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: Path | str, force: bool = False) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path``; on success it takes the name ``path``.
+
+    What had the name (only with ``force``) is moved aside first and deleted after, so the
+    name always holds either the old folder or the complete new one; on an error or Ctrl-C
+    the new folder is removed and the old one left as it was.  The temp names are hidden
+    ``.NAME.RANDOM.part`` folders (``.NAME.RANDOM.old.part`` for the one moved aside).
+    """
+    import shutil
+
+    path = Path(path)
+    check_writable(path, force)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:40]}.", suffix=".part", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    old: Path | None = None
+    try:
+        yield tmp
+        check_writable(path, force)  # another process may have made it meanwhile
+        try:
+            if os.path.lexists(path):
+                aside = Path(tempfile.mkdtemp(prefix=f".{path.name[:40]}.", suffix=".old.part", dir=path.parent))
+                aside.rmdir()  # only its unique name is wanted (a file at ``path`` cannot replace a folder)
+                os.rename(path, aside)
+                old = aside
+            os.rename(tmp, path)
+        except OSError as exc:
+            if old is not None and not os.path.lexists(path):
+                with contextlib.suppress(OSError):
+                    os.rename(old, path)  # put the old one back
+                    old = None
+            raise write_error(path, exc, temp=tmp) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+
+
 def _rename_new(tmp: Path, path: Path) -> None:
     """Give ``tmp`` the name ``path`` only while nothing has that name: of two runs finishing the same new
     output at once, one wins and the other gets OutputExistsError (a link fails where a name exists)."""

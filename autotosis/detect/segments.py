@@ -18,7 +18,9 @@ sample's time to its last sample's time plus one step.  Stages, in order:
    ``min_length_ms`` long), so a model that is unsure about some footage still yields K moments.
 
 Peak and mean are taken over the samples inside the unpadded event (after trimming, the
-ones inside the trimmed window).  Event files (JSON or CSV) hand events to render/export.
+ones inside the trimmed window).  An event also keeps its unpadded edges (``core_start_ms`` /
+``core_end_ms``: the moment itself, without the padding that stage 4 adds around it), which the
+report shows thumbnails of.  Event files (JSON or CSV) hand events to render/export.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import io
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +55,12 @@ class Event:
     peak: float  # highest score inside the event
     mean: float  # mean score inside the event
     peak_ms: int  # time of the sample with the highest score
+    # The detected moment without its padding (inside start..end): where the scores crossed into and
+    # out of the event.  None when not known (events made by hand or read from an older events file):
+    # ``moment_edges`` then works them out from the padding parameters.  Not part of equality, so an
+    # event compares equal to the same event without them.
+    core_start_ms: int | None = field(default=None, compare=False)
+    core_end_ms: int | None = field(default=None, compare=False)
 
     @property
     def duration_ms(self) -> int:
@@ -160,6 +168,14 @@ class _Span:
     end_ms: int
     lo: int  # first sample index inside the (unpadded) event
     hi: int  # one past the last sample index
+    core_start_ms: int = -1  # the unpadded bounds; -1: the same as start_ms / end_ms
+    core_end_ms: int = -1
+
+    def __post_init__(self) -> None:
+        if self.core_start_ms < 0:
+            object.__setattr__(self, "core_start_ms", self.start_ms)
+        if self.core_end_ms < 0:
+            object.__setattr__(self, "core_end_ms", self.end_ms)
 
 
 def find_events(
@@ -409,7 +425,12 @@ def _merge(spans: list[_Span], gap_ms: int) -> list[_Span]:
         if merged and (span.start_ms - merged[-1].end_ms < gap_ms or span.start_ms <= merged[-1].end_ms):
             last = merged[-1]
             merged[-1] = _Span(
-                last.start_ms, max(last.end_ms, span.end_ms), min(last.lo, span.lo), max(last.hi, span.hi)
+                last.start_ms,
+                max(last.end_ms, span.end_ms),
+                min(last.lo, span.lo),
+                max(last.hi, span.hi),
+                min(last.core_start_ms, span.core_start_ms),
+                max(last.core_end_ms, span.core_end_ms),
             )
         else:
             merged.append(span)
@@ -422,6 +443,8 @@ def _pad(span: _Span, params: EventParams, end_of_video: int) -> _Span:
         min(end_of_video, span.end_ms + params.pad_after_ms),
         span.lo,
         span.hi,
+        span.core_start_ms,
+        span.core_end_ms,
     )
 
 
@@ -442,7 +465,10 @@ def _trim_around_peak(span: _Span, times: np.ndarray, values: np.ndarray, step: 
     hi = min(span.hi, int(np.searchsorted(times, end, side="left")))
     if lo >= hi:  # a window narrower than one sample: keep the peak itself
         lo, hi = peak, peak + 1
-    return _Span(start, end, lo, hi)
+    # The moment, as far as it lies inside the window (a window inside the moment is all moment).
+    core_start = min(max(span.core_start_ms, start), end - 1)
+    core_end = max(min(span.core_end_ms, end), core_start + 1)
+    return _Span(start, end, lo, hi, core_start, core_end)
 
 
 def _to_event(span: _Span, times: np.ndarray, values: np.ndarray, label: str) -> Event:
@@ -455,7 +481,28 @@ def _to_event(span: _Span, times: np.ndarray, values: np.ndarray, label: str) ->
         peak=round(float(values[peak]), 6),
         mean=round(float(np.mean(values[span.lo : span.hi])), 6),
         peak_ms=max(0, int(times[peak])),  # a sample may start just before 0 yet cover the video's start
+        core_start_ms=int(span.core_start_ms),
+        core_end_ms=int(span.core_end_ms),
     )
+
+
+def moment_edges(event: Event, params: EventParams | None = None) -> tuple[int, int]:
+    """The detected moment without its padding: ``(start, end)`` in ms, inside the event.
+
+    Events found by this version know them (``core_start_ms`` / ``core_end_ms``); for others
+    (an events file of an earlier version) they are the event's edges moved in by the padding
+    ``params`` asked for, which lands inside the moment even where the padding was cut short at
+    the video's start or end.  Without ``params``, or when that leaves nothing, the event's edges.
+    """
+    start, end = event.start_ms, event.end_ms
+    if event.core_start_ms is not None and event.core_end_ms is not None:
+        core_start = min(max(event.core_start_ms, start), end - 1)
+        return core_start, max(min(event.core_end_ms, end), core_start + 1)
+    if params is not None:
+        core_start, core_end = start + params.pad_before_ms, end - params.pad_after_ms
+        if core_start < core_end:
+            return core_start, core_end
+    return start, end
 
 
 # --------------------------------------------------------------------------- event files
@@ -524,9 +571,22 @@ def _events_document(events: EventList) -> dict:
                 "mean": float(e.mean),
                 "peak_time": _seconds(e.peak_ms),
                 "peak_ms": int(e.peak_ms),
+                **_core_fields(e),
             }
             for e in events.events
         ],
+    }
+
+
+def _core_fields(e: Event) -> dict:
+    """The unpadded edges of an event that knows them (``core_start`` / ``core_end``, seconds and ms)."""
+    if e.core_start_ms is None or e.core_end_ms is None:
+        return {}
+    return {
+        "core_start": _seconds(e.core_start_ms),
+        "core_end": _seconds(e.core_end_ms),
+        "core_start_ms": int(e.core_start_ms),
+        "core_end_ms": int(e.core_end_ms),
     }
 
 
@@ -616,7 +676,7 @@ def _event_from_json(item: object, where: str, default_label: str) -> Event:
     if not isinstance(label, str):
         raise DataError(f'{where}: "label" must be text, got {label!r}')
     peak_ms = _time_field(item, "peak", where, required=False, seconds_key="peak_time")
-    return _checked_event(
+    event = _checked_event(
         start,
         end,
         label,
@@ -625,12 +685,25 @@ def _event_from_json(item: object, where: str, default_label: str) -> Event:
         start if peak_ms is None else peak_ms,
         where,
     )
+    core_start = _time_field(item, "core_start", where, required=False)
+    core_end = _time_field(item, "core_end", where, required=False)
+    if core_start is None or core_end is None:
+        return event  # an older file: moment_edges works them out from the padding
+    if not start <= core_start < core_end <= end:
+        raise DataError(
+            f"{where}: the moment ({core_start / 1000:.3f}-{core_end / 1000:.3f} s) must lie inside the event "
+            f"({start / 1000:.3f}-{end / 1000:.3f} s)",
+            hint='edit "core_start" and "core_end" (or delete them)',
+        )
+    return replace(event, core_start_ms=core_start, core_end_ms=core_end)
 
 
-def _checked_event(start: int, end: int, label: str, peak: float, mean: float, peak_ms: int, where: str) -> Event:
+def _checked_event(
+    start: int, end: int, label: str, peak: float, mean: float, peak_ms: int, where: str, *, core: bool = False
+) -> Event:
     if end <= start:
         raise DataError(f"{where}: ends ({end / 1000:.3f} s) before or where it starts ({start / 1000:.3f} s)")
-    return Event(start, end, label, peak, mean, peak_ms)
+    return Event(start, end, label, peak, mean, peak_ms, *((start, end) if core else ()))
 
 
 def _params_from_json(raw: object, where: str) -> EventParams:
@@ -675,6 +748,8 @@ def _parse_csv(path: Path, text: str) -> EventList:
                     _csv_number(row["mean"], "mean", where),
                     peak_ms,
                     where,
+                    # CSV records no padding: the events are taken as the moments themselves.
+                    core=True,
                 )
             )
     except csv.Error as exc:

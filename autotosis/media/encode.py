@@ -410,3 +410,66 @@ def concat_segments(pieces: Sequence[Path], out: Path, *, chapters_file: Path | 
         run_ffmpeg(argv, what="joining segments", path=out)
     finally:
         listing.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- previews
+
+PREVIEW_MAX_SIZE = 480  # longest side of a preview clip, in pixels
+PREVIEW_MAX_FPS = 30
+
+
+def cut_preview(
+    source: VideoInfo,
+    start_ms: int,
+    duration_ms: int,
+    out: Path,
+    *,
+    max_size: int = PREVIEW_MAX_SIZE,
+    crf: int = 28,
+) -> None:
+    """Cut ``[start, start+duration)`` of ``source`` into a small MP4 a browser plays inline.
+
+    H.264 (yuv420p) + AAC stereo, ``+faststart`` (playable before it has all loaded), square
+    pixels, at most ``max_size`` pixels on its longer side (never enlarged) and at most 30 fps;
+    the source's audio tracks are mixed as in the reel, and a source without sound gets silence,
+    so every preview has one video and one audio stream.  Seeks before the input, like cut_segment.
+    """
+    if duration_ms <= 0:
+        raise MediaError(f"a preview must last more than 0 ms, got {duration_ms}", source.path)
+    box = max(2, int(max_size))
+    chain = [
+        "scale=trunc(iw*sar/2)*2:ih",  # square the pixels of an anamorphic source
+        "setsar=1",
+        f"scale=w=min({box}\\,iw):h=min({box}\\,ih):force_original_aspect_ratio=decrease:force_divisible_by=2",
+        "setsar=1",
+    ]
+    if source.fps is None or source.fps > PREVIEW_MAX_FPS:
+        chain.append(f"fps={PREVIEW_MAX_FPS}")
+    chain.append("format=yuv420p")
+    argv = _cut_inputs(source, start_ms)
+    graph = f"[0:v:0]{','.join(chain)}[v];{_audio_chain(source)}"
+    argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", _seconds(duration_ms)]
+    argv += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        _url(out),
+    ]
+    run_ffmpeg(argv, what="cutting a preview clip", path=source.path)

@@ -4,6 +4,7 @@ Layout of the output folder::
 
     DIR/manifest.jsonl         one JSON record a line, appended and fsync'ed as work starts and ends
     DIR/<vod name>/            scores.json  events.json  reel.mp4 (when it has events)  report.html
+                               report-clips/ (a small MP4 per event, played by the report)
     DIR/best-of.mp4            the best events of all VODs, a title card per source
     DIR/best-of.json           what the best-of reel holds, in order
 
@@ -32,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -80,6 +82,7 @@ class BatchOptions:
     order: str = "time"  # best-of: "time" (inputs in order, events by time) or "score" (highest peak first)
     max_duration_ms: int | None = None  # best-of length limit, title cards included
     force: bool = False
+    report_clips: bool = True  # a small clip per event beside each VOD's report (report-clips/)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class VodJob:
     class_name: str | None
     render: RenderOptions
     report_settings: dict = field(default_factory=dict, compare=False)
+    report_clips: bool = True
 
 
 @dataclass(frozen=True)
@@ -383,13 +387,18 @@ def _locked(out: Path) -> Iterator[None]:
 
 
 def remove_part_files(folders: Sequence[Path]) -> int:
-    """Delete temp files a killed run left (only fsutil's ``.NAME.RANDOM.partSUFFIX`` names)."""
+    """Delete temp files and folders a killed run left (only fsutil's ``.NAME.RANDOM.partSUFFIX`` names)."""
     removed = 0
     for folder in folders:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if path.is_file() and _PART_FILE.match(path.name):
+            if not _PART_FILE.match(path.name):
+                continue
+            if path.is_dir() and not path.is_symlink():  # fsutil.atomic_dir's (the report's clips)
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+            elif path.is_file():
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     removed += 1
@@ -438,7 +447,7 @@ def _process(job: VodJob) -> VodResult:
     from autotosis.detect.segments import write_events
     from autotosis.media import probe
     from autotosis.outputs.render import ReelPart, render_reel
-    from autotosis.outputs.report import write_report
+    from autotosis.outputs.report import clips_folder, write_report
 
     folder = job.folder
     found = scan_events(
@@ -458,6 +467,8 @@ def _process(job: VodJob) -> VodResult:
             outputs["chapters"] = rendered.chapters_text.name
     else:
         reel_path.unlink(missing_ok=True)  # a reel of an earlier attempt would not match these events
+    if not (events and job.report_clips):  # clips of an earlier attempt would not match these events
+        shutil.rmtree(clips_folder(folder / OUTPUT_FILES["report"]), ignore_errors=True)
     write_report(
         scores,
         event_list,
@@ -465,6 +476,7 @@ def _process(job: VodJob) -> VodResult:
         video=probe.probe(job.source),
         settings=job.report_settings,
         force=True,
+        clips=job.report_clips,
     )
     return VodResult(
         job.source, ok=True, outputs=outputs, events=len(events), duration_ms=scores.duration_ms, reel_ms=reel_ms
@@ -817,6 +829,7 @@ def run_batch(
                     options.class_name,
                     options.render,
                     {"model": str(options.model), "batch settings": settings},
+                    options.report_clips,
                 )
                 for item in todo.values()
             ]
