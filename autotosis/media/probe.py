@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -85,38 +86,18 @@ def probe(path: Path | str) -> VideoInfo:
     stat = path.stat()
     if stat.st_size == 0:
         raise MediaError("file is empty (0 bytes)", path)
-    argv = [
-        _tool("ffprobe"),
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        _url(path),
-    ]
-    try:
-        proc = _run(argv, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(
-            "ffprobe did not finish within 120 s", path, hint="is the file on a stalled network drive?"
-        ) from exc
-    if proc.returncode != 0:
+
+    def unreadable(tail: str, cause: str) -> MediaError:
         if _looks_like_text(path):
             _refuse_non_video(path, {"format": {"format_name": "tty"}})
-        tail = _tail(proc.stderr)
-        # ffprobe prefixes its message with the URL; the path is in our message already.
-        cause = _last_error_line(tail).replace(f"{_url(path)}: ", "")
-        raise MediaError(
+        return MediaError(
             f"not a readable video: {cause}",
             path,
             stderr_tail=tail,
             hint="is it a complete video file? `ffprobe FILE` shows what ffmpeg makes of it",
         )
-    try:
-        info = json.loads(proc.stdout.decode("utf-8", "replace"))
-    except json.JSONDecodeError as exc:
-        raise MediaError("ffprobe printed something that is not JSON", path) from exc
+
+    info = _ffprobe_json(path, ["-show_format", "-show_streams"], unreadable)
     streams = info.get("streams", [])
     _refuse_non_video(path, info)
     # Cover art is a "video" stream too; skip attached pictures.
@@ -234,6 +215,29 @@ class MediaChapter:
     title: str  # "" when the chapter has none
 
 
+def _ffprobe_json(path: Path, show: list[str], failed: Callable[[str, str], MediaError]) -> dict:
+    """ffprobe's JSON answer for ``path`` with the ``-show_*`` options ``show``.
+
+    A file ffprobe cannot read raises ``failed(stderr tail, ffprobe's last error line)``;
+    a stalled read (a network drive) stops after 120 s.
+    """
+    argv = [_tool("ffprobe"), "-v", "error", "-print_format", "json", *show, _url(path)]
+    try:
+        proc = _run(argv, timeout=120)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(
+            "ffprobe did not finish within 120 s", path, hint="is the file on a stalled network drive?"
+        ) from exc
+    if proc.returncode != 0:
+        tail = _tail(proc.stderr)
+        # ffprobe prefixes its message with the URL; the path is in our message already.
+        raise failed(tail, _last_error_line(tail).replace(f"{_url(path)}: ", ""))
+    try:
+        return json.loads(proc.stdout.decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
+        raise MediaError("ffprobe printed something that is not JSON", path) from exc
+
+
 def read_chapters(path: Path | str) -> tuple[MediaChapter, ...]:
     """The chapters of a video file, in the file's order (empty when it has none).
 
@@ -243,29 +247,11 @@ def read_chapters(path: Path | str) -> tuple[MediaChapter, ...]:
     path = Path(path)
     if not path.is_file():
         raise MediaError("no such file" if not path.exists() else "is not a regular file", path)
-    argv = [
-        _tool("ffprobe"),
-        "-v",
-        "error",
-        "-print_format",
-        "json",
-        "-show_chapters",
-        "-show_entries",
-        "format=start_time",
-        _url(path),
-    ]
-    try:
-        proc = _run(argv, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError("ffprobe did not finish within 120 s", path) from exc
-    if proc.returncode != 0:
-        tail = _tail(proc.stderr)
-        cause = _last_error_line(tail).replace(f"{_url(path)}: ", "")
-        raise MediaError(f"cannot read its chapters: {cause}", path, stderr_tail=tail)
-    try:
-        info = json.loads(proc.stdout.decode("utf-8", "replace"))
-    except json.JSONDecodeError as exc:
-        raise MediaError("ffprobe printed something that is not JSON", path) from exc
+    info = _ffprobe_json(
+        path,
+        ["-show_chapters", "-show_entries", "format=start_time"],
+        lambda tail, cause: MediaError(f"cannot read its chapters: {cause}", path, stderr_tail=tail),
+    )
     origin = Fraction(str(_first_float((info.get("format") or {}).get("start_time")) or 0))
     chapters = []
     for index, raw in enumerate(info.get("chapters") or [], start=1):
