@@ -644,7 +644,13 @@ def _train_parser(commands, add: AddCommand) -> None:
         help="with --folds 0: keep the last epoch (default), or the one with the best validation loss, F1 "
         "or precision (noisy with few validation clips)",
     )
-    g.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same model (default: 0)")
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; the same seed gives the same model on the same machine and --threads (another CPU "
+        "code path, e.g. without AVX2, gives a slightly different one) (default: 0)",
+    )
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="at most N frames per epoch")
     g.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
     g.add_argument(
