@@ -43,7 +43,8 @@ too, IoU >= 0.3) is measured on the demo's held-out VOD with the demo's model.  
 --demo DIR (the output of `autotosis demo --out DIR`), default benchmarks/out/demo, which
 is made on first use (about 4 minutes).
 
-Usage: .venv/bin/python benchmarks/scan.py [--minutes 10] [--long 60] [--vods 1080p60,720p30] [--no-original]
+Usage: .venv/bin/python benchmarks/scan.py [--minutes 10] [--long 60 [--long-coarse-only]] [--vods 1080p60,720p30]
+       [--no-original]
 """
 
 from __future__ import annotations
@@ -396,10 +397,18 @@ def _best(runs: list[Run]) -> Run:
 
 
 def measure_vod(
-    video: Path, model: Path, *, rounds: int, with_default_cap: bool, with_original: bool = True
+    video: Path,
+    model: Path,
+    *,
+    rounds: int,
+    with_default_cap: bool,
+    with_original: bool = True,
+    modes: tuple[str, ...] = ("dense", "coarse"),
+    with_limit: bool = True,
 ) -> list[dict]:
     """Rows for one VOD: limit, dense, coarse and the original method (best of ``rounds``,
-    interleaved), then dense and coarse once more under ATEN_CPU_CAPABILITY=default."""
+    interleaved), then dense and coarse once more under ATEN_CPU_CAPABILITY=default.
+    ``modes``/``with_limit``: only these scans, without ffmpeg's decode-only runs (a multi-hour VOD)."""
     from autotosis.model.model import load_checkpoint
 
     info = probe.probe(video)
@@ -409,33 +418,38 @@ def measure_vod(
     video_s = info.duration_ms / 1000
     scores = OUT / "scores.json"
     startup = _best([run_measured(startup_argv(model)) for _ in range(2)])
-    measured: dict[str, list[Run]] = {"limit": [], "dense": [], "coarse": []}
+    measured: dict[str, list[Run]] = {"limit": [], **{mode: [] for mode in modes}}
     if with_original:
         measured["original"] = []
     for _ in range(rounds):
-        measured["limit"].append(time_limit(video, spec, info))
-        for mode in ("dense", "coarse"):
+        if with_limit:
+            measured["limit"].append(time_limit(video, spec, info))
+        for mode in modes:
             measured[mode].append(run_measured(scan_argv(video, model, mode, scores)))
         if with_original:
             measured["original"].append(run_measured(original_argv(video, model)))
     refined = json.loads(scores.read_text())["extra"].get("coarse", {}).get("refined_fraction")
     if with_default_cap:
-        for mode in ("dense", "coarse"):
+        for mode in modes:
             measured[f"{mode} [ATEN default]"] = [
                 run_measured(scan_argv(video, model, mode, scores), default_cap_env())
             ]
-    measured["keyframes only (ffmpeg)"] = [time_limit(video, key_spec, info)]
-    limit = _best(measured.pop("limit"))
+    if with_limit:
+        measured["keyframes only (ffmpeg)"] = [time_limit(video, key_spec, info)]
+    limits = measured.pop("limit")
+    limit = _best(limits) if limits else None
     original = _best(measured["original"]) if with_original else None
-    rows = [
-        {
-            "vod": video.name,
-            "run": "limit (ffmpeg decode only)",
-            "run_": limit,
-            "video_s": video_s,
-            "original": original,
-        }
-    ]
+    rows = []
+    if limit is not None:
+        rows.append(
+            {
+                "vod": video.name,
+                "run": "limit (ffmpeg decode only)",
+                "run_": limit,
+                "video_s": video_s,
+                "original": original,
+            }
+        )
     for name, runs in measured.items():
         best = _best(runs)
         row = {
@@ -447,7 +461,9 @@ def measure_vod(
             "original": original,
         }
         if not name.startswith("keyframes"):
-            row.update(limit=limit, startup=startup, refined=refined if name.startswith("coarse") else None)
+            row.update(startup=startup, refined=refined if name.startswith("coarse") else None)
+            if limit is not None:
+                row.update(limit=limit)
         rows.append(row)
     return rows
 
@@ -519,6 +535,11 @@ def main() -> None:
         metavar="MINUTES",
         help="also scan a VOD this long (e.g. 60) and compare peak RSS with the --minutes one",
     )
+    parser.add_argument(
+        "--long-coarse-only",
+        action="store_true",
+        help="on the --long VOD run only the default (coarse) scan: no ffmpeg decode-only or dense runs",
+    )
     parser.add_argument("--vods", default="1080p60,720p30", help="which VODs (default: 1080p60,720p30)")
     parser.add_argument(
         "--demo", type=Path, help="output folder of `autotosis demo` (default: benchmarks/out/demo, made if missing)"
@@ -566,17 +587,26 @@ def main() -> None:
         rows += vod_rows
     if args.long:
         name = args.vods.split(",")[0]
+        long_modes = ("coarse",) if args.long_coarse_only else ("dense", "coarse")
         long_rows = measure_vod(
-            looped_vod(name, args.long, OUT), model, rounds=1, with_default_cap=False, with_original=False
+            looped_vod(name, args.long, OUT),
+            model,
+            rounds=1,
+            with_default_cap=False,
+            with_original=False,
+            modes=long_modes,
+            with_limit=not args.long_coarse_only,
         )
         print_rows(long_rows)
-        for mode in ("dense", "coarse"):
+        for mode in long_modes:
             short = next(r for r in rows if r["run"] == mode and name in r["vod"])
             long = next(r for r in long_rows if r["run"] == mode)
+            short_speed = short["video_s"] / short["run_"].seconds
+            long_speed = long["video_s"] / long["run_"].seconds
             print(
-                f"memory, {mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB "
-                f"vs {args.minutes}-min {short['rss_mb']:.0f} MB "
-                f"= {long['rss_mb'] / short['rss_mb']:.2f}x"
+                f"{mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB peak, {long_speed:.1f}x realtime "
+                f"vs {args.minutes}-min {short['rss_mb']:.0f} MB, {short_speed:.1f}x realtime: "
+                f"memory {long['rss_mb'] / short['rss_mb']:.2f}x, speed {long_speed / short_speed:.2f}x"
             )
     event_recall(demo)
     print(f"\nbenchmark took {time.perf_counter() - began:.0f} s")
