@@ -1,44 +1,57 @@
 #!/usr/bin/env python3
-"""`autotosis batch` with 1 vs 2 workers on the same 4 VODs: the speedup as a ratio, measured in one run.
+"""`autotosis batch` with 1 vs 2 workers on the same VODs: throughput and per-VOD scan time, in one run.
 
-Makes 4 VODs under benchmarks/out/batch/ (git-ignored): a 720p30 H.264 + AAC test pattern with
-film-grain noise (so decoding costs what real footage costs) and a red "face cam" flash, looped
-by stream copy to --seconds each; every VOD is its own file, and --no-cache makes every run
-decode again.  The model is a randomly initialised 128x128 ResNet18 (speed does not depend on
-the weights); events are picked with --top-percent/--top-k/--max-length so every VOD renders the
-same small amount whatever the scores are.
+Makes --vods VODs (default 4) under benchmarks/out/batch/ (git-ignored), once, re-used by later
+runs: a 720p30 H.264 + AAC test pattern with film-grain noise (so decoding costs what real
+footage costs) and a red "face cam" flash, looped by stream copy to --seconds each (cheap even
+for 20 x 5 minutes); every VOD is its own file with its own bytes (a title tag names it), and
+--no-cache makes every run decode again.  The model is a randomly initialised 128x128 ResNet18
+(speed does not depend on the weights); events are picked with --top-percent/--top-k/--max-length
+so every VOD renders the same small amount whatever the scores are.
 
-Each configuration runs the whole CLI as a subprocess (worker start-up, model loading, scan,
-events, per-VOD reel and report, best-of reel), in the order 1, 2, 2, 1, ... so drift on a
-shared machine hits both alike.  Torch threads per worker are the CLI's default (1 per worker
-on a 2-core machine).
+Each configuration runs the whole CLI as a subprocess (`python -m autotosis` of this checkout:
+worker start-up, model loading, scan, events, per-VOD reel and report, best-of reel), in the
+order 1,2 then 2,1, ... so drift on a shared machine hits both alike.  Torch threads per worker
+are the CLI's default (1 per worker on a 2-core machine).
 
-Usage: .venv/bin/python benchmarks/batch.py [--seconds 60] [--rounds 2] [--engine local|ray]
+Printed per configuration: wall time, VOD-hours per wall-hour (VOD time / wall time: the
+batch's throughput) and the per-VOD scan time (mean and median of the `scan_s` each VOD's
+manifest record holds: decode + score, without reel and report).  Then the throughput gain of 2
+workers over 1, the slowdown of one VOD's scan with 2 workers, and the verdict.  The rule: two
+workers pay only if their throughput gain exceeds what the slowdown costs, i.e. if VOD-hours
+per wall-hour with 2 / with 1 > 1 (two scans at once, each k times slower, give about 2/k).
+
+Usage: python benchmarks/batch.py [--vods 4] [--seconds 60] [--rounds 2] [--engine local|ray]
+The issue-18 run: python benchmarks/batch.py --vods 20 --seconds 300 --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autotosis.media import tools  # noqa: E402
+from autotosis.workflows.batch import MANIFEST_NAME, Manifest  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "batch"
 CAM = "0.75,0.0,1.0,0.3"
-VODS = 4
 
 
-def make_vods(seconds: int, folder: Path) -> list[Path]:
+def make_vods(count: int, seconds: int, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / "base-20s.mp4"
     if not base.exists():
@@ -67,15 +80,17 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
                 "-c:a",
                 "aac",
                 "-shortest",
-                tools._url(base),
+                tools._url(base.with_name(".base-20s.part.mp4")),
             ],
             what="making the base clip",
         )
+        base.with_name(".base-20s.part.mp4").replace(base)
     vods = []
-    for index in range(VODS):
+    loops = seconds // 20 + 1
+    for index in range(count):
         vod = folder / f"vod {index + 1} ({seconds}s).mp4"
         if not vod.exists():
-            loops = seconds // 20 + 1
+            part = vod.with_name(f".{vod.name}.part.mp4")  # a run killed mid-copy leaves no short VOD behind
             tools.run_ffmpeg(
                 [
                     "-y",
@@ -87,10 +102,13 @@ def make_vods(seconds: int, folder: Path) -> list[Path]:
                     str(seconds),
                     "-c",
                     "copy",
-                    tools._url(vod),
+                    "-metadata",
+                    f"title=benchmark VOD {index + 1}",  # its own bytes, not a copy of the others
+                    tools._url(part),
                 ],
                 what="looping the base clip",
             )
+            part.replace(vod)
         vods.append(vod)
     return vods
 
@@ -114,10 +132,22 @@ def make_model(path: Path) -> Path:
     return path
 
 
-def run_batch(vods: list[Path], model: Path, out: Path, workers: int, engine: str, env: dict) -> float:
+@dataclass(frozen=True)
+class Run:
+    round: int
+    workers: int
+    wall_s: float
+    scan_s: tuple[float, ...]  # each VOD's scan, from its manifest record
+    job_s: tuple[float, ...]  # each VOD's whole job (scan, events, reel, report)
+
+
+def run_batch(vods: list[Path], model: Path, out: Path, workers: int, engine: str, env: dict) -> tuple[float, dict]:
+    """Wall seconds of one whole `autotosis batch` and the last manifest record of each VOD."""
     shutil.rmtree(out, ignore_errors=True)
     argv = [
-        str(ROOT / ".venv" / "bin" / "autotosis"),
+        sys.executable,
+        "-m",
+        "autotosis",
         "--progress",
         "none",
         "-q",
@@ -141,43 +171,123 @@ def run_batch(vods: list[Path], model: Path, out: Path, workers: int, engine: st
     ]
     began = time.perf_counter()
     subprocess.run(argv, check=True, env=env)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    records, _ = Manifest(out / MANIFEST_NAME).latest()
+    return wall, records
+
+
+def collect(round_index: int, workers: int, wall: float, records: dict, vods: list[Path]) -> Run:
+    by_name = {Path(source).name: record for source, record in records.items()}  # however the batch spelled the path
+    scans, jobs = [], []
+    for vod in vods:
+        record = by_name.get(vod.name)
+        if record is None or record.get("state") != "done" or record.get("scan_s") is None:
+            raise SystemExit(f"{vod}: no finished scan in the manifest ({record}); is this checkout's batch too old?")
+        scans.append(float(record["scan_s"]))
+        jobs.append(float(record["elapsed_s"]))
+    return Run(round_index + 1, workers, wall, tuple(scans), tuple(jobs))
+
+
+def plural(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ' '}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vods", type=int, default=4, help="VODs in the batch (default: 4)")
     parser.add_argument("--seconds", type=int, default=60, help="length of each VOD (default: 60)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration (default: 2)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration, 1 or more (default: 2)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="(default: local)")
     args = parser.parse_args()
+    if args.vods < 1 or args.seconds < 1 or args.rounds < 1:
+        parser.error("--vods, --seconds and --rounds must be at least 1")
 
-    vods = make_vods(args.seconds, OUT / "vods")
+    vods = make_vods(args.vods, args.seconds, OUT / "vods")
+    vod_hours = args.vods * args.seconds / 3600
+    runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="autotosis-bench-batch-") as tmp:
         model = make_model(Path(tmp) / "model.pt")
-        env = {**os.environ, "AUTOTOSIS_CACHE": str(Path(tmp) / "cache"), "RAY_DISABLE_USAGE_STATS": "1"}
-        times: dict[int, list[float]] = {1: [], 2: []}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),  # this checkout
+            "AUTOTOSIS_CACHE": str(Path(tmp) / "cache"),
+            "RAY_DISABLE_USAGE_STATS": "1",
+        }
         for round_index in range(args.rounds):
             for workers in (1, 2) if round_index % 2 == 0 else (2, 1):
-                seconds = run_batch(vods, model, Path(tmp) / f"out-{workers}", workers, args.engine, env)
-                times[workers].append(seconds)
+                out = Path(tmp) / f"out-{workers}"
+                wall, records = run_batch(vods, model, out, workers, args.engine, env)
+                run = collect(round_index, workers, wall, records, vods)
+                runs.append(run)
                 print(
-                    f"round {round_index + 1}: {workers} worker{'s' if workers > 1 else ' '}  {seconds:6.1f} s",
+                    f"round {run.round}: {plural(workers)}  {wall:7.1f} s wall  "
+                    f"{vod_hours * 3600 / wall:5.2f} VOD-h/wall-h  "
+                    f"scan per VOD median {statistics.median(run.scan_s):6.1f} s",
                     flush=True,
                 )
 
     cpus = os.cpu_count() or 1
-    video_s = VODS * args.seconds
-    mean = {w: sum(t) / len(t) for w, t in times.items()}
     print(
         f"\n{platform.processor() or platform.machine()}, {cpus} CPUs, engine {args.engine}; "
-        f"{VODS} VODs x {args.seconds} s 720p30 H.264, {args.rounds} rounds each"
+        f"{args.vods} VODs x {args.seconds} s 720p30 H.264 ({vod_hours:.2f} VOD-hours), "
+        f"{args.rounds} round{'s' if args.rounds > 1 else ''} each"
     )
+    summary = {}
     for workers in (1, 2):
+        mine = [r for r in runs if r.workers == workers]
+        wall = statistics.mean(r.wall_s for r in mine)
+        scans = [s for r in mine for s in r.scan_s]
+        jobs = [s for r in mine for s in r.job_s]
+        summary[workers] = {
+            "wall_s": wall,
+            "vod_hours_per_wall_hour": vod_hours * 3600 / wall,
+            "scan_mean_s": statistics.mean(scans),
+            "scan_median_s": statistics.median(scans),
+            "job_mean_s": statistics.mean(jobs),
+        }
+        row = summary[workers]
         print(
-            f"{workers} worker{'s' if workers > 1 else ' '} (default --threads): "
-            f"mean {mean[workers]:6.1f} s  ({video_s / mean[workers]:5.1f}x realtime for the whole batch)"
+            f"{plural(workers)} (default --threads): wall {wall:7.1f} s (mean)  "
+            f"{row['vod_hours_per_wall_hour']:5.2f} VOD-hours per wall-hour  "
+            f"scan per VOD mean {row['scan_mean_s']:6.1f} s, median {row['scan_median_s']:6.1f} s  "
+            f"(whole job per VOD mean {row['job_mean_s']:6.1f} s)"
         )
-    print(f"speedup 2 workers / 1 worker: {mean[1] / mean[2]:.2f}x")
+    gain = summary[2]["vod_hours_per_wall_hour"] / summary[1]["vod_hours_per_wall_hour"]
+    slowdown = summary[2]["scan_median_s"] / summary[1]["scan_median_s"]
+    slowdown_mean = summary[2]["scan_mean_s"] / summary[1]["scan_mean_s"]
+    better = 2 if gain > 1 else 1
+    print(f"throughput gain, 2 workers / 1 (VOD-hours per wall-hour): {gain:.2f}x")
+    print(
+        f"scan slowdown of one VOD with 2 workers (per-VOD scan time, 2 / 1): {slowdown:.2f}x median, "
+        f"{slowdown_mean:.2f}x mean (break-even about 2x: two scans at once, each k times slower, give ~2/k)"
+    )
+    print("rule: 2 workers pay only if their throughput gain exceeds the slowdown's cost, i.e. gain 2/1 > 1.00x")
+    verdict = "2 workers pay" if better == 2 else "2 workers do not pay"
+    print(
+        f"verdict: {verdict} -> better default here: --workers {better} "
+        f"(the CLI's default on this machine: --workers {max(1, cpus // 2)})"
+    )
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    results = OUT / f"results-{stamp}.json"
+    results.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "cpus": cpus,
+                "runs": [asdict(r) for r in runs],
+                "summary": summary,
+                "gain": gain,
+                "scan_slowdown_median": slowdown,
+                "scan_slowdown_mean": slowdown_mean,
+                "better_workers": better,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"raw times: {results.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -181,6 +181,9 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
     assert not (out / "bad").exists()
     assert records["vod 1.mp4"]["events"] == 1 and records["vod2.mp4"]["events"] == 2
     assert records["calm.mp4"]["events"] == 0 and "reel" not in records["calm.mp4"]["outputs"]
+    for name in ("vod 1.mp4", "vod2.mp4", "calm.mp4"):  # the scan's own seconds, within the VOD's whole job
+        assert 0 < records[name]["scan_s"] <= records[name]["elapsed_s"]
+    assert "scan_s" not in records["bad.mp4"]
     for name in ("vod 1", "vod2"):
         for output in ("scores.json", "events.json", "reel.mp4", "report.html"):
             assert (out / name / output).stat().st_size > 0
@@ -345,6 +348,24 @@ def test_manifest_survives_a_torn_last_line(tmp_path: Path):
     vods, best = manifest.latest()
     assert {s: r["state"] for s, r in vods.items()} == {"/a.mp4": "done", "/c.mp4": "running"}
     assert best is None
+
+
+def test_manifest_times_of_another_shape_make_the_record_damaged(tmp_path: Path):
+    manifest = Manifest(tmp_path / "manifest.jsonl")
+    done = {"kind": "vod", "state": "done", "elapsed_s": 2.5}
+    manifest.append({**done, "source": "/a.mp4", "dir": "a", "scan_s": 1.25})
+    manifest.append({**done, "source": "/b.mp4", "dir": "b", "scan_s": None})  # never scanned to the end
+    manifest.append({**done, "source": "/c.mp4", "dir": "c"})  # written before scan_s was recorded
+    manifest.append({**done, "source": "/d.mp4", "dir": "d", "scan_s": -1})
+    manifest.append({**done, "source": "/e.mp4", "dir": "e", "scan_s": "1.0"})
+    vods, _ = manifest.latest()
+    assert {s: r["state"] for s, r in vods.items()} == {
+        "/a.mp4": "done",
+        "/b.mp4": "done",
+        "/c.mp4": "done",
+        "/d.mp4": "damaged",
+        "/e.mp4": "damaged",
+    }
 
 
 def test_ray_missing_is_one_clear_line(tmp_path: Path, monkeypatch, capsys):

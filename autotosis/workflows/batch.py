@@ -111,6 +111,7 @@ class VodResult:
     duration_ms: int = 0
     reel_ms: int | None = None
     elapsed_s: float = 0.0
+    scan_s: float | None = None  # the scan alone (decode + score), within elapsed_s; None if it never finished
     error: str | None = None
     error_kind: str | None = None
 
@@ -323,6 +324,10 @@ def _whole(value: object, minimum: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
+def _seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 def _fields_ok(record: dict, checks: dict[str, Callable[[object], bool]]) -> bool:
     return all(check(record[name]) for name, check in checks.items() if name in record)
 
@@ -341,7 +346,8 @@ _VOD_FIELDS = {
     "settings": lambda v: isinstance(v, str),
     "events": _whole,
     "reel_ms": lambda v: v is None or _whole(v),
-    "elapsed_s": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+    "elapsed_s": _seconds,
+    "scan_s": lambda v: v is None or _seconds(v),
 }
 _BEST_OF_FIELDS = {**_OUTPUTS, "key": lambda v: isinstance(v, str)}
 
@@ -450,9 +456,12 @@ def _process(job: VodJob) -> VodResult:
     from autotosis.outputs.report import clips_folder, write_report
 
     folder = job.folder
+    predictor = _predictor(job.model)  # loaded once per worker: not part of any VOD's scan time
+    scan_started = time.monotonic()
     found = scan_events(
-        job.source, job.model, job.scan, class_name=job.class_name, params=job.events, predictor=_predictor(job.model)
+        job.source, job.model, job.scan, class_name=job.class_name, params=job.events, predictor=predictor
     )
+    scan_s = round(time.monotonic() - scan_started, 3)
     scores, event_list, events = found.scores, found.events, found.events.events
     folder.mkdir(parents=True, exist_ok=True)  # only now: a file that is no video leaves no empty folder
     write_scores(scores, folder / OUTPUT_FILES["scores"], force=True)
@@ -479,7 +488,13 @@ def _process(job: VodJob) -> VodResult:
         clips=job.report_clips,
     )
     return VodResult(
-        job.source, ok=True, outputs=outputs, events=len(events), duration_ms=scores.duration_ms, reel_ms=reel_ms
+        job.source,
+        ok=True,
+        outputs=outputs,
+        events=len(events),
+        duration_ms=scores.duration_ms,
+        reel_ms=reel_ms,
+        scan_s=scan_s,
     )
 
 
@@ -898,6 +913,7 @@ def _record(manifest: Manifest, out: Path, item: _Planned, result: VodResult, ke
                 "events": result.events,
                 "duration_ms": result.duration_ms,
                 "reel_ms": result.reel_ms,
+                "scan_s": result.scan_s,
             }
         )
         return ItemOutcome(item.source, item.name, "done", result.events, result.reel_ms, result.elapsed_s)
