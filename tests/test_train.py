@@ -34,7 +34,6 @@ from autotosis.training.train import (
     AUGMENT_COLOUR_CAST,
     FrameDataset,
     TrainConfig,
-    WeightAverage,
     augment_batch,
     best_f1_threshold,
     evaluate,
@@ -449,43 +448,6 @@ def test_training_learns_the_synthetic_signal(tmp_path: Path, frameset: FrameSet
     targets = rng.integers(0, 2, 64)
     probs = predict_probs(model, synthetic_frames(targets, rng), info)
     assert np.mean(probs.argmax(axis=1) == targets) >= 0.85
-
-
-def test_weight_average_copies_then_follows_the_model_with_its_half_life():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    average = WeightAverage(model, total_steps=20)  # starts at step 5, half-life 4 steps
-    assert average.start_step == 5 and average.decay == pytest.approx(0.5**0.25)
-    for step in range(5):
-        with torch.no_grad():
-            model[0].weight.add_(1.0)
-        model(torch.randn(4, 3))  # moves the batch-norm statistics and step counter
-        average.update(model, step)
-        assert all(torch.equal(a, b) for a, b in zip(average.module.state_dict().values(), model.state_dict().values()))
-    before = state_of(average.module)
-    with torch.no_grad():
-        model[0].weight.add_(16.0)
-    model(torch.randn(4, 3))
-    for step in range(5, 9):  # one half-life: the average has covered half of the distance
-        average.update(model, step)
-    after = average.module.state_dict()
-    assert torch.allclose(after["0.weight"] - before["0.weight"], 0.5 * (model[0].weight - before["0.weight"]))
-    assert torch.equal(after["1.num_batches_tracked"], model[1].num_batches_tracked)  # counters are copied
-    assert not after["0.weight"].requires_grad and not average.module.training
-
-
-@pytest.mark.parametrize("average", [True, False])
-def test_training_keeps_the_weight_average_unless_told_not_to(tmp_path: Path, frameset: FrameSet, average: bool):
-    out = tmp_path / "rage.pt"
-    train(frameset, fast_config(epochs=2, max_frames_per_epoch=64, average_weights=average), out)
-    kept = load_checkpoint(out)[2]["state_dict"]
-    last = torch.load(last_checkpoint_path(out), weights_only=True)
-    weights = "fc.weight"
-    assert torch.equal(kept[weights], last["state_dict"][weights]) is not average  # the last step's weights resume
-    if average:
-        assert torch.equal(kept[weights], last["weight_average"][weights])
-    else:
-        assert "weight_average" not in last
 
 
 def test_training_refuses_to_overwrite(tmp_path: Path, frameset: FrameSet):

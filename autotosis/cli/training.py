@@ -48,7 +48,6 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
         freeze=args.freeze,
         balance=not args.no_balance,
         augment=not args.no_augment,
-        average_weights=not args.no_average,
         val_fraction=args.val_fraction,
         select=args.select,
         seed=args.seed,
@@ -632,12 +631,6 @@ def _train_parser(commands, add: AddCommand) -> None:
     )
     g.add_argument("--no-balance", action="store_true", help="sample frames as they come instead of class-balanced")
     g.add_argument("--no-augment", action="store_true", help="turn off the light shift/scale/brightness augmentation")
-    g.add_argument(
-        "--no-average",
-        action="store_true",
-        help="keep the last step's weights instead of their moving average over the end of the run "
-        "(the average carries better to streamers and rooms the clips do not show)",
-    )
     g.add_argument(
         "--val-fraction",
         type=probability,

@@ -13,7 +13,6 @@ checkpoint + resume), trimmed for small hand-labelled data sets:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,14 +49,6 @@ DEFAULT_THRESHOLD = 0.5
 THRESHOLD_GRID = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))  # 0.2 .. 0.8: no extreme suggestions
 MIN_LR_FRACTION = 0.02  # the schedule ends at 2% of the base rate
 WARMUP_FRACTION = 0.1  # ... and starts with a linear warm-up over the first 10% of the steps
-# The weights kept are an exponential moving average of the weights after each step (not the last
-# step's): it starts after AVERAGE_START_FRACTION of the steps (the warm-up and the first steps are
-# far from where the run ends) and a step weighs half as much as one AVERAGE_HALF_LIFE_FRACTION of
-# the run later.  An average over the end of the run sits in a flatter region of the loss than any
-# single step, which carries better to streamers and rooms no training clip shows (the failure of
-# the hard benchmark, issue 15), and it moves less from one seed to the next.
-AVERAGE_START_FRACTION = 0.25
-AVERAGE_HALF_LIFE_FRACTION = 0.2
 # Training length from the data when --epochs is not given: AUTO_PASSES passes over AUTO_REFERENCE_FRAMES
 # usable frames (about a dozen clips), growing as frames**AUTO_GROWTH beyond (more clips bring more
 # variety, so fewer passes are needed), within these bounds (a few short clips still get enough steps;
@@ -117,9 +108,6 @@ class TrainConfig:
     # Confident mistakes among the negatives (out-of-fold) are drawn this many times as often in
     # the final fit (1: not at all).
     hard_negatives: float = 3.0
-    # Keep the moving average of the weights over the end of the run (WeightAverage) rather than
-    # the last step's weights.
-    average_weights: bool = True
 
 
 @dataclass(frozen=True)
@@ -431,36 +419,6 @@ def schedule_lr(base_lr: float, step: int, total_steps: int) -> float:
     return base_lr * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-class WeightAverage:
-    """An exponential moving average of a model's weights and batch-norm statistics, kept beside it.
-
-    ``update(model, step)`` after each optimiser step: until AVERAGE_START_FRACTION of the run the
-    average is a copy of the model, then each step moves it towards the model with a half-life of
-    AVERAGE_HALF_LIFE_FRACTION of the run.  Integer buffers (batch-norm step counters) are copied.
-    """
-
-    def __init__(self, model: torch.nn.Module, total_steps: int):
-        self.module = copy.deepcopy(model)
-        self.module.eval()
-        for parameter in self.module.parameters():
-            parameter.requires_grad_(False)
-        self.start_step = int(AVERAGE_START_FRACTION * total_steps)
-        self.decay = 0.5 ** (1.0 / max(1.0, AVERAGE_HALF_LIFE_FRACTION * total_steps))
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        ours, theirs = self.module.state_dict(), model.state_dict()
-        averaged = [name for name, value in ours.items() if value.is_floating_point()]
-        if step < self.start_step:
-            for name, value in ours.items():
-                value.copy_(theirs[name])
-            return
-        torch._foreach_lerp_([ours[n] for n in averaged], [theirs[n].detach() for n in averaged], 1.0 - self.decay)
-        for name, value in ours.items():
-            if not value.is_floating_point():
-                value.copy_(theirs[name])
-
-
 def auto_images(train_frames: int) -> int:
     """The final fit's step budget set by the data, in images: AUTO_PASSES passes over
     AUTO_REFERENCE_FRAMES frames scaled by (frames / AUTO_REFERENCE_FRAMES) ** AUTO_GROWTH,
@@ -496,11 +454,8 @@ def train_one_epoch(
     lr_at_step: Callable[[int], float] | None = None,
     first_step: int = 0,
     on_step: Callable[[int, int], None] | None = None,
-    average: WeightAverage | None = None,
 ) -> tuple[float, float]:
     """One pass over ``loader``; returns (mean training loss, images per second incl. data loading).
-
-    ``average``: updated after every step (the weights kept at the end of the run).
 
     The next batch is read, augmented and normalised in a helper thread while the model
     trains on the current one, so the model never waits for data (benchmarks/train.py).
@@ -517,8 +472,6 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if average is not None:
-            average.update(model, first_step + step)
         total_loss += float(loss.detach()) * len(targets)
         images += len(targets)
         if on_step is not None:
@@ -936,10 +889,6 @@ def train(
         eval_loader = make_eval_loader(val_set, max(config.batch_size, 64)) if val_set is not None else None
         steps_per_epoch = len(make_train_loader(train_set, config, len(info.classes), torch.Generator()))
         total_steps = steps_per_epoch * epochs
-        average = WeightAverage(model, total_steps) if config.average_weights else None
-        if average is not None and resumed is not None and "weight_average" in resumed.raw:
-            average.module.load_state_dict(resumed.raw["weight_average"])
-        kept = average.module if average is not None else model  # what is validated and saved
         wrote_out = False
         if state.next_epoch >= epochs:
             warnings.append(f"nothing to resume: the run already finished {state.next_epoch} of {epochs} epochs")
@@ -959,9 +908,8 @@ def train(
                 lr_at_step=lambda step: schedule_lr(config.lr, step, total_steps),
                 first_step=epoch * steps_per_epoch,
                 on_step=on_step,
-                average=average,
             )
-            metrics = evaluate(kept, eval_loader, info) if eval_loader is not None else _NO_VALIDATION
+            metrics = evaluate(model, eval_loader, info) if eval_loader is not None else _NO_VALIDATION
             score = _selection_score(metrics, config.select) if eval_loader is not None else (0.0,)
             is_best = (
                 state.best_score is None or score > state.best_score or config.select == "last" or eval_loader is None
@@ -1005,7 +953,7 @@ def train(
             if is_best:
                 state.best_score, state.best_epoch = score, epoch + 1
                 # The first write honours --force; later ones replace the file this run wrote.
-                save_checkpoint(out, kept, epoch_info, force=force or wrote_out or resumed is not None)
+                save_checkpoint(out, model, epoch_info, force=force or wrote_out or resumed is not None)
                 wrote_out = True
             state.history.append(epoch_metrics)
             state.next_epoch = epoch + 1
@@ -1019,7 +967,6 @@ def train(
                     "optimizer": optimizer.state_dict(),
                     "rng": torch.get_rng_state(),
                     "best_checkpoint": str(out.name),
-                    **({"weight_average": average.module.state_dict()} if average is not None else {}),
                 },
             )
             if on_epoch is not None:
