@@ -28,6 +28,7 @@ from autotosis.core.prefetch import Stalled, prefetch
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
+from autotosis.detect.audio import AudioModel, audio_features
 from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
 from autotosis.detect.segments import event_params_for
 from autotosis.media import decode, probe
@@ -172,6 +173,11 @@ def scan_with(
         times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
     else:
         times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+    threshold, events = model_info.threshold, dict(model_info.events)
+    probs, sound = with_sound(video, info, model_info, times, probs, progress)
+    if sound.get("used"):
+        audio_model = AudioModel.from_info(model_info.audio, str(model))
+        threshold, events = audio_model.threshold, dict(audio_model.events)
     return Scores(
         video=video,
         duration_ms=info.duration_ms,
@@ -184,12 +190,47 @@ def scan_with(
         scan=ScanInfo(
             region=region,
             fps=options.fps,
-            threshold=model_info.threshold,
+            threshold=threshold,
             mode=mode,
-            events=dict(model_info.events),
+            events=events,
             coarse=rough,
+            audio=sound,
         ),
     )
+
+
+def with_sound(
+    video: Path,
+    info: probe.VideoInfo,
+    model_info: ModelInfo,
+    times: np.ndarray,
+    probs: np.ndarray,
+    progress: ProgressCallback = no_progress,
+) -> tuple[np.ndarray, dict]:
+    """The scores with the model's audio combiner applied, and the scan's record of it.
+
+    A model without a combiner (``info.audio`` empty) or a multi-class one: ``probs`` as they are
+    and an empty record.  A video without sound: ``probs`` as they are, the record says why.
+    Otherwise the video's sound is decoded once (audio only, a cheap pass), its features are
+    computed at the sample times (coarse or dense alike) and the highlight column becomes the
+    combined score; the picture's own scores are kept in the record.
+    """
+    audio_model = AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+    if audio_model is None:
+        return probs, {}
+    if not info.has_audio:
+        return probs, {"used": False, "why": "the video has no sound: scored by the picture alone"}
+    total_s = info.duration_ms / 1000
+    progress("scan sound", 0, total_s)
+    positive = model_info.positive_index()
+    picture = np.asarray(probs[:, positive], dtype=np.float32)
+    features = audio_features(video, times, audio_model.combiner.spec, info=info)
+    combined = audio_model.combiner.apply(picture, features)
+    mixed = np.array(probs, dtype=np.float32, copy=True)
+    mixed[:, positive] = combined
+    mixed[:, 1 - positive] = 1 - combined
+    progress("scan sound", total_s, total_s)
+    return mixed, {"used": True, "picture": [round(float(p), 6) for p in picture]}
 
 
 def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
