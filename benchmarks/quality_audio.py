@@ -174,7 +174,7 @@ def main() -> int:
     parser.add_argument("--heldout-events", type=int, default=6, help="highlights in the held-out VOD (default: 6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
-    parser.add_argument("--train-args", default="", help="more `autotosis train` options, e.g. \"--epochs 2\"")
+    parser.add_argument("--train-args", default="", help='more `autotosis train` options, e.g. "--epochs 2"')
     parser.add_argument("--tag", default="default")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

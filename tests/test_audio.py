@@ -323,3 +323,67 @@ def test_fit_with_audio_on_stores_the_combiner_and_keeps_it_on_resume(tmp_path: 
     again = fit(frameset, replace(config, epochs=2), tmp_path / "m.pt", resume=tmp_path / "m.last.pt")
     assert again.audio is not None and again.audio.info() == result.audio.info()
     assert load_checkpoint(tmp_path / "m.pt")[1].audio == info.audio
+
+
+# --------------------------------------------------------------------------- the generator's sound kinds
+
+
+def _rms_track(kind: str, tmp_path: Path, spans) -> tuple[object, np.ndarray, np.ndarray]:
+    from autotosis.demo.frames import _plan_clip, _write_audio
+    from autotosis.demo.plan import DEFAULT_CAM
+
+    plan = _plan_clip(
+        duration_s=60.0, highlights=spans, seed=6, cam=DEFAULT_CAM, width=64, height=36, fps=10, audio_kind=kind
+    )
+    _write_audio(plan, tmp_path / f"{kind}.wav")
+    with wave.open(str(tmp_path / f"{kind}.wav"), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64) / 32768
+    rms = np.sqrt((samples.reshape(-1, 4800) ** 2).mean(axis=1))  # per 0.1 s at 48 kHz
+    return plan, rms, np.arange(len(rms)) * 100 + 50
+
+
+def _inside(t: np.ndarray, spans) -> np.ndarray:
+    return np.any([(t >= s) & (t < e) for s, e in spans], axis=0) if spans else np.zeros(len(t), bool)
+
+
+def test_the_generator_makes_three_kinds_of_sound(tmp_path: Path):
+    from autotosis.demo.frames import _decoy_booms, _unrelated_spans
+
+    spans = ((5000, 9000), (30000, 35000))
+    plan, heard, t = _rms_track("heard", tmp_path, spans)
+    highlight = _inside(t, spans)
+    assert np.median(heard[highlight]) > 2 * np.median(heard[~highlight])
+
+    plan, unrelated, t = _rms_track("unrelated", tmp_path, spans)
+    shouting = _unrelated_spans(plan)
+    assert shouting and not _inside(t, shouting)[highlight].all()  # shouting at moments of its own
+    alone = highlight & ~_inside(t, shouting)
+    assert np.median(unrelated[_inside(t, shouting)]) > 2 * np.median(unrelated[~_inside(t, shouting)])
+    assert np.median(unrelated[alone]) < 1.5 * np.median(unrelated[~highlight & ~_inside(t, shouting)])
+
+    plan, decoys, t = _rms_track("decoys", tmp_path, spans)
+    booms = _decoy_booms(plan)
+    assert len(booms) >= 2
+    after = _inside(t, [(b, b + 1500) for b in booms])
+    assert not (after & highlight).any()  # during calm stretches
+    assert np.median(decoys[after]) > 2 * np.median(decoys[~after & ~highlight])
+    assert np.median(decoys[highlight]) > 2 * np.median(decoys[~after & ~highlight])  # highlights still heard
+
+
+def test_a_model_with_sound_decides_events_by_its_combined_rules_and_pictures_by_its_own():
+    from autotosis.detect.pipeline import event_params, picture_only
+    from autotosis.detect.scores import ScanInfo
+    from autotosis.model.model import ModelInfo
+
+    picture_rules = {"threshold": 0.8, "smooth_ms": 0, "min_length_ms": 1000, "merge_gap_ms": 2000}
+    combined_rules = {"threshold": 0.6, "smooth_ms": 1000, "min_length_ms": 2000, "merge_gap_ms": 4000}
+    audio = AudioChoice("on", True, "test", _loudness_combiner(), combined_rules, 0.5, 0.8).info()
+    info = ModelInfo("rage", ("background", "rage"), 32, (0.5,) * 3, (0.25,) * 3, None, 0.8, events=picture_rules)
+    with_sound = replace(info, audio=audio)
+    assert ModelInfo.from_dict(with_sound.to_dict()) == with_sound  # the checkpoint metadata round trip
+    assert event_params(info).threshold == 0.8
+    assert (event_params(with_sound).threshold, event_params(with_sound).smooth_ms) == (0.6, 1000)
+    assert event_params(picture_only(with_sound)) == event_params(info)
+    assert event_params(with_sound, threshold=0.9).threshold == 0.9  # given settings still win
+    # A scan's record holds the rules that apply to its scores, whatever the model.
+    assert event_params(ScanInfo(threshold=0.8, events=picture_rules)) == event_params(info)

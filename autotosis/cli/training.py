@@ -200,7 +200,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
     from autotosis.core.fsutil import check_writable, write_text_atomic
-    from autotosis.detect.pipeline import event_params
+    from autotosis.detect.pipeline import event_params, picture_only
     from autotosis.labels.parse import parse_labels
     from autotosis.model.predictor import read_model_info
     from autotosis.training.evaluate import (
@@ -220,8 +220,9 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     if json_out is not None:
         check_writable(json_out, args.force)
     crop_borders = args.crop_borders or info.crop_borders  # frame the clips as in training
-    # The events `autotosis events` would find with this model: its calibrated rules unless given here.
-    rules = event_params(info, **event_settings(args))
+    # The events `autotosis events` would find with this model: its calibrated rules unless given here
+    # (images are scored by the picture alone: its own rules for a model trained with sound).
+    rules = event_params(picture_only(info) if is_image_folder(args.labels) else info, **event_settings(args))
     options = EvalOptions(
         iou=args.iou,
         band_ms=args.band,

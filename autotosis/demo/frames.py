@@ -20,7 +20,6 @@ from autotosis.demo.game import _explosions, _Game
 from autotosis.demo.hard import _hard_frames, _lookalike_loudness, jittered_cam, lookalike_spans
 from autotosis.demo.plan import _STREAM_AUDIO, _STREAM_GAME, AUDIO_RATE, DEFAULT_CAM, _Behaviour, _ClipPlan, _Rage, _rng
 
-
 # What the sound track says about the highlights (issue 20: sound as a second input):
 # heard: the streamer shouts during each highlight (the default, as before);
 # unrelated: the shouting comes at random moments of its own, unrelated to the highlights;
