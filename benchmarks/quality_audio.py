@@ -21,8 +21,19 @@ then, on the held-out VOD against the exact truth (events one-to-one at IoU >= 0
   with the picture-only rules of the same checkpoint (``info.events``: what a video without sound gets).
 
 One training per kind gives both numbers.  The table also shows the out-of-fold event F1 of both on
-the training clips and what ``--audio auto`` would have chosen.  Output: benchmarks/out/quality_audio/
-results-TAG.json; sets, labels, models and logs stay under benchmarks/out/quality_audio/ and are re-used.
+the training clips and what ``--audio auto`` would have chosen.
+
+The pictures of the three kinds are the same (the generator draws frames without looking at the
+sound; the benchmark checks that the video streams are identical, byte for byte): the first kind is
+trained and scanned through the CLI, and for the others the picture is not trained again.  Their
+combiner is fitted by the same library code ``train`` runs (``training.audio.choose_audio``) on the
+out-of-fold picture scores the first training kept in its resume state (``model.last.pt``), with
+each kind's own clips' sound, and applied to the picture scores of the first scan with the kind's
+own VOD's sound, as ``scan`` does (``detect.scan.with_sound``); its checkpoint (the same weights, its
+own ``info.audio``) is written too.  ``--no-share`` trains and scans every kind through the CLI.
+
+Output: benchmarks/out/quality_audio/results-TAG.json; sets, labels, models and logs stay under
+benchmarks/out/quality_audio/ and are re-used.
 
 Usage: .venv/bin/python benchmarks/quality_audio.py [--clips 8] [--heldout-s 300] [--heldout-events 6]
        [--seed 0] [--kinds heard,unrelated,decoys] [--train-args "--epochs 2"] [--tag NAME]
@@ -146,6 +157,69 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
     return result
 
 
+def video_md5(path: Path) -> str:
+    """MD5 of the video stream's packets (stream copy: nothing is decoded)."""
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", f"file:{path}", "-map", "0:v:0", "-c", "copy", "-f", "md5", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def shared_kind(kind: str, first_kind: str, args) -> dict | None:
+    """The kind's combiner from the first kind's out-of-fold picture scores (see the module docstring);
+    None when the pictures differ (then it is trained through the CLI)."""
+    import torch
+
+    from autotosis.detect.audio import AudioModel
+    from autotosis.detect.scan import with_sound
+    from autotosis.detect.scores import read_scores, write_scores
+    from autotosis.media import probe
+    from autotosis.model.model import load_checkpoint, save_checkpoint
+    from autotosis.training.audio import choose_audio, oof_from_state
+    from autotosis.training.calibrate import calibrate
+
+    first, first_dir = sample_set(first_kind, args), args.out / "runs" / args.tag / first_kind
+    samples = sample_set(kind, args)
+    pairs = [(first.heldout.path, samples.heldout.path)] + [
+        (a.path, b.path) for a, b in zip(first.train, samples.train)
+    ]
+    if any(video_md5(a) != video_md5(b) for a, b in pairs):
+        print(f"  {kind}: the pictures differ from {first_kind}'s: trained on its own", flush=True)
+        return None
+    began = time.perf_counter()
+    raw = torch.load(first_dir / "model.last.pt", map_location="cpu", weights_only=True)
+    oof, paths = oof_from_state(raw["resume"]["extra"]["fit"]["oof"])
+    paths = [samples.folder / p.name for p in paths]
+    choice = choose_audio("on", oof, paths, calibrate(oof))
+    run_dir = args.out / "runs" / args.tag / kind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights, info, _ = load_checkpoint(first_dir / "model.pt")
+    info = replace(info, audio=choice.info())
+    model = run_dir / "model.pt"
+    save_checkpoint(model, weights, info, force=True)
+    scanned = read_scores(first_dir / "heldout.scores.json")
+    picture = np.asarray(scanned.scan.audio["picture"], dtype=np.float32)
+    probs = np.column_stack([1 - picture, picture]).astype(np.float32)
+    vod = samples.heldout.path
+    mixed, record = with_sound(vod, probe.probe(vod), info, scanned.times_ms, probs)
+    audio_model = AudioModel.from_info(info.audio)
+    scan = replace(scanned.scan, threshold=audio_model.threshold, events=dict(audio_model.events), audio=record)
+    scores = run_dir / "heldout.scores.json"
+    write_scores(replace(scanned, video=vod, probs=mixed, scan=scan), scores, force=True)
+    result = {
+        "kind": kind,
+        "shared_picture_with": first_kind,
+        "sound_s": time.perf_counter() - began,
+        "reason": choice.reason,
+        **measure(samples, model, scores),
+    }
+    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def one_kind(kind: str, args, env) -> dict:
     samples = sample_set(kind, args)
     run_dir = args.out / "runs" / args.tag / kind
@@ -176,6 +250,7 @@ def main() -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--train-args", default="", help='more `autotosis train` options, e.g. "--epochs 2"')
     parser.add_argument("--tag", default="default")
+    parser.add_argument("--no-share", action="store_true", help="train every kind through the CLI (see above)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -185,14 +260,23 @@ def main() -> int:
     env = {**os.environ}
     env.setdefault("PYTHONPATH", str(ROOT))
     rows = []
+    first = None
     for kind in kinds:
         print(f"{kind}:", flush=True)
-        row = one_kind(kind, args, env)
+        row = None
+        if first is not None and not args.no_share:
+            row = shared_kind(kind, first, args)
+        if row is None:
+            row = one_kind(kind, args, env)
+            first = first or kind
         rows.append(row)
+        took = (
+            f"train {row['train_s']:.0f} s, scan {row['scan_s']:.0f} s"
+            if "train_s" in row
+            else f"picture shared with {row['shared_picture_with']}; sound {row['sound_s']:.0f} s"
+        )
         print(
-            f"  event F1 picture {row['picture']['f1']:.3f}, combined {row['combined']['f1']:.3f} "
-            f"(train {row['train_s']:.0f} s, scan {row['scan_s']:.0f} s)",
-            flush=True,
+            f"  event F1 picture {row['picture']['f1']:.3f}, combined {row['combined']['f1']:.3f} ({took})", flush=True
         )
     print(f"\n{'kind':<10} {'picture P/R/F1':>18} {'combined P/R/F1':>18} {'diff':>6} {'OOF pic/comb':>13} {'auto':>5}")
     for row in rows:

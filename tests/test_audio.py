@@ -320,6 +320,15 @@ def test_fit_with_audio_on_stores_the_combiner_and_keeps_it_on_resume(tmp_path: 
     model = AudioModel.from_info(info.audio)
     assert model is not None and info.audio["mode"] == "on"
     assert info.train_args["audio"] == "on"
+    # The out-of-fold picture scores stay in the resume state: the mix can be fitted again from them.
+    import torch
+
+    from autotosis.training.audio import oof_from_state
+
+    raw = torch.load(tmp_path / "m.last.pt", weights_only=True)
+    oof, paths = oof_from_state(raw["resume"]["extra"]["fit"]["oof"])
+    assert sorted(p.name for p in paths) == sorted(c.clip.name for c in frameset.clips)
+    assert sorted(len(c.times_ms) for c in oof) == sorted(len(c.times_ms[::2]) for c in frameset.clips)
     again = fit(frameset, replace(config, epochs=2), tmp_path / "m.pt", resume=tmp_path / "m.last.pt")
     assert again.audio is not None and again.audio.info() == result.audio.info()
     assert load_checkpoint(tmp_path / "m.pt")[1].audio == info.audio
@@ -387,3 +396,23 @@ def test_a_model_with_sound_decides_events_by_its_combined_rules_and_pictures_by
     assert event_params(with_sound, threshold=0.9).threshold == 0.9  # given settings still win
     # A scan's record holds the rules that apply to its scores, whatever the model.
     assert event_params(ScanInfo(threshold=0.8, events=picture_rules)) == event_params(info)
+
+
+@pytest.mark.media
+def test_the_sound_decodes_beside_the_picture_and_stops_with_the_scan(tmp_path: Path):
+    from autotosis.detect.scan import _SoundTrack
+    from autotosis.media.probe import probe
+    from autotosis.model.model import ModelInfo
+
+    video = _video_with_sound(tmp_path / "loud.mp4", _bursts(6, [(2.0, 3.0)]), 6)
+    audio = AudioChoice("on", True, "test", _loudness_combiner(), {}, 0.5, 0.8).info()
+    info = ModelInfo("rage", ("background", "rage"), 32, (0.5,) * 3, (0.25,) * 3, None, 0.5, audio=audio)
+    with _SoundTrack(video, probe(video), info) as job:
+        track = job.result()
+    assert track is not None and abs(len(track.energy) - 6000 // track.hop_ms) <= 2
+    with _SoundTrack(video, probe(video), replace(info, audio={})) as job:
+        assert job.result() is None  # a model without sound decodes none
+    leaving = _SoundTrack(video, probe(video), info)
+    with pytest.raises(RuntimeError), leaving:
+        raise RuntimeError("the picture scan failed")
+    assert leaving._thread is not None and not leaving._thread.is_alive()  # stopped and joined

@@ -38,11 +38,6 @@ class NoAudioError(MediaError):
     """The source has no audio stream."""
 
 
-def has_audio(path: Path | str, *, info: VideoInfo | None = None) -> bool:
-    """Whether the file holds an audio stream (from its probe)."""
-    return (info or probe(Path(path))).has_audio
-
-
 def _audio_argv(path: Path, rate: int, start_ms: int | None, end_ms: int | None) -> list[str]:
     argv = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"]
     if start_ms:

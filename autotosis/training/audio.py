@@ -79,6 +79,40 @@ def choice_from_state(state: Mapping[str, Any] | None) -> AudioChoice:
     )
 
 
+def oof_to_state(clips: Sequence[OofClip], paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The out-of-fold picture scores (and each clip's video) as JSON-ready data, kept in the final fit's
+    resume state: the sound's mix can be fitted again from them (other sound, other settings) without
+    training the picture again."""
+    return [
+        {
+            "name": c.name,
+            "path": str(path),
+            "times_ms": [int(t) for t in c.times_ms],
+            "scores": [round(float(v), 6) for v in c.scores],
+            "targets": [int(t) for t in c.targets],
+            "step_ms": int(c.step_ms),
+            "fold": int(c.fold),
+        }
+        for c, path in zip(clips, paths)
+    ]
+
+
+def oof_from_state(state: Sequence[Mapping[str, Any]]) -> tuple[list[OofClip], list[Path]]:
+    """``oof_to_state`` read back: (out-of-fold clips, their videos)."""
+    clips = [
+        OofClip(
+            str(item["name"]),
+            np.asarray(item["times_ms"], dtype=np.int64),
+            np.asarray(item["scores"], dtype=np.float64),
+            np.asarray(item["targets"], dtype=np.int64),
+            int(item["step_ms"]),
+            int(item["fold"]),
+        )
+        for item in state
+    ]
+    return clips, [Path(item["path"]) for item in state]
+
+
 # --------------------------------------------------------------------------- the combiner
 
 

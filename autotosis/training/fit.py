@@ -35,7 +35,13 @@ import torch
 
 from autotosis.core.errors import UsageError
 from autotosis.model.model import build_model, load_checkpoint, predict_probs, torch_threads
-from autotosis.training.audio import AudioChoice, check_audio_mode, choice_from_state, choose_audio
+from autotosis.training.audio import (
+    AudioChoice,
+    check_audio_mode,
+    choice_from_state,
+    choose_audio,
+    oof_to_state,
+)
 from autotosis.training.calibrate import (
     Calibration,
     ClipMistakes,
@@ -357,7 +363,11 @@ def fit(
             audio = AudioChoice(config.audio, False, audio_off)
         if calibration is not None and calibration.highlights < MIN_HIGHLIGHTS_TO_CALIBRATE and audio.used:
             audio = replace(audio, events={})  # too few highlights to choose rules: the defaults, as below
-        fit_state = {**_fit_state(calibration, mistakes, folds, weights), "audio": audio.to_state()}
+        fit_state = {
+            **_fit_state(calibration, mistakes, folds, weights),
+            "audio": audio.to_state(),
+            "oof": oof_to_state(oof, sources),
+        }
     else:
         calibration, mistakes, folds, weights = _from_fit_state(resumed_fit, frameset)
         audio = choice_from_state(resumed_fit.get("audio"))
