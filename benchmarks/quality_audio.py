@@ -33,7 +33,8 @@ own VOD's sound, as ``scan`` does (``detect.scan.with_sound``); its checkpoint (
 own ``info.audio``) is written too.  ``--no-share`` trains and scans every kind through the CLI.
 
 Output: benchmarks/out/quality_audio/results-TAG.json; sets, labels, models and logs stay under
-benchmarks/out/quality_audio/ and are re-used.
+benchmarks/out/quality_audio/ and are re-used (a kind trained under the same tag is measured again, not
+trained again: delete its runs/TAG/KIND folder to train it again).
 
 Usage: .venv/bin/python benchmarks/quality_audio.py [--clips 8] [--heldout-s 300] [--heldout-events 6]
        [--seed 0] [--kinds heard,unrelated,decoys] [--train-args "--epochs 2"] [--tag NAME]
@@ -63,9 +64,13 @@ KINDS = ("heard", "unrelated", "decoys")
 
 
 def sample_set(kind: str, args):
+    from autotosis.demo.frames import AUDIO_KINDS_VERSION
     from autotosis.demo.samples import load_sample_set, make_sample_set
 
-    folder = args.out / "data" / f"{kind}-seed{args.seed}-n{args.clips}-h{args.heldout_s:g}-e{args.heldout_events}"
+    version = "" if kind == "heard" else f"-a{AUDIO_KINDS_VERSION}"  # a kind's sound changed: made again
+    folder = (
+        args.out / "data" / f"{kind}{version}-seed{args.seed}-n{args.clips}-h{args.heldout_s:g}-e{args.heldout_events}"
+    )
     try:
         return load_sample_set(folder)
     except Exception:  # noqa: BLE001 - not made yet (or interrupted): made (resumed) below
@@ -223,6 +228,10 @@ def shared_kind(kind: str, first_kind: str, args) -> dict | None:
 def one_kind(kind: str, args, env) -> dict:
     samples = sample_set(kind, args)
     run_dir = args.out / "runs" / args.tag / kind
+    saved = run_dir / "result.json"
+    if saved.exists() and "train_s" in json.loads(saved.read_text()):  # trained already: measured again
+        previous = json.loads(saved.read_text())
+        return {**previous, **measure(samples, run_dir / "model.pt", run_dir / "heldout.scores.json")}
     run_dir.mkdir(parents=True, exist_ok=True)
     labels = write_labels(samples, args.seed, samples.folder / "labels" / f"{TASK}.txt")
     model, scores, log = run_dir / "model.pt", run_dir / "heldout.scores.json", run_dir / "log.txt"

@@ -366,6 +366,7 @@ def test_the_generator_makes_three_kinds_of_sound(tmp_path: Path):
     plan, unrelated, t = _rms_track("unrelated", tmp_path, spans)
     shouting = _unrelated_spans(plan)
     assert shouting and not _inside(t, shouting)[highlight].all()  # shouting at moments of its own
+    assert _unrelated_spans(replace(plan, highlights=())) == shouting  # drawn without looking at the highlights
     alone = highlight & ~_inside(t, shouting)
     assert np.median(unrelated[_inside(t, shouting)]) > 2 * np.median(unrelated[~_inside(t, shouting)])
     assert np.median(unrelated[alone]) < 1.5 * np.median(unrelated[~highlight & ~_inside(t, shouting)])

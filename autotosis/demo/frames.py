@@ -22,9 +22,10 @@ from autotosis.demo.plan import _STREAM_AUDIO, _STREAM_GAME, AUDIO_RATE, DEFAULT
 
 # What the sound track says about the highlights (issue 20: sound as a second input):
 # heard: the streamer shouts during each highlight (the default, as before);
-# unrelated: the shouting comes at random moments of its own, unrelated to the highlights;
+# unrelated: the shouting comes at random moments of its own, independent of the highlights;
 # decoys: shouting during highlights, plus loud game explosions during calm stretches (the face calm).
 AUDIO_KINDS = ("heard", "unrelated", "decoys")
+AUDIO_KINDS_VERSION = 2  # bumped when a kind's sound changes (sample sets of other kinds than "heard" record it)
 
 
 def _plan_clip(
@@ -120,14 +121,18 @@ def iter_stream_frames(
 
 
 def _unrelated_spans(plan: _ClipPlan) -> list[tuple[int, int]]:
-    """As many shouting spans as the clip has highlights, as long, at random moments of their own."""
+    """Shouting spans independent of the highlights: their number (about one per 30 s), lengths (3-8 s)
+    and places drawn from the clip's own stream without looking at the highlights, so a clip without
+    highlights has some too and, over many clips, a shout is no more likely during a highlight than
+    elsewhere."""
     rng = _rng(plan.seed, _STREAM_AUDIO, 7_919)
+    count = int(rng.poisson(plan.duration_ms / 30_000))
     spans: list[tuple[int, int]] = []
-    for start, end in plan.highlights:
-        length = end - start
+    for _ in range(count):
+        length = int(rng.uniform(3000, 8000))
         at = int(rng.uniform(0, max(1, plan.duration_ms - length)))
         if all(at + length <= s or at >= e for s, e in spans):
-            spans.append((at, at + length))
+            spans.append((at, min(plan.duration_ms, at + length)))
     return sorted(spans)
 
 

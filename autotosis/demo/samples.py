@@ -35,7 +35,7 @@ import numpy as np
 from autotosis.core.errors import DataError, OutputExistsError, UsageError
 from autotosis.core.fsutil import atomic_path, write_text_atomic
 from autotosis.core.region import Region
-from autotosis.demo.frames import _frames, _plan_clip, _write_audio
+from autotosis.demo.frames import AUDIO_KINDS_VERSION, _frames, _plan_clip, _write_audio
 from autotosis.demo.plan import DEFAULT_CAM, ClipTruth, SampleSet, _ClipPlan, _rng
 
 TRUTH_FILE = "truth.json"
@@ -391,7 +391,7 @@ def make_sample_set(
         "cam": [float(v) for v in cam],
     }
     if audio_kind != "heard":
-        params["audio"] = audio_kind
+        params["audio"] = {"kind": audio_kind, "version": AUDIO_KINDS_VERSION}
     if hard:
         clip_s_range = (
             (clip_s / 2, clip_s * 2) if clip_s_range is None else (float(clip_s_range[0]), float(clip_s_range[1]))
