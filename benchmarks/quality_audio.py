@@ -57,6 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.quality import run_cli  # noqa: E402  (one CLI runner for both quality benchmarks)
+
 OUT = ROOT / "benchmarks" / "out" / "quality_audio"
 EVENT_MIN_IOU = 0.3
 TASK = "rage"
@@ -107,19 +109,6 @@ def write_labels(samples, seed: int, path: Path) -> Path:
     )
     write_text_atomic(path, text, force=True)
     return path
-
-
-def run_cli(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> float:
-    began = time.perf_counter()
-    with open(log, "a", encoding="utf-8") as out:
-        out.write(f"$ autotosis {shlex.join(argv)}\n")
-        out.flush()
-        done = subprocess.run(
-            [sys.executable, "-m", "autotosis", *argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(cwd)
-        )
-    if done.returncode != 0:
-        raise SystemExit(f"autotosis {shlex.join(argv)} failed with status {done.returncode}; see {log}")
-    return time.perf_counter() - began
 
 
 def event_f1(scores, truth_spans) -> dict:
