@@ -48,6 +48,11 @@ def cmd_scan(ctx: Context, args: argparse.Namespace) -> int:
         if rough
         else ""
     )
+    sound = scores.scan.audio
+    if sound.get("used"):
+        how += "; picture and sound combined (the model's audio combiner)"
+    elif sound:
+        how += f"; {sound.get('why', 'sound not used')}"
     ctx.say(
         f"scored {len(scores.times_ms)} frames of {args.video} ({scores.duration_ms / 1000:.1f} s{how}); wrote {out}"
     )

@@ -56,6 +56,7 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
         leak_distance=None if args.no_leak_check else args.leak_distance,
         folds=folds,
         hard_negatives=args.hard_negatives,
+        audio=args.audio,
     )
     _check_config(config)
     resume = Path(args.resume) if args.resume else None
@@ -99,6 +100,8 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
     for warning in result.warnings:
         ctx.say(f"[yellow]warning:[/] {escape(warning)}", markup=True)
     _print_fit_summary(ctx, result)
+    if result.audio is not None:
+        ctx.say(f"sound: {'used' if result.audio.used else 'not used'} ({result.audio.reason})")
     ctx.say(f"wrote {result.train.checkpoint}")
     return ExitStatus.OK
 
@@ -197,7 +200,7 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
     from autotosis.core.fsutil import check_writable, write_text_atomic
-    from autotosis.detect.pipeline import event_params
+    from autotosis.detect.pipeline import event_params, picture_only
     from autotosis.labels.parse import parse_labels
     from autotosis.model.predictor import read_model_info
     from autotosis.training.evaluate import (
@@ -217,8 +220,9 @@ def cmd_eval(ctx: Context, args: argparse.Namespace) -> int:
     if json_out is not None:
         check_writable(json_out, args.force)
     crop_borders = args.crop_borders or info.crop_borders  # frame the clips as in training
-    # The events `autotosis events` would find with this model: its calibrated rules unless given here.
-    rules = event_params(info, **event_settings(args))
+    # The events `autotosis events` would find with this model: its calibrated rules unless given here
+    # (images are scored by the picture alone: its own rules for a model trained with sound).
+    rules = event_params(picture_only(info) if is_image_folder(args.labels) else info, **event_settings(args))
     options = EvalOptions(
         iou=args.iou,
         band_ms=args.band,
@@ -613,6 +617,18 @@ def _train_parser(commands, add: AddCommand) -> None:
         default=3.0,
         metavar="X",
         help="draw negative frames that fooled the fold models X times as often in the final fit (default: 3; 1: off)",
+    )
+    g.add_argument(
+        "--audio",
+        choices=("auto", "on", "off"),
+        default="off",
+        help="sound as a second input: a small logistic combiner of the picture's score with audio features "
+        "(loudness relative to the clip, frequency bands, a few seconds of context), fitted on the out-of-fold "
+        "scores, so the mix is learned from the labels; the event rules are calibrated again on the combined "
+        "scores. auto: used when every clip has sound and it raises the out-of-fold event F1 by 0.02 or more; "
+        "on: always (an error when a clip has no sound; needs cross-validation); off (default, until the "
+        "benchmark has measured auto on more footage): never. "
+        "The checkpoint records the choice; videos without sound are scanned by the picture alone",
     )
     g.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")

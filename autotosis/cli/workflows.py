@@ -102,7 +102,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     import json
 
-    from autotosis.detect.pipeline import event_params
+    from autotosis.detect.pipeline import event_params, picture_only
     from autotosis.media import live
     from autotosis.model.predictor import load_predictor
     from autotosis.workflows.live import LiveOptions, check_replay_dir, run_live
@@ -113,7 +113,8 @@ def cmd_live(ctx: Context, args: argparse.Namespace) -> int:
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
     if replay_dir is not None:
         check_replay_dir(replay_dir, source.label(), args.force)
-    threshold = event_params(predictor.info, threshold=args.threshold).threshold
+    # Live scores are the picture's alone (no sound combiner): its own rules.
+    threshold = event_params(picture_only(predictor.info), threshold=args.threshold).threshold
     options = LiveOptions(
         threshold=threshold,
         release=args.release,

@@ -20,6 +20,13 @@ from autotosis.demo.game import _explosions, _Game
 from autotosis.demo.hard import _hard_frames, _lookalike_loudness, jittered_cam, lookalike_spans
 from autotosis.demo.plan import _STREAM_AUDIO, _STREAM_GAME, AUDIO_RATE, DEFAULT_CAM, _Behaviour, _ClipPlan, _Rage, _rng
 
+# What the sound track says about the highlights (issue 20: sound as a second input):
+# heard: the streamer shouts during each highlight (the default, as before);
+# unrelated: the shouting comes at random moments of its own, independent of the highlights;
+# decoys: shouting during highlights, plus loud game explosions during calm stretches (the face calm).
+AUDIO_KINDS = ("heard", "unrelated", "decoys")
+AUDIO_KINDS_VERSION = 2  # bumped when a kind's sound changes (sample sets of other kinds than "heard" record it)
+
 
 def _plan_clip(
     *,
@@ -31,7 +38,10 @@ def _plan_clip(
     fps: int,
     cam: Region,
     hard: bool = False,
+    audio_kind: str = "heard",
 ) -> _ClipPlan:
+    if audio_kind not in AUDIO_KINDS:
+        raise UsageError(f"unknown audio kind {audio_kind!r}", hint=f"use one of {', '.join(AUDIO_KINDS)}")
     if not (isinstance(fps, numbers.Integral) and fps > 0):
         raise UsageError(f"fps must be a positive whole number, not {fps!r}")
     if width < 16 or height < 16 or width % 2 or height % 2:
@@ -58,6 +68,7 @@ def _plan_clip(
     plan = _ClipPlan(
         width, height, int(fps), frame_count, duration_ms, tuple(float(v) for v in cam), tuple(spans), int(seed)
     )  # type: ignore[arg-type]
+    plan = replace(plan, audio_kind=audio_kind)
     if hard:
         plan = replace(
             plan,
@@ -109,8 +120,40 @@ def iter_stream_frames(
     return _frames(plan)
 
 
+def _unrelated_spans(plan: _ClipPlan) -> list[tuple[int, int]]:
+    """Shouting spans independent of the highlights: their number (about one per 30 s), lengths (3-8 s)
+    and places drawn from the clip's own stream without looking at the highlights, so a clip without
+    highlights has some too and, over many clips, a shout is no more likely during a highlight than
+    elsewhere."""
+    rng = _rng(plan.seed, _STREAM_AUDIO, 7_919)
+    count = int(rng.poisson(plan.duration_ms / 30_000))
+    spans: list[tuple[int, int]] = []
+    for _ in range(count):
+        length = int(rng.uniform(3000, 8000))
+        at = int(rng.uniform(0, max(1, plan.duration_ms - length)))
+        if all(at + length <= s or at >= e for s, e in spans):
+            spans.append((at, min(plan.duration_ms, at + length)))
+    return sorted(spans)
+
+
+def _decoy_booms(plan: _ClipPlan) -> np.ndarray:
+    """Times (ms) of big explosions during calm stretches: about one per 20 s, at least 3 s from
+    every highlight and look-alike."""
+    rng = _rng(plan.seed, _STREAM_AUDIO, 104_729)
+    busy = [(s, e) for s, e in plan.highlights] + [(s, e) for s, e, _ in plan.lookalikes]
+    count = max(1, plan.duration_ms // 20_000)
+    times = np.sort(rng.uniform(0, max(1, plan.duration_ms - 3000), size=count * 2))
+    kept: list[float] = []
+    for t in times:
+        clear = all(t + 3000 + 3000 <= s or t >= e + 3000 for s, e in busy)
+        if clear and all(abs(t - k) >= 5000 for k in kept) and len(kept) < count:
+            kept.append(float(t))
+    return np.asarray(kept)
+
+
 def _write_audio(plan: _ClipPlan, path: Path) -> None:
-    """Mono 16-bit 48 kHz: game sound throughout, talking, and shouting during highlights.
+    """Mono 16-bit 48 kHz: game sound throughout, talking, and shouting during highlights (``plan.audio_kind``
+    "heard"; "unrelated": at moments of its own; "decoys": also big explosions in calm stretches).
 
     Made in one-second chunks (memory stays flat for long VODs); the voice's phase is
     carried across chunks so its pitch glides without clicks.
@@ -121,7 +164,8 @@ def _write_audio(plan: _ClipPlan, path: Path) -> None:
     beat_s = 60 / rng.uniform(80, 140)
     voice_hz = rng.uniform(95, 220)
     booms = _explosions(plan)[0]
-    rage = _Rage(plan.highlights, plan.seed)
+    rage = _Rage(_unrelated_spans(plan) if plan.audio_kind == "unrelated" else plan.highlights, plan.seed)
+    decoys = _decoy_booms(plan) if plan.audio_kind == "decoys" else np.zeros(0)
     life = _Behaviour(plan.seed, plan.duration_ms)
     phase = 0.0
     harmonics = np.arange(1, 7)[:, None]
@@ -141,6 +185,11 @@ def _write_audio(plan: _ClipPlan, path: Path) -> None:
             for boom in booms[(booms > t_ms[0] - 1500) & (booms <= t_ms[-1])]:
                 age = (t_ms - boom) / 1000
                 sound += np.where(age >= 0, 0.22 * np.exp(-np.maximum(age, 0) / 0.25), 0.0) * noise
+            for boom in decoys[(decoys > t_ms[0] - 4000) & (decoys <= t_ms[-1])]:
+                # a big explosion: a loud crack, then a rumble for a couple of seconds
+                age = (t_ms - boom) / 1000
+                rumble = np.sin(2 * np.pi * 55 * t) * 0.3 + noise
+                sound += np.where(age >= 0, 0.35 * np.exp(-np.maximum(age, 0) / 1.2), 0.0) * rumble
             r = rage.intensity(t_ms)
             loud = 0.10 * life.talking(t_ms) + 0.06 * life.laughing(t_ms) + 0.55 * r * (0.5 + 0.5 * rage.shout(t_ms))
             if plan.hard:

@@ -103,6 +103,7 @@ class _ClipPlan:
     hard: bool = False
     drawn_cam: Region | None = None  # hard mode: the jittered box actually drawn
     lookalikes: tuple[tuple[int, int, str], ...] = ()
+    audio_kind: str = "heard"  # one of AUDIO_KINDS (frames.py): what the sound track says about highlights
 
     def frame_time_ms(self, index: int) -> float:
         # Frame i is shown at exactly i/fps s (the encoder gets a constant rate); a float is

@@ -35,7 +35,7 @@ import numpy as np
 from autotosis.core.errors import DataError, OutputExistsError, UsageError
 from autotosis.core.fsutil import atomic_path, write_text_atomic
 from autotosis.core.region import Region
-from autotosis.demo.frames import _frames, _plan_clip, _write_audio
+from autotosis.demo.frames import AUDIO_KINDS_VERSION, _frames, _plan_clip, _write_audio
 from autotosis.demo.plan import DEFAULT_CAM, ClipTruth, SampleSet, _ClipPlan, _rng
 
 TRUTH_FILE = "truth.json"
@@ -63,6 +63,7 @@ def make_stream_clip(
     audio: bool = True,
     force: bool = False,
     hard: bool = False,
+    audio_kind: str = "heard",
 ) -> ClipTruth:
     """Write one synthetic stream clip to ``out`` (MP4, H.264 + AAC) and return its truth.
 
@@ -76,12 +77,24 @@ def make_stream_clip(
     room of one of several kinds, a cam box moved and resized a little (``jittered_cam``;
     ``cam`` stays the nominal box a label file uses), the cam reframed now and then, and
     drifting light.  The truth then lists the look-alikes and the drawn box too.
+
+    ``audio_kind`` (``frames.AUDIO_KINDS``): "heard" (the streamer shouts during highlights),
+    "unrelated" (the shouting comes at moments of its own) or "decoys" (shouting during highlights
+    and loud game explosions while the face is calm).
     """
     from autotosis.media.encode import encode_frames
 
     out = Path(out)
     plan = _plan_clip(
-        duration_s=duration_s, highlights=highlights, seed=seed, width=width, height=height, fps=fps, cam=cam, hard=hard
+        duration_s=duration_s,
+        highlights=highlights,
+        seed=seed,
+        width=width,
+        height=height,
+        fps=fps,
+        cam=cam,
+        hard=hard,
+        audio_kind=audio_kind,
     )
     with atomic_path(out, force=force) as tmp, tempfile.TemporaryDirectory(prefix="autotosis-audio-") as scratch:
         wav = None
@@ -343,6 +356,7 @@ def make_sample_set(
     force: bool = False,
     hard: bool = False,
     clip_s_range: tuple[float, float] | None = None,
+    audio_kind: str = "heard",
 ) -> SampleSet:
     """Write training clips, a held-out "VOD" and truth.json into ``folder``.
 
@@ -359,6 +373,9 @@ def make_sample_set(
     ``clip_s``, 15-60 s for 30), their streamers, rooms and boxes all different, and the
     held-out VOD another streamer and room again.  The truth lists each clip's look-alikes
     and drawn box.  A hard set is cached apart from a default one (its parameters differ).
+
+    ``audio_kind``: what every clip's sound says about its highlights (see ``make_stream_clip``);
+    a set of another kind than "heard" is cached apart.
     """
     folder = Path(folder)
     params = {
@@ -373,6 +390,8 @@ def make_sample_set(
         "fps": int(fps),
         "cam": [float(v) for v in cam],
     }
+    if audio_kind != "heard":
+        params["audio"] = {"kind": audio_kind, "version": AUDIO_KINDS_VERSION}
     if hard:
         clip_s_range = (
             (clip_s / 2, clip_s * 2) if clip_s_range is None else (float(clip_s_range[0]), float(clip_s_range[1]))
@@ -429,6 +448,7 @@ def make_sample_set(
                 audio=True,
                 force=True,
                 hard=hard,
+                audio_kind=audio_kind,
             )
             sizes[name] = clip.path.stat().st_size
         # truth.json grows clip by clip, so an interrupted run resumes where it stopped.

@@ -35,10 +35,26 @@ class Detection:
 
 def event_params(model: ModelInfo | ScanInfo | None, **given: Any) -> EventParams:
     """The event settings for ``model`` (its metadata, or a scan's record of it; None: no model):
-    ``given`` (None = not given), else its calibrated rules, else its threshold, else the defaults."""
+    ``given`` (None = not given), else its calibrated rules, else its threshold, else the defaults.
+
+    A model trained with sound (``ModelInfo.audio``) has two sets of rules: those calibrated on the
+    combined scores (what its scan gives a video with sound), used here, and the picture's own (a
+    video without sound): a scan records the ones that apply to its scores, so what reads a scan's
+    record (``detect_events``) always uses the right ones; ``picture_only`` gives the others.
+    """
     if model is None:
         return event_params_for(None, None, **given)
+    audio = getattr(model, "audio", None)
+    if isinstance(audio, dict) and audio.get("combiner") and not isinstance(model, ScanInfo):
+        return event_params_for(audio.get("events") or {}, audio.get("threshold"), **given)
     return event_params_for(model.events, model.threshold, **given)
+
+
+def picture_only(model: ModelInfo) -> ModelInfo:
+    """``model`` without its sound combiner: for scores of the picture alone (``live`` scores frames)."""
+    from dataclasses import replace
+
+    return replace(model, audio={})
 
 
 def detect_events(

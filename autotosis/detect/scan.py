@@ -28,8 +28,10 @@ from autotosis.core.prefetch import Stalled, prefetch
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
+from autotosis.detect.audio import AudioModel, BandTrack, band_track, features_at
 from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
 from autotosis.detect.segments import event_params_for
+from autotosis.media import audio as media_audio
 from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
@@ -168,10 +170,16 @@ def scan_with(
     mode = resolve_mode(options, info.duration_ms)
     spec = decode.DecodeSpec(size=model_info.input_size, fps=options.fps, region=region)
     rough = None
-    if mode == "dense":
-        times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
-    else:
-        times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+    with _SoundTrack(video, info, model_info) as track:  # the sound decodes while the picture is scanned
+        if mode == "dense":
+            times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
+        else:
+            times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+        threshold, events = model_info.threshold, dict(model_info.events)
+        probs, sound = with_sound(video, info, model_info, times, probs, progress, track=track.result)
+    if sound.get("used"):
+        audio_model = AudioModel.from_info(model_info.audio, str(model))
+        threshold, events = audio_model.threshold, dict(audio_model.events)
     return Scores(
         video=video,
         duration_ms=info.duration_ms,
@@ -184,12 +192,100 @@ def scan_with(
         scan=ScanInfo(
             region=region,
             fps=options.fps,
-            threshold=model_info.threshold,
+            threshold=threshold,
             mode=mode,
-            events=dict(model_info.events),
+            events=events,
             coarse=rough,
+            audio=sound,
         ),
     )
+
+
+class _SoundTrack:
+    """The band energies of a video's sound, decoded in a thread of their own while the picture is
+    scanned (one more ffmpeg process, audio only), for a model with a sound combiner and a video with
+    sound; nothing otherwise.  Leaving the block early (an error, Ctrl-C) stops the decoder."""
+
+    def __init__(self, video: Path, info: probe.VideoInfo, model_info: ModelInfo) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._track: BandTrack | None = None
+        self._error: BaseException | None = None
+        audio_model = AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+        if audio_model is None or not info.has_audio:
+            return
+        spec = audio_model.combiner.spec
+
+        def run() -> None:
+            try:
+                chunks = media_audio.iter_audio(video, rate=spec.rate, info=info, stop=self._stop)
+                self._track = band_track(chunks, spec)
+            except BaseException as exc:  # noqa: BLE001 - handed to the scanning thread in result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="autotosis-sound", daemon=True)
+
+    def __enter__(self) -> _SoundTrack:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._stop.set()
+            while self._thread.is_alive():
+                self._thread.join(0.1)
+
+    def result(self) -> BandTrack | None:
+        """The track (waiting for the decoder to finish); None when no sound is decoded."""
+        if self._thread is None:
+            return None
+        while self._thread.is_alive():
+            self._thread.join(0.1)  # in slices: a pending Ctrl-C is seen
+        if self._error is not None:
+            raise self._error
+        return self._track
+
+
+def with_sound(
+    video: Path,
+    info: probe.VideoInfo,
+    model_info: ModelInfo,
+    times: np.ndarray,
+    probs: np.ndarray,
+    progress: ProgressCallback = no_progress,
+    *,
+    track: Callable[[], BandTrack | None] | None = None,
+) -> tuple[np.ndarray, dict]:
+    """The scores with the model's audio combiner applied, and the scan's record of it.
+
+    A model without a combiner (``info.audio`` empty) or a multi-class one: ``probs`` as they are
+    and an empty record.  A video without sound: ``probs`` as they are, the record says why.
+    Otherwise the video's sound is decoded once (audio only, a cheap pass), its features are
+    computed at the sample times (coarse or dense alike) and the highlight column becomes the
+    combined score; the picture's own scores are kept in the record.  ``track``: gives the sound's
+    band energies when they were decoded already (``scan_with`` decodes them alongside the picture).
+    """
+    audio_model = AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+    if audio_model is None:
+        return probs, {}
+    if not info.has_audio:
+        return probs, {"used": False, "why": "the video has no sound: scored by the picture alone"}
+    total_s = info.duration_ms / 1000
+    progress("scan sound", 0, total_s)
+    positive = model_info.positive_index()
+    picture = np.asarray(probs[:, positive], dtype=np.float32)
+    spec = audio_model.combiner.spec
+    decoded = track() if track is not None else None
+    if decoded is None:
+        decoded = band_track(media_audio.iter_audio(video, rate=spec.rate, info=info), spec)
+    features = features_at(decoded, times, spec)
+    combined = audio_model.combiner.apply(picture, features)
+    mixed = np.array(probs, dtype=np.float32, copy=True)
+    mixed[:, positive] = combined
+    mixed[:, 1 - positive] = 1 - combined
+    progress("scan sound", total_s, total_s)
+    return mixed, {"used": True, "picture": [round(float(p), 6) for p in picture]}
 
 
 def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:

@@ -62,7 +62,7 @@ class CoarseScan:
 
 
 # The entries of a scan's record, in the order it writes them ("coarse" only for a coarse scan).
-_SCAN_KEYS = ("region", "fps", "threshold", "mode", "events", "coarse")
+_SCAN_KEYS = ("region", "fps", "threshold", "mode", "events", "coarse", "audio")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,10 @@ class ScanInfo:
     mode: str | None = None  # "dense" or "coarse"
     events: Mapping[str, Any] = field(default_factory=dict)
     coarse: CoarseScan | None = None
+    # Sound (a model trained with train --audio): {"used": true, "picture": [the picture's scores]} when
+    # the scores are the combined ones, {"used": false, "why": ...} when the video had no sound; empty
+    # (not written) for a model without sound.
+    audio: Mapping[str, Any] = field(default_factory=dict)
     # A file's entries as they were written where this version does not read them (a newer version's,
     # ones edited into another shape) or would write them otherwise (``[0, 0, 1, 1]``), and which
     # entries the file held, in order (None: all a scan writes): a record read and written again is
@@ -89,7 +93,11 @@ class ScanInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON holds it."""
-        keys = self.keys if self.keys is not None else [k for k in _SCAN_KEYS if k != "coarse" or self.coarse]
+        keys = (
+            self.keys
+            if self.keys is not None
+            else [k for k in _SCAN_KEYS if (k != "coarse" or self.coarse) and (k != "audio" or self.audio)]
+        )
         known = {
             "region": None if self.region is None else list(self.region),
             "fps": self.fps,
@@ -97,6 +105,7 @@ class ScanInfo:
             "mode": self.mode,
             "events": dict(self.events),
             "coarse": None if self.coarse is None else self.coarse.to_dict(),
+            "audio": dict(self.audio),
         }
         return {key: self.other[key] if key in self.other else known[key] for key in keys}
 
@@ -111,7 +120,7 @@ class ScanInfo:
                 values[key] = value
             elif key == "mode" and isinstance(value, str):
                 values[key] = value
-            elif key == "events" and isinstance(value, dict):
+            elif key in ("events", "audio") and isinstance(value, dict):
                 values[key] = dict(value)
             elif key == "coarse" and CoarseScan.from_dict(value) is not None:
                 values[key] = CoarseScan.from_dict(value)

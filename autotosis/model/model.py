@@ -62,6 +62,11 @@ class ModelInfo:
     # Event rules chosen by cross-validation at training time (segments.CALIBRATED_FIELDS plus how
     # they were found); empty for models trained without it: events then use the fixed defaults.
     events: dict = field(default_factory=dict)
+    # Sound as a second input (train --audio): the learned combiner of the picture's score with audio
+    # features and the event rules calibrated on the combined scores (detect/audio.AudioModel); empty
+    # for models trained without it, which scan as before.  The picture-only threshold and rules stay
+    # in ``threshold`` and ``events``: a video without sound is scanned with them.
+    audio: dict = field(default_factory=dict)
 
     def positive_class(self) -> str:
         """The class whose probability is the highlight score."""
@@ -98,6 +103,7 @@ class ModelInfo:
             values["metrics"] = dict(values.get("metrics") or {})
             values["crop_borders"] = bool(values.get("crop_borders", False))
             values["events"] = dict(values.get("events") or {})
+            values["audio"] = dict(values.get("audio") or {})
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: checkpoint metadata is malformed ({exc})", hint=_TRAIN_HINT) from exc
         return cls(**values)

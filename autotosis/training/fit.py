@@ -35,6 +35,13 @@ import torch
 
 from autotosis.core.errors import UsageError
 from autotosis.model.model import build_model, load_checkpoint, predict_probs, torch_threads
+from autotosis.training.audio import (
+    AudioChoice,
+    check_audio_mode,
+    choice_from_state,
+    choose_audio,
+    oof_to_state,
+)
 from autotosis.training.calibrate import (
     Calibration,
     ClipMistakes,
@@ -126,6 +133,7 @@ class FitResult:
     mistakes: tuple[ClipMistakes, ...]
     hard_negatives: int  # negative frames drawn more often in the final fit
     warnings: tuple[str, ...]
+    audio: AudioChoice | None = None  # train --audio: whether sound is used, and why
 
 
 # --------------------------------------------------------------------------- folds
@@ -327,6 +335,8 @@ def fit(
 
     if resume is None:
         _refuse_existing(out, force)
+    # Before any training: --audio on that cannot be honoured fails now, not after the folds.
+    audio_off = check_audio_mode(config.audio, [c.clip for c in frameset.clips if _usable(c)], plan.folds)
     if not plan.folds:
         result = train(
             frameset,
@@ -337,17 +347,30 @@ def fit(
             on_epoch=epoch_callback("train"),
             on_step=counter.run(),
         )
-        return FitResult(result, plan, (), None, (), 0, tuple(warnings) + result.warnings)
+        off = AudioChoice(config.audio, False, audio_off or "no cross-validation")
+        return FitResult(result, plan, (), None, (), 0, tuple(warnings) + result.warnings, off)
 
     resumed_fit = _resumed_fit_state(resume, frameset.task) if resume is not None else None
     if resumed_fit is None:
-        calibration, mistakes, folds, weights, more = _cross_validate(
+        calibration, mistakes, folds, weights, more, oof, sources = _cross_validate(
             frameset, config, plan, counter, stage, epoch_callback, scan_fps
         )
         warnings += [w for w in more if w not in warnings]
-        fit_state = _fit_state(calibration, mistakes, folds, weights)
+        if audio_off is None:
+            stage("sound: fitting the mix of picture and sound on the out-of-fold scores")
+            audio = choose_audio(config.audio, oof, sources, calibration)
+        else:
+            audio = AudioChoice(config.audio, False, audio_off)
+        if calibration is not None and calibration.highlights < MIN_HIGHLIGHTS_TO_CALIBRATE and audio.used:
+            audio = replace(audio, events={})  # too few highlights to choose rules: the defaults, as below
+        fit_state = {
+            **_fit_state(calibration, mistakes, folds, weights),
+            "audio": audio.to_state(),
+            "oof": oof_to_state(oof, sources),
+        }
     else:
         calibration, mistakes, folds, weights = _from_fit_state(resumed_fit, frameset)
+        audio = choice_from_state(resumed_fit.get("audio"))
         counter.done = (
             plan.images - plan.epochs * min(plan.train_frames, plan.frames_per_epoch or plan.train_frames)
         ) // config.batch_size
@@ -378,9 +401,10 @@ def fit(
         run_state={_FIT_STATE: fit_state},
         on_epoch=epoch_callback("final fit"),
         on_step=counter.run(),
+        audio=audio.info(),
     )
     warnings += [w for w in result.warnings if w not in warnings]
-    return FitResult(result, plan, tuple(folds), calibration, tuple(mistakes), hard, tuple(warnings))
+    return FitResult(result, plan, tuple(folds), calibration, tuple(mistakes), hard, tuple(warnings), audio)
 
 
 def _cross_validate(
@@ -392,9 +416,11 @@ def _cross_validate(
     epoch_callback,
     scan_fps: float,
 ):
-    """Train the fold models; return (calibration, mistakes, fold results, hard-negative weights, warnings)."""
+    """Train the fold models; return (calibration, mistakes, fold results, hard-negative weights, warnings,
+    out-of-fold scores, the video of each)."""
     warnings: list[str] = []
     oof: list[OofClip] = []
+    sources: list[Path] = []
     runs = []
     weights: dict[str, np.ndarray] = {}
     fold_config = plan.fold_config(config)
@@ -424,6 +450,7 @@ def _cross_validate(
                 for clip in pair[1]:
                     scores = predict_probs(model, clip.load_frames(), info)[:, info.positive_index()]
                     fold_oof.append(out_of_fold_clip(clip, scores, number, scan_fps))
+                    sources.append(clip.clip)
                     boosted = _hard_negative_weights(clip, scores, config.hard_negatives)
                     if boosted is not None:
                         weights[clip.clip_id] = boosted
@@ -435,7 +462,7 @@ def _cross_validate(
         _fold_summary(n, pair, fold_oof, calibration, history, seconds)
         for n, (pair, fold_oof, history, seconds) in enumerate(runs, start=1)
     ]
-    return calibration, mistakes, folds, weights, warnings
+    return calibration, mistakes, folds, weights, warnings, oof, sources
 
 
 def _refuse_existing(out: Path, force: bool) -> None:

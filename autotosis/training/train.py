@@ -108,6 +108,10 @@ class TrainConfig:
     # Confident mistakes among the negatives (out-of-fold) are drawn this many times as often in
     # the final fit (1: not at all).
     hard_negatives: float = 3.0
+    # Sound as a second input (training/audio.py): "auto" (used when every clip has sound and it
+    # helps in cross-validation), "on" (always; an error when a clip has no sound), "off" (the
+    # default until the quality benchmark shows "auto" never costs accuracy: so far one reduced run).
+    audio: str = "off"
 
 
 @dataclass(frozen=True)
@@ -713,6 +717,8 @@ def _check_config(config: TrainConfig) -> None:
         raise UsageError(f"folds must be 0 (no cross-validation) or at least 2, not {config.folds}")
     if not config.hard_negatives >= 1:
         raise UsageError(f"hard_negatives must be at least 1 (1: no oversampling), not {config.hard_negatives}")
+    if config.audio not in ("auto", "on", "off"):
+        raise UsageError(f"audio must be auto, on or off, not {config.audio!r}")
     if config.batch_size < 2:
         raise UsageError(f"batch size must be at least 2 (BatchNorm needs 2 frames), not {config.batch_size}")
     if config.lr <= 0:
@@ -788,6 +794,7 @@ def train(
     frame_weights: Mapping[str, np.ndarray] | None = None,
     calibration: Mapping[str, Any] | None = None,
     run_state: Mapping[str, Any] | None = None,
+    audio: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train, keep the selected epoch in ``out`` and the last epoch's state in ``<out>.last.pt``.
 
@@ -796,7 +803,8 @@ def train(
     cross-validation).  ``frame_weights``: sampling weights per clip id (hard negatives).
     ``calibration``: event rules chosen by cross-validation, stored in the checkpoint
     (``info.events``, its threshold as ``info.threshold``).  ``run_state``: extra JSON-ready
-    data kept in the resume state, so a resumed run can be rebuilt exactly.
+    data kept in the resume state, so a resumed run can be rebuilt exactly.  ``audio``: the learned
+    combiner of picture and sound (``ModelInfo.audio``; training/audio.py), stored in the checkpoint.
     """
     _check_config(config)
     out = Path(out)
@@ -859,6 +867,7 @@ def train(
             train_args={**asdict(config), "epochs": epochs},
             crop_borders=frameset.crop_borders,
             events=rules,
+            audio=dict(audio or {}),
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)

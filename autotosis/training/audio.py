@@ -1,0 +1,263 @@
+"""Learning the mix of picture and sound from the same rough labels (``train --audio auto|on|off``).
+
+The picture model's out-of-fold scores (fit.py) say how the final model will score clips it never saw.
+A logistic regression on [logit(picture score), audio features] (detect/audio.py) is fitted to the
+labels at those samples, so how much the sound counts, and which sound, is learned, not hand-set.
+
+Whether it helps is measured as the picture model's is: the combiner is itself cross-validated with
+the same clip-grouped folds (fitted on the other folds' clips, applied to a fold's clips), the event
+rules are calibrated on those combined out-of-fold scores, and their event F1 is compared with the
+picture's.  ``auto`` uses sound only when it wins by ``AUTO_MARGIN``; ``on`` always (when every clip
+has sound); ``off`` never.  The final combiner is then fitted on every clip's out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autotosis.core.errors import DataError, UsageError
+from autotosis.detect.audio import DEFAULT_FEATURES, AudioCombiner, AudioFeatureSpec, audio_features, picture_logit
+from autotosis.media import probe
+from autotosis.training.calibrate import Calibration, OofClip, calibrate
+from autotosis.training.dataset import IGNORE
+
+AUDIO_MODES = ("auto", "on", "off")
+AUTO_MARGIN = 0.02  # auto: sound is used when its out-of-fold event F1 beats the picture's by this much
+L2_PER_SAMPLE = 0.01  # ridge penalty of the combiner's weights, per fitted sample
+
+
+@dataclass(frozen=True)
+class AudioChoice:
+    """What ``train --audio`` decided, and why."""
+
+    mode: str  # as asked: auto | on | off
+    used: bool
+    reason: str
+    combiner: AudioCombiner | None = None
+    events: Mapping[str, Any] = field(default_factory=dict)  # rules calibrated on the combined out-of-fold scores
+    picture_f1: float | None = None  # out-of-fold event F1, picture alone (its own calibrated rules)
+    combined_f1: float | None = None  # out-of-fold event F1, picture and sound (theirs)
+
+    def info(self) -> dict[str, Any]:
+        """``ModelInfo.audio``: empty when sound is not used (the model then scans as before)."""
+        if not self.used or self.combiner is None:
+            return {}
+        rules = dict(self.events)
+        return {
+            "combiner": self.combiner.to_dict(),
+            "events": rules,
+            "threshold": float(rules.get("threshold", 0.5)),
+            "mode": self.mode,
+            "oof_event_f1": {"picture": self.picture_f1, "combined": self.combined_f1},
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready, for the final fit's resume state."""
+        return {"mode": self.mode, "used": self.used, "reason": self.reason, "info": self.info()}
+
+
+def choice_from_state(state: Mapping[str, Any] | None) -> AudioChoice:
+    """The decision back from a resume state (``to_state``); sound off when the state holds none."""
+    if not state:
+        return AudioChoice("off", False, "not recorded in the resumed run")
+    info = dict(state.get("info") or {})
+    combiner = AudioCombiner.from_dict(info["combiner"]) if info.get("combiner") else None
+    oof = info.get("oof_event_f1") or {}
+    return AudioChoice(
+        str(state.get("mode", "auto")),
+        bool(state.get("used")) and combiner is not None,
+        str(state.get("reason", "")),
+        combiner,
+        dict(info.get("events") or {}),
+        oof.get("picture"),
+        oof.get("combined"),
+    )
+
+
+def oof_to_state(clips: Sequence[OofClip], paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The out-of-fold picture scores (and each clip's video) as JSON-ready data, kept in the final fit's
+    resume state: the sound's mix can be fitted again from them (other sound, other settings) without
+    training the picture again."""
+    return [
+        {
+            "name": c.name,
+            "path": str(path),
+            "times_ms": [int(t) for t in c.times_ms],
+            "scores": [round(float(v), 6) for v in c.scores],
+            "targets": [int(t) for t in c.targets],
+            "step_ms": int(c.step_ms),
+            "fold": int(c.fold),
+        }
+        for c, path in zip(clips, paths)
+    ]
+
+
+def oof_from_state(state: Sequence[Mapping[str, Any]]) -> tuple[list[OofClip], list[Path]]:
+    """``oof_to_state`` read back: (out-of-fold clips, their videos)."""
+    clips = [
+        OofClip(
+            str(item["name"]),
+            np.asarray(item["times_ms"], dtype=np.int64),
+            np.asarray(item["scores"], dtype=np.float64),
+            np.asarray(item["targets"], dtype=np.int64),
+            int(item["step_ms"]),
+            int(item["fold"]),
+        )
+        for item in state
+    ]
+    return clips, [Path(item["path"]) for item in state]
+
+
+# --------------------------------------------------------------------------- the combiner
+
+
+def fit_combiner(
+    picture: np.ndarray,
+    features: np.ndarray,
+    positive: np.ndarray,
+    spec: AudioFeatureSpec = DEFAULT_FEATURES,
+    *,
+    l2_per_sample: float = L2_PER_SAMPLE,
+    iterations: int = 30,
+) -> AudioCombiner:
+    """Logistic regression of ``positive`` on [logit(picture), standardised features], L2-regularised
+    (the bias is not), fitted by Newton's method (IRLS)."""
+    picture = np.asarray(picture, np.float64)
+    features = np.asarray(features, np.float64).reshape(len(picture), -1)
+    y = np.asarray(positive, np.float64)
+    if len(picture) == 0:
+        raise DataError("no labelled samples to fit the audio combiner on")
+    mean = features.mean(axis=0)
+    std = features.std(axis=0)
+    std = np.where(std > 1e-6, std, 1.0)
+    x = np.column_stack([np.ones(len(picture)), picture_logit(picture), (features - mean) / std])
+    penalty = np.full(x.shape[1], l2_per_sample * len(picture))
+    penalty[0] = 1e-6
+    w = np.zeros(x.shape[1])
+    prior = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    w[0] = np.log(prior / (1 - prior))
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -40, 40)))
+        grad = x.T @ (y - p) - penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, grad)
+        w += step
+        if float(np.abs(step).max()) < 1e-7:
+            break
+    return AudioCombiner(
+        spec,
+        tuple(float(v) for v in mean),
+        tuple(float(v) for v in std),
+        float(w[1]),
+        tuple(float(v) for v in w[2:]),
+        float(w[0]),
+    )
+
+
+def _fit_on(clips: Sequence[OofClip], features: Sequence[np.ndarray], spec: AudioFeatureSpec) -> AudioCombiner:
+    counted = [c.targets != IGNORE for c in clips]
+    return fit_combiner(
+        np.concatenate([c.scores[m] for c, m in zip(clips, counted)]),
+        np.concatenate([f[m] for f, m in zip(features, counted)]),
+        np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)]),
+        spec,
+    )
+
+
+def combined_out_of_fold(
+    clips: Sequence[OofClip], features: Sequence[np.ndarray], spec: AudioFeatureSpec = DEFAULT_FEATURES
+) -> list[OofClip]:
+    """Each clip's combined scores from a combiner fitted without its fold (the same clip-grouped folds)."""
+    folds = sorted({c.fold for c in clips})
+    combined: list[OofClip | None] = [None] * len(clips)
+    for fold in folds:
+        inside = [i for i, c in enumerate(clips) if c.fold == fold]
+        rest = [i for i, c in enumerate(clips) if c.fold != fold]
+        if not rest:  # a single fold: nothing left out (only in tests with hand-made folds)
+            rest = inside
+        combiner = _fit_on([clips[i] for i in rest], [features[i] for i in rest], spec)
+        for i in inside:
+            combined[i] = replace(clips[i], scores=combiner.apply(clips[i].scores, features[i]))
+    return [c for c in combined if c is not None]
+
+
+# --------------------------------------------------------------------------- the choice
+
+
+def clips_without_sound(paths: Sequence[Path]) -> list[Path]:
+    """The clips (video files) that have no audio stream."""
+    missing = []
+    for path in dict.fromkeys(paths):
+        if not Path(path).is_file() or not probe.probe(Path(path)).has_audio:
+            missing.append(Path(path))
+    return missing
+
+
+def check_audio_mode(mode: str, paths: Sequence[Path], folds: int) -> str | None:
+    """Before training: an error for ``on`` that cannot be honoured; for ``auto``, why sound is off (or None)."""
+    if mode not in AUDIO_MODES:
+        raise UsageError(f"unknown --audio {mode!r}", hint=f"use one of {', '.join(AUDIO_MODES)}")
+    if mode == "off":
+        return "--audio off"
+    if not folds:
+        if mode == "on":
+            raise UsageError(
+                "--audio on needs cross-validation: the sound's weight is learned from out-of-fold scores",
+                hint="use --folds 2 or more (with at least 3 clips, 2 with highlights), or --audio off",
+            )
+        return "no cross-validation, so nothing to learn the sound's weight from"
+    missing = clips_without_sound(paths)
+    if missing:
+        names = ", ".join(p.name for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        if mode == "on":
+            raise DataError(
+                f"--audio on, but {len(missing)} of {len(set(paths))} training clips have no sound: {names}",
+                hint="use --audio auto (sound is then left out) or --audio off, or give clips with sound",
+            )
+        return f"{len(missing)} of {len(set(paths))} training clips have no sound ({names})"
+    return None
+
+
+def choose_audio(
+    mode: str,
+    clips: Sequence[OofClip],
+    paths: Sequence[Path],
+    picture: Calibration | None,
+    spec: AudioFeatureSpec = DEFAULT_FEATURES,
+) -> AudioChoice:
+    """Cross-validate the combiner on the out-of-fold picture scores ``clips`` (``paths[i]`` is the video
+    of ``clips[i]``) and decide (see the module docstring); the final combiner is fitted on all of them."""
+    if mode == "off":
+        return AudioChoice(mode, False, "--audio off")
+    features = [audio_features(Path(path), clip.times_ms, spec) for clip, path in zip(clips, paths)]
+    if not any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips):
+        return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
+    combined = calibrate(combined_out_of_fold(clips, features, spec))
+    rules = {} if combined is None else {**combined.to_dict(), "source": "out-of-fold, picture and sound"}
+    picture_f1 = None if picture is None else round(float(picture.event.f1), 4)
+    combined_f1 = None if combined is None else round(float(combined.event.f1), 4)
+    final = _fit_on(clips, features, spec)
+    scores = f"out-of-fold event F1 {_f1(combined_f1)} with sound, {_f1(picture_f1)} with the picture alone"
+    if mode == "on":
+        return AudioChoice(mode, True, f"--audio on: {scores}", final, rules, picture_f1, combined_f1)
+    helps = combined_f1 is not None and combined_f1 >= (picture_f1 or 0.0) + AUTO_MARGIN
+    if helps:
+        return AudioChoice(mode, True, f"sound helps: {scores}", final, rules, picture_f1, combined_f1)
+    return AudioChoice(
+        mode,
+        False,
+        f"sound does not help by {AUTO_MARGIN:g} or more: {scores}; the model uses the picture alone",
+        None,
+        {},
+        picture_f1,
+        combined_f1,
+    )
+
+
+def _f1(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
