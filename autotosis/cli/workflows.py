@@ -220,7 +220,7 @@ def _batch_parser(commands, add: AddCommand) -> None:
         type=positive_int,
         metavar="N",
         help="VODs processed at once (default: 2 on a machine with 2-4 cores, one per 2 cores beyond, 1 on "
-        "one core: on 2 cores, 20 five-minute VODs went 1.85x as fast with 2 workers as with 1, each VOD's "
+        "one core: on a 2-core machine, 20 five-minute VODs went 1.85x as fast with 2 workers as with 1, each VOD's "
         "scan no slower (benchmarks/batch.py); with --address: as many as the cluster's CPUs allow)",
     )
     g.add_argument(
