@@ -94,20 +94,21 @@ def band_track(chunks: Iterable[np.ndarray], spec: AudioFeatureSpec = DEFAULT_FE
     onehot = np.zeros((len(freqs), bands))
     onehot[np.arange(len(freqs)), np.clip(band_of, 0, bands - 1)] = 1.0
     window = np.hanning(hop)
+
+    def band_power(samples: np.ndarray) -> np.ndarray:  # whole frames of ``hop`` samples -> (frames, bands)
+        frames = samples.reshape(-1, hop).astype(np.float64)
+        return (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2 / hop) @ onehot
+
     rows: list[np.ndarray] = []
     pending = np.zeros(0, np.float32)
     for chunk in chunks:
         pending = np.concatenate([pending, np.asarray(chunk, np.float32)])
         whole = len(pending) // hop
         if whole:
-            frames = pending[: whole * hop].reshape(whole, hop).astype(np.float64)
-            power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2 / hop
-            rows.append(power @ onehot)
+            rows.append(band_power(pending[: whole * hop]))
             pending = pending[whole * hop :]
-    if len(pending):
-        frame = np.zeros(hop)
-        frame[: len(pending)] = pending
-        rows.append((np.abs(np.fft.rfft(frame * window)) ** 2 / hop)[None, :] @ onehot)
+    if len(pending):  # the last, partial frame, padded with silence
+        rows.append(band_power(np.concatenate([pending, np.zeros(hop - len(pending), np.float32)])))
     energy = np.concatenate(rows) if rows else np.zeros((0, bands))
     return BandTrack(energy, spec.hop_ms)
 

@@ -177,8 +177,8 @@ def scan_with(
             times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
         threshold, events = model_info.threshold, dict(model_info.events)
         probs, sound = with_sound(video, info, model_info, times, probs, progress, track=track.result)
-    if sound.get("used"):
-        audio_model = AudioModel.from_info(model_info.audio, str(model))
+    audio_model = sound_model(model_info) if sound.get("used") else None
+    if audio_model is not None:
         threshold, events = audio_model.threshold, dict(audio_model.events)
     return Scores(
         video=video,
@@ -201,6 +201,12 @@ def scan_with(
     )
 
 
+def sound_model(model_info: ModelInfo) -> AudioModel | None:
+    """The model's sound combiner, or None: trained without sound, or a multi-class model (the
+    combiner mixes sound into one highlight score)."""
+    return AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+
+
 class _SoundTrack:
     """The band energies of a video's sound, decoded in a thread of their own while the picture is
     scanned (one more ffmpeg process, audio only), for a model with a sound combiner and a video with
@@ -211,7 +217,7 @@ class _SoundTrack:
         self._thread: threading.Thread | None = None
         self._track: BandTrack | None = None
         self._error: BaseException | None = None
-        audio_model = AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+        audio_model = sound_model(model_info)
         if audio_model is None or not info.has_audio:
             return
         spec = audio_model.combiner.spec
@@ -266,7 +272,7 @@ def with_sound(
     combined score; the picture's own scores are kept in the record.  ``track``: gives the sound's
     band energies when they were decoded already (``scan_with`` decodes them alongside the picture).
     """
-    audio_model = AudioModel.from_info(model_info.audio) if len(model_info.classes) == 2 else None
+    audio_model = sound_model(model_info)
     if audio_model is None:
         return probs, {}
     if not info.has_audio:
