@@ -26,6 +26,28 @@ def test_probe_reports_size_duration_audio(video_factory):
     assert info.has_audio and info.fps == Fraction(30)
 
 
+def test_probe_asks_ffprobe_once_per_file_until_the_file_changes(video_factory, monkeypatch):
+    path = video_factory("once.mp4", duration=1, audio=False)
+    other = video_factory("twice.mp4", duration=1)
+    calls: list[Path] = []
+    real = probe._ffprobe_json
+
+    def counted(where, *args, **kwargs):
+        calls.append(Path(where))
+        return real(where, *args, **kwargs)
+
+    monkeypatch.setattr(probe, "_ffprobe_json", counted)
+    first = probe.probe(path)
+    assert probe.probe(path) is first and probe.probe(other).has_audio
+    assert calls.count(path) == 1 and calls.count(other) == 1
+    # Replaced by another video (a re-render): probed again, and the new facts come back.
+    other.replace(path)
+    assert probe.probe(path).has_audio and calls.count(path) == 2
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    probe.probe(path)
+    assert calls.count(path) == 3
+
+
 def test_probe_without_audio(video_factory):
     info = probe.probe(video_factory(audio=False))
     assert not info.has_audio

@@ -73,9 +73,31 @@ def _rotation(stream: dict) -> int:
     return int(round(degrees)) % 360
 
 
+# The last videos probed, by (path, inode, size, mtime): one run asks about the same file from several stages
+# (train --audio checks each clip for sound, then decodes it), and a file that changed is probed again.
+_PROBED: dict[tuple[str, int, int, int], VideoInfo] = {}
+_PROBED_MAX = 256
+
+
 def probe(path: Path | str) -> VideoInfo:
     """Read a video's metadata with ffprobe; MediaError when it is not a readable video."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:  # missing or unreadable: _probe says which
+        return _probe(path)
+    # Stat taken before probing: a file that changes meanwhile gets another key, so it is probed again.
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    known = _PROBED.get(key)
+    if known is None:
+        known = _probe(path)
+        if len(_PROBED) >= _PROBED_MAX:
+            _PROBED.pop(next(iter(_PROBED)), None)
+        _PROBED[key] = known
+    return known
+
+
+def _probe(path: Path) -> VideoInfo:
     if not path.exists():
         raise MediaError("no such file", path)
     if path.is_dir():
