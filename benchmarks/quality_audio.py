@@ -38,6 +38,8 @@ trained again: delete its runs/TAG/KIND folder to train it again).
 
 Usage: .venv/bin/python benchmarks/quality_audio.py [--clips 8] [--heldout-s 300] [--heldout-events 6]
        [--seed 0] [--kinds heard,unrelated,decoys] [--train-args "--epochs 2"] [--tag NAME]
+       .venv/bin/python benchmarks/quality_audio.py --summary TAG1,TAG2,TAG3   (mean and worst over runs)
+       .venv/bin/python benchmarks/quality_audio.py --seed S --refit-from TAG --tag NEW ...  (sound fitted again only)
 """
 
 from __future__ import annotations
@@ -122,6 +124,15 @@ def event_f1(scores, truth_spans) -> dict:
     return {**prf.__dict__, "found": len(found), "threshold": float(events.params.threshold)}
 
 
+def frame_ap(scores, truth_spans) -> float:
+    """Average precision of the highlight score over the scan's samples (threshold-free: how well the
+    scores rank highlight samples above the rest, whatever threshold the rules chose)."""
+    from autotosis.training.metrics import average_precision, truth_at_times
+
+    truth, _ = truth_at_times(scores.times_ms, truth_spans)
+    return round(float(average_precision(scores.column(scores.default_class()), truth)), 4)
+
+
 def measure(samples, model: Path, scores_path: Path) -> dict:
     from autotosis.detect.scores import ScanInfo, read_scores
     from autotosis.model.predictor import read_model_info
@@ -131,7 +142,7 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
     record = combined.scan.audio
     truth = list(samples.heldout.highlights)
     result = {"audio_used_in_scan": bool(record.get("used")), "oof_event_f1": info.audio.get("oof_event_f1")}
-    result["combined"] = event_f1(combined, truth)
+    result["combined"] = {**event_f1(combined, truth), "frame_ap": frame_ap(combined, truth)}
     if record.get("used"):
         picture = np.asarray(record["picture"], dtype=np.float32)
         probs = np.column_stack([1 - picture, picture]).astype(np.float32)
@@ -142,7 +153,8 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
             mode=combined.scan.mode,
             events=dict(info.events),
         )
-        result["picture"] = event_f1(replace(combined, probs=probs, scan=scan), truth)
+        picture_scores = replace(combined, probs=probs, scan=scan)
+        result["picture"] = {**event_f1(picture_scores, truth), "frame_ap": frame_ap(picture_scores, truth)}
     else:
         result["picture"] = result["combined"]
     oof = result["oof_event_f1"] or {}
@@ -175,7 +187,7 @@ def shared_kind(kind: str, first_kind: str, args) -> dict | None:
     from autotosis.training.audio import choose_audio, oof_from_state
     from autotosis.training.calibrate import calibrate
 
-    first, first_dir = sample_set(first_kind, args), args.out / "runs" / args.tag / first_kind
+    first, first_dir = sample_set(first_kind, args), args.out / "runs" / (args.refit_from or args.tag) / first_kind
     samples = sample_set(kind, args)
     pairs = [(first.heldout.path, samples.heldout.path)] + [
         (a.path, b.path) for a, b in zip(first.train, samples.train)
@@ -239,6 +251,51 @@ def one_kind(kind: str, args, env) -> dict:
     return result
 
 
+def auto_f1(row: dict) -> float:
+    """The held-out event F1 `--audio auto` gets: the combined scores where it would use sound, else the picture's."""
+    return row["combined" if row.get("auto_would_use_sound") else "picture"]["f1"]
+
+
+def print_table(rows: list[dict]) -> None:
+    print(
+        f"\n{'kind':<10} {'picture P/R/F1':>16} {'combined P/R/F1':>16} {'diff':>6} {'AP pic/comb':>12}"
+        f" {'OOF pic/comb':>13} {'auto':>5} {'auto F1':>8}"
+    )
+    for row in rows:
+        p, c = row["picture"], row["combined"]
+        oof = row.get("oof_event_f1") or {}
+        ap = f"{p.get('frame_ap', float('nan')):.3f}/{c.get('frame_ap', float('nan')):.3f}"
+        print(
+            f"{row['kind']:<10} {p['precision']:.2f}/{p['recall']:.2f}/{p['f1']:.2f}".ljust(27)
+            + f" {c['precision']:.2f}/{c['recall']:.2f}/{c['f1']:.2f}".rjust(16)
+            + f" {c['f1'] - p['f1']:+6.2f} {ap:>12} {oof.get('picture') or 0:.2f}/{oof.get('combined') or 0:.2f}".rjust(
+                8
+            )
+            + f" {'on' if row.get('auto_would_use_sound') else 'off':>5} {auto_f1(row):8.2f}"
+        )
+
+
+def summarize(tags: list[str], out: Path) -> None:
+    """Mean and worst over the runs ``tags`` (one seed each), per kind: picture, combined (`--audio on`), auto."""
+    by_kind: dict[str, list[dict]] = {}
+    for tag in tags:
+        document = json.loads((out / f"results-{tag}.json").read_text())
+        for row in document["rows"]:
+            by_kind.setdefault(row["kind"], []).append(row)
+    header = f"{'kind':<10} {'runs':>4}  event F1 mean (worst): {'picture':>12} {'on':>12} {'auto':>12}"
+    print(f"{header}   frame AP picture / on")
+    for kind, rows in by_kind.items():
+        columns = [
+            [r["picture"]["f1"] for r in rows],
+            [r["combined"]["f1"] for r in rows],
+            [auto_f1(r) for r in rows],
+        ]
+        cells = "".join(f" {np.mean(v):6.2f} ({np.min(v):.2f})" for v in columns)
+        aps = [(r["picture"].get("frame_ap"), r["combined"].get("frame_ap")) for r in rows]
+        ap = ", ".join(f"{a:.3f}/{b:.3f}" for a, b in aps if a is not None and b is not None)
+        print(f"{kind:<10} {len(rows):>4}  {' ' * 22}{cells}   {ap}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=8, help="labelled training clips (default: 8)")
@@ -250,7 +307,19 @@ def main() -> int:
     parser.add_argument("--tag", default="default")
     parser.add_argument("--no-share", action="store_true", help="train every kind through the CLI (see above)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--refit-from",
+        metavar="TAG",
+        help="train nothing: fit every kind's sound again (today's training.audio code) on the picture trained "
+        "under TAG (its out-of-fold scores and held-out scan); results under --tag",
+    )
+    parser.add_argument(
+        "--summary", metavar="TAGS", help="only print mean and worst over finished runs (comma-separated tags)"
+    )
     args = parser.parse_args()
+    if args.summary:
+        summarize([t.strip() for t in args.summary.split(",") if t.strip()], args.out)
+        return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -258,7 +327,9 @@ def main() -> int:
     env = {**os.environ}
     env.setdefault("PYTHONPATH", str(ROOT))
     rows = []
-    first = None
+    # --refit-from: every kind (the trained one too) gets its sound fitted again by today's library code on the
+    # picture that run trained; nothing is trained.
+    first = KINDS[0] if args.refit_from else None
     for kind in kinds:
         print(f"{kind}:", flush=True)
         row = None
@@ -276,16 +347,7 @@ def main() -> int:
         print(
             f"  event F1 picture {row['picture']['f1']:.3f}, combined {row['combined']['f1']:.3f} ({took})", flush=True
         )
-    print(f"\n{'kind':<10} {'picture P/R/F1':>18} {'combined P/R/F1':>18} {'diff':>6} {'OOF pic/comb':>13} {'auto':>5}")
-    for row in rows:
-        p, c = row["picture"], row["combined"]
-        oof = row.get("oof_event_f1") or {}
-        print(
-            f"{row['kind']:<10} {p['precision']:.2f}/{p['recall']:.2f}/{p['f1']:.2f}".ljust(30)
-            + f" {c['precision']:.2f}/{c['recall']:.2f}/{c['f1']:.2f}".rjust(18)
-            + f" {c['f1'] - p['f1']:+6.2f} {oof.get('picture', float('nan')) or 0:.2f}/{oof.get('combined') or 0:.2f}"
-            f" {'on' if row.get('auto_would_use_sound') else 'off':>5}"
-        )
+    print_table(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     document = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
     (args.out / f"results-{args.tag}.json").write_text(json.dumps(document, indent=1))

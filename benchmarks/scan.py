@@ -212,6 +212,27 @@ def looped_vod(name: str, minutes: int, folder: Path) -> Path:
     return out
 
 
+def sound_twin(model: Path, sound_from: Path) -> Path:
+    """``model``'s weights with the sound combiner of ``sound_from`` (a model trained with ``--audio on``).
+
+    The combiner only maps (picture score, sound features) to a score, so any picture model can carry
+    it; the twin scans the same picture with the same refinement as ``model`` and adds the sound pass,
+    which is exactly the cost to measure.  Its events mean nothing (the combiner learned another
+    model's scores).
+    """
+    from dataclasses import replace
+
+    from autotosis.model.model import load_checkpoint, save_checkpoint
+
+    _, donor, _ = load_checkpoint(sound_from)
+    if not (donor.audio or {}).get("combiner"):
+        raise SystemExit(f"{sound_from} has no sound combiner: train it with `autotosis train --audio on`")
+    weights, info, _ = load_checkpoint(model)
+    twin = OUT / f"{model.stem}+sound.pt"
+    save_checkpoint(twin, weights, replace(info, audio=dict(donor.audio)), force=True)
+    return twin
+
+
 def demo_dir(path: Path | None) -> Path:
     folder = path or OUT / "demo"
     if not (folder / "rage.pt").exists():
@@ -405,10 +426,13 @@ def measure_vod(
     with_original: bool = True,
     modes: tuple[str, ...] = ("dense", "coarse"),
     with_limit: bool = True,
+    sound_model: Path | None = None,
 ) -> list[dict]:
     """Rows for one VOD: limit, dense, coarse and the original method (best of ``rounds``,
     interleaved), then dense and coarse once more under ATEN_CPU_CAPABILITY=default.
-    ``modes``/``with_limit``: only these scans, without ffmpeg's decode-only runs (a multi-hour VOD)."""
+    ``modes``/``with_limit``: only these scans, without ffmpeg's decode-only runs (a multi-hour VOD).
+    ``sound_model``: each mode once more with this model (``model``'s weights with a sound combiner:
+    ``sound_twin``), interleaved in the same rounds, as "MODE + sound"."""
     from autotosis.model.model import load_checkpoint
 
     info = probe.probe(video)
@@ -419,6 +443,8 @@ def measure_vod(
     scores = OUT / "scores.json"
     startup = _best([run_measured(startup_argv(model)) for _ in range(2)])
     measured: dict[str, list[Run]] = {"limit": [], **{mode: [] for mode in modes}}
+    if sound_model is not None:
+        measured.update({f"{mode} + sound": [] for mode in modes})
     if with_original:
         measured["original"] = []
     for _ in range(rounds):
@@ -426,6 +452,11 @@ def measure_vod(
             measured["limit"].append(time_limit(video, spec, info))
         for mode in modes:
             measured[mode].append(run_measured(scan_argv(video, model, mode, scores)))
+            if sound_model is not None:
+                sound_scores = OUT / "scores.sound.json"
+                measured[f"{mode} + sound"].append(run_measured(scan_argv(video, sound_model, mode, sound_scores)))
+                if not json.loads(sound_scores.read_text())["extra"].get("audio", {}).get("used"):
+                    raise SystemExit(f"the scan with {sound_model} did not use the sound of {video}")
         if with_original:
             measured["original"].append(run_measured(original_argv(video, model)))
     refined = json.loads(scores.read_text())["extra"].get("coarse", {}).get("refined_fraction")
@@ -462,6 +493,8 @@ def measure_vod(
         }
         if not name.startswith("keyframes"):
             row.update(startup=startup, refined=refined if name.startswith("coarse") else None)
+            if name.endswith(" + sound"):
+                row.update(without_sound=_best(measured[name.removesuffix(" + sound")]))
             if limit is not None:
                 row.update(limit=limit)
         rows.append(row)
@@ -487,6 +520,13 @@ def print_rows(rows: list[dict]) -> None:
         original: Run | None = r.get("original")
         vs_original = f"{original.seconds / run.seconds:.2f}" if original is not None else ""
         note = f"  (refined {r['refined'] * 100:.0f}% of the video)" if r.get("refined") is not None else ""
+        if r.get("without_sound") is not None:
+            # The sound's cost: the same scan, same weights, same refinement, with and without it.
+            base: Run = r["without_sound"]
+            note += (
+                f"  (sound: wall {run.seconds / base.seconds - 1:+.1%}, CPU {run.cpu_s / base.cpu_s - 1:+.1%}"
+                " vs without)"
+            )
         print(
             f"{r['vod']:<22} {r['run']:<24} {run.seconds:7.1f} {speed:10.1f} {ratio:>8} {steady:>11} "
             f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9} {vs_original:>11}{note}",
@@ -551,6 +591,13 @@ def main() -> None:
     parser.add_argument(
         "--no-original", action="store_true", help="skip the original method (JPEG dump + Pillow + batch-1 torch)"
     )
+    parser.add_argument(
+        "--sound-from",
+        type=Path,
+        metavar="MODEL",
+        help="also scan each VOD with the model's weights plus MODEL's sound combiner (a model trained with "
+        "`train --audio on`): the sound's cost, as 'MODE + sound' rows",
+    )
     parser.add_argument("--original-method", nargs=2, type=Path, metavar=("VIDEO", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.original_method:
@@ -573,6 +620,9 @@ def main() -> None:
         f"ffmpeg {'.'.join(map(str, tools.ffmpeg_version()))}"
     )
     print(f"model: {model}")
+    sound_model = sound_twin(model, args.sound_from) if args.sound_from else None
+    if sound_model is not None:
+        print(f"with sound: {sound_model} (its sound combiner from {args.sound_from})")
     rows: list[dict] = []
     for name in args.vods.split(","):
         video = looped_vod(name, args.minutes, OUT)
@@ -582,6 +632,7 @@ def main() -> None:
             rounds=args.rounds,
             with_default_cap=not args.no_default_cap,
             with_original=not args.no_original,
+            sound_model=sound_model,
         )
         print_rows(vod_rows)
         rows += vod_rows

@@ -22,6 +22,7 @@ from autotosis.detect.audio import (
 )
 from autotosis.media.audio import NoAudioError, decode_audio
 from autotosis.training.audio import (
+    MIN_COMBINED_THRESHOLD,
     AudioChoice,
     check_audio_mode,
     choice_from_state,
@@ -200,6 +201,31 @@ def test_auto_uses_sound_only_where_it_helps_out_of_fold(monkeypatch):
             assert choice.info() == {} and "does not help" in choice.reason
         forced = choose_audio("on", clips, [Path(c.name) for c in clips], picture)
         assert forced.used and forced.combiner is not None
+
+
+def test_combined_events_need_the_combined_probability_to_say_highlight(monkeypatch):
+    """The combined score is a fitted probability: its event threshold is never below 0.5, even where a lower
+    one wins on the out-of-fold scores (faint sound, a picture that says nothing)."""
+    import autotosis.training.audio as audio_module
+
+    rng = np.random.default_rng(3)
+    clips, features = [], []
+    for number in range(9):
+        times = np.arange(0, 60_000, 500, dtype=np.int64)
+        targets = np.zeros(len(times), np.int64)
+        start = 20_000 + 1000 * (number % 3)
+        targets[(times >= start) & (times < start + 5000)] = 1
+        feats = rng.standard_normal((len(times), AudioFeatureSpec().size)) * 0.3
+        feats[:, 0] += np.where(targets == 1, 0.6, 0.0)  # faint: the fitted probability stays low on highlights
+        clips.append(OofClip(f"c{number}.mp4", times, rng.uniform(0.1, 0.3, len(times)), targets, 500, number % 3 + 1))
+        features.append(feats)
+    unconstrained = calibrate(combined_out_of_fold(clips, features))
+    assert unconstrained.rules.threshold < 0.5  # what the out-of-fold optimum alone would choose
+    by_name = {c.name: f for c, f in zip(clips, features)}
+    monkeypatch.setattr(audio_module, "audio_features", lambda path, times, spec: by_name[Path(path).name])
+    choice = choose_audio("on", clips, [Path(c.name) for c in clips], calibrate(clips))
+    assert choice.used and choice.info()["threshold"] >= MIN_COMBINED_THRESHOLD == 0.5
+    assert choice.info()["events"]["plateau"][0] >= 0.5
 
 
 def test_combined_scores_are_out_of_fold_for_the_combiner_too():

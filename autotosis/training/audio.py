@@ -6,9 +6,10 @@ labels at those samples, so how much the sound counts, and which sound, is learn
 
 Whether it helps is measured as the picture model's is: the combiner is itself cross-validated with
 the same clip-grouped folds (fitted on the other folds' clips, applied to a fold's clips), the event
-rules are calibrated on those combined out-of-fold scores, and their event F1 is compared with the
-picture's.  ``auto`` uses sound only when it wins by ``AUTO_MARGIN``; ``on`` always (when every clip
-has sound); ``off`` never.  The final combiner is then fitted on every clip's out-of-fold scores.
+rules are calibrated on those combined out-of-fold scores (thresholds from ``MIN_COMBINED_THRESHOLD`` up),
+and their event F1 is compared with the picture's.  ``auto`` uses sound only when it wins by
+``AUTO_MARGIN``; ``on`` always (when every clip has sound); ``off`` never.  The final combiner is then
+fitted on every clip's out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ import numpy as np
 from autotosis.core.errors import DataError, UsageError
 from autotosis.detect.audio import DEFAULT_FEATURES, AudioCombiner, AudioFeatureSpec, audio_features, picture_logit
 from autotosis.media import probe
-from autotosis.training.calibrate import Calibration, OofClip, calibrate
+from autotosis.training.calibrate import THRESHOLDS, Calibration, OofClip, calibrate
 from autotosis.training.dataset import IGNORE
 
 AUDIO_MODES = ("auto", "on", "off")
 AUTO_MARGIN = 0.02  # auto: sound is used when its out-of-fold event F1 beats the picture's by this much
 L2_PER_SAMPLE = 0.01  # ridge penalty of the combiner's weights, per fitted sample
+# The combined score is a fitted probability (a logistic regression on the labels), so an event needs it to say
+# "more likely a highlight than not".  Lower thresholds won on a dozen clips' out-of-fold scores by one or two
+# edge samples, then let loud look-alikes through on the held-out VODs, where the final picture model scores more
+# sharply than the fold models the combiner was fitted on (benchmarks/quality_audio.py: 0.20-0.35 chosen,
+# 0.6-0.8 best there; from 0.5 up, no run was worse than the picture alone).
+MIN_COMBINED_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -237,7 +244,8 @@ def choose_audio(
     features = [audio_features(Path(path), clip.times_ms, spec) for clip, path in zip(clips, paths)]
     if not any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips):
         return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
-    combined = calibrate(combined_out_of_fold(clips, features, spec))
+    thresholds = [t for t in THRESHOLDS if t >= MIN_COMBINED_THRESHOLD]
+    combined = calibrate(combined_out_of_fold(clips, features, spec), thresholds=thresholds)
     rules = {} if combined is None else {**combined.to_dict(), "source": "out-of-fold, picture and sound"}
     picture_f1 = None if picture is None else round(float(picture.event.f1), 4)
     combined_f1 = None if combined is None else round(float(combined.event.f1), 4)
