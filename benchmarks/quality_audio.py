@@ -40,6 +40,8 @@ Usage: .venv/bin/python benchmarks/quality_audio.py [--clips 8] [--heldout-s 300
        [--seed 0] [--kinds heard,unrelated,decoys] [--train-args "--epochs 2"] [--tag NAME]
        .venv/bin/python benchmarks/quality_audio.py --summary TAG1,TAG2,TAG3   (mean and worst over runs)
        .venv/bin/python benchmarks/quality_audio.py --seed S --refit-from TAG --tag NEW ...  (sound fitted again only)
+       .venv/bin/python benchmarks/quality_audio.py --seed S --refit-from TAG --combined-floor 0 --tag NEW ...
+           (the same, without the floor on combined thresholds: what it changes, on the same pictures)
 """
 
 from __future__ import annotations
@@ -314,12 +316,25 @@ def main() -> int:
         "under TAG (its out-of-fold scores and held-out scan); results under --tag",
     )
     parser.add_argument(
+        "--combined-floor",
+        type=float,
+        metavar="T",
+        help="with --refit-from: the lowest event threshold of combined rules (training.audio.MIN_COMBINED_THRESHOLD, "
+        "default its value; 0 measures without the floor)",
+    )
+    parser.add_argument(
         "--summary", metavar="TAGS", help="only print mean and worst over finished runs (comma-separated tags)"
     )
     args = parser.parse_args()
     if args.summary:
         summarize([t.strip() for t in args.summary.split(",") if t.strip()], args.out)
         return 0
+    if args.combined_floor is not None:
+        if not args.refit_from:
+            parser.error("--combined-floor needs --refit-from (the sound is fitted in this process only then)")
+        import autotosis.training.audio as training_audio
+
+        training_audio.MIN_COMBINED_THRESHOLD = args.combined_floor
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
