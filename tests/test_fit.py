@@ -16,7 +16,18 @@ from hypothesis import strategies as st
 
 from autotosis.detect.segments import EventParams, event_params_for
 from autotosis.model.model import CHECKPOINT_FORMAT, build_model, load_checkpoint
-from autotosis.training.calibrate import EventRules, OofClip, calibrate, clip_mistakes, clip_truth, evaluate_rules
+from autotosis.training import calibrate as calibrate_module
+from autotosis.training.calibrate import (
+    FLOOR_MAX_COST,
+    EventRules,
+    OofClip,
+    calibrate,
+    calibrate_scores,
+    clip_mistakes,
+    clip_truth,
+    evaluate_rules,
+    probability_floor,
+)
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.fit import _hard_negative_weights, fit, k_fold_by_clip, out_of_fold_clip, plan_fit
 from autotosis.training.train import FrameDataset, TrainConfig, make_train_loader
@@ -133,6 +144,41 @@ def test_detections_inside_unsure_spans_count_neither_way_and_mistakes_are_liste
     mistakes = clip_mistakes([clip], EventRules(0.5, 0, 0, 2000))
     assert len(mistakes) == 1 and mistakes[0].name == "u.mp4"
     assert [(s, e) for s, e, _ in mistakes[0].false_events] == [(12000, 15000)] and mistakes[0].missed == ()
+
+
+def test_probability_floor_is_where_the_scores_make_a_highlight_more_likely_than_not():
+    rng = np.random.default_rng(7)
+    scores = rng.uniform(0.02, 0.98, 20_000)
+    # Scores a little overconfident, as the fold models' are: a sample is a highlight with probability
+    # sigmoid(0.8 * logit(score) - 1), which is 0.5 at logit(score) = 1.25, i.e. at a score of 0.777.
+    logit = np.log(scores / (1 - scores))
+    targets = (rng.uniform(size=len(scores)) < 1 / (1 + np.exp(-(0.8 * logit - 1)))).astype(np.int64)
+    targets[::50] = IGNORE  # ignored samples are left out of the fit
+    times = np.arange(len(scores), dtype=np.int64) * 500
+    clip = OofClip("p.mp4", times, scores, targets, 500)
+    assert probability_floor([clip]) == pytest.approx(0.777, abs=0.03)
+    # Scores that do not rank the highlights higher, or nothing to tell apart: no floor.
+    assert probability_floor([replace(clip, scores=1 - scores)]) is None
+    assert probability_floor([replace(clip, targets=np.zeros_like(targets))]) is None
+
+
+def test_the_calibrated_threshold_keeps_to_the_floor_unless_the_floor_loses_the_highlights(monkeypatch):
+    clips = [
+        _oof("a.mp4", 40, [(5000, 11000)], [(20000, 23000)]),
+        _oof("b.mp4", 40, [(15000, 22000)], [(2000, 4000), (30000, 33000)]),
+        _oof("c.mp4", 30, [], [(10000, 13000)]),
+    ]
+    unconstrained = calibrate(clips)  # highlights 0.9, look-alikes 0.6: the middle of (0.6, 0.9]
+    assert unconstrained.rules.threshold < 0.85
+    # A floor that costs nothing out of fold moves the threshold up to it, and says so.
+    monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.85)
+    floored = calibrate_scores(clips)
+    assert floored.rules.threshold >= 0.85 and floored.event.f1 == unconstrained.event.f1 == 1.0
+    assert floored.floor == 0.85 and floored.to_dict()["floor"] == 0.85 and "from 0.85 up" in floored.explain()
+    # A floor above every highlight's score would lose them all (more than FLOOR_MAX_COST): not applied.
+    monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.95)
+    assert calibrate(clips, floor=0.95).event.f1 < 1.0 - FLOOR_MAX_COST
+    assert calibrate_scores(clips) == unconstrained and unconstrained.floor is None
 
 
 def test_calibration_without_any_highlight_is_none():

@@ -24,7 +24,7 @@ import numpy as np
 from autotosis.core.errors import DataError, UsageError
 from autotosis.detect.audio import DEFAULT_FEATURES, AudioCombiner, AudioFeatureSpec, audio_features, picture_logit
 from autotosis.media import probe
-from autotosis.training.calibrate import THRESHOLDS, Calibration, OofClip, calibrate
+from autotosis.training.calibrate import Calibration, OofClip, calibrate, fit_logistic
 from autotosis.training.dataset import IGNORE
 
 AUDIO_MODES = ("auto", "on", "off")
@@ -145,17 +145,7 @@ def fit_combiner(
     x = np.column_stack([np.ones(len(picture)), picture_logit(picture), (features - mean) / std])
     penalty = np.full(x.shape[1], l2_per_sample * len(picture))
     penalty[0] = 1e-6
-    w = np.zeros(x.shape[1])
-    prior = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
-    w[0] = np.log(prior / (1 - prior))
-    for _ in range(iterations):
-        p = 1 / (1 + np.exp(-np.clip(x @ w, -40, 40)))
-        grad = x.T @ (y - p) - penalty * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
-        step = np.linalg.solve(hessian, grad)
-        w += step
-        if float(np.abs(step).max()) < 1e-7:
-            break
+    w = fit_logistic(x, y, penalty, iterations=iterations)
     return AudioCombiner(
         spec,
         tuple(float(v) for v in mean),
@@ -244,8 +234,7 @@ def choose_audio(
     features = [audio_features(Path(path), clip.times_ms, spec) for clip, path in zip(clips, paths)]
     if not any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips):
         return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
-    thresholds = [t for t in THRESHOLDS if t >= MIN_COMBINED_THRESHOLD]
-    combined = calibrate(combined_out_of_fold(clips, features, spec), thresholds=thresholds)
+    combined = calibrate(combined_out_of_fold(clips, features, spec), floor=MIN_COMBINED_THRESHOLD)
     rules = {} if combined is None else {**combined.to_dict(), "source": "out-of-fold, picture and sound"}
     picture_f1 = None if picture is None else round(float(picture.event.f1), 4)
     combined_f1 = None if combined is None else round(float(combined.event.f1), 4)

@@ -40,6 +40,9 @@ SMOOTH_MS = (0, 1000, 2000)
 MIN_LENGTH_MS = (0, 1000, 2000)
 MERGE_GAP_MS = (1000, 2000, 4000)
 DEFAULT_RULES = {"threshold": 0.5, "smooth_ms": 0, "min_length_ms": 1000, "merge_gap_ms": 2000}  # EventParams' defaults
+# The probability floor may cost this much out-of-fold event F1 (it is there because the out-of-fold optimum
+# transfers badly to the final model; a larger loss means the highlights really score below it).
+FLOOR_MAX_COST = 0.05
 _CLIP_GAP_MS = 60_000  # clips are laid end to end this far apart: no rule joins two clips
 
 
@@ -92,13 +95,19 @@ class Calibration:
     default_event: PRF  # what the fixed defaults (DEFAULT_RULES) would have scored
     clips: int
     highlights: int
+    floor: float | None = None  # the lowest threshold that was allowed (see ``probability_floor``)
 
     def explain(self) -> str:
         low, high = self.plateau
+        floor = (
+            ""
+            if self.floor is None
+            else f" (thresholds from {self.floor:.2f} up: below, a highlight is less likely than not)"
+        )
         return (
             f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
             f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
-            f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}; "
+            f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}{floor}; "
             f"the fixed defaults would score {self.default_event.f1:.2f}"
         )
 
@@ -114,6 +123,7 @@ class Calibration:
             "default_event_f1": round(self.default_event.f1, 4),
             "clips": self.clips,
             "highlights": self.highlights,
+            **({} if self.floor is None else {"floor": round(self.floor, 4)}),
         }
 
 
@@ -217,11 +227,16 @@ def calibrate(
     smooth_ms: Sequence[int] = SMOOTH_MS,
     min_length_ms: Sequence[int] = MIN_LENGTH_MS,
     merge_gap_ms: Sequence[int] = MERGE_GAP_MS,
+    floor: float | None = None,
 ) -> Calibration | None:
-    """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight."""
+    """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight.
+
+    ``floor``: only thresholds from it up (the highest one when all are below it)."""
     clips = [c for c in clips if len(c.times_ms)]
     if not clips:
         return None
+    if floor is not None:
+        thresholds = [t for t in thresholds if t >= floor] or [max(thresholds)]
     windows = sorted({*smooth_ms, DEFAULT_RULES["smooth_ms"]})
     laid = _lay_out(clips, windows)
     if not laid.truth:
@@ -269,7 +284,61 @@ def calibrate(
         default_event=_score(laid, default_rules),
         clips=len(clips),
         highlights=len(laid.truth),
+        floor=floor,
     )
+
+
+def calibrate_scores(clips: Sequence[OofClip]) -> Calibration | None:
+    """``calibrate`` from the ``probability_floor`` up, unless that costs more than ``FLOOR_MAX_COST`` out-of-fold
+    event F1: then the scores themselves say the highlights sit below it (a weak model) and there is no floor."""
+    unconstrained = calibrate(clips)
+    floor = probability_floor(clips)
+    if unconstrained is None or floor is None or floor <= unconstrained.rules.threshold:
+        return unconstrained
+    floored = calibrate(clips, floor=floor)
+    if floored is None or floored.event.f1 < unconstrained.event.f1 - FLOOR_MAX_COST:
+        return unconstrained
+    return floored
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, *, iterations: int = 30) -> np.ndarray:
+    """Weights of a logistic regression of ``y`` (0/1) on the columns of ``x`` (the first one all ones),
+    each weight held back by its ``penalty`` (L2), fitted by Newton's method (IRLS)."""
+    w = np.zeros(x.shape[1])
+    prior = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+    w[0] = np.log(prior / (1 - prior))
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -40, 40)))
+        grad = x.T @ (y - p) - penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, grad)
+        w += step
+        if float(np.abs(step).max()) < 1e-7:
+            break
+    return w
+
+
+def probability_floor(clips: Sequence[OofClip], *, l2_per_sample: float = 0.01) -> float | None:
+    """The score from which the out-of-fold data make a highlight more likely than not, or None.
+
+    A logistic regression of the labels on the logit of the out-of-fold scores (Platt scaling) says
+    what a score means; where it crosses 0.5 is the floor for the threshold.  Without it, the event
+    F1 of a dozen clips can prefer a low threshold by an edge sample or two, and the final model, which
+    scores more sharply than the fold models, then fires on every look-alike of an unseen VOD
+    (benchmarks/quality_audio.py: held-out event F1 0.21 at 0.30, 0.97 from the floor up).  None when
+    the scores do not rank the highlights higher or there is nothing to fit.
+    """
+    counted = [c.targets != IGNORE for c in clips]
+    scores = np.concatenate([np.asarray(c.scores, np.float64)[m] for c, m in zip(clips, counted)] or [np.zeros(0)])
+    positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
+    if len(scores) == 0 or positive.all() or not positive.any():
+        return None
+    p = np.clip(scores, 1e-6, 1 - 1e-6)
+    x = np.column_stack([np.ones(len(p)), np.log(p / (1 - p))])
+    bias, slope = fit_logistic(x, positive.astype(np.float64), np.array([1e-6, l2_per_sample * len(p)]))
+    if slope <= 1e-6:
+        return None
+    return float(1 / (1 + np.exp(bias / slope)))  # logit(score) = -bias / slope: the fitted probability is 0.5
 
 
 def evaluate_rules(clips: Sequence[OofClip], rules: EventRules) -> tuple[PRF, PRF]:

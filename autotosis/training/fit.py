@@ -47,7 +47,7 @@ from autotosis.training.calibrate import (
     ClipMistakes,
     EventRules,
     OofClip,
-    calibrate,
+    calibrate_scores,
     clip_mistakes,
     evaluate_rules,
 )
@@ -456,7 +456,7 @@ def _cross_validate(
                         weights[clip.clip_id] = boosted
             oof += fold_oof
             runs.append((pair, fold_oof, result.history, time.perf_counter() - began))
-    calibration = calibrate(oof)
+    calibration = calibrate_scores(oof)
     mistakes = tuple(clip_mistakes(oof, calibration.rules)) if calibration is not None else ()
     folds = [
         _fold_summary(n, pair, fold_oof, calibration, history, seconds)
@@ -492,6 +492,7 @@ def _fit_state(
             "default_event": asdict(calibration.default_event),
             "clips": calibration.clips,
             "highlights": calibration.highlights,
+            "floor": calibration.floor,
         },
         "mistakes": [
             {"name": m.name, "false_events": [list(f) for f in m.false_events], "missed": [list(t) for t in m.missed]}
@@ -517,6 +518,7 @@ def _from_fit_state(state: dict, frameset: FrameSet):
             PRF(**raw["default_event"]),
             int(raw["clips"]),
             int(raw["highlights"]),
+            raw.get("floor"),  # resume states from before the floor have none
         )
     )
     mistakes = tuple(
