@@ -13,6 +13,10 @@ widest range of good thresholds, and its threshold is the middle of that range: 
 model, trained on every clip, scores a little differently from the fold models, and the
 middle of a plateau survives that shift best.
 
+The threshold has a floor (``calibrate_scores``): where a logistic regression of the labels on the
+out-of-fold scores (Platt scaling) makes a highlight more likely than not.  A dozen clips' event F1
+can prefer a lower threshold by an edge sample or two; the final model then fires on look-alikes.
+
 Truth comes from the training targets themselves (the label file's spans at the frames'
 times): runs of highlight frames together with the ignored band frames at their edges are
 the true events; ignored runs without any highlight frame are unsure (``~``) spans, where a
@@ -26,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from autotosis.detect.audio import picture_logit
 from autotosis.detect.segments import EventParams, find_events, smooth_scores
 from autotosis.training.dataset import IGNORE
 from autotosis.training.metrics import PRF, event_prf, frame_prf, match_intervals
@@ -325,7 +330,7 @@ def probability_floor(clips: Sequence[OofClip], *, l2_per_sample: float = 0.01) 
     what a score means; where it crosses 0.5 is the floor for the threshold.  Without it, the event
     F1 of a dozen clips can prefer a low threshold by an edge sample or two, and the final model, which
     scores more sharply than the fold models, then fires on every look-alike of an unseen VOD
-    (benchmarks/quality_audio.py: held-out event F1 0.21 at 0.30, 0.97 from the floor up).  None when
+    (benchmarks/quality_floor.py: held-out event F1 0.21 at 0.30, 0.97 from the floor up).  None when
     the scores do not rank the highlights higher or there is nothing to fit.
     """
     counted = [c.targets != IGNORE for c in clips]
@@ -333,9 +338,8 @@ def probability_floor(clips: Sequence[OofClip], *, l2_per_sample: float = 0.01) 
     positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
     if len(scores) == 0 or positive.all() or not positive.any():
         return None
-    p = np.clip(scores, 1e-6, 1 - 1e-6)
-    x = np.column_stack([np.ones(len(p)), np.log(p / (1 - p))])
-    bias, slope = fit_logistic(x, positive.astype(np.float64), np.array([1e-6, l2_per_sample * len(p)]))
+    x = np.column_stack([np.ones(len(scores)), picture_logit(scores)])
+    bias, slope = fit_logistic(x, positive.astype(np.float64), np.array([1e-6, l2_per_sample * len(scores)]))
     if slope <= 1e-6:
         return None
     return float(1 / (1 + np.exp(bias / slope)))  # logit(score) = -bias / slope: the fitted probability is 0.5
