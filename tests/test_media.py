@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotosis.core.errors import MediaError
+from autotosis.core.errors import MediaError, ToolMissingError
 from autotosis.media import decode, encode, probe, tools
 
 pytestmark = pytest.mark.media
@@ -46,6 +46,11 @@ def test_probe_asks_ffprobe_once_per_file_until_the_file_changes(video_factory, 
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     probe.probe(path)
     assert calls.count(path) == 3
+    # Known, but the tools are gone: the same clear error as for a file never probed (before any output is made).
+    monkeypatch.setenv("PATH", str(path.parent / "no-bin"))
+    monkeypatch.delenv("AUTOTOSIS_FFPROBE", raising=False)
+    with pytest.raises(ToolMissingError, match="ffprobe was not found"):
+        probe.probe(path)
 
 
 def test_probe_without_audio(video_factory):

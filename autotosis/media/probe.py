@@ -73,9 +73,10 @@ def _rotation(stream: dict) -> int:
     return int(round(degrees)) % 360
 
 
-# The last videos probed, by (path, inode, size, mtime): one run asks about the same file from several stages
-# (train --audio checks each clip for sound, then decodes it), and a file that changed is probed again.
-_PROBED: dict[tuple[str, int, int, int], VideoInfo] = {}
+# The last videos probed, by (ffprobe, path, inode, size, mtime): one run asks about the same file from several
+# stages (train --audio checks each clip for sound, then decodes it), and a file that changed is probed again.
+# The tool is looked up first, so a missing or too old ffprobe still fails here, before any output is made.
+_PROBED: dict[tuple[str, str, int, int, int], VideoInfo] = {}
 _PROBED_MAX = 256
 
 
@@ -87,7 +88,7 @@ def probe(path: Path | str) -> VideoInfo:
     except OSError:  # missing or unreadable: _probe says which
         return _probe(path)
     # Stat taken before probing: a file that changes meanwhile gets another key, so it is probed again.
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = (_tool("ffprobe"), str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     known = _PROBED.get(key)
     if known is None:
         known = _probe(path)
