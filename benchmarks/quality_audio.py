@@ -135,8 +135,21 @@ def frame_ap(scores, truth_spans) -> float:
     return round(float(average_precision(scores.column(scores.default_class()), truth)), 4)
 
 
+def picture_scores(scanned, threshold: float, events: dict):
+    """The picture's own scores of a scan with sound (kept in its record), with these event rules: what a
+    video without sound would get from that model."""
+    from autotosis.detect.scores import ScanInfo
+
+    picture = np.asarray(scanned.scan.audio["picture"], dtype=np.float32)
+    probs = np.column_stack([1 - picture, picture]).astype(np.float32)
+    scan = ScanInfo(
+        region=scanned.scan.region, fps=scanned.scan.fps, threshold=threshold, mode=scanned.scan.mode, events=events
+    )
+    return replace(scanned, probs=probs, scan=scan)
+
+
 def measure(samples, model: Path, scores_path: Path) -> dict:
-    from autotosis.detect.scores import ScanInfo, read_scores
+    from autotosis.detect.scores import read_scores
     from autotosis.model.predictor import read_model_info
 
     info = read_model_info(model)
@@ -146,17 +159,8 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
     result = {"audio_used_in_scan": bool(record.get("used")), "oof_event_f1": info.audio.get("oof_event_f1")}
     result["combined"] = {**event_f1(combined, truth), "frame_ap": frame_ap(combined, truth)}
     if record.get("used"):
-        picture = np.asarray(record["picture"], dtype=np.float32)
-        probs = np.column_stack([1 - picture, picture]).astype(np.float32)
-        scan = ScanInfo(
-            region=combined.scan.region,
-            fps=combined.scan.fps,
-            threshold=info.threshold,
-            mode=combined.scan.mode,
-            events=dict(info.events),
-        )
-        picture_scores = replace(combined, probs=probs, scan=scan)
-        result["picture"] = {**event_f1(picture_scores, truth), "frame_ap": frame_ap(picture_scores, truth)}
+        picture = picture_scores(combined, info.threshold, dict(info.events))
+        result["picture"] = {**event_f1(picture, truth), "frame_ap": frame_ap(picture, truth)}
     else:
         result["picture"] = result["combined"]
     oof = result["oof_event_f1"] or {}
@@ -270,9 +274,7 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"{row['kind']:<10} {p['precision']:.2f}/{p['recall']:.2f}/{p['f1']:.2f}".ljust(27)
             + f" {c['precision']:.2f}/{c['recall']:.2f}/{c['f1']:.2f}".rjust(16)
-            + f" {c['f1'] - p['f1']:+6.2f} {ap:>12} {oof.get('picture') or 0:.2f}/{oof.get('combined') or 0:.2f}".rjust(
-                8
-            )
+            + f" {c['f1'] - p['f1']:+6.2f} {ap:>12} {oof.get('picture') or 0:.2f}/{oof.get('combined') or 0:.2f}"
             + f" {'on' if row.get('auto_would_use_sound') else 'off':>5} {auto_f1(row):8.2f}"
         )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,22 +26,14 @@ import numpy as np  # noqa: E402
 from benchmarks import quality_audio  # noqa: E402
 
 
-def held_out(calibration, scanned, picture: np.ndarray, truth_spans) -> dict:
-    from autotosis.detect.scores import ScanInfo
+def held_out(calibration, scanned, truth_spans) -> dict:
     from autotosis.training.metrics import frame_prf, truth_at_times
 
     rules = calibration.to_dict()
-    scan = ScanInfo(
-        region=scanned.scan.region,
-        fps=scanned.scan.fps,
-        threshold=rules["threshold"],
-        mode=scanned.scan.mode,
-        events=rules,
-    )
-    probs = np.column_stack([1 - picture, picture]).astype(np.float32)
-    event = quality_audio.event_f1(replace(scanned, probs=probs, scan=scan), truth_spans)
+    picture = quality_audio.picture_scores(scanned, rules["threshold"], rules)
+    event = quality_audio.event_f1(picture, truth_spans)
     truth, _ = truth_at_times(scanned.times_ms, truth_spans)
-    frame = frame_prf(picture >= calibration.rules.threshold, truth)
+    frame = frame_prf(picture.column(picture.default_class()) >= calibration.rules.threshold, truth)
     return {
         "event": event,
         "frame_f1": round(float(frame.f1), 4),
@@ -65,15 +56,14 @@ def one_run(tag: str, out: Path) -> dict:
     state = torch.load(run / "model.last.pt", map_location="cpu", weights_only=True)
     oof, _ = oof_from_state(state["resume"]["extra"]["fit"]["oof"])
     scanned = read_scores(run / "heldout.scores.json")
-    picture = np.asarray(scanned.scan.audio["picture"], dtype=np.float32)
     truth = list(quality_audio.sample_set(kind, args).heldout.highlights)
     before, after = calibrate(oof), calibrate_scores(oof)
     return {
         "tag": tag,
         "seed": args.seed,
         "floor": after.floor,
-        "before": {"threshold": before.rules.threshold, **held_out(before, scanned, picture, truth)},
-        "after": {"threshold": after.rules.threshold, **held_out(after, scanned, picture, truth)},
+        "before": {"threshold": before.rules.threshold, **held_out(before, scanned, truth)},
+        "after": {"threshold": after.rules.threshold, **held_out(after, scanned, truth)},
     }
 
 
