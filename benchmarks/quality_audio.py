@@ -20,6 +20,11 @@ then, on the held-out VOD against the exact truth (events one-to-one at IoU >= 0
 - picture alone: the picture's own scores, which the scan keeps in its record (``extra.audio.picture``),
   with the picture-only rules of the same checkpoint (``info.events``: what a video without sound gets).
 
+``--twins F``: a share F of the look-alikes are "twins" (``autotosis.demo.hard.TWIN_KIND``): the rage
+acted out in silence, the picture of a highlight without its shouting.  Then the picture alone cannot
+tell them from highlights and the sound can (in the heard and decoys kinds): what sound is for when
+the picture is ambiguous.  The twins are in the pictures of every kind.
+
 One training per kind gives both numbers.  The table also shows the out-of-fold event F1 of both on
 the training clips and what ``--audio auto`` would have chosen.
 
@@ -37,7 +42,7 @@ benchmarks/out/quality_audio/ and are re-used (a kind trained under the same tag
 trained again: delete its runs/TAG/KIND folder to train it again).
 
 Usage: .venv/bin/python benchmarks/quality_audio.py [--clips 8] [--heldout-s 300] [--heldout-events 6]
-       [--seed 0] [--kinds heard,unrelated,decoys] [--train-args "--epochs 2"] [--tag NAME]
+       [--seed 0] [--kinds heard,unrelated,decoys] [--twins 0.3] [--train-args "--epochs 2"] [--tag NAME]
        .venv/bin/python benchmarks/quality_audio.py --summary TAG1,TAG2,TAG3   (mean and worst over runs)
        .venv/bin/python benchmarks/quality_audio.py --seed S --refit-from TAG --tag NEW ...  (sound fitted again only)
        .venv/bin/python benchmarks/quality_audio.py --seed S --refit-from TAG --combined-floor 0 --tag NEW ...
@@ -74,8 +79,11 @@ def sample_set(kind: str, args):
     from autotosis.demo.samples import load_sample_set, make_sample_set
 
     version = "" if kind == "heard" else f"-a{AUDIO_KINDS_VERSION}"  # a kind's sound changed: made again
+    twins = f"-t{args.twins:g}" if args.twins else ""
     folder = (
-        args.out / "data" / f"{kind}{version}-seed{args.seed}-n{args.clips}-h{args.heldout_s:g}-e{args.heldout_events}"
+        args.out
+        / "data"
+        / f"{kind}{version}{twins}-seed{args.seed}-n{args.clips}-h{args.heldout_s:g}-e{args.heldout_events}"
     )
     try:
         return load_sample_set(folder)
@@ -92,6 +100,7 @@ def sample_set(kind: str, args):
         heldout_events=args.heldout_events,
         hard=True,
         audio_kind=kind,
+        twins=args.twins,
     )
     print(f"  generated in {time.perf_counter() - began:.0f} s", flush=True)
     return samples
@@ -115,15 +124,17 @@ def write_labels(samples, seed: int, path: Path) -> Path:
     return path
 
 
-def event_f1(scores, truth_spans) -> dict:
-    """Event P/R/F1 of the events the scores' own record (threshold and rules) finds."""
+def event_f1(scores, truth_spans, twins=()) -> dict:
+    """Event P/R/F1 of the events the scores' own record (threshold and rules) finds, and how many of
+    them touch a twin (a silent rage look-alike)."""
     from autotosis.detect.pipeline import detect_events
     from autotosis.training.metrics import event_prf
 
     events = detect_events(scores)
     found = [(e.start_ms, e.end_ms) for e in events.events]
     prf = event_prf(found, truth_spans, min_iou=EVENT_MIN_IOU)
-    return {**prf.__dict__, "found": len(found), "threshold": float(events.params.threshold)}
+    on_twins = sum(any(s < t_end and e > t_start for t_start, t_end in twins) for s, e in found)
+    return {**prf.__dict__, "found": len(found), "threshold": float(events.params.threshold), "on_twins": on_twins}
 
 
 def frame_ap(scores, truth_spans) -> float:
@@ -155,12 +166,19 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
     info = read_model_info(model)
     combined = read_scores(scores_path)
     record = combined.scan.audio
+    from autotosis.demo.hard import TWIN_KIND
+
     truth = list(samples.heldout.highlights)
-    result = {"audio_used_in_scan": bool(record.get("used")), "oof_event_f1": info.audio.get("oof_event_f1")}
-    result["combined"] = {**event_f1(combined, truth), "frame_ap": frame_ap(combined, truth)}
+    twins = [(start, end) for start, end, kind in samples.heldout.lookalikes if kind == TWIN_KIND]
+    result = {
+        "twins": len(twins),
+        "audio_used_in_scan": bool(record.get("used")),
+        "oof_event_f1": info.audio.get("oof_event_f1"),
+    }
+    result["combined"] = {**event_f1(combined, truth, twins), "frame_ap": frame_ap(combined, truth)}
     if record.get("used"):
         picture = picture_scores(combined, info.threshold, dict(info.events))
-        result["picture"] = {**event_f1(picture, truth), "frame_ap": frame_ap(picture, truth)}
+        result["picture"] = {**event_f1(picture, truth, twins), "frame_ap": frame_ap(picture, truth)}
     else:
         result["picture"] = result["combined"]
     oof = result["oof_event_f1"] or {}
@@ -265,7 +283,7 @@ def auto_f1(row: dict) -> float:
 def print_table(rows: list[dict]) -> None:
     print(
         f"\n{'kind':<10} {'picture P/R/F1':>16} {'combined P/R/F1':>16} {'diff':>6} {'AP pic/comb':>12}"
-        f" {'OOF pic/comb':>13} {'auto':>5} {'auto F1':>8}"
+        f" {'OOF pic/comb':>13} {'auto':>5} {'auto F1':>8} {'on twins pic/comb':>18}"
     )
     for row in rows:
         p, c = row["picture"], row["combined"]
@@ -276,6 +294,11 @@ def print_table(rows: list[dict]) -> None:
             + f" {c['precision']:.2f}/{c['recall']:.2f}/{c['f1']:.2f}".rjust(16)
             + f" {c['f1'] - p['f1']:+6.2f} {ap:>12} {oof.get('picture') or 0:.2f}/{oof.get('combined') or 0:.2f}"
             + f" {'on' if row.get('auto_would_use_sound') else 'off':>5} {auto_f1(row):8.2f}"
+            + (
+                f" {p.get('on_twins', 0)}/{c.get('on_twins', 0)} of {row['twins']}".rjust(19)
+                if row.get("twins")
+                else ""
+            )
         )
 
 
@@ -307,6 +330,13 @@ def main() -> int:
     parser.add_argument("--heldout-events", type=int, default=6, help="highlights in the held-out VOD (default: 6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument(
+        "--twins",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of look-alikes that are silent rages (the picture of a highlight without its sound; default 0)",
+    )
     parser.add_argument("--train-args", default="", help='more `autotosis train` options, e.g. "--epochs 2"')
     parser.add_argument("--tag", default="default")
     parser.add_argument("--no-share", action="store_true", help="train every kind through the CLI (see above)")

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from autotosis.core.errors import UsageError
 from autotosis.core.region import crop_pixels as cam_box
 from autotosis.demo.frames import _plan_clip, iter_stream_frames
 from autotosis.demo.hard import (
@@ -19,6 +20,7 @@ from autotosis.demo.hard import (
     CAM_SCALE_JITTER,
     LOOKALIKE_KINDS,
     LOOKALIKE_MARGIN_MS,
+    TWIN_KIND,
     _hard_frames,
     jittered_cam,
     lookalike_spans,
@@ -122,6 +124,63 @@ def test_lookalikes_are_several_per_minute_and_of_every_kind():
     assert 35 <= len(looks) <= 90
     assert {k.split("+")[0] for _, _, k in looks} == set(LOOKALIKE_KINDS)
     assert any(k.endswith("+redlight") for _, _, k in looks)
+
+
+def test_twins_replace_some_lookalikes_and_move_nothing_else():
+    """Twins (a silent rage) take the place of look-alikes drawn as before: same spans, the other kinds kept."""
+    highlights = random_highlights(900_000, 15, np.random.default_rng(3))
+    plain = lookalike_spans(900_000, highlights, seed=3)
+    assert lookalike_spans(900_000, highlights, seed=3, twins=0.0) == plain
+    twinned = lookalike_spans(900_000, highlights, seed=3, twins=0.3)
+    assert twinned == lookalike_spans(900_000, highlights, seed=3, twins=0.3), "deterministic"
+    assert [(s, e) for s, e, _ in twinned] == [(s, e) for s, e, _ in plain]
+    changed = [(a, b) for (_, _, a), (_, _, b) in zip(plain, twinned) if a != b]
+    assert all(b == TWIN_KIND for _, b in changed)
+    assert 0.15 * len(plain) <= len(changed) <= 0.45 * len(plain)
+    assert all(k == TWIN_KIND for _, _, k in lookalike_spans(900_000, highlights, seed=3, twins=1.0))
+    with pytest.raises(UsageError):
+        _plan_clip(duration_s=5.0, highlights=[], seed=1, cam=DEFAULT_CAM, twins=0.5, **SMALL)  # not hard
+    with pytest.raises(UsageError):
+        _plan_clip(duration_s=5.0, highlights=[], seed=1, cam=DEFAULT_CAM, hard=True, twins=1.5, **SMALL)
+
+
+def test_a_twin_looks_like_a_highlight_and_sounds_like_a_calm_stretch(tmp_path):
+    """The cam during a twin is as far from the calm cam as during a highlight, and about as red; the
+    voice during a twin is as quiet as in calm stretches, during a highlight it is loud."""
+    import wave
+
+    from autotosis.demo.frames import _write_audio
+
+    plan = _plan_clip(
+        duration_s=40.0, highlights=[(5000, 9000)], seed=3, cam=DEFAULT_CAM, hard=True, twins=1.0, **SMALL
+    )
+    twins = [(s, e) for s, e, k in plan.lookalikes if k == TWIN_KIND]
+    assert twins
+    bw, bh, bx, by = cam_box(plan.drawn_cam, 160, 90)
+    cams = [f[by : by + bh, bx : bx + bw].astype(np.float64) for f in _hard_frames(plan)]
+    times = np.arange(len(cams)) * 100
+
+    def inside(spans, margin=400):
+        return np.any([(times >= s + margin) & (times < e - margin) for s, e in spans], axis=0)
+
+    def redness(cam):
+        return float((cam[..., 0] - cam[..., 1:].mean(axis=-1)).mean())
+
+    calm = ~inside([(s - 1000, e + 1000) for s, e, _ in plan.lookalikes] + [(4000, 10000)], margin=0)
+    rage_red = np.mean([redness(c) for c, r in zip(cams, inside([(5000, 9000)])) if r])
+    twin_red = np.mean([redness(c) for c, r in zip(cams, inside(twins)) if r])
+    calm_red = np.mean([redness(c) for c, r in zip(cams, calm) if r])
+    assert rage_red > calm_red + 5 and twin_red > calm_red + 5
+    assert abs(twin_red - rage_red) < 0.35 * (rage_red - calm_red)
+
+    _write_audio(plan, tmp_path / "a.wav")
+    with wave.open(str(tmp_path / "a.wav"), "rb") as wav:
+        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float64) / 32768
+    rms = np.sqrt((pcm[: len(pcm) // 4800 * 4800].reshape(-1, 4800) ** 2).mean(axis=1))[: len(times)]
+    loud_rage = np.median(rms[inside([(5000, 9000)])[: len(rms)]])
+    loud_twin = np.median(rms[inside(twins)[: len(rms)]])
+    loud_calm = np.median(rms[calm[: len(rms)]])
+    assert loud_rage > 2 * loud_calm and loud_twin < 1.5 * loud_calm
 
 
 # --------------------------------------------------------------------------- the cam box

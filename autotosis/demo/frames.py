@@ -39,9 +39,14 @@ def _plan_clip(
     cam: Region,
     hard: bool = False,
     audio_kind: str = "heard",
+    twins: float = 0.0,
 ) -> _ClipPlan:
     if audio_kind not in AUDIO_KINDS:
         raise UsageError(f"unknown audio kind {audio_kind!r}", hint=f"use one of {', '.join(AUDIO_KINDS)}")
+    if not 0.0 <= twins <= 1.0:
+        raise UsageError(f"twins is a share of the look-alikes (0-1), not {twins!r}")
+    if twins and not hard:
+        raise UsageError("twins are look-alikes: they need hard=True")
     if not (isinstance(fps, numbers.Integral) and fps > 0):
         raise UsageError(f"fps must be a positive whole number, not {fps!r}")
     if width < 16 or height < 16 or width % 2 or height % 2:
@@ -74,7 +79,7 @@ def _plan_clip(
             plan,
             hard=True,
             drawn_cam=jittered_cam(plan.cam, seed, width, height),
-            lookalikes=tuple(lookalike_spans(duration_ms, spans, seed)),
+            lookalikes=tuple(lookalike_spans(duration_ms, spans, seed, twins=twins)),
         )
     return plan
 

@@ -20,6 +20,9 @@ _STREAM_HARD = 5
 
 # Hard mode: what the face cam does that looks like a highlight at a glance but is not one.
 LOOKALIKE_KINDS = ("cheer", "laugh", "lean", "redlight", "alert", "yawn")
+# Optional (``twins``): the rage acted out without a sound (mocking chat, miming for a bit): the
+# same face, arms and colour as a highlight, only silent.  Only the sound tells the two apart.
+TWIN_KIND = "twin"
 # Look-alikes keep this far from every highlight (rough label edges are off by up to 1 s).
 LOOKALIKE_MARGIN_MS = 1500
 # Hard mode: the drawn cam box moves by up to this many pixels (at 640x360; scaled with the
@@ -67,16 +70,22 @@ def lookalike_spans(
     *,
     mean_gap_ms: float = LOOKALIKE_MEAN_GAP_MS,
     margin_ms: int = LOOKALIKE_MARGIN_MS,
+    twins: float = 0.0,
 ) -> list[tuple[int, int, str]]:
     """The look-alikes of a hard-mode clip: sorted ``(start_ms, end_ms, kind)``, 2-6 s each.
 
     ``kind`` is one of LOOKALIKE_KINDS, or ``"<kind>+redlight"`` (a cheer, laugh, lean-in or
     yawn under red room light).  None comes closer than ``margin_ms`` to a highlight; they
-    never overlap each other.  Deterministic for (duration, highlights, seed).
+    never overlap each other.  Deterministic for (duration, highlights, seed, twins).
+
+    ``twins``: the share of look-alikes that are TWIN_KIND instead (a silent rage: only the
+    sound differs from a highlight); drawn from a stream of its own, so ``twins=0`` keeps
+    every other draw as it was.
     """
     rng = _rng(seed, _STREAM_HARD, 1)
     spans = sorted((int(s), int(e)) for s, e in highlights)
     weights = np.array(_LOOKALIKE_WEIGHTS) / sum(_LOOKALIKE_WEIGHTS)
+    twin_rng = _rng(seed, _STREAM_HARD, 6)
     out: list[tuple[int, int, str]] = []
     t = 500 + 0.5 * rng.exponential(mean_gap_ms)
     while True:
@@ -92,6 +101,8 @@ def lookalike_spans(
         kind = LOOKALIKE_KINDS[int(rng.choice(len(LOOKALIKE_KINDS), p=weights))]
         if kind in _COMBINABLE and rng.uniform() < 0.25:
             kind += "+redlight"
+        if twins > 0 and twin_rng.uniform() < twins:
+            kind = TWIN_KIND
         out.append((start, end, kind))
         t = end + 1000 + rng.exponential(mean_gap_ms)
     return out
@@ -253,6 +264,9 @@ class _HardFaceCam(_FaceCam):
         self.look_params = [_rng(plan.seed, _STREAM_HARD, 10, s).uniform(size=8) for s, _, _ in plan.lookalikes] or [
             np.zeros(8)
         ]
+        # Twins are drawn as rages of their own (the same distribution of faces as a highlight).
+        twin_spans = [(s, e) for s, e, k in plan.lookalikes if k == TWIN_KIND]
+        self.twin = _Rage(twin_spans, plan.seed) if twin_spans else None
 
     def _light(self, t_ms: float) -> np.ndarray:
         drift = 1 + 0.06 * math.sin(2 * np.pi * t_ms / self.drift_ms + self.drift_phase)
@@ -261,10 +275,15 @@ class _HardFaceCam(_FaceCam):
     def paint(self, frame: np.ndarray, index: int, t_ms: float) -> None:
         rage, shout, talk, laugh, drink, drink_i, lean, blink, sway_x, sway_y, secs = self._pose(t_ms)
         life = self.life
+        if self.twin is not None:
+            t = np.array([t_ms])
+            twin = float(self.twin.intensity(t)[0])
+            if twin > rage:
+                rage, shout = twin, float(self.twin.shout(t)[0])
 
         look_env, look_i = self.looks.envelope(np.array([t_ms]))
         look, li = float(look_env[0]), int(look_i[0])
-        kind = self.look_kinds[li] if look > 0 else ""
+        kind = self.look_kinds[li] if look > 0 else ""  # a twin's kind draws nothing below: it is a rage
         p = self.look_params[li]
         level = look * (0.75 + 0.25 * p[0])
         cheer = level if kind.startswith("cheer") else 0.0
@@ -452,7 +471,7 @@ def _hard_frames(plan: _ClipPlan) -> Iterator[np.ndarray]:
 
 
 def _lookalike_loudness(plan: _ClipPlan, t_ms: np.ndarray) -> np.ndarray:
-    """How loud the voice is during look-alikes (cheering and laughing are loud too)."""
+    """How loud the voice is during look-alikes (cheering and laughing are loud too; a twin is silent)."""
     if not plan.lookalikes:
         return np.zeros(t_ms.shape)
     env, index = _Spans.of([(s, e) for s, e, _ in plan.lookalikes], 250).envelope(t_ms)

@@ -64,6 +64,7 @@ def make_stream_clip(
     force: bool = False,
     hard: bool = False,
     audio_kind: str = "heard",
+    twins: float = 0.0,
 ) -> ClipTruth:
     """Write one synthetic stream clip to ``out`` (MP4, H.264 + AAC) and return its truth.
 
@@ -81,6 +82,9 @@ def make_stream_clip(
     ``audio_kind`` (``frames.AUDIO_KINDS``): "heard" (the streamer shouts during highlights),
     "unrelated" (the shouting comes at moments of its own) or "decoys" (shouting during highlights
     and loud game explosions while the face is calm).
+
+    ``twins`` (hard mode): the share of look-alikes that are the rage acted out in silence
+    (``hard.TWIN_KIND``): the picture of a highlight without its sound.
     """
     from autotosis.media.encode import encode_frames
 
@@ -95,6 +99,7 @@ def make_stream_clip(
         cam=cam,
         hard=hard,
         audio_kind=audio_kind,
+        twins=twins,
     )
     with atomic_path(out, force=force) as tmp, tempfile.TemporaryDirectory(prefix="autotosis-audio-") as scratch:
         wav = None
@@ -235,6 +240,7 @@ def _plan_hard_sample_set(
     height: int,
     fps: int,
     cam: Region,
+    twins: float = 0.0,
 ) -> tuple[list[ClipTruth], ClipTruth]:
     """The hard mode's plan: clips of different lengths, each stream with its own look-alikes and box.
 
@@ -281,6 +287,7 @@ def _plan_hard_sample_set(
             fps=fps,
             cam=cam,
             hard=True,
+            twins=twins,
         )
         train.append(_truth_of(plan, folder / f"train_{i:02d}.mp4"))
     heldout_seed = _derive_seed(seed, _KIND_HARD, _KIND_HELDOUT)
@@ -296,6 +303,7 @@ def _plan_hard_sample_set(
         fps=fps,
         cam=cam,
         hard=True,
+        twins=twins,
     )
     return train, _truth_of(plan, folder / "heldout_vod.mp4")
 
@@ -357,6 +365,7 @@ def make_sample_set(
     hard: bool = False,
     clip_s_range: tuple[float, float] | None = None,
     audio_kind: str = "heard",
+    twins: float = 0.0,
 ) -> SampleSet:
     """Write training clips, a held-out "VOD" and truth.json into ``folder``.
 
@@ -375,7 +384,8 @@ def make_sample_set(
     and drawn box.  A hard set is cached apart from a default one (its parameters differ).
 
     ``audio_kind``: what every clip's sound says about its highlights (see ``make_stream_clip``);
-    a set of another kind than "heard" is cached apart.
+    a set of another kind than "heard" is cached apart.  ``twins`` (hard mode): the share of
+    look-alikes that are silent rages (see ``make_stream_clip``); a set with twins is cached apart.
     """
     folder = Path(folder)
     params = {
@@ -398,6 +408,8 @@ def make_sample_set(
         )
         params["hard"] = HARD_GENERATOR_VERSION
         params["clip_s_range"] = list(clip_s_range)
+        if twins:
+            params["twins"] = float(twins)
         train, heldout = _plan_hard_sample_set(
             folder,
             seed=seed,
@@ -409,6 +421,7 @@ def make_sample_set(
             height=height,
             fps=fps,
             cam=cam,
+            twins=twins,
         )
     else:
         train, heldout = _plan_sample_set(
@@ -449,6 +462,7 @@ def make_sample_set(
                 force=True,
                 hard=hard,
                 audio_kind=audio_kind,
+                twins=twins,
             )
             sizes[name] = clip.path.stat().st_size
         # truth.json grows clip by clip, so an interrupted run resumes where it stopped.
