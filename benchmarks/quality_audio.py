@@ -160,14 +160,13 @@ def picture_scores(scanned, threshold: float, events: dict):
 
 
 def measure(samples, model: Path, scores_path: Path) -> dict:
+    from autotosis.demo.hard import TWIN_KIND
     from autotosis.detect.scores import read_scores
     from autotosis.model.predictor import read_model_info
 
     info = read_model_info(model)
     combined = read_scores(scores_path)
     record = combined.scan.audio
-    from autotosis.demo.hard import TWIN_KIND
-
     truth = list(samples.heldout.highlights)
     twins = [(start, end) for start, end, kind in samples.heldout.lookalikes if kind == TWIN_KIND]
     result = {
