@@ -32,8 +32,6 @@ from autotosis.model.model import (
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.train import (
     AUGMENT_COLOUR_CAST,
-    AUGMENT_LEAN_ZOOM,
-    AUGMENT_OVERLAY_AREA,
     FrameDataset,
     TrainConfig,
     augment_batch,
@@ -41,8 +39,6 @@ from autotosis.training.train import (
     evaluate,
     last_checkpoint_path,
     make_eval_loader,
-    move_and_tint,
-    overlay,
     split_by_clip,
     train,
 )
@@ -313,7 +309,7 @@ def test_predict_probs_are_a_distribution_and_leave_mode_alone():
     assert predict_probs(model, frames[:0], tiny_info()).shape == (0, 2)
 
 
-def test_augmentation_is_deterministic_and_keeps_shape_and_range():
+def test_augmentation_is_deterministic_mild_and_keeps_shape():
     batch = torch.rand(8, 3, SIZE, SIZE)
     first = augment_batch(batch, torch.Generator().manual_seed(4))
     again = augment_batch(batch, torch.Generator().manual_seed(4))
@@ -321,54 +317,22 @@ def test_augmentation_is_deterministic_and_keeps_shape_and_range():
     assert first.shape == batch.shape
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert 0.0 <= first.min().item() and first.max().item() <= 1.0
+    # Mild: a smooth image stays close to itself (no flips, no big moves).
+    ramp = torch.linspace(0, 1, SIZE).view(1, 1, 1, SIZE).expand(8, 3, SIZE, SIZE).contiguous()
+    assert (augment_batch(ramp, torch.Generator().manual_seed(4)) - ramp).abs().mean().item() < 0.2
 
 
-def test_moving_keeps_the_picture_recognisable_and_zooms_some_in_like_a_lean():
-    # A bright centred square on a dark picture: its width after the move is its zoom, whatever the tint.
-    square = torch.full((400, 3, 128, 128), 0.2)
-    square[:, :, 48:80, 48:80] = 0.8
-    moved = move_and_tint(square, torch.Generator().manual_seed(4))
-    assert (moved - square).abs().mean().item() < 0.2  # mild on average: no flips, no big moves
-    lowest = moved.amin(dim=(1, 2, 3), keepdim=True)
-    highest = moved.amax(dim=(1, 2, 3), keepdim=True)
-    inside = (moved > (lowest + highest) / 2)[:, 0]  # (n, h, w)
-    zoom = inside.any(dim=1).sum(dim=1).float() / 32  # the square's width in columns, over its own
-    zoomed_in = (zoom > 1.1).float().mean().item()
-    assert 0.15 < zoomed_in < 0.4  # about a quarter lean in
-    assert zoom.min().item() > 1 / 1.08 - 0.1  # the others move by a few percent
-    assert zoom.max().item() < AUGMENT_LEAN_ZOOM[1] + 0.1  # never further in than the stated zoom
-
-
-def test_tint_casts_colours_within_the_stated_range():
+def test_augmentation_casts_colours_within_the_stated_range():
     # A flat grey picture keeps no shape to move: only brightness, contrast and the colour cast act,
     # so its channels part by at most the cast (another camera's white balance, a room light).
     grey = torch.full((64, 3, SIZE, SIZE), 0.5)
-    out = move_and_tint(grey, torch.Generator().manual_seed(7))
+    out = augment_batch(grey, torch.Generator().manual_seed(7))
     channel_means = out.mean(dim=(2, 3))
     ratio = channel_means / channel_means.mean(dim=1, keepdim=True)
     spread = ratio.max(dim=1).values - ratio.min(dim=1).values
     assert spread.max().item() > 0.05  # some pictures get a visible cast
     assert spread.max().item() < 2 * AUGMENT_COLOUR_CAST / (1 - AUGMENT_COLOUR_CAST) + 1e-4
     assert (out.std(dim=(2, 3)) < 1e-4).all()  # a flat picture stays flat: no noise, no pattern
-
-
-def test_overlay_covers_about_half_the_pictures_with_one_rectangle_of_the_stated_size():
-    flat = torch.full((400, 3, 64, 64), 0.5)
-    out = overlay(flat, torch.Generator().manual_seed(3))
-    assert torch.equal(flat, torch.full_like(flat, 0.5))  # the input is left as it was
-    changed = (out != 0.5).any(dim=1)  # (n, h, w): where the overlay went
-    share = changed.flatten(1).float().mean(dim=1)
-    covered = share > 0
-    assert 0.4 < covered.float().mean().item() < 0.6
-    low, high = AUGMENT_OVERLAY_AREA
-    assert share[covered].min().item() > low * 0.8 and share[covered].max().item() <= high * 1.1
-    for i in torch.nonzero(covered).flatten()[:20].tolist():
-        rows = torch.nonzero(changed[i].any(dim=1)).flatten()
-        cols = torch.nonzero(changed[i].any(dim=0)).flatten()
-        box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
-        # one solid rectangle (a noise pixel may equal 0.5 in no channel by chance only)
-        assert changed[i].sum().item() == box.item()
-    assert torch.equal(overlay(flat, torch.Generator().manual_seed(3)), out)  # seeded
 
 
 class FixedLogits(torch.nn.Module):
