@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """The probability floor of the picture's threshold (issue 15), on pictures already trained and scanned.
 
-For each run of ``benchmarks/quality_audio.py`` named by ``--tags`` (its first kind's training keeps the
-out-of-fold picture scores in ``model.last.pt``, its scan keeps the picture's own scores of the held-out VOD),
-the picture's event rules are calibrated again by today's library code twice -- ``calibrate`` alone (the rules
-before the floor) and ``calibrate_scores`` (from the ``probability_floor`` up, unless that costs more than
-``FLOOR_MAX_COST`` out-of-fold event F1) -- and both are applied to the held-out picture scores: event
-precision/recall/F1 (IoU >= 0.3) and frame F1 at the threshold, against the exact truth.  Nothing is trained.
+For each finished run named (``--quality TAGS``: runs of ``benchmarks/quality.py``, runs/TAG/seedS-nN;
+``--tags TAGS``: runs of ``benchmarks/quality_audio.py``, the picture of its first kind), the training kept the
+out-of-fold picture scores in ``model.last.pt`` and the scan kept the picture's own scores of the held-out VOD.
+The picture's event rules are calibrated again by today's library code under four policies, and each is applied
+to the held-out picture scores (event precision/recall/F1 at IoU >= 0.3 and frame F1 at the threshold, against
+the exact truth).  Nothing is trained.
 
-Usage: .venv/bin/python benchmarks/quality_floor.py --tags full-s0,full-s1,full-s2
+- ``none``: ``calibrate`` alone (the rules before the floor);
+- ``always``: from the ``probability_floor`` up, whatever it costs out of fold;
+- ``f1-0.05``: the floor unless it costs more than 0.05 out-of-fold event F1 (the guard until 2026-12-04);
+- ``today``: ``calibrate_scores``, what ``train`` stores (the floor unless it loses more than
+  ``FLOOR_MAX_HIGHLIGHTS_LOST`` of the out-of-fold highlights).
+
+Usage: .venv/bin/python benchmarks/quality_floor.py --quality v4r,v5-aug [--tags full-s0,full-s1,full-s2]
 """
 
 from __future__ import annotations
@@ -23,74 +29,85 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks import quality_audio  # noqa: E402
+from benchmarks import quality_audio, quality_shift  # noqa: E402
+
+POLICIES = ("none", "always", "f1-0.05", "today")
+EARLIER_MAX_COST = 0.05
 
 
-def held_out(calibration, scanned, truth_spans) -> dict:
-    from autotosis.training.metrics import frame_prf, truth_at_times
+def calibrations(oof) -> dict:
+    """The rules each policy chooses on these out-of-fold scores."""
+    from autotosis.training.calibrate import calibrate, calibrate_scores, probability_floor
 
-    rules = calibration.to_dict()
-    picture = quality_audio.picture_scores(scanned, rules["threshold"], rules)
-    event = quality_audio.event_f1(picture, truth_spans)
-    truth, _ = truth_at_times(scanned.times_ms, truth_spans)
-    frame = frame_prf(picture.column(picture.default_class()) >= calibration.rules.threshold, truth)
-    return {
-        "event": event,
-        "frame_f1": round(float(frame.f1), 4),
-        "oof_event_f1": round(float(calibration.event.f1), 4),
-    }
+    free = calibrate(oof)
+    floor = probability_floor(oof)
+    floored = calibrate(oof, floor=floor) if floor is not None and floor > free.rules.threshold else free
+    earlier = floored if floored.event.f1 >= free.event.f1 - EARLIER_MAX_COST else free
+    return {"none": free, "always": floored, "f1-0.05": earlier, "today": calibrate_scores(oof), "floor": floor}
 
 
-def one_run(tag: str, out: Path) -> dict:
+def one_run(name: str, last: Path, scores_path: Path, truth) -> dict:
     import torch
 
     from autotosis.detect.scores import read_scores
     from autotosis.training.audio import oof_from_state
-    from autotosis.training.calibrate import calibrate, calibrate_scores
 
-    args = argparse.Namespace(**json.loads((out / f"results-{tag}.json").read_text())["args"])
-    args.out, args.seed, args.clips = out, int(args.seed), int(args.clips)
-    args.heldout_s, args.heldout_events = float(args.heldout_s), int(args.heldout_events)
-    kind = quality_audio.KINDS[0]
-    run = out / "runs" / tag / kind
-    state = torch.load(run / "model.last.pt", map_location="cpu", weights_only=True)
+    state = torch.load(last, map_location="cpu", weights_only=True)
     oof, _ = oof_from_state(state["resume"]["extra"]["fit"]["oof"])
-    scanned = read_scores(run / "heldout.scores.json")
-    truth = list(quality_audio.sample_set(kind, args).heldout.highlights)
-    before, after = calibrate(oof), calibrate_scores(oof)
-    return {
-        "tag": tag,
-        "seed": args.seed,
-        "floor": after.floor,
-        "before": {"threshold": before.rules.threshold, **held_out(before, scanned, truth)},
-        "after": {"threshold": after.rules.threshold, **held_out(after, scanned, truth)},
-    }
+    scanned = read_scores(scores_path)
+    used = scanned.scan.audio and scanned.scan.audio.get("used")
+    picture = np.asarray(scanned.scan.audio["picture"]) if used else scanned.column(scanned.default_class())
+    chosen = calibrations(oof)
+    row: dict = {"run": name, "floor": chosen.pop("floor")}
+    for policy, calibration in chosen.items():
+        event, frame_f1 = quality_shift.at_threshold(
+            scanned, picture, calibration.to_dict(), calibration.rules.threshold, truth
+        )
+        row[policy] = {
+            "threshold": calibration.rules.threshold,
+            "oof_event_f1": round(float(calibration.event.f1), 4),
+            "oof_highlights_found": int(calibration.event.tp),
+            "event": event,
+            "frame_f1": round(float(frame_f1), 4),
+        }
+    return row
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tags", required=True, help="comma-separated quality_audio.py tags (finished runs)")
-    parser.add_argument("--out", type=Path, default=quality_audio.OUT)
+    parser.add_argument("--quality", default="", help="comma-separated quality.py tags (finished runs)")
+    parser.add_argument("--tags", default="", help="comma-separated quality_audio.py tags (finished runs)")
+    parser.add_argument("--quality-out", type=Path, default=ROOT / "benchmarks" / "out" / "quality")
+    parser.add_argument("--audio-out", type=Path, default=quality_audio.OUT)
     args = parser.parse_args()
-    rows = [one_run(tag.strip(), args.out) for tag in args.tags.split(",") if tag.strip()]
-    print(f"{'run':<12} {'floor':>6}  {'rules':<7} {'thr':>5} {'OOF F1':>7} {'event P/R/F1':>16} {'frame F1':>9}")
+    found = []
+    folders = {"quality_out": args.quality_out, "audio_out": args.audio_out}
+    for tag in [t.strip() for t in args.quality.split(",") if t.strip()]:
+        found += quality_shift.runs(argparse.Namespace(**folders, audio=None, quality=tag))
+    if args.tags:
+        found += quality_shift.runs(argparse.Namespace(**folders, audio=args.tags, quality=None))
+    if not found:
+        parser.error("no finished run under those tags")
+    rows = [one_run(*run) for run in found]
+    header = f"{'run':<22} {'floor':>6}  {'policy':<8} {'thr':>5} {'OOF F1 (found)':>15} {'event P/R/F1':>16}"
+    print(f"{header} {'frame F1':>9}")
     for row in rows:
-        for name in ("before", "after"):
-            r = row[name]
-            e = r["event"]
-            floor = f"{row['floor']:.3f}" if row["floor"] is not None and name == "after" else ""
+        for policy in POLICIES:
+            r, e = row[policy], row[policy]["event"]
+            floor = f"{row['floor']:.3f}" if row["floor"] is not None and policy == POLICIES[0] else ""
             print(
-                f"{row['tag']:<12} {floor:>6}  {name:<7} {r['threshold']:5.2f} {r['oof_event_f1']:7.3f} "
+                f"{row['run'] if policy == POLICIES[0] else '':<22} {floor:>6}  {policy:<8} {r['threshold']:5.2f} "
+                f"{r['oof_event_f1']:7.3f} ({r['oof_highlights_found']:>3}) "
                 f"{e['precision']:5.2f}/{e['recall']:4.2f}/{e['f1']:4.2f} {r['frame_f1']:9.3f}"
             )
-    for name in ("before", "after"):
-        events = [row[name]["event"]["f1"] for row in rows]
-        frames = [row[name]["frame_f1"] for row in rows]
+    for policy in POLICIES:
+        events = [row[policy]["event"]["f1"] for row in rows]
+        frames = [row[policy]["frame_f1"] for row in rows]
         print(
-            f"{name}: event F1 mean {np.mean(events):.3f} (worst {min(events):.3f}), "
-            f"frame F1 mean {np.mean(frames):.3f} (worst {min(frames):.3f})"
+            f"{policy:<8}: event F1 mean {np.mean(events):.3f} (worst {min(events):.3f}), "
+            f"frame F1 mean {np.mean(frames):.3f} (worst {min(frames):.3f})  [{' '.join(f'{v:.2f}' for v in events)}]"
         )
-    (args.out / "floor.json").write_text(json.dumps(rows, indent=1))
+    (args.quality_out / "floor.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

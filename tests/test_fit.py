@@ -18,7 +18,7 @@ from autotosis.detect.segments import EventParams, event_params_for
 from autotosis.model.model import CHECKPOINT_FORMAT, build_model, load_checkpoint
 from autotosis.training import calibrate as calibrate_module
 from autotosis.training.calibrate import (
-    FLOOR_MAX_COST,
+    FLOOR_MAX_HIGHLIGHTS_LOST,
     EventRules,
     OofClip,
     calibrate,
@@ -175,10 +175,23 @@ def test_the_calibrated_threshold_keeps_to_the_floor_unless_the_floor_loses_the_
     floored = calibrate_scores(clips)
     assert floored.rules.threshold >= 0.85 and floored.event.f1 == unconstrained.event.f1 == 1.0
     assert floored.floor == 0.85 and floored.to_dict()["floor"] == 0.85 and "from 0.85 up" in floored.explain()
-    # A floor above every highlight's score would lose them all (more than FLOOR_MAX_COST): not applied.
+    # A floor above every highlight's score would lose them all (more than FLOOR_MAX_HIGHLIGHTS_LOST): not applied.
     monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.95)
-    assert calibrate(clips, floor=0.95).event.f1 < 1.0 - FLOOR_MAX_COST
+    assert calibrate(clips, floor=0.95).event.tp == 0 < (1 - FLOOR_MAX_HIGHLIGHTS_LOST) * unconstrained.event.tp
     assert calibrate_scores(clips) == unconstrained and unconstrained.floor is None
+    # One highlight of three (a third, FLOOR_MAX_HIGHLIGHTS_LOST) that a fold model scored low (0.8) is lost at a
+    # floor of 0.85, which costs more out-of-fold event F1 (0.86 -> 0.80) than the false event on a look-alike at
+    # 0.82 that it keeps out; the final model, trained on every clip, scores such highlights higher: the floor stays.
+    weaker = [
+        *clips,
+        replace(_oof("d.mp4", 40, [(5000, 11000)], []), scores=np.where(np.arange(80) < 22, 0.8, 0.1)),
+        replace(_oof("e.mp4", 40, [], []), scores=np.where((np.arange(80) >= 40) & (np.arange(80) < 52), 0.82, 0.1)),
+    ]
+    monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.85)
+    free, kept = calibrate(weaker), calibrate_scores(weaker)
+    assert free.rules.threshold <= 0.8 and free.event.tp == 3 and free.event.fp == 1
+    assert kept.floor == 0.85 and kept.rules.threshold >= 0.85
+    assert kept.event.tp == 2 and kept.event.fp == 0 and kept.event.f1 < free.event.f1 - 0.05
 
 
 def test_calibration_without_any_highlight_is_none():
