@@ -14,6 +14,9 @@ the exact truth).  Nothing is trained.
 - ``today``: ``calibrate_scores``, what ``train`` stores (the floor unless it loses more than
   ``FLOOR_MAX_HIGHLIGHTS_LOST`` of the out-of-fold highlights).
 
+A last line, for the policy of today: frame F1 when every sample of a stretch scoring >= 0.5 that reaches the
+threshold counts as highlight (``held_both_ways``; a lead, nothing in the product does it).
+
 Usage: .venv/bin/python benchmarks/quality_floor.py --quality v4r,v5-aug [--tags full-s0,full-s1,full-s2]
 """
 
@@ -33,6 +36,18 @@ from benchmarks import quality_audio, quality_shift  # noqa: E402
 
 POLICIES = ("none", "always", "f1-0.05", "today")
 EARLIER_MAX_COST = 0.05
+HELD_AT = 0.5  # the "held" frame column: samples of a stretch >= this that reaches the threshold
+
+
+def held_both_ways(scores: np.ndarray, threshold: float, level: float) -> np.ndarray:
+    """Samples of each stretch scoring >= ``level`` that reaches ``threshold`` somewhere (hysteresis both ways;
+    the events' ``release`` holds only forwards).  Analysis only: a lead for frame F1."""
+    inside = np.zeros(len(scores), bool)
+    edges = np.diff(np.concatenate(([0], (scores >= level).astype(np.int8), [0])))
+    for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        if (scores[lo:hi] >= threshold).any():
+            inside[lo:hi] = True
+    return inside
 
 
 def calibrations(oof) -> dict:
@@ -51,6 +66,7 @@ def one_run(name: str, last: Path, scores_path: Path, truth) -> dict:
 
     from autotosis.detect.scores import read_scores
     from autotosis.training.audio import oof_from_state
+    from autotosis.training.metrics import frame_prf, truth_at_times
 
     state = torch.load(last, map_location="cpu", weights_only=True)
     oof, _ = oof_from_state(state["resume"]["extra"]["fit"]["oof"])
@@ -70,6 +86,10 @@ def one_run(name: str, last: Path, scores_path: Path, truth) -> dict:
             "event": event,
             "frame_f1": round(float(frame_f1), 4),
         }
+    frames, _ = truth_at_times(scanned.times_ms, truth)
+    level = min(HELD_AT, row["today"]["threshold"])
+    held = held_both_ways(np.nan_to_num(picture), row["today"]["threshold"], level)
+    row["today"]["frame_f1_held"] = round(float(frame_prf(held, frames).f1), 4)
     return row
 
 
@@ -107,6 +127,11 @@ def main() -> int:
             f"{policy:<8}: event F1 mean {np.mean(events):.3f} (worst {min(events):.3f}), "
             f"frame F1 mean {np.mean(frames):.3f} (worst {min(frames):.3f})  [{' '.join(f'{v:.2f}' for v in events)}]"
         )
+    held = [row["today"]["frame_f1_held"] for row in rows]
+    print(
+        f"today, frames held both ways from {HELD_AT}: frame F1 mean {np.mean(held):.3f} (worst {min(held):.3f})"
+        f"  [{' '.join(f'{v:.2f}' for v in held)}]"
+    )
     (args.quality_out / "floor.json").write_text(json.dumps(rows, indent=1))
     return 0
 

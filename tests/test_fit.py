@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -29,7 +30,15 @@ from autotosis.training.calibrate import (
     probability_floor,
 )
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
-from autotosis.training.fit import _hard_negative_weights, fit, k_fold_by_clip, out_of_fold_clip, plan_fit
+from autotosis.training.fit import (
+    _fit_state,
+    _from_fit_state,
+    _hard_negative_weights,
+    fit,
+    k_fold_by_clip,
+    out_of_fold_clip,
+    plan_fit,
+)
 from autotosis.training.train import FrameDataset, TrainConfig, make_train_loader
 from tests.conftest import constant_model, flash_clip
 from tests.test_train import SIZE, fast_config, make_frameset
@@ -178,7 +187,15 @@ def test_the_calibrated_threshold_keeps_to_the_floor_unless_the_floor_loses_the_
     # A floor above every highlight's score would lose them all (more than FLOOR_MAX_HIGHLIGHTS_LOST): not applied.
     monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.95)
     assert calibrate(clips, floor=0.95).event.tp == 0 < (1 - FLOOR_MAX_HIGHLIGHTS_LOST) * unconstrained.event.tp
-    assert calibrate_scores(clips) == unconstrained and unconstrained.floor is None
+    dropped = calibrate_scores(clips)
+    assert dropped.rules == unconstrained.rules and dropped.floor is None
+    # ... and says so, with what it would have cost.
+    assert dropped.unused_floor == (0.95, 2) and "would lose 2 of 2 highlights" in dropped.explain()
+    assert dropped.to_dict()["unused_floor"] == 0.95 and "floor" not in dropped.to_dict()
+    # A resumed final fit reads the same calibration back from its state (kept as JSON-like data).
+    for calibration in (dropped, floored):
+        state = json.loads(json.dumps(_fit_state(calibration, [], [], {})))
+        assert _from_fit_state(state, SimpleNamespace(clips=[]))[0] == calibration
     # One highlight of three (a third, FLOOR_MAX_HIGHLIGHTS_LOST) that a fold model scored low (0.8) is lost at a
     # floor of 0.85, which costs more out-of-fold event F1 (0.86 -> 0.80) than the false event on a look-alike at
     # 0.82 that it keeps out; the final model, trained on every clip, scores such highlights higher: the floor stays.

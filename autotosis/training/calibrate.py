@@ -26,7 +26,7 @@ detection counts neither for nor against.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -105,6 +105,8 @@ class Calibration:
     clips: int
     highlights: int
     floor: float | None = None  # the lowest threshold that was allowed (see ``probability_floor``)
+    # A floor that was not used, and how many out-of-fold highlights it would have lost (``calibrate_scores``).
+    unused_floor: tuple[float, int] | None = None
 
     def explain(self) -> str:
         low, high = self.plateau
@@ -113,6 +115,12 @@ class Calibration:
             if self.floor is None
             else f" (thresholds from {self.floor:.2f} up: below, a highlight is less likely than not)"
         )
+        if self.unused_floor is not None:
+            value, lost = self.unused_floor
+            floor = (
+                f" (no floor: from {value:.2f}, where a highlight becomes more likely than not, the rules would "
+                f"lose {lost} of {self.event.tp} highlights)"
+            )
         return (
             f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
             f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
@@ -133,6 +141,7 @@ class Calibration:
             "clips": self.clips,
             "highlights": self.highlights,
             **({} if self.floor is None else {"floor": round(self.floor, 4)}),
+            **({} if self.unused_floor is None else {"unused_floor": round(self.unused_floor[0], 4)}),
         }
 
 
@@ -308,7 +317,7 @@ def calibrate_scores(clips: Sequence[OofClip]) -> Calibration | None:
     floored = calibrate(clips, floor=floor)
     lost = unconstrained.event.tp - (floored.event.tp if floored is not None else 0)
     if floored is None or lost > FLOOR_MAX_HIGHLIGHTS_LOST * unconstrained.event.tp:
-        return unconstrained
+        return replace(unconstrained, unused_floor=(floor, lost))
     return floored
 
 
