@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 FFMPEG = shutil.which("ffmpeg")
+
+
+@pytest.fixture
+def sigint_not_ignored():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt during the test, and a child started in it gets the default SIGINT.
+
+    A suite started as a background job of a shell without job control (``cmd &`` in a script, nohup) inherits an
+    *ignored* SIGINT, which Python keeps and a child inherits in turn (POSIX); the Ctrl-C tests would then see
+    nothing happen.  A caught signal is reset to the default by exec, so children start with the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def make_video(

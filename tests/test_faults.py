@@ -7,7 +7,6 @@ and the uninterrupted reference runs go through ``cli.main`` in this process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -373,18 +372,6 @@ def real_time_source(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return video, {"AUTOTOSIS_FFMPEG": str(slow)}
 
 
-@contextlib.contextmanager
-def _sigint_not_ignored():
-    """A child inherits an *ignored* SIGINT (POSIX: a job started in the background, e.g. the
-    soak script under nohup, ignores Ctrl-C) and would then rightly ignore the test's SIGINT.
-    A caught signal is reset to the default by exec: catch it here while the child starts."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -392,31 +379,30 @@ def _sigint_not_ignored():
     [(signal.SIGINT, ExitStatus.INTERRUPTED, "interrupted"), (signal.SIGTERM, ExitStatus.TERMINATED, "terminated")],
 )
 def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(
-    model: Path, tmp_path: Path, real_time_source, signum, status, said
+    model: Path, tmp_path: Path, real_time_source, signum, status, said, sigint_not_ignored
 ):
     """SIGINT/SIGTERM while ffmpeg delivers frames in real time (as from a live source): exit at once, no orphan."""
     video, env = real_time_source
     out = tmp_path / "scores.json"
     # One batch is 64 samples at 0.25/s = 256 s of real-time decoding: without cancellation
     # the CLI would sit in the read until then.
-    with _sigint_not_ignored():
-        proc = start(
-            [
-                "scan",
-                str(video),
-                "--model",
-                str(model),
-                "-o",
-                str(out),
-                "--fps",
-                "0.25",
-                "--batch-size",
-                "64",
-                "--no-cache",
-            ],
-            cwd=tmp_path,
-            env=env,
-        )
+    proc = start(
+        [
+            "scan",
+            str(video),
+            "--model",
+            str(model),
+            "-o",
+            str(out),
+            "--fps",
+            "0.25",
+            "--batch-size",
+            "64",
+            "--no-cache",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
     proc.send_signal(signum)
@@ -493,7 +479,9 @@ def _helper_threads(pid: int) -> list[int]:
 
 @pytest.mark.torch
 @pytest.mark.slow
-def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(model: Path, tmp_path: Path, real_time_source):
+def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(
+    model: Path, tmp_path: Path, real_time_source, sigint_not_ignored
+):
     """Issue 16's flaky hang, made deterministic: the kernel may hand a process's SIGINT to any
     thread that does not block it, and Python then runs the handler only when the *main* thread
     next returns to bytecode.  The main thread sat in one long queue wait (the 600 s stall
@@ -506,24 +494,23 @@ def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(model: Path
         pytest.skip("no tgkill() in this C library")
     video, env = real_time_source
     out = tmp_path / "scores.json"
-    with _sigint_not_ignored():
-        proc = start(
-            [
-                "scan",
-                str(video),
-                "--model",
-                str(model),
-                "-o",
-                str(out),
-                "--fps",
-                "0.25",
-                "--batch-size",
-                "64",
-                "--no-cache",
-            ],
-            cwd=tmp_path,
-            env=env,
-        )
+    proc = start(
+        [
+            "scan",
+            str(video),
+            "--model",
+            str(model),
+            "-o",
+            str(out),
+            "--fps",
+            "0.25",
+            "--batch-size",
+            "64",
+            "--no-cache",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     wait_for_stage(proc, "scan")
     wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
     time.sleep(0.5)  # the decoder's threads are all running and waiting now

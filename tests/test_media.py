@@ -257,7 +257,7 @@ def test_a_stop_event_ends_a_stalled_decode_in_another_thread(slow_source: Path)
     assert _gone(slow_source), "ffmpeg outlived the stopped decode"
 
 
-def test_ctrl_c_taken_by_another_thread_interrupts_a_decode_in_the_main_thread(slow_source: Path):
+def test_ctrl_c_taken_by_another_thread_interrupts_a_decode_in_the_main_thread(slow_source: Path, sigint_not_ignored):
     """Issue 16: the kernel may deliver SIGINT to any thread; the main thread, blocked in one long
     pipe read, then never ran Python's handler until ffmpeg delivered (minutes).  Reads now wait
     in short slices, so the KeyboardInterrupt comes at once and ffmpeg's group is killed."""
@@ -279,7 +279,7 @@ def test_ctrl_c_taken_by_another_thread_interrupts_a_decode_in_the_main_thread(s
     assert _gone(slow_source), "ffmpeg outlived the interrupted decode"
 
 
-def test_ctrl_c_taken_by_another_thread_interrupts_a_long_ffmpeg_run(slow_source: Path):
+def test_ctrl_c_taken_by_another_thread_interrupts_a_long_ffmpeg_run(slow_source: Path, sigint_not_ignored):
     """The same for cutting, joining, probing (run_ffmpeg and friends): they wait for ffmpeg in short
     slices, so Ctrl-C is not held back until a long encode ends, and the encode is killed."""
     idle = threading.Event()

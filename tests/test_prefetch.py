@@ -57,7 +57,7 @@ def test_a_producer_that_delivers_nothing_in_time_is_abandoned():
     assert not producer[0].is_alive()
 
 
-def test_ctrl_c_taken_by_the_producer_thread_still_stops_the_consumer_at_once():
+def test_ctrl_c_taken_by_the_producer_thread_still_stops_the_consumer_at_once(sigint_not_ignored):
     """Issue 16: the kernel may hand a process's SIGINT to any thread; Python then only sets a
     flag, and runs the handler when the *main* thread next runs bytecode.  A consumer blocked
     in one long queue wait (600 s, the stall timeout) never did: the CLI ignored Ctrl-C.

@@ -493,7 +493,7 @@ def test_review_serve_without_anything_to_review_says_so(project: dict, monkeypa
 
 @pytest.mark.media
 @pytest.mark.torch
-def test_review_serve_prints_the_url_and_stops_on_ctrl_c(tmp_path: Path):
+def test_review_serve_prints_the_url_and_stops_on_ctrl_c(tmp_path: Path, sigint_not_ignored):
     root = tmp_path / "proj"
     root.mkdir()
     vod = flash_clip(root / "vod.mp4", 6, [(2, 4)])
