@@ -71,8 +71,7 @@ def one_run(name: str, last: Path, scores_path: Path, truth) -> dict:
     state = torch.load(last, map_location="cpu", weights_only=True)
     oof, _ = oof_from_state(state["resume"]["extra"]["fit"]["oof"])
     scanned = read_scores(scores_path)
-    used = scanned.scan.audio and scanned.scan.audio.get("used")
-    picture = np.asarray(scanned.scan.audio["picture"]) if used else scanned.column(scanned.default_class())
+    picture = quality_shift.picture_of(scanned)
     chosen = calibrations(oof)
     row: dict = {"run": name, "floor": chosen.pop("floor")}
     for policy, calibration in chosen.items():

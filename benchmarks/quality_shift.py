@@ -64,6 +64,12 @@ def runs(args):
         yield f"{tag}", run / "model.last.pt", run / "heldout.scores.json", truth
 
 
+def picture_of(scanned) -> np.ndarray:
+    """The picture's own highlight scores of a scan (before sound was combined in, where it was)."""
+    used = scanned.scan.audio and scanned.scan.audio.get("used")
+    return np.asarray(scanned.scan.audio["picture"]) if used else scanned.column(scanned.default_class())
+
+
 def at_threshold(scanned, picture: np.ndarray, rules: dict, threshold: float, truth) -> tuple[dict, float]:
     from autotosis.training.metrics import frame_prf, truth_at_times
 
@@ -105,8 +111,7 @@ def main() -> int:
         calibration = calibrate_scores(oof)
         floor = probability_floor(oof)
         scanned = read_scores(scores_path)
-        used = scanned.scan.audio and scanned.scan.audio.get("used")
-        picture = np.asarray(scanned.scan.audio["picture"]) if used else scanned.column(scanned.default_class())
+        picture = picture_of(scanned)
         negatives = np.concatenate([c.scores[c.targets == 0] for c in oof])
         grid = np.arange(scanned.times_ms[0], scanned.times_ms[-1], 2000)
         on_grid = picture[np.clip(np.searchsorted(scanned.times_ms, grid), 0, len(picture) - 1)]

@@ -372,6 +372,16 @@ def real_time_source(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return video, {"AUTOTOSIS_FFMPEG": str(slow)}
 
 
+def _start_stalled_scan(video: Path, model: Path, out: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`scan` of a real-time source, returned once ffmpeg reads it.  One batch is 64 samples at 0.25/s = 256 s of
+    real-time decoding: without cancellation the CLI would sit in the read until then."""
+    argv = ["scan", str(video), "--model", str(model), "-o", str(out), "--fps", "0.25", "--batch-size", "64"]
+    proc = start([*argv, "--no-cache"], cwd=cwd, env=env)
+    wait_for_stage(proc, "scan")
+    wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
+    return proc
+
+
 @pytest.mark.torch
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -384,27 +394,7 @@ def test_ctrl_c_or_sigterm_during_a_stalled_decode_stops_ffmpeg(
     """SIGINT/SIGTERM while ffmpeg delivers frames in real time (as from a live source): exit at once, no orphan."""
     video, env = real_time_source
     out = tmp_path / "scores.json"
-    # One batch is 64 samples at 0.25/s = 256 s of real-time decoding: without cancellation
-    # the CLI would sit in the read until then.
-    proc = start(
-        [
-            "scan",
-            str(video),
-            "--model",
-            str(model),
-            "-o",
-            str(out),
-            "--fps",
-            "0.25",
-            "--batch-size",
-            "64",
-            "--no-cache",
-        ],
-        cwd=tmp_path,
-        env=env,
-    )
-    wait_for_stage(proc, "scan")
-    wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
+    proc = _start_stalled_scan(video, model, out, tmp_path, env)
     proc.send_signal(signum)
     try:
         _, err = proc.communicate(timeout=60)
@@ -494,25 +484,7 @@ def test_ctrl_c_taken_by_a_helper_thread_still_stops_the_cli_at_once(
         pytest.skip("no tgkill() in this C library")
     video, env = real_time_source
     out = tmp_path / "scores.json"
-    proc = start(
-        [
-            "scan",
-            str(video),
-            "--model",
-            str(model),
-            "-o",
-            str(out),
-            "--fps",
-            "0.25",
-            "--batch-size",
-            "64",
-            "--no-cache",
-        ],
-        cwd=tmp_path,
-        env=env,
-    )
-    wait_for_stage(proc, "scan")
-    wait_until(lambda: bool(ffmpegs_reading(str(video))), proc, "ffmpeg started")
+    proc = _start_stalled_scan(video, model, out, tmp_path, env)
     time.sleep(0.5)  # the decoder's threads are all running and waiting now
     helpers = _helper_threads(proc.pid)
     assert helpers, "the CLI has no helper thread"
