@@ -42,9 +42,10 @@ HELD_AT = 0.5  # the "held" frame column: samples of a stretch >= this that reac
 def held_both_ways(scores: np.ndarray, threshold: float, level: float) -> np.ndarray:
     """Samples of each stretch scoring >= ``level`` that reaches ``threshold`` somewhere (hysteresis both ways;
     the events' ``release`` holds only forwards).  Analysis only: a lead for frame F1."""
+    from autotosis.detect.segments import true_runs
+
     inside = np.zeros(len(scores), bool)
-    edges = np.diff(np.concatenate(([0], (scores >= level).astype(np.int8), [0])))
-    for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for lo, hi in true_runs(scores >= level):
         if (scores[lo:hi] >= threshold).any():
             inside[lo:hi] = True
     return inside

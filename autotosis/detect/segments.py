@@ -293,7 +293,7 @@ def _step(times: np.ndarray, duration_ms: int, step_ms: int | None) -> int:
     return max(1, int(duration_ms) - int(times[0]))
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Half-open index ranges where ``mask`` is true."""
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
@@ -303,7 +303,7 @@ def _hysteresis_spans(
     times: np.ndarray, values: np.ndarray, step: int, end_of_video: int, params: EventParams
 ) -> list[_Span]:
     spans = []
-    for lo, hi in _runs(values >= params.release_level):
+    for lo, hi in true_runs(values >= params.release_level):
         # Within a run above the release level, the event begins at the first sample reaching the threshold.
         entered = np.flatnonzero(values[lo:hi] >= params.threshold)
         if len(entered) == 0:
@@ -338,7 +338,7 @@ def _top_bin_spans(times: np.ndarray, values: np.ndarray, end_of_video: int, par
         chosen[np.maximum(selected - 1, 0)] = True
         chosen[np.minimum(selected + 1, n_bins - 1)] = True
     spans = []
-    for first_bin, stop_bin in _runs(chosen):
+    for first_bin, stop_bin in true_runs(chosen):
         start = first_bin * bin_ms
         end = min(end_of_video, stop_bin * bin_ms)
         lo, hi = np.searchsorted(times, [start, end], side="left").tolist()

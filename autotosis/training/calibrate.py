@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from autotosis.detect.audio import picture_logit
-from autotosis.detect.segments import EventParams, find_events, smooth_scores
+from autotosis.detect.segments import EventParams, find_events, smooth_scores, true_runs
 from autotosis.training.dataset import IGNORE
 from autotosis.training.metrics import PRF, event_prf, frame_prf, match_intervals
 
@@ -145,18 +145,13 @@ class Calibration:
         }
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-
-
 def clip_truth(clip: OofClip) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(true highlight spans, unsure spans) in ms, read from the clip's targets."""
     positive = (clip.targets > 0) & (clip.targets != IGNORE)
     ignored = clip.targets == IGNORE
     truth, unsure = [], []
     times = clip.times_ms
-    for lo, hi in _runs(positive | ignored):
+    for lo, hi in true_runs(positive | ignored):
         span = (int(times[lo]), int(times[hi - 1]) + clip.step_ms)
         (truth if positive[lo:hi].any() else unsure).append(span)
     return truth, unsure
@@ -271,7 +266,7 @@ def calibrate(
 
     def plateau(curve: np.ndarray) -> tuple[int, int]:
         """The longest run of thresholds within TOLERANCE of the best (half-open index range)."""
-        runs = _runs(curve >= best - TOLERANCE)
+        runs = true_runs(curve >= best - TOLERANCE)
         return max(runs, key=lambda r: (r[1] - r[0], -r[0])) if runs else (0, 0)
 
     def preference(key: tuple[int, int, int]) -> tuple:
