@@ -36,7 +36,13 @@ SIZE = 64
 CROP = (0.25, 0.0, 1.0, 0.75)
 
 
-def make_checkpoint(path: Path, classes: tuple[str, ...], seed: int = 0, spread_on: np.ndarray | None = None) -> Path:
+def make_checkpoint(
+    path: Path,
+    classes: tuple[str, ...],
+    seed: int = 0,
+    spread_on: np.ndarray | None = None,
+    balance_colour: bool = False,
+) -> Path:
     """A random ResNet18.  With ``spread_on`` frames, its head is set so that their logits spread
     (std 3) around 0: probabilities then cover 0..1 and parity is not met by near-constant outputs.
     """
@@ -53,6 +59,7 @@ def make_checkpoint(path: Path, classes: tuple[str, ...], seed: int = 0, spread_
         train_args={"seed": seed},
         metrics={"f1": 0.5},
         epoch=3,
+        balance_colour=balance_colour,
     )
     if spread_on is not None:
         model.eval()
@@ -79,10 +86,13 @@ def generated_frames(video: Path) -> np.ndarray:
     return np.concatenate([decoded, noise])
 
 
-@pytest.mark.parametrize("classes", [("background", "rage"), ("background", "rage", "pog")])
-def test_exported_model_matches_torch(tmp_path: Path, video_factory, classes):
+@pytest.mark.parametrize(
+    ("classes", "balance_colour"),
+    [(("background", "rage"), False), (("background", "rage", "pog"), False), (("background", "rage"), True)],
+)
+def test_exported_model_matches_torch(tmp_path: Path, video_factory, classes, balance_colour):
     frames = generated_frames(video_factory("src.mp4", duration=3, size="320x180", source="testsrc2"))
-    checkpoint = make_checkpoint(tmp_path / "model.pt", classes, spread_on=frames)
+    checkpoint = make_checkpoint(tmp_path / "model.pt", classes, spread_on=frames, balance_colour=balance_colour)
     out = tmp_path / "out dir é" / "it's.onnx"
     assert run(["export-onnx", "--model", str(checkpoint), "-o", str(out)]) == 0
 

@@ -22,6 +22,7 @@ from autotosis.model.model import (
     DEFAULT_MEAN,
     DEFAULT_STD,
     ModelInfo,
+    balanced_colour,
     build_model,
     load_checkpoint,
     model_fingerprint,
@@ -281,6 +282,36 @@ def test_to_input_tensor_normalises_and_keeps_channels_last():
         assert tensor[1, channel, 5, 5].item() == pytest.approx(
             (1 - DEFAULT_MEAN[channel]) / DEFAULT_STD[channel], rel=1e-5
         )
+
+
+def test_balanced_colour_removes_a_tint_and_keeps_what_differs_inside_the_picture():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(20, 120, (4, SIZE, SIZE, 3), dtype=np.uint8)
+    frames[:, 8:16, 8:16, 0] = 140  # a red patch: a difference inside the picture, which must stay
+    gains = np.array([1.8, 1.0, 0.7])  # pink light (no channel clips)
+    tinted = np.round(frames * gains).astype(np.uint8)
+    unit = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    balanced = balanced_colour(unit)
+    balanced_tinted = balanced_colour(torch.from_numpy(tinted).permute(0, 3, 1, 2).float() / 255)
+    # Every channel at the picture's mean level, brightness kept ...
+    means = balanced.mean(dim=(2, 3))
+    assert torch.allclose(means, unit.mean(dim=(1, 2, 3))[:, None].expand(-1, 3), rtol=5e-3)
+    # ... so a tint (one gain per channel) leaves the same picture up to its brightness (uint8 rounding aside).
+    ratio = balanced_tinted / balanced
+    assert (ratio / ratio.mean(dim=(1, 2, 3), keepdim=True) - 1).abs().max().item() < 0.05
+    assert (balanced[:, 0, 8:16, 8:16].mean() - balanced[:, 0, 20:, 20:].mean()).item() > 0.2  # the patch stays
+    # The model input is balanced only for a model trained so; a black picture stays finite and black.
+    info, raw = replace(tiny_info(), balance_colour=True), tiny_info()
+    assert not torch.allclose(to_input_tensor(tinted, info), to_input_tensor(tinted, raw))
+    black = np.zeros((1, SIZE, SIZE, 3), np.uint8)
+    assert torch.allclose(to_input_tensor(black, info), to_input_tensor(black, raw))
+
+
+def test_balance_colour_is_stored_and_old_checkpoints_see_raw_colour():
+    info = replace(tiny_info(), balance_colour=True)
+    assert ModelInfo.from_dict(info.to_dict()) == info
+    old = {k: v for k, v in tiny_info().to_dict().items() if k != "balance_colour"}
+    assert ModelInfo.from_dict(old).balance_colour is False
 
 
 def test_to_input_tensor_rejects_wrong_shapes_and_reads_memmaps(tmp_path: Path):

@@ -57,6 +57,7 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
         folds=folds,
         hard_negatives=args.hard_negatives,
         audio=args.audio,
+        balance_colour=not args.raw_colour,
     )
     _check_config(config)
     resume = Path(args.resume) if args.resume else None
@@ -649,6 +650,13 @@ def _train_parser(commands, add: AddCommand) -> None:
     )
     g.add_argument("--no-balance", action="store_true", help="sample frames as they come instead of class-balanced")
     g.add_argument("--no-augment", action="store_true", help="turn off the light shift/scale/brightness augmentation")
+    g.add_argument(
+        "--raw-colour",
+        action="store_true",
+        help="show the model raw colours; by default each picture's colour is balanced (grey world) so that a "
+        "room's tint, a camera's white balance or coloured light do not move the scores. Use it only when the "
+        "highlight is a colour change of the whole cropped picture (a red screen flash)",
+    )
     g.add_argument(
         "--val-fraction",
         type=probability,

@@ -35,6 +35,7 @@ _FORMAT_PREFIX = "autotosis-checkpoint/"
 _FORMAT_VERSION = 1
 SUPPORTED_ARCHS = ("resnet18",)
 _FEATURES = 512  # width of resnet18's pooled features (the input of fc)
+BALANCE_EPS = 1.0 / 255  # keeps balance_colour finite on a channel that is black in the whole picture
 _PREDICT_CHUNK = 256  # frames per forward pass in predict_probs: bounds memory for big batches
 
 _TRAIN_HINT = "train one with `autotosis train`"
@@ -67,6 +68,10 @@ class ModelInfo:
     # for models trained without it, which scan as before.  The picture-only threshold and rules stay
     # in ``threshold`` and ``events``: a video without sound is scanned with them.
     audio: dict = field(default_factory=dict)
+    # Each picture's colours balanced before the model sees it (grey world: every channel scaled to the
+    # picture's mean level), so a room's tint, a camera's white balance or coloured light do not move
+    # the scores.  False for models trained before it existed: they see raw colours, as they were trained.
+    balance_colour: bool = False
 
     def positive_class(self) -> str:
         """The class whose probability is the highlight score."""
@@ -104,6 +109,7 @@ class ModelInfo:
             values["crop_borders"] = bool(values.get("crop_borders", False))
             values["events"] = dict(values.get("events") or {})
             values["audio"] = dict(values.get("audio") or {})
+            values["balance_colour"] = bool(values.get("balance_colour", False))
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{source}: checkpoint metadata is malformed ({exc})", hint=_TRAIN_HINT) from exc
         return cls(**values)
@@ -396,9 +402,19 @@ def to_input_tensor(frames: np.ndarray | torch.Tensor, info: ModelInfo, augment:
     unit = batch.permute(0, 3, 1, 2).float().div_(255.0)
     if augment is not None:
         unit = augment(unit).contiguous(memory_format=torch.channels_last)
+    if info.balance_colour:
+        unit = balanced_colour(unit)
     mean = torch.tensor(info.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(info.std, dtype=torch.float32).view(1, 3, 1, 1)
     return unit.sub_(mean).div_(std)
+
+
+def balanced_colour(unit: torch.Tensor) -> torch.Tensor:
+    """Grey-world colour balance of an (N, 3, H, W) batch in [0, 1]: each picture's channels scaled to
+    their common mean level (brightness kept; a flat black picture stays black)."""
+    channel = unit.mean(dim=(2, 3), keepdim=True)
+    level = channel.mean(dim=1, keepdim=True)
+    return unit * (level + BALANCE_EPS) / (channel + BALANCE_EPS)
 
 
 def _as_uint8_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:

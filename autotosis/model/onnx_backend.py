@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 
 from autotosis.core.errors import ModelError, UsageError
-from autotosis.model.model import ModelInfo
+from autotosis.model.model import ModelInfo, balanced_colour
 
 INFO_KEY = "autotosis.model_info"
 INPUT_NAME = "frames"
@@ -56,6 +56,8 @@ def _wrapped(model, info: ModelInfo):
         def forward(self, frames: torch.Tensor) -> torch.Tensor:
             # Same steps as model.to_input_tensor, so the float rounding matches too.
             unit = frames.permute(0, 3, 1, 2).float() / 255.0
+            if info.balance_colour:
+                unit = balanced_colour(unit)
             return torch.softmax(self.net((unit - self.mean) / self.std), dim=1)
 
     return FramesToProbs().eval()

@@ -112,6 +112,10 @@ class TrainConfig:
     # helps in cross-validation), "on" (always; an error when a clip has no sound), "off" (the
     # default until the quality benchmark shows "auto" never costs accuracy: so far one reduced run).
     audio: str = "off"
+    # Grey-world colour balance of every picture the model sees (ModelInfo.balance_colour): scores that
+    # do not move with a room's tint or a camera's white balance.  Off only for highlights that are a
+    # colour change of the whole cropped picture (a red screen flash).
+    balance_colour: bool = True
 
 
 @dataclass(frozen=True)
@@ -868,6 +872,8 @@ def train(
             crop_borders=frameset.crop_borders,
             events=rules,
             audio=dict(audio or {}),
+            # A resumed run keeps what its weights were trained with.
+            balance_colour=resumed.info.balance_colour if resumed else config.balance_colour,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)
