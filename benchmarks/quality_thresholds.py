@@ -24,7 +24,7 @@ from autotosis.detect.scores import read_scores  # noqa: E402
 from autotosis.detect.segments import read_events  # noqa: E402
 from benchmarks.quality import at_threshold  # noqa: E402
 
-THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
+THRESHOLDS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
 
 def main() -> int:

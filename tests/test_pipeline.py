@@ -12,6 +12,7 @@ import torch
 from autotosis.cli import main
 from autotosis.core.errors import ExitStatus
 from autotosis.media import decode, probe
+from autotosis.model.model import read_checkpoint_info
 from tests.conftest import make_video
 
 pytestmark = [pytest.mark.media, pytest.mark.torch, pytest.mark.slow]
@@ -132,6 +133,7 @@ def test_train_scan_events_render(project: Path, model: Path, tmp_path: Path, mo
     scores = json.loads(scores_path.read_text())
     assert scores["classes"] == ["background", "rage"]
     assert scores["times_ms"][:3] == [0, 500, 1000]
+    assert read_checkpoint_info(model).balance_colour  # the default: a red corner is found in balanced colour too
     rage = np.array(scores["scores"]["rage"])
     times = np.array(scores["times_ms"])
     inside = ((times >= 3500) & (times < 6500)) | ((times >= 12500) & (times < 15500))

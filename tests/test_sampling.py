@@ -250,12 +250,14 @@ def test_train_and_eval_on_an_image_folder(tmp_path: Path, capsys):
                 "flash",
                 "--crop",
                 "0,0,0.5,1",
+                "--raw-colour",
             ]
         )
         == 0
     )
     _, info, _ = load_checkpoint(model)
     assert info.task == "flash" and info.classes == ("background", "rage") and info.crop == (0.0, 0.0, 0.5, 1.0)
+    assert not info.balance_colour
     assert info.metrics["val_clips"] >= 1 and info.metrics["validated_on"] == "held-out clips"
     out = tmp_path / "eval.json"
     assert run(["eval", str(root), "--model", str(model), "--json", str(out)]) == 0

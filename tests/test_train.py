@@ -474,6 +474,7 @@ def test_training_learns_the_synthetic_signal(tmp_path: Path, frameset: FrameSet
     assert info.epoch == result.best_epoch and info.crop == frameset.crop and info.input_size == SIZE
     assert 0.2 <= info.threshold <= 0.8 and info.metrics["validated_on"] == "held-out clips"
     assert info.train_args["epochs"] == 2
+    assert info.balance_colour  # new models see colour-balanced pictures
     # Fresh frames the model never saw: clearly better than chance.
     rng = np.random.default_rng(99)
     targets = rng.integers(0, 2, 64)
@@ -504,7 +505,10 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, frameset: FrameSet):
     broken = tmp_path / "broken.pt"
     with pytest.raises(Interrupt):
         train(frameset, config, broken, on_epoch=stop_after_two)
-    resumed = train(frameset, config, broken, resume=broken)  # the best file or the .last.pt both work
+    # The best file or the .last.pt both work; the weights keep the colour handling they were trained with.
+    resumed = train(frameset, replace(config, balance_colour=False), broken, resume=broken)
+    assert load_checkpoint(broken)[1].balance_colour
+    assert any("balance_colour" in w for w in resumed.warnings)
     assert [m.epoch for m in resumed.history] == [1, 2, 3]
     assert resumed.best_epoch == full.best_epoch
     for a, b in zip(full.history, resumed.history):
