@@ -222,7 +222,8 @@ def best_threshold(scores, events, truth_spans) -> dict | None:
     whether the model separates highlights from look-alikes at all, or only its threshold is off."""
     best = None
     try:
-        for threshold in np.round(np.arange(0.05, 1.0, 0.05), 2):
+        # Up to 0.99: a final model sharper than its fold models can need a threshold above 0.95.
+        for threshold in (*np.round(np.arange(0.05, 1.0, 0.05), 2), 0.97, 0.98, 0.99):
             f1 = at_threshold(scores, events, truth_spans, float(threshold))[0].f1
             if best is None or f1 > best["event_f1"]:
                 best = {"threshold": float(threshold), "event_f1": f1}
