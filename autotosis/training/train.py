@@ -825,6 +825,10 @@ def train(
                 f"{resumed.path}: classes {list(resumed.info.classes)} differ from the label file's "
                 f"{list(frameset.classes)}"
             )
+        if config.balance_colour != resumed.info.balance_colour:
+            # The weights were trained on pictures balanced (or not): a resumed run goes on as they were.
+            warnings.append(f"resuming keeps balance_colour={resumed.info.balance_colour}, as the weights were trained")
+            config = replace(config, balance_colour=resumed.info.balance_colour)
         warnings += _resume_config_warnings(resumed.raw["resume"].get("config") or {}, config)
 
     with torch_threads(config.threads):
@@ -872,8 +876,7 @@ def train(
             crop_borders=frameset.crop_borders,
             events=rules,
             audio=dict(audio or {}),
-            # A resumed run keeps what its weights were trained with.
-            balance_colour=resumed.info.balance_colour if resumed else config.balance_colour,
+            balance_colour=config.balance_colour,
         )
         torch.manual_seed(config.seed)  # the random init of "none" and of a replaced head
         model = build_model(len(info.classes), "none" if resumed else config.weights)
