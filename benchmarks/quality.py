@@ -117,6 +117,23 @@ def sample_set(seed: int, pool: int, args):
     return samples
 
 
+def finished_sample_set(out: Path, seed: int):
+    """A finished data set of ``seed`` under ``out`` (any pool: a seed's held-out VOD is the same in all of them),
+    smallest pool first; one still being generated is passed over.  None if there is none."""
+    from autotosis.demo.samples import load_sample_set
+
+    def pool(folder: Path) -> int:
+        tail = folder.name.split("pool")[-1]
+        return int(tail) if tail.isdigit() else 1 << 30
+
+    for folder in sorted((out / "data").glob(f"seed{seed}-pool*"), key=pool):
+        try:
+            return load_sample_set(folder)
+        except Exception:  # noqa: BLE001 - incomplete (being generated) or broken: try the next one
+            continue
+    return None
+
+
 def _hard_version() -> int:
     from autotosis.demo.samples import HARD_GENERATOR_VERSION
 

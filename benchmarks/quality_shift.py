@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from benchmarks import quality_audio  # noqa: E402
+from benchmarks.quality import finished_sample_set  # noqa: E402
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -38,15 +39,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def runs(args):
     """(name, model.last.pt, held-out scores, truth spans) of every run asked for."""
-    from autotosis.demo.samples import load_sample_set
-
     if args.quality:
         for run in sorted((args.quality_out / "runs" / args.quality).glob("seed*-n*")):
             if not (run / "result.json").exists():
                 continue  # not finished
-            seed = run.name.split("-")[0]
-            pools = sorted((args.quality_out / "data").glob(f"{seed}-pool*"))
-            truth = list(load_sample_set(pools[-1]).heldout.highlights)
+            seed = int(run.name.split("-")[0].removeprefix("seed"))
+            data = finished_sample_set(args.quality_out, seed)
+            if data is None:
+                continue  # its data set is still being generated
+            truth = list(data.heldout.highlights)
             yield f"{args.quality} {run.name}", run / "model.last.pt", run / "heldout.scores.json", truth
     for tag in [t for t in (args.audio or "").split(",") if t]:
         saved = json.loads((args.audio_out / f"results-{tag}.json").read_text())["args"]

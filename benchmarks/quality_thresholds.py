@@ -19,10 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autotosis.demo.samples import load_sample_set  # noqa: E402
 from autotosis.detect.scores import read_scores  # noqa: E402
 from autotosis.detect.segments import read_events  # noqa: E402
-from benchmarks.quality import at_threshold  # noqa: E402
+from benchmarks.quality import at_threshold, finished_sample_set  # noqa: E402
 
 THRESHOLDS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 
@@ -40,8 +39,11 @@ def main() -> int:
     for run in runs:
         result = json.loads((run / "result.json").read_text())
         seed = result["seed"]
-        data = next((run.parent.parent.parent / "data").glob(f"seed{seed}-pool*"))
-        truth = list(load_sample_set(data).heldout.highlights)
+        data = finished_sample_set(run.parent.parent.parent, seed)
+        if data is None:
+            print(f"{run.parent.name}/{run.name}: no finished data set of seed {seed}")
+            continue
+        truth = list(data.heldout.highlights)
         scores = read_scores(run / "heldout.scores.json")
         events = read_events(run / "heldout.events.json")
         cells = []
