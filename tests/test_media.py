@@ -107,6 +107,65 @@ def test_keyframes_only_returns_keyframe_times(video_factory):
     assert times.tolist() == [0, 1000, 2000, 3000, 4000, 5000]
 
 
+def _decoded(batches) -> tuple[list[int], np.ndarray]:
+    batches = list(batches)
+    return np.concatenate([b.times_ms for b in batches]).tolist(), np.concatenate([b.frames for b in batches])
+
+
+def _spy_on_iter_frames(monkeypatch) -> list[decode.DecodeSpec]:
+    calls: list[decode.DecodeSpec] = []
+    real = decode.iter_frames
+
+    def spy(path, spec, **kwargs):
+        calls.append(spec)
+        return real(path, spec, **kwargs)
+
+    monkeypatch.setattr(decode, "iter_frames", spy)
+    return calls
+
+
+def test_skipping_unreferenced_frames_keeps_the_sample_times_of_a_stream_with_b_frames(video_factory, monkeypatch):
+    # A typical stream: moving picture, B-frames (x264 veryfast: 3 between references).
+    path = video_factory(
+        duration=6, fps="30", codec=["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-pix_fmt", "yuv420p"]
+    )
+    spec = decode.DecodeSpec(size=32, fps=2.0, start_ms=1000, end_ms=5000)
+    assert "noref" in decode._decode_argv(path, decode.replace(spec, skip_unreferenced=True), probe.probe(path))
+    assert "noref" not in decode._decode_argv(path, spec, probe.probe(path))
+    exact_times, exact = _decoded(decode.iter_frames(path, spec, batch_size=3))
+    calls = _spy_on_iter_frames(monkeypatch)
+    times, frames = _decoded(decode.iter_frames_skipping(path, spec, batch_size=3))
+    assert times == exact_times == list(range(1000, 5000, 500))
+    # The moving pattern never repeats a sample, so the skipping decoder ran alone, to the end.
+    assert [c.skip_unreferenced for c in calls] == [True]
+    # Each sample is the exact one or a frame or two before it (x264's test pattern moves a little).
+    assert np.abs(frames.astype(int) - exact.astype(int)).mean() < 10
+
+
+def test_skipping_falls_back_to_every_frame_where_decoded_frames_are_a_step_apart(video_factory, monkeypatch):
+    # 8 unreferenced B-frames between references at 4 fps: skipping them leaves a frame every 2.25 s,
+    # so 2 samples/s would repeat pictures.  The repeat is seen and the rest decoded exactly.
+    codec = ["-c:v", "libx264", "-preset", "veryfast", "-g", "32", "-bf", "8", "-pix_fmt", "yuv420p"]
+    path = video_factory(duration=8, fps="4", codec=codec + ["-x264-params", "b-adapt=0:b-pyramid=none"])
+    spec = decode.DecodeSpec(size=32, fps=2.0)
+    exact_times, exact = _decoded(decode.iter_frames(path, spec))
+    calls = _spy_on_iter_frames(monkeypatch)
+    times, frames = _decoded(decode.iter_frames_skipping(path, spec, batch_size=4))
+    assert times == exact_times == list(range(0, 8000, 500))
+    np.testing.assert_array_equal(frames, exact)
+    assert [(c.skip_unreferenced, c.start_ms) for c in calls] == [(True, None), (False, 500)]
+
+
+def test_skipping_a_still_picture_costs_a_re_decode_never_a_wrong_sample(video_factory, monkeypatch):
+    path = video_factory(duration=4, fps="25", source="color=c=gray", audio=False)
+    spec = decode.DecodeSpec(size=16, fps=2.0, start_ms=1000)
+    exact_times, exact = _decoded(decode.iter_frames(path, spec))
+    calls = _spy_on_iter_frames(monkeypatch)
+    times, frames = _decoded(decode.iter_frames_skipping(path, spec))
+    assert times == exact_times and np.array_equal(frames, exact)
+    assert [(c.skip_unreferenced, c.start_ms) for c in calls] == [(True, 1000), (False, 1500)]
+
+
 def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path, video_factory):
     # Only every 5th frame survives in the first 2 s (a VFR file: 5 fps, then 25 fps), and the
     # picture turns blue at t=3 s. Times from a frame counter x nominal fps would put the

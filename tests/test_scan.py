@@ -313,6 +313,38 @@ def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     assert np.all(np.diff(rough.times_ms) > 0)
 
 
+def test_coarse_scan_of_a_stream_with_b_frames_skips_unreferenced_frames_and_finds_the_dense_events(
+    video_factory, monkeypatch
+):
+    # A typical stream's encoding: B-frames between references (half the frames no other frame needs),
+    # a keyframe every second at 30 fps; red over 70% of a noisy picture from 5.3 s to 8.7 s and from
+    # 14.2 s to 15.1 s (noise: a still picture would make the refinement decode every frame, see test_media).
+    codec = ["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "30", "-pix_fmt", "yuv420p"]
+    box = "x=0:y=0:w=iw*0.7:h=ih"
+    path = video_factory(
+        "vod.mp4",
+        duration=20,
+        size="64x36",
+        fps="30",
+        extra_video_filters=f"noise=alls=30:allf=t,{red_between(5.3, 8.7, box)},{red_between(14.2, 15.1, box)}",
+        codec=codec,
+        audio=False,
+    )
+    specs: list[decode.DecodeSpec] = []
+    real = decode.iter_frames
+    monkeypatch.setattr(decode, "iter_frames", lambda video, spec, **kw: specs.append(spec) or real(video, spec, **kw))
+    dense = scan_with(path, Redness(), ScanOptions(mode="dense"))
+    rough = scan_with(path, Redness(), ScanOptions(mode="coarse"))
+    assert red_events(dense) == [(5500, 9000), (14_500, 15_500)]
+    found = red_events(rough)
+    assert len(found) == 2
+    for (start, end), (dense_start, dense_end) in zip(found, red_events(dense)):
+        assert abs(start - dense_start) <= 500 and abs(end - dense_end) <= 500
+    refined = [spec for spec in specs if spec.start_ms is not None]
+    assert refined and all(spec.skip_unreferenced for spec in refined)
+    assert not any(spec.skip_unreferenced for spec in specs if spec.start_ms is None)  # dense and keyframe passes
+
+
 def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_factory):
     # 40 s at 10 fps, a keyframe every second (-g 10): red at the very start, a 0.7 s flash over
     # the keyframe at 8 s, a long event with a dip (a 30% red bar, below the event threshold but a

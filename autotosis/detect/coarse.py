@@ -161,6 +161,34 @@ def refine_spans(
     return merge_spans(spans, join_ms)
 
 
+def refinement_spans(
+    key_times_ms: np.ndarray,
+    key_probs: np.ndarray,
+    classes: tuple[str, ...],
+    duration_ms: int,
+    fps: float,
+    options: CoarseOptions,
+    *,
+    candidate: float,
+    interior: float,
+) -> list[Span]:
+    """The stretches a coarse scan decodes densely after scoring the keyframes, on the sampling grid:
+    keyframes scoring at least ``candidate`` (and, with ``options.edges_only``, only the edges of their
+    runs: ``interior`` is the "clearly high" level), padded as ``options`` says."""
+    key_high = high_classes(key_probs, classes, interior) if options.edges_only else None
+    spans = refine_spans(
+        key_times_ms,
+        highlight_score(key_probs, classes),
+        duration_ms,
+        candidate,
+        pad_keyframes=options.pad_keyframes,
+        max_gap_ms=options.max_gap_ms,
+        key_high=key_high,
+        join_ms=options.join_ms,
+    )
+    return align_spans(spans, fps)
+
+
 def merge_spans(spans: list[Span], join_ms: int = 0) -> list[Span]:
     """Sorted, with overlapping spans and spans at most ``join_ms`` apart joined (one decoder run each)."""
     merged: list[Span] = []

@@ -136,7 +136,9 @@ def _spans_frames(
     batch_size: int,
     stop: threading.Event | None = None,
 ) -> Iterator[decode.FrameBatch]:
-    """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input."""
+    """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input, unreferenced
+    frames skipped (about half the decoding of a stream with B-frames; the samples stay within a frame
+    or two of the dense scan's, and exact where they would not be: ``decode.iter_frames_skipping``)."""
     for lo, hi in spans:
         if stop is not None and stop.is_set():
             return
@@ -149,7 +151,7 @@ def _spans_frames(
             fast_decode=spec.fast_decode,
             threads=spec.threads,
         )
-        yield from decode.iter_frames(video, span_spec, batch_size=batch_size, info=info, stop=stop)
+        yield from decode.iter_frames_skipping(video, span_spec, batch_size=batch_size, info=info, stop=stop)
 
 
 def scan_with(
@@ -324,20 +326,16 @@ def _scan_coarse(
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse.
     threshold = coarse_threshold(options, predictor.info.threshold)
-    key_high = None
-    if options.coarse.edges_only:
-        key_high = coarse.high_classes(key_probs, classes, interior_threshold(options, predictor.info))
-    spans = coarse.refine_spans(
+    spans = coarse.refinement_spans(
         key_times,
-        coarse.highlight_score(key_probs, classes),
+        key_probs,
+        classes,
         info.duration_ms,
-        threshold,
-        pad_keyframes=options.coarse.pad_keyframes,
-        max_gap_ms=options.coarse.max_gap_ms,
-        key_high=key_high,
-        join_ms=options.coarse.join_ms,
+        options.fps,
+        options.coarse,
+        candidate=threshold,
+        interior=interior_threshold(options, predictor.info),
     )
-    spans = coarse.align_spans(spans, options.fps)
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
     fine_times, fine_probs = np.zeros(0, np.int64), np.zeros((0, len(classes)), np.float32)
     if spans:

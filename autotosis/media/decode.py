@@ -3,6 +3,7 @@ thumbnails and stills, the active picture area."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -11,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,6 +61,11 @@ class DecodeSpec:
     # Skipping the H.264 loop filter speeds decoding up ~15% and is invisible at 128x128.
     fast_decode: bool = True
     threads: int | None = None
+    # Skip frames no other frame refers to (most B-frames: about half the decoding of a typical
+    # stream).  A sample then shows the last *decoded* frame at or before its time, a frame or two
+    # (tens of ms) early; use it through iter_frames_skipping, which falls back to decoding every
+    # frame where that would be a whole sampling step early.
+    skip_unreferenced: bool = False
 
 
 def _decode_filters(spec: DecodeSpec, info: VideoInfo) -> str:
@@ -68,7 +74,13 @@ def _decode_filters(spec: DecodeSpec, info: VideoInfo) -> str:
         # fps first so crop/scale only run on the frames we keep.  round=up: the sample at
         # time T is the frame on screen at T (the last one at or before T); the default
         # (near) would hand out a frame up to half a step *later* than its time says.
-        filters.append(f"fps={spec.fps!r}:round=up")
+        rate = f"fps={spec.fps!r}:round=up"
+        if spec.start_ms:
+            # Timestamps start at 0 at the seek point.  The first frame after it may come later (the seek
+            # point falls between two frames, or on a skipped one): without this the fps filter would
+            # start at the next sampling time after that frame and lose the first sample.
+            rate += ":start_time=0"
+        filters.append(rate)
     if spec.region is not None:
         w, h, x, y = crop_pixels(spec.region, info.width, info.height)
         filters.append(f"crop={w}:{h}:{x}:{y}:exact=1")
@@ -143,6 +155,8 @@ def _decode_argv(path: Path, spec: DecodeSpec, info: VideoInfo) -> list[str]:
         argv += ["-skip_loop_filter", "all"]
     if spec.keyframes_only:
         argv += ["-skip_frame", "nokey"]
+    elif spec.skip_unreferenced:
+        argv += ["-skip_frame", "noref"]
     if spec.start_ms:
         argv += ["-ss", _seconds(spec.start_ms)]
     argv += ["-i", _url(path)]
@@ -227,6 +241,47 @@ def iter_frames(
     finally:
         _stop(proc)
         proc.stdout.close()
+
+
+def iter_frames_skipping(
+    path: Path | str,
+    spec: DecodeSpec,
+    *,
+    batch_size: int = 32,
+    info: VideoInfo | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[FrameBatch]:
+    """``iter_frames`` with unreferenced frames skipped (``DecodeSpec.skip_unreferenced``), exact where it matters.
+
+    Where the decoded frames are further apart than a sampling step (a stream whose every frame
+    between two references is unreferenced, e.g. many B-frames at a low frame rate), the fps filter
+    repeats a frame: two byte-identical samples in a row.  From the first repeat on, the rest is
+    decoded again without skipping (from that sample's time; spans start on the sampling grid, so
+    the times stay on it).  A truly still picture repeats too and costs the same re-decode, never a
+    wrong sample.
+    """
+    path = Path(path)
+    info = info or probe(path)
+    fast = replace(spec, skip_unreferenced=True)
+    previous: np.ndarray | None = None
+    resume_ms: int | None = None
+    with contextlib.closing(iter_frames(path, fast, batch_size=batch_size, info=info, stop=stop)) as batches:
+        for batch in batches:
+            frames = batch.frames
+            before = np.concatenate([previous[None], frames[:-1]]) if previous is not None else frames[:-1]
+            offset = 0 if previous is not None else 1
+            same = np.flatnonzero((before == frames[offset:]).all(axis=(1, 2, 3)))
+            if len(same):
+                repeat = int(same[0]) + offset
+                if repeat:
+                    yield FrameBatch(times_ms=batch.times_ms[:repeat], frames=frames[:repeat])
+                resume_ms = int(batch.times_ms[repeat])
+                break
+            previous = frames[-1]
+            yield batch
+    if resume_ms is not None and not (stop is not None and stop.is_set()):
+        exact = replace(spec, skip_unreferenced=False, start_ms=resume_ms)
+        yield from iter_frames(path, exact, batch_size=batch_size, info=info, stop=stop)
 
 
 def _join(thread: threading.Thread, timeout: float) -> None:

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Which candidate level should the coarse scan use?  Replayed on a dense scan, nothing decoded twice.
+
+The coarse scan (autotosis.detect.coarse) scores the keyframes, decodes densely only the stretches
+around keyframes scoring at least the *candidate level*, and keeps the keyframe samples elsewhere.  A
+low level decodes more (slower); a high one may miss an event whose keyframes all score below it.
+Given a dense scan of a video (`autotosis scan VIDEO --mode dense`), this replays the coarse scan for
+several levels with the library's own refinement rule (``coarse.refinement_spans``): the keyframe
+samples are the dense samples at the keyframes' times (a keyframe on the 2-per-second grid is one of
+them), the refined stretches keep their dense samples.  For each level it prints the share of the
+video decoded densely, the share of the dense scan's events found (IoU >= 0.3) and how far their
+edges moved, with the events `autotosis events` writes by default (the model's calibrated rules).
+
+Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--levels 0.25,0.5,0.75,1]
+(levels are fractions of the model's event threshold; the scan's default is 0.25; VIDEO defaults to the
+video the scores file names)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from autotosis.detect import coarse  # noqa: E402
+from autotosis.detect.scores import read_scores  # noqa: E402
+from autotosis.detect.segments import event_params_for, event_spans, find_events  # noqa: E402
+from autotosis.media import decode  # noqa: E402
+from autotosis.training.metrics import match_intervals  # noqa: E402
+
+
+def keyframe_times(video: Path) -> np.ndarray:
+    spec = decode.DecodeSpec(size=16, fps=None, keyframes_only=True)
+    return np.concatenate([b.times_ms for b in decode.iter_frames(video, spec)] or [np.zeros(0, np.int64)])
+
+
+def replay(scores, key_times: np.ndarray, level: float, options: coarse.CoarseOptions):
+    """(refined fraction, times, probs) of the coarse scan at candidate ``level`` (absolute score)."""
+    times, probs = np.asarray(scores.times_ms), np.asarray(scores.probs)
+    # The sample on screen at each keyframe's time: the last dense sample at or before it.
+    at = np.clip(np.searchsorted(times, key_times, side="right") - 1, 0, len(times) - 1)
+    key_probs = probs[at]
+    params = event_params_for(scores.scan.events, scores.scan.threshold)
+    spans = coarse.refinement_spans(
+        key_times,
+        key_probs,
+        tuple(scores.classes),
+        scores.duration_ms,
+        scores.scan.fps,
+        options,
+        candidate=level,
+        interior=params.threshold,
+    )
+    inside = np.zeros(len(times), dtype=bool)
+    for lo, hi in spans:
+        inside |= (times >= lo) & (times < hi)
+    merged_times, merged_probs = coarse.merge_samples(key_times, key_probs, spans, times[inside], probs[inside])
+    refined = sum(hi - lo for lo, hi in spans) / max(1, scores.duration_ms)
+    return refined, merged_times, merged_probs
+
+
+def events_of(scores, times: np.ndarray, probs: np.ndarray) -> list[tuple[int, int]]:
+    params = event_params_for(scores.scan.events, scores.scan.threshold)
+    label = scores.default_class()
+    column = probs[:, list(scores.classes).index(label)]
+    return event_spans(find_events(times, column, scores.duration_ms, label, params, scores.step_ms))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("scores", type=Path, help="a dense scan's scores file")
+    parser.add_argument("video", type=Path, nargs="?", help="the scanned video (default: the one the file names)")
+    parser.add_argument("--levels", default="0.25,0.4,0.5,0.6,0.75,0.9,1", help="fractions of the event threshold")
+    args = parser.parse_args()
+    scores = read_scores(args.scores)
+    if scores.scan.mode != "dense":
+        raise SystemExit(f"{args.scores} is a {scores.scan.mode} scan: replaying needs a dense one (--mode dense)")
+    video = args.video or Path(scores.video)
+    key_times = keyframe_times(video)
+    threshold = event_params_for(scores.scan.events, scores.scan.threshold).threshold
+    dense = events_of(scores, np.asarray(scores.times_ms), np.asarray(scores.probs))
+    print(
+        f"{video.name}: {len(key_times)} keyframes, {scores.duration_ms / 1000:.0f} s; dense scan: {len(dense)} "
+        f"events; event threshold {threshold:.2f}"
+    )
+    print(f"{'level':>6} {'score':>6} {'refined':>8} {'events':>7} {'found':>9} {'edges max / mean s':>19}")
+    for fraction in (float(v) for v in args.levels.split(",")):
+        refined, times, probs = replay(scores, key_times, fraction * threshold, coarse.CoarseOptions())
+        found = events_of(scores, times, probs)
+        pairs = match_intervals(found, dense, 0.3) if found and dense else []
+        edges = [max(abs(found[i][0] - dense[j][0]), abs(found[i][1] - dense[j][1])) for i, j in pairs]
+        print(
+            f"{fraction:6.2f} {fraction * threshold:6.3f} {refined:8.1%} {len(found):7d} "
+            f"{len(pairs):>4}/{len(dense):<4} {max(edges, default=0) / 1000:9.2f} / {np.mean(edges or [0]) / 1000:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
