@@ -11,7 +11,7 @@ them), the refined stretches keep their dense samples.  For each level it prints
 video decoded densely, the share of the dense scan's events found (IoU >= 0.3) and how far their
 edges moved, with the events `autotosis events` writes by default (the model's calibrated rules).
 
-Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--levels 0.25,0.5,0.75,1]
+Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--model M] [--levels 0.25,0.5,0.75,1]
 (levels are fractions of the model's event threshold; the scan's default is 0.25; VIDEO defaults to the
 video the scores file names)
 """
@@ -34,17 +34,31 @@ from autotosis.media import decode  # noqa: E402
 from autotosis.training.metrics import match_intervals  # noqa: E402
 
 
-def keyframe_times(video: Path) -> np.ndarray:
-    spec = decode.DecodeSpec(size=16, fps=None, keyframes_only=True)
-    return np.concatenate([b.times_ms for b in decode.iter_frames(video, spec)] or [np.zeros(0, np.int64)])
+def keyframes(video: Path, scores, model: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The keyframes' times, and with ``model`` their scores as the coarse scan's first pass computes them."""
+    if model is None:
+        spec = decode.DecodeSpec(size=16, fps=None, keyframes_only=True)
+        times = [b.times_ms for b in decode.iter_frames(video, spec)]
+        return np.concatenate(times or [np.zeros(0, np.int64)]), None
+    from autotosis.model.predictor import load_predictor
+
+    predictor = load_predictor(model)
+    spec = decode.DecodeSpec(size=predictor.info.input_size, fps=None, region=scores.scan.region, keyframes_only=True)
+    times, probs = [], []
+    for batch in decode.iter_frames(video, spec):
+        times.append(batch.times_ms)
+        probs.append(np.asarray(predictor.predict(batch.frames), dtype=np.float32))
+    return np.concatenate(times), np.concatenate(probs)
 
 
-def replay(scores, key_times: np.ndarray, level: float, options: coarse.CoarseOptions):
+def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: float, options: coarse.CoarseOptions):
     """(refined fraction, times, probs) of the coarse scan at candidate ``level`` (absolute score)."""
     times, probs = np.asarray(scores.times_ms), np.asarray(scores.probs)
-    # The sample on screen at each keyframe's time: the last dense sample at or before it.
-    at = np.clip(np.searchsorted(times, key_times, side="right") - 1, 0, len(times) - 1)
-    key_probs = probs[at]
+    if key_probs is None:
+        # Without the model: the dense sample on screen at each keyframe's time (the last one at or before it;
+        # a keyframe a few ms after a sampling time then reads the frame before it).
+        at = np.clip(np.searchsorted(times, key_times, side="right") - 1, 0, len(times) - 1)
+        key_probs = probs[at]
     params = event_params_for(scores.scan.events, scores.scan.threshold)
     spans = coarse.refinement_spans(
         key_times,
@@ -76,12 +90,18 @@ def main() -> int:
     parser.add_argument("scores", type=Path, help="a dense scan's scores file")
     parser.add_argument("video", type=Path, nargs="?", help="the scanned video (default: the one the file names)")
     parser.add_argument("--levels", default="0.25,0.4,0.5,0.6,0.75,0.9,1", help="fractions of the event threshold")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="the model that made the scan: the keyframes are scored as the coarse scan does (without it, each "
+        "keyframe reads the dense sample at or before its time)",
+    )
     args = parser.parse_args()
     scores = read_scores(args.scores)
     if scores.scan.mode != "dense":
         raise SystemExit(f"{args.scores} is a {scores.scan.mode} scan: replaying needs a dense one (--mode dense)")
     video = args.video or Path(scores.video)
-    key_times = keyframe_times(video)
+    key_times, key_probs = keyframes(video, scores, args.model)
     threshold = event_params_for(scores.scan.events, scores.scan.threshold).threshold
     dense = events_of(scores, np.asarray(scores.times_ms), np.asarray(scores.probs))
     print(
@@ -90,7 +110,7 @@ def main() -> int:
     )
     print(f"{'level':>6} {'score':>6} {'refined':>8} {'events':>7} {'found':>9} {'edges max / mean s':>19}")
     for fraction in (float(v) for v in args.levels.split(",")):
-        refined, times, probs = replay(scores, key_times, fraction * threshold, coarse.CoarseOptions())
+        refined, times, probs = replay(scores, key_times, key_probs, fraction * threshold, coarse.CoarseOptions())
         found = events_of(scores, times, probs)
         pairs = match_intervals(found, dense, 0.3) if found and dense else []
         edges = [max(abs(found[i][0] - dense[j][0]), abs(found[i][1] - dense[j][1])) for i, j in pairs]

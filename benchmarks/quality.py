@@ -17,7 +17,8 @@ this venv (``python -m autotosis``), with a rough label file (span edges off by 
     autotosis events S.json -o E.json --force
 
 and measures on the held-out VOD against the exact truth: frame precision/recall/F1 (scores
->= the threshold the events file records, at the scan's sample times) and event P/R/F1
+>= the threshold the events file records, at the scan's sample times; and, as the reel shows them,
+"frame F1 in events": a sample counts as highlight when it lies inside a written event) and event P/R/F1
 (the events written vs. the true spans, one-to-one at IoU >= 0.3), plus the training wall
 time and how many false events fell on look-alikes.  The table shows each seed, the mean
 and the worst.  Output: benchmarks/out/quality/results-TAG.json; generated sets, label
@@ -187,6 +188,9 @@ def measure(samples, scores_path: Path, events_path: Path) -> dict:
     frame = frame_prf(scores.column(events.label) >= threshold, truth)
     found = [(e.start_ms, e.end_ms) for e in events.events]
     event = event_prf(found, truth_spans, min_iou=EVENT_MIN_IOU)
+    # Frames as the reel shows them: a sample counts as highlight when it lies inside a written event.
+    in_events, _ = truth_at_times(scores.times_ms, found)
+    frame_events = frame_prf(in_events, truth)
     # Where the false events are: on a look-alike (by kind) or elsewhere.
     false_on: dict[str, int] = {}
     if found:
@@ -208,6 +212,7 @@ def measure(samples, scores_path: Path, events_path: Path) -> dict:
     return {
         "threshold": threshold,
         "frame": frame.__dict__,
+        "frame_in_events": frame_events.__dict__,
         "event": event.__dict__,
         "events_found": len(found),
         "events_true": len(truth_spans),
@@ -305,7 +310,7 @@ def print_table(rows: list[dict], n: int) -> None:
     print(f"\n{n} labelled clips")
     print(
         f"{'seed':>6} {'event P':>8} {'event R':>8} {'event F1':>9} {'frame P':>8} {'frame R':>8} {'frame F1':>9} "
-        f"{'thr':>5} {'found':>6} {'train s':>8} {'best thr: event F1':>18}  false events on"
+        f"{'thr':>5} {'found':>6} {'train s':>8} {'best thr: event F1':>18} {'frame F1 in events':>18}  false events on"
     )
     for r in rows:
         e, f = r["event"], r["frame"]
@@ -321,7 +326,8 @@ def print_table(rows: list[dict], n: int) -> None:
         print(
             f"{r['seed']:>6} {e['precision']:8.3f} {e['recall']:8.3f} {e['f1']:9.3f} "
             f"{f['precision']:8.3f} {f['recall']:8.3f} {f['f1']:9.3f} {r['threshold']:5.2f} "
-            f"{r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18}  {on}"
+            f"{r['events_found']:>3}/{r['events_true']:<2} {r['train_s']:8.0f} {best_text:>18} "
+            f"{r['frame_in_events']['f1']:18.3f}  {on}"
         )
 
     def stat(fn, level, key):
@@ -333,7 +339,7 @@ def print_table(rows: list[dict], n: int) -> None:
             f"{name:>6} {stat(fn, 'event', 'precision'):8.3f} {stat(fn, 'event', 'recall'):8.3f} "
             f"{stat(fn, 'event', 'f1'):9.3f} "
             f"{stat(fn, 'frame', 'precision'):8.3f} {stat(fn, 'frame', 'recall'):8.3f} {stat(fn, 'frame', 'f1'):9.3f} "
-            f"{'':>5} {'':>6} {train:8.0f}"
+            f"{'':>5} {'':>6} {train:8.0f} {'':>18} {stat(fn, 'frame_in_events', 'f1'):18.3f}"
         )
 
 

@@ -578,6 +578,9 @@ def event_recall(demo: Path) -> None:
     """Dense vs coarse events on the demo's held-out VOD (the model's own calibrated rules)."""
     video = demo / "clips" / "heldout_vod.mp4"
     model = demo / "rage.pt"
+    if not video.exists():
+        print(f"\n(no demo held-out VOD at {video}: dense vs coarse on it not measured)")
+        return
     out = {mode: OUT / f"heldout.{mode}.scores.json" for mode in ("dense", "coarse")}
     timing = {mode: run_measured(scan_argv(video, model, mode, path)).seconds for mode, path in out.items()}
     print(

@@ -279,6 +279,19 @@ def test_interior_threshold_is_the_models_event_threshold():
     assert interior_threshold(chosen, replace(info, events={"threshold": 0.8})) == 0.9
 
 
+def test_candidate_level_is_half_the_models_event_threshold():
+    from dataclasses import replace
+
+    from autotosis.detect.scan import coarse_threshold
+
+    info = Redness().info
+    assert coarse_threshold(ScanOptions(), info) == 0.25
+    # The calibrated event threshold counts, not the checkpoint's plain one.
+    assert coarse_threshold(ScanOptions(), replace(info, events={"threshold": 0.96})) == pytest.approx(0.48)
+    chosen = ScanOptions(coarse=coarse.CoarseOptions(threshold=0.1))
+    assert coarse_threshold(chosen, replace(info, events={"threshold": 0.96})) == 0.1
+
+
 def test_auto_mode_depends_on_length():
     options = ScanOptions(mode="auto", auto_coarse_ms=60_000)
     assert resolve_mode(options, 59_999) == "dense"

@@ -33,10 +33,15 @@ import numpy as np
 Span = tuple[int, int]  # [start, end) in ms
 
 
+CANDIDATE_SHARE = 0.5  # default candidate level, as a share of the model's event threshold
+
+
 @dataclass(frozen=True)
 class CoarseOptions:
     # A keyframe whose highlight score (1 - P(background)) reaches this marks a candidate.
-    # None = a quarter of the model's event threshold: low, so weak edges of an event count.
+    # None = half the model's event threshold (CANDIDATE_SHARE): low, so weak edges of an event count.  Replayed
+    # on dense scans of two hard VODs (benchmarks/coarse_levels.py), half decoded 25-29% of them against 37-42%
+    # at a quarter, with the same events; from three quarters on an edge moved by a keyframe interval.
     threshold: float | None = None
     # Keyframe intervals decoded on either side of a refined candidate keyframe, so an event
     # that starts or ends between two keyframes is covered whole.

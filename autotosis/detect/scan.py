@@ -296,9 +296,13 @@ def with_sound(
     return mixed, {"used": True, "picture": [round(float(p), 6) for p in picture]}
 
 
-def coarse_threshold(options: ScanOptions, model_threshold: float) -> float:
+def coarse_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
+    """The candidate level of the keyframe pass (``CoarseOptions.threshold``; default: ``coarse.CANDIDATE_SHARE``
+    of the event threshold the model's events use)."""
     chosen = options.coarse.threshold
-    return float(chosen) if chosen is not None else float(model_threshold) / 4
+    if chosen is not None:
+        return float(chosen)
+    return coarse.CANDIDATE_SHARE * float(event_params_for(model_info.events, model_info.threshold).threshold)
 
 
 def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
@@ -325,7 +329,7 @@ def _scan_coarse(
 
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse.
-    threshold = coarse_threshold(options, predictor.info.threshold)
+    threshold = coarse_threshold(options, predictor.info)
     spans = coarse.refinement_spans(
         key_times,
         key_probs,
@@ -456,9 +460,7 @@ def scan_video(
     if mode == "coarse":
         # Every setting that changes which stretches are refined is in the key (issue 18 added
         # edges_only, interior_threshold and join_ms: entries made with the old rule are not served).
-        rule = options.coarse.as_key(
-            coarse_threshold(options, model_info.threshold), interior_threshold(options, model_info)
-        )
+        rule = options.coarse.as_key(coarse_threshold(options, model_info), interior_threshold(options, model_info))
         keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **rule}, region))
     if options.use_cache:
         for key in keys:
