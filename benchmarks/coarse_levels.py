@@ -5,21 +5,23 @@ The coarse scan (autotosis.detect.coarse) scores the keyframes, decodes densely 
 around keyframes scoring at least the *candidate level*, and keeps the keyframe samples elsewhere.  A
 low level decodes more (slower); a high one may miss an event whose keyframes all score below it.
 Given a dense scan of a video (`autotosis scan VIDEO --mode dense`), this replays the coarse scan for
-several levels with the library's own refinement rule (``coarse.refinement_spans``): the keyframe
-samples are the dense samples at the keyframes' times (a keyframe on the 2-per-second grid is one of
-them), the refined stretches keep their dense samples.  For each level it prints the share of the
-video decoded densely, the share of the dense scan's events found (IoU >= 0.3) and how far their
-edges moved, with the events `autotosis events` writes by default (the model's calibrated rules).
+several levels with the library's own refinement rule (``coarse.refinement_spans``): with --model the
+keyframes are decoded and scored as the scan's first pass does (then the replay at the scan's level gives
+its refined stretches exactly), without it each keyframe reads the dense sample at or before its time; the
+refined stretches keep their dense samples.  For each level it prints the share of the video decoded
+densely, the share of the dense scan's events found (IoU >= 0.3) and how far their edges moved, with the
+events `autotosis events` writes by default (the model's calibrated rules).
 
 Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--model M] [--levels 0.25,0.5,0.75,1]
-(levels are fractions of the model's event threshold; the scan's default is 0.25; VIDEO defaults to the
-video the scores file names)
+(levels are fractions of the model's event threshold; the scan's default is ``coarse.CANDIDATE_SHARE``, 0.5;
+VIDEO defaults to the video the scores file names)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +31,9 @@ import numpy as np  # noqa: E402
 
 from autotosis.detect import coarse  # noqa: E402
 from autotosis.detect.scores import read_scores  # noqa: E402
-from autotosis.detect.segments import event_params_for, event_spans, find_events  # noqa: E402
+from autotosis.detect.segments import event_params_for  # noqa: E402
 from autotosis.media import decode  # noqa: E402
-from autotosis.training.metrics import match_intervals  # noqa: E402
+from benchmarks.scan import matched_edges, scan_events  # noqa: E402
 
 
 def keyframes(video: Path, scores, model: Path | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -78,13 +80,6 @@ def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: f
     return refined, merged_times, merged_probs
 
 
-def events_of(scores, times: np.ndarray, probs: np.ndarray) -> list[tuple[int, int]]:
-    params = event_params_for(scores.scan.events, scores.scan.threshold)
-    label = scores.default_class()
-    column = probs[:, list(scores.classes).index(label)]
-    return event_spans(find_events(times, column, scores.duration_ms, label, params, scores.step_ms))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scores", type=Path, help="a dense scan's scores file")
@@ -103,7 +98,7 @@ def main() -> int:
     video = args.video or Path(scores.video)
     key_times, key_probs = keyframes(video, scores, args.model)
     threshold = event_params_for(scores.scan.events, scores.scan.threshold).threshold
-    dense = events_of(scores, np.asarray(scores.times_ms), np.asarray(scores.probs))
+    dense = scan_events(scores)
     print(
         f"{video.name}: {len(key_times)} keyframes, {scores.duration_ms / 1000:.0f} s; dense scan: {len(dense)} "
         f"events; event threshold {threshold:.2f}"
@@ -111,12 +106,11 @@ def main() -> int:
     print(f"{'level':>6} {'score':>6} {'refined':>8} {'events':>7} {'found':>9} {'edges max / mean s':>19}")
     for fraction in (float(v) for v in args.levels.split(",")):
         refined, times, probs = replay(scores, key_times, key_probs, fraction * threshold, coarse.CoarseOptions())
-        found = events_of(scores, times, probs)
-        pairs = match_intervals(found, dense, 0.3) if found and dense else []
-        edges = [max(abs(found[i][0] - dense[j][0]), abs(found[i][1] - dense[j][1])) for i, j in pairs]
+        found = scan_events(replace(scores, times_ms=times, probs=probs))
+        edges = matched_edges(found, dense)
         print(
             f"{fraction:6.2f} {fraction * threshold:6.3f} {refined:8.1%} {len(found):7d} "
-            f"{len(pairs):>4}/{len(dense):<4} {max(edges, default=0) / 1000:9.2f} / {np.mean(edges or [0]) / 1000:.2f}"
+            f"{len(edges):>4}/{len(dense):<4} {max(edges, default=0) / 1000:9.2f} / {np.mean(edges or [0]) / 1000:.2f}"
         )
     return 0
 

@@ -544,31 +544,33 @@ def print_rows(rows: list[dict]) -> None:
         )
 
 
-def _scan_events(path: Path) -> list[tuple[int, int]]:
-    """The events `autotosis events` writes by default for a scores file: the model's calibrated rules."""
-    from autotosis.detect.scores import read_scores
+def scan_events(scores) -> list[tuple[int, int]]:
+    """The events `autotosis events` writes by default for these scores: the model's calibrated rules."""
     from autotosis.detect.segments import event_params_for, event_spans, events_from_scores
 
-    scores = read_scores(path)
     params = event_params_for(scores.scan.events, scores.scan.threshold)
     return event_spans(events_from_scores(scores, scores.default_class(), params))
+
+
+def matched_edges(found: list[tuple[int, int]], dense: list[tuple[int, int]]) -> list[int]:
+    """For each dense event the other scan finds (one-to-one, IoU >= 0.3): how far its start or end moved, in ms."""
+    from autotosis.training.metrics import match_intervals
+
+    pairs = match_intervals(found, dense, 0.3) if found and dense else []
+    return [max(abs(found[i][0] - dense[j][0]), abs(found[i][1] - dense[j][1])) for i, j in pairs]
 
 
 def coarse_agreement(dense: Path, coarse: Path) -> str:
     """How far the coarse scan's events are from the dense scan's (the reference): the share of dense events it
     finds (IoU >= 0.3) and the largest difference of a matched event's start or end."""
-    from autotosis.training.metrics import match_intervals
+    from autotosis.detect.scores import read_scores
 
-    found = {"dense": _scan_events(dense), "coarse": _scan_events(coarse)}
-    pairs = match_intervals(found["coarse"], found["dense"], 0.3)
-    edges = [
-        max(abs(found["coarse"][i][0] - found["dense"][j][0]), abs(found["coarse"][i][1] - found["dense"][j][1]))
-        for i, j in pairs
-    ]
-    recall = len(pairs) / len(found["dense"]) if found["dense"] else 1.0
+    found = {"dense": scan_events(read_scores(dense)), "coarse": scan_events(read_scores(coarse))}
+    edges = matched_edges(found["coarse"], found["dense"])
+    recall = len(edges) / len(found["dense"]) if found["dense"] else 1.0
     same = " -- identical spans" if found["coarse"] == found["dense"] else ""
     return (
-        f"dense finds {len(found['dense'])} events, coarse {len(found['coarse'])}; coarse finds {len(pairs)}/"
+        f"dense finds {len(found['dense'])} events, coarse {len(found['coarse'])}; coarse finds {len(edges)}/"
         f"{len(found['dense'])} = {recall * 100:.0f}% of the dense events (IoU >= 0.3), edges of matched events "
         f"within {max(edges, default=0) / 1000:.2f} s of dense (mean {np.mean(edges or [0]) / 1000:.2f} s){same}"
     )

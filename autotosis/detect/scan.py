@@ -296,22 +296,23 @@ def with_sound(
     return mixed, {"used": True, "picture": [round(float(p), 6) for p in picture]}
 
 
+def _event_threshold(model_info: ModelInfo) -> float:
+    """The threshold the model's events use (its calibrated rules, else its plain threshold)."""
+    return float(event_params_for(model_info.events, model_info.threshold).threshold)
+
+
 def coarse_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
     """The candidate level of the keyframe pass (``CoarseOptions.threshold``; default: ``coarse.CANDIDATE_SHARE``
-    of the event threshold the model's events use)."""
+    of the model's event threshold)."""
     chosen = options.coarse.threshold
-    if chosen is not None:
-        return float(chosen)
-    return coarse.CANDIDATE_SHARE * float(event_params_for(model_info.events, model_info.threshold).threshold)
+    return float(chosen) if chosen is not None else coarse.CANDIDATE_SHARE * _event_threshold(model_info)
 
 
 def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
     """The score a keyframe inside a candidate run needs to keep only its keyframe sample
-    (``CoarseOptions.interior_threshold``; default: the event threshold the model's events use)."""
+    (``CoarseOptions.interior_threshold``; default: the model's event threshold)."""
     chosen = options.coarse.interior_threshold
-    if chosen is not None:
-        return float(chosen)
-    return float(event_params_for(model_info.events, model_info.threshold).threshold)
+    return float(chosen) if chosen is not None else _event_threshold(model_info)
 
 
 def _scan_coarse(

@@ -268,11 +268,11 @@ def iter_frames_skipping(
     with contextlib.closing(iter_frames(path, fast, batch_size=batch_size, info=info, stop=stop)) as batches:
         for batch in batches:
             frames = batch.frames
-            before = np.concatenate([previous[None], frames[:-1]]) if previous is not None else frames[:-1]
-            offset = 0 if previous is not None else 1
-            same = np.flatnonzero((before == frames[offset:]).all(axis=(1, 2, 3)))
+            # Each frame against the one before it (the previous batch's last one included).
+            seen = frames if previous is None else np.concatenate([previous[None], frames])
+            same = np.flatnonzero((seen[1:] == seen[:-1]).all(axis=(1, 2, 3)))
             if len(same):
-                repeat = int(same[0]) + offset
+                repeat = int(same[0]) + len(frames) - len(seen) + 1  # its index in this batch
                 if repeat:
                     yield FrameBatch(times_ms=batch.times_ms[:repeat], frames=frames[:repeat])
                 resume_ms = int(batch.times_ms[repeat])
