@@ -461,3 +461,29 @@ def test_default_workers_two_on_small_machines_then_one_per_two_cores():
 
     # benchmarks/batch.py on 2 cores: 2 workers gave 1.85x the VOD-hours per hour of 1, each scan no slower.
     assert [default_workers(cpus) for cpus in (1, 2, 3, 4, 8, 16)] == [1, 2, 2, 2, 4, 8]
+
+
+def test_the_batch_key_ignores_how_many_decoders_a_scan_runs_but_not_what_it_refines():
+    """A VOD done with one decoder is done with two: the record key holds what changes the outputs only."""
+    from dataclasses import replace
+
+    from autotosis.detect.coarse import CoarseOptions
+    from autotosis.detect.scan import ScanOptions
+    from autotosis.detect.segments import EventParams
+    from autotosis.outputs.render import RenderOptions
+    from autotosis.workflows.batch import BatchOptions, batch_settings, settings_key
+
+    def key(coarse: CoarseOptions) -> str:
+        options = BatchOptions(
+            out=Path("out"),
+            model=Path("m.pt"),
+            scan=ScanOptions(coarse=coarse),
+            events=EventParams(),
+            class_name=None,
+            render=RenderOptions(),
+        )
+        return settings_key(batch_settings(options, "model-fingerprint"))
+
+    base = CoarseOptions()
+    assert key(replace(base, decoders=1, decoder_threads=4)) == key(base)
+    assert key(replace(base, join_ms=5000)) != key(base)

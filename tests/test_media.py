@@ -130,14 +130,14 @@ def test_skipping_unreferenced_frames_keeps_the_sample_times_of_a_stream_with_b_
         duration=6, fps="30", codec=["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-pix_fmt", "yuv420p"]
     )
     spec = decode.DecodeSpec(size=32, fps=2.0, start_ms=1000, end_ms=5000)
-    assert "noref" in decode._decode_argv(path, decode.replace(spec, skip_unreferenced=True), probe.probe(path))
+    assert "noref" in decode._decode_argv(path, decode.replace(spec, skip="noref"), probe.probe(path))
     assert "noref" not in decode._decode_argv(path, spec, probe.probe(path))
     exact_times, exact = _decoded(decode.iter_frames(path, spec, batch_size=3))
     calls = _spy_on_iter_frames(monkeypatch)
     times, frames = _decoded(decode.iter_frames_skipping(path, spec, batch_size=3))
     assert times == exact_times == list(range(1000, 5000, 500))
     # The moving pattern never repeats a sample, so the skipping decoder ran alone, to the end.
-    assert [c.skip_unreferenced for c in calls] == [True]
+    assert [c.skip for c in calls] == ["noref"]
     # Each sample is the exact one or a frame or two before it (x264's test pattern moves a little).
     assert np.abs(frames.astype(int) - exact.astype(int)).mean() < 10
 
@@ -153,7 +153,7 @@ def test_skipping_falls_back_to_every_frame_where_decoded_frames_are_a_step_apar
     times, frames = _decoded(decode.iter_frames_skipping(path, spec, batch_size=4))
     assert times == exact_times == list(range(0, 8000, 500))
     np.testing.assert_array_equal(frames, exact)
-    assert [(c.skip_unreferenced, c.start_ms) for c in calls] == [(True, None), (False, 500)]
+    assert [(c.skip, c.start_ms) for c in calls] == [("noref", None), (None, 500)]
 
 
 def test_skipping_a_still_picture_costs_a_re_decode_never_a_wrong_sample(video_factory, monkeypatch):
@@ -163,7 +163,60 @@ def test_skipping_a_still_picture_costs_a_re_decode_never_a_wrong_sample(video_f
     calls = _spy_on_iter_frames(monkeypatch)
     times, frames = _decoded(decode.iter_frames_skipping(path, spec))
     assert times == exact_times and np.array_equal(frames, exact)
-    assert [(c.skip_unreferenced, c.start_ms) for c in calls] == [(True, 1000), (False, 1500)]
+    assert [(c.skip, c.start_ms) for c in calls] == [("noref", 1000), (None, 1500)]
+
+
+def test_skipping_every_b_frame_where_the_stream_allows_it(video_factory, monkeypatch):
+    # x264 veryfast (one reference frame): no frame refers to a B-frame, so all of them can be left out.
+    path = video_factory(
+        duration=6, fps="30", codec=["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-pix_fmt", "yuv420p"]
+    )
+    spec = decode.DecodeSpec(size=32, fps=2.0, start_ms=1000, end_ms=5000)
+    assert "bidir" in decode._decode_argv(path, decode.replace(spec, skip="bidir"), probe.probe(path))
+    exact_times, exact = _decoded(decode.iter_frames(path, spec, batch_size=3))
+    calls = _spy_on_iter_frames(monkeypatch)
+    policy = decode.SkipPolicy()
+    times, frames = _decoded(decode.iter_frames_skipping(path, spec, batch_size=3, policy=policy))
+    assert times == exact_times
+    assert [c.skip for c in calls] == ["bidir"] and policy.bidirectional
+    assert np.abs(frames.astype(int) - exact.astype(int)).mean() < 12  # a few frames early at most
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [
+        # Encoders that let other frames refer to B-frames: x265, and x264 from its slow preset on.
+        ["-c:v", "libx265", "-preset", "medium", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p"],
+        ["-c:v", "libx264", "-threads", "1", "-preset", "slow", "-bf", "3", "-pix_fmt", "yuv420p"],
+    ],
+    ids=["x265", "x264-slow"],
+)
+def test_a_stream_whose_frames_refer_to_b_frames_falls_back_to_unreferenced_frames_only(
+    video_factory, monkeypatch, codec
+):
+    path = video_factory(duration=6, fps="30", size="160x90", codec=codec)
+    spec = decode.DecodeSpec(size=32, fps=2.0, start_ms=500, end_ms=5500)
+    with pytest.raises(decode.ReferencesSkipped):
+        list(decode.iter_frames(path, decode.replace(spec, skip="bidir")))
+    exact_times, exact = _decoded(decode.iter_frames(path, spec))
+    calls = _spy_on_iter_frames(monkeypatch)
+    policy = decode.SkipPolicy()
+    times, frames = _decoded(decode.iter_frames_skipping(path, spec, policy=policy))
+    assert times == exact_times
+    assert [c.skip for c in calls][:2] == ["bidir", "noref"]  # nothing from the first run was handed out
+    assert not policy.bidirectional  # the rest of this video skips unreferenced frames only
+    assert np.abs(frames.astype(int) - exact.astype(int)).mean() < 10
+    calls.clear()
+    _decoded(decode.iter_frames_skipping(path, spec, policy=policy))
+    assert [c.skip for c in calls][:1] == ["noref"]
+
+
+def test_a_stretch_too_long_to_hold_skips_unreferenced_frames_only(video_factory, monkeypatch):
+    path = video_factory(duration=6, fps="30", codec=["-c:v", "libx264", "-preset", "veryfast", "-bf", "3"])
+    calls = _spy_on_iter_frames(monkeypatch)
+    policy = decode.SkipPolicy(max_held_ms=2000)
+    _decoded(decode.iter_frames_skipping(path, decode.DecodeSpec(size=16, fps=2.0, end_ms=3000), policy=policy))
+    assert [c.skip for c in calls] == ["noref"] and policy.bidirectional
 
 
 def test_variable_frame_rate_times_come_from_timestamps(tmp_path: Path, video_factory):

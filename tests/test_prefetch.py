@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from autotosis.core.prefetch import Stalled, prefetch
+from autotosis.core.prefetch import Stalled, prefetch, prefetch_each
 
 
 def test_items_arrive_in_order_and_are_produced_in_another_thread():
@@ -117,3 +117,76 @@ def test_a_consumer_that_stops_early_ends_the_producer_and_closes_the_source():
         if item == 5:
             break
     assert closed.wait(5)
+
+
+def test_several_sources_run_side_by_side_and_their_items_arrive_in_source_order():
+    """prefetch_each (a coarse scan's refined stretches, one ffmpeg each): the second source is
+    already producing while the first is consumed, and the consumer still sees source 0's items,
+    then source 1's, and so on."""
+    started = [threading.Event() for _ in range(4)]
+
+    def source(k):
+        def produce():
+            started[k].set()
+            if k == 0:
+                # The first source finishes only once the second has started: it would wait
+                # here for ever if sources were produced one after the other.
+                assert started[1].wait(10)
+            for i in range(5):
+                yield (k, i)
+
+        return produce
+
+    items = list(prefetch_each([source(k) for k in range(4)], width=2, depth=2))
+    assert items == [(k, i) for k in range(4) for i in range(5)]
+
+
+def test_no_more_than_width_sources_run_at_once():
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def source(k):
+        def produce():
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                for _ in range(3):
+                    time.sleep(0.01)
+                    yield k
+            finally:
+                with lock:
+                    running[0] -= 1
+
+        return produce
+
+    assert list(prefetch_each([source(k) for k in range(8)], width=3, depth=1)) == [
+        k for k in range(8) for _ in range(3)
+    ]
+    assert most[0] <= 3
+
+
+def test_an_error_in_a_later_source_arrives_after_the_items_before_it_and_stops_the_rest():
+    closed = threading.Event()
+
+    def good():
+        yield "a"
+        yield "b"
+
+    def broken():
+        yield "c"
+        raise ValueError("broken stretch")
+
+    def endless():
+        try:
+            for i in range(10**9):
+                yield i
+        finally:
+            closed.set()
+
+    seen = []
+    with pytest.raises(ValueError, match="broken stretch"):
+        for item in prefetch_each([good, broken, endless], width=3, depth=2):
+            seen.append(item)
+    assert seen == ["a", "b", "c"]
+    assert closed.wait(5)  # the source still running was stopped and closed

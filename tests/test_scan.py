@@ -354,8 +354,8 @@ def test_coarse_scan_of_a_stream_with_b_frames_skips_unreferenced_frames_and_fin
     for (start, end), (dense_start, dense_end) in zip(found, red_events(dense)):
         assert abs(start - dense_start) <= 500 and abs(end - dense_end) <= 500
     refined = [spec for spec in specs if spec.start_ms is not None]
-    assert refined and all(spec.skip_unreferenced for spec in refined)
-    assert not any(spec.skip_unreferenced for spec in specs if spec.start_ms is None)  # dense and keyframe passes
+    assert refined and all(spec.skip == "bidir" for spec in refined)  # x264 veryfast: no frame refers to a B-frame
+    assert not any(spec.skip for spec in specs if spec.start_ms is None)  # dense and keyframe passes
 
 
 def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_factory):
@@ -416,6 +416,47 @@ def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_f
     common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
     assert len(common) == len(rough.times_ms)
     np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
+
+
+@pytest.mark.parametrize("piece_ms", [5000, 7300])
+def test_keyframe_pass_in_pieces_side_by_side_gives_the_same_scan(video_factory, monkeypatch, piece_ms):
+    """The keyframe pass decodes pieces of the video two at a time: every keyframe once, the one on a
+    boundary included (5000: boundaries fall on keyframes; 7300: between them), and the whole scan is
+    the same as with one piece and one decoder."""
+    from autotosis.detect import scan as scan_module
+
+    path = video_factory(
+        "vod.mp4",
+        duration=30,
+        size="64x36",
+        fps="10",
+        source="color=c=gray",
+        extra_video_filters=f"{red_between(4.65, 9.35)},{red_between(19.25, 25.0)}",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10"],
+        audio=False,
+    )
+    whole = scan_with(path, Redness(), ScanOptions(mode="coarse", coarse=coarse.CoarseOptions(decoders=1)))
+    specs: list[decode.DecodeSpec] = []
+    real = decode.iter_frames
+    monkeypatch.setattr(decode, "iter_frames", lambda video, spec, **kw: specs.append(spec) or real(video, spec, **kw))
+    monkeypatch.setattr(scan_module, "KEYFRAME_CHUNK_MS", piece_ms)
+    pieces = scan_with(path, Redness(), ScanOptions(mode="coarse", coarse=coarse.CoarseOptions(decoders=2)))
+    key_specs = [spec for spec in specs if spec.keyframes_only]
+    assert len(key_specs) == -(-30_000 // piece_ms)
+    assert all(spec.threads == 1 for spec in specs)  # two decoders, one thread each
+    assert whole.scan.coarse.keyframes == pieces.scan.coarse.keyframes == 30
+    assert whole.scan.coarse.spans_ms == pieces.scan.coarse.spans_ms
+    np.testing.assert_array_equal(whole.times_ms, pieces.times_ms)
+    np.testing.assert_array_equal(whole.probs, pieces.probs)
+    assert red_events(pieces) == [(5000, 9500), (19_500, 25_500)]
+
+
+def test_drop_repeats_keeps_one_of_each_frame_two_runs_delivered():
+    times = np.array([0, 1000, 2000, 2001, 3000, 2999, 4000])
+    probs = np.arange(len(times) * 2, dtype=np.float32).reshape(-1, 2)
+    kept, kept_probs = coarse.drop_repeats(times, probs)
+    assert kept.tolist() == [0, 1000, 2000, 2999, 4000]  # 2001 and 3000: the same frames again
+    assert kept_probs.tolist() == probs[[0, 1, 2, 5, 6]].tolist()
 
 
 def test_variable_frame_rate_event_times_are_exact_within_one_step(video_factory):

@@ -1,8 +1,10 @@
-"""Run an iterator in a helper thread a few items ahead of its consumer.
+"""Run iterators in helper threads a few items ahead of their consumer.
 
 Used where producing an item (decoding frames, preparing a training batch) and consuming it
-(inference, a training step) can overlap on different cores.  One thread produces items in
-order, so anything drawn from a random generator while producing stays reproducible.
+(inference, a training step) can overlap on different cores, and where several sources can
+be produced side by side (the refined stretches of a coarse scan, one ffmpeg each).  Each
+source is produced by one thread in order, so anything drawn from a random generator while
+producing stays reproducible.
 
 Stopping is cooperative and never waits on luck:
 
@@ -20,7 +22,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -44,48 +47,101 @@ def prefetch(
     too.  With ``stall_timeout``, waiting longer than that many seconds for the next item
     raises Stalled (and stops the producer).
     """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = stop if stop is not None else threading.Event()
+    return prefetch_each([lambda: iterator], width=1, depth=depth, stop=stop, stall_timeout=stall_timeout)
 
-    def pump() -> None:
+
+def prefetch_each(
+    sources: Sequence[Callable[[], Iterator[T]]],
+    width: int = 2,
+    depth: int = 4,
+    *,
+    stop: threading.Event | None = None,
+    stall_timeout: float | None = None,
+) -> Iterator[T]:
+    """Yield the items of every source in turn, with up to ``width`` sources producing at once.
+
+    Each source (a callable making an iterator, called in its own thread) runs ``depth`` items
+    ahead of the consumer; while the consumer takes the items of one, the next ``width - 1``
+    are already under way (e.g. the next ffmpeg process has started, seeked and filled its
+    decoder while the current one is read), so the items still arrive in order.  Errors,
+    ``stop`` and ``stall_timeout`` as in ``prefetch``; a source that fails is re-raised when the
+    consumer reaches its items.
+    """
+    stop = stop if stop is not None else threading.Event()
+    pending = iter(sources)
+    running: deque[_Producer] = deque()
+    try:
+        while True:
+            while len(running) < max(1, width):
+                source = next(pending, None)
+                if source is None:
+                    break
+                running.append(_Producer(source, depth, stop))
+            if not running:
+                return
+            producer = running[0]
+            while True:
+                item, error = _next(producer.items, stall_timeout)
+                if item is _DONE:
+                    if error is not None:
+                        raise error
+                    break
+                yield item
+            running.popleft()
+            producer.close()
+    finally:
+        stop.set()
+        # Drain so each producer can notice `stop` and finish (a stop-aware source ends within
+        # its own poll interval).  Bounded: a producer stuck where `stop` cannot reach it is left
+        # behind as a daemon thread rather than hanging the consumer.
+        deadline = time.monotonic() + JOIN_S
+        for producer in running:
+            producer.drain(deadline)
+            producer.close()
+
+
+_DONE = object()
+
+
+class _Producer:
+    """One source's items, made in a thread of its own into a bounded queue."""
+
+    def __init__(self, source: Callable[[], Iterator[T]], depth: int, stop: threading.Event) -> None:
+        self.items: queue.Queue = queue.Queue(maxsize=depth)
+        self._iterator: Iterator[T] | None = None
+        self._stop = stop
+        self._source = source
+        self._thread = threading.Thread(target=self._pump, name="autotosis-prefetch", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
         try:
-            for item in iterator:
-                while not stop.is_set():
+            self._iterator = self._source()
+            for item in self._iterator:
+                while not self._stop.is_set():
                     try:
-                        items.put((item, None), timeout=0.2)
+                        self.items.put((item, None), timeout=0.2)
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if self._stop.is_set():
                     break
-            items.put((done, None))
+            self.items.put((_DONE, None))
         except BaseException as exc:  # re-raised in the consumer
-            items.put((done, exc))
+            self.items.put((_DONE, exc))
 
-    thread = threading.Thread(target=pump, name="autotosis-prefetch", daemon=True)
-    try:
-        thread.start()
-        while True:
-            item, error = _next(items, stall_timeout)
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        # Drain so the pump can notice `stop` and finish (a stop-aware source ends within its
-        # own poll interval).  Bounded: a producer stuck where `stop` cannot reach it is left
-        # behind as a daemon thread rather than hanging the consumer.
-        deadline = time.monotonic() + JOIN_S
-        while thread.is_alive() and time.monotonic() < deadline:
+    def drain(self, deadline: float) -> None:
+        """Take items until the thread has ended (it has seen ``stop``) or ``deadline`` has passed."""
+        while self._thread.is_alive() and time.monotonic() < deadline:
             try:
-                items.get(timeout=POLL_S)
+                self.items.get(timeout=POLL_S)
             except queue.Empty:
                 pass
-        if not thread.is_alive():
-            close = getattr(iterator, "close", None)
+
+    def close(self) -> None:
+        """Close the source's iterator (a generator's cleanup: its ffmpeg process) once its thread has ended."""
+        if not self._thread.is_alive():
+            close = getattr(self._iterator, "close", None)
             if close is not None:
                 close()
 

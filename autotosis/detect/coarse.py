@@ -25,7 +25,7 @@ always decoded densely, so a sparse-keyframe video degrades to a dense scan, not
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
@@ -60,6 +60,17 @@ class CoarseOptions:
     # included, instead of restarting the decoder (a seek, a new process, a drained queue).
     # A guess, not yet measured: one 2 s keyframe interval plus slack (benchmarks/scan.py).
     join_ms: int = 2500
+    # ffmpeg runs decoding side by side, in both passes (pieces of the keyframe pass, refined stretches):
+    # the next one starts, seeks and fills its decoder while the current one is read.  None = as many as
+    # the machine has cores, at most 2.
+    decoders: int | None = None
+    # ffmpeg's decoding threads per run; None = ffmpeg's own choice with one decoder, 1 with more (one
+    # single-threaded decoder per core wastes less than frame threads on short stretches).
+    decoder_threads: int | None = None
+
+    def outcome_settings(self) -> dict:
+        """The fields that can change a scan's result (not how fast it is made): a batch's record key."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("decoders", "decoder_threads")}
 
     def as_key(self, threshold: float, interior_threshold: float) -> dict:
         """The settings that change the result, for the score cache key."""
@@ -224,6 +235,23 @@ def align_spans(spans: list[Span], fps: float) -> list[Span]:
         if start < hi:
             aligned.append((start, hi))
     return aligned
+
+
+def drop_repeats(times: np.ndarray, probs: np.ndarray, tolerance_ms: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """In time order, without samples at most ``tolerance_ms`` after the one kept before them: a frame that
+    two overlapping decoder runs both delivered (their seeks may round its time by a millisecond)."""
+    times = np.asarray(times, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float32)
+    order = np.argsort(times, kind="stable")
+    times, probs = times[order], probs[order]
+    keep = np.ones(len(times), dtype=bool)
+    last = None
+    for i, t in enumerate(times.tolist()):
+        if last is not None and t - last <= tolerance_ms:
+            keep[i] = False
+        else:
+            last = t
+    return times[keep], probs[keep]
 
 
 def merge_samples(

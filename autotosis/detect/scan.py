@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ import numpy as np
 
 from autotosis.core.errors import MediaError, UsageError
 from autotosis.core.fsutil import file_fingerprint
-from autotosis.core.prefetch import Stalled, prefetch
+from autotosis.core.prefetch import Stalled, prefetch_each
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
@@ -71,17 +71,20 @@ def resolve_mode(options: ScanOptions, duration_ms: int) -> str:
 
 
 def _score_batches(
-    batches: Callable[[threading.Event], Iterable[decode.FrameBatch]],
+    sources: Sequence[Callable[[threading.Event], Iterable[decode.FrameBatch]]],
     predict: Callable[[np.ndarray], np.ndarray],
     classes: int,
     on_batch: Callable[[decode.FrameBatch], None],
     *,
     video: Path,
     stall_timeout_s: float | None,
+    decoders: int = 1,
+    depth: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Classify every batch (decoding runs ahead in a thread); times and probabilities, in order.
+    """Classify every batch of every source in turn (decoding runs ahead in threads, up to ``decoders``
+    sources at once); times and probabilities, in order.
 
-    ``batches(stop)`` makes the decoding iterator; it must end soon after ``stop`` is set
+    ``source(stop)`` makes a decoding iterator; it must end soon after ``stop`` is set
     (``decode.iter_frames(stop=...)`` does), which happens when this consumer stops early:
     Ctrl-C, SIGTERM, a stall, an error in inference.
     """
@@ -89,7 +92,8 @@ def _score_batches(
     probs: list[np.ndarray] = []
     stop = threading.Event()
     try:
-        for batch in prefetch(iter(batches(stop)), stop=stop, stall_timeout=stall_timeout_s):
+        made = [lambda source=source: iter(source(stop)) for source in sources]
+        for batch in prefetch_each(made, width=decoders, depth=depth, stop=stop, stall_timeout=stall_timeout_s):
             probs.append(np.asarray(predict(batch.frames), dtype=np.float32))
             times.append(batch.times_ms)
             on_batch(batch)
@@ -117,7 +121,7 @@ def _score_whole(
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     scored = _score_batches(
-        lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop),
+        [lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop)],
         predictor.predict,
         len(predictor.info.classes),
         lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
@@ -128,30 +132,55 @@ def _score_whole(
     return scored
 
 
-def _spans_frames(
+KEYFRAME_CHUNK_MS = 120_000  # the keyframe pass decodes pieces this long, side by side
+# Each piece decodes this far into the next one, so a keyframe on the boundary is never lost to the rounding
+# of a seek (coarse.drop_repeats removes the one decoded twice).
+KEYFRAME_OVERLAP_MS = 1_000
+# Batches a keyframe piece may decode ahead of the consumer: enough for a whole piece at a keyframe every
+# second (so the next piece never waits for this one), a few MB of 128x128 frames.
+KEYFRAME_DEPTH = 8
+
+
+def _keyframe_sources(
+    video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo, batch_size: int, threads: int | None
+) -> list[Callable[[threading.Event], Iterator[decode.FrameBatch]]]:
+    """The keyframe pass as pieces of KEYFRAME_CHUNK_MS, each overlapping the next by KEYFRAME_OVERLAP_MS."""
+    starts = range(0, max(1, info.duration_ms), KEYFRAME_CHUNK_MS)
+
+    def source(lo: int) -> Callable[[threading.Event], Iterator[decode.FrameBatch]]:
+        last = lo + KEYFRAME_CHUNK_MS >= info.duration_ms
+        piece = replace(
+            spec,
+            start_ms=lo or None,
+            end_ms=None if last else lo + KEYFRAME_CHUNK_MS + KEYFRAME_OVERLAP_MS,
+            threads=threads,
+        )
+        return lambda stop: decode.iter_frames(video, piece, batch_size=batch_size, info=info, stop=stop)
+
+    return [source(lo) for lo in starts]
+
+
+def _span_sources(
     video: Path,
     spec: decode.DecodeSpec,
     spans: list[coarse.Span],
     info: probe.VideoInfo,
     batch_size: int,
-    stop: threading.Event | None = None,
-) -> Iterator[decode.FrameBatch]:
-    """Dense frames of each span in turn: one ffmpeg run per span, seeking before the input, unreferenced
-    frames skipped (about half the decoding of a stream with B-frames; the samples stay within a frame
-    or two of the dense scan's, and exact where they would not be: ``decode.iter_frames_skipping``)."""
-    for lo, hi in spans:
-        if stop is not None and stop.is_set():
-            return
-        span_spec = decode.DecodeSpec(
-            size=spec.size,
-            fps=spec.fps,
-            region=spec.region,
-            start_ms=lo,
-            end_ms=hi,
-            fast_decode=spec.fast_decode,
-            threads=spec.threads,
+    threads: int | None,
+) -> list[Callable[[threading.Event], Iterator[decode.FrameBatch]]]:
+    """One decoding source per span: an ffmpeg run seeking before the input, B-frames skipped (every one
+    while the stream allows it, else the unreferenced ones: a half to two thirds less decoding of a typical
+    stream; the samples stay within a few frames of the dense scan's, and exact where they would not be:
+    ``decode.iter_frames_skipping``)."""
+    policy = decode.SkipPolicy()  # one per video: what one stretch learns about the stream holds for the rest
+
+    def source(lo: int, hi: int) -> Callable[[threading.Event], Iterator[decode.FrameBatch]]:
+        span_spec = replace(spec, start_ms=lo, end_ms=hi, threads=threads)
+        return lambda stop: decode.iter_frames_skipping(
+            video, span_spec, batch_size=batch_size, info=info, stop=stop, policy=policy
         )
-        yield from decode.iter_frames_skipping(video, span_spec, batch_size=batch_size, info=info, stop=stop)
+
+    return [source(lo, hi) for lo, hi in spans]
 
 
 def scan_with(
@@ -324,9 +353,24 @@ def _scan_coarse(
     progress: ProgressCallback,
 ) -> tuple[np.ndarray, np.ndarray, CoarseScan]:
     classes = tuple(predictor.info.classes)
-    # Pass 1: keyframes only, every one of them (no fps filter), at their own times.
+    decoders, decoder_threads = scan_decoders(options.coarse)
+    # Pass 1: keyframes only, every one of them (no fps filter), at their own times; in pieces, `decoders`
+    # at a time (one ffmpeg decoding keyframes keeps about one core busy).
     key_spec = decode.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
-    key_times, key_probs = _score_whole(video, info, key_spec, predictor, options, progress, "scan keyframes")
+    total_s = info.duration_ms / 1000
+    progress("scan keyframes", 0, total_s)
+    key_times, key_probs = _score_batches(
+        _keyframe_sources(video, key_spec, info, options.batch_size, decoder_threads),
+        predictor.predict,
+        len(classes),
+        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s),
+        video=video,
+        stall_timeout_s=options.stall_timeout_s,
+        decoders=decoders,
+        depth=KEYFRAME_DEPTH,
+    )
+    key_times, key_probs = coarse.drop_repeats(key_times, key_probs)
+    progress("scan keyframes", total_s, total_s)
 
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse.
@@ -346,12 +390,13 @@ def _scan_coarse(
     if spans:
         progress("scan candidates", 0, refine_s)
         fine_times, fine_probs = _score_batches(
-            lambda stop: _spans_frames(video, spec, spans, info, options.batch_size, stop),
+            _span_sources(video, spec, spans, info, options.batch_size, decoder_threads),
             predictor.predict,
             len(classes),
             _span_progress(spans, refine_s, progress),
             video=video,
             stall_timeout_s=options.stall_timeout_s,
+            decoders=decoders,
         )
         progress("scan candidates", refine_s, refine_s)
     times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
@@ -362,6 +407,13 @@ def _scan_coarse(
         refined_fraction=round(refine_s * 1000 / max(1, info.duration_ms), 4),
     )
     return times, probs, rough
+
+
+def scan_decoders(options: coarse.CoarseOptions) -> tuple[int, int | None]:
+    """How many ffmpeg runs of a coarse scan decode at once, and the decoding threads of each (CoarseOptions)."""
+    decoders = options.decoders or max(1, min(2, os.cpu_count() or 1))
+    threads = options.decoder_threads if options.decoder_threads is not None else (1 if decoders > 1 else None)
+    return decoders, threads
 
 
 def _span_progress(

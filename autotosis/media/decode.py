@@ -61,11 +61,25 @@ class DecodeSpec:
     # Skipping the H.264 loop filter speeds decoding up ~15% and is invisible at 128x128.
     fast_decode: bool = True
     threads: int | None = None
-    # Skip frames no other frame refers to (most B-frames: about half the decoding of a typical
-    # stream).  A sample then shows the last *decoded* frame at or before its time, a frame or two
-    # (tens of ms) early; use it through iter_frames_skipping, which falls back to decoding every
-    # frame where that would be a whole sampling step early.
-    skip_unreferenced: bool = False
+    # Frames the decoder leaves out: None (none), "noref" (frames no other frame refers to: most
+    # B-frames, about half the decoding of a typical stream) or "bidir" (every B-frame: less again,
+    # but a stream whose other frames refer to B-frames then decodes with missing references, and
+    # iter_frames raises ReferencesSkipped).  A sample shows the last *decoded* frame at or before
+    # its time, a few frames (tens of ms) early; use it through iter_frames_skipping, which falls
+    # back to decoding more where that would be a whole sampling step early or references are lost.
+    skip: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.skip not in SKIP_LEVELS:
+            raise ValueError(f"skip must be one of {SKIP_LEVELS}, not {self.skip!r}")
+
+
+SKIP_LEVELS = (None, "noref", "bidir")
+
+
+class ReferencesSkipped(MediaError):
+    """Decoding without B-frames lost pictures other frames refer to (``DecodeSpec(skip="bidir")``):
+    the frames delivered may be damaged."""
 
 
 def _decode_filters(spec: DecodeSpec, info: VideoInfo) -> str:
@@ -92,6 +106,8 @@ def _decode_filters(spec: DecodeSpec, info: VideoInfo) -> str:
     return ",".join(filters)
 
 
+# What h264 and hevc print when a frame refers to a picture that was not decoded.
+_MISSING_REFERENCE = re.compile(r"missing reference|reference picture missing|could not find ref|concealing", re.I)
 _SHOWINFO_TB = re.compile(r"Parsed_showinfo_\d+ .*config in time_base: (\d+)/(\d+)")
 _SHOWINFO_FRAME = re.compile(r"Parsed_showinfo_\d+ .*\bn:\s*\d+ pts:\s*(-?\d+)")
 
@@ -108,6 +124,7 @@ class _StderrReader(threading.Thread):
         self._ended = False
         self._ready = threading.Condition()
         self.tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self.missing_references = 0
         self._time_base = Fraction(1, 1000)
 
     def run(self) -> None:
@@ -127,6 +144,8 @@ class _StderrReader(threading.Thread):
                     continue
                 if "Parsed_showinfo" not in line:
                     self.tail.append(line)
+                    if _MISSING_REFERENCE.search(line):
+                        self.missing_references += 1
         finally:
             with self._ready:
                 self._ended = True
@@ -155,8 +174,8 @@ def _decode_argv(path: Path, spec: DecodeSpec, info: VideoInfo) -> list[str]:
         argv += ["-skip_loop_filter", "all"]
     if spec.keyframes_only:
         argv += ["-skip_frame", "nokey"]
-    elif spec.skip_unreferenced:
-        argv += ["-skip_frame", "noref"]
+    elif spec.skip:
+        argv += ["-skip_frame", spec.skip]
     if spec.start_ms:
         argv += ["-ss", _seconds(spec.start_ms)]
     argv += ["-i", _url(path)]
@@ -236,11 +255,28 @@ def iter_frames(
             cause = _signal_text(returncode) if returncode < 0 else _last_error_line(tail)
             raise MediaError(f"decoding failed: {cause}", path, stderr_tail=tail)
         _check_complete(path, spec, info, last_ms, tail)
+        if spec.skip == "bidir" and reader.missing_references:
+            raise ReferencesSkipped(
+                f"{reader.missing_references} frames referred to skipped B-frames", path, stderr_tail=tail
+            )
     except _Stopped:
         return  # the consumer is gone: nobody wants the rest, or an error about it
     finally:
         _stop(proc)
         proc.stdout.close()
+
+
+@dataclass
+class SkipPolicy:
+    """What a video's refinements may leave undecoded, learnt while decoding it (shared by its stretches).
+
+    First every B-frame (``skip="bidir"``), for stretches up to ``max_held_ms`` (their frames are held
+    until the decoder has ended and said no reference was lost); once a stretch of the video lost a
+    reference or repeated a sample that way, only unreferenced frames (``"noref"``) from then on.
+    """
+
+    bidirectional: bool = True
+    max_held_ms: int = 30_000
 
 
 def iter_frames_skipping(
@@ -250,38 +286,83 @@ def iter_frames_skipping(
     batch_size: int = 32,
     info: VideoInfo | None = None,
     stop: threading.Event | None = None,
+    policy: SkipPolicy | None = None,
 ) -> Iterator[FrameBatch]:
-    """``iter_frames`` with unreferenced frames skipped (``DecodeSpec.skip_unreferenced``), exact where it matters.
+    """``iter_frames`` with frames skipped (``DecodeSpec.skip``), exact where it matters.
 
-    Where the decoded frames are further apart than a sampling step (a stream whose every frame
-    between two references is unreferenced, e.g. many B-frames at a low frame rate), the fps filter
-    repeats a frame: two byte-identical samples in a row.  From the first repeat on, the rest is
-    decoded again without skipping (from that sample's time; spans start on the sampling grid, so
-    the times stay on it).  A truly still picture repeats too and costs the same re-decode, never a
-    wrong sample.
+    With a ``policy`` that allows it and a stretch short enough, every B-frame is skipped and the
+    stretch's frames are held until ffmpeg has ended: they are handed out only if no frame lost a
+    reference (``ReferencesSkipped``: encoders that let other frames refer to B-frames, x264 from
+    its slower presets on, x265) and no sample repeats; otherwise the policy falls back to "noref"
+    for this video and the stretch is decoded again.
+
+    With "noref", where the decoded frames are further apart than a sampling step (a stream whose
+    every frame between two references is unreferenced, e.g. many B-frames at a low frame rate),
+    the fps filter repeats a frame: two byte-identical samples in a row.  From the first repeat on,
+    the rest is decoded again without skipping (from that sample's time; spans start on the
+    sampling grid, so the times stay on it).  A truly still picture repeats too and costs the same
+    re-decode, never a wrong sample.
     """
     path = Path(path)
     info = info or probe(path)
-    fast = replace(spec, skip_unreferenced=True)
+    if policy is not None and policy.bidirectional and _held_length_ms(spec, info) <= policy.max_held_ms:
+        held = _without_b_frames(path, spec, batch_size, info, stop)
+        if stop is not None and stop.is_set():
+            return
+        if held is not None:
+            yield from held
+            return
+        policy.bidirectional = False
+    fast = replace(spec, skip="noref")
     previous: np.ndarray | None = None
     resume_ms: int | None = None
     with contextlib.closing(iter_frames(path, fast, batch_size=batch_size, info=info, stop=stop)) as batches:
         for batch in batches:
-            frames = batch.frames
-            # Each frame against the one before it (the previous batch's last one included).
-            seen = frames if previous is None else np.concatenate([previous[None], frames])
-            same = np.flatnonzero((seen[1:] == seen[:-1]).all(axis=(1, 2, 3)))
-            if len(same):
-                repeat = int(same[0]) + len(frames) - len(seen) + 1  # its index in this batch
+            repeat = _first_repeat(previous, batch.frames)
+            if repeat is not None:
                 if repeat:
-                    yield FrameBatch(times_ms=batch.times_ms[:repeat], frames=frames[:repeat])
+                    yield FrameBatch(times_ms=batch.times_ms[:repeat], frames=batch.frames[:repeat])
                 resume_ms = int(batch.times_ms[repeat])
                 break
-            previous = frames[-1]
+            previous = batch.frames[-1]
             yield batch
     if resume_ms is not None and not (stop is not None and stop.is_set()):
-        exact = replace(spec, skip_unreferenced=False, start_ms=resume_ms)
+        exact = replace(spec, skip=None, start_ms=resume_ms)
         yield from iter_frames(path, exact, batch_size=batch_size, info=info, stop=stop)
+
+
+def _held_length_ms(spec: DecodeSpec, info: VideoInfo) -> int:
+    end = spec.end_ms if spec.end_ms is not None else info.duration_ms
+    return max(0, end - (spec.start_ms or 0))
+
+
+def _without_b_frames(
+    path: Path, spec: DecodeSpec, batch_size: int, info: VideoInfo, stop: threading.Event | None
+) -> list[FrameBatch] | None:
+    """The stretch decoded without any B-frame, held whole; None if a reference was lost or a sample repeats."""
+    held: list[FrameBatch] = []
+    previous: np.ndarray | None = None
+    fast = replace(spec, skip="bidir")
+    try:
+        with contextlib.closing(iter_frames(path, fast, batch_size=batch_size, info=info, stop=stop)) as batches:
+            for batch in batches:
+                if _first_repeat(previous, batch.frames) is not None:
+                    return None
+                previous = batch.frames[-1]
+                held.append(batch)
+    except ReferencesSkipped:
+        return None
+    return held
+
+
+def _first_repeat(previous: np.ndarray | None, frames: np.ndarray) -> int | None:
+    """Index in ``frames`` of the first frame byte-identical to the one before it (``previous``: the
+    last frame of the batch before), or None."""
+    seen = frames if previous is None else np.concatenate([previous[None], frames])
+    same = np.flatnonzero((seen[1:] == seen[:-1]).all(axis=(1, 2, 3)))
+    if not len(same):
+        return None
+    return int(same[0]) + len(frames) - len(seen) + 1
 
 
 def _join(thread: threading.Thread, timeout: float) -> None:

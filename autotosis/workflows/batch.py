@@ -744,7 +744,8 @@ def batch_settings(options: BatchOptions, model_fingerprint: str) -> dict:
     speed_only = {"batch_size", "use_cache", "cache_dir", "threads", "stall_timeout_s"}
     settings = {
         "model": model_fingerprint,
-        "scan": {f.name: getattr(options.scan, f.name) for f in fields(options.scan) if f.name not in speed_only},
+        "scan": {f.name: getattr(options.scan, f.name) for f in fields(options.scan) if f.name not in speed_only}
+        | {"coarse": options.scan.coarse.outcome_settings()},
         "events": options.events,
         "class": options.class_name,
         "render": options.render,
