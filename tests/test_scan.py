@@ -451,6 +451,25 @@ def test_keyframe_pass_in_pieces_side_by_side_gives_the_same_scan(video_factory,
     assert red_events(pieces) == [(5000, 9500), (19_500, 25_500)]
 
 
+def test_a_long_vod_is_cut_in_at_most_keyframe_pieces_pieces():
+    """Each piece is an ffmpeg run that reads the file's index again: a 3-hour VOD is cut in 24 pieces of 7.5
+    minutes, not 90 of 2; the pieces cover a video whole, each reaching a second into the next."""
+    from autotosis.detect.scan import KEYFRAME_PIECES, keyframe_pieces
+
+    hours = keyframe_pieces(3 * 3600 * 1000)
+    assert len(hours) == KEYFRAME_PIECES == 24
+    assert [lo for lo, _ in hours] == list(range(0, 3 * 3600 * 1000, 450_000))
+    assert all(hi == lo + 451_000 for lo, hi in hours[:-1]) and hours[-1][1] is None
+    assert keyframe_pieces(600_000) == [
+        (0, 121_000),
+        (120_000, 241_000),
+        (240_000, 361_000),
+        (360_000, 481_000),
+        (480_000, None),
+    ]
+    assert keyframe_pieces(90_000) == [(0, None)]
+
+
 def test_drop_repeats_keeps_one_of_each_frame_two_runs_delivered():
     times = np.array([0, 1000, 2000, 2001, 3000, 2999, 4000])
     probs = np.arange(len(times) * 2, dtype=np.float32).reshape(-1, 2)

@@ -132,32 +132,39 @@ def _score_whole(
     return scored
 
 
-KEYFRAME_CHUNK_MS = 120_000  # the keyframe pass decodes pieces this long, side by side
+# The keyframe pass decodes pieces at least this long, side by side, and no more than KEYFRAME_PIECES of them
+# (each ffmpeg reads the file's index again: a third of a second for a 3-hour MP4).
+KEYFRAME_CHUNK_MS = 120_000
+KEYFRAME_PIECES = 24
 # Each piece decodes this far into the next one, so a keyframe on the boundary is never lost to the rounding
 # of a seek (coarse.drop_repeats removes the one decoded twice).
 KEYFRAME_OVERLAP_MS = 1_000
-# Batches a keyframe piece may decode ahead of the consumer: enough for a whole piece at a keyframe every
-# second (so the next piece never waits for this one), a few MB of 128x128 frames.
+# Batches a keyframe piece may decode ahead of the consumer (a few MB of 128x128 frames): the next piece has
+# started, read the index and sought by the time it is wanted; beyond that, inference keeps pace with about
+# one decoder, so a longer queue would hold more memory, not save time.
 KEYFRAME_DEPTH = 8
+
+
+def keyframe_pieces(duration_ms: int) -> list[tuple[int, int | None]]:
+    """(start, end) of each piece of the keyframe pass: at least KEYFRAME_CHUNK_MS, at most KEYFRAME_PIECES of
+    them, each reaching KEYFRAME_OVERLAP_MS into the next; the last one's end is None (the end of the file)."""
+    length = max(KEYFRAME_CHUNK_MS, -(-duration_ms // KEYFRAME_PIECES))
+    return [
+        (lo, None if lo + length >= duration_ms else lo + length + KEYFRAME_OVERLAP_MS)
+        for lo in range(0, max(1, duration_ms), length)
+    ]
 
 
 def _keyframe_sources(
     video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo, batch_size: int, threads: int | None
 ) -> list[Callable[[threading.Event], Iterator[decode.FrameBatch]]]:
-    """The keyframe pass as pieces of KEYFRAME_CHUNK_MS, each overlapping the next by KEYFRAME_OVERLAP_MS."""
-    starts = range(0, max(1, info.duration_ms), KEYFRAME_CHUNK_MS)
+    """The keyframe pass as decoding sources, one per piece (``keyframe_pieces``)."""
 
-    def source(lo: int) -> Callable[[threading.Event], Iterator[decode.FrameBatch]]:
-        last = lo + KEYFRAME_CHUNK_MS >= info.duration_ms
-        piece = replace(
-            spec,
-            start_ms=lo or None,
-            end_ms=None if last else lo + KEYFRAME_CHUNK_MS + KEYFRAME_OVERLAP_MS,
-            threads=threads,
-        )
+    def source(lo: int, hi: int | None) -> Callable[[threading.Event], Iterator[decode.FrameBatch]]:
+        piece = replace(spec, start_ms=lo or None, end_ms=hi, threads=threads)
         return lambda stop: decode.iter_frames(video, piece, batch_size=batch_size, info=info, stop=stop)
 
-    return [source(lo) for lo in starts]
+    return [source(lo, hi) for lo, hi in keyframe_pieces(info.duration_ms)]
 
 
 def _span_sources(
