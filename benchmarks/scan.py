@@ -258,25 +258,11 @@ def _status(pid: int) -> tuple[str, int]:
         return "", 0
 
 
-def _pss_kb(pid: int) -> int:
-    """Proportional set size in kB: private pages plus each shared page divided by the processes sharing it."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants, from /proc.
 
-
-def _tree_memory_kb(root: int) -> tuple[int, int]:
-    """(RSS, PSS) of ``root`` and all its descendants, from /proc.
-
-    RSS counts a page every process of the tree maps once per process (the two ffmpeg decoders'
-    libraries twice); PSS divides shared pages among the processes sharing them, so its sum is the
-    memory the tree really holds.  A child caught between fork and exec still shows its parent's
-    pages (shared, not extra memory): children with the parent's own name are skipped for that reason.
+    A child caught between fork and exec still shows its parent's pages (shared, not extra
+    memory): children with the parent's own name are skipped for that reason.
     """
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
@@ -288,17 +274,15 @@ def _tree_memory_kb(root: int) -> tuple[int, int]:
             children.setdefault(int(fields[1]), []).append(int(entry.name))
         except (OSError, IndexError, ValueError):
             continue
-    root_name, rss = _status(root)
-    pss = _pss_kb(root)
+    root_name, total = _status(root)
     todo = list(children.get(root, []))
     while todo:
         pid = todo.pop()
-        name, child_rss = _status(pid)
+        name, rss = _status(pid)
         if name and name != root_name:
-            rss += child_rss
-            pss += _pss_kb(pid)
+            total += rss
             todo += children.get(pid, [])
-    return rss, pss
+    return total
 
 
 @dataclass
@@ -306,7 +290,6 @@ class Run:
     seconds: float
     cpu_s: float  # user + system time of the command and its children (ffmpeg)
     peak_rss_mb: float = 0.0
-    peak_pss_mb: float = 0.0
 
 
 def _children_cpu_s() -> float:
@@ -320,14 +303,13 @@ def run_measured(argv: list[str], env: dict | None = None) -> Run:
     # Not from the repository root: `python -m autotosis` would import ./autotosis whatever PYTHONPATH says,
     # and PYTHONPATH=<export of an older commit> is how "before" rows are measured.
     proc = subprocess.Popen(argv, cwd=OUT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = peak_pss = 0
+    peak = 0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak
         while not stop.is_set():
-            rss, pss = _tree_memory_kb(proc.pid)
-            peak, peak_pss = max(peak, rss), max(peak_pss, pss)
+            peak = max(peak, _tree_rss_kb(proc.pid))
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -338,7 +320,7 @@ def run_measured(argv: list[str], env: dict | None = None) -> Run:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{stderr.decode(errors='replace')[-2000:]}")
-    return Run(elapsed, _children_cpu_s() - cpu, peak / 1024, peak_pss / 1024)
+    return Run(elapsed, _children_cpu_s() - cpu, peak / 1024)
 
 
 def time_limit(video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo) -> Run:
@@ -511,7 +493,6 @@ def measure_vod(
             "run_": best,
             "video_s": video_s,
             "rss_mb": max(r.peak_rss_mb for r in runs),
-            "pss_mb": max(r.peak_pss_mb for r in runs),
             "original": original,
         }
         if not name.startswith("keyframes"):
@@ -527,7 +508,7 @@ def measure_vod(
 def print_rows(rows: list[dict]) -> None:
     print(
         f"{'VOD':<22} {'run':<24} {'wall s':>7} {'x realtime':>10} {'/ limit':>8} {'excl. start':>11} "
-        f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9} {'peak PSS':>9} {'vs original':>11}"
+        f"{'CPU s':>7} {'CPU / limit':>11} {'peak RSS':>9} {'vs original':>11}"
     )
     for r in rows:
         run: Run = r["run_"]
@@ -539,7 +520,6 @@ def print_rows(rows: list[dict]) -> None:
             steady = f"{r['limit'].seconds / max(0.1, run.seconds - r['startup'].seconds):.2f}"
             cpu_ratio = f"{r['limit'].cpu_s / run.cpu_s:.2f}"
         rss = f"{r['rss_mb']:.0f} MB" if r.get("rss_mb") else ""
-        pss = f"{r['pss_mb']:.0f} MB" if r.get("pss_mb") else ""
         # Speed / the original method's speed (same video, so the ratio of wall times).
         original: Run | None = r.get("original")
         vs_original = f"{original.seconds / run.seconds:.2f}" if original is not None else ""
@@ -553,7 +533,7 @@ def print_rows(rows: list[dict]) -> None:
             )
         print(
             f"{r['vod']:<22} {r['run']:<24} {run.seconds:7.1f} {speed:10.1f} {ratio:>8} {steady:>11} "
-            f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9} {pss:>9} {vs_original:>11}{note}",
+            f"{run.cpu_s:7.1f} {cpu_ratio:>11} {rss:>9} {vs_original:>11}{note}",
             flush=True,
         )
     startup = next((r["startup"] for r in rows if "startup" in r), None)
@@ -700,9 +680,8 @@ def main() -> None:
             short_speed = short["video_s"] / short["run_"].seconds
             long_speed = long["video_s"] / long["run_"].seconds
             print(
-                f"{mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB peak RSS ({long['pss_mb']:.0f} MB PSS), "
-                f"{long_speed:.1f}x realtime vs {args.minutes}-min {short['rss_mb']:.0f} MB "
-                f"({short['pss_mb']:.0f} MB PSS), {short_speed:.1f}x realtime: "
+                f"{mode}: {args.long}-min VOD {long['rss_mb']:.0f} MB peak, {long_speed:.1f}x realtime "
+                f"vs {args.minutes}-min {short['rss_mb']:.0f} MB, {short_speed:.1f}x realtime: "
                 f"memory {long['rss_mb'] / short['rss_mb']:.2f}x, speed {long_speed / short_speed:.2f}x"
             )
     event_recall(demo)
