@@ -111,22 +111,28 @@ def _score_batches(
 def _score_whole(
     video: Path,
     info: probe.VideoInfo,
-    spec: decode.DecodeSpec,
+    sources: Sequence[Callable[[threading.Event], Iterable[decode.FrameBatch]]],
     predictor: Predictor,
     options: ScanOptions,
     progress: ProgressCallback,
     stage: str,
+    *,
+    decoders: int = 1,
+    depth: int = 4,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score every frame ``spec`` picks from the whole video, reporting progress as ``stage``."""
+    """Score every frame ``sources`` deliver over the whole video, in order (``_score_batches``), reporting
+    progress as ``stage``."""
     total_s = info.duration_ms / 1000
     progress(stage, 0, total_s)
     scored = _score_batches(
-        [lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop)],
+        sources,
         predictor.predict,
         len(predictor.info.classes),
         lambda b: progress(stage, min(total_s, b.times_ms[-1] / 1000), total_s),
         video=video,
         stall_timeout_s=options.stall_timeout_s,
+        decoders=decoders,
+        depth=depth,
     )
     progress(stage, total_s, total_s)
     return scored
@@ -210,7 +216,8 @@ def scan_with(
     rough = None
     with _SoundTrack(video, info, model_info) as track:  # the sound decodes while the picture is scanned
         if mode == "dense":
-            times, probs = _score_whole(video, info, spec, predictor, options, progress, "scan")
+            whole = [lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop)]
+            times, probs = _score_whole(video, info, whole, predictor, options, progress, "scan")
         else:
             times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
         threshold, events = model_info.threshold, dict(model_info.events)
@@ -364,20 +371,20 @@ def _scan_coarse(
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times; in pieces, `decoders`
     # at a time (one ffmpeg decoding keyframes keeps about one core busy).
     key_spec = decode.DecodeSpec(size=spec.size, fps=None, region=spec.region, keyframes_only=True)
-    total_s = info.duration_ms / 1000
-    progress("scan keyframes", 0, total_s)
-    key_times, key_probs = _score_batches(
-        _keyframe_sources(video, key_spec, info, options.batch_size, decoder_threads),
-        predictor.predict,
-        len(classes),
-        lambda b: progress("scan keyframes", min(total_s, b.times_ms[-1] / 1000), total_s),
-        video=video,
-        stall_timeout_s=options.stall_timeout_s,
-        decoders=decoders,
-        depth=KEYFRAME_DEPTH,
+    key_sources = _keyframe_sources(video, key_spec, info, options.batch_size, decoder_threads)
+    key_times, key_probs = coarse.drop_repeats(
+        *_score_whole(
+            video,
+            info,
+            key_sources,
+            predictor,
+            options,
+            progress,
+            "scan keyframes",
+            decoders=decoders,
+            depth=KEYFRAME_DEPTH,
+        )
     )
-    key_times, key_probs = coarse.drop_repeats(key_times, key_probs)
-    progress("scan keyframes", total_s, total_s)
 
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse.
