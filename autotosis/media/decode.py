@@ -331,9 +331,13 @@ def iter_frames_skipping(
         yield from iter_frames(path, exact, batch_size=batch_size, info=info, stop=stop)
 
 
+def _end_ms(spec: DecodeSpec, info: VideoInfo) -> int:
+    """Where a decode of ``spec`` ends: its end, or the end of the video."""
+    return spec.end_ms if spec.end_ms is not None else info.duration_ms
+
+
 def _held_length_ms(spec: DecodeSpec, info: VideoInfo) -> int:
-    end = spec.end_ms if spec.end_ms is not None else info.duration_ms
-    return max(0, end - (spec.start_ms or 0))
+    return max(0, _end_ms(spec, info) - (spec.start_ms or 0))
 
 
 def _without_b_frames(
@@ -382,7 +386,7 @@ def _check_complete(path: Path, spec: DecodeSpec, info: VideoInfo, last_ms: int,
     A truncated download still has its full duration in the header; without this the scan
     would quietly cover only the readable part.
     """
-    expected_ms = spec.end_ms if spec.end_ms is not None else info.duration_ms
+    expected_ms = _end_ms(spec, info)
     # Keyframes may legitimately be far apart, sampled frames not.
     slack_ms = 30_000 if spec.keyframes_only or not spec.fps else max(1500, int(3000 / spec.fps))
     if last_ms + slack_ms < expected_ms and _DAMAGED.search(tail):
