@@ -329,7 +329,7 @@ def time_limit(video: Path, spec: decode.DecodeSpec, info: probe.VideoInfo) -> R
     return Run(time.perf_counter() - began, _children_cpu_s() - cpu)
 
 
-def scan_argv(video: Path, model: Path, mode: str, out: Path) -> list[str]:
+def scan_argv(video: Path, model: Path, mode: str, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -347,16 +347,18 @@ def scan_argv(video: Path, model: Path, mode: str, out: Path) -> list[str]:
         "-o",
         str(out),
         "--force",
+        *extra,
     ]
 
 
 def startup_argv(model: Path) -> list[str]:
-    """What every scan pays before the first frame: Python, torch and the model."""
+    """What every scan pays before the first frame: Python, the runtime (onnxruntime for a checkpoint whose
+    export is cached, as after `train`) and the model."""
     return [
         sys.executable,
         "-c",
-        "from autotosis.model.model import load_checkpoint; "
-        f"load_checkpoint(__import__('pathlib').Path({str(model)!r}))",
+        "from autotosis.model.predictor import load_predictor; "
+        f"load_predictor(__import__('pathlib').Path({str(model)!r}))",
     ]
 
 
@@ -427,16 +429,21 @@ def measure_vod(
     modes: tuple[str, ...] = ("dense", "coarse"),
     with_limit: bool = True,
     sound_model: Path | None = None,
+    with_torch: bool = True,
 ) -> list[dict]:
-    """Rows for one VOD: limit, dense, coarse and the original method (best of ``rounds``,
-    interleaved), then dense and coarse once more under ATEN_CPU_CAPABILITY=default.
+    """Rows for one VOD: limit, dense, coarse, coarse in PyTorch (``--backend torch``: the default runs a
+    checkpoint in onnxruntime) and the original method (best of ``rounds``, interleaved), then dense and
+    coarse once more under ATEN_CPU_CAPABILITY=default.
     ``modes``/``with_limit``: only these scans, without ffmpeg's decode-only runs (a multi-hour VOD).
+    ``with_torch``: the "coarse [torch]" row.
     ``sound_model``: each mode once more with this model (``model``'s weights with a sound combiner:
     ``sound_twin``), interleaved in the same rounds, as "MODE + sound"."""
     from autotosis.model.model import load_checkpoint
+    from autotosis.model.onnx_backend import cached_export
 
     info = probe.probe(video)
     _, model_info, _ = load_checkpoint(model)
+    cached_export(model)  # as `train` leaves it: no scan below pays for the export
     spec = decode.DecodeSpec(size=model_info.input_size, fps=2.0, region=model_info.crop)
     key_spec = decode.DecodeSpec(size=model_info.input_size, fps=None, region=model_info.crop, keyframes_only=True)
     video_s = info.duration_ms / 1000
@@ -445,6 +452,8 @@ def measure_vod(
     measured: dict[str, list[Run]] = {"limit": [], **{mode: [] for mode in modes}}
     if sound_model is not None:
         measured.update({f"{mode} + sound": [] for mode in modes})
+    if with_torch and "coarse" in modes:
+        measured["coarse [torch]"] = []
     if with_original:
         measured["original"] = []
     for _ in range(rounds):
@@ -457,6 +466,10 @@ def measure_vod(
                 measured[f"{mode} + sound"].append(run_measured(scan_argv(video, sound_model, mode, sound_scores)))
                 if not json.loads(sound_scores.read_text())["extra"].get("audio", {}).get("used"):
                     raise SystemExit(f"the scan with {sound_model} did not use the sound of {video}")
+            if with_torch and mode == "coarse":
+                torch_scores = OUT / "scores.torch.json"
+                argv = scan_argv(video, model, mode, torch_scores, ("--backend", "torch"))
+                measured["coarse [torch]"].append(run_measured(argv))
         if with_original:
             measured["original"].append(run_measured(original_argv(video, model)))
     refined = None
@@ -539,7 +552,7 @@ def print_rows(rows: list[dict]) -> None:
     startup = next((r["startup"] for r in rows if "startup" in r), None)
     if startup is not None:
         print(
-            f"(start-up alone: python + torch import + model load, {startup.seconds:.1f} s wall, "
+            f"(start-up alone: python + onnxruntime + model load, {startup.seconds:.1f} s wall, "
             f"{startup.cpu_s:.1f} s CPU)"
         )
 
@@ -672,6 +685,7 @@ def main() -> None:
             with_original=False,
             modes=long_modes,
             with_limit=not args.long_coarse_only,
+            with_torch=False,
         )
         print_rows(long_rows)
         for mode in long_modes:

@@ -12,6 +12,14 @@ import pytest
 FFMPEG = shutil.which("ffmpeg")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_cache(tmp_path_factory):
+    """Scores and model exports of the whole run in a folder of its own, never in the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUTOTOSIS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture
 def sigint_not_ignored():
     """Ctrl-C (SIGINT) raises KeyboardInterrupt during the test, and a child started in it gets the default SIGINT.

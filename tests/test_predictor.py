@@ -91,7 +91,7 @@ def export(checkpoint: Path, out: Path) -> Path:
 
 def test_torch_predictor_gives_predict_probs_exactly(tmp_path: Path):
     checkpoint = spread_checkpoint(tmp_path / "m.pt")
-    predictor = load_predictor(checkpoint)
+    predictor = load_predictor(checkpoint, "torch")
     assert isinstance(predictor, TorchPredictor) and predictor.backend == "torch"
     model, info, _ = load_checkpoint(checkpoint)
     frames = noise(40)
@@ -105,7 +105,7 @@ def test_torch_predictor_gives_predict_probs_exactly(tmp_path: Path):
 def test_torch_and_onnx_predictors_agree(tmp_path: Path, classes):
     checkpoint = spread_checkpoint(tmp_path / "m.pt", classes)
     exported = export(checkpoint, tmp_path / "m.onnx")
-    by_torch, by_onnx = load_predictor(checkpoint), load_predictor(exported)
+    by_torch, by_onnx = load_predictor(checkpoint, "torch"), load_predictor(exported)
     assert (by_torch.backend, by_onnx.backend) == ("torch", "onnx")
     assert by_onnx.info == by_torch.info
     frames = noise(300)  # more than one onnxruntime chunk of 256
@@ -121,6 +121,126 @@ def test_torch_and_onnx_predictors_agree(tmp_path: Path, classes):
     # --backend onnx on a torch checkpoint is a clear model error.
     with pytest.raises(ModelError, match="not a usable ONNX model"):
         load_predictor(checkpoint, "onnx")
+
+
+# --------------------------------------------------------------------------- a checkpoint in onnxruntime
+
+
+@needs_onnx
+def test_a_checkpoint_runs_in_onnxruntime_through_an_export_made_once(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    checkpoint = spread_checkpoint(tmp_path / "m.pt")
+    predictor = load_predictor(checkpoint)
+    assert predictor.backend == "onnx" and predictor.info == load_checkpoint(checkpoint)[1]
+    frames = noise(50)
+    expected = load_predictor(checkpoint, "torch").predict(frames)
+    assert np.abs(predictor.predict(frames) - expected).max() < 1e-4 and np.ptp(expected[:, 1]) > 0.5
+    (export,) = (tmp_path / "cache" / "models").iterdir()
+    made = export.stat().st_mtime_ns
+    assert load_predictor(checkpoint).backend == "onnx" and export.stat().st_mtime_ns == made  # not made again
+    # A damaged cache entry is made again; a retrained checkpoint (other bytes) gets an export of its own.
+    export.write_bytes(b"cut short")
+    assert np.abs(load_predictor(checkpoint).predict(frames) - expected).max() < 1e-4
+    checkpoint.unlink()
+    spread_checkpoint(checkpoint, seed=1)
+    retrained = load_predictor(checkpoint)
+    assert len(list((tmp_path / "cache" / "models").iterdir())) == 2
+    assert np.abs(retrained.predict(frames) - load_predictor(checkpoint, "torch").predict(frames)).max() < 1e-4
+
+
+@needs_onnx
+def test_a_checkpoint_runs_in_torch_where_the_export_cannot_be_made(tmp_path: Path, monkeypatch):
+    from autotosis.model import onnx_backend
+
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    checkpoint = spread_checkpoint(tmp_path / "m.pt")
+
+    def broken_exporter(*args, **kwargs):
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(onnx_backend, "export_onnx", broken_exporter)
+    assert load_predictor(checkpoint).backend == "torch"
+    monkeypatch.setattr(onnx_backend, "available", lambda: False)  # onnxruntime not installed
+    assert load_predictor(checkpoint).backend == "torch"
+    # A file that is no checkpoint fails with torch's reasons, not with the exporter's.
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    monkeypatch.undo()
+    with pytest.raises(ModelError, match="not an autotosis checkpoint"):
+        load_predictor(bad)
+
+
+@needs_onnx
+def test_scanning_with_a_checkpoint_never_loads_torch(tmp_path: Path):
+    """The scanning process stays torch-free (about half its memory): metadata read without torch, the export
+    made in a child process, the frames scored by onnxruntime; the scores are torch's."""
+    import subprocess
+
+    checkpoint = spread_checkpoint(tmp_path / "m.pt")
+    video = flash_clip(tmp_path / "clip.mp4", 4, [(1, 2)])
+    script = (
+        "import json, sys\n"
+        "from autotosis.cli import main\n"
+        "status = main(['-q', '--progress', 'none', 'scan', sys.argv[1], '--model', sys.argv[2], '-o', sys.argv[3]])\n"
+        "print(json.dumps({'status': status, 'torch': 'torch' in sys.modules}))\n"
+    )
+    env = {**__import__("os").environ, "AUTOTOSIS_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(video), str(checkpoint), str(tmp_path / "s.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"status": 0, "torch": False}
+    assert len(list((tmp_path / "cache" / "models").glob("*.onnx"))) == 1
+    assert (
+        run(
+            [
+                "scan",
+                str(video),
+                "--model",
+                str(checkpoint),
+                "--backend",
+                "torch",
+                "--no-cache",
+                "-o",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        == 0
+    )
+    by_onnx, by_torch = (json.loads((tmp_path / name).read_text()) for name in ("s.json", "t.json"))
+    assert by_onnx["times_ms"] == by_torch["times_ms"]
+    assert np.abs(np.array(by_onnx["scores"]["rage"]) - np.array(by_torch["scores"]["rage"])).max() < 1e-4
+
+
+def test_read_model_info_reads_a_checkpoint_without_torch_and_refuses_foreign_objects(tmp_path: Path):
+    import os
+    import subprocess
+
+    from autotosis.model.info import peek_checkpoint
+
+    checkpoint = spread_checkpoint(tmp_path / "m.pt")
+    script = (
+        "import sys\n"
+        "from autotosis.model.predictor import read_model_info\n"
+        "info = read_model_info(sys.argv[1])\n"
+        "print(info.task, info.classes, info.threshold, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(checkpoint)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["rage", "('background',", "'rage')", "0.6", "False"]
+    # Any global that is not torch's or an OrderedDict is refused (unpickling it could run code): torch.load
+    # then says why, and it refuses too.
+    raw = torch.load(checkpoint, weights_only=True)
+    raw["extra"] = os.system  # pickled by name: a loader that resolves it could be made to call it
+    foreign = tmp_path / "foreign.pt"
+    torch.save(raw, foreign)
+    assert peek_checkpoint(foreign) is None and peek_checkpoint(checkpoint)["format"] == raw["format"]
+    with pytest.raises(ModelError, match="not loaded, for safety"):
+        read_model_info(foreign)
 
 
 # --------------------------------------------------------------------------- metadata without the network

@@ -143,8 +143,9 @@ def _scan_parser(commands, add: AddCommand) -> None:
     p.add_argument(
         "--backend",
         choices=("torch", "onnx"),
-        help="run the model with PyTorch or onnxruntime; onnx needs a file from `autotosis export-onnx` "
-        "(default: onnx for a .onnx model, torch otherwise)",
+        help="run the model with PyTorch (torch) or onnxruntime (onnx: a file from `autotosis export-onnx`); "
+        "default: onnxruntime when installed, for a .pt checkpoint through its export made once and kept in "
+        "the cache (faster, half the memory), else PyTorch",
     )
     add_output(p, "scores file, .json or .csv (default: ./VIDEO-NAME.scores.json)")
     add_scan_options(p)

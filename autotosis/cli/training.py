@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from rich.markup import escape
@@ -104,7 +105,18 @@ def cmd_train(ctx: Context, args: argparse.Namespace) -> int:
     if result.audio is not None:
         ctx.say(f"sound: {'used' if result.audio.used else 'not used'} ({result.audio.reason})")
     ctx.say(f"wrote {result.train.checkpoint}")
+    _export_for_scanning(result.train.checkpoint)
     return ExitStatus.OK
+
+
+def _export_for_scanning(checkpoint: Path) -> None:
+    """The ONNX export that scans of this model run (``predictor.load_predictor``), made now that torch is loaded
+    anyway: the first scan need not start a process to make it.  A failure only means that scans use torch."""
+    from autotosis.model import onnx_backend
+
+    if onnx_backend.available():
+        with contextlib.suppress(ModelError, UsageError):
+            onnx_backend.cached_export(checkpoint)
 
 
 def _print_fit_summary(ctx: Context, result) -> None:

@@ -17,6 +17,15 @@ from pathlib import Path
 from autotosis.core.errors import FileSystemError, OutputExistsError
 
 
+def cache_root() -> Path:
+    """Where autotosis keeps what it can make again (scores, model exports): $AUTOTOSIS_CACHE, else the
+    user's cache folder."""
+    base = os.environ.get("AUTOTOSIS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "autotosis"
+    )
+    return Path(base)
+
+
 def check_writable(path: Path, force: bool) -> None:
     """Raise OutputExistsError if ``path`` exists and ``force`` is false."""
     if path.exists() and not force:

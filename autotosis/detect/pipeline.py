@@ -21,7 +21,7 @@ from autotosis.detect.segments import EventList, EventParams, event_params_for, 
 
 if TYPE_CHECKING:
     from autotosis.detect.scan import ScanOptions
-    from autotosis.model.model import ModelInfo
+    from autotosis.model.info import ModelInfo
     from autotosis.model.predictor import Predictor
 
 

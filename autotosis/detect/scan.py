@@ -35,7 +35,7 @@ from autotosis.media import audio as media_audio
 from autotosis.media import decode, probe
 
 if TYPE_CHECKING:
-    from autotosis.model.model import ModelInfo
+    from autotosis.model.info import ModelInfo
     from autotosis.model.predictor import Predictor
 
 SCAN_MODES = ("auto", "dense", "coarse")
@@ -494,11 +494,12 @@ def scan_video(
     unless ``predictor`` (``info`` and ``predict(frames)``, already loaded from ``model_path``)
     is given; the caller then sets the threads.
     """
-    from autotosis.model.model import model_fingerprint, torch_threads
+    from autotosis.model.info import model_fingerprint
     from autotosis.model.predictor import TorchPredictor, load_predictor
 
     video = Path(video)
     model_path = Path(model_path)
+    info = probe.probe(video)  # a file that is no video fails before the model is loaded (or exported)
     threads = contextlib.nullcontext()
     if predictor is None:
         # As for torch: on a small machine one inference thread, the other cores decode.
@@ -506,8 +507,9 @@ def scan_video(
             model_path, backend, threads=options.threads or (1 if (os.cpu_count() or 1) <= 4 else None)
         )
         if isinstance(predictor, TorchPredictor):
+            from autotosis.model.model import torch_threads  # torch only for a torch model
+
             threads = torch_threads(_scan_torch_threads(options.threads))
-    info = probe.probe(video)
     model_info = predictor.info
     cache = ScoreCache(options.cache_dir)
     region = model_region(

@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from autotosis.core.errors import DataError
-from autotosis.core.fsutil import atomic_path, write_text_atomic
+from autotosis.core.fsutil import atomic_path, cache_root, write_text_atomic
 from autotosis.core.region import Region, as_region, is_region
 
 SCORES_FORMAT = "autotosis-scores/1"
@@ -424,10 +423,7 @@ def _split_header(text: str) -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("AUTOTOSIS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "autotosis"
-    )
-    return Path(base) / "scores"
+    return cache_root() / "scores"
 
 
 def cache_key(video_fingerprint: str, model_fingerprint: str, sampling: dict, region: Region | None) -> str:

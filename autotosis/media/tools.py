@@ -1,4 +1,8 @@
-"""Finding ffmpeg and ffprobe, running them, and stopping the processes they become (Ctrl-C, SIGTERM, exit)."""
+"""Finding ffmpeg and ffprobe, running them, and stopping the processes they become (Ctrl-C, SIGTERM, exit).
+
+The one other child is Python itself (``run_python``): work whose libraries must not load into this
+process (the ONNX export needs torch; the scan that runs the export does not).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -143,10 +148,18 @@ class _Stopped(Exception):
 
 
 def _spawn(
-    argv: Sequence[str], *, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize: int = 0
+    argv: Sequence[str],
+    *,
+    stdin=subprocess.DEVNULL,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    bufsize: int = 0,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start ffmpeg/ffprobe in a process group of its own (see above); unbuffered pipes by default."""
-    proc = subprocess.Popen(list(argv), stdin=stdin, stdout=stdout, stderr=stderr, bufsize=bufsize, process_group=0)
+    proc = subprocess.Popen(
+        list(argv), stdin=stdin, stdout=stdout, stderr=stderr, bufsize=bufsize, process_group=0, env=env
+    )
     with _CHILDREN_LOCK:
         _CHILDREN.add(proc)
     return proc
@@ -205,11 +218,23 @@ def _communicate(proc: subprocess.Popen, *, timeout: float | None = None) -> tup
     return out or b"", err or b""
 
 
-def _run(argv: Sequence[str], *, timeout: float | None = None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+def _run(
+    argv: Sequence[str], *, timeout: float | None = None, stdout=subprocess.PIPE, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ffmpeg/ffprobe to the end, capturing its output; subprocess.TimeoutExpired after ``timeout``."""
-    proc = _spawn(argv, stdout=stdout)
+    proc = _spawn(argv, stdout=stdout, env=env)
     out, err = _communicate(proc, timeout=timeout)
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def run_python(code: str, args: Sequence[str]) -> tuple[int, str]:
+    """Run ``code`` in a fresh interpreter of this Python (``python -c CODE ARGS``) that imports this very
+    autotosis, stopped with us like ffmpeg; returns its exit status and the tail of its stderr."""
+    env = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    done = _run([sys.executable, "-c", code, *args], env=env)
+    return done.returncode, _tail(done.stderr)
 
 
 def _stop_all() -> None:

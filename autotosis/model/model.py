@@ -11,11 +11,9 @@ scanning and evaluation can never disagree about scaling, normalisation or layou
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import pickle
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,97 +21,24 @@ import numpy as np
 import torch
 import torchvision
 
-from autotosis import __version__
 from autotosis.core.errors import DataError, ModelError
 from autotosis.core.fsutil import atomic_path
-from autotosis.core.region import Region, as_region
+from autotosis.model.info import (  # noqa: F401 - the metadata's home; re-exported for the code that builds models
+    CHECKPOINT_FORMAT,
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    SUPPORTED_ARCHS,
+    TRAIN_HINT,
+    ModelInfo,
+    check_format,
+    checked_info,
+    is_onnx_file,
+    model_fingerprint,
+)
 
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
-CHECKPOINT_FORMAT = "autotosis-checkpoint/1"
-_FORMAT_PREFIX = "autotosis-checkpoint/"
-_FORMAT_VERSION = 1
-SUPPORTED_ARCHS = ("resnet18",)
 _FEATURES = 512  # width of resnet18's pooled features (the input of fc)
 BALANCE_EPS = 1.0 / 255  # keeps balance_colour finite on a channel that is black in the whole picture
 _PREDICT_CHUNK = 256  # frames per forward pass in predict_probs: bounds memory for big batches
-
-_TRAIN_HINT = "train one with `autotosis train`"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Metadata stored next to the weights: everything scan/eval need to use the model."""
-
-    task: str
-    classes: tuple[str, ...]
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    crop: Region | None
-    threshold: float  # suggested event threshold on the positive class's probability
-    arch: str = "resnet18"
-    train_args: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    epoch: int = 0
-    autotosis_version: str = __version__
-    # Trained with --crop-borders: clips (and videos scanned) without a crop have their
-    # letterbox borders cropped away too, so the model sees pictures framed as in training.
-    crop_borders: bool = False
-    # Event rules chosen by cross-validation at training time (segments.CALIBRATED_FIELDS plus how
-    # they were found); empty for models trained without it: events then use the fixed defaults.
-    events: dict = field(default_factory=dict)
-    # Sound as a second input (train --audio): the learned combiner of the picture's score with audio
-    # features and the event rules calibrated on the combined scores (detect/audio.AudioModel); empty
-    # for models trained without it, which scan as before.  The picture-only threshold and rules stay
-    # in ``threshold`` and ``events``: a video without sound is scanned with them.
-    audio: dict = field(default_factory=dict)
-    # Each picture's colours balanced before the model sees it (grey world: every channel scaled to the
-    # picture's mean level), so a room's tint, a camera's white balance or coloured light do not move
-    # the scores.  False for models trained before it existed: they see raw colours, as they were trained.
-    balance_colour: bool = False
-
-    def positive_class(self) -> str:
-        """The class whose probability is the highlight score."""
-        if len(self.classes) == 2:
-            return self.classes[1]
-        return next(name for name in self.classes if name != "background")
-
-    def positive_index(self) -> int:
-        return self.classes.index(self.positive_class())
-
-    def to_dict(self) -> dict[str, Any]:
-        # The crop as a plain tuple: a checkpoint is loaded with weights_only=True, which refuses our own types.
-        return {**asdict(self), "crop": None if self.crop is None else tuple(self.crop)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: Path | str = "checkpoint") -> ModelInfo:
-        """Rebuild from a checkpoint's ``info`` dict; unknown keys (newer minor additions) are ignored."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        required = {"task", "classes", "input_size", "mean", "std", "crop", "threshold"}
-        missing = sorted(required - values.keys())
-        if missing:
-            raise ModelError(
-                f"{source}: checkpoint metadata is incomplete (missing {', '.join(missing)})", hint=_TRAIN_HINT
-            )
-        try:
-            values["classes"] = tuple(str(c) for c in values["classes"])
-            values["mean"] = tuple(float(v) for v in values["mean"])
-            values["std"] = tuple(float(v) for v in values["std"])
-            values["crop"] = as_region(values["crop"])
-            values["input_size"] = int(values["input_size"])
-            values["threshold"] = float(values["threshold"])
-            values["train_args"] = dict(values.get("train_args") or {})
-            values["metrics"] = dict(values.get("metrics") or {})
-            values["crop_borders"] = bool(values.get("crop_borders", False))
-            values["events"] = dict(values.get("events") or {})
-            values["audio"] = dict(values.get("audio") or {})
-            values["balance_colour"] = bool(values.get("balance_colour", False))
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{source}: checkpoint metadata is malformed ({exc})", hint=_TRAIN_HINT) from exc
-        return cls(**values)
-
 
 # --------------------------------------------------------------------------- building
 
@@ -164,7 +89,7 @@ def _read_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """The weights inside one of our checkpoints or a plain state_dict file."""
     raw = _torch_load(path)
     if isinstance(raw, dict) and "format" in raw:
-        _check_format(raw, path)
+        check_format(raw, path)
         state = raw.get("state_dict")
     else:
         state = raw
@@ -230,13 +155,13 @@ def load_checkpoint(path: Path, *, expect_task: str | None = None) -> tuple[torc
     """
     path = Path(path)
     raw = _torch_load(path)
-    info = _checked_info(raw, path, expect_task)
+    info = checked_info(raw, path, expect_task)
     model = _bare_resnet18(len(info.classes))
     try:
         model.load_state_dict(raw["state_dict"])
     except RuntimeError as exc:
         raise ModelError(
-            f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=_TRAIN_HINT
+            f"{path}: weights do not match the stored metadata ({_first_line(exc)})", hint=TRAIN_HINT
         ) from exc
     model = model.to(memory_format=torch.channels_last)
     model.eval()
@@ -246,55 +171,17 @@ def load_checkpoint(path: Path, *, expect_task: str | None = None) -> tuple[torc
 def read_checkpoint_info(path: Path, *, expect_task: str | None = None) -> ModelInfo:
     """A checkpoint's metadata, checked as ``load_checkpoint`` checks it, without building the network."""
     path = Path(path)
-    return _checked_info(_torch_load(path), path, expect_task)
-
-
-def _checked_info(raw: Any, path: Path, expect_task: str | None) -> ModelInfo:
-    if not isinstance(raw, dict) or "format" not in raw:
-        raise ModelError(f"{path}: not an autotosis checkpoint (no 'format' key) — {_TRAIN_HINT}")
-    _check_format(raw, path)
-    if not isinstance(raw.get("info"), dict):
-        raise ModelError(f"{path}: checkpoint has no metadata (damaged file?)", hint=_TRAIN_HINT)
-    info = ModelInfo.from_dict(raw["info"], path)
-    if expect_task is not None and info.task != expect_task:
-        raise ModelError(
-            f"{path}: model was trained for task '{info.task}', not '{expect_task}'",
-            hint=f"use a checkpoint trained on the '{expect_task}' labels",
-        )
-    if info.arch not in SUPPORTED_ARCHS:
-        raise ModelError(f"{path}: architecture {info.arch!r} is not supported (only {', '.join(SUPPORTED_ARCHS)})")
-    if not isinstance(raw.get("state_dict"), dict):
-        raise ModelError(f"{path}: checkpoint has no weights (damaged file?)", hint=_TRAIN_HINT)
-    return info
-
-
-_ONNX_SECOND_FIELDS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42\x72")  # ModelProto fields 2-8 and 14, as protobuf keys
-
-
-def is_onnx_file(path: Path) -> bool:
-    """Whether ``path`` is an ONNX model: by content (a torch file is a zip or a pickle; an ONNX
-    ModelProto starts with its ir_version, a small varint, then another of its fields), else by
-    the .onnx suffix."""
-    try:
-        with Path(path).open("rb") as handle:
-            head = handle.read(3)
-    except OSError:
-        head = b""
-    if head.startswith(b"PK") or head[:1] == b"\x80":
-        return False
-    if len(head) == 3 and head[0] == 0x08 and 0 < head[1] < 0x80 and head[2] in _ONNX_SECOND_FIELDS:
-        return True
-    return Path(path).suffix.lower() == ".onnx"
+    return checked_info(_torch_load(path), path, expect_task)
 
 
 def _torch_load(path: Path) -> Any:
     """torch.load with weights_only=True, every failure turned into a ModelError."""
     if not path.exists():
-        raise ModelError(f"{path}: no such checkpoint", hint=_TRAIN_HINT)
+        raise ModelError(f"{path}: no such checkpoint", hint=TRAIN_HINT)
     if not path.is_file():
-        raise ModelError(f"{path}: is not a file", hint=_TRAIN_HINT)
+        raise ModelError(f"{path}: is not a file", hint=TRAIN_HINT)
     if path.stat().st_size == 0:
-        raise ModelError(f"{path}: is not an autotosis checkpoint: the file is empty (0 bytes)", hint=_TRAIN_HINT)
+        raise ModelError(f"{path}: is not an autotosis checkpoint: the file is empty (0 bytes)", hint=TRAIN_HINT)
     if is_onnx_file(path):
         raise ModelError(
             f"{path}: is an ONNX model (from `autotosis export-onnx`); this command needs the .pt checkpoint "
@@ -309,10 +196,10 @@ def _torch_load(path: Path) -> Any:
         if "weights only" in str(exc).lower():
             raise ModelError(
                 f"{path}: is not an autotosis checkpoint (it holds Python objects that are not loaded, for safety)",
-                hint=_TRAIN_HINT,
+                hint=TRAIN_HINT,
             ) from exc
         raise ModelError(
-            f"{path}: is not an autotosis checkpoint (not a torch file, or damaged)", hint=_TRAIN_HINT
+            f"{path}: is not an autotosis checkpoint (not a torch file, or damaged)", hint=TRAIN_HINT
         ) from exc
     except (
         RuntimeError,
@@ -327,23 +214,8 @@ def _torch_load(path: Path) -> Any:
     ) as exc:
         raise ModelError(
             f"{path}: is not an autotosis checkpoint (not a torch file, or damaged: {_first_line(exc)})",
-            hint=_TRAIN_HINT,
+            hint=TRAIN_HINT,
         ) from exc
-
-
-def _check_format(raw: dict, path: Path) -> None:
-    marker = raw.get("format")
-    if not isinstance(marker, str) or not marker.startswith(_FORMAT_PREFIX):
-        raise ModelError(f"{path}: not an autotosis checkpoint (unknown format {marker!r}) — {_TRAIN_HINT}")
-    try:
-        version = int(marker.removeprefix(_FORMAT_PREFIX))
-    except ValueError:
-        raise ModelError(f"{path}: not an autotosis checkpoint (unknown format {marker!r}) — {_TRAIN_HINT}") from None
-    if version > _FORMAT_VERSION:
-        raise ModelError(
-            f"{path}: checkpoint format {version} is newer than this autotosis understands ({_FORMAT_VERSION})",
-            hint="upgrade autotosis",
-        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -367,15 +239,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def model_fingerprint(path: Path) -> str:
-    """sha256 of the checkpoint file's bytes (hex, 16 chars): the score cache key for a model."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- input pipeline

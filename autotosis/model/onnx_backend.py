@@ -17,19 +17,36 @@ imported only when used, and their absence is one clear error naming the pip com
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 from autotosis.core.errors import ModelError, UsageError
-from autotosis.model.model import ModelInfo, balanced_colour
+from autotosis.core.fsutil import cache_root
+from autotosis.model.info import ModelInfo, model_fingerprint
 
 INFO_KEY = "autotosis.model_info"
 INPUT_NAME = "frames"
 OUTPUT_NAME = "probs"
 OPSET = 17
 INSTALL_HINT = "install it with: pip install 'autotosis[onnx]'"
+# Bump when the exported graph changes: exports cached by an older revision are made again.
+EXPORT_REVISION = 1
+# Run in a child process when this one has no torch: the export needs torch, scanning with the
+# export does not, and importing torch would cost the scanning process half a gigabyte for good.
+_EXPORT_CHILD = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from autotosis.core.errors import AutotosisError\n"
+    "from autotosis.model.onnx_backend import export_onnx\n"
+    "try:\n"
+    "    export_onnx(Path(sys.argv[1]), Path(sys.argv[2]), force=True)\n"
+    "except AutotosisError as exc:\n"
+    "    sys.exit(str(exc))\n"
+)
 
 
 def require(module: str):
@@ -42,9 +59,49 @@ def require(module: str):
         ) from None
 
 
+def available() -> bool:
+    """Whether onnx (to export) and onnxruntime (to run) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def cached_export(checkpoint: Path, folder: Path | None = None) -> Path:
+    """The ONNX export of ``checkpoint`` in the model cache (``folder``, default: <cache>/models), made when
+    missing.  Named by the checkpoint's content, so a retrained model never meets a stale export; made in
+    this process when torch is already loaded here (train), else in a child process."""
+    checkpoint = Path(checkpoint)
+    folder = Path(folder) if folder is not None else cache_root() / "models"
+    try:
+        out = folder / f"{model_fingerprint(checkpoint)}-r{EXPORT_REVISION}.onnx"
+    except OSError as exc:
+        raise ModelError(f"{checkpoint}: cannot read the checkpoint ({exc.strerror or exc})") from exc
+    if out.is_file():
+        return out
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{folder}: cannot make the model cache folder ({exc.strerror or exc})") from exc
+    if "torch" in sys.modules:
+        try:
+            export_onnx(checkpoint, out, force=True)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the exporter's own failures: the caller runs the checkpoint in torch
+            raise ModelError(f"{checkpoint}: ONNX export failed ({type(exc).__name__}: {exc})") from exc
+        return out
+    from autotosis.media.tools import run_python
+
+    status, stderr = run_python(_EXPORT_CHILD, [str(checkpoint), str(out)])
+    if status != 0 or not out.is_file():
+        lines = stderr.strip().splitlines()
+        raise ModelError(f"{checkpoint}: ONNX export failed ({lines[-1] if lines else f'status {status}'})")
+    return out
+
+
 def _wrapped(model, info: ModelInfo):
     """The checkpoint's ResNet18 with preprocessing in front and softmax behind."""
     import torch
+
+    from autotosis.model.model import balanced_colour
 
     class FramesToProbs(torch.nn.Module):
         def __init__(self) -> None:

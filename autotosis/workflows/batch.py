@@ -46,7 +46,7 @@ from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.detect.scan import ScanOptions
 from autotosis.detect.segments import Event, EventParams
 from autotosis.outputs.render import RenderOptions, youtube_chapters_path
-from autotosis.workflows.engines import Engine, run_jobs, worker_threads
+from autotosis.workflows.engines import Engine, run_jobs, use_torch_threads, worker_threads
 
 if TYPE_CHECKING:
     from autotosis.model.predictor import Predictor
@@ -442,6 +442,7 @@ def _predictor(model_path: Path) -> Predictor:
     key = (str(model_path), stat.st_size, stat.st_mtime_ns)  # a replaced model file is loaded again
     if key not in _predictors:
         predictor = load_predictor(model_path, threads=worker_threads())
+        use_torch_threads()  # where the model runs in torch after all
         _predictors.clear()
         _predictors[key] = predictor
     return _predictors[key]
@@ -773,7 +774,7 @@ def run_batch(
     without starting a process pool or a Ray cluster.
     """
     from autotosis.detect.scores import default_cache_dir
-    from autotosis.model.model import model_fingerprint
+    from autotosis.model.info import model_fingerprint
     from autotosis.model.predictor import load_predictor
 
     out = Path(options.out).absolute()

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -28,12 +29,13 @@ R = TypeVar("R")
 
 ENGINES = ("local", "ray")
 
-_threads_set: int | None = None  # per worker process: the torch thread count already applied
+_threads_set: int | None = None  # per worker process: its inference threads (prepare_worker)
 _in_job = False  # per local worker process: a job is running (SIGTERM then unwinds it)
 
 
 def prepare_worker(threads: int, sigterm: bool = False) -> None:
-    """Limit torch's threads in this process (once; later calls with the same count are free).
+    """This worker's inference threads: onnxruntime's (``worker_threads``) and torch's, where torch is loaded
+    (``use_torch_threads``; a checkpoint normally runs in onnxruntime, and the worker never loads torch).
 
     With ``sigterm`` (the local pool's workers) SIGTERM raises ``Terminated`` in the running job,
     as it does in the CLI, so the job cleans up (its ffmpeg stopped, temp files removed) before the
@@ -42,12 +44,18 @@ def prepare_worker(threads: int, sigterm: bool = False) -> None:
     global _threads_set
     if sigterm and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
-    if _threads_set == threads:
+    _threads_set = threads
+    use_torch_threads()
+
+
+def use_torch_threads() -> None:
+    """Limit torch's threads to the worker's count, if this worker has torch loaded (a model running in torch)."""
+    if _threads_set is None or "torch" not in sys.modules:
         return
     import torch
 
-    torch.set_num_threads(threads)
-    _threads_set = threads
+    if torch.get_num_threads() != _threads_set:
+        torch.set_num_threads(_threads_set)
 
 
 def worker_threads() -> int | None:
@@ -147,7 +155,7 @@ class LocalEngine(Engine):
     """
 
     name = "local"
-    preload = ["autotosis.workflows.batch", "autotosis.model.model"]
+    preload = ["autotosis.workflows.batch", "autotosis.model.predictor"]  # not torch: models run in onnxruntime
 
     def __init__(self, workers: int, threads: int):
         self.slots = workers
