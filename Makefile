@@ -8,7 +8,7 @@ test: setup-test
 	bash scripts/test.sh
 
 # Every benchmark script (they print ratios measured in one run); one: make bench BENCH=benchmarks/scan.py.
-# setup-test: benchmarks/onnx.py needs the onnx extra, which the test extra includes.
+# setup-test: the benchmarks need what the tests need (ray for benchmarks/batch.py).
 BENCH ?= $(wildcard benchmarks/*.py)
 bench: setup-test
 	@for script in $(BENCH); do echo "== $$script"; .venv/bin/python $$script || exit 1; done

@@ -3,7 +3,7 @@
 Prints images/s for both and their ratio, measured in one run with the two backends
 alternating batch by batch (so a busy neighbour or clock change hits both alike).
 
-    .venv/bin/python benchmarks/onnx.py [--model rage.pt] [--batch 32] [--rounds 20] [--threads N]
+    .venv/bin/python benchmarks/onnx_speed.py [--model rage.pt] [--batch 32] [--rounds 20] [--threads N]
 
 Without --model a randomly initialised 2-class model at 128x128 is used (speed does not
 depend on the weights).
@@ -14,8 +14,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named onnx.py: keep `import onnx` from finding it instead of the real package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
