@@ -115,7 +115,7 @@ def test_exported_model_matches_torch(tmp_path: Path, video_factory, classes, ba
     assert props["task"] == "rage" and props["input_size"] == str(SIZE)
 
 
-def test_export_refuses_to_overwrite_and_reports_bad_input(tmp_path: Path, capsys):
+def test_export_refuses_to_overwrite_and_reports_bad_input(tmp_path: Path, capsys, video_factory):
     checkpoint = make_checkpoint(tmp_path / "model.pt", ("background", "rage"))
     out = tmp_path / "model.onnx"
     out.write_bytes(b"mine")
@@ -127,7 +127,8 @@ def test_export_refuses_to_overwrite_and_reports_bad_input(tmp_path: Path, capsy
     )
     assert not (tmp_path / "x.onnx").exists()
     # A .pt file is not an ONNX model: clear error, not a traceback.
-    assert run(["scan", str(checkpoint), "--model", str(checkpoint), "--backend", "onnx"]) == ExitStatus.MODEL
+    video = video_factory("vod.mp4", duration=1, size="64x36")
+    assert run(["scan", str(video), "--model", str(checkpoint), "--backend", "onnx"]) == ExitStatus.MODEL
     assert "not a usable ONNX model" in capsys.readouterr().err
 
 
