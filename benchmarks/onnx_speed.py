@@ -32,7 +32,8 @@ from autotosis.model.model import (  # noqa: E402
     predict_probs,
     save_checkpoint,
 )
-from autotosis.model.onnx_backend import OnnxPredictor, export_onnx  # noqa: E402
+from autotosis.model.onnx_backend import export_onnx  # noqa: E402
+from autotosis.model.predictor import OnnxPredictor  # noqa: E402
 
 
 def main() -> None:
