@@ -4,15 +4,21 @@
 For each finished run named (``--quality TAGS``: runs of ``benchmarks/quality.py``, runs/TAG/seedS-nN;
 ``--tags TAGS``: runs of ``benchmarks/quality_audio.py``, the picture of its first kind), the training kept the
 out-of-fold picture scores in ``model.last.pt`` and the scan kept the picture's own scores of the held-out VOD.
-The picture's event rules are calibrated again by today's library code under four policies, and each is applied
+The picture's event rules are calibrated again by today's library code under five policies, and each is applied
 to the held-out picture scores (event precision/recall/F1 at IoU >= 0.3 and frame F1 at the threshold, against
 the exact truth).  Nothing is trained.
 
 - ``none``: ``calibrate`` alone (the rules before the floor);
 - ``always``: from the ``probability_floor`` up, whatever it costs out of fold;
 - ``f1-0.05``: the floor unless it costs more than 0.05 out-of-fold event F1 (the guard until 2026-12-04);
-- ``today``: ``calibrate_scores``, what ``train`` stores (the floor unless it loses more than
-  ``FLOOR_MAX_HIGHLIGHTS_LOST`` of the out-of-fold highlights).
+- ``dropped``: the floor unless it loses more than ``FLOOR_MAX_HIGHLIGHTS_LOST`` of the out-of-fold highlights,
+  else none (the guard from 2026-12-04 to 2026-12-06);
+- ``today``: ``calibrate_scores``, what ``train`` stores (such a floor lowered to the highest threshold that keeps
+  that share, rather than dropped).
+
+Every policy's rules are applied as `events` applies them, the threshold adapted to the held-out VOD
+(``detect.adapt``) where the rules carry the level it adapts from (runs trained since 2026-12-06 store it; it is
+worked out again here from the out-of-fold scores).
 
 A last line, for the policy of today: frame F1 when every sample of a stretch scoring >= 0.5 that reaches the
 threshold counts as highlight (``held_both_ways``; a lead, nothing in the product does it).
@@ -34,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import quality_audio, quality_shift  # noqa: E402
 
-POLICIES = ("none", "always", "f1-0.05", "today")
+POLICIES = ("none", "always", "f1-0.05", "dropped", "today")
 EARLIER_MAX_COST = 0.05
 HELD_AT = 0.5  # the "held" frame column: samples of a stretch >= this that reaches the threshold
 
@@ -53,13 +59,21 @@ def held_both_ways(scores: np.ndarray, threshold: float, level: float) -> np.nda
 
 def calibrations(oof) -> dict:
     """The rules each policy chooses on these out-of-fold scores."""
-    from autotosis.training.calibrate import calibrate, calibrate_scores, probability_floor
+    from autotosis.training.calibrate import FLOOR_MAX_HIGHLIGHTS_LOST, calibrate, calibrate_scores, probability_floor
 
     free = calibrate(oof)
     floor = probability_floor(oof)
     floored = calibrate(oof, floor=floor) if floor is not None and floor > free.rules.threshold else free
     earlier = floored if floored.event.f1 >= free.event.f1 - EARLIER_MAX_COST else free
-    return {"none": free, "always": floored, "f1-0.05": earlier, "today": calibrate_scores(oof), "floor": floor}
+    kept = floored is not None and free.event.tp - floored.event.tp <= FLOOR_MAX_HIGHLIGHTS_LOST * free.event.tp
+    return {
+        "none": free,
+        "always": floored,
+        "f1-0.05": earlier,
+        "dropped": floored if kept else free,
+        "today": calibrate_scores(oof),
+        "floor": floor,
+    }
 
 
 def one_run(name: str, last: Path, scores_path: Path, truth) -> dict:

@@ -3,11 +3,13 @@
 
 The threshold calibrated on the fold models' out-of-fold scores does not always fit the final model on an unseen
 streamer and room: there it may score calm stretches and look-alikes higher.  This measures one candidate remedy
-on runs already trained and scanned, nothing is trained and nothing in the product uses it: raise the threshold
+on runs already trained and scanned (nothing is trained): raise the threshold
 by ``--factor`` times the logit difference between the VOD's median score (on a 2-s grid, so the densely refined
 stretches of a coarse scan do not weigh more) and the median out-of-fold negative score (or the ``--quantile``
 of both), never lowering it.  For each run: the calibrated rules (``calibrate_scores``: what ``train`` stores)
-and the shifted threshold, with held-out event F1 (IoU >= 0.3) and frame F1.
+without adaptation, the shifted threshold, and the threshold ``events`` uses since 2026-12-06 (the product's own
+rule, ``detect.adapt``: the median, half the shift, with its guards), each with held-out event F1 (IoU >= 0.3) and
+frame F1.
 
 Runs: ``--quality TAG`` (runs of benchmarks/quality.py: runs/TAG/seedS-nN) and ``--audio TAGS`` (runs of
 benchmarks/quality_audio.py: the picture of the first kind).
@@ -72,16 +74,21 @@ def picture_of(scanned) -> np.ndarray:
 
 
 def at_threshold(scanned, picture: np.ndarray, rules: dict, threshold: float, truth) -> tuple[dict, float]:
-    from autotosis.training.metrics import frame_prf, truth_at_times
-
+    """Event P/R/F1 (and the threshold `events` used) of these rules with this threshold, and frame F1 at it."""
     rules = {**rules, "threshold": threshold}
     if scanned.scan.audio and scanned.scan.audio.get("used"):
         scored = quality_audio.picture_scores(scanned, threshold, rules)
     else:
         scored = replace(scanned, scan=replace(scanned.scan, threshold=threshold, events=rules))
     event = quality_audio.event_f1(scored, truth)
+    return event, frame_f1_at(scanned, picture, event["threshold"], truth)
+
+
+def frame_f1_at(scanned, picture: np.ndarray, threshold: float, truth) -> float:
+    from autotosis.training.metrics import frame_prf, truth_at_times
+
     frames, _ = truth_at_times(scanned.times_ms, truth)
-    return event, float(frame_prf(picture >= threshold, frames).f1)
+    return float(frame_prf(picture >= threshold, frames).f1)
 
 
 def main() -> int:
@@ -103,9 +110,9 @@ def main() -> int:
     print(f"factor {args.factor}, quantile {args.quantile}")
     print(
         f"{'run':<22} {'floor':>5} {'OOF neg':>7} {'VOD':>6} {'shift':>6}  "
-        f"{'calibrated: thr event F1 (found) frame F1':<42} shifted"
+        f"{'calibrated: thr event F1 (found) frame F1':<42} {'shifted':<24} adapted (detect.adapt)"
     )
-    totals: dict[str, list[tuple[float, float]]] = {"calibrated": [], "shifted": []}
+    totals: dict[str, list[tuple[float, float]]] = {"calibrated": [], "shifted": [], "adapted": []}
     for name, last, scores_path, truth in runs(args):
         state = torch.load(last, map_location="cpu", weights_only=True)
         oof, _ = oof_from_state(state["resume"]["extra"]["fit"]["oof"])
@@ -120,15 +127,21 @@ def main() -> int:
         shift = vod_level - float(np.quantile(_logit(negatives), args.quantile))
         base = calibration.rules.threshold
         raised = float(1 / (1 + np.exp(-(_logit(base) + args.factor * max(0.0, shift)))))
+        # Without the level the product adapts from (the first two columns), and with it: what `events` does.
+        plain = {k: v for k, v in calibration.to_dict().items() if k != "negative_median"}
         cells = []
-        for label, threshold in (("calibrated", base), ("shifted", raised)):
-            event, frame_f1 = at_threshold(scanned, picture, calibration.to_dict(), threshold, truth)
+        for label, threshold, rules in (
+            ("calibrated", base, plain),
+            ("shifted", raised, plain),
+            ("adapted", base, calibration.to_dict()),
+        ):
+            event, frame_f1 = at_threshold(scanned, picture, rules, threshold, truth)
             totals[label].append((event["f1"], frame_f1))
-            cells.append(f"{threshold:.3f} {event['f1']:.2f} ({event['found']:>2}) {frame_f1:.2f}")
+            cells.append(f"{event['threshold']:.3f} {event['f1']:.2f} ({event['found']:>2}) {frame_f1:.2f}")
         print(
             f"{name:<22} {floor if floor is not None else float('nan'):5.2f} "
             f"{float(np.quantile(negatives, args.quantile)):7.3f} {1 / (1 + np.exp(-vod_level)):6.3f} {shift:+6.2f}  "
-            f"{cells[0]:<42} {cells[1]}"
+            f"{cells[0]:<42} {cells[1]:<24} {cells[2]}"
         )
     for label, values in totals.items():
         if values:

@@ -184,16 +184,26 @@ def test_the_calibrated_threshold_keeps_to_the_floor_unless_the_floor_loses_the_
     floored = calibrate_scores(clips)
     assert floored.rules.threshold >= 0.85 and floored.event.f1 == unconstrained.event.f1 == 1.0
     assert floored.floor == 0.85 and floored.to_dict()["floor"] == 0.85 and "from 0.85 up" in floored.explain()
-    # A floor above every highlight's score would lose them all (more than FLOOR_MAX_HIGHLIGHTS_LOST): not applied.
+    # A floor above every highlight's score would lose them all (more than FLOOR_MAX_HIGHLIGHTS_LOST): it is lowered
+    # to the highest threshold of the grid that keeps them (0.90, the highlights' score), and says so.
     monkeypatch.setattr(calibrate_module, "probability_floor", lambda clips: 0.95)
     assert calibrate(clips, floor=0.95).event.tp == 0 < (1 - FLOOR_MAX_HIGHLIGHTS_LOST) * unconstrained.event.tp
-    dropped = calibrate_scores(clips)
-    assert dropped.rules == unconstrained.rules and dropped.floor is None
-    # ... and says so, with what it would have cost.
-    assert dropped.unused_floor == (0.95, 2) and "would lose 2 of 2 highlights" in dropped.explain()
+    lowered = calibrate_scores(clips)
+    assert lowered.floor == 0.9 and lowered.rules.threshold == 0.9 and lowered.event.f1 == 1.0
+    assert lowered.unused_floor == (0.95, 2) and "thresholds from 0.90 up, a floor lowered" in lowered.explain()
+    assert lowered.to_dict()["unused_floor"] == 0.95 and lowered.to_dict()["floor"] == 0.9
+    # Where no threshold between the unconstrained one and the floor keeps them (the fold models scored the
+    # highlights 0.62 and the look-alikes 0.58: only 0.60 tells them apart), there is no floor, and it says what the
+    # floor would have cost.
+    low = [replace(c, scores=np.select([c.targets == 1, c.scores == 0.6], [0.62, 0.58], c.scores)) for c in clips]
+    assert calibrate(low).rules.threshold == 0.6 and calibrate(low).plateau == (0.6, 0.6)
+    dropped = calibrate_scores(low)
+    assert dropped.rules == calibrate(low).rules and dropped.floor is None
+    assert dropped.unused_floor == (0.95, 2) and "no floor" in dropped.explain()
+    assert "would lose 2 of 2 highlights" in dropped.explain()
     assert dropped.to_dict()["unused_floor"] == 0.95 and "floor" not in dropped.to_dict()
     # A resumed final fit reads the same calibration back from its state (kept as JSON-like data).
-    for calibration in (dropped, floored):
+    for calibration in (dropped, lowered, floored):
         state = json.loads(json.dumps(_fit_state(calibration, [], [], {})))
         assert _from_fit_state(state, SimpleNamespace(clips=[]))[0] == calibration
     # One highlight of three (a third, FLOOR_MAX_HIGHLIGHTS_LOST) that a fold model scored low (0.8) is lost at a
@@ -334,6 +344,9 @@ def test_fit_cross_validates_stores_calibration_and_resumes_the_final_fit(tmp_pa
     assert result.calibration is not None
     assert info.events["source"] == "out-of-fold" and info.events["folds"] == 3
     assert info.threshold == info.events["threshold"] == result.calibration.rules.threshold
+    # ... with the level each video's threshold adapts from (detect.adapt): the fold models' ordinary moments.
+    assert info.events["negative_median"] == result.calibration.negative_median
+    assert event_params_for(info.events, info.threshold).adapt_from == info.events["negative_median"]
     assert info.train_args["epochs"] == 2
     # An interrupted final fit resumes from its .last.pt without cross-validating again.
     again = fit(frameset, replace(config, epochs=3), tmp_path / "m.pt", resume=tmp_path / "m.last.pt")

@@ -84,6 +84,12 @@ def nothing_found(scores, label: str, params) -> str:
     return nothing_found_hint(scores.times_ms, scores.column(label), params, scores.step_ms or None)
 
 
+def say_adaptation(ctx: Context, found, video_name: str) -> None:
+    """Say where the model's calibrated threshold was raised for a video (``detect.adapt``), and why."""
+    if found.adaptation is not None:
+        ctx.say(f"{video_name}: {found.adaptation.describe()}")
+
+
 def print_events(ctx: Context, events, title: str) -> None:
     from rich.table import Table
 
@@ -118,6 +124,7 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     check_writable(out, args.force)
     found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
     write_events(found, out, force=args.force)
+    say_adaptation(ctx, found, scores.video.name)
     print_events(ctx, found.events, f"{len(found.events)} events in {scores.video.name}")
     if not found.events:
         ctx.say(f"no events: {nothing_found(scores, found.label, found.params)}")

@@ -18,6 +18,7 @@ from autotosis.cli.types import (
     region,
 )
 from autotosis.core.errors import UsageError
+from autotosis.detect.adapt import ADAPT_MIN_VIDEO_MS
 
 # add(name, handler, help, description, parent=commands) -> the command's parser (see parser.build_parser)
 AddCommand = Callable[..., argparse.ArgumentParser]
@@ -132,7 +133,8 @@ def add_event_options(p: argparse.ArgumentParser) -> None:
         "--threshold",
         type=probability,
         help="start an event when the score reaches this (default: the model's, chosen by cross-validation when "
-        "it was trained; 0.5 for older models)",
+        f"it was trained, and raised for a video of {ADAPT_MIN_VIDEO_MS // 60_000} minutes or more that the model "
+        "scores higher overall than its training clips, e.g. an unfamiliar room; 0.5 for older models)",
     )
     g.add_argument(
         "--release",

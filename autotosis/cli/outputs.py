@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from autotosis.cli.context import Context
-from autotosis.cli.detect import event_class, model_task, nothing_found, print_events
+from autotosis.cli.detect import event_class, model_task, nothing_found, print_events, say_adaptation
 from autotosis.cli.options import (
     AddCommand,
     add_audio_track_option,
@@ -80,6 +80,7 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
         for video in args.videos:
             scores = scan_video(Path(video), Path(args.model), scan_options(args), progress=progress)
             found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+            say_adaptation(ctx, found, Path(video).name)
             print_events(ctx, found.events, f"{len(found.events)} events in {Path(video).name}")
             parts.append(ReelPart(Path(video), found.events, scores))
             selections.append((Path(video).name, scores, found.label, found.params))
@@ -152,6 +153,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
             for video in videos:
                 scores = scan_video(video, Path(args.model), scan_options(args), progress=progress)
                 found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+                say_adaptation(ctx, found, video.name)
                 sources.append(ShortSource(video, found.events, scores))
         result = render_shorts(sources, Path(args.output), options, force=args.force, progress=progress)
     if not ctx.quiet:
@@ -294,6 +296,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             settings["events file"] = str(args.events)
         else:
             events = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
+            say_adaptation(ctx, events, scores.video.name)
         video = Path(args.video) if args.video else _recorded_video(scores.video, Path(args.scores))
         if video is None:
             ctx.say(

@@ -5,7 +5,8 @@ Every command that finds events in video -- ``scan`` + ``events``, ``reel``, ``s
 already has, ``detect_events``.  Which event settings apply is decided in one place,
 ``segments.event_params_for``: what the user gave, else the rules the model's training
 calibrated (stored in its checkpoint, and recorded by every scan in its scores), else the
-model's threshold, else the defaults.  ``event_params`` applies that rule to a model's
+model's threshold, else the defaults; a calibrated threshold is then adapted to each video
+(``adapt``).  ``event_params`` applies that rule to a model's
 metadata (``ModelInfo``) or to a scan's record of it (``ScanInfo``).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autotosis.core.progress import ProgressCallback, no_progress
+from autotosis.detect.adapt import adapt_threshold
 from autotosis.detect.scores import ScanInfo, Scores
 from autotosis.detect.segments import EventList, EventParams, event_params_for, events_from_scores
 
@@ -64,13 +66,15 @@ def detect_events(
 
     ``params``: settings already decided (``batch`` decides them before scanning, as part of
     its settings); without them, ``event_params(scores.scan, **given)``: the user's settings,
-    else the rules of the model that made the scores.
+    else the rules of the model that made the scores.  A calibrated threshold is adapted to this video
+    (``adapt.adapt_threshold``; the list's ``adaptation`` says how).
     """
     label = class_name or scores.default_class()
     if params is None:
         params = event_params(scores.scan, **given)
+    params, adaptation = adapt_threshold(scores.times_ms, scores.column(label), scores.duration_ms, params)
     events = events_from_scores(scores, label, params)
-    return EventList(scores.video, scores.duration_ms, label, params, tuple(events))
+    return EventList(scores.video, scores.duration_ms, label, params, tuple(events), adaptation)
 
 
 def scan_events(

@@ -40,6 +40,7 @@ from autotosis.core.errors import DataError, UsageError
 from autotosis.core.fsutil import check_writable, write_text_atomic
 
 if TYPE_CHECKING:
+    from autotosis.detect.adapt import ThresholdAdaptation
     from autotosis.detect.scores import Scores
 
 EVENTS_FORMAT = "autotosis-events/1"
@@ -96,9 +97,14 @@ class EventParams:
     bin_ms: int = 5000
     include_neighbours: bool = True  # with top_percent: also take the bin before and after each
     smooth_ms: int = 0  # centred moving average of the scores over this window before selection (0: none)
+    # The model's calibrated threshold is in use and may be raised for a long video the model scores higher
+    # overall (``adapt.adapt_threshold``): the median out-of-fold score of the training clips' negative samples.
+    adapt_from: float | None = None
 
     def __post_init__(self) -> None:
         _check_probability("threshold", self.threshold)
+        if self.adapt_from is not None:
+            _check_probability("adapt_from", self.adapt_from)
         if self.release is not None:
             _check_probability("release", self.release)
             if self.release > self.threshold:
@@ -236,17 +242,25 @@ def event_params_for(
 ) -> EventParams:
     """The one rule for event settings: what the user gave (``given``, None = not given), else what
     the model's training calibrated (``model_rules``), else the model's threshold, else the defaults.
+    A calibrated threshold comes with the level it adapts from (``adapt_from``: ``detect.adapt``) where the
+    model's calibration recorded one.
 
     Unknown or malformed calibrated values (a hand-edited checkpoint, a newer version) are skipped.
     """
     values: dict[str, Any] = {}
     if _is_real(model_threshold) and 0 <= model_threshold <= 1:  # type: ignore[operator]
         values["threshold"] = float(model_threshold)  # type: ignore[arg-type]
+    rules = model_rules or {}
     for name in CALIBRATED_FIELDS:
-        value = (model_rules or {}).get(name)
+        value = rules.get(name)
         if not _is_real(value) or value < 0 or (name == "threshold" and value > 1):
             continue
         values[name] = float(value) if name == "threshold" else int(value)
+    negative = rules.get("negative_median")
+    calibrated = values.get("threshold") == rules.get("threshold")  # the calibrated threshold was accepted above
+    if calibrated and _is_real(negative) and 0 <= negative < 1:
+        if given.get("threshold") is None:  # the calibrated threshold is in use: adapted to each video (adapt.py)
+            values["adapt_from"] = float(negative)
     values.update({k: v for k, v in given.items() if v is not None})
     return EventParams(**values)
 
@@ -517,6 +531,7 @@ class EventList:
     label: str
     params: EventParams
     events: tuple[Event, ...]
+    adaptation: ThresholdAdaptation | None = None  # how the calibrated threshold was raised for this video
 
 
 def _seconds(ms: int) -> float:
@@ -560,6 +575,7 @@ def _events_document(events: EventList) -> dict:
         "duration": _seconds(events.duration_ms),
         "label": events.label,
         "params": asdict(events.params),
+        **({} if events.adaptation is None else {"threshold_adapted": events.adaptation.as_dict()}),
         "events": [
             {
                 "start": _seconds(e.start_ms),

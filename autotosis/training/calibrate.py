@@ -105,8 +105,11 @@ class Calibration:
     clips: int
     highlights: int
     floor: float | None = None  # the lowest threshold that was allowed (see ``probability_floor``)
-    # A floor that was not used, and how many out-of-fold highlights it would have lost (``calibrate_scores``).
+    # The probability floor where it was not used as it was, and how many out-of-fold highlights it would have
+    # lost (``calibrate_scores``): then ``floor`` is a lower one, or None.
     unused_floor: tuple[float, int] | None = None
+    # The median out-of-fold score of the negative samples: the level ``detect.adapt`` compares a video with.
+    negative_median: float | None = None
 
     def explain(self) -> str:
         low, high = self.plateau
@@ -117,15 +120,25 @@ class Calibration:
         )
         if self.unused_floor is not None:
             value, lost = self.unused_floor
+            where = f"from {value:.2f}, where a highlight becomes more likely than not"
             floor = (
-                f" (no floor: from {value:.2f}, where a highlight becomes more likely than not, the rules would "
-                f"lose {lost} of {self.event.tp} highlights)"
+                f" (no floor: {where}, the rules would lose {lost} of {self.event.tp} highlights)"
+                if self.floor is None
+                else f" (thresholds from {self.floor:.2f} up, a floor lowered so as to keep "
+                f"{1 - FLOOR_MAX_HIGHLIGHTS_LOST:.0%} of the out-of-fold highlights: {where}, the rules would "
+                f"lose {lost})"
             )
         return (
             f"{self.rules.describe()}: out-of-fold event F1 {self.event.f1:.2f} "
             f"(precision {self.event.precision:.2f}, recall {self.event.recall:.2f}; {self.highlights} highlights in "
             f"{self.clips} clips), equally good from threshold {low:.2f} to {high:.2f}{floor}; "
             f"the fixed defaults would score {self.default_event.f1:.2f}"
+            + (
+                ""
+                if self.negative_median is None
+                else f"; the clips' ordinary moments score {self.negative_median:.2f} (median): a long video the "
+                "model scores higher overall gets a higher threshold"
+            )
         )
 
     def to_dict(self) -> dict:
@@ -142,6 +155,7 @@ class Calibration:
             "highlights": self.highlights,
             **({} if self.floor is None else {"floor": round(self.floor, 4)}),
             **({} if self.unused_floor is None else {"unused_floor": round(self.unused_floor[0], 4)}),
+            **({} if self.negative_median is None else {"negative_median": float(self.negative_median)}),
         }
 
 
@@ -298,22 +312,41 @@ def calibrate(
         clips=len(clips),
         highlights=len(laid.truth),
         floor=floor,
+        negative_median=negative_median(clips),
     )
+
+
+def negative_median(clips: Sequence[OofClip]) -> float | None:
+    """The median out-of-fold score of the clips' negative samples (None without any)."""
+    negatives = [c.scores[c.targets == 0] for c in clips]
+    values = np.concatenate(negatives) if negatives else np.zeros(0)
+    return float(np.median(values)) if len(values) else None
 
 
 def calibrate_scores(clips: Sequence[OofClip]) -> Calibration | None:
     """``calibrate`` from the ``probability_floor`` up, unless the floor loses more than ``FLOOR_MAX_HIGHLIGHTS_LOST``
-    of the out-of-fold highlights the unconstrained rules find: then the scores themselves say the highlights sit
-    below it (a weak model) and there is no floor."""
+    of the out-of-fold highlights the unconstrained rules find: then the scores themselves say many highlights sit
+    below it (the fold models, trained on fewer clips, score them lower than the final model will), and the floor
+    is lowered to the highest threshold of the grid that keeps that share, or dropped where none between it and the
+    unconstrained threshold does."""
     unconstrained = calibrate(clips)
     floor = probability_floor(clips)
     if unconstrained is None or floor is None or floor <= unconstrained.rules.threshold:
         return unconstrained
+    allowed = FLOOR_MAX_HIGHLIGHTS_LOST * unconstrained.event.tp
+
+    def keeps(candidate: Calibration | None) -> bool:
+        return candidate is not None and unconstrained.event.tp - candidate.event.tp <= allowed
+
     floored = calibrate(clips, floor=floor)
+    if keeps(floored):
+        return floored
     lost = unconstrained.event.tp - (floored.event.tp if floored is not None else 0)
-    if floored is None or lost > FLOOR_MAX_HIGHLIGHTS_LOST * unconstrained.event.tp:
-        return replace(unconstrained, unused_floor=(floor, lost))
-    return floored
+    for lower in sorted((t for t in THRESHOLDS if unconstrained.rules.threshold < t < floor), reverse=True):
+        candidate = calibrate(clips, floor=lower)
+        if keeps(candidate):
+            return replace(candidate, unused_floor=(floor, lost))  # type: ignore[arg-type]
+    return replace(unconstrained, unused_floor=(floor, lost))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, *, iterations: int = 30) -> np.ndarray:

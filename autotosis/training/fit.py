@@ -494,6 +494,7 @@ def _fit_state(
             "highlights": calibration.highlights,
             "floor": calibration.floor,
             "unused_floor": None if calibration.unused_floor is None else list(calibration.unused_floor),
+            "negative_median": calibration.negative_median,
         },
         "mistakes": [
             {"name": m.name, "false_events": [list(f) for f in m.false_events], "missed": [list(t) for t in m.missed]}
@@ -521,6 +522,7 @@ def _from_fit_state(state: dict, frameset: FrameSet):
             int(raw["highlights"]),
             raw.get("floor"),  # resume states from before the floor have none
             None if raw.get("unused_floor") is None else (float(raw["unused_floor"][0]), int(raw["unused_floor"][1])),
+            raw.get("negative_median"),  # resume states from before the adaptation have none
         )
     )
     mistakes = tuple(
