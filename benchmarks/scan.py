@@ -35,8 +35,9 @@ at 6 and 3 Mb/s, H.264 + AAC, a keyframe every 2 s), made long by stream-copy lo
 quality benchmark's held-out VOD (benchmarks/quality.py, seed 0; generated there if missing):
 a highlight a minute and look-alike moments (cheers, laughs, alerts over the cam...), the first
 --minutes (at most 15) encoded the same way at 1080p60; measure it with a model trained on hard
-clips (--demo DIR holding such a model as rage.pt, e.g. from `quality.py`'s runs), since the
-demo's model never saw look-alikes.
+clips (--hard-model, e.g. a `quality.py` run's model; default: the --demo model), since the
+demo's model never saw look-alikes.  The other VODs are the demo's kind of stream and are
+scanned with the demo's model.
 
 Event recall of the coarse scan (events the dense scan finds that the coarse scan finds
 too, IoU >= 0.3) is measured on the demo's held-out VOD with the demo's model.  The model:
@@ -622,6 +623,13 @@ def main() -> None:
     parser.add_argument(
         "--demo", type=Path, help="output folder of `autotosis demo` (default: benchmarks/out/demo, made if missing)"
     )
+    parser.add_argument(
+        "--hard-model",
+        type=Path,
+        metavar="MODEL",
+        help="the model for the hard1080p60 VOD: one trained with the plain defaults on the hard benchmark's clips "
+        "(default: the --demo folder's rage.pt)",
+    )
     parser.add_argument("--no-default-cap", action="store_true", help="skip the ATEN_CPU_CAPABILITY=default runs")
     parser.add_argument(
         "--rounds", type=int, default=2, help="repeat limit/dense/coarse/original, keep the fastest (default: 2)"
@@ -657,20 +665,22 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}; "
         f"ffmpeg {'.'.join(map(str, tools.ffmpeg_version()))}"
     )
-    print(f"model: {model}")
+    hard_model = args.hard_model.resolve() if args.hard_model else model
+    print(f"model: {model}" + (f"; for the hard VOD: {hard_model}" if hard_model != model else ""))
     sound_model = sound_twin(model, args.sound_from) if args.sound_from else None
     if sound_model is not None:
         print(f"with sound: {sound_model} (its sound combiner from {args.sound_from})")
     rows: list[dict] = []
     for name in args.vods.split(","):
         video = looped_vod(name, args.minutes, OUT)
+        vod_model = hard_model if name.startswith("hard") else model
         vod_rows = measure_vod(
             video,
-            model,
+            vod_model,
             rounds=args.rounds,
             with_default_cap=not args.no_default_cap,
             with_original=not args.no_original,
-            sound_model=sound_model,
+            sound_model=sound_model if vod_model == model else None,
         )
         print_rows(vod_rows)
         rows += vod_rows
@@ -679,7 +689,7 @@ def main() -> None:
         long_modes = ("coarse",) if args.long_coarse_only else ("dense", "coarse")
         long_rows = measure_vod(
             looped_vod(name, args.long, OUT),
-            model,
+            hard_model if name.startswith("hard") else model,
             rounds=1,
             with_default_cap=False,
             with_original=False,
