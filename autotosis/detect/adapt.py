@@ -19,11 +19,16 @@ the median is no measure of the ordinary moments).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-import numpy as np
+# Only what the CLI's --help reads (ADAPT_MIN_VIDEO_MS) is needed at start-up: numpy and the event code are
+# imported where scores are read.
+if TYPE_CHECKING:
+    import numpy as np
 
-from autotosis.detect.segments import EventParams
+    from autotosis.detect.segments import EventParams
 
 ADAPT_SHARE = 0.5  # share of the logit difference the threshold is raised by
 ADAPT_MIN_VIDEO_MS = 300_000  # shorter videos keep the calibrated threshold
@@ -59,12 +64,14 @@ class ThresholdAdaptation:
 
 def _logit(p: float) -> float:
     p = min(max(float(p), _EPS), 1 - _EPS)
-    return float(np.log(p / (1 - p)))
+    return math.log(p / (1 - p))
 
 
 def video_median(times_ms: np.ndarray, values: np.ndarray) -> float:
     """The median score of a video read on an ``ADAPT_GRID_MS`` grid (each grid time takes the first sample at or
     after it), so stretches scanned densely count as much as stretches scanned sparsely."""
+    import numpy as np
+
     times = np.asarray(times_ms, dtype=np.int64)
     scores = np.nan_to_num(np.asarray(values, dtype=np.float64))
     grid = np.arange(int(times[0]), int(times[-1]), ADAPT_GRID_MS)
@@ -89,9 +96,8 @@ def adapt_threshold(
     shift = _logit(level) - _logit(params.adapt_from)
     if shift <= 0:
         return kept, None
-    raised = 1 / (1 + np.exp(-(_logit(params.threshold) + ADAPT_SHARE * shift)))
-    raised = float(min(max(raised, params.threshold), max(ADAPT_MAX_THRESHOLD, params.threshold)))
-    if raised <= params.threshold:
+    raised = min(1 / (1 + math.exp(-(_logit(params.threshold) + ADAPT_SHARE * shift))), ADAPT_MAX_THRESHOLD)
+    if raised <= params.threshold:  # a calibrated threshold already at the cap, or a shift too small to show
         return kept, None
     adapted = replace(kept, threshold=raised)
     return adapted, ThresholdAdaptation(params.threshold, raised, level, float(params.adapt_from))

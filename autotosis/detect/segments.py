@@ -256,11 +256,9 @@ def event_params_for(
         if not _is_real(value) or value < 0 or (name == "threshold" and value > 1):
             continue
         values[name] = float(value) if name == "threshold" else int(value)
-    negative = rules.get("negative_median")
-    calibrated = values.get("threshold") == rules.get("threshold")  # the calibrated threshold was accepted above
-    if calibrated and _is_real(negative) and 0 <= negative < 1:
-        if given.get("threshold") is None:  # the calibrated threshold is in use: adapted to each video (adapt.py)
-            values["adapt_from"] = float(negative)
+        negative = rules.get("negative_median")
+        if name == "threshold" and given.get("threshold") is None and _is_real(negative) and 0 <= negative < 1:
+            values["adapt_from"] = float(negative)  # the calibrated threshold is in use: adapted to each video
     values.update({k: v for k, v in given.items() if v is not None})
     return EventParams(**values)
 
