@@ -247,36 +247,48 @@ def _frame_prf(laid: _Laid, threshold: float) -> PRF:
     return frame_prf(laid.raw >= threshold, laid.targets > 0, ignore=~counted)
 
 
-def calibrate(
-    clips: Sequence[OofClip],
-    *,
-    thresholds: Sequence[float] = THRESHOLDS,
-    smooth_ms: Sequence[int] = SMOOTH_MS,
-    min_length_ms: Sequence[int] = MIN_LENGTH_MS,
-    merge_gap_ms: Sequence[int] = MERGE_GAP_MS,
-    floor: float | None = None,
-) -> Calibration | None:
-    """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight.
+@dataclass(frozen=True)
+class _RuleCurves:
+    """The out-of-fold event precision/recall/F1 of every rule of the grid at every threshold, computed once
+    so that choices under several floors (``calibrate_scores``) read them instead of scoring again."""
 
-    ``floor``: only thresholds from it up (the highest one when all are below it)."""
-    clips = [c for c in clips if len(c.times_ms)]
+    clips: tuple[OofClip, ...]
+    laid: _Laid
+    thresholds: tuple[float, ...]  # increasing
+    events: dict[tuple[int, int, int], tuple[PRF, ...]]  # (smooth, min length, merge gap) -> one PRF per threshold
+
+
+def _rule_curves(
+    clips: Sequence[OofClip],
+    thresholds: Sequence[float],
+    smooth_ms: Sequence[int],
+    min_length_ms: Sequence[int],
+    merge_gap_ms: Sequence[int],
+) -> _RuleCurves | None:
+    """Every rule scored on ``clips``; None without any highlight."""
+    clips = tuple(c for c in clips if len(c.times_ms))
     if not clips:
         return None
-    if floor is not None:
-        thresholds = [t for t in thresholds if t >= floor] or [max(thresholds)]
-    windows = sorted({*smooth_ms, DEFAULT_RULES["smooth_ms"]})
-    laid = _lay_out(clips, windows)
+    laid = _lay_out(clips, sorted({*smooth_ms, DEFAULT_RULES["smooth_ms"]}))
     if not laid.truth:
         return None
-    thresholds = sorted(thresholds)
-    curves: dict[tuple[int, int, int], np.ndarray] = {}
-    for window in smooth_ms:
-        for length in min_length_ms:
-            for gap in merge_gap_ms:
-                curves[(window, length, gap)] = np.array(
-                    [_score(laid, EventRules(t, window, length, gap)).f1 for t in thresholds]
-                )
-    best = max(float(curve.max()) for curve in curves.values())
+    grid = tuple(sorted(float(t) for t in thresholds))
+    events = {
+        (window, length, gap): tuple(_score(laid, EventRules(t, window, length, gap)) for t in grid)
+        for window in smooth_ms
+        for length in min_length_ms
+        for gap in merge_gap_ms
+    }
+    return _RuleCurves(clips, laid, grid, events)
+
+
+def _choose(curves: _RuleCurves, floor: float | None) -> Calibration:
+    """The best rules of ``curves`` from ``floor`` up (the highest threshold when all are below it)."""
+    grid = curves.thresholds
+    first = next((i for i, t in enumerate(grid) if t >= floor), len(grid) - 1) if floor is not None else 0
+    thresholds = grid[first:]
+    f1 = {key: np.array([prf.f1 for prf in prfs[first:]]) for key, prfs in curves.events.items()}
+    best = max(float(curve.max()) for curve in f1.values())
 
     def plateau(curve: np.ndarray) -> tuple[int, int]:
         """The longest run of thresholds within TOLERANCE of the best (half-open index range)."""
@@ -284,7 +296,7 @@ def calibrate(
         return max(runs, key=lambda r: (r[1] - r[0], -r[0])) if runs else (0, 0)
 
     def preference(key: tuple[int, int, int]) -> tuple:
-        lo, hi = plateau(curves[key])
+        lo, hi = plateau(f1[key])
         window, length, gap = key
         # The fewest departures from the fixed defaults (a rule changes only where the clips show that it
         # pays), then the widest plateau, then the least smoothing, the shortest minimum length, the
@@ -298,22 +310,37 @@ def calibrate(
         )
         return (departures, -(hi - lo), window, length, abs(gap - DEFAULT_RULES["merge_gap_ms"]))
 
-    key = min((k for k, curve in curves.items() if curve.max() >= best - TOLERANCE), key=preference)
-    lo, hi = plateau(curves[key])
-    chosen = thresholds[(lo + hi - 1) // 2]
-    rules = EventRules(float(chosen), *key)
-    default_rules = EventRules(**DEFAULT_RULES)
+    key = min((k for k, curve in f1.items() if curve.max() >= best - TOLERANCE), key=preference)
+    lo, hi = plateau(f1[key])
+    middle = (lo + hi - 1) // 2
+    rules = EventRules(thresholds[middle], *key)
     return Calibration(
         rules=rules,
-        event=_score(laid, rules),
-        frame=_frame_prf(laid, rules.threshold),
-        plateau=(float(thresholds[lo]), float(thresholds[hi - 1])),
-        default_event=_score(laid, default_rules),
-        clips=len(clips),
-        highlights=len(laid.truth),
+        event=curves.events[key][first + middle],
+        frame=_frame_prf(curves.laid, rules.threshold),
+        plateau=(thresholds[lo], thresholds[hi - 1]),
+        default_event=_score(curves.laid, EventRules(**DEFAULT_RULES)),
+        clips=len(curves.clips),
+        highlights=len(curves.laid.truth),
         floor=floor,
-        negative_median=negative_median(clips),
+        negative_median=negative_median(curves.clips),
     )
+
+
+def calibrate(
+    clips: Sequence[OofClip],
+    *,
+    thresholds: Sequence[float] = THRESHOLDS,
+    smooth_ms: Sequence[int] = SMOOTH_MS,
+    min_length_ms: Sequence[int] = MIN_LENGTH_MS,
+    merge_gap_ms: Sequence[int] = MERGE_GAP_MS,
+    floor: float | None = None,
+) -> Calibration | None:
+    """The rules with the best out-of-fold event F1 (see the module docstring); None without any highlight.
+
+    ``floor``: only thresholds from it up (the highest one when all are below it)."""
+    curves = _rule_curves(clips, thresholds, smooth_ms, min_length_ms, merge_gap_ms)
+    return None if curves is None else _choose(curves, floor)
 
 
 def negative_median(clips: Sequence[OofClip]) -> float | None:
@@ -329,23 +356,26 @@ def calibrate_scores(clips: Sequence[OofClip]) -> Calibration | None:
     below it (the fold models, trained on fewer clips, score them lower than the final model will), and the floor
     is lowered to the highest threshold of the grid that keeps that share, or dropped where none between it and the
     unconstrained threshold does."""
-    unconstrained = calibrate(clips)
+    curves = _rule_curves(clips, THRESHOLDS, SMOOTH_MS, MIN_LENGTH_MS, MERGE_GAP_MS)
+    if curves is None:
+        return None
+    unconstrained = _choose(curves, None)
     floor = probability_floor(clips)
-    if unconstrained is None or floor is None or floor <= unconstrained.rules.threshold:
+    if floor is None or floor <= unconstrained.rules.threshold:
         return unconstrained
     allowed = FLOOR_MAX_HIGHLIGHTS_LOST * unconstrained.event.tp
 
-    def keeps(candidate: Calibration | None) -> bool:
-        return candidate is not None and unconstrained.event.tp - candidate.event.tp <= allowed
+    def keeps(candidate: Calibration) -> bool:
+        return unconstrained.event.tp - candidate.event.tp <= allowed
 
-    floored = calibrate(clips, floor=floor)
+    floored = _choose(curves, floor)
     if keeps(floored):
         return floored
-    lost = unconstrained.event.tp - (floored.event.tp if floored is not None else 0)
+    lost = unconstrained.event.tp - floored.event.tp
     for lower in sorted((t for t in THRESHOLDS if unconstrained.rules.threshold < t < floor), reverse=True):
-        candidate = calibrate(clips, floor=lower)
+        candidate = _choose(curves, lower)
         if keeps(candidate):
-            return replace(candidate, unused_floor=(floor, lost))  # type: ignore[arg-type]
+            return replace(candidate, unused_floor=(floor, lost))
     return replace(unconstrained, unused_floor=(floor, lost))
 
 
