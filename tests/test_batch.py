@@ -184,6 +184,8 @@ def test_bad_file_resume_and_best_of(engine: list[str], model: Path, vods: Path,
     for name in ("vod 1.mp4", "vod2.mp4", "calm.mp4"):  # the scan's own seconds, within the VOD's whole job
         assert 0 < records[name]["scan_s"] <= records[name]["elapsed_s"]
     assert "scan_s" not in records["bad.mp4"]
+    for name in ("vod 1.mp4", "vod2.mp4", "calm.mp4"):  # the threshold each VOD's events used (short: not raised)
+        assert records[name]["threshold"] == 0.5 and records[name]["raised_from"] is None
     for name in ("vod 1", "vod2"):
         for output in ("scores.json", "events.json", "reel.mp4", "report.html"):
             assert (out / name / output).stat().st_size > 0
@@ -366,6 +368,32 @@ def test_manifest_times_of_another_shape_make_the_record_damaged(tmp_path: Path)
         "/d.mp4": "damaged",
         "/e.mp4": "damaged",
     }
+
+
+def test_the_summary_shows_where_the_threshold_was_raised_and_the_manifest_checks_it(tmp_path: Path):
+    from rich.console import Console
+
+    from autotosis.workflows.batch import BatchResult, BestOfResult, ItemOutcome, summary_table
+
+    items = (
+        ItemOutcome(Path("/v/kept.mp4"), "kept", "done", 3, 9000, 4.0, threshold=0.95),
+        ItemOutcome(Path("/v/raised.mp4"), "raised", "done", 2, 6000, 4.0, threshold=0.99, raised_from=0.95),
+        ItemOutcome(Path("/v/old.mp4"), "old", "skipped", 1, 3000, 4.0),  # a record of an older version
+    )
+    console = Console(width=200, record=True)
+    console.print(summary_table(BatchResult(tmp_path, items, BestOfResult("none"))))
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if ".mp4" in line}
+    assert "0.95" in rows["kept.mp4"] and "->" not in rows["kept.mp4"]
+    assert "0.95 -> 0.990" in rows["raised.mp4"]
+    assert "0.9" not in rows["old.mp4"]
+
+    manifest = Manifest(tmp_path / "manifest.jsonl")
+    done = {"kind": "vod", "state": "done", "elapsed_s": 2.5}
+    manifest.append({**done, "source": "/a.mp4", "dir": "a", "threshold": 0.99, "raised_from": 0.95})
+    manifest.append({**done, "source": "/b.mp4", "dir": "b", "threshold": 1.5})
+    manifest.append({**done, "source": "/c.mp4", "dir": "c", "raised_from": "0.9"})
+    vods, _ = manifest.latest()
+    assert {s: r["state"] for s, r in vods.items()} == {"/a.mp4": "done", "/b.mp4": "damaged", "/c.mp4": "damaged"}
 
 
 def test_ray_missing_is_one_clear_line(tmp_path: Path, monkeypatch, capsys):

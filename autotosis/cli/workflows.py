@@ -75,8 +75,15 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
         if item.status == "failed":
             ctx.say(f"[red]failed[/] {escape(item.source.name)}: {escape(item.error or '')}", markup=True)
         elif item.status == "done":
+            raised = (
+                ""
+                if item.raised_from is None
+                else f" (threshold raised from {item.raised_from:.2f} to {item.threshold:.3f}: footage the model "
+                "scores higher overall than its training clips)"
+            )
             ctx.say(
-                f"[green]done[/] {escape(item.source.name)}: {item.events} event{'' if item.events == 1 else 's'}",
+                f"[green]done[/] {escape(item.source.name)}: {item.events} event{'' if item.events == 1 else 's'}"
+                + escape(raised),
                 markup=True,
             )
 

@@ -112,6 +112,8 @@ class VodResult:
     reel_ms: int | None = None
     elapsed_s: float = 0.0
     scan_s: float | None = None  # the scan alone (decode + score), within elapsed_s; None if it never finished
+    threshold: float | None = None  # the event threshold used for this VOD
+    raised_from: float | None = None  # the model's calibrated threshold, where it was raised for this VOD
     error: str | None = None
     error_kind: str | None = None
 
@@ -127,6 +129,16 @@ class ItemOutcome:
     reel_ms: int | None = None
     elapsed_s: float = 0.0
     error: str | None = None
+    threshold: float | None = None  # as in VodResult
+    raised_from: float | None = None
+
+    def threshold_text(self) -> str:
+        """'0.95', or '0.95 -> 0.990' where the threshold was raised for this VOD (detect.adapt)."""
+        if self.threshold is None:
+            return ""
+        if self.raised_from is None:
+            return f"{self.threshold:.2f}"
+        return f"{self.raised_from:.2f} -> {self.threshold:.3f}"
 
 
 @dataclass(frozen=True)
@@ -328,6 +340,10 @@ def _seconds(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
+def _probability_or_none(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1)
+
+
 def _fields_ok(record: dict, checks: dict[str, Callable[[object], bool]]) -> bool:
     return all(check(record[name]) for name, check in checks.items() if name in record)
 
@@ -348,6 +364,8 @@ _VOD_FIELDS = {
     "reel_ms": lambda v: v is None or _whole(v),
     "elapsed_s": _seconds,
     "scan_s": lambda v: v is None or _seconds(v),
+    "threshold": _probability_or_none,
+    "raised_from": _probability_or_none,
 }
 _BEST_OF_FIELDS = {**_OUTPUTS, "key": lambda v: isinstance(v, str)}
 
@@ -496,6 +514,8 @@ def _process(job: VodJob) -> VodResult:
         duration_ms=scores.duration_ms,
         reel_ms=reel_ms,
         scan_s=scan_s,
+        threshold=float(event_list.params.threshold),
+        raised_from=None if event_list.adaptation is None else float(event_list.adaptation.calibrated),
     )
 
 
@@ -833,6 +853,8 @@ def run_batch(
                         int(record.get("events", 0)),
                         record.get("reel_ms"),
                         float(record.get("elapsed_s", 0.0)),
+                        threshold=record.get("threshold"),  # None in records of versions before 2026-12-06
+                        raised_from=record.get("raised_from"),
                     )
                     on_item(outcomes[item.source])
             progress("VODs", len(outcomes), len(plan))
@@ -916,9 +938,20 @@ def _record(manifest: Manifest, out: Path, item: _Planned, result: VodResult, ke
                 "duration_ms": result.duration_ms,
                 "reel_ms": result.reel_ms,
                 "scan_s": result.scan_s,
+                "threshold": result.threshold,
+                "raised_from": result.raised_from,
             }
         )
-        return ItemOutcome(item.source, item.name, "done", result.events, result.reel_ms, result.elapsed_s)
+        return ItemOutcome(
+            item.source,
+            item.name,
+            "done",
+            result.events,
+            result.reel_ms,
+            result.elapsed_s,
+            threshold=result.threshold,
+            raised_from=result.raised_from,
+        )
     manifest.append({**base, "state": "failed", "error": result.error, "error_kind": result.error_kind})
     return ItemOutcome(item.source, item.name, "failed", elapsed_s=result.elapsed_s, error=result.error)
 
@@ -938,6 +971,7 @@ def summary_table(result: BatchResult):
         ("VOD", "left"),
         ("status", "left"),
         ("events", "right"),
+        ("threshold", "right"),
         ("reel", "right"),
         ("time", "right"),
         ("folder / error", "left"),
@@ -950,6 +984,7 @@ def summary_table(result: BatchResult):
             escape(item.source.name),
             f"[{style[item.status]}]{status}[/]",
             "" if item.status == "failed" else str(item.events),
+            item.threshold_text(),
             "" if item.reel_ms is None else f"{item.reel_ms / 1000:.1f}s",
             f"{item.elapsed_s:.1f}s",
             escape(item.error if item.error else item.name + "/"),
@@ -965,6 +1000,7 @@ def summary_table(result: BatchResult):
         "best of",
         f"[{style.get(best.status, 'cyan')}]{'already done' if best.status == 'skipped' else best.status}[/]",
         str(best.clips) if best.clips else "",
+        "",
         f"{best.duration_ms / 1000:.1f}s" if best.duration_ms else "",
         "",
         escape(detail),
