@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from autotosis.cli import main
-from autotosis.detect.adapt import ADAPT_MIN_VIDEO_MS, ADAPT_SHARE, adapt_threshold, video_median
+from autotosis.detect.adapt import (
+    ADAPT_MIN_LEVEL,
+    ADAPT_MIN_VIDEO_MS,
+    ADAPT_SHARE,
+    adapt_threshold,
+    video_median,
+)
 from autotosis.detect.pipeline import detect_events
 from autotosis.detect.scores import ScanInfo, Scores, write_scores
 from autotosis.detect.segments import EventParams, event_params_for
@@ -63,6 +69,7 @@ def test_a_video_scored_higher_than_the_training_negatives_raises_the_threshold_
         (0.95, 10, EventParams(threshold=0.9, adapt_from=0.03), "most of the video scores as highlight"),
         (0.4, 10, EventParams(threshold=0.9), "no level to adapt from (an older model, or --threshold given)"),
         (0.4, 10, EventParams(top_percent=1, adapt_from=0.03), "top-percent selection has no threshold"),
+        (0.00012, 10, EventParams(threshold=0.85, adapt_from=0.0001), "both levels below 1%: alike, whatever ratio"),
     ],
 )
 def test_the_threshold_stays_where_the_rule_does_not_apply(level, minutes, params, why):
@@ -70,6 +77,13 @@ def test_the_threshold_stays_where_the_rule_does_not_apply(level, minutes, param
     adapted, note = adapt_threshold(times, values, duration, params)
     assert note is None, why
     assert adapted.threshold == params.threshold and adapted.adapt_from is None
+
+
+def test_levels_below_one_percent_count_as_one_percent():
+    times, values, duration = _video(0.05)
+    adapted, note = adapt_threshold(times, values, duration, EventParams(threshold=0.9, adapt_from=0.0001))
+    expected = 1 / (1 + math.exp(-(_logit(0.9) + ADAPT_SHARE * (_logit(0.05) - _logit(ADAPT_MIN_LEVEL)))))
+    assert note is not None and adapted.threshold == pytest.approx(expected)
 
 
 def test_densely_refined_stretches_do_not_weigh_more_in_the_video_level():

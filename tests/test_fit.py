@@ -31,6 +31,7 @@ from autotosis.training.calibrate import (
 )
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.fit import (
+    TrainingSpeed,
     _fit_state,
     _from_fit_state,
     _hard_negative_weights,
@@ -91,6 +92,18 @@ def test_plan_falls_back_to_one_run_when_cross_validation_cannot_work():
     assert tiny.folds == 0 and "too few clips" in tiny.note
     assert plan_fit(_fake_frameset(2, 4), TrainConfig(folds=5)).folds == 2  # no more folds than highlight clips
     assert plan_fit(_fake_frameset(6, 3), TrainConfig(folds=0)).folds == 0
+
+
+def test_the_time_estimate_counts_the_scoring_passes_as_well_as_the_training_steps():
+    # 6 highlight clips (5 usable frames of 6 each) and 3 plain ones (6 usable): 48 usable frames, 54 in all.
+    speed = TrainingSpeed(train=10.0, score=40.0)
+    folded = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2), speed)
+    assert folded.folds == 3 and folded.fold_epochs == 2 and folded.train_frames == 48
+    # each fold model validates its held-out usable frames after each of its 2 epochs, then scores every frame
+    assert folded.estimated_s == pytest.approx(folded.images / 10.0 + (2 * 48 + 54) / 40.0)
+    single = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2, folds=0, val_fraction=0.25), speed)
+    assert single.estimated_s == pytest.approx(single.images / 10.0 + 2 * 12 / 40.0)  # a quarter of 48, twice
+    assert plan_fit(_fake_frameset(6, 3), TrainConfig()).estimated_s is None  # no speed measured: no estimate
 
 
 # --------------------------------------------------------------------------- calibration

@@ -34,6 +34,9 @@ ADAPT_SHARE = 0.5  # share of the logit difference the threshold is raised by
 ADAPT_MIN_VIDEO_MS = 300_000  # shorter videos keep the calibrated threshold
 ADAPT_GRID_MS = 2000  # the video's level is read on this grid, so a coarse scan's dense stretches do not weigh more
 ADAPT_MAX_THRESHOLD = 0.995  # no raise goes beyond this: a threshold nothing can pass finds nothing at all
+# Both levels are read as at least this: below 1% every score says "ordinary" alike, and the ratio of two tiny
+# medians (0.000132 against 0.000119 on the 600-clip run) is noise that raised the threshold for nothing.
+ADAPT_MIN_LEVEL = 0.01
 _EPS = 1e-4
 
 
@@ -93,7 +96,7 @@ def adapt_threshold(
     level = video_median(times_ms, values)
     if level >= params.threshold:
         return kept, None
-    shift = _logit(level) - _logit(params.adapt_from)
+    shift = _logit(max(level, ADAPT_MIN_LEVEL)) - _logit(max(params.adapt_from, ADAPT_MIN_LEVEL))
     if shift <= 0:
         return kept, None
     raised = min(1 / (1 + math.exp(-(_logit(params.threshold) + ADAPT_SHARE * shift))), ADAPT_MAX_THRESHOLD)

@@ -54,6 +54,7 @@ from autotosis.training.calibrate import (
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.metrics import PRF, average_precision
 from autotosis.training.train import (
+    MIN_CLIPS_FOR_SPLIT,
     EpochMetrics,
     TrainConfig,
     TrainResult,
@@ -74,6 +75,14 @@ _FIT_STATE = "fit"  # key of the cross-validation outcome in the final fit's res
 
 
 @dataclass(frozen=True)
+class TrainingSpeed:
+    """Images per second on this machine (``measure_speed``): training steps, and scoring (forward passes only)."""
+
+    train: float
+    score: float
+
+
+@dataclass(frozen=True)
 class FitPlan:
     folds: int  # 0: no cross-validation
     fold_epochs: int
@@ -83,7 +92,7 @@ class FitPlan:
     train_frames: int  # usable frames of all clips
     clips: int
     images: int  # images drawn in all runs together
-    estimated_s: float | None
+    estimated_s: float | None  # training steps and the scoring passes (validation, out-of-fold scores)
     note: str  # why there is no cross-validation, or ""
 
     def describe(self) -> str:
@@ -170,7 +179,7 @@ def k_fold_by_clip(frameset: FrameSet, folds: int, seed: int) -> list[tuple[list
     return pairs
 
 
-def plan_fit(frameset: FrameSet, config: TrainConfig, images_per_s: float | None = None) -> FitPlan:
+def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | None = None) -> FitPlan:
     """How the data will be used: folds (or why none), epochs, images and an estimate of the time."""
     groups = _clip_groups(frameset)
     frames = sum(int(np.count_nonzero(c.targets != IGNORE)) for clips in groups.values() for c in clips)
@@ -203,12 +212,22 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, images_per_s: float | None
         )
         fold_images = fold_epochs * min(fold_frames, fold_per_epoch or fold_frames)
     images = epochs * min(frames, per_epoch or frames) + folds * fold_images
-    estimated = images / images_per_s if images_per_s else None
+    # Images only scored: each fold model validates on its held-out clips after every epoch and then scores
+    # every frame of them (out of fold); without folds, the run validates on its split after every epoch.
+    # At 600 clips these passes were a quarter of the time (BENCHMARKS.md).
+    if folds:
+        every_frame = sum(len(c.targets) for clips in groups.values() for c in clips)
+        scored = fold_epochs * frames + every_frame
+    else:
+        split = len(groups) >= MIN_CLIPS_FOR_SPLIT and config.val_fraction > 0
+        scored = epochs * (round(frames * config.val_fraction) if split else frames)
+    estimated = images / speed.train + scored / speed.score if speed else None
     return FitPlan(folds, fold_epochs, fold_per_epoch, epochs, per_epoch, frames, len(groups), images, estimated, note)
 
 
-def measure_speed(frameset: FrameSet, config: TrainConfig, steps: int = 3) -> float | None:
-    """Training images per second on this machine, from a few throwaway steps (for the plan's estimate)."""
+def measure_speed(frameset: FrameSet, config: TrainConfig, steps: int = 3) -> TrainingSpeed:
+    """Training and scoring images per second on this machine, from a few throwaway steps and forward passes
+    (for the plan's estimate)."""
     from autotosis.training.train import apply_freeze
 
     rng_state = torch.get_rng_state()
@@ -229,8 +248,18 @@ def measure_speed(frameset: FrameSet, config: TrainConfig, steps: int = 3) -> fl
                 loss.backward()
                 optimizer.step()
                 timings.append(time.perf_counter() - began)
+            model.eval()
+            scoring = []
+            with torch.inference_mode():
+                for _ in range(steps + 1):
+                    began = time.perf_counter()
+                    model(inputs)
+                    scoring.append(time.perf_counter() - began)
         # Data preparation overlaps the step (train._prepared_batches): the step is the cost.
-        return config.batch_size / float(np.median(timings[1:]))
+        return TrainingSpeed(
+            train=config.batch_size / float(np.median(timings[1:])),
+            score=config.batch_size / float(np.median(scoring[1:])),
+        )
     finally:
         torch.set_rng_state(rng_state)
 
