@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -94,13 +95,26 @@ def test_plan_falls_back_to_one_run_when_cross_validation_cannot_work():
     assert plan_fit(_fake_frameset(6, 3), TrainConfig(folds=0)).folds == 0
 
 
+def test_the_fold_loss_from_the_out_of_fold_pass_is_the_cross_entropy_of_the_usable_frames():
+    from autotosis.training.fit import _LossSum
+
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.0, 1.0]], dtype=np.float32)
+    targets = np.array([0, 1, IGNORE, 0])
+    loss = _LossSum()
+    loss.add(probs[:2], targets[:2])
+    loss.add(probs[2:], targets[2:])  # a second clip: the IGNORE frame left out, p = 0 clipped, not infinite
+    expected = -(np.log(0.9) + np.log(0.8) + np.log(1e-12)) / 3
+    assert loss.mean() == pytest.approx(expected, rel=1e-6)
+    assert math.isnan(_LossSum().mean())
+
+
 def test_the_time_estimate_counts_the_scoring_passes_as_well_as_the_training_steps():
     # 6 highlight clips (5 usable frames of 6 each) and 3 plain ones (6 usable): 48 usable frames, 54 in all.
     speed = TrainingSpeed(train=10.0, score=40.0)
     folded = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2), speed)
     assert folded.folds == 3 and folded.fold_epochs == 2 and folded.train_frames == 48
-    # each fold model validates its held-out usable frames after each of its 2 epochs, then scores every frame
-    assert folded.estimated_s == pytest.approx(folded.images / 10.0 + (2 * 48 + 54) / 40.0)
+    # each fold model scores every frame of its held-out clips once, after its run (no scoring per epoch)
+    assert folded.estimated_s == pytest.approx(folded.images / 10.0 + 54 / 40.0)
     single = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2, folds=0, val_fraction=0.25), speed)
     assert single.estimated_s == pytest.approx(single.images / 10.0 + 2 * 12 / 40.0)  # a quarter of 48, twice
     assert plan_fit(_fake_frameset(6, 3), TrainConfig()).estimated_s is None  # no speed measured: no estimate
@@ -350,8 +364,21 @@ def test_fit_cross_validates_stores_calibration_and_resumes_the_final_fit(tmp_pa
     frameset = make_frameset(tmp_path / "frames", layout=layout)
     config = replace(fast_config(), folds=3, epochs=2, leak_distance=None)
     steps: list[tuple[int, int]] = []
-    result = fit(frameset, config, tmp_path / "m.pt", on_step=lambda done, total: steps.append((done, total)))
+    epochs: list[tuple[str, float]] = []
+    result = fit(
+        frameset,
+        config,
+        tmp_path / "m.pt",
+        on_step=lambda done, total: steps.append((done, total)),
+        on_epoch=lambda run, m: epochs.append((run, m.val_loss)),
+    )
     assert len(result.folds) == 3 and sum(f.val_clips for f in result.folds) == len(layout)
+    # The fold models' held-out clips are scored once, after each run (out of fold), not after every epoch;
+    # their validation loss comes from that pass.
+    assert [run for run, _ in epochs].count("fold 1/3") == 2 and all(
+        math.isnan(loss) for run, loss in epochs if run.startswith("fold")
+    )
+    assert all(0 < f.val_loss < 10 for f in result.folds)
     assert [d for d, _ in steps] == sorted(d for d, _ in steps)  # one count over every run
     _, info, raw = load_checkpoint(tmp_path / "m.pt")
     assert result.calibration is not None

@@ -212,12 +212,11 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | Non
         )
         fold_images = fold_epochs * min(fold_frames, fold_per_epoch or fold_frames)
     images = epochs * min(frames, per_epoch or frames) + folds * fold_images
-    # Images only scored: each fold model validates on its held-out clips after every epoch and then scores
-    # every frame of them (out of fold); without folds, the run validates on its split after every epoch.
-    # At 600 clips these passes were a quarter of the time (BENCHMARKS.md).
+    # Images only scored: each fold model scores every frame of its held-out clips once (out of fold);
+    # without folds, the run validates on its split after every epoch.  At 600 clips the scoring passes were
+    # a fifth of the time (BENCHMARKS.md).
     if folds:
-        every_frame = sum(len(c.targets) for clips in groups.values() for c in clips)
-        scored = fold_epochs * frames + every_frame
+        scored = sum(len(c.targets) for clips in groups.values() for c in clips)
     else:
         split = len(groups) >= MIN_CLIPS_FOR_SPLIT and config.val_fraction > 0
         scored = epochs * (round(frames * config.val_fraction) if split else frames)
@@ -288,7 +287,7 @@ def _fold_summary(
     pair: tuple[list[ClipFrames], list[ClipFrames]],
     oof: list[OofClip],
     calibration: Calibration | None,
-    history: Sequence[EpochMetrics],
+    val_loss: float,
     seconds: float,
 ) -> FoldResult:
     scores = np.concatenate([c.scores for c in oof]) if oof else np.zeros(0)
@@ -298,17 +297,33 @@ def _fold_summary(
     event = frame = PRF.from_counts(0, 0, 0)
     if calibration is not None:
         event, frame = evaluate_rules(oof, calibration.rules)
-    last = history[-1] if history else None
     return FoldResult(
         fold,
         len({c.clip_id for c in pair[0]}),
         len({c.clip_id for c in pair[1]}),
-        float(last.val_loss) if last else math.nan,
+        val_loss,
         float(ap),
         frame,
         event,
         seconds,
     )
+
+
+class _LossSum:
+    """The cross-entropy of a fold model on its held-out clips' usable frames (IGNORE left out), summed clip by
+    clip: the validation loss, from the out-of-fold pass."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, probs: np.ndarray, targets: np.ndarray) -> None:
+        counted = targets != IGNORE
+        picked = probs[np.flatnonzero(counted), targets[counted]]
+        self.total += float(-np.log(np.clip(picked.astype(np.float64), 1e-12, None)).sum())
+        self.count += int(counted.sum())
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else math.nan
 
 
 class _StepCounter:
@@ -463,6 +478,8 @@ def _cross_validate(
             began = time.perf_counter()
             # The leak check compares the folds' sides once; later folds would repeat it.
             run_config = fold_config if number == 1 else replace(fold_config, leak_distance=None)
+            # The held-out clips are scored once, below, for every frame (out of fold); scoring their usable
+            # frames after each epoch as well read the same frames again (a tenth of the time at 600 clips).
             result = train(
                 frameset,
                 run_config,
@@ -471,25 +488,29 @@ def _cross_validate(
                 split=pair,
                 on_epoch=epoch_callback(name),
                 on_step=counter.run(),
+                score_epochs=False,
             )
             warnings += [w for w in result.warnings if w not in warnings]
             model, info, _ = load_checkpoint(result.checkpoint)
             fold_oof = []
+            loss = _LossSum()
             with torch_threads(config.threads):
                 for clip in pair[1]:
-                    scores = predict_probs(model, clip.load_frames(), info)[:, info.positive_index()]
+                    probs = predict_probs(model, clip.load_frames(), info)
+                    loss.add(probs, clip.targets)
+                    scores = probs[:, info.positive_index()]
                     fold_oof.append(out_of_fold_clip(clip, scores, number, scan_fps))
                     sources.append(clip.clip)
                     boosted = _hard_negative_weights(clip, scores, config.hard_negatives)
                     if boosted is not None:
                         weights[clip.clip_id] = boosted
             oof += fold_oof
-            runs.append((pair, fold_oof, result.history, time.perf_counter() - began))
+            runs.append((pair, fold_oof, loss.mean(), time.perf_counter() - began))
     calibration = calibrate_scores(oof)
     mistakes = tuple(clip_mistakes(oof, calibration.rules)) if calibration is not None else ()
     folds = [
-        _fold_summary(n, pair, fold_oof, calibration, history, seconds)
-        for n, (pair, fold_oof, history, seconds) in enumerate(runs, start=1)
+        _fold_summary(n, pair, fold_oof, calibration, val_loss, seconds)
+        for n, (pair, fold_oof, val_loss, seconds) in enumerate(runs, start=1)
     ]
     return calibration, mistakes, folds, weights, warnings, oof, sources
 

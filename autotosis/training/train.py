@@ -799,12 +799,15 @@ def train(
     calibration: Mapping[str, Any] | None = None,
     run_state: Mapping[str, Any] | None = None,
     audio: Mapping[str, Any] | None = None,
+    score_epochs: bool = True,
 ) -> TrainResult:
     """Train, keep the selected epoch in ``out`` and the last epoch's state in ``<out>.last.pt``.
 
     ``split``: (training clips, validation clips) instead of ``split_by_clip``; an empty
     validation list trains on every given clip without validating (the final fit after
-    cross-validation).  ``frame_weights``: sampling weights per clip id (hard negatives).
+    cross-validation).  ``score_epochs=False``: no epoch scores the validation clips (the caller
+    scores them once after the run: cross-validation's out-of-fold pass); they still take part in
+    the leak check.  ``frame_weights``: sampling weights per clip id (hard negatives).
     ``calibration``: event rules chosen by cross-validation, stored in the checkpoint
     (``info.events``, its threshold as ``info.threshold``).  ``run_state``: extra JSON-ready
     data kept in the resume state, so a resumed run can be rebuilt exactly.  ``audio``: the learned
@@ -904,7 +907,8 @@ def train(
             if "rng" in resumed.raw:
                 torch.set_rng_state(resumed.raw["rng"])
 
-        eval_loader = make_eval_loader(val_set, max(config.batch_size, 64)) if val_set is not None else None
+        scored = val_set is not None and score_epochs
+        eval_loader = make_eval_loader(val_set, max(config.batch_size, 64)) if scored else None
         steps_per_epoch = len(make_train_loader(train_set, config, len(info.classes), torch.Generator()))
         total_steps = steps_per_epoch * epochs
         wrote_out = False
