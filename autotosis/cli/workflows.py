@@ -78,8 +78,8 @@ def cmd_batch(ctx: Context, args: argparse.Namespace) -> int:
             raised = (
                 ""
                 if item.raised_from is None
-                else f" (threshold raised from {item.raised_from:.2f} to {item.threshold:.3f}: footage the model "
-                "scores higher overall than its training clips)"
+                else f" (threshold {item.threshold_text()}: raised for footage the model scores higher overall "
+                "than its training clips)"
             )
             ctx.say(
                 f"[green]done[/] {escape(item.source.name)}: {item.events} event{'' if item.events == 1 else 's'}"

@@ -251,13 +251,14 @@ def event_params_for(
     if _is_real(model_threshold) and 0 <= model_threshold <= 1:  # type: ignore[operator]
         values["threshold"] = float(model_threshold)  # type: ignore[arg-type]
     rules = model_rules or {}
+    negative = rules.get("negative_median")
+    adapts = given.get("threshold") is None and _is_real(negative) and 0 <= negative < 1
     for name in CALIBRATED_FIELDS:
         value = rules.get(name)
         if not _is_real(value) or value < 0 or (name == "threshold" and value > 1):
             continue
         values[name] = float(value) if name == "threshold" else int(value)
-        negative = rules.get("negative_median")
-        if name == "threshold" and given.get("threshold") is None and _is_real(negative) and 0 <= negative < 1:
+        if name == "threshold" and adapts:
             values["adapt_from"] = float(negative)  # the calibrated threshold is in use: adapted to each video
     values.update({k: v for k, v in given.items() if v is not None})
     return EventParams(**values)

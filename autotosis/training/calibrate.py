@@ -256,6 +256,8 @@ class _RuleCurves:
     laid: _Laid
     thresholds: tuple[float, ...]  # increasing
     events: dict[tuple[int, int, int], tuple[PRF, ...]]  # (smooth, min length, merge gap) -> one PRF per threshold
+    default_event: PRF  # the fixed defaults' (DEFAULT_RULES), whatever is chosen
+    negative_median: float | None
 
 
 def _rule_curves(
@@ -279,7 +281,7 @@ def _rule_curves(
         for length in min_length_ms
         for gap in merge_gap_ms
     }
-    return _RuleCurves(clips, laid, grid, events)
+    return _RuleCurves(clips, laid, grid, events, _score(laid, EventRules(**DEFAULT_RULES)), negative_median(clips))
 
 
 def _choose(curves: _RuleCurves, floor: float | None) -> Calibration:
@@ -319,11 +321,11 @@ def _choose(curves: _RuleCurves, floor: float | None) -> Calibration:
         event=curves.events[key][first + middle],
         frame=_frame_prf(curves.laid, rules.threshold),
         plateau=(thresholds[lo], thresholds[hi - 1]),
-        default_event=_score(curves.laid, EventRules(**DEFAULT_RULES)),
+        default_event=curves.default_event,
         clips=len(curves.clips),
         highlights=len(curves.laid.truth),
         floor=floor,
-        negative_median=negative_median(curves.clips),
+        negative_median=curves.negative_median,
     )
 
 
