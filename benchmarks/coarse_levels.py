@@ -5,15 +5,17 @@ The coarse scan (autotosis.detect.coarse) scores the keyframes, decodes densely 
 around keyframes scoring at least the *candidate level*, and keeps the keyframe samples elsewhere.  A
 low level decodes more (slower); a high one may miss an event whose keyframes all score below it.
 Given a dense scan of a video (`autotosis scan VIDEO --mode dense`), this replays the coarse scan for
-several levels with the library's own refinement rule (``coarse.refinement_spans``): with --model the
-keyframes are decoded and scored as the scan's first pass does (then the replay at the scan's level gives
-its refined stretches exactly), without it each keyframe reads the dense sample at or before its time; the
-refined stretches keep their dense samples.  For each level it prints the share of the video decoded
-densely, the share of the dense scan's events found (IoU >= 0.3) and how far their edges moved, with the
-events `autotosis events` writes by default (the model's calibrated rules).
+several levels with the library's own second pass (``coarse.refine``: the refined stretches, then the
+stretches where an event runs on past them): with --model the keyframes are decoded and scored as the scan's
+first pass does (then the replay at the scan's level gives its refined stretches exactly), without it each
+keyframe reads the dense sample at or before its time; the refined stretches keep their dense samples.  For
+each level it prints the share of the video decoded densely, the share of the dense scan's events found
+(IoU >= 0.3) and how far their edges moved, with the events `autotosis events` writes by default (the model's
+calibrated rules, the threshold adapted to the video).
 
 Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--model M] [--levels 0.25,0.5,0.75,1]
-(levels are fractions of the model's event threshold; the scan's default is ``coarse.CANDIDATE_SHARE``, 0.5;
+       [--no-follow-edges]
+(levels are fractions of the model's event threshold; the scan's default is ``coarse.CANDIDATE_SHARE``, 0.75;
 VIDEO defaults to the video the scores file names)
 """
 
@@ -54,15 +56,23 @@ def keyframes(video: Path, scores, model: Path | None) -> tuple[np.ndarray, np.n
 
 
 def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: float, options: coarse.CoarseOptions):
-    """(refined fraction, times, probs) of the coarse scan at candidate ``level`` (absolute score)."""
+    """(refined fraction, times, probs) of the coarse scan at candidate ``level`` (absolute score): the scan's own
+    second pass (``coarse.refine``), its dense decoding answered by the dense scan's samples."""
     times, probs = np.asarray(scores.times_ms), np.asarray(scores.probs)
     if key_probs is None:
         # Without the model: the dense sample on screen at each keyframe's time (the last one at or before it;
         # a keyframe a few ms after a sampling time then reads the frame before it).
         at = np.clip(np.searchsorted(times, key_times, side="right") - 1, 0, len(times) - 1)
         key_probs = probs[at]
+
+    def decode_spans(spans: list[coarse.Span]) -> coarse.Samples:
+        inside = np.zeros(len(times), dtype=bool)
+        for lo, hi in spans:
+            inside |= (times >= lo) & (times < hi)
+        return times[inside], probs[inside]
+
     params = event_params_for(scores.scan.events, scores.scan.threshold)
-    spans = coarse.refinement_spans(
+    merged_times, merged_probs, spans = coarse.refine(
         key_times,
         key_probs,
         tuple(scores.classes),
@@ -71,11 +81,8 @@ def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: f
         options,
         candidate=level,
         interior=params.threshold,
+        decode=decode_spans,
     )
-    inside = np.zeros(len(times), dtype=bool)
-    for lo, hi in spans:
-        inside |= (times >= lo) & (times < hi)
-    merged_times, merged_probs = coarse.merge_samples(key_times, key_probs, spans, times[inside], probs[inside])
     refined = sum(hi - lo for lo, hi in spans) / max(1, scores.duration_ms)
     return refined, merged_times, merged_probs
 
@@ -91,7 +98,13 @@ def main() -> int:
         help="the model that made the scan: the keyframes are scored as the coarse scan does (without it, each "
         "keyframe reads the dense sample at or before its time)",
     )
+    parser.add_argument(
+        "--no-follow-edges",
+        action="store_true",
+        help="replay the rule before 2026-12-06: no decoding on past a refined stretch that ends inside an event",
+    )
     args = parser.parse_args()
+    options = coarse.CoarseOptions(follow_edges=not args.no_follow_edges)
     scores = read_scores(args.scores)
     if scores.scan.mode != "dense":
         raise SystemExit(f"{args.scores} is a {scores.scan.mode} scan: replaying needs a dense one (--mode dense)")
@@ -105,7 +118,7 @@ def main() -> int:
     )
     print(f"{'level':>6} {'score':>6} {'refined':>8} {'events':>7} {'found':>9} {'edges max / mean s':>19}")
     for fraction in (float(v) for v in args.levels.split(",")):
-        refined, times, probs = replay(scores, key_times, key_probs, fraction * threshold, coarse.CoarseOptions())
+        refined, times, probs = replay(scores, key_times, key_probs, fraction * threshold, options)
         found = scan_events(replace(scores, times_ms=times, probs=probs))
         edges = matched_edges(found, dense)
         print(

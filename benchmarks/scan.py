@@ -431,12 +431,14 @@ def measure_vod(
     with_limit: bool = True,
     sound_model: Path | None = None,
     with_torch: bool = True,
+    before: Path | None = None,
 ) -> list[dict]:
     """Rows for one VOD: limit, dense, coarse, coarse in PyTorch (``--backend torch``: the default runs a
     checkpoint in onnxruntime) and the original method (best of ``rounds``, interleaved), then dense and
     coarse once more under ATEN_CPU_CAPABILITY=default.
     ``modes``/``with_limit``: only these scans, without ffmpeg's decode-only runs (a multi-hour VOD).
     ``with_torch``: the "coarse [torch]" row.
+    ``before``: a folder with an older copy of the package: its coarse scan as the "coarse (before)" row.
     ``sound_model``: each mode once more with this model (``model``'s weights with a sound combiner:
     ``sound_twin``), interleaved in the same rounds, as "MODE + sound"."""
     from autotosis.model.model import load_checkpoint
@@ -455,6 +457,11 @@ def measure_vod(
         measured.update({f"{mode} + sound": [] for mode in modes})
     if with_torch and "coarse" in modes:
         measured["coarse [torch]"] = []
+    # The scores file of each coarse row, for its refined share.
+    coarse_scores = {"coarse": scores_of.get("coarse"), "coarse [torch]": OUT / "scores.torch.json"}
+    if before is not None and "coarse" in modes:
+        measured["coarse (before)"] = []
+        coarse_scores["coarse (before)"] = OUT / "scores.before.json"
     if with_original:
         measured["original"] = []
     for _ in range(rounds):
@@ -468,16 +475,23 @@ def measure_vod(
                 if not json.loads(sound_scores.read_text())["extra"].get("audio", {}).get("used"):
                     raise SystemExit(f"the scan with {sound_model} did not use the sound of {video}")
             if with_torch and mode == "coarse":
-                torch_scores = OUT / "scores.torch.json"
-                argv = scan_argv(video, model, mode, torch_scores, ("--backend", "torch"))
+                argv = scan_argv(video, model, mode, coarse_scores["coarse [torch]"], ("--backend", "torch"))
                 measured["coarse [torch]"].append(run_measured(argv))
+            if before is not None and mode == "coarse":
+                argv = scan_argv(video, model, mode, coarse_scores["coarse (before)"])
+                measured["coarse (before)"].append(run_measured(argv, {**os.environ, "PYTHONPATH": str(before)}))
         if with_original:
             measured["original"].append(run_measured(original_argv(video, model)))
-    refined = None
-    if "coarse" in scores_of:
-        refined = json.loads(scores_of["coarse"].read_text())["extra"].get("coarse", {}).get("refined_fraction")
+    refined = {
+        name: json.loads(path.read_text())["extra"].get("coarse", {}).get("refined_fraction")
+        for name, path in coarse_scores.items()
+        if name in measured and path is not None
+    }
     if {"dense", "coarse"} <= set(scores_of):
         print(f"{video.name}: {coarse_agreement(scores_of['dense'], scores_of['coarse'])}", flush=True)
+        if "coarse (before)" in measured:
+            agreement = coarse_agreement(scores_of["dense"], coarse_scores["coarse (before)"])
+            print(f"{video.name}, before: {agreement}", flush=True)
     if with_default_cap:
         for mode in modes:
             measured[f"{mode} [ATEN default]"] = [
@@ -510,7 +524,7 @@ def measure_vod(
             "original": original,
         }
         if not name.startswith("keyframes"):
-            row.update(startup=startup, refined=refined if name.startswith("coarse") else None)
+            row.update(startup=startup, refined=refined.get(name))
             if name.endswith(" + sound"):
                 row.update(without_sound=_best(measured[name.removesuffix(" + sound")]))
             if limit is not None:
@@ -559,11 +573,12 @@ def print_rows(rows: list[dict]) -> None:
 
 
 def scan_events(scores) -> list[tuple[int, int]]:
-    """The events `autotosis events` writes by default for these scores: the model's calibrated rules."""
-    from autotosis.detect.segments import event_params_for, event_spans, events_from_scores
+    """The events `autotosis events` writes by default for these scores: the model's calibrated rules, the
+    threshold adapted to the video where the model carries what it adapts from."""
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.segments import event_spans
 
-    params = event_params_for(scores.scan.events, scores.scan.threshold)
-    return event_spans(events_from_scores(scores, scores.default_class(), params))
+    return event_spans(detect_events(scores).events)
 
 
 def matched_edges(found: list[tuple[int, int]], dense: list[tuple[int, int]]) -> list[int]:
@@ -644,6 +659,13 @@ def main() -> None:
         help="also scan each VOD with the model's weights plus MODEL's sound combiner (a model trained with "
         "`train --audio on`): the sound's cost, as 'MODE + sound' rows",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="a folder holding an older copy of the package (git archive COMMIT autotosis | tar -x -C DIR): its "
+        "coarse scan as the 'coarse (before)' row of each VOD, in the same rounds",
+    )
     parser.add_argument("--original-method", nargs=2, type=Path, metavar=("VIDEO", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.original_method:
@@ -681,6 +703,7 @@ def main() -> None:
             with_default_cap=not args.no_default_cap,
             with_original=not args.no_original,
             sound_model=sound_model if vod_model == model else None,
+            before=args.before.resolve() if args.before else None,
         )
         print_rows(vod_rows)
         rows += vod_rows

@@ -243,6 +243,56 @@ def test_edges_only_refines_both_sides_of_the_first_high_keyframe_after_a_weak_o
     assert _within_one_step(find_events(times, scores, duration, "x", params, 500), dense)
 
 
+def test_continuing_spans_decodes_on_where_an_event_runs_past_a_low_keyframe():
+    keys = np.arange(0, 20_000, 2000)
+    times = np.concatenate((keys[keys < 6000], np.arange(6000, 12_000, 500), keys[keys >= 12_000]))
+    scores = np.where((times >= 7000) & (times < 12_000), 0.9, 0.05)
+    follow = lambda spans, decoded=None: coarse.continuing_spans(  # noqa: E731
+        spans, times, scores, keys, 20_000, 0.5, decoded or spans
+    )
+    # The last dense sample (11.5 s) is high, the keyframe at 12 s is not: decode 12-14 s.
+    assert follow([(6000, 12_000)]) == [(12_000, 14_000)]
+    # Part of it decoded already (another stretch from 13 s): only what is left.
+    assert follow([(6000, 12_000)], [(6000, 12_000), (13_000, 15_000)]) == [(12_000, 13_000)]
+    # The keyframe at 12 s scores high too: the run goes on in keyframe samples, nothing to add.
+    high_key = scores.copy()
+    high_key[times == 12_000] = 0.9
+    assert coarse.continuing_spans([(6000, 12_000)], times, high_key, keys, 20_000, 0.5, [(6000, 12_000)]) == []
+    # The event ended inside the stretch, or the stretch ends the video: nothing.
+    ended = np.where((times >= 7000) & (times < 10_000), 0.9, 0.05)
+    assert coarse.continuing_spans([(6000, 12_000)], times, ended, keys, 20_000, 0.5, [(6000, 12_000)]) == []
+    assert coarse.continuing_spans([(6000, 12_000)], times, scores, keys, 12_000, 0.5, [(6000, 12_000)]) == []
+
+
+def test_refine_follows_an_event_past_a_keyframe_that_dips():
+    # High from 7 s to 13.8 s but for the frame at 12 s, which is a keyframe: the run of candidate keyframes
+    # (8 and 10 s) is refined from 6 to 12 s, and the event's last 1.5 s lie beyond it.
+    duration, keys, dense_times = 30_000, np.arange(0, 30_000, 2000), np.arange(0, 30_000, 500)
+    signal = np.full(duration, 0.02)
+    signal[7000:13_800] = 0.9
+    signal[12_000:12_100] = 0.1
+    as_probs = lambda v: np.stack([1 - v, v], axis=1).astype(np.float32)  # noqa: E731
+
+    def decode_spans(spans):
+        inside = np.any([(dense_times >= lo) & (dense_times < hi) for lo, hi in spans], axis=0)
+        return dense_times[inside], as_probs(signal[dense_times[inside]])
+
+    params = EventParams(threshold=0.5, merge_gap_ms=1000, min_length_ms=0, pad_before_ms=0, pad_after_ms=0)
+    dense = find_events(dense_times, signal[dense_times], duration, "x", params, 500)
+    assert event_spans(dense) == [(7000, 14_000)]
+    found = {}
+    for follow in (False, True):
+        options = coarse.CoarseOptions(follow_edges=follow)
+        times, probs, spans = coarse.refine(
+            keys, as_probs(signal[keys]), ("background", "x"), duration, 2.0, options,
+            candidate=0.25, interior=0.5, decode=decode_spans,
+        )  # fmt: skip
+        found[follow] = (event_spans(find_events(times, probs[:, 1], duration, "x", params, 500)), spans)
+    assert found[False] == ([(7000, 12_000)], [(6000, 12_000)])
+    # Followed: 12-14 s ends high too (13.5 s), so 14-16 s is decoded, where it has ended.
+    assert found[True] == ([(7000, 14_000)], [(6000, 16_000)])
+
+
 def _within_one_step(found, dense, step=500) -> bool:
     return len(found) == len(dense) and all(
         abs(a.start_ms - b.start_ms) <= step and abs(a.end_ms - b.end_ms) <= step for a, b in zip(found, dense)
@@ -279,15 +329,15 @@ def test_interior_threshold_is_the_models_event_threshold():
     assert interior_threshold(chosen, replace(info, events={"threshold": 0.8})) == 0.9
 
 
-def test_candidate_level_is_half_the_models_event_threshold():
+def test_candidate_level_is_three_quarters_of_the_models_event_threshold():
     from dataclasses import replace
 
     from autotosis.detect.scan import coarse_threshold
 
     info = Redness().info
-    assert coarse_threshold(ScanOptions(), info) == 0.25
+    assert coarse_threshold(ScanOptions(), info) == 0.375
     # The calibrated event threshold counts, not the checkpoint's plain one.
-    assert coarse_threshold(ScanOptions(), replace(info, events={"threshold": 0.96})) == pytest.approx(0.48)
+    assert coarse_threshold(ScanOptions(), replace(info, events={"threshold": 0.96})) == pytest.approx(0.72)
     chosen = ScanOptions(coarse=coarse.CoarseOptions(threshold=0.1))
     assert coarse_threshold(chosen, replace(info, events={"threshold": 0.96})) == 0.1
 
@@ -315,13 +365,14 @@ def test_coarse_scan_finds_the_dense_events_and_decodes_less(video_factory):
     assert rough.scan.mode == "coarse" and dense.scan.mode == "dense"
     spans = rough.scan.coarse.spans_ms
     # One keyframe interval (1 s) either side of the first and the last red keyframe (10 s and 13 s),
-    # joined into one decoder run (they are less than join_ms apart).
-    assert spans == ((9000, 14_000),)
+    # joined into one decoder run (they are less than join_ms apart); its last sample (13.5 s) is red, so
+    # the interval after it is decoded too, in case the red runs on past the keyframe at 14 s.
+    assert spans == ((9000, 15_000),)
     # Where both passes have a sample, they saw the same frame.
     common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
     assert len(common) == len(rough.times_ms)
     np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
-    assert rough.scan.coarse.refined_fraction == pytest.approx(5 / 24, abs=0.01)  # decoded densely
+    assert rough.scan.coarse.refined_fraction == pytest.approx(6 / 24, abs=0.01)  # decoded densely
     assert coarse_predictor.frames < dense_predictor.frames
     assert np.all(np.diff(rough.times_ms) > 0)
 
@@ -360,8 +411,8 @@ def test_coarse_scan_of_a_stream_with_b_frames_skips_unreferenced_frames_and_fin
 
 def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_factory):
     # 40 s at 10 fps, a keyframe every second (-g 10): red at the very start, a 0.7 s flash over
-    # the keyframe at 8 s, a long event with a dip (a 30% red bar, below the event threshold but a
-    # candidate) over the keyframe at 22 s, red to the very end.  Boundaries fall between frames.
+    # the keyframe at 8 s, a long event with a dip (a 30% red bar, below the event threshold and the
+    # candidate level) over the keyframe at 22 s, red to the very end.  Boundaries fall between frames.
     full = "x=0:y=0:w=iw:h=ih"
     filters = ",".join(
         [
@@ -397,9 +448,10 @@ def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_f
         for (start, end), (dense_start, dense_end) in zip(found, expected):
             assert abs(start - dense_start) <= 500 and abs(end - dense_end) <= 500, rules
     # Decoded densely: the edges of each run of red keyframes, one keyframe interval either side
-    # (the ones at 0-4 s and 35-40 s are joined: less than join_ms apart), and around the dip at 22 s.
+    # (the ones at 0-4 s and 35-40 s are joined: less than join_ms apart), and around the dip at 22 s; the
+    # last sample of 29-31 s (30.5 s) is red, so 31-32 s is decoded after it (the red might run on).
     spans = list(rough.scan.coarse.spans_ms)
-    assert spans == [(0, 4000), (7000, 9000), (12_000, 14_000), (20_000, 24_000), (29_000, 31_000), (35_000, 40_000)]
+    assert spans == [(0, 4000), (7000, 9000), (12_000, 14_000), (20_000, 24_000), (29_000, 32_000), (35_000, 40_000)]
     # The old rule (every candidate keyframe refined) would have decoded 12-31 s whole.
     keyframes = list(decode.iter_frames(path, decode.DecodeSpec(size=16, fps=None, keyframes_only=True)))
     key_times = np.concatenate([b.times_ms for b in keyframes])
@@ -410,12 +462,36 @@ def test_coarse_scan_refines_only_event_edges_and_finds_the_dense_events(video_f
     )
     assert old == [(0, 4000), (7000, 9000), (12_000, 31_000), (35_000, 40_000)]
     old_fraction = sum(hi - lo for lo, hi in old) / 40_000
-    assert rough.scan.coarse.refined_fraction == pytest.approx(19 / 40, abs=0.01)  # was 30 / 40
+    assert rough.scan.coarse.refined_fraction == pytest.approx(20 / 40, abs=0.01)  # was 30 / 40
     assert rough.scan.coarse.refined_fraction < old_fraction
     # Where both scans have a sample, they saw the same frame.
     common, i, j = np.intersect1d(dense.times_ms, rough.times_ms, return_indices=True)
     assert len(common) == len(rough.times_ms)
     np.testing.assert_array_equal(dense.probs[i], rough.probs[j])
+
+
+def test_coarse_scan_follows_an_event_past_a_keyframe_that_is_not_red(video_factory):
+    # Red from 12.25 s to 16.9 s but for the frame at 16 s, a keyframe (one a second): the run of red keyframes
+    # ends at 15 s, and the event's last half second lies beyond the stretch refined around it.
+    path = video_factory(
+        "dip.mp4",
+        duration=30,
+        size="64x36",
+        fps="10",
+        source="color=c=gray",
+        extra_video_filters=red_between(12.25, 16.9) + ",drawbox=color=gray:t=fill:enable='between(t,15.99,16.05)'",
+        codec=["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10", "-sc_threshold", "0"],
+        audio=False,
+    )
+    dense = scan_with(path, Redness(), ScanOptions(mode="dense"))
+    assert red_events(dense) == [(12_500, 16_000), (16_500, 17_000)]
+    assert red_events(dense, merge_gap_ms=1000) == [(12_500, 17_000)]
+    rough = scan_with(path, Redness(), ScanOptions(mode="coarse"))
+    before = scan_with(path, Redness(), ScanOptions(mode="coarse", coarse=coarse.CoarseOptions(follow_edges=False)))
+    assert red_events(rough) == red_events(dense)
+    assert red_events(before) == [(12_500, 16_000)]  # the rule before: the end of the event was lost
+    assert list(rough.scan.coarse.spans_ms) == [(12_000, 18_000)]  # 12-16 s, then 16-17 s and 17-18 s followed
+    assert list(before.scan.coarse.spans_ms) == [(12_000, 16_000)]
 
 
 @pytest.mark.parametrize("piece_ms", [5000, 7300])
@@ -628,6 +704,7 @@ def test_coarse_cache_key_includes_the_refine_rule(tmp_path: Path, video_factory
     assert len(list(cache.glob("*.npz"))) == 2
     key = coarse.CoarseOptions().as_key(0.125, 0.5)
     assert key["edges_only"] is True and key["interior_threshold"] == 0.5 and key["join_ms"] == 2500
+    assert key["follow_edges"] is True
 
 
 def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch, capsys):

@@ -96,8 +96,8 @@ def add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, lab
         "--coarse-threshold",
         type=probability,
         metavar="P",
-        help="coarse mode: keyframes scoring at least P are looked at closely (default: half the "
-        "model's event threshold)",
+        help="coarse mode: keyframes scoring at least P are looked at closely (default: three quarters "
+        "of the model's event threshold)",
     )
 
 

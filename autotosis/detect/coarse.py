@@ -16,6 +16,11 @@ and the last candidate of a run, and of any keyframe next to one that is not cle
 (a weak edge, a dip, a change of class), are decoded densely; the interior keeps its
 keyframe samples.  Refined stretches close to each other are decoded in one run.
 
+An event may also run on past the end of a decoded stretch: its last dense sample scores high while
+the keyframe after it does not (a dip that lands on that keyframe, a flicker of the model).  The next
+keyframe interval is then decoded too, and so on until the dense samples fall below the candidate level
+(``continuing_spans``; ``refine`` runs the rounds), so an event's end is always found in dense samples.
+
 What it cannot see: an event shorter than the keyframe interval that falls between two
 keyframes, and likewise a dip shorter than the keyframe interval between two clearly high
 keyframes.  Stretches where keyframes are further apart than ``max_gap_ms`` are therefore
@@ -25,23 +30,26 @@ always decoded densely, so a sparse-keyframe video degrades to a dense scan, not
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from fractions import Fraction
 
 import numpy as np
 
 Span = tuple[int, int]  # [start, end) in ms
+Samples = tuple[np.ndarray, np.ndarray]  # times (ms, int64) and class probabilities (n, classes), in time order
 
 
-CANDIDATE_SHARE = 0.5  # default candidate level, as a share of the model's event threshold
+CANDIDATE_SHARE = 0.75  # default candidate level, as a share of the model's event threshold
 
 
 @dataclass(frozen=True)
 class CoarseOptions:
     # A keyframe whose highlight score (1 - P(background)) reaches this marks a candidate.
-    # None = half the model's event threshold (CANDIDATE_SHARE): low, so weak edges of an event count.  Replayed
-    # on dense scans of two hard VODs (benchmarks/coarse_levels.py), half decoded 25-29% of them against 37-42%
-    # at a quarter, with the same events; from three quarters on an edge moved by a keyframe interval.
+    # None = three quarters of the model's event threshold (CANDIDATE_SHARE).  Replayed on 13 dense scans
+    # (12 VODs, 11 models; benchmarks/coarse_levels.py, BENCHMARKS.md), three quarters gave the dense scan's
+    # events with the same edges on every one and decoded a quarter to a half less than half the threshold
+    # on VODs with look-alikes; without follow_edges an edge moved by a keyframe interval (at half too).
     threshold: float | None = None
     # Keyframe intervals decoded on either side of a refined candidate keyframe, so an event
     # that starts or ends between two keyframes is covered whole.
@@ -54,6 +62,10 @@ class CoarseOptions:
     # (the rule before issue 18: decodes more, and also sees dips shorter than a keyframe
     # interval inside an event).
     edges_only: bool = True
+    # Decode on, a keyframe interval at a time, where a refined stretch ends inside an event
+    # (continuing_spans).  False: the rule before 2026-12-06 (an event's end could stop at a keyframe
+    # that scores low in the middle of it).
+    follow_edges: bool = True
     # "Clearly high" for edges_only.  None = the model's event threshold (its calibrated one).
     interior_threshold: float | None = None
     # Refined stretches at most this far apart are decoded in one ffmpeg run, the gap
@@ -81,6 +93,7 @@ class CoarseOptions:
             "edges_only": self.edges_only,
             "interior_threshold": round(interior_threshold, 6) if self.edges_only else None,
             "join_ms": self.join_ms,
+            "follow_edges": self.follow_edges,
         }
 
 
@@ -203,6 +216,87 @@ def refinement_spans(
         join_ms=options.join_ms,
     )
     return align_spans(spans, fps)
+
+
+def continuing_spans(
+    spans: list[Span],
+    times_ms: np.ndarray,
+    scores: np.ndarray,
+    key_times_ms: np.ndarray,
+    duration_ms: int,
+    level: float,
+    decoded: list[Span],
+    tolerance_ms: int = 2,
+) -> list[Span]:
+    """The keyframe interval after each of ``spans`` where what it decoded may run on, not yet ``decoded``.
+
+    ``times_ms`` / ``scores``: the merged samples so far (dense inside ``decoded``, keyframes elsewhere) and
+    their highlight scores.  A span runs on when its last dense sample scores at least ``level`` while the
+    keyframe sample at its end does not: the event continues into a stretch nobody decoded (a keyframe at
+    its end that scores high is a candidate or the inside of a run, and is covered already).
+    """
+    times = np.asarray(times_ms, dtype=np.int64)
+    values = np.asarray(scores, dtype=np.float64)
+    keys = np.asarray(key_times_ms, dtype=np.int64)
+    covered = merge_spans(list(decoded))
+    starts = np.array([lo for lo, _ in covered], dtype=np.int64)
+    found: list[Span] = []
+    for lo, hi in spans:
+        if hi >= duration_ms:
+            continue
+        last = int(np.searchsorted(times, hi, side="left")) - 1  # the last sample before the span's end
+        if last < 0 or times[last] < lo or values[last] < level:
+            continue
+        at_end = int(np.searchsorted(times, hi - tolerance_ms, side="left"))
+        if at_end < len(times) and abs(int(times[at_end]) - hi) <= tolerance_ms and values[at_end] >= level:
+            continue
+        following = keys[keys > hi + tolerance_ms]
+        end = int(following[0]) if len(following) else int(duration_ms)
+        nxt = int(np.searchsorted(starts, hi, side="right"))  # the first decoded stretch starting after hi
+        if nxt < len(starts):
+            end = min(end, int(starts[nxt]))
+        if any(c_lo <= hi < c_hi for c_lo, c_hi in covered) or end <= hi:
+            continue
+        found.append((int(hi), end))
+    return merge_spans(found)
+
+
+def refine(
+    key_times_ms: np.ndarray,
+    key_probs: np.ndarray,
+    classes: tuple[str, ...],
+    duration_ms: int,
+    fps: float,
+    options: CoarseOptions,
+    *,
+    candidate: float,
+    interior: float,
+    decode: Callable[[list[Span]], Samples],
+) -> tuple[np.ndarray, np.ndarray, list[Span]]:
+    """The coarse scan's second pass: decode (``decode(spans)``: dense samples inside those stretches) the
+    ``refinement_spans``, then, round by round, the ``continuing_spans`` of what the last round decoded.
+    Returns the merged samples (``merge_samples``) and every stretch decoded densely, in order."""
+    key_times = np.asarray(key_times_ms, dtype=np.int64)
+    new = refinement_spans(
+        key_times, key_probs, classes, duration_ms, fps, options, candidate=candidate, interior=interior
+    )
+    decoded: list[Span] = []
+    fine_times: list[np.ndarray] = [np.zeros(0, np.int64)]
+    fine_probs: list[np.ndarray] = [np.zeros((0, len(classes)), np.float32)]
+    times, probs = merge_samples(key_times, key_probs, [], fine_times[0], fine_probs[0])
+    while new:
+        got_times, got_probs = decode(new)
+        fine_times.append(np.asarray(got_times, dtype=np.int64))
+        fine_probs.append(np.asarray(got_probs, dtype=np.float32).reshape(-1, len(classes)))
+        decoded = merge_spans(decoded + new)
+        # Stretches of two rounds meet end to end: a frame on the seam may come from both.
+        fine = drop_repeats(np.concatenate(fine_times), np.concatenate(fine_probs))
+        times, probs = merge_samples(key_times, key_probs, decoded, *fine)
+        if not options.follow_edges:
+            break
+        scores = highlight_score(probs, classes)
+        new = align_spans(continuing_spans(new, times, scores, key_times, duration_ms, candidate, decoded), fps)
+    return times, probs, decoded
 
 
 def merge_spans(spans: list[Span], join_ms: int = 0) -> list[Span]:

@@ -387,9 +387,27 @@ def _scan_coarse(
     )
 
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
-    # wherever keyframes are sparse.
+    # wherever keyframes are sparse; then further on wherever an event runs past what was decoded.
     threshold = coarse_threshold(options, predictor.info)
-    spans = coarse.refinement_spans(
+    done_s = 0.0
+
+    def decode_spans(spans: list[coarse.Span]) -> coarse.Samples:
+        nonlocal done_s
+        total_s = done_s + sum(hi - lo for lo, hi in spans) / 1000
+        progress("scan candidates", done_s, total_s)
+        scored = _score_batches(
+            _span_sources(video, spec, spans, info, options.batch_size, decoder_threads),
+            predictor.predict,
+            len(classes),
+            _span_progress(spans, total_s, progress, done_s),
+            video=video,
+            stall_timeout_s=options.stall_timeout_s,
+            decoders=decoders,
+        )
+        done_s = total_s
+        return scored
+
+    times, probs, spans = coarse.refine(
         key_times,
         key_probs,
         classes,
@@ -398,22 +416,11 @@ def _scan_coarse(
         options.coarse,
         candidate=threshold,
         interior=interior_threshold(options, predictor.info),
+        decode=decode_spans,
     )
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
-    fine_times, fine_probs = np.zeros(0, np.int64), np.zeros((0, len(classes)), np.float32)
     if spans:
-        progress("scan candidates", 0, refine_s)
-        fine_times, fine_probs = _score_batches(
-            _span_sources(video, spec, spans, info, options.batch_size, decoder_threads),
-            predictor.predict,
-            len(classes),
-            _span_progress(spans, refine_s, progress),
-            video=video,
-            stall_timeout_s=options.stall_timeout_s,
-            decoders=decoders,
-        )
         progress("scan candidates", refine_s, refine_s)
-    times, probs = coarse.merge_samples(key_times, key_probs, spans, fine_times, fine_probs)
     rough = CoarseScan(
         keyframes=int(len(key_times)),
         threshold=threshold,
@@ -431,9 +438,9 @@ def scan_decoders(options: coarse.CoarseOptions) -> tuple[int, int | None]:
 
 
 def _span_progress(
-    spans: list[coarse.Span], total_s: float, progress: ProgressCallback
+    spans: list[coarse.Span], total_s: float, progress: ProgressCallback, done_s: float = 0.0
 ) -> Callable[[decode.FrameBatch], None]:
-    """Progress through the refined spans, in seconds of refined video."""
+    """Progress through the refined spans, in seconds of refined video (``done_s`` refined before them)."""
     starts = np.array([lo for lo, _ in spans], dtype=np.int64)
     before = np.concatenate(([0], np.cumsum([hi - lo for lo, hi in spans])))
 
@@ -441,7 +448,7 @@ def _span_progress(
         t = int(batch.times_ms[-1])
         i = max(0, int(np.searchsorted(starts, t, side="right")) - 1)
         done_ms = before[i] + min(t - spans[i][0], spans[i][1] - spans[i][0])
-        progress("scan candidates", min(total_s, done_ms / 1000), total_s)
+        progress("scan candidates", min(total_s, done_s + done_ms / 1000), total_s)
 
     return on_batch
 
