@@ -258,10 +258,40 @@ def test_continuing_spans_decodes_on_where_an_event_runs_past_a_low_keyframe():
     high_key = scores.copy()
     high_key[times == 12_000] = 0.9
     assert coarse.continuing_spans([(6000, 12_000)], times, high_key, keys, 20_000, 0.5, [(6000, 12_000)]) == []
+    # Two keyframe intervals at once (a later round), cut at the video's end.
+    assert follow([(6000, 12_000)], [(6000, 12_000)]) == [(12_000, 14_000)]
+    assert coarse.continuing_spans(
+        [(6000, 12_000)], times, scores, keys, 20_000, 0.5, [(6000, 12_000)], intervals=2
+    ) == [(12_000, 16_000)]
+    assert coarse.continuing_spans(
+        [(6000, 12_000)], times, scores, keys, 20_000, 0.5, [(6000, 12_000)], intervals=9
+    ) == [(12_000, 20_000)]
     # The event ended inside the stretch, or the stretch ends the video: nothing.
     ended = np.where((times >= 7000) & (times < 10_000), 0.9, 0.05)
     assert coarse.continuing_spans([(6000, 12_000)], times, ended, keys, 20_000, 0.5, [(6000, 12_000)]) == []
     assert coarse.continuing_spans([(6000, 12_000)], times, scores, keys, 12_000, 0.5, [(6000, 12_000)]) == []
+
+
+def _two_class(values: np.ndarray) -> np.ndarray:
+    return np.stack([1 - values, values], axis=1).astype(np.float32)
+
+
+def _refine_on(signal, keys, duration_ms, *, candidate, options=None, rounds=None):
+    """``coarse.refine`` over ``signal(times)`` sampled every 500 ms, its dense decoding answered from it
+    (each round's stretches appended to ``rounds``); (times, highlight scores, decoded stretches)."""
+    dense_times = np.arange(0, duration_ms, 500)
+
+    def decode_spans(spans):
+        if rounds is not None:
+            rounds.append(spans)
+        inside = np.any([(dense_times >= lo) & (dense_times < hi) for lo, hi in spans], axis=0)
+        return dense_times[inside], _two_class(signal(dense_times[inside]))
+
+    times, probs, spans = coarse.refine(
+        keys, _two_class(signal(keys)), ("background", "x"), duration_ms, 2.0, options or coarse.CoarseOptions(),
+        candidate=candidate, interior=0.5, decode=decode_spans,
+    )  # fmt: skip
+    return times, probs[:, 1], spans
 
 
 def test_refine_follows_an_event_past_a_keyframe_that_dips():
@@ -271,26 +301,35 @@ def test_refine_follows_an_event_past_a_keyframe_that_dips():
     signal = np.full(duration, 0.02)
     signal[7000:13_800] = 0.9
     signal[12_000:12_100] = 0.1
-    as_probs = lambda v: np.stack([1 - v, v], axis=1).astype(np.float32)  # noqa: E731
-
-    def decode_spans(spans):
-        inside = np.any([(dense_times >= lo) & (dense_times < hi) for lo, hi in spans], axis=0)
-        return dense_times[inside], as_probs(signal[dense_times[inside]])
-
     params = EventParams(threshold=0.5, merge_gap_ms=1000, min_length_ms=0, pad_before_ms=0, pad_after_ms=0)
     dense = find_events(dense_times, signal[dense_times], duration, "x", params, 500)
     assert event_spans(dense) == [(7000, 14_000)]
     found = {}
     for follow in (False, True):
         options = coarse.CoarseOptions(follow_edges=follow)
-        times, probs, spans = coarse.refine(
-            keys, as_probs(signal[keys]), ("background", "x"), duration, 2.0, options,
-            candidate=0.25, interior=0.5, decode=decode_spans,
-        )  # fmt: skip
-        found[follow] = (event_spans(find_events(times, probs[:, 1], duration, "x", params, 500)), spans)
+        times, scores, spans = _refine_on(signal.__getitem__, keys, duration, candidate=0.25, options=options)
+        found[follow] = (event_spans(find_events(times, scores, duration, "x", params, 500)), spans)
     assert found[False] == ([(7000, 12_000)], [(6000, 12_000)])
-    # Followed: 12-14 s ends high too (13.5 s), so 14-16 s is decoded, where it has ended.
-    assert found[True] == ([(7000, 14_000)], [(6000, 16_000)])
+    # Followed: 12-14 s ends high too (13.5 s), so the next two intervals, 14-18 s, are decoded: it has ended.
+    assert found[True] == ([(7000, 14_000)], [(6000, 18_000)])
+
+
+def test_refine_follows_a_long_event_whose_keyframes_all_score_low_in_a_few_rounds():
+    # Every keyframe low, every other sample high from 5 s to 91 s (a model that reads keyframes differently):
+    # nothing is a candidate but the stretch the sparse keyframes at the start force.  The follow-up
+    # doubles each round: 1, 2, 4, 8, 16, 32 keyframe intervals.
+    duration, keys = 100_000, np.concatenate(([0, 6000], np.arange(8000, 100_000, 2000)))
+
+    def value(t):
+        return np.where(np.isin(t, keys) | (t < 5000) | (t >= 91_000), 0.02, 0.9)
+
+    rounds: list = []
+    times, scores, spans = _refine_on(value, keys, duration, candidate=0.5, rounds=rounds)
+    assert rounds[0] == [(0, 6000)]  # the 6 s gap without a keyframe
+    assert [hi - lo for ((lo, hi),) in rounds[1:]] == [2000, 4000, 8000, 16_000, 32_000, 32_000]
+    assert spans == [(0, 100_000)]  # the last round is cut at the video's end
+    params = EventParams(threshold=0.5, merge_gap_ms=1000, min_length_ms=0, pad_before_ms=0, pad_after_ms=0)
+    assert event_spans(find_events(times, scores, duration, "x", params, 500)) == [(5000, 91_000)]
 
 
 def _within_one_step(found, dense, step=500) -> bool:
@@ -490,7 +529,7 @@ def test_coarse_scan_follows_an_event_past_a_keyframe_that_is_not_red(video_fact
     before = scan_with(path, Redness(), ScanOptions(mode="coarse", coarse=coarse.CoarseOptions(follow_edges=False)))
     assert red_events(rough) == red_events(dense)
     assert red_events(before) == [(12_500, 16_000)]  # the rule before: the end of the event was lost
-    assert list(rough.scan.coarse.spans_ms) == [(12_000, 18_000)]  # 12-16 s, then 16-17 s and 17-18 s followed
+    assert list(rough.scan.coarse.spans_ms) == [(12_000, 19_000)]  # 12-16 s, then 16-17 s and 17-19 s followed
     assert list(before.scan.coarse.spans_ms) == [(12_000, 16_000)]
 
 

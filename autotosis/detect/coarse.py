@@ -18,8 +18,9 @@ keyframe samples.  Refined stretches close to each other are decoded in one run.
 
 An event may also run on past the end of a decoded stretch: its last dense sample scores high while
 the keyframe after it does not (a dip that lands on that keyframe, a flicker of the model).  The next
-keyframe interval is then decoded too, and so on until the dense samples fall below the candidate level
-(``continuing_spans``; ``refine`` runs the rounds), so an event's end is always found in dense samples.
+keyframe interval is then decoded too, and so on (twice as far each round) until the dense samples fall below
+the candidate level (``continuing_spans``; ``refine`` runs the rounds), so an event's end is always found in
+dense samples.
 
 What it cannot see: an event shorter than the keyframe interval that falls between two
 keyframes, and likewise a dip shorter than the keyframe interval between two clearly high
@@ -226,9 +227,11 @@ def continuing_spans(
     duration_ms: int,
     level: float,
     decoded: list[Span],
+    intervals: int = 1,
     tolerance_ms: int = 2,
 ) -> list[Span]:
-    """The keyframe interval after each of ``spans`` where what it decoded may run on, not yet ``decoded``.
+    """The ``intervals`` keyframe intervals after each of ``spans`` where what it decoded may run on, not yet
+    ``decoded``.
 
     ``times_ms`` / ``scores``: the merged samples so far (dense inside ``decoded``, keyframes elsewhere) and
     their highlight scores.  A span runs on when its last dense sample scores at least ``level`` while the
@@ -251,7 +254,7 @@ def continuing_spans(
         if at_end < len(times) and abs(int(times[at_end]) - hi) <= tolerance_ms and values[at_end] >= level:
             continue
         following = keys[keys > hi + tolerance_ms]
-        end = int(following[0]) if len(following) else int(duration_ms)
+        end = int(following[intervals - 1]) if len(following) >= intervals else int(duration_ms)
         nxt = int(np.searchsorted(starts, hi, side="right"))  # the first decoded stretch starting after hi
         if nxt < len(starts):
             end = min(end, int(starts[nxt]))
@@ -274,7 +277,10 @@ def refine(
     decode: Callable[[list[Span]], Samples],
 ) -> tuple[np.ndarray, np.ndarray, list[Span]]:
     """The coarse scan's second pass: decode (``decode(spans)``: dense samples inside those stretches) the
-    ``refinement_spans``, then, round by round, the ``continuing_spans`` of what the last round decoded.
+    ``refinement_spans``, then, round by round, the ``continuing_spans`` of what the last round decoded: one
+    keyframe interval in the first round, twice as many in each next one (only an event that ran on through
+    the last round is followed in the next, so a long one whose keyframes all score low -- a model that reads
+    keyframes differently -- takes a few rounds, not one per interval).
     Returns the merged samples (``merge_samples``) and every stretch decoded densely, in order."""
     key_times = np.asarray(key_times_ms, dtype=np.int64)
     new = refinement_spans(
@@ -284,6 +290,7 @@ def refine(
     fine_times: list[np.ndarray] = [np.zeros(0, np.int64)]
     fine_probs: list[np.ndarray] = [np.zeros((0, len(classes)), np.float32)]
     times, probs = merge_samples(key_times, key_probs, [], fine_times[0], fine_probs[0])
+    intervals = 1
     while new:
         got_times, got_probs = decode(new)
         fine_times.append(np.asarray(got_times, dtype=np.int64))
@@ -295,7 +302,8 @@ def refine(
         if not options.follow_edges:
             break
         scores = highlight_score(probs, classes)
-        new = align_spans(continuing_spans(new, times, scores, key_times, duration_ms, candidate, decoded), fps)
+        followed = continuing_spans(new, times, scores, key_times, duration_ms, candidate, decoded, intervals)
+        new, intervals = align_spans(followed, fps), intervals * 2
     return times, probs, decoded
 
 
