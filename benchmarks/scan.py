@@ -44,8 +44,12 @@ too, IoU >= 0.3) is measured on the demo's held-out VOD with the demo's model.  
 --demo DIR (the output of `autotosis demo --out DIR`), default benchmarks/out/demo, which
 is made on first use (about 4 minutes).
 
+``--before DIR`` adds a "coarse (before)" row: the same coarse scan run by an older copy of the package
+(``git archive COMMIT autotosis | tar -x -C DIR``), in the same rounds, with its own refined share and its own
+agreement with the dense scan.
+
 Usage: .venv/bin/python benchmarks/scan.py [--minutes 10] [--long 60 [--long-coarse-only]] [--vods 1080p60,720p30]
-       [--no-original]
+       [--no-original] [--hard-model M] [--before DIR]
 """
 
 from __future__ import annotations
