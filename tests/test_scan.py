@@ -266,6 +266,13 @@ def test_continuing_spans_decodes_on_where_an_event_runs_past_a_low_keyframe():
     assert coarse.continuing_spans(
         [(6000, 12_000)], times, scores, keys, 20_000, 0.5, [(6000, 12_000)], intervals=9
     ) == [(12_000, 20_000)]
+    # A keyframe a millisecond after a sampling time: its own sample decides, not the dense one before it.
+    near_keys = np.array([0, 2000, 4001, 6000])
+    near_times = np.array([*range(0, 4001, 500), 4001, 6000])
+    near_scores = np.array([0.9] * 9 + [0.05, 0.05])
+    assert coarse.continuing_spans([(0, 4001)], near_times, near_scores, near_keys, 8000, 0.5, [(0, 4001)]) == [
+        (4001, 6000)
+    ]
     # The event ended inside the stretch, or the stretch ends the video: nothing.
     ended = np.where((times >= 7000) & (times < 10_000), 0.9, 0.05)
     assert coarse.continuing_spans([(6000, 12_000)], times, ended, keys, 20_000, 0.5, [(6000, 12_000)]) == []

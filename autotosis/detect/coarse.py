@@ -250,8 +250,8 @@ def continuing_spans(
         last = int(np.searchsorted(times, hi, side="left")) - 1  # the last sample before the span's end
         if last < 0 or times[last] < lo or values[last] < level:
             continue
-        at_end = int(np.searchsorted(times, hi - tolerance_ms, side="left"))
-        if at_end < len(times) and abs(int(times[at_end]) - hi) <= tolerance_ms and values[at_end] >= level:
+        at_end = last + 1  # the first sample from the span's end on: the keyframe there, where there is one
+        if at_end < len(times) and int(times[at_end]) - hi <= tolerance_ms and values[at_end] >= level:
             continue
         following = keys[keys > hi + tolerance_ms]
         end = int(following[intervals - 1]) if len(following) >= intervals else int(duration_ms)
