@@ -63,8 +63,8 @@ class CoarseOptions:
     # (the rule before issue 18: decodes more, and also sees dips shorter than a keyframe
     # interval inside an event).
     edges_only: bool = True
-    # Decode on, a keyframe interval at a time, where a refined stretch ends inside an event
-    # (continuing_spans).  False: the rule before 2026-12-06 (an event's end could stop at a keyframe
+    # Decode on where a refined stretch ends inside an event, a keyframe interval and then twice as far
+    # each round (continuing_spans).  False: the rule before 2026-12-06 (an event's end could stop at a keyframe
     # that scores low in the middle of it).
     follow_edges: bool = True
     # "Clearly high" for edges_only.  None = the model's event threshold (its calibrated one).

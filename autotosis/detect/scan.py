@@ -180,12 +180,13 @@ def _span_sources(
     info: probe.VideoInfo,
     batch_size: int,
     threads: int | None,
+    policy: decode.SkipPolicy,
 ) -> list[Callable[[threading.Event], Iterator[decode.FrameBatch]]]:
     """One decoding source per span: an ffmpeg run seeking before the input, B-frames skipped (every one
     while the stream allows it, else the unreferenced ones: a half to two thirds less decoding of a typical
     stream; the samples stay within a few frames of the dense scan's, and exact where they would not be:
-    ``decode.iter_frames_skipping``)."""
-    policy = decode.SkipPolicy()  # one per video: what one stretch learns about the stream holds for the rest
+    ``decode.iter_frames_skipping``).  ``policy``: one per video, so what one stretch learns about the stream
+    holds for the rest, in every round."""
 
     def source(lo: int, hi: int) -> Callable[[threading.Event], Iterator[decode.FrameBatch]]:
         span_spec = replace(spec, start_ms=lo, end_ms=hi, threads=threads)
@@ -389,6 +390,7 @@ def _scan_coarse(
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse; then further on wherever an event runs past what was decoded.
     threshold = coarse_threshold(options, predictor.info)
+    policy = decode.SkipPolicy()
     done_s = 0.0
 
     def decode_spans(spans: list[coarse.Span]) -> coarse.Samples:
@@ -396,7 +398,7 @@ def _scan_coarse(
         total_s = done_s + sum(hi - lo for lo, hi in spans) / 1000
         progress("scan candidates", done_s, total_s)
         scored = _score_batches(
-            _span_sources(video, spec, spans, info, options.batch_size, decoder_threads),
+            _span_sources(video, spec, spans, info, options.batch_size, decoder_threads, policy),
             predictor.predict,
             len(classes),
             _span_progress(spans, total_s, progress, done_s),
