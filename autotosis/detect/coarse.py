@@ -253,12 +253,14 @@ def continuing_spans(
         at_end = last + 1  # the first sample from the span's end on: the keyframe there, where there is one
         if at_end < len(times) and int(times[at_end]) - hi <= tolerance_ms and values[at_end] >= level:
             continue
+        nxt = int(np.searchsorted(starts, hi, side="right"))  # the first decoded stretch starting after hi
+        if nxt > 0 and covered[nxt - 1][1] > hi:
+            continue  # hi itself lies in a decoded stretch
         following = keys[keys > hi + tolerance_ms]
         end = int(following[intervals - 1]) if len(following) >= intervals else int(duration_ms)
-        nxt = int(np.searchsorted(starts, hi, side="right"))  # the first decoded stretch starting after hi
         if nxt < len(starts):
             end = min(end, int(starts[nxt]))
-        if any(c_lo <= hi < c_hi for c_lo, c_hi in covered) or end <= hi:
+        if end <= hi:
             continue
         found.append((int(hi), end))
     return merge_spans(found)

@@ -54,7 +54,6 @@ from autotosis.training.calibrate import (
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.metrics import PRF, average_precision
 from autotosis.training.train import (
-    MIN_CLIPS_FOR_SPLIT,
     EpochMetrics,
     TrainConfig,
     TrainResult,
@@ -62,6 +61,7 @@ from autotosis.training.train import (
     auto_images,
     last_checkpoint_path,
     run_length,
+    splits_for_validation,
     train,
 )
 
@@ -218,7 +218,7 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | Non
     if folds:
         scored = sum(len(c.targets) for clips in groups.values() for c in clips)
     else:
-        split = len(groups) >= MIN_CLIPS_FOR_SPLIT and config.val_fraction > 0
+        split = splits_for_validation(len(groups), config.val_fraction)
         scored = epochs * (round(frames * config.val_fraction) if split else frames)
     estimated = images / speed.train + scored / speed.score if speed else None
     return FitPlan(folds, fold_epochs, fold_per_epoch, epochs, per_epoch, frames, len(groups), images, estimated, note)

@@ -167,6 +167,11 @@ def _has_negative(clip: ClipFrames) -> bool:
     return bool(np.any(clip.targets == 0))
 
 
+def splits_for_validation(clips: int, val_fraction: float) -> bool:
+    """Whether ``split_by_clip`` holds clips out for validation, given this many usable clips."""
+    return clips >= MIN_CLIPS_FOR_SPLIT and val_fraction > 0
+
+
 def split_by_clip(frameset: FrameSet, val_fraction: float, seed: int) -> tuple[list[ClipFrames], list[ClipFrames]]:
     """(train clips, validation clips), grouped by ``clip_id`` so no clip is on both sides.
 
@@ -181,7 +186,7 @@ def split_by_clip(frameset: FrameSet, val_fraction: float, seed: int) -> tuple[l
         if _usable(clip):
             groups.setdefault(clip.clip_id, []).append(clip)
     ids = sorted(groups)
-    if len(ids) < MIN_CLIPS_FOR_SPLIT or val_fraction <= 0:
+    if not splits_for_validation(len(ids), val_fraction):
         everything = [clip for clip_id in ids for clip in groups[clip_id]]
         return everything, list(everything)
     rng = np.random.default_rng(seed)
