@@ -16,7 +16,8 @@ calibrated rules, the threshold adapted to the video).
 Usage: .venv/bin/python benchmarks/coarse_levels.py DENSE_SCORES.json [VIDEO] [--model M] [--levels 0.25,0.5,0.75,1]
        [--no-follow-edges]
 (levels are fractions of the model's event threshold; the scan's default is ``coarse.CANDIDATE_SHARE``, 0.75;
-VIDEO defaults to the video the scores file names)
+where the threshold is raised for the video, the level is raised with it as the scan does, unless
+--no-adapt-levels; VIDEO defaults to the video the scores file names)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from autotosis.detect import coarse  # noqa: E402
+from autotosis.detect.adapt import adapt_levels  # noqa: E402
 from autotosis.detect.scores import read_scores  # noqa: E402
 from autotosis.detect.segments import event_params_for  # noqa: E402
 from autotosis.media import decode  # noqa: E402
@@ -56,7 +58,8 @@ def keyframes(video: Path, scores, model: Path | None) -> tuple[np.ndarray, np.n
 
 
 def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: float, options: coarse.CoarseOptions):
-    """(refined fraction, times, probs) of the coarse scan at candidate ``level`` (absolute score): the scan's own
+    """(refined fraction, times, probs, the level used) of the coarse scan at candidate ``level`` (absolute score,
+    raised with the video's threshold where options.adapt_levels): the scan's own
     second pass (``coarse.refine``), its dense decoding answered by the dense scan's samples."""
     times, probs = np.asarray(scores.times_ms), np.asarray(scores.probs)
     if key_probs is None:
@@ -72,6 +75,11 @@ def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: f
         return times[inside], probs[inside]
 
     params = event_params_for(scores.scan.events, scores.scan.threshold)
+    interior = params.threshold
+    if options.adapt_levels:  # raised with the video's threshold, as the scan does (scan.coarse_levels)
+        highlight = coarse.highlight_score(key_probs, tuple(scores.classes))
+        raised = adapt_levels(level, key_times, highlight, scores.duration_ms, params)
+        level, interior = raised or (level, interior)
     merged_times, merged_probs, spans = coarse.refine(
         key_times,
         key_probs,
@@ -80,11 +88,11 @@ def replay(scores, key_times: np.ndarray, key_probs: np.ndarray | None, level: f
         scores.scan.fps,
         options,
         candidate=level,
-        interior=params.threshold,
+        interior=interior,
         decode=decode_spans,
     )
     refined = sum(hi - lo for lo, hi in spans) / max(1, scores.duration_ms)
-    return refined, merged_times, merged_probs
+    return refined, merged_times, merged_probs, level
 
 
 def main() -> int:
@@ -99,12 +107,18 @@ def main() -> int:
         "keyframe reads the dense sample at or before its time)",
     )
     parser.add_argument(
+        "--no-adapt-levels",
+        action="store_true",
+        help="replay the rule before 2026-12-06 (late): the levels of the calibrated threshold, not raised with "
+        "the video's",
+    )
+    parser.add_argument(
         "--no-follow-edges",
         action="store_true",
         help="replay the rule before 2026-12-06: no decoding on past a refined stretch that ends inside an event",
     )
     args = parser.parse_args()
-    options = coarse.CoarseOptions(follow_edges=not args.no_follow_edges)
+    options = coarse.CoarseOptions(follow_edges=not args.no_follow_edges, adapt_levels=not args.no_adapt_levels)
     scores = read_scores(args.scores)
     if scores.scan.mode != "dense":
         raise SystemExit(f"{args.scores} is a {scores.scan.mode} scan: replaying needs a dense one (--mode dense)")
@@ -118,11 +132,11 @@ def main() -> int:
     )
     print(f"{'level':>6} {'score':>6} {'refined':>8} {'events':>7} {'found':>9} {'edges max / mean s':>19}")
     for fraction in (float(v) for v in args.levels.split(",")):
-        refined, times, probs = replay(scores, key_times, key_probs, fraction * threshold, options)
+        refined, times, probs, level = replay(scores, key_times, key_probs, fraction * threshold, options)
         found = scan_events(replace(scores, times_ms=times, probs=probs))
         edges = matched_edges(found, dense)
         print(
-            f"{fraction:6.2f} {fraction * threshold:6.3f} {refined:8.1%} {len(found):7d} "
+            f"{fraction:6.2f} {level:6.3f} {refined:8.1%} {len(found):7d} "
             f"{len(edges):>4}/{len(dense):<4} {max(edges, default=0) / 1000:9.2f} / {np.mean(edges or [0]) / 1000:.2f}"
         )
     return 0

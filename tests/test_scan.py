@@ -388,6 +388,109 @@ def test_candidate_level_is_three_quarters_of_the_models_event_threshold():
     assert coarse_threshold(chosen, replace(info, events={"threshold": 0.96})) == 0.1
 
 
+# A model calibrated as `train` calibrates (its threshold adapts to each video): the training clips' ordinary
+# moments scored 0.05 out of fold.
+_CALIBRATED = {"threshold": 0.95, "smooth_ms": 0, "min_length_ms": 1000, "merge_gap_ms": 2000, "negative_median": 0.05}
+
+
+def _logit(p: float) -> float:
+    return float(np.log(p / (1 - p)))
+
+
+def test_coarse_levels_rise_with_the_threshold_adapted_to_the_video():
+    from dataclasses import replace
+
+    from autotosis.detect.adapt import adapt_threshold
+    from autotosis.detect.scan import coarse_levels
+
+    info = replace(Redness().info, events=_CALIBRATED)
+    keys = np.arange(0, 10 * 60_000, 2000)
+    calm = _two_class(np.full(len(keys), 0.4))  # an unfamiliar room: ordinary moments score 0.4
+    candidate, interior = coarse_levels(ScanOptions(), info, keys, calm, 10 * 60_000)
+    adapted, _ = adapt_threshold(keys, calm[:, 1], 10 * 60_000, replace(EventParams(threshold=0.95), adapt_from=0.05))
+    assert interior == pytest.approx(adapted.threshold) and interior > 0.97  # the threshold its events will use
+    # The candidate level keeps its margin under the threshold, in logits: three quarters of 0.95 before.
+    assert _logit(interior) - _logit(candidate) == pytest.approx(_logit(0.95) - _logit(0.75 * 0.95))
+    assert candidate > 0.85
+    # Unchanged: a video the model sees as it saw its training clips, a short video, the rule switched off,
+    # an uncalibrated model; a level set by hand stays as set.
+    plain = (0.75 * 0.95, 0.95)
+    assert coarse_levels(ScanOptions(), info, keys, _two_class(np.full(len(keys), 0.02)), 10 * 60_000) == plain
+    assert coarse_levels(ScanOptions(), info, keys[:100], calm[:100], 200_000) == plain
+    off = ScanOptions(coarse=coarse.CoarseOptions(adapt_levels=False))
+    assert coarse_levels(off, info, keys, calm, 10 * 60_000) == plain
+    uncalibrated = replace(info, events={k: v for k, v in _CALIBRATED.items() if k != "negative_median"})
+    assert coarse_levels(ScanOptions(), uncalibrated, keys, calm, 10 * 60_000) == plain
+    by_hand = ScanOptions(coarse=coarse.CoarseOptions(threshold=0.3))
+    assert coarse_levels(by_hand, info, keys, calm, 10 * 60_000) == (0.3, pytest.approx(adapted.threshold))
+
+
+def test_scan_options_look_closely_at_what_a_given_threshold_can_reach():
+    import argparse
+
+    from autotosis.cli.options import scan_options
+
+    def rough(**given):
+        args = dict(fps=2.0, batch_size=16, no_cache=True, stall_timeout=60.0)
+        return scan_options(argparse.Namespace(**args, **given)).coarse
+
+    assert rough() == coarse.CoarseOptions()
+    assert rough(threshold=None, top_percent=None, coarse_threshold=None) == coarse.CoarseOptions()
+    given = rough(threshold=0.6, coarse_threshold=None)
+    assert (given.threshold, given.interior_threshold, given.adapt_levels) == (pytest.approx(0.45), 0.6, False)
+    assert rough(threshold=0.6, coarse_threshold=0.2).threshold == 0.2
+    ranked = rough(threshold=None, top_percent=5.0)
+    assert (ranked.threshold, ranked.interior_threshold, ranked.adapt_levels) == (None, None, False)
+
+
+def test_coarse_scan_of_an_unfamiliar_room_decodes_less_and_finds_the_dense_events(video_factory):
+    # 310 s, two frames a second, a keyframe every 2 s.  The stand-in model scores this "room" high
+    # throughout (a red bar over 40% of the picture), look-alikes higher (80% red, 40-50 s and 190-200 s),
+    # and the two highlights highest (all red, 100-108 s and 250-256 s).
+    from dataclasses import replace
+
+    from autotosis.detect.pipeline import detect_events
+
+    box = "x=0:y=0:w=iw*{share}:h=ih"
+    filters = ",".join(
+        [
+            f"drawbox={box.format(share=0.4)}:color=red:t=fill",
+            red_between(40, 50, box.format(share=0.8)),
+            red_between(190, 200, box.format(share=0.8)),
+            red_between(100, 108),
+            red_between(250, 256),
+        ]
+    )
+    codec = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "4"]
+    path = video_factory(
+        "room.mp4", duration=310, size="64x36", fps="2", source="color=c=gray", extra_video_filters=filters,
+        codec=codec, audio=False,
+    )  # fmt: skip
+
+    def calibrated() -> Redness:
+        predictor = Redness()
+        predictor.info = replace(predictor.info, events=_CALIBRATED)
+        return predictor
+
+    dense = scan_with(path, calibrated(), ScanOptions(mode="dense"))
+    rough = scan_with(path, calibrated(), ScanOptions(mode="coarse"))
+    before = ScanOptions(mode="coarse", coarse=coarse.CoarseOptions(adapt_levels=False))
+    plain = scan_with(path, calibrated(), before)
+    found = detect_events(dense)
+    assert found.adaptation is not None and found.adaptation.threshold > 0.97
+    spans = event_spans(found.events)  # the highlights, with the default padding
+    assert len(spans) == 2 and spans[0][0] <= 100_000 < 108_000 <= spans[0][1] < 120_000
+    assert 200_000 < spans[1][0] <= 250_000 < 256_000 <= spans[1][1]
+    assert event_spans(detect_events(rough).events) == event_spans(found.events)
+    assert event_spans(detect_events(plain).events) == event_spans(found.events)
+    # The look-alikes (0.8) are candidates at the calibrated threshold's level (0.71), not at the raised one.
+    assert plain.scan.coarse.threshold == pytest.approx(0.75 * 0.95)
+    assert rough.scan.coarse.threshold > 0.85
+    assert any(lo < 45_000 < hi for lo, hi in plain.scan.coarse.spans_ms)
+    assert not any(lo < 45_000 < hi for lo, hi in rough.scan.coarse.spans_ms)
+    assert rough.scan.coarse.refined_fraction < plain.scan.coarse.refined_fraction
+
+
 def test_auto_mode_depends_on_length():
     options = ScanOptions(mode="auto", auto_coarse_ms=60_000)
     assert resolve_mode(options, 59_999) == "dense"

@@ -97,7 +97,8 @@ def add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, lab
         type=probability,
         metavar="P",
         help="coarse mode: keyframes scoring at least P are looked at closely (default: three quarters "
-        "of the model's event threshold)",
+        "of the event threshold: --threshold where the command takes it, else the model's, raised with it "
+        "where it is raised for the video)",
     )
 
 
@@ -202,9 +203,21 @@ def frame_options(args: argparse.Namespace):
 
 
 def scan_options(args: argparse.Namespace):
-    from autotosis.detect.coarse import CoarseOptions
+    from autotosis.detect.coarse import CANDIDATE_SHARE, CoarseOptions
     from autotosis.detect.scan import ScanOptions
 
+    # A command that finds events with a threshold given here has the coarse scan look closely at what could
+    # reach that threshold, not the model's (calibrated, adapted to the video); ranked events (--top-percent)
+    # keep the model's levels, not raised.
+    given = getattr(args, "threshold", None)
+    candidate = getattr(args, "coarse_threshold", None)
+    if candidate is None and given is not None:
+        candidate = CANDIDATE_SHARE * given
+    rough = CoarseOptions(
+        threshold=candidate,
+        interior_threshold=given,
+        adapt_levels=given is None and getattr(args, "top_percent", None) is None,
+    )
     # eval's options have no crop or mode: its clips are scanned densely with their own crops.
     return ScanOptions(
         fps=args.fps,
@@ -213,7 +226,7 @@ def scan_options(args: argparse.Namespace):
         full_frame=getattr(args, "full_frame", False),
         use_cache=not args.no_cache,
         mode=getattr(args, "mode", "auto"),
-        coarse=CoarseOptions(threshold=getattr(args, "coarse_threshold", None)),
+        coarse=rough,
         stall_timeout_s=args.stall_timeout,
     )
 

@@ -70,6 +70,24 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def adapt_levels(
+    candidate: float, times_ms: np.ndarray, values: np.ndarray, duration_ms: int, params: EventParams
+) -> tuple[float, float] | None:
+    """The coarse scan's candidate level (a score below the calibrated threshold) and "clearly high" level for a
+    video whose keyframes scored ``values``, where its events' threshold will be raised (``adapt_threshold``):
+    the raised threshold, and the candidate level raised by as many logits, so that it keeps its margin under
+    the threshold.  None where the threshold stays."""
+    _, adaptation = adapt_threshold(times_ms, values, duration_ms, params)
+    if adaptation is None:
+        return None
+    raised = _sigmoid(_logit(candidate) + _logit(adaptation.threshold) - _logit(adaptation.calibrated))
+    return raised, adaptation.threshold
+
+
 def video_median(times_ms: np.ndarray, values: np.ndarray) -> float:
     """The median score of a video read on an ``ADAPT_GRID_MS`` grid (each grid time takes the first sample at or
     after it), so stretches scanned densely count as much as stretches scanned sparsely."""
@@ -99,7 +117,7 @@ def adapt_threshold(
     shift = _logit(max(level, ADAPT_MIN_LEVEL)) - _logit(max(params.adapt_from, ADAPT_MIN_LEVEL))
     if shift <= 0:
         return kept, None
-    raised = min(1 / (1 + math.exp(-(_logit(params.threshold) + ADAPT_SHARE * shift))), ADAPT_MAX_THRESHOLD)
+    raised = min(_sigmoid(_logit(params.threshold) + ADAPT_SHARE * shift), ADAPT_MAX_THRESHOLD)
     if raised <= params.threshold:  # a calibrated threshold already at the cap, or a shift too small to show
         return kept, None
     adapted = replace(kept, threshold=raised)

@@ -69,6 +69,12 @@ class CoarseOptions:
     follow_edges: bool = True
     # "Clearly high" for edges_only.  None = the model's event threshold (its calibrated one).
     interior_threshold: float | None = None
+    # Where the model's calibrated threshold will be raised for this video (detect/adapt.py: an unfamiliar room
+    # that the model scores high throughout), raise the default candidate and interior levels with it, read from
+    # the keyframes' scores: the stretches that cannot reach the raised threshold are not decoded.  Replayed on
+    # 13 dense scans (BENCHMARKS.md, 2026-12-06): the same events and edges, up to three fifths less decoded
+    # where the threshold rose.  False: the levels of the calibrated threshold (the rule before).
+    adapt_levels: bool = True
     # Refined stretches at most this far apart are decoded in one ffmpeg run, the gap
     # included, instead of restarting the decoder (a seek, a new process, a drained queue).
     # A guess, not yet measured: one 2 s keyframe interval plus slack (benchmarks/scan.py).
@@ -95,6 +101,7 @@ class CoarseOptions:
             "interior_threshold": round(interior_threshold, 6) if self.edges_only else None,
             "join_ms": self.join_ms,
             "follow_edges": self.follow_edges,
+            "adapt_levels": self.adapt_levels,
         }
 
 

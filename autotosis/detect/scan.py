@@ -28,6 +28,7 @@ from autotosis.core.prefetch import Stalled, prefetch_each
 from autotosis.core.progress import ProgressCallback, no_progress
 from autotosis.core.region import Region, as_region, is_region
 from autotosis.detect import coarse
+from autotosis.detect.adapt import adapt_levels
 from autotosis.detect.audio import AudioModel, BandTrack, band_track, features_at
 from autotosis.detect.scores import CoarseScan, ScanInfo, ScoreCache, Scores, cache_key
 from autotosis.detect.segments import event_params_for
@@ -359,6 +360,27 @@ def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
     return float(chosen) if chosen is not None else _event_threshold(model_info)
 
 
+def coarse_levels(
+    options: ScanOptions, model_info: ModelInfo, key_times: np.ndarray, key_probs: np.ndarray, duration_ms: int
+) -> tuple[float, float]:
+    """The candidate and interior levels of a coarse scan's second pass (``coarse_threshold``,
+    ``interior_threshold``), each one that was not set by hand raised for this video as its events' threshold
+    will be (``adapt.adapt_threshold``, read from the keyframes' scores; ``CoarseOptions.adapt_levels``).
+    A two-class picture model only: a sound combiner's threshold is adapted on the combined score."""
+    candidate, interior = coarse_threshold(options, model_info), interior_threshold(options, model_info)
+    if not options.coarse.adapt_levels or len(model_info.classes) != 2 or sound_model(model_info) is not None:
+        return candidate, interior
+    params = event_params_for(model_info.events, model_info.threshold)
+    scores = coarse.highlight_score(key_probs, tuple(model_info.classes))
+    raised = adapt_levels(candidate, key_times, scores, duration_ms, params)
+    if raised is None:
+        return candidate, interior
+    return (
+        candidate if options.coarse.threshold is not None else raised[0],
+        interior if options.coarse.interior_threshold is not None else raised[1],
+    )
+
+
 def _scan_coarse(
     video: Path,
     info: probe.VideoInfo,
@@ -389,7 +411,7 @@ def _scan_coarse(
 
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse; then further on wherever an event runs past what was decoded.
-    threshold = coarse_threshold(options, predictor.info)
+    threshold, interior = coarse_levels(options, predictor.info, key_times, key_probs, info.duration_ms)
     policy = decode.SkipPolicy()
     done_s = 0.0
 
@@ -417,7 +439,7 @@ def _scan_coarse(
         options.fps,
         options.coarse,
         candidate=threshold,
-        interior=interior_threshold(options, predictor.info),
+        interior=interior,
         decode=decode_spans,
     )
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
@@ -537,7 +559,8 @@ def scan_video(
     keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
     if mode == "coarse":
         # Every setting that changes which stretches are refined is in the key (issue 18 added
-        # edges_only, interior_threshold and join_ms: entries made with the old rule are not served).
+        # edges_only, interior_threshold, join_ms and adapt_levels: entries made with the old rule are not served;
+        # the levels adapted to the video follow from the video and the model, both in the key).
         rule = options.coarse.as_key(coarse_threshold(options, model_info), interior_threshold(options, model_info))
         keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **rule}, region))
     if options.use_cache:
