@@ -18,7 +18,7 @@ from autotosis.detect.adapt import (
     video_median,
 )
 from autotosis.detect.pipeline import detect_events
-from autotosis.detect.scores import ScanInfo, Scores, write_scores
+from autotosis.detect.scores import CoarseScan, ScanInfo, Scores, write_scores
 from autotosis.detect.segments import EventParams, event_params_for
 from autotosis.training.calibrate import OofClip, calibrate_scores
 
@@ -125,7 +125,7 @@ def test_calibration_stores_the_median_out_of_fold_score_of_the_negatives():
     assert calibration.to_dict()["negative_median"] == pytest.approx(float(np.median(negatives)))
 
 
-def _scores_file(path: Path, level: float, minutes: float) -> Path:
+def _scores_file(path: Path, level: float, minutes: float, coarse: CoarseScan | None = None) -> Path:
     times, rage, duration = _video(level, minutes)
     rules = {"threshold": 0.9, "smooth_ms": 0, "min_length_ms": 1000, "merge_gap_ms": 2000, "negative_median": 0.03}
     scores = Scores(
@@ -136,7 +136,7 @@ def _scores_file(path: Path, level: float, minutes: float) -> Path:
         np.stack([1 - rage, rage], 1).astype(np.float32),
         500,
         task="rage",
-        scan=ScanInfo(threshold=0.9, events=rules),
+        scan=ScanInfo(threshold=0.9, events=rules, mode="coarse" if coarse else "dense", coarse=coarse),
     )
     write_scores(scores, path)
     return path
@@ -156,6 +156,21 @@ def test_events_adapt_the_stored_threshold_to_the_video_and_say_so(tmp_path: Pat
     given = json.loads((tmp_path / "given.json").read_text())
     assert given["params"]["threshold"] == 0.9 and "threshold_adapted" not in given
     assert len(given["events"]) == 10  # highlights and look-alikes
+
+
+def test_events_below_a_coarse_scans_candidate_level_say_what_it_did_not_look_at(tmp_path: Path, capsys):
+    _scores_file(tmp_path / "s.json", 0.5, 10)
+    rough = CoarseScan(keyframes=300, threshold=0.93, spans_ms=((0, 4000),), refined_fraction=0.0067)
+    _scores_file(tmp_path / "c.json", 0.5, 10, rough)
+
+    def note(*argv: str) -> bool:
+        assert run(["events", *argv, "-o", str(tmp_path / "e.json"), "--force"]) == 0
+        said = capsys.readouterr()
+        return "looking closely only where keyframes scored 0.93" in " ".join((said.out + said.err).split())
+
+    assert note(str(tmp_path / "c.json"), "--threshold", "0.6")  # below what the scan looked at closely
+    assert not note(str(tmp_path / "c.json"))  # the threshold the scan raised its level with (0.98)
+    assert not note(str(tmp_path / "s.json"), "--threshold", "0.6")  # a dense scan saw everything
 
 
 def test_a_short_video_keeps_the_calibrated_threshold(tmp_path: Path):

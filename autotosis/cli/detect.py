@@ -90,6 +90,19 @@ def say_adaptation(ctx: Context, found, video_name: str) -> None:
         ctx.say(f"{video_name}: {found.adaptation.describe()}")
 
 
+def say_coarse_limit(ctx: Context, scores, found) -> None:
+    """Say where a coarse scan looked closely only at keyframes scoring above the threshold now in use (a lower
+    ``--threshold`` than the scan knew): an event scoring below its candidate level at its keyframes can be missed."""
+    rough = scores.scan.coarse
+    if rough is None or found.params.top_percent is not None or found.params.threshold >= rough.threshold:
+        return
+    ctx.say(
+        f"note: {scores.video.name} was scanned coarse-to-fine, looking closely only where keyframes scored "
+        f"{rough.threshold:.2f} or more; with threshold {found.params.threshold:.2f} an event that scores less at "
+        "its keyframes can be missed: `scan --mode dense` (or a lower --coarse-threshold) sees everything"
+    )
+
+
 def print_events(ctx: Context, events, title: str) -> None:
     from rich.table import Table
 
@@ -125,6 +138,7 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
     write_events(found, out, force=args.force)
     say_adaptation(ctx, found, scores.video.name)
+    say_coarse_limit(ctx, scores, found)
     print_events(ctx, found.events, f"{len(found.events)} events in {scores.video.name}")
     if not found.events:
         ctx.say(f"no events: {nothing_found(scores, found.label, found.params)}")
