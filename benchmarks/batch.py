@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autotosis.cli.workflows import default_workers  # noqa: E402
 from autotosis.media import tools  # noqa: E402
 from autotosis.workflows.batch import MANIFEST_NAME, Manifest  # noqa: E402
 
@@ -265,7 +266,7 @@ def main() -> None:
     verdict = "2 workers pay" if better == 2 else "2 workers do not pay"
     print(
         f"verdict: {verdict} -> better default here: --workers {better} "
-        f"(the CLI's default on this machine: --workers {max(1, cpus // 2)})"
+        f"(the CLI's default on this machine: --workers {default_workers(cpus)})"
     )
 
     OUT.mkdir(parents=True, exist_ok=True)

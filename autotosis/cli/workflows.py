@@ -26,10 +26,10 @@ from autotosis.core.errors import ExitStatus, UsageError
 def default_workers(cpus: int) -> int:
     """VODs at once on this machine: one per two cores, but at least two where there are two cores.
 
-    A scan keeps about one core busy (ffmpeg's decoding and one torch thread take turns), and a VOD's
-    reel and report are single-threaded, so on two cores a second worker nearly doubles the VOD-hours
-    per hour (1.85x for 20 five-minute VODs, each scan no slower: benchmarks/batch.py).  Only two cores
-    were measured; beyond four the rule stays one per two cores (each worker holds ~0.9 GB of memory).
+    A VOD's reel and report are single-threaded and a scan leaves some of two cores idle, so on two cores a
+    second worker adds VOD-hours per hour: 1.11x for 20 five-minute VODs with today's scan in onnxruntime,
+    which keeps both cores busier than the torch scan did (1.85x then; benchmarks/batch.py, BENCHMARKS.md).
+    Only two cores were measured; beyond four the rule stays one per two cores (each worker holds ~0.5-0.9 GB).
     """
     return min(max(1, cpus), max(2, cpus // 2))
 
@@ -227,8 +227,8 @@ def _batch_parser(commands, add: AddCommand) -> None:
         type=positive_int,
         metavar="N",
         help="VODs processed at once (default: 2 on a machine with 2-4 cores, one per 2 cores beyond, 1 on "
-        "one core: on a 2-core machine, 20 five-minute VODs went 1.85x as fast with 2 workers as with 1, each VOD's "
-        "scan no slower (benchmarks/batch.py); with --address: as many as the cluster's CPUs allow)",
+        "one core: on a 2-core machine, 20 five-minute VODs went 1.11x as fast with 2 workers as with 1 "
+        "(benchmarks/batch.py); with --address: as many as the cluster's CPUs allow)",
     )
     g.add_argument(
         "--threads",
