@@ -423,22 +423,31 @@ def test_coarse_levels_rise_with_the_threshold_adapted_to_the_video():
     assert coarse_levels(ScanOptions(), uncalibrated, keys, calm, 10 * 60_000) == plain
     by_hand = ScanOptions(coarse=coarse.CoarseOptions(threshold=0.3))
     assert coarse_levels(by_hand, info, keys, calm, 10 * 60_000) == (0.3, pytest.approx(adapted.threshold))
+    # An event threshold set by hand: the candidate level follows it (three quarters), and neither is raised.
+    given = ScanOptions(coarse=coarse.CoarseOptions(interior_threshold=0.6))
+    assert coarse_levels(given, info, keys, calm, 10 * 60_000) == (pytest.approx(0.45), 0.6)
 
 
 def test_scan_options_look_closely_at_what_a_given_threshold_can_reach():
     import argparse
 
     from autotosis.cli.options import scan_options
+    from autotosis.detect.scan import coarse_threshold
+
+    def options(**given):
+        args = dict(fps=2.0, batch_size=16, no_cache=True, stall_timeout=60.0)
+        return scan_options(argparse.Namespace(**args, **given))
 
     def rough(**given):
-        args = dict(fps=2.0, batch_size=16, no_cache=True, stall_timeout=60.0)
-        return scan_options(argparse.Namespace(**args, **given)).coarse
+        return options(**given).coarse
 
+    info = Redness().info
     assert rough() == coarse.CoarseOptions()
     assert rough(threshold=None, top_percent=None, coarse_threshold=None) == coarse.CoarseOptions()
     given = rough(threshold=0.6, coarse_threshold=None)
-    assert (given.threshold, given.interior_threshold, given.adapt_levels) == (pytest.approx(0.45), 0.6, False)
-    assert rough(threshold=0.6, coarse_threshold=0.2).threshold == 0.2
+    assert (given.interior_threshold, given.adapt_levels) == (0.6, False)
+    assert coarse_threshold(options(threshold=0.6, coarse_threshold=None), info) == pytest.approx(0.45)
+    assert coarse_threshold(options(threshold=0.6, coarse_threshold=0.2), info) == 0.2
     ranked = rough(threshold=None, top_percent=5.0)
     assert (ranked.threshold, ranked.interior_threshold, ranked.adapt_levels) == (None, None, False)
 

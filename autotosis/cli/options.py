@@ -203,18 +203,15 @@ def frame_options(args: argparse.Namespace):
 
 
 def scan_options(args: argparse.Namespace):
-    from autotosis.detect.coarse import CANDIDATE_SHARE, CoarseOptions
+    from autotosis.detect.coarse import CoarseOptions
     from autotosis.detect.scan import ScanOptions
 
-    # A command that finds events with a threshold given here has the coarse scan look closely at what could
-    # reach that threshold, not the model's (calibrated, adapted to the video); ranked events (--top-percent)
-    # keep the model's levels, not raised.
+    # A command that finds events with a threshold given here has the coarse scan work towards that threshold
+    # (its candidate level follows it), not the model's (calibrated, adapted to the video); ranked events
+    # (--top-percent) keep the model's levels, not raised.
     given = getattr(args, "threshold", None)
-    candidate = getattr(args, "coarse_threshold", None)
-    if candidate is None and given is not None:
-        candidate = CANDIDATE_SHARE * given
     rough = CoarseOptions(
-        threshold=candidate,
+        threshold=getattr(args, "coarse_threshold", None),
         interior_threshold=given,
         adapt_levels=given is None and getattr(args, "top_percent", None) is None,
     )

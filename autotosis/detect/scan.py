@@ -348,9 +348,9 @@ def _event_threshold(model_info: ModelInfo) -> float:
 
 def coarse_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
     """The candidate level of the keyframe pass (``CoarseOptions.threshold``; default: ``coarse.CANDIDATE_SHARE``
-    of the model's event threshold)."""
+    of the event threshold the scan works towards, ``interior_threshold``)."""
     chosen = options.coarse.threshold
-    return float(chosen) if chosen is not None else coarse.CANDIDATE_SHARE * _event_threshold(model_info)
+    return float(chosen) if chosen is not None else coarse.CANDIDATE_SHARE * interior_threshold(options, model_info)
 
 
 def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
@@ -364,21 +364,24 @@ def coarse_levels(
     options: ScanOptions, model_info: ModelInfo, key_times: np.ndarray, key_probs: np.ndarray, duration_ms: int
 ) -> tuple[float, float]:
     """The candidate and interior levels of a coarse scan's second pass (``coarse_threshold``,
-    ``interior_threshold``), each one that was not set by hand raised for this video as its events' threshold
-    will be (``adapt.adapt_threshold``, read from the keyframes' scores; ``CoarseOptions.adapt_levels``).
+    ``interior_threshold``), raised for this video as its events' threshold will be (``adapt.adapt_threshold``,
+    read from the keyframes' scores; ``CoarseOptions.adapt_levels``); a candidate level set by hand stays, and
+    levels that follow an event threshold set by hand (``interior_threshold``) are not raised.
     A two-class picture model only: a sound combiner's threshold is adapted on the combined score."""
     candidate, interior = coarse_threshold(options, model_info), interior_threshold(options, model_info)
-    if not options.coarse.adapt_levels or len(model_info.classes) != 2 or sound_model(model_info) is not None:
+    if (
+        not options.coarse.adapt_levels
+        or options.coarse.interior_threshold is not None
+        or len(model_info.classes) != 2
+        or sound_model(model_info) is not None
+    ):
         return candidate, interior
     params = event_params_for(model_info.events, model_info.threshold)
     scores = coarse.highlight_score(key_probs, tuple(model_info.classes))
     raised = adapt_levels(candidate, key_times, scores, duration_ms, params)
     if raised is None:
         return candidate, interior
-    return (
-        candidate if options.coarse.threshold is not None else raised[0],
-        interior if options.coarse.interior_threshold is not None else raised[1],
-    )
+    return (candidate if options.coarse.threshold is not None else raised[0]), raised[1]
 
 
 def _scan_coarse(
