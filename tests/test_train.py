@@ -40,6 +40,8 @@ from autotosis.training.train import (
     evaluate,
     last_checkpoint_path,
     make_eval_loader,
+    make_mixup,
+    mixup_loss,
     split_by_clip,
     train,
 )
@@ -453,6 +455,57 @@ def test_split_by_clip_groups_and_is_deterministic(kinds, shared, fraction, seed
         assert val_ids & has_neg
 
 
+def test_mixup_draws_are_reproducible_per_seed_and_epoch_and_off_at_zero():
+    def draws(config: TrainConfig, epoch: int) -> list[tuple[float, list[int]]]:
+        mixup = make_mixup(config, epoch)
+        return [(share, partner.tolist()) for share, partner in (mixup.draw(16) for _ in range(5))]
+
+    config = fast_config(mixup=0.4)
+    first = draws(config, 0)
+    assert first == draws(config, 0)  # a resumed epoch blends exactly as the uninterrupted one did
+    assert first != draws(config, 1) and first != draws(replace(config, seed=1), 0)
+    assert all(0.5 <= share <= 1.0 for share, _ in first)  # each picture's own label counts most
+    assert all(sorted(partner) == list(range(16)) for _, partner in first)  # every picture gets one partner
+    assert make_mixup(fast_config(mixup=0.0), 0) is None
+
+
+def test_mixup_loss_blends_the_cross_entropy_of_both_labels():
+    class Fixed:  # a "model" whose logits are the mean of each input picture's channels
+        def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+            return inputs.mean(dim=(2, 3))[:, :2]
+
+    class Draw:
+        def __init__(self, share: float, partner: list[int]):
+            self.share, self.partner = share, torch.tensor(partner)
+
+        def draw(self, batch_size: int):
+            return self.share, self.partner
+
+    inputs = torch.rand(4, 3, 8, 8)
+    targets = torch.tensor([0, 1, 1, 0])
+    partner = [1, 0, 3, 2]
+    mixed = inputs * 0.7 + inputs[partner] * 0.3
+    logits = mixed.mean(dim=(2, 3))[:, :2]
+    expected = 0.7 * torch.nn.functional.cross_entropy(logits, targets) + 0.3 * torch.nn.functional.cross_entropy(
+        logits, targets[partner]
+    )
+    assert torch.allclose(mixup_loss(Fixed(), inputs, targets, Draw(0.7, partner)), expected)
+    # A share of 1 is plain cross-entropy on the pictures themselves.
+    plain = torch.nn.functional.cross_entropy(inputs.mean(dim=(2, 3))[:, :2], targets)
+    assert torch.allclose(mixup_loss(Fixed(), inputs, targets, Draw(1.0, partner)), plain)
+
+
+def test_cli_mixup_default_is_the_training_default():
+    from autotosis.cli.parser import build_parser
+
+    _, commands = build_parser()
+    parser = commands["train"]
+    assert parser.parse_args(["labels.txt", "-o", "m.pt"]).mixup == TrainConfig().mixup
+    assert parser.parse_args(["labels.txt", "-o", "m.pt", "--mixup", "0"]).mixup == 0.0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["labels.txt", "-o", "m.pt", "--mixup", "-1"])
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -480,6 +533,17 @@ def test_training_learns_the_synthetic_signal(tmp_path: Path, frameset: FrameSet
     targets = rng.integers(0, 2, 64)
     probs = predict_probs(model, synthetic_frames(targets, rng), info)
     assert np.mean(probs.argmax(axis=1) == targets) >= 0.85
+
+
+def test_mixup_reaches_the_training_steps(tmp_path: Path, frameset: FrameSet):
+    # Same seed, same frames and augmentation: only the blending differs, so the weights must too.
+    config = fast_config(epochs=1, max_frames_per_epoch=48)
+    with_mixup = train(frameset, replace(config, mixup=0.4), tmp_path / "mix.pt")
+    without = train(frameset, replace(config, mixup=0.0), tmp_path / "plain.pt")
+    again = train(frameset, replace(config, mixup=0.0), tmp_path / "plain2.pt")
+    weights = [load_checkpoint(r.checkpoint)[0].fc.weight for r in (with_mixup, without, again)]
+    assert torch.equal(weights[1], weights[2]) and not torch.equal(weights[0], weights[1])
+    assert load_checkpoint(with_mixup.checkpoint)[1].train_args["mixup"] == 0.4
 
 
 def test_training_refuses_to_overwrite(tmp_path: Path, frameset: FrameSet):
@@ -520,6 +584,16 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, frameset: FrameSet):
     full_best = load_checkpoint(tmp_path / "full.pt")[2]["state_dict"]
     resumed_best = load_checkpoint(broken)[2]["state_dict"]
     assert all(torch.allclose(full_best[k].float(), resumed_best[k].float(), atol=1e-6, rtol=1e-5) for k in full_best)
+
+
+def test_resuming_a_run_begun_before_mixup_says_the_settings_differ():
+    from dataclasses import asdict
+
+    from autotosis.training.train import _resume_config_warnings
+
+    old = {k: v for k, v in asdict(fast_config(mixup=0.0)).items() if k != "mixup"}  # saved before mixup existed
+    assert any("mixup" in w for w in _resume_config_warnings(old, fast_config(mixup=0.4)))
+    assert _resume_config_warnings(old, fast_config(mixup=0.0)) == []
 
 
 def test_resume_refuses_another_task_and_missing_state(tmp_path: Path, frameset: FrameSet):
@@ -598,6 +672,7 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, frameset: FrameSet):
         fast_config(select="recall"),
         fast_config(epochs=0),
         fast_config(val_fraction=1.0),
+        fast_config(mixup=-0.1),
     ):
         with pytest.raises(UsageError):
             train(frameset, bad, tmp_path / "m.pt")

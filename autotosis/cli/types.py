@@ -45,6 +45,11 @@ probability = _number_type(
 positive_float = _number_type("positive_float", float, lambda v: v > 0, "a number", "must be greater than 0")
 
 
+non_negative_float = _number_type(
+    "non_negative_float", float, lambda v: v >= 0 and v != float("inf"), "a number", "must be 0 or more (and finite)"
+)
+
+
 positive_int = _number_type("positive_int", int, lambda v: v > 0, "a whole number", "must be at least 1")
 
 
