@@ -678,8 +678,8 @@ def _train_parser(commands, add: AddCommand) -> None:
         default=0.4,  # TrainConfig.mixup (tests/test_train.py checks they agree)
         metavar="ALPHA",
         help="train on blends of pairs of pictures, the labels blended alike (mixup; blend shares drawn from "
-        "Beta(ALPHA, ALPHA)); the model leans less on one confident cue of its training rooms, which made it "
-        "sturdier on unseen streamers and rooms (default: 0.4; 0: off, as models trained before 2026-12-06)",
+        "Beta(ALPHA, ALPHA)); the model leans less on one confident cue of its training rooms, slightly better "
+        "on unseen streamers and rooms on average (default: 0.4; 0: off, as models trained before 2026-12-06)",
     )
     g.add_argument(
         "--raw-colour",

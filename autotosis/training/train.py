@@ -303,9 +303,14 @@ def _whole_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor
     return batch
 
 
+def _stream_seed(seed: int, epoch: int, stream: int) -> np.random.SeedSequence:
+    """The seed of an independent, reproducible random stream per (seed, epoch, purpose)."""
+    return np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, stream])
+
+
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    """An independent, reproducible random stream per (seed, epoch, purpose)."""
-    state = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch, stream]).generate_state(2, dtype=np.uint32)
+    """A torch generator on the stream of (seed, epoch, purpose) (``_stream_seed``)."""
+    state = _stream_seed(seed, epoch, stream).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
@@ -401,8 +406,8 @@ class Mixup:
     """Mixup (Zhang et al., 2018) for one epoch: every batch trains on blends of pairs of its pictures,
     with the loss blended in the same shares.  A model that must give a blend of a highlight and a
     look-alike a blended score leans less on one confident cue of its training rooms; on the hard
-    benchmark's eleven unseen streamers and rooms it raised the worst held-out event F1 from 0.24 to 0.70
-    and the mean from 0.88 to 0.90, at a small cost on five of them (BENCHMARKS.md).
+    benchmark's thirteen unseen streamers and rooms it raised the mean held-out event F1 from 0.82 to 0.84
+    (better on 3, worse on 5, equal on 5; one streamer 0.00 either way: BENCHMARKS.md).
 
     ``draw`` returns the larger share (the picture whose label counts most) and each picture's partner.
     """
@@ -419,8 +424,7 @@ def make_mixup(config: TrainConfig, epoch: int) -> Mixup | None:
     """The epoch's mixup, from its own reproducible stream (None when ``config.mixup`` is 0)."""
     if config.mixup <= 0:
         return None
-    seed = np.random.SeedSequence([config.seed & 0xFFFFFFFF, epoch, _MIXUP_STREAM])
-    return Mixup(config.mixup, np.random.default_rng(seed))
+    return Mixup(config.mixup, np.random.default_rng(_stream_seed(config.seed, epoch, _MIXUP_STREAM)))
 
 
 def mixup_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mixup: Mixup) -> torch.Tensor:
