@@ -671,12 +671,7 @@ def _train_parser(commands, add: AddCommand) -> None:
         help="train everything (none), only layer4 + the classifier (layer4), or only the classifier (fc)",
     )
     g.add_argument("--no-balance", action="store_true", help="sample frames as they come instead of class-balanced")
-    g.add_argument(
-        "--no-augment",
-        action="store_true",
-        help="turn off augmentation (small shifts and zooms, brightness, contrast and colour casts, "
-        "and a fifth of the pictures shown without colour)",
-    )
+    g.add_argument("--no-augment", action="store_true", help="turn off the light shift/scale/brightness augmentation")
     g.add_argument(
         "--mixup",
         type=non_negative_float,

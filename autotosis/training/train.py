@@ -67,12 +67,6 @@ AUGMENT_BRIGHTNESS = 0.2
 AUGMENT_CONTRAST = 0.2
 # Per-channel gain: the white balance of another camera or room light (a red cast alone is not the highlight).
 AUGMENT_COLOUR_CAST = 0.1
-# The share of training pictures shown without colour, so that the highlight is also learned from shape and
-# motion: a streamer whose skin, shirt or room is already red is not seen by a colour cue alone (on the hard
-# benchmark, an unseen dark-skinned streamer in a pink room scored no higher in a rage than when calm).
-AUGMENT_GREY = 0.2
-# Luma weights (ITU-R BT.601) for the colourless pictures.
-_LUMA = (0.299, 0.587, 0.114)
 # Mixup's Beta(alpha, alpha): how far two pictures of a batch are blended (0: no mixup).
 MIXUP_ALPHA = 0.4
 # Config fields a resumed run may change without a warning: threads only changes speed;
@@ -373,8 +367,7 @@ def make_augment(generator: torch.Generator) -> Callable[[torch.Tensor], torch.T
 
 
 def augment_batch(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random shift/scale (+-8%), brightness/contrast and colour-cast jitter, one draw per image, and
-    a fifth of the pictures (AUGMENT_GREY) without colour.
+    """Random shift/scale (+-8%), brightness/contrast and colour-cast jitter, one draw per image.
 
     No flips or rotations: a mirrored or tilted face cam is not what scans will see.
     Memory bandwidth is what costs on a small CPU, so the work is a few whole-batch passes:
@@ -405,13 +398,7 @@ def augment_batch(batch: torch.Tensor, generator: torch.Generator) -> torch.Tens
     channel = brightness.view(n, 1) * cast
     gain = (channel * contrast.view(n, 1)).view(n, 3, 1, 1)
     offset = (mean * channel * (1 - contrast.view(n, 1))).view(n, 3, 1, 1)
-    out = torch.addcmul(offset, moved, gain).clamp_(0.0, 1.0)
-    # Drawn last, so that the other draws are the same as without it.
-    colourless = torch.rand(n, generator=generator) < AUGMENT_GREY
-    if bool(colourless.any()):
-        luma = (out[colourless] * torch.tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
-        out[colourless] = luma.expand(-1, 3, -1, -1)
-    return out
+    return torch.addcmul(offset, moved, gain).clamp_(0.0, 1.0)
 
 
 @dataclass
