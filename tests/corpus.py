@@ -381,6 +381,38 @@ def offset_start(path: Path) -> Path:
     return path
 
 
+def cover_first(path: Path) -> Path:
+    """A 3 s MKV whose first video stream is its cover picture (one red 120x90 PNG; Matroska has no "attached
+    picture" mark for it), then the recording and its sound."""
+    cover = path.with_name(path.stem + ".cover.png")
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=120x90:d=1", "-frames:v", "1", _out(cover))
+    ffmpeg(
+        "-i",
+        _out(cover),
+        *_lavfi_video(duration=3.0),
+        *_lavfi_audio(3.0),
+        "-map",
+        "0:v",
+        "-map",
+        "1:v",
+        "-map",
+        "2:a",
+        "-c:v:0",
+        "png",
+        "-c:v:1",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt:v:1",
+        "yuv420p",
+        "-c:a",
+        "pcm_s16le",  # no encoder delay: the recording starts at 0, like the other cases
+        _out(path),
+    )
+    cover.unlink()
+    return path
+
+
 # name -> (generator, file name)
 GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero_byte": (zero_byte, "empty.mp4"),
@@ -405,6 +437,7 @@ GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "offset_start": (offset_start, "offset.ts"),
     "nasty_name": (normal, NASTY_NAME),
     "two_audio_tracks": (two_audio_tracks, "obs two tracks.mp4"),
+    "cover_first": (cover_first, "with cover.mkv"),
 }
 
 

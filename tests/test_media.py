@@ -408,3 +408,20 @@ def test_ctrl_c_taken_by_another_thread_interrupts_a_long_ffmpeg_run(slow_source
         idle.set()
     assert time.monotonic() - began < 5
     assert _gone(slow_source), "ffmpeg outlived the interrupted run"
+
+
+def test_the_recording_is_chosen_among_video_streams():
+    # ffprobe's video stream entries in file order -> which one is the recording (ffmpeg's v:N).
+    from autotosis.media.probe import _picture_stream
+
+    def stream(codec: str, **disposition: int) -> dict:
+        return {"codec_type": "video", "codec_name": codec, "disposition": disposition}
+
+    assert _picture_stream([stream("h264")]) == 0
+    assert _picture_stream([stream("png"), stream("h264")]) == 1  # a cover picture stored before the recording
+    assert _picture_stream([stream("mjpeg", attached_pic=1), stream("hevc")]) == 1
+    assert _picture_stream([stream("h264", still_image=1), stream("vp9")]) == 1
+    assert _picture_stream([stream("mjpeg")]) == 0  # a webcam's MJPEG recording is a video
+    assert _picture_stream([stream("png", attached_pic=1), stream("mjpeg")]) == 1
+    assert _picture_stream([stream("png", attached_pic=1)]) is None  # sound with cover art: no video
+    assert _picture_stream([]) is None

@@ -50,6 +50,7 @@ READABLE = {
     "offset_start": (64, 36),
     "nasty_name": (96, 54),
     "two_audio_tracks": (96, 54),
+    "cover_first": (96, 54),  # the recording, not the 120x90 cover picture before it
 }
 
 
@@ -352,6 +353,7 @@ def test_rotation_is_applied_before_the_crop(files, tmp_path):
         ("timestamp_gap", list(range(0, 7000, 500))),  # the gap (2-5 s) holds the last frame before it
         ("offset_start", list(range(0, 3000, 500))),  # times count from the file's start, not from 0:00:05
         ("nasty_name", list(range(0, 3000, 500))),
+        ("cover_first", list(range(0, 3000, 500))),  # the recording is scanned, not the cover picture before it
     ],
 )
 def test_scan_times_follow_the_timeline(case, expected, files, model, tmp_path, monkeypatch, capsys):

@@ -880,3 +880,20 @@ def test_cli_scan_mode_option(tmp_path: Path, video_factory, checkpoint: Path, m
         == ExitStatus.USAGE
     )
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["dense", "coarse"])
+def test_a_video_that_gives_no_picture_fails_the_scan_instead_of_scoring_nothing(mode, video_factory, monkeypatch):
+    # ffmpeg may end without an error and without a picture; an empty score list would become a silent, empty
+    # reel, so the scan names the file and says so.
+    from autotosis.core.errors import MediaError
+
+    path = video_factory("nothing.mp4", duration=12, size="64x36", audio=False)
+
+    def no_frames(video, spec, **kwargs):
+        yield from ()
+
+    monkeypatch.setattr(decode, "iter_frames", no_frames)
+    with pytest.raises(MediaError, match="no picture could be decoded") as caught:
+        scan_with(path, Redness(), ScanOptions(mode=mode))
+    assert caught.value.path == path

@@ -222,6 +222,14 @@ def scan_with(
             times, probs = _score_whole(video, info, whole, predictor, options, progress, "scan")
         else:
             times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+        if len(times) == 0:
+            # ffmpeg can end without an error and without a picture (a stream of one cover image, a file whose
+            # video packets are all damaged): an empty score list would make a silent, empty reel.
+            raise MediaError(
+                "no picture could be decoded from its video stream",
+                video,
+                hint="does it play? `ffprobe FILE` lists its streams",
+            )
         threshold, events = model_info.threshold, dict(model_info.events)
         probs, sound = with_sound(video, info, model_info, times, probs, progress, track=track.result)
     audio_model = sound_model(model_info) if sound.get("used") else None
@@ -559,6 +567,10 @@ def scan_video(
     identity = file_fingerprint(video)
     # "pick": which frame a sample shows (fps=...:round=up since issue 4); older entries differ.
     sampling = {"fps": options.fps, "size": model_info.input_size, "mode": "dense", "pick": "up"}
+    if info.video_stream:
+        # Scans of a file whose recording is not its first video stream (cover image first) read the first
+        # before this was known: such entries are not served.
+        sampling["stream"] = info.video_stream
     keys = [cache_key(identity, fingerprint, sampling, region)]  # dense scores serve a coarse request too
     if mode == "coarse":
         # Every setting that changes which stretches are refined is in the key (issue 18 added

@@ -181,13 +181,14 @@ def _decode_argv(path: Path, spec: DecodeSpec, info: VideoInfo) -> list[str]:
     argv += ["-i", _url(path)]
     if spec.end_ms is not None:
         argv += ["-t", _seconds(max(spec.end_ms - (spec.start_ms or 0), 1))]
-    return argv + raw_frames_output(_decode_filters(spec, info))
+    return argv + raw_frames_output(_decode_filters(spec, info), info.picture_input)
 
 
-def raw_frames_output(filters: str) -> list[str]:
-    """Output arguments shared by every frame decode (files and live sources): the first video stream through
-    ``filters``, frames as they come (no duplication or dropping), raw RGB on stdout."""
-    video = ["-map", "0:v:0", "-an", "-sn", "-dn", "-vf", filters, "-fps_mode", "passthrough"]
+def raw_frames_output(filters: str, picture: str = "0:v:0") -> list[str]:
+    """Output arguments shared by every frame decode (files and live sources): the ``picture`` stream (a
+    file's ``VideoInfo.picture_input``; a live source's first video stream) through ``filters``, frames as
+    they come (no duplication or dropping), raw RGB on stdout."""
+    video = ["-map", picture, "-an", "-sn", "-dn", "-vf", filters, "-fps_mode", "passthrough"]
     return video + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
 
@@ -459,7 +460,7 @@ def grab_frame(source: VideoInfo, time_ms: int, width: int = 320) -> np.ndarray:
         "-i",
         _url(source.path),
         "-map",
-        "0:v:0",
+        source.picture_input,
         "-frames:v",
         "1",
         "-vf",
@@ -524,7 +525,7 @@ def _grab_chunk(source: VideoInfo, times_ms: Sequence[int], width: int, height: 
     for time_ms in times_ms:
         argv += ["-ss", _seconds(time_ms), "-t", "2", "-i", _url(source.path)]
     chains = [
-        f"[{i}:v:0]trim=end_frame=1,setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,setsar=1,format=rgb24[v{i}]"
+        f"[{i}:v:{source.video_stream}]trim=end_frame=1,setpts=PTS-STARTPTS,scale={width}:{height}:flags=bicubic,setsar=1,format=rgb24[v{i}]"
         for i in range(len(times_ms))
     ]
     joined = "".join(f"[v{i}]" for i in range(len(times_ms)))
@@ -575,7 +576,7 @@ def detect_active_area(source: VideoInfo, *, min_border: float = 0.02) -> Region
         "-i",
         _url(source.path),
         "-map",
-        "0:v:0",
+        source.picture_input,
         "-an",
         "-sn",
         "-dn",

@@ -255,7 +255,7 @@ def cut_segment(
     frames = segment_frames(duration_ms, spec.fps)
     exact = _seconds(int(round(frames * 1000 / spec.fps)))
     argv = _cut_inputs(source, start_ms)
-    graph = f"[0:v:0]{_picture_filters(spec, overlays)}[v];{_audio_chain(source, spec.audio_track)}"
+    graph = f"[{source.picture_input}]{_picture_filters(spec, overlays)}[v];{_audio_chain(source, spec.audio_track)}"
     argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
     argv += _segment_output_args(spec, frames, exact) + ["-f", "matroska", _url(out)]
     run_ffmpeg(argv, what="cutting a segment", path=source.path)
@@ -447,7 +447,7 @@ def cut_preview(
         chain.append(f"fps={PREVIEW_MAX_FPS}")
     chain.append("format=yuv420p")
     argv = _cut_inputs(source, start_ms)
-    graph = f"[0:v:0]{','.join(chain)}[v];{_audio_chain(source)}"
+    graph = f"[{source.picture_input}]{','.join(chain)}[v];{_audio_chain(source)}"
     argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-t", _seconds(duration_ms)]
     argv += [
         "-c:v",

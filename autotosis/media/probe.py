@@ -43,6 +43,14 @@ class VideoInfo:
     # variable-frame-rate recording with dropped frames keeps 24000/1001 here while its
     # average (``fps``) falls to 16.
     nominal_fps: Fraction | None = None
+    # Which of the file's video streams is the picture (ffmpeg's ``v:N``): not always the first, as a
+    # Matroska file may carry its cover image as a one-picture video stream before the recording.
+    video_stream: int = 0
+
+    @property
+    def picture_input(self) -> str:
+        """ffmpeg's specifier of the picture stream of this file as input 0 (``-map`` and filter graphs)."""
+        return f"0:v:{self.video_stream}"
 
     @property
     def audio_count(self) -> int:
@@ -123,11 +131,9 @@ def _probe(path: Path) -> VideoInfo:
     info = _ffprobe_json(path, ["-show_format", "-show_streams"], unreadable)
     streams = info.get("streams", [])
     _refuse_non_video(path, info)
-    # Cover art is a "video" stream too; skip attached pictures.
-    video = next(
-        (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
-        None,
-    )
+    video_streams = [s for s in streams if s.get("codec_type") == "video"]
+    video_stream = _picture_stream(video_streams)
+    video = None if video_stream is None else video_streams[video_stream]
     if video is None:
         if _looks_like_text(path):  # subtitles, chapters, a playlist: text that ffmpeg can read
             _refuse_non_video(path, {"format": {"format_name": "tty"}})
@@ -162,7 +168,27 @@ def _probe(path: Path) -> VideoInfo:
         container=str(fmt.get("format_name", "")),
         audio_tracks=sum(s.get("codec_type") == "audio" for s in streams),
         nominal_fps=_nominal_rate(_fraction(video.get("r_frame_rate")), _fraction(video.get("avg_frame_rate"))),
+        video_stream=video_stream,
     )
+
+
+# Codecs of single pictures: a video stream in one of them beside another is cover art or a thumbnail
+# (Matroska has no "attached picture" mark for it), not the recording.
+_PICTURE_CODECS = frozenset({"png", "mjpeg", "bmp", "tiff", "webp", "jpegls", "jpeg2000", "jpegxl", "qoi"})
+
+
+def _picture_stream(video_streams: list[dict]) -> int | None:
+    """Which of a file's video streams (ffprobe entries, in file order) holds the recording: the first that is
+    neither an attached picture nor a still image, preferring one that is not in a single-picture codec (so a
+    cover image stored before the recording is passed over; a lone MJPEG webcam stream is still taken)."""
+
+    def still(stream: dict) -> bool:
+        disposition = stream.get("disposition") or {}
+        return bool(disposition.get("attached_pic") or disposition.get("still_image"))
+
+    moving = [i for i, stream in enumerate(video_streams) if not still(stream)]
+    coded_as_video = [i for i in moving if str(video_streams[i].get("codec_name", "")) not in _PICTURE_CODECS]
+    return (coded_as_video or moving or [None])[0]
 
 
 def _nominal_rate(real: Fraction | None, average: Fraction | None) -> Fraction | None:

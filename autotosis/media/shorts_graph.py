@@ -58,11 +58,14 @@ def _band_chain(band: Band) -> str:
     return f"crop={c.width}:{c.height}:{c.x}:{c.y}:exact=1,scale={band.width}:{band.height},setsar=1"
 
 
-def _short_picture_graph(picture: ShortPicture, spec: EncodeSpec, overlays: Sequence[TextOverlay]) -> str:
-    """Filter graph from ``[0:v:0]`` to ``[v]`` for a short (layout, frame rate, text)."""
+def _short_picture_graph(
+    picture: ShortPicture, spec: EncodeSpec, overlays: Sequence[TextOverlay], source_picture: str
+) -> str:
+    """Filter graph from the source's picture stream (``VideoInfo.picture_input``) to ``[v]`` for a short
+    (layout, frame rate, text)."""
     inputs = [*picture.bands, *([picture.backdrop] if picture.backdrop else [])]
     # fps first, so a 60 fps source rendered at 30 fps crops and scales half the frames.
-    parts = [f"[0:v:0]fps={spec.fps},split={len(inputs)}" + "".join(f"[s{i}]" for i in range(len(inputs)))]
+    parts = [f"[{source_picture}]fps={spec.fps},split={len(inputs)}" + "".join(f"[s{i}]" for i in range(len(inputs)))]
     for i, band in enumerate(picture.bands):
         parts.append(f"[s{i}]{_band_chain(band)}[b{i}]")
     if picture.backdrop is not None:
@@ -101,7 +104,8 @@ def render_short(
     frames = segment_frames(duration_ms, spec.fps)
     exact = _seconds(int(round(frames * 1000 / spec.fps)))
     argv = _cut_inputs(source, start_ms)
-    graph = f"{_short_picture_graph(picture, spec, overlays)};{_audio_chain(source, spec.audio_track)}"
+    picture_graph = _short_picture_graph(picture, spec, overlays, source.picture_input)
+    graph = f"{picture_graph};{_audio_chain(source, spec.audio_track)}"
     argv += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
     argv += _segment_output_args(spec, frames, exact, aac=True) + ["-movflags", "+faststart", "-f", "mp4", _url(out)]
     run_ffmpeg(argv, what="rendering a short", path=source.path)
