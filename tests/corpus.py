@@ -413,6 +413,25 @@ def cover_first(path: Path) -> Path:
     return path
 
 
+def sound_outlasts_picture(path: Path) -> Path:
+    """A Matroska recording whose sound runs 0.6 s past its last picture (3 s), as OBS recordings may end: the
+    file's length is the sound's, the picture's is only in its stream's DURATION tag."""
+    ffmpeg(
+        *_lavfi_video(duration=3.0),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=3.6",
+        *_X264,
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        _out(path),
+    )
+    return path
+
+
 # name -> (generator, file name)
 GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "zero_byte": (zero_byte, "empty.mp4"),
@@ -438,6 +457,7 @@ GENERATORS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "nasty_name": (normal, NASTY_NAME),
     "two_audio_tracks": (two_audio_tracks, "obs two tracks.mp4"),
     "cover_first": (cover_first, "with cover.mkv"),
+    "sound_outlasts_picture": (sound_outlasts_picture, "obs recording.mkv"),
 }
 
 

@@ -51,6 +51,7 @@ READABLE = {
     "nasty_name": (96, 54),
     "two_audio_tracks": (96, 54),
     "cover_first": (96, 54),  # the recording, not the 120x90 cover picture before it
+    "sound_outlasts_picture": (96, 54),
 }
 
 
@@ -455,3 +456,26 @@ def test_an_error_message_into_a_closed_pipe_keeps_the_exit_status(tmp_path):
     )
     child.stderr.close()  # before the child has even imported autotosis
     assert child.wait(timeout=120) == ExitStatus.LABELS
+
+
+@pytest.mark.torch
+def test_a_recording_whose_sound_outlasts_its_picture_is_as_long_as_its_picture(
+    files, model, tmp_path, capsys, monkeypatch
+):
+    # Matroska keeps the picture's length in a tag; the file's length is the sound's (3.6 s). Thumbnails and
+    # stills at the end show the last picture, also where the time asked is past it (scores made before).
+    from dataclasses import replace
+
+    video = files["sound_outlasts_picture"]
+    info = probe.probe(video)
+    assert 2950 <= info.duration_ms <= 3100
+    as_before = replace(info, duration_ms=3600)
+    last = decode.grab_frame(info, 2960, width=96).astype(int)
+    for past in (3100, 3500, 3599):
+        assert np.abs(decode.grab_frame(as_before, past, width=96).astype(int) - last).mean() < 3
+    # A report whose only event runs to the end: its thumbnails there are read (before: exit 4, no frame there).
+    monkeypatch.setenv("AUTOTOSIS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "report.html"
+    assert run(["report", str(video), "--model", str(model), "--threshold", "0", "-o", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()

@@ -442,45 +442,48 @@ def _read_exact(stream, size: int, stop: threading.Event | None = None) -> bytes
     return b"".join(chunks)
 
 
+# Where a time has no frame (past the last picture: the sound of a recording may run on), grab_frame shows
+# the last one within this much before it, read at GRAB_FALLBACK_FPS.
+GRAB_FALLBACK_MS = 3000
+GRAB_FALLBACK_FPS = 10
+
+
 def grab_frame(source: VideoInfo, time_ms: int, width: int = 320) -> np.ndarray:
     """One full frame at ``time_ms`` as RGB (H x W x 3), square pixels, ``width`` wide.
 
-    Used for thumbnails and stills; seeks before the input, so it is quick anywhere in a VOD.
+    Used for thumbnails and stills; seeks before the input, so it is quick anywhere in a VOD.  Past the
+    last picture (a file whose sound outlasts its picture, scores made before that was known) it is the
+    last frame of the ``GRAB_FALLBACK_MS`` before the time.
     """
     display_width = source.width * float(source.sar)
     height = max(2, int(round(width * source.height / display_width / 2)) * 2)
-    argv = [
-        _tool("ffmpeg"),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-ss",
-        _seconds(max(0, min(time_ms, source.duration_ms - 1))),
-        "-i",
-        _url(source.path),
-        "-map",
-        source.picture_input,
-        "-frames:v",
-        "1",
-        "-vf",
-        f"scale={width}:{height}:flags=area,setsar=1,format=rgb24",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "pipe:1",
-    ]
-    proc = _run(argv, timeout=120)
-    expected = width * height * 3
-    if proc.returncode != 0 or len(proc.stdout) < expected:
-        tail = _tail(proc.stderr)
-        raise MediaError(
-            f"could not read a frame at {time_ms / 1000:.3f} s: {_last_error_line(tail) if tail else 'no frame there'}",
-            source.path,
-            stderr_tail=tail,
-        )
-    return np.frombuffer(proc.stdout[:expected], dtype=np.uint8).reshape(height, width, 3)
+    size = width * height * 3
+    at = max(0, min(time_ms, source.duration_ms - 1))
+    scale = f"scale={width}:{height}:flags=area,setsar=1,format=rgb24"
+    proc = _run(_grab_argv(source, at, ["-frames:v", "1", "-vf", scale]), timeout=120)
+    if proc.returncode == 0 and len(proc.stdout) >= size:
+        return np.frombuffer(proc.stdout[:size], dtype=np.uint8).reshape(height, width, 3)
+    if proc.returncode == 0 and at > 0:
+        start = max(0, at - GRAB_FALLBACK_MS)
+        window = ["-t", _seconds(at - start + 1), "-vf", f"fps={GRAB_FALLBACK_FPS}:round=down,{scale}"]
+        proc = _run(_grab_argv(source, start, window), timeout=120)
+        if proc.returncode == 0 and len(proc.stdout) >= size:
+            last = len(proc.stdout) // size - 1
+            return np.frombuffer(proc.stdout[last * size : (last + 1) * size], dtype=np.uint8).reshape(height, width, 3)
+    tail = _tail(proc.stderr)
+    raise MediaError(
+        f"could not read a frame at {time_ms / 1000:.3f} s: {_last_error_line(tail) if tail else 'no frame there'}",
+        source.path,
+        stderr_tail=tail,
+    )
+
+
+def _grab_argv(source: VideoInfo, start_ms: int, output: list[str]) -> list[str]:
+    """ffmpeg reading ``source``'s picture from ``start_ms`` (seeking before the input) through ``output``'s
+    options, raw RGB on stdout."""
+    argv = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", _seconds(start_ms)]
+    argv += ["-i", _url(source.path), "-map", source.picture_input, *output]
+    return argv + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
 
 def display_size(source: VideoInfo, width: int | None = None) -> tuple[int, int]:

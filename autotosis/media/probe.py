@@ -145,7 +145,9 @@ def _probe(path: Path) -> VideoInfo:
     if rotation in (90, 270):
         width, height = height, width
     fmt = info.get("format", {})
-    duration = _first_float(video.get("duration"), fmt.get("duration"))
+    # The picture's own length: Matroska keeps it in a tag, and the file's length also counts sound that runs on
+    # after the last picture (an OBS recording), where no frame can be read.
+    duration = _first_float(video.get("duration"), _tag_seconds(video, "DURATION"), fmt.get("duration"))
     if duration is None or duration <= 0:
         raise MediaError("duration unknown or zero", path, hint="is the file truncated?")
     start = _first_float(fmt.get("start_time"), video.get("start_time")) or 0.0
@@ -235,6 +237,22 @@ def _refuse_non_video(path: Path, info: dict) -> None:
         raise MediaError("is a text file, not a video", path, hint="was it the label file? give the video itself")
     if formats & _IMAGE_FORMATS or any(f.endswith("_pipe") for f in formats):
         raise MediaError("is a still image, not a video", path)
+
+
+def _tag_seconds(stream: dict, name: str) -> float | None:
+    """A stream tag holding a time as Matroska writes it ("HH:MM:SS.nnnnnnnnn"; the key may carry a language,
+    "DURATION-eng"), in seconds; None when absent or unreadable."""
+    for key, value in (stream.get("tags") or {}).items():
+        if key.upper().split("-")[0] != name:
+            continue
+        try:
+            hours, minutes, seconds = str(value).strip().split(":")
+            total = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            continue
+        if math.isfinite(total) and total > 0:
+            return total
+    return None
 
 
 def _first_float(*values: object) -> float | None:
