@@ -852,6 +852,26 @@ def test_cache_key_includes_the_mode(tmp_path: Path, video_factory, checkpoint: 
     assert scan_video(path, checkpoint, ScanOptions(mode="coarse", cache_dir=cache)).scan.mode == "dense"
 
 
+def test_cached_scores_of_another_length_are_not_served(tmp_path: Path, video_factory, checkpoint: Path, monkeypatch):
+    # Scores cached when the file was read as another length (before the probe took the picture's own length)
+    # end at the wrong time: the video is scanned again and the entry replaced.
+    from dataclasses import replace as replaced
+
+    path = video_factory("vod.mp4", duration=6, fps="25", audio=False)
+    cache = tmp_path / "cache"
+    first = scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache))
+    real_probe = probe.probe
+    monkeypatch.setattr(probe, "probe", lambda video: replaced(real_probe(video), duration_ms=6600))
+    decoded = []
+    real_iter = decode.iter_frames
+    monkeypatch.setattr(decode, "iter_frames", lambda *a, **k: decoded.append(1) or real_iter(*a, **k))
+    again = scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache))
+    assert decoded and again.duration_ms == 6600 and first.duration_ms != 6600
+    decoded.clear()
+    assert scan_video(path, checkpoint, ScanOptions(mode="dense", cache_dir=cache)).duration_ms == 6600
+    assert not decoded  # the new entry is served
+
+
 def test_coarse_cache_key_includes_the_refine_rule(tmp_path: Path, video_factory, checkpoint: Path):
     # A coarse entry made with another rule (here the old one, every candidate refined) is not served.
     path = video_factory("vod.mp4", duration=6, fps="25", audio=False)

@@ -581,7 +581,8 @@ def scan_video(
     if options.use_cache:
         for key in keys:
             cached = cache.load(key, video)
-            if cached is not None:
+            # An entry made when the file was read as another length (an older probe) is scanned again.
+            if cached is not None and cached.duration_ms == info.duration_ms:
                 progress("scan", info.duration_ms / 1000, info.duration_ms / 1000)
                 return cached
     with threads:
