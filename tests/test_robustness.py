@@ -479,3 +479,31 @@ def test_a_recording_whose_sound_outlasts_its_picture_is_as_long_as_its_picture(
     assert run(["report", str(video), "--model", str(model), "--threshold", "0", "-o", str(out)]) == 0
     assert out.is_file()
     capsys.readouterr()
+
+
+def test_a_reel_from_the_start_of_an_hls_playlist_keeps_all_its_sound(tmp_path, capsys):
+    # A local HLS VOD (playlist + MPEG-TS segments): ffmpeg's HLS demuxer asked to seek to 0 drops the first
+    # 0.6 s of sound, so a cut from the start got sound 0.6 s short (and off its pictures in the MP4).
+    source = corpus.normal(tmp_path / "source.mp4", duration=4.0)
+    playlist = tmp_path / "vod dir" / "vod.m3u8"
+    playlist.parent.mkdir()
+    corpus.ffmpeg(
+        "-i",
+        "file:" + str(source),
+        "-c",
+        "copy",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_playlist_type",
+        "vod",
+        "file:" + str(playlist),
+    )
+    events = events_file(tmp_path / "ev", playlist, [(0, 3000)])
+    reel = tmp_path / "reel.mp4"
+    assert run(["render", str(playlist), str(events), "-o", str(reel)]) == 0
+    d = probe.stream_durations(reel)
+    assert abs(d.video_ms - 3000) <= 40
+    assert d.audio_ms is not None and abs(d.audio_ms - d.video_ms) <= 40  # within one frame
+    capsys.readouterr()
