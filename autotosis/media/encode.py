@@ -308,7 +308,7 @@ def _cut_inputs(source: VideoInfo, start_ms: int) -> list[str]:
     margin = min(start_ms, _SEEK_MARGIN_MS) if imprecise else 0
     seek = start_ms - margin
     # No seek at all from the very start: ffmpeg's HLS demuxer, asked to seek to 0, drops the first 0.6 s of
-    # sound (the reel's sound then starts late, and the MP4 shifts it onto the wrong pictures).
+    # sound (a reel from the start of a local .m3u8 VOD had its sound 0.6 s short).
     argv = ["-y", *(["-ss", _seconds(seek)] if seek > 0 else []), "-i", _url(source.path)]
     if not source.has_audio:
         argv += ["-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo"]
