@@ -103,6 +103,7 @@ def main() -> int:
 
     import torch
 
+    from autotosis.detect.adapt import on_grid
     from autotosis.detect.scores import read_scores
     from autotosis.training.audio import oof_from_state
     from autotosis.training.calibrate import calibrate_scores, probability_floor
@@ -121,9 +122,7 @@ def main() -> int:
         scanned = read_scores(scores_path)
         picture = picture_of(scanned)
         negatives = np.concatenate([c.scores[c.targets == 0] for c in oof])
-        grid = np.arange(scanned.times_ms[0], scanned.times_ms[-1], 2000)
-        on_grid = picture[np.clip(np.searchsorted(scanned.times_ms, grid), 0, len(picture) - 1)]
-        vod_level = float(np.quantile(_logit(on_grid), args.quantile))
+        vod_level = float(np.quantile(_logit(on_grid(scanned.times_ms, picture)), args.quantile))
         shift = vod_level - float(np.quantile(_logit(negatives), args.quantile))
         base = calibration.rules.threshold
         raised = float(1 / (1 + np.exp(-(_logit(base) + args.factor * max(0.0, shift)))))

@@ -34,7 +34,6 @@ import numpy as np  # noqa: E402
 
 from benchmarks import quality_audio, quality_shift  # noqa: E402
 
-GRID_MS = 2000
 MIN_SEPARATION = 2.0  # Ashman's D of the two components
 UPPER_SHARE = (0.005, 0.5)  # of the grid's samples in the upper component
 HIGHLIGHT_MARGIN_MS = 3000  # around each highlight, for the video without highlights
@@ -75,11 +74,6 @@ def valley_threshold(calibrated: float, logits: np.ndarray) -> float | None:
     return min(_sigmoid((quality_shift._logit(calibrated) + valley) / 2), 0.995)
 
 
-def on_grid(times_ms: np.ndarray, values: np.ndarray) -> np.ndarray:
-    grid = np.arange(times_ms[0], times_ms[-1], GRID_MS)
-    return values[np.clip(np.searchsorted(times_ms, grid), 0, len(values) - 1)]
-
-
 def events_at(scanned, values: np.ndarray, rules: dict, threshold: float, truth) -> dict:
     """Event P/R/F1 of ``values`` (the highlight's score per sample) with ``rules`` at ``threshold``."""
     probs = np.column_stack([1 - values, values]).astype(np.float32)
@@ -102,8 +96,9 @@ def policies(scanned, values: np.ndarray, rules: dict, truth) -> dict[str, dict]
         "calibrated": events_at(scanned, values, plain, calibrated, truth),
         "product": events_at(scanned, values, rules, calibrated, truth),
     }
-    times = np.asarray(scanned.times_ms)
-    valley = valley_threshold(found["product"]["threshold"], quality_shift._logit(on_grid(times, values)))
+    from autotosis.detect.adapt import on_grid
+
+    valley = valley_threshold(found["product"]["threshold"], quality_shift._logit(on_grid(scanned.times_ms, values)))
     found["valley"] = found["product"] if valley is None else events_at(scanned, values, plain, valley, truth)
     return found
 

@@ -89,15 +89,21 @@ def adapt_levels(
 
 
 def video_median(times_ms: np.ndarray, values: np.ndarray) -> float:
-    """The median score of a video read on an ``ADAPT_GRID_MS`` grid (each grid time takes the first sample at or
-    after it), so stretches scanned densely count as much as stretches scanned sparsely."""
+    """The median score of a video read on an ``ADAPT_GRID_MS`` grid (``on_grid``)."""
+    import numpy as np
+
+    return float(np.median(on_grid(times_ms, values)))
+
+
+def on_grid(times_ms: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A video's scores read on an ``ADAPT_GRID_MS`` grid (each grid time takes the first sample at or after it;
+    NaN read as 0), so stretches scanned densely count as much as stretches scanned sparsely."""
     import numpy as np
 
     times = np.asarray(times_ms, dtype=np.int64)
     scores = np.nan_to_num(np.asarray(values, dtype=np.float64))
     grid = np.arange(int(times[0]), int(times[-1]), ADAPT_GRID_MS)
-    picked = scores[np.clip(np.searchsorted(times, grid), 0, len(scores) - 1)] if len(grid) else scores
-    return float(np.median(picked))
+    return scores[np.clip(np.searchsorted(times, grid), 0, len(scores) - 1)] if len(grid) else scores
 
 
 def adapt_threshold(
