@@ -509,6 +509,17 @@ def test_parse_labels_reports_undecodable_bytes(tmp_path):
     assert (bad_span.line, bad_span.col) == (3, 7)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_label_file_is_one_clear_error(tmp_path, encoding):
+    # What Windows PowerShell's `dir *.mp4 > labels.txt` writes (a byte-order mark, then two bytes a character).
+    path = tmp_path / "rage.txt"
+    data = "a.mp4 1-2\nb.mp4\n".encode(encoding)
+    path.write_bytes(data if data.startswith((b"\xff\xfe", b"\xfe\xff")) else b"\xfe\xff" + data)
+    (error,) = _errors_from_file(path, check_files=False)
+    assert (error.line, error.col) == (1, 1)
+    assert "UTF-16" in error.message and "UTF-8" in error.hint
+
+
 def test_parse_labels_reads_a_good_file(tmp_path):
     (tmp_path / "a b.mp4").write_bytes(b"")
     path = tmp_path / "rage.txt"

@@ -309,6 +309,20 @@ def _read_text(path: Path) -> tuple[str, set[int], list[LabelError]]:
                 )
             ]
         ) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Windows PowerShell's `>` and Notepad's "Unicode" write UTF-16 with this mark: one clear error,
+        # not one per line about the zero bytes between its characters.
+        raise LabelErrors(
+            [
+                LabelError(
+                    path,
+                    1,
+                    1,
+                    "the file is UTF-16 text, not UTF-8",
+                    "save it as UTF-8: in an editor's 'Save as', or PowerShell's Out-File -Encoding utf8",
+                )
+            ]
+        )
     problems: list[LabelError] = []
     bad_lines: set[int] = set()
     start = 0
