@@ -179,3 +179,13 @@ def test_a_short_video_keeps_the_calibrated_threshold(tmp_path: Path):
     scores = read_scores(_scores_file(tmp_path / "s.json", 0.4, ADAPT_MIN_VIDEO_MS / MINUTE - 0.5))
     found = detect_events(scores)
     assert found.adaptation is None and found.params.threshold == 0.9
+
+
+def test_events_count_one_event_in_the_singular(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _scores_file(tmp_path / "s.json", 0.03, 10)
+    assert run(["events", "s.json", "-o", "one.json", "--top-k", "1"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "1 event in vod.mp4" in said and "1 events" not in said
+    assert run(["events", "s.json", "-o", "two.json", "--top-k", "2"]) == 0
+    assert "2 events in vod.mp4" in " ".join(capsys.readouterr().out.split())

@@ -15,6 +15,11 @@ from autotosis.core.errors import UsageError
 from autotosis.core.progress import JsonLinesProgress, ProgressCallback, RichProgress, no_progress
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 event", "3 events": a count with its noun in the right number (nouns with a plain -s plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @dataclass
 class Context:
     """What every command gets: console, progress, config and the explicitly given options."""

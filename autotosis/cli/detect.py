@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from autotosis.cli.context import Context
+from autotosis.cli.context import Context, counted
 from autotosis.cli.options import (
     AddCommand,
     add_event_options,
@@ -139,7 +139,7 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     write_events(found, out, force=args.force)
     say_adaptation(ctx, found, scores.video.name)
     say_coarse_limit(ctx, scores, found)
-    print_events(ctx, found.events, f"{len(found.events)} events in {scores.video.name}")
+    print_events(ctx, found.events, f"{counted(len(found.events), 'event')} in {scores.video.name}")
     if not found.events:
         ctx.say(f"no events: {nothing_found(scores, found.label, found.params)}")
     ctx.say(f"wrote {out}")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from autotosis.cli.context import Context
+from autotosis.cli.context import Context, counted
 from autotosis.cli.detect import event_class, model_task, nothing_found, print_events, say_adaptation
 from autotosis.cli.options import (
     AddCommand,
@@ -40,7 +40,8 @@ from autotosis.core.timefmt import clock_tenths
 def _say_chapters(ctx: Context, result) -> None:
     if result.chapters_text is None:
         return
-    ctx.say(f"{len(result.chapters)} chapters muxed into the reel; for a YouTube description: {result.chapters_text}")
+    chapters = counted(len(result.chapters), "chapter")
+    ctx.say(f"{chapters} muxed into the reel; for a YouTube description: {result.chapters_text}")
     for warning in result.warnings:
         ctx.say(f"[yellow]note:[/] {escape(warning)}", markup=True)
 
@@ -61,7 +62,7 @@ def cmd_render(ctx: Context, args: argparse.Namespace) -> int:
             force=args.force,
             progress=progress,
         )
-    ctx.say(f"wrote {result.path} ({len(events.events)} events, {result.duration_ms / 1000:.1f} s)")
+    ctx.say(f"wrote {result.path} ({counted(len(events.events), 'event')}, {result.duration_ms / 1000:.1f} s)")
     _say_chapters(ctx, result)
     return ExitStatus.OK
 
@@ -81,7 +82,7 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
             scores = scan_video(Path(video), Path(args.model), scan_options(args), progress=progress)
             found = detect_events(scores, event_class(ctx, args, scores), **event_settings(args))
             say_adaptation(ctx, found, Path(video).name)
-            print_events(ctx, found.events, f"{len(found.events)} events in {Path(video).name}")
+            print_events(ctx, found.events, f"{counted(len(found.events), 'event')} in {Path(video).name}")
             parts.append(ReelPart(Path(video), found.events, scores))
             selections.append((Path(video).name, scores, found.label, found.params))
         if not any(part.events for part in parts):
@@ -90,7 +91,8 @@ def cmd_reel(ctx: Context, args: argparse.Namespace) -> int:
             )
         options = render_options(args, source_cards=len(args.videos) > 1)
         result = render_reel(parts, out, options, force=args.force, progress=progress)
-    ctx.say(f"wrote {result.path} ({sum(len(p.events) for p in parts)} events, {result.duration_ms / 1000:.1f} s)")
+    event_count = counted(sum(len(p.events) for p in parts), "event")
+    ctx.say(f"wrote {result.path} ({event_count}, {result.duration_ms / 1000:.1f} s)")
     _say_chapters(ctx, result)
     return ExitStatus.OK
 
@@ -157,7 +159,7 @@ def cmd_shorts(ctx: Context, args: argparse.Namespace) -> int:
                 sources.append(ShortSource(video, found.events, scores))
         result = render_shorts(sources, Path(args.output), options, force=args.force, progress=progress)
     if not ctx.quiet:
-        table = Table(title=f"{len(result.shorts)} shorts in {escape(str(result.folder))}")
+        table = Table(title=f"{counted(len(result.shorts), 'short')} in {escape(str(result.folder))}")
         for column in ("file", "source", "from", "length", "peak"):
             table.add_column(column, justify="left" if column in ("file", "source") else "right")
         for short in result.shorts:
@@ -318,7 +320,7 @@ def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
             clips=not args.no_clips,
             progress=progress,
         )
-    print_events(ctx, events.events, f"{len(events.events)} events in {scores.video.name}")
+    print_events(ctx, events.events, f"{counted(len(events.events), 'event')} in {scores.video.name}")
     folder = clips_folder(out)
     made_clips = not args.no_clips and info is not None and events.events
     ctx.say(f"wrote {out}" + (f" and its clips in {folder}{os.sep} (keep them together)" if made_clips else ""))
