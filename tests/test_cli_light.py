@@ -55,3 +55,16 @@ def test_labels_check_does_not_import_torch(tmp_path):
         assert heavy == "-", f"labels check {extra} imported {heavy}"
     status, heavy, _ = _run(["labels", "check", str(ROOT / "labels" / "template.txt"), "--no-probe"])
     assert heavy == "-"
+
+
+@pytest.mark.parametrize(
+    "command, argv",
+    [("batch", ["vods", "--model", "m.pt"]), ("demo", []), ("frames", ["labels.txt"])],
+)
+def test_every_command_that_writes_a_folder_takes_o_like_the_others(command, argv):
+    # -o/--output names the output everywhere; these three once took only --out, and a user typing -o got a usage error.
+    from autotosis.cli.parser import build_parser
+
+    parser = build_parser()[1][command]
+    for flag in ("-o", "--out", "--output"):
+        assert parser.parse_args([*argv, flag, "out dir"]).out == "out dir"

@@ -345,7 +345,12 @@ def _frames_parser(commands, add: AddCommand) -> None:
     )
     p.add_argument("labels", metavar="LABELS", help="label file")
     p.add_argument(
-        "--out", metavar="DIR", help="where shards go (default: .autotosis/frames/TASK beside the label file)"
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        metavar="DIR",
+        help="where shards go (default: .autotosis/frames/TASK beside the label file)",
     )
     add_frame_options(p)
 

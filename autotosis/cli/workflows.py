@@ -192,7 +192,13 @@ def _batch_parser(commands, add: AddCommand) -> None:
         "--model", required=True, metavar="CHECKPOINT", help="checkpoint from `autotosis train` (or an .onnx export)"
     )
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (made if missing); the same DIR resumes a batch"
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        required=True,
+        metavar="DIR",
+        help="output folder (made if missing); the same DIR resumes a batch",
     )
     p.add_argument(
         "--force",
@@ -262,7 +268,15 @@ def _demo_parser(commands, add: AddCommand) -> None:
         "Generate sample stream clips with known highlights, write a rough label file, train, scan a held-out\n"
         "VOD, render reel.mp4 and print frame- and event-level precision/recall/F1.",
     )
-    p.add_argument("--out", default="autotosis-demo", metavar="DIR", help="output folder (default: ./autotosis-demo)")
+    p.add_argument(
+        "-o",
+        "--out",
+        "--output",
+        dest="out",
+        default="autotosis-demo",
+        metavar="DIR",
+        help="output folder (default: ./autotosis-demo)",
+    )
     p.add_argument("--seed", type=int, default=0, help="(default: 0)")
     p.add_argument(
         "--epochs",
