@@ -114,9 +114,13 @@ def test_the_time_estimate_counts_the_scoring_passes_as_well_as_the_training_ste
     folded = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2), speed)
     assert folded.folds == 3 and folded.fold_epochs == 2 and folded.train_frames == 48
     # each fold model scores every frame of its held-out clips once, after its run (no scoring per epoch)
-    assert folded.estimated_s == pytest.approx(folded.images / 10.0 + 54 / 40.0)
+    # and each run measures its BatchNorm statistics again on (up to 512 of) its usable frames: 3 x 32 and 48
+    assert folded.estimated_s == pytest.approx(folded.images / 10.0 + 54 / 40.0 + (3 * 32 + 48) / 40.0)
     single = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2, folds=0, val_fraction=0.25), speed)
-    assert single.estimated_s == pytest.approx(single.images / 10.0 + 2 * 12 / 40.0)  # a quarter of 48, twice
+    # a quarter of 48, twice; one run's statistics
+    assert single.estimated_s == pytest.approx(single.images / 10.0 + 2 * 12 / 40.0 + 48 / 40.0)
+    plain = plan_fit(_fake_frameset(6, 3), TrainConfig(epochs=2, precise_bn=False), speed)
+    assert plain.estimated_s == pytest.approx(plain.images / 10.0 + 54 / 40.0)
     assert plan_fit(_fake_frameset(6, 3), TrainConfig()).estimated_s is None  # no speed measured: no estimate
 
 

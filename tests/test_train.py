@@ -42,6 +42,7 @@ from autotosis.training.train import (
     make_eval_loader,
     make_mixup,
     mixup_loss,
+    precise_batchnorm,
     split_by_clip,
     train,
 )
@@ -709,3 +710,37 @@ def test_training_runs_without_avx2(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"capability": "DEFAULT", "epochs": 1}
+
+
+def test_precise_batchnorm_measures_the_statistics_on_clean_pictures_and_keeps_the_weights(frameset: FrameSet):
+    dataset = FrameDataset(frameset.clips[:2], SIZE)  # 38 usable frames: one batch
+    info = tiny_info()
+    torch.manual_seed(0)
+    model = build_model(2, "none")
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    model.bn1.running_mean.fill_(5.0)  # what a run on augmented, blended pictures might leave
+    model.bn1.running_var.fill_(9.0)
+    precise_batchnorm(model, dataset, info, "none", torch.Generator().manual_seed(1))
+    frames, _ = dataset.__getitems__(np.arange(len(dataset)))
+    with torch.no_grad():
+        first = model.conv1(to_input_tensor(frames, info))
+    assert torch.allclose(model.bn1.running_mean, first.mean(dim=(0, 2, 3)), atol=1e-4)
+    assert torch.allclose(model.bn1.running_var, first.var(dim=(0, 2, 3)), rtol=1e-3, atol=1e-5)
+    assert model.bn1.momentum == 0.1  # restored for later training
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+    # Seeded: the same draw gives the same statistics.
+    again = build_model(2, "none")
+    again.load_state_dict(model.state_dict())
+    precise_batchnorm(again, dataset, info, "none", torch.Generator().manual_seed(1))
+    assert torch.equal(again.layer4[1].bn2.running_var, model.layer4[1].bn2.running_var)
+
+
+def test_precise_batchnorm_leaves_frozen_layers_statistics_alone(frameset: FrameSet):
+    dataset = FrameDataset(frameset.clips, SIZE)
+    torch.manual_seed(0)
+    model = build_model(2, "none")
+    frozen = model.layer3[0].bn1.running_mean.clone()
+    trained = model.layer4[0].bn1.running_mean.clone()
+    precise_batchnorm(model, dataset, tiny_info(), "layer4", torch.Generator().manual_seed(0))
+    assert torch.equal(model.layer3[0].bn1.running_mean, frozen)
+    assert not torch.equal(model.layer4[0].bn1.running_mean, trained)

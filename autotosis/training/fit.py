@@ -54,6 +54,7 @@ from autotosis.training.calibrate import (
 from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
 from autotosis.training.metrics import PRF, average_precision
 from autotosis.training.train import (
+    PRECISE_BN_FRAMES,
     EpochMetrics,
     TrainConfig,
     TrainResult,
@@ -220,6 +221,8 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | Non
     else:
         split = splits_for_validation(len(groups), config.val_fraction)
         scored = epochs * (round(frames * config.val_fraction) if split else frames)
+    if config.precise_bn:  # each run's BatchNorm statistics measured again after its last epoch
+        scored += min(frames, PRECISE_BN_FRAMES) + folds * min(frames * (folds - 1) // max(folds, 1), PRECISE_BN_FRAMES)
     estimated = images / speed.train + scored / speed.score if speed else None
     return FitPlan(folds, fold_epochs, fold_per_epoch, epochs, per_epoch, frames, len(groups), images, estimated, note)
 

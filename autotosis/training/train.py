@@ -69,6 +69,11 @@ AUGMENT_CONTRAST = 0.2
 AUGMENT_COLOUR_CAST = 0.1
 # Mixup's Beta(alpha, alpha): how far two pictures of a batch are blended (0: no mixup).
 MIXUP_ALPHA = 0.4
+# After the last epoch BatchNorm's running statistics are measured again on this many clean training pictures
+# (no augmentation, no mixup, as a scan sees them), PRECISE_BN_BATCH at a time (precise BN): the statistics
+# the last steps left behind describe augmented, blended pictures and the last few batches only.
+PRECISE_BN_FRAMES = 512
+PRECISE_BN_BATCH = 64
 # Config fields a resumed run may change without a warning: threads only changes speed;
 # a larger epochs extends the run (the cosine schedule stretches to the new length).
 _RESUME_FREE_FIELDS = {"epochs", "threads", "leak_distance", "folds"}
@@ -121,6 +126,8 @@ class TrainConfig:
     # do not move with a room's tint or a camera's white balance.  Off only for highlights that are a
     # colour change of the whole cropped picture (a red screen flash).
     balance_colour: bool = True
+    # BatchNorm statistics measured again on clean training pictures after the last epoch (precise_batchnorm).
+    precise_bn: bool = True
 
 
 @dataclass(frozen=True)
@@ -314,7 +321,38 @@ def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-_SAMPLER_STREAM, _AUGMENT_STREAM, _MIXUP_STREAM = 1, 2, 3
+_SAMPLER_STREAM, _AUGMENT_STREAM, _MIXUP_STREAM, _PRECISE_BN_STREAM = 1, 2, 3, 4
+
+
+def precise_batchnorm(
+    model: torch.nn.Module, dataset: FrameDataset, info: ModelInfo, freeze: str, generator: torch.Generator
+) -> None:
+    """Measure the running statistics of the trained BatchNorm layers again on clean training pictures.
+
+    Up to PRECISE_BN_FRAMES frames drawn at random (so each batch mixes clips and classes as a video's
+    pictures do), preprocessed as for scoring; each layer's statistics become the plain average over the
+    batches (momentum None).  Frozen layers keep theirs.  The weights do not change.
+    """
+    set_train_mode(model, freeze)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+    if not norms or len(dataset) < 2:
+        return
+    order = torch.randperm(len(dataset), generator=generator)[:PRECISE_BN_FRAMES].numpy()
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), PRECISE_BN_BATCH):
+                batch = order[start : start + PRECISE_BN_BATCH]
+                if len(batch) < 2:  # one picture has no batch statistics
+                    break
+                frames, _ = dataset.__getitems__(batch)
+                model(to_input_tensor(frames, info))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
 
 
 def make_train_loader(
@@ -983,6 +1021,10 @@ def train(
                 first_step=epoch * steps_per_epoch,
                 on_step=on_step,
             )
+            if epoch == epochs - 1 and config.precise_bn:
+                precise_batchnorm(
+                    model, train_set, info, config.freeze, _generator(config.seed, epoch, _PRECISE_BN_STREAM)
+                )
             metrics = evaluate(model, eval_loader, info) if eval_loader is not None else _NO_VALIDATION
             score = _selection_score(metrics, config.select) if eval_loader is not None else (0.0,)
             is_best = (
