@@ -70,8 +70,8 @@ AUGMENT_COLOUR_CAST = 0.1
 # Mixup's Beta(alpha, alpha): how far two pictures of a batch are blended (0: no mixup).
 MIXUP_ALPHA = 0.4
 # After the last epoch BatchNorm's running statistics are measured again on this many clean training pictures
-# (no augmentation, no mixup, as a scan sees them), PRECISE_BN_BATCH at a time (precise BN): the statistics
-# the last steps left behind describe augmented, blended pictures and the last few batches only.
+# (drawn as they come, no augmentation, no mixup: as a scan sees them), PRECISE_BN_BATCH at a time (precise BN):
+# the statistics the last steps left behind describe the last few class-balanced, augmented, blended batches.
 PRECISE_BN_FRAMES = 512
 PRECISE_BN_BATCH = 64
 # Config fields a resumed run may change without a warning: threads only changes speed;
