@@ -37,6 +37,8 @@ def _lavfi_audio(duration: float = 3.0) -> list[str]:
 
 
 _X264 = ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"]
+# The ordinary file most generators write: H.264 in 4:2:0 (what every player takes) with AAC sound.
+_H264_AAC = [*_X264, "-pix_fmt", "yuv420p", "-c:a", "aac"]
 
 
 def _out(path: Path) -> str:
@@ -48,11 +50,7 @@ def normal(path: Path, duration: float = 3.0) -> Path:
     ffmpeg(
         *_lavfi_video(duration=duration),
         *_lavfi_audio(duration),
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         _out(path),
     )
@@ -108,11 +106,7 @@ def two_audio_tracks(path: Path, duration: float = 3.0, first: str = "silent") -
         "1:a",
         "-map",
         "2:a",
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         _out(path),
     )
     return path
@@ -133,11 +127,7 @@ def truncated_faststart(path: Path) -> Path:
     ffmpeg(
         *_lavfi_video(duration=3.0),
         *_lavfi_audio(3.0),
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         "-movflags",
         "+faststart",
@@ -188,11 +178,7 @@ def rotated(path: Path) -> Path:
         "-i",
         "color=c=red:s=96x54:r=25:d=2,drawbox=x=iw/2:w=iw/2:h=ih:color=blue:t=fill",
         *_lavfi_audio(2.0),
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         _out(plain),
     )
@@ -228,11 +214,7 @@ def anamorphic(path: Path) -> Path:
         *_lavfi_audio(2.0),
         "-vf",
         "setsar=4/3",
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         _out(path),
     )
@@ -243,11 +225,7 @@ def tiny(path: Path) -> Path:
     ffmpeg(
         *_lavfi_video(size="16x16", duration=2.0),
         *_lavfi_audio(2.0),
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         _out(path),
     )
@@ -366,11 +344,7 @@ def offset_start(path: Path) -> Path:
     ffmpeg(
         *_lavfi_video(size="64x36", duration=3.0),
         *_lavfi_audio(3.0),
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         "-shortest",
         "-output_ts_offset",
         "5",
@@ -422,11 +396,7 @@ def sound_outlasts_picture(path: Path) -> Path:
         "lavfi",
         "-i",
         "sine=f=440:r=48000:d=3.6",
-        *_X264,
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
+        *_H264_AAC,
         _out(path),
     )
     return path
