@@ -205,8 +205,8 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | Non
         final_images = auto_images(frames)
         epochs, per_epoch = run_length(frames, final_images)
     fold_epochs, fold_per_epoch, fold_images = 0, None, 0
+    fold_frames = frames * (folds - 1) // folds if folds else 0  # each fold model's share
     if folds:
-        fold_frames = frames * (folds - 1) // folds
         # as many passes over the fold's frames as the final fit makes over all of them
         fold_epochs, fold_per_epoch = run_length(
             fold_frames, max(1, round(final_images * fold_frames / max(frames, 1)))
@@ -222,7 +222,7 @@ def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | Non
         split = splits_for_validation(len(groups), config.val_fraction)
         scored = epochs * (round(frames * config.val_fraction) if split else frames)
     if config.precise_bn:  # each run's BatchNorm statistics measured again after its last epoch
-        scored += min(frames, PRECISE_BN_FRAMES) + folds * min(frames * (folds - 1) // max(folds, 1), PRECISE_BN_FRAMES)
+        scored += min(frames, PRECISE_BN_FRAMES) + folds * min(fold_frames, PRECISE_BN_FRAMES)
     estimated = images / speed.train + scored / speed.score if speed else None
     return FitPlan(folds, fold_epochs, fold_per_epoch, epochs, per_epoch, frames, len(groups), images, estimated, note)
 
