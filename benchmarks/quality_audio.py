@@ -163,6 +163,7 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
     from autotosis.demo.hard import TWIN_KIND
     from autotosis.detect.scores import read_scores
     from autotosis.model.predictor import read_model_info
+    from autotosis.training.audio import auto_takes_sound
 
     info = read_model_info(model)
     combined = read_scores(scores_path)
@@ -182,7 +183,7 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
         result["picture"] = result["combined"]
     oof = result["oof_event_f1"] or {}
     if oof.get("combined") is not None:
-        result["auto_would_use_sound"] = oof["combined"] >= (oof.get("picture") or 0.0) + 0.02
+        result["auto_would_use_sound"] = auto_takes_sound(oof.get("picture"), oof["combined"], oof.get("picture_refit"))
     return result
 
 
@@ -208,7 +209,7 @@ def shared_kind(kind: str, first_kind: str, args) -> dict | None:
     from autotosis.media import probe
     from autotosis.model.model import load_checkpoint, save_checkpoint
     from autotosis.training.audio import choose_audio, oof_from_state
-    from autotosis.training.calibrate import calibrate
+    from autotosis.training.calibrate import calibrate_scores
 
     first, first_dir = sample_set(first_kind, args), args.out / "runs" / (args.refit_from or args.tag) / first_kind
     samples = sample_set(kind, args)
@@ -222,7 +223,8 @@ def shared_kind(kind: str, first_kind: str, args) -> dict | None:
     raw = torch.load(first_dir / "model.last.pt", map_location="cpu", weights_only=True)
     oof, paths = oof_from_state(raw["resume"]["extra"]["fit"]["oof"])
     paths = [samples.folder / p.name for p in paths]
-    choice = choose_audio("on", oof, paths, calibrate(oof))
+    # The picture's rules as `train` chooses them (the probability floor included): `auto` compares with them.
+    choice = choose_audio("on", oof, paths, calibrate_scores(oof))
     run_dir = args.out / "runs" / args.tag / kind
     run_dir.mkdir(parents=True, exist_ok=True)
     weights, info, _ = load_checkpoint(first_dir / "model.pt")

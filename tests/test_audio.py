@@ -195,12 +195,32 @@ def test_auto_uses_sound_only_where_it_helps_out_of_fold(monkeypatch):
         assert choice.used is expected, choice.reason
         assert choice.combined_f1 is not None and choice.picture_f1 == round(picture.event.f1, 4)
         if expected:
-            assert choice.combined_f1 >= choice.picture_f1 + 0.02
+            assert choice.combined_f1 >= max(choice.picture_f1, choice.refit_f1) + 0.02
             assert choice.info()["events"]["threshold"] == choice.info()["threshold"]
         else:
             assert choice.info() == {} and "does not help" in choice.reason
         forced = choose_audio("on", clips, [Path(c.name) for c in clips], picture)
         assert forced.used and forced.combiner is not None
+
+
+def test_auto_does_not_take_sound_that_only_refits_the_picture(monkeypatch):
+    """Where the picture's own rules are poor but its scores rank well, a combined score beats them with any
+    sound at all (the mix refits the picture); auto compares with the picture refitted without sound too."""
+    import autotosis.training.audio as audio_module
+
+    clips, features = _oof_clips(9, picture_tells=True)
+    noise = np.random.default_rng(8)
+    unrelated = {c.name: noise.standard_normal(f.shape) * 0.3 for c, f in zip(clips, features)}
+    monkeypatch.setattr(audio_module, "audio_features", lambda path, times, spec: unrelated[Path(path).name])
+    # The picture's own rules as poor as a floor far above its highlights' scores can leave them.
+    poor = calibrate([replace(c, scores=noise.uniform(0, 1, len(c.scores))) for c in clips])
+    choice = choose_audio("auto", clips, [Path(c.name) for c in clips], poor)
+    assert choice.combined_f1 >= choice.picture_f1 + 0.02  # what auto used to go by
+    assert choice.refit_f1 >= choice.combined_f1 - 0.02
+    assert not choice.used and "refitted" in choice.reason, choice.reason
+    assert choice_from_state(choose_audio("on", clips, [Path(c.name) for c in clips], poor).to_state()).refit_f1 == (
+        choice.refit_f1
+    )
 
 
 def test_combined_events_need_the_combined_probability_to_say_highlight(monkeypatch):

@@ -7,9 +7,11 @@ labels at those samples, so how much the sound counts, and which sound, is learn
 Whether it helps is measured as the picture model's is: the combiner is itself cross-validated with
 the same clip-grouped folds (fitted on the other folds' clips, applied to a fold's clips), the event
 rules are calibrated on those combined out-of-fold scores (thresholds from ``MIN_COMBINED_THRESHOLD`` up),
-and their event F1 is compared with the picture's.  ``auto`` uses sound only when it wins by
-``AUTO_MARGIN``; ``on`` always (when every clip has sound); ``off`` never.  The final combiner is then
-fitted on every clip's out-of-fold scores.
+and their event F1 is compared with the picture's, and with the same logistic regression fitted on the
+picture alone (no sound; cross-validated and calibrated alike): a combined score can beat the picture's own
+rules by recalibrating the picture, whatever the sound says.  ``auto`` uses sound only when it beats both by
+``AUTO_MARGIN`` (``auto_takes_sound``); ``on`` always (when every clip has sound); ``off`` never.  The final
+combiner is then fitted on every clip's out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class AudioChoice:
     events: Mapping[str, Any] = field(default_factory=dict)  # rules calibrated on the combined out-of-fold scores
     picture_f1: float | None = None  # out-of-fold event F1, picture alone (its own calibrated rules)
     combined_f1: float | None = None  # out-of-fold event F1, picture and sound (theirs)
+    refit_f1: float | None = None  # out-of-fold event F1 of the combiner without sound (the picture refitted)
 
     def info(self) -> dict[str, Any]:
         """``ModelInfo.audio``: empty when sound is not used (the model then scans as before)."""
@@ -60,7 +63,7 @@ class AudioChoice:
             "events": rules,
             "threshold": float(rules.get("threshold", 0.5)),
             "mode": self.mode,
-            "oof_event_f1": {"picture": self.picture_f1, "combined": self.combined_f1},
+            "oof_event_f1": {"picture": self.picture_f1, "combined": self.combined_f1, "picture_refit": self.refit_f1},
         }
 
     def to_state(self) -> dict[str, Any]:
@@ -83,6 +86,7 @@ def choice_from_state(state: Mapping[str, Any] | None) -> AudioChoice:
         dict(info.get("events") or {}),
         oof.get("picture"),
         oof.get("combined"),
+        oof.get("picture_refit"),
     )
 
 
@@ -235,25 +239,35 @@ def choose_audio(
     if not any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips):
         return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
     combined = calibrate(combined_out_of_fold(clips, features, spec), floor=MIN_COMBINED_THRESHOLD)
+    refit = calibrate(combined_out_of_fold(clips, [f[:, :0] for f in features], spec), floor=MIN_COMBINED_THRESHOLD)
     rules = {} if combined is None else {**combined.to_dict(), "source": "out-of-fold, picture and sound"}
-    picture_f1 = None if picture is None else round(float(picture.event.f1), 4)
-    combined_f1 = None if combined is None else round(float(combined.event.f1), 4)
+    picture_f1, combined_f1, refit_f1 = (
+        None if found is None else round(float(found.event.f1), 4) for found in (picture, combined, refit)
+    )
     final = _fit_on(clips, features, spec)
-    scores = f"out-of-fold event F1 {_f1(combined_f1)} with sound, {_f1(picture_f1)} with the picture alone"
+    scores = (
+        f"out-of-fold event F1 {_f1(combined_f1)} with sound, {_f1(picture_f1)} with the picture alone "
+        f"({_f1(refit_f1)} with the picture refitted as the sound's mix is)"
+    )
+    f1s = (picture_f1, combined_f1, refit_f1)
     if mode == "on":
-        return AudioChoice(mode, True, f"--audio on: {scores}", final, rules, picture_f1, combined_f1)
-    helps = combined_f1 is not None and combined_f1 >= (picture_f1 or 0.0) + AUTO_MARGIN
-    if helps:
-        return AudioChoice(mode, True, f"sound helps: {scores}", final, rules, picture_f1, combined_f1)
+        return AudioChoice(mode, True, f"--audio on: {scores}", final, rules, *f1s)
+    if auto_takes_sound(picture_f1, combined_f1, refit_f1):
+        return AudioChoice(mode, True, f"sound helps: {scores}", final, rules, *f1s)
     return AudioChoice(
         mode,
         False,
         f"sound does not help by {AUTO_MARGIN:g} or more: {scores}; the model uses the picture alone",
         None,
         {},
-        picture_f1,
-        combined_f1,
+        *f1s,
     )
+
+
+def auto_takes_sound(picture_f1: float | None, combined_f1: float | None, refit_f1: float | None) -> bool:
+    """``--audio auto``'s rule on out-of-fold event F1: sound beats the picture's own rules and the picture
+    refitted without sound, each by AUTO_MARGIN (a value not measured counts as 0)."""
+    return combined_f1 is not None and combined_f1 >= max(picture_f1 or 0.0, refit_f1 or 0.0) + AUTO_MARGIN
 
 
 def _f1(value: float | None) -> str:
