@@ -284,7 +284,7 @@ def auto_f1(row: dict) -> float:
 def print_table(rows: list[dict]) -> None:
     print(
         f"\n{'kind':<10} {'picture P/R/F1':>16} {'combined P/R/F1':>16} {'diff':>6} {'AP pic/comb':>12}"
-        f" {'OOF pic/comb':>13} {'auto':>5} {'auto F1':>8} {'on twins pic/comb':>18}"
+        f" {'OOF pic/comb/refit':>18} {'auto':>5} {'auto F1':>8} {'on twins pic/comb':>18}"
     )
     for row in rows:
         p, c = row["picture"], row["combined"]
@@ -294,6 +294,7 @@ def print_table(rows: list[dict]) -> None:
             f"{row['kind']:<10} {p['precision']:.2f}/{p['recall']:.2f}/{p['f1']:.2f}".ljust(27)
             + f" {c['precision']:.2f}/{c['recall']:.2f}/{c['f1']:.2f}".rjust(16)
             + f" {c['f1'] - p['f1']:+6.2f} {ap:>12} {oof.get('picture') or 0:.2f}/{oof.get('combined') or 0:.2f}"
+            + ("/-   " if oof.get("picture_refit") is None else f"/{oof['picture_refit']:.2f}")
             + f" {'on' if row.get('auto_would_use_sound') else 'off':>5} {auto_f1(row):8.2f}"
             + (
                 f" {p.get('on_twins', 0)}/{c.get('on_twins', 0)} of {row['twins']}".rjust(19)
