@@ -183,7 +183,14 @@ def measure(samples, model: Path, scores_path: Path) -> dict:
         result["picture"] = result["combined"]
     oof = result["oof_event_f1"] or {}
     if oof.get("combined") is not None:
-        result["auto_would_use_sound"] = auto_takes_sound(oof.get("picture"), oof["combined"], oof.get("picture_refit"))
+        loss = info.audio.get("oof_log_loss") or {}
+        result["auto_would_use_sound"] = auto_takes_sound(
+            oof.get("picture"),
+            oof["combined"],
+            oof.get("picture_refit"),
+            loss.get("combined"),
+            loss.get("picture_refit"),
+        )
     return result
 
 

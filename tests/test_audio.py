@@ -24,6 +24,7 @@ from autotosis.media.audio import NoAudioError, decode_audio
 from autotosis.training.audio import (
     MIN_COMBINED_THRESHOLD,
     AudioChoice,
+    auto_takes_sound,
     check_audio_mode,
     choice_from_state,
     choose_audio,
@@ -142,6 +143,20 @@ def test_the_combiner_learns_which_input_tells_the_highlight(picture_informative
         assert combiner.picture_weight > 0.5  # both inputs used
 
 
+def test_the_combiner_holds_the_voice_dependent_band_shapes_back_harder_than_loudness():
+    # Loudness and the lowest band's shape tell the highlight equally well in the training clips: the band's weight
+    # is held back harder (SHAPE_PENALTY), since the next voice's shape is not the training voices'.
+    rng = np.random.default_rng(3)
+    y = rng.random(4000) < 0.3
+    features = rng.standard_normal((4000, AudioFeatureSpec().size))
+    features[:, 0] += np.where(y, 1.5, -0.5)  # loud
+    features[:, 1] += np.where(y, 1.5, -0.5)  # band0-200's shape
+    combiner = fit_combiner(rng.random(4000), features, y)
+    loud, band = combiner.weights[0], combiner.weights[1]
+    assert loud > 0.5 and band > 0
+    assert band < 0.5 * loud
+
+
 def test_combiner_and_choice_survive_a_round_trip():
     picture, features, y = _synthetic(500, 4, picture_informative=True, audio_informative=True)
     combiner = fit_combiner(picture, features, y)
@@ -221,6 +236,31 @@ def test_auto_does_not_take_sound_that_only_refits_the_picture(monkeypatch):
     assert choice_from_state(choose_audio("on", clips, [Path(c.name) for c in clips], poor).to_state()).refit_f1 == (
         choice.refit_f1
     )
+
+
+def test_auto_does_not_take_sound_whose_event_f1_win_raises_the_log_loss(monkeypatch):
+    """A dozen clips' event F1 moves by whole events, so unrelated sound can win it by chance; auto also needs
+    the sound to make the out-of-fold scores more right (a lower log-loss than the picture refitted)."""
+    import autotosis.training.audio as audio_module
+
+    assert auto_takes_sound(0.7, 0.8, 0.7, 0.20, 0.25)
+    assert not auto_takes_sound(0.7, 0.8, 0.7, 0.30, 0.25)
+    assert auto_takes_sound(0.7, 0.8, 0.7)  # checkpoints from before the log-loss rule: the event F1 alone
+    assert not auto_takes_sound(0.7, 0.71, 0.7, 0.10, 0.25)
+
+    clips, features = _oof_clips(9, picture_tells=False)  # sound that auto takes (the test above)
+    by_name = {c.name: f for c, f in zip(clips, features)}
+    monkeypatch.setattr(audio_module, "audio_features", lambda path, times, spec: by_name[Path(path).name])
+    paths = [Path(c.name) for c in clips]
+    taken = choose_audio("auto", clips, paths, calibrate(clips))
+    assert taken.used and taken.combined_loss < taken.refit_loss, taken.reason
+    assert choice_from_state(taken.to_state()).combined_loss == taken.combined_loss
+    # The same event F1 with the log-loss the other way round: declined, and said why.
+    losses = iter((taken.refit_loss, taken.combined_loss))
+    monkeypatch.setattr(audio_module, "oof_log_loss", lambda clips: next(losses))
+    declined = choose_audio("auto", clips, paths, calibrate(clips))
+    assert declined.combined_f1 == taken.combined_f1 and declined.combined_loss > declined.refit_loss
+    assert not declined.used and declined.info() == {} and "log-loss" in declined.reason, declined.reason
 
 
 def test_combined_events_need_the_combined_probability_to_say_highlight(monkeypatch):

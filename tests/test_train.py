@@ -507,6 +507,13 @@ def test_cli_mixup_default_is_the_training_default():
         parser.parse_args(["labels.txt", "-o", "m.pt", "--mixup", "-1"])
 
 
+def test_cli_audio_default_is_the_training_default():
+    from autotosis.cli.parser import build_parser
+
+    _, commands = build_parser()
+    assert commands["train"].parse_args(["labels.txt", "-o", "m.pt"]).audio == TrainConfig().audio == "auto"
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -646,15 +646,16 @@ def _train_parser(commands, add: AddCommand) -> None:
     g.add_argument(
         "--audio",
         choices=("auto", "on", "off"),
-        default="off",
+        default="auto",  # TrainConfig.audio (tests/test_train.py checks they agree)
         help="sound as a second input: a small logistic combiner of the picture's score with audio features "
         "(loudness relative to the clip, frequency bands, a few seconds of context), fitted on the out-of-fold "
         "scores, so the mix is learned from the labels; the event rules are calibrated again on the combined "
-        "scores. auto: used when every clip has sound and it raises the out-of-fold event F1 by 0.02 or more "
-        "over the picture alone (its own rules, and refitted as the mix is); "
-        "on: always (an error when a clip has no sound; needs cross-validation); off (default: in the hard "
-        "benchmark the learned mix did not always carry over to an unseen room): never. "
-        "The checkpoint records the choice; videos without sound are scanned by the picture alone",
+        "scores. auto (default): used when every clip has sound, it raises the out-of-fold event F1 by 0.02 or "
+        "more over the picture alone (its own rules, and refitted as the mix is) and it lowers the out-of-fold "
+        "log-loss (sound unrelated to the highlights does not); "
+        "on: always (an error when a clip has no sound; needs cross-validation); off: never. "
+        "The checkpoint records the choice and `train` prints why; videos without sound are scanned by the "
+        "picture alone",
     )
     g.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default: 0.001)")

@@ -164,6 +164,8 @@ def run_demo(
     )
     if fitted.calibration is not None:
         say(f"   event rules chosen by cross-validation: {escape(fitted.calibration.explain())}")
+    if fitted.audio is not None:
+        say(f"   sound: {'used' if fitted.audio.used else 'not used'} ({escape(fitted.audio.reason)})")
 
     say(f"[bold]4/6[/] scanning the held-out VOD ({samples.heldout.duration_ms / 1000:.0f} s, never seen in training)")
     # The event rules training calibrated (stored in the model, recorded in the scores), as `autotosis reel` uses them.

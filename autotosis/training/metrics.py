@@ -157,6 +157,16 @@ def average_precision(scores: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sum(recall_gain * precision))
 
 
+def log_loss(scores: np.ndarray, truth: np.ndarray, eps: float = 1e-4) -> float:
+    """Mean binary cross-entropy of probabilities ``scores`` against boolean ``truth`` (scores clipped to
+    [eps, 1 - eps]); NaN without samples.  A smooth measure of how well the scores say what they mean."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps)
+    y = _bool_array(truth, "truth")
+    if len(p) == 0:
+        return float("nan")
+    return float(-np.mean(np.where(y, np.log(p), np.log(1 - p))))
+
+
 def expected_calibration_error(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
     """How far the scores are from being probabilities: the mean |confidence - accuracy| over
     ``bins`` equal-width score bins, weighted by how many samples fall in each (0 = calibrated).

@@ -119,9 +119,9 @@ class TrainConfig:
     # the final fit (1: not at all).
     hard_negatives: float = 3.0
     # Sound as a second input (training/audio.py): "auto" (used when every clip has sound and it
-    # helps in cross-validation), "on" (always; an error when a clip has no sound), "off" (the
-    # default until the quality benchmark shows "auto" never costs accuracy: so far one reduced run).
-    audio: str = "off"
+    # helps in cross-validation: the default, BENCHMARKS.md "Sound by default"), "on" (always; an
+    # error when a clip has no sound), "off" (never).
+    audio: str = "auto"
     # Grey-world colour balance of every picture the model sees (ModelInfo.balance_colour): scores that
     # do not move with a room's tint or a camera's white balance.  Off only for highlights that are a
     # colour change of the whole cropped picture (a red screen flash).
