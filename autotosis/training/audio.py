@@ -28,7 +28,7 @@ import numpy as np
 from autotosis.core.errors import DataError, UsageError
 from autotosis.detect.audio import DEFAULT_FEATURES, AudioCombiner, AudioFeatureSpec, audio_features, picture_logit
 from autotosis.media import probe
-from autotosis.training.calibrate import Calibration, OofClip, calibrate, fit_logistic
+from autotosis.training.calibrate import Calibration, OofClip, calibrate, counted_samples, fit_logistic
 from autotosis.training.dataset import IGNORE
 from autotosis.training.metrics import log_loss
 
@@ -285,10 +285,7 @@ def choose_audio(
 
 def oof_log_loss(clips: Sequence[OofClip]) -> float:
     """The log-loss of ``clips``' scores against their labels, over every sample that counts (not IGNORE)."""
-    counted = [c.targets != IGNORE for c in clips]
-    scores = np.concatenate([np.asarray(c.scores, np.float64)[m] for c, m in zip(clips, counted)] or [np.zeros(0)])
-    positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
-    return log_loss(scores, positive)
+    return log_loss(*counted_samples(clips))
 
 
 def auto_takes_sound(

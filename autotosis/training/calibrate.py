@@ -398,6 +398,14 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, *, iteration
     return w
 
 
+def counted_samples(clips: Sequence[OofClip]) -> tuple[np.ndarray, np.ndarray]:
+    """Every clip's scores (float64) and whether each is a highlight, over the samples that count (not IGNORE)."""
+    counted = [c.targets != IGNORE for c in clips]
+    scores = np.concatenate([np.asarray(c.scores, np.float64)[m] for c, m in zip(clips, counted)] or [np.zeros(0)])
+    positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
+    return scores, positive
+
+
 def probability_floor(clips: Sequence[OofClip], *, l2_per_sample: float = 0.01) -> float | None:
     """The score from which the out-of-fold data make a highlight more likely than not, or None.
 
@@ -408,9 +416,7 @@ def probability_floor(clips: Sequence[OofClip], *, l2_per_sample: float = 0.01) 
     (benchmarks/quality_floor.py: held-out event F1 0.21 at 0.30, 0.97 from the floor up).  None when
     the scores do not rank the highlights higher or there is nothing to fit.
     """
-    counted = [c.targets != IGNORE for c in clips]
-    scores = np.concatenate([np.asarray(c.scores, np.float64)[m] for c, m in zip(clips, counted)] or [np.zeros(0)])
-    positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
+    scores, positive = counted_samples(clips)
     if len(scores) == 0 or positive.all() or not positive.any():
         return None
     x = np.column_stack([np.ones(len(scores)), picture_logit(scores)])
