@@ -100,6 +100,41 @@ def test_features_do_not_depend_on_the_level_of_the_recording():
     np.testing.assert_allclose(quiet, loud, atol=1e-3)
 
 
+def test_a_shout_reads_as_loud_in_a_short_clip_around_it_as_in_a_long_mostly_calm_video():
+    # A labelled clip is cut around its moment (here 56% shouting), a VOD is mostly calm (8%): the shout must
+    # read alike in both, or a combiner fitted on clips misplaces its threshold on VODs.
+    times = np.arange(0, 25000, 500, dtype=np.int64)
+    clip = features_at(band_track([_bursts(25, [(2, 9), (12, 19)], seed=1)]), times)
+    vod = features_at(band_track([_bursts(25, [(12, 14)], seed=1)]), times)
+    shout = (times >= 12500) & (times < 13500)
+    assert abs(float(np.median(clip[shout, 0]) - np.median(vod[shout, 0]))) < 0.3
+    # The median level of every frame (checkpoints trained before) read the clip's shout about a nat quieter.
+    median = replace(AudioFeatureSpec(), reference_quantile=None)
+    old_clip = features_at(band_track([_bursts(25, [(2, 9), (12, 19)], seed=1)]), times, median)
+    old_vod = features_at(band_track([_bursts(25, [(12, 14)], seed=1)]), times, median)
+    assert float(np.median(old_vod[shout, 0]) - np.median(old_clip[shout, 0])) > 0.5
+
+
+def test_silent_stretches_do_not_set_the_reference_level():
+    times = np.arange(0, 10000, 500, dtype=np.int64)
+    sound = _bursts(10, [(6, 7)], seed=2)
+    muted = sound.copy()
+    muted[: 4 * RATE] = 0.0  # four muted seconds (a pause screen): 40% of the file is digital silence
+    normal = features_at(band_track([sound]), times)
+    with_pause = features_at(band_track([muted]), times)
+    after = times >= 4500
+    np.testing.assert_allclose(with_pause[after, 0], normal[after, 0], atol=0.3)
+    assert with_pause[after, 0].max() < 8.0  # not pinned at the clip limit
+
+
+def test_the_feature_spec_round_trips_and_old_checkpoints_keep_the_median():
+    spec = AudioFeatureSpec()
+    assert AudioFeatureSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in spec.to_dict().items() if k != "reference_quantile"}
+    assert AudioFeatureSpec.from_dict(old).reference_quantile is None
+    assert "reference_quantile" not in AudioFeatureSpec.from_dict(old).to_dict()
+
+
 @pytest.mark.media
 def test_a_video_without_sound_raises_a_typed_error(tmp_path: Path):
     video = flash_clip(tmp_path / "silent.mp4", 2, [], audio=False)

@@ -3,9 +3,10 @@
 Features (numpy only): the sound is cut into short frames (``hop_ms``), each frame's power is summed
 in a few mel-like frequency bands, and for every sample time t of a scan:
 
-- ``loud``: log energy over ``window_ms`` around t, relative to the median of the whole file (so
-  the mic gain and the absolute level do not matter);
-- ``shape``: each band's log energy relative to its own median, minus ``loud`` (what kind of sound:
+- ``loud``: log energy over ``window_ms`` around t, relative to the whole file's reference level, a low
+  quantile of its sounding frames (so the mic gain, the absolute level and how much of the file is
+  highlight do not matter; ``AudioFeatureSpec.reference_quantile``);
+- ``shape``: each band's log energy relative to its own reference, minus ``loud`` (what kind of sound:
   a voice, a bang, a hiss);
 - ``context``: the mean and the maximum of ``loud`` over ``context_ms`` around t.
 
@@ -31,6 +32,9 @@ from autotosis.media.probe import VideoInfo
 _EPS = 1e-10
 _CLIP = 12.0  # relative log energies are clipped to +-this (natural log: a factor of 160,000)
 _P_EPS = 1e-4  # picture scores are clipped to [eps, 1 - eps] before their logit
+# Frames this far (natural log of energy: 60 dB) under the file's loud end are silence (a muted mic, a
+# pause screen): they do not set the reference level, or a file a fifth silent would read as all loud.
+_SILENCE_BELOW = float(np.log(1e6))
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class AudioFeatureSpec:
     window_ms: int = 1000
     context_ms: int = 4000
     bands_hz: tuple[float, ...] = (0.0, 200.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
+    # The file's reference level (what ``loud`` and the band shapes are relative to) is this quantile of its
+    # sounding frames.  The median moved with how much of a file is highlight: a labelled clip cut around its
+    # moment is up to half highlight, a VOD a tenth, so the same shout read a nat or two quieter in the clips
+    # than in the VOD, and the combiner's threshold, fitted on the clips, let the VOD's loud look-alikes through.
+    # The 20% quantile stays in the ordinary moments up to 80% loud content (hard benchmark, BENCHMARKS.md).
+    # None: the median of every frame, as checkpoints from before it were trained (``from_dict``).
+    reference_quantile: float | None = 0.2
 
     @property
     def size(self) -> int:
@@ -59,6 +70,7 @@ class AudioFeatureSpec:
             "window_ms": self.window_ms,
             "context_ms": self.context_ms,
             "bands_hz": list(self.bands_hz),
+            **({} if self.reference_quantile is None else {"reference_quantile": self.reference_quantile}),
         }
 
     @classmethod
@@ -69,6 +81,7 @@ class AudioFeatureSpec:
             window_ms=int(data["window_ms"]),
             context_ms=int(data["context_ms"]),
             bands_hz=tuple(float(v) for v in data["bands_hz"]),
+            reference_quantile=None if data.get("reference_quantile") is None else float(data["reference_quantile"]),
         )
 
 
@@ -137,11 +150,17 @@ def features_at(track: BandTrack, times_ms: np.ndarray, spec: AudioFeatureSpec =
         return out
     half = max(0, int(round(spec.window_ms / 2 / track.hop_ms)))
     every = np.arange(len(energy))
-    # windowed log energies at every frame: their medians are the file's reference levels
+    # windowed log energies at every frame, relative to the file's reference levels
     total_all = np.log(_window_means(energy.sum(axis=1), every, half) + _EPS)
     bands_all = np.log(_window_means(energy, every, half) + _EPS)
-    loud_all = np.clip(total_all - np.median(total_all), -_CLIP, _CLIP)
-    bands_rel = np.clip(bands_all - np.median(bands_all, axis=0), -_CLIP, _CLIP)
+    if spec.reference_quantile is None:
+        total_ref, bands_ref = np.median(total_all), np.median(bands_all, axis=0)
+    else:
+        sounding = total_all > np.quantile(total_all, 0.99) - _SILENCE_BELOW
+        total_ref = np.quantile(total_all[sounding], spec.reference_quantile)
+        bands_ref = np.quantile(bands_all[sounding], spec.reference_quantile, axis=0)
+    loud_all = np.clip(total_all - total_ref, -_CLIP, _CLIP)
+    bands_rel = np.clip(bands_all - bands_ref, -_CLIP, _CLIP)
     index = times_ms // track.hop_ms
     inside = (index >= 0) & (index < len(energy))
     at = np.clip(index, 0, len(energy) - 1)
