@@ -54,7 +54,8 @@ MIN_COMBINED_THRESHOLD = 0.5
 # the rules a scan uses are the best out-of-fold ones from this threshold up.  On held-out VODs the final model's
 # combined score rises on loud look-alikes (an unseen streamer's cheer scores like the rage in the picture): the
 # thresholds chosen from 0.5 up (0.50-0.90) let them through, fixed ones of 0.8-0.85 did best on 27 held-out VODs
-# of the hard benchmark, and the sound benchmark's were best from 0.6-0.8 up (BENCHMARKS.md "A reference level...").
+# of the hard benchmark, and the sound benchmark's were best from 0.6-0.8 up (BENCHMARKS.md "Combined events from
+# 0.8 up").
 COMBINED_EVENT_FLOOR = 0.8
 
 
@@ -280,16 +281,16 @@ def choose_audio(
         f"({_f1(refit_f1)} with the picture refitted as the sound's mix is); log-loss {combined_loss:.3f} with "
         f"sound, {refit_loss:.3f} refitted without"
     )
-    used = (
+    events_note = (
         ""
         if events is None
         else f"; events from combined score {events.rules.threshold:.2f} (best rules from {COMBINED_EVENT_FLOOR:g} up)"
     )
     measured = (picture_f1, combined_f1, refit_f1, combined_loss, refit_loss)
     if mode == "on":
-        return AudioChoice(mode, True, f"--audio on: {scores}{used}", final, rules, *measured)
+        return AudioChoice(mode, True, f"--audio on: {scores}{events_note}", final, rules, *measured)
     if auto_takes_sound(*measured):
-        return AudioChoice(mode, True, f"sound helps: {scores}{used}", final, rules, *measured)
+        return AudioChoice(mode, True, f"sound helps: {scores}{events_note}", final, rules, *measured)
     why = (
         f"sound does not help by {AUTO_MARGIN:g} or more"
         if not auto_takes_sound(picture_f1, combined_f1, refit_f1)
