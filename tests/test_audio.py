@@ -32,7 +32,7 @@ from autotosis.training.audio import (
     combined_out_of_fold,
     fit_combiner,
 )
-from autotosis.training.calibrate import OofClip, calibrate
+from autotosis.training.calibrate import OofClip, calibrate, calibrate_from_floors
 from autotosis.training.dataset import IGNORE
 from autotosis.training.metrics import average_precision
 from tests.conftest import FFMPEG, constant_model, flash_clip
@@ -347,6 +347,8 @@ def test_sound_is_judged_from_0_5_up_and_scans_with_the_rules_from_0_8_up(monkey
     assert choice.info()["threshold"] == scanned.rules.threshold >= 0.8
     assert choice.info()["events"]["event_f1"] == round(scanned.event.f1, 4)
     assert f"events from combined score {scanned.rules.threshold:.2f}" in choice.reason
+    # Both choices come from one scoring of the rules, as calibrate makes each.
+    assert calibrate_from_floors(combined, (0.5, 0.8, None)) == (judged, scanned, calibrate(combined))
 
 
 def test_combined_scores_are_out_of_fold_for_the_combiner_too():

@@ -30,7 +30,14 @@ import numpy as np
 from autotosis.core.errors import DataError, UsageError
 from autotosis.detect.audio import DEFAULT_FEATURES, AudioCombiner, AudioFeatureSpec, audio_features, picture_logit
 from autotosis.media import probe
-from autotosis.training.calibrate import Calibration, OofClip, calibrate, counted_samples, fit_logistic
+from autotosis.training.calibrate import (
+    Calibration,
+    OofClip,
+    calibrate,
+    calibrate_from_floors,
+    counted_samples,
+    fit_logistic,
+)
 from autotosis.training.dataset import IGNORE
 from autotosis.training.metrics import log_loss
 
@@ -267,9 +274,9 @@ def choose_audio(
         return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
     combined_clips = combined_out_of_fold(clips, features, spec)
     refit_clips = combined_out_of_fold(clips, [f[:, :0] for f in features], spec)
-    combined = calibrate(combined_clips, floor=MIN_COMBINED_THRESHOLD)
+    # judged from MIN_COMBINED_THRESHOLD up, scanned with the rules from COMBINED_EVENT_FLOOR up (rules scored once)
+    combined, events = calibrate_from_floors(combined_clips, (MIN_COMBINED_THRESHOLD, COMBINED_EVENT_FLOOR))
     refit = calibrate(refit_clips, floor=MIN_COMBINED_THRESHOLD)
-    events = calibrate(combined_clips, floor=COMBINED_EVENT_FLOOR)
     rules = {} if events is None else {**events.to_dict(), "source": "out-of-fold, picture and sound"}
     picture_f1, combined_f1, refit_f1 = (
         None if found is None else round(float(found.event.f1), 4) for found in (picture, combined, refit)

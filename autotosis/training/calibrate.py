@@ -345,6 +345,13 @@ def calibrate(
     return None if curves is None else _choose(curves, floor)
 
 
+def calibrate_from_floors(clips: Sequence[OofClip], floors: Sequence[float | None]) -> tuple[Calibration | None, ...]:
+    """``calibrate`` (default grids) from each of ``floors`` up, with every rule scored once for all of them;
+    each None without any highlight."""
+    curves = _rule_curves(clips, THRESHOLDS, SMOOTH_MS, MIN_LENGTH_MS, MERGE_GAP_MS)
+    return tuple(None if curves is None else _choose(curves, floor) for floor in floors)
+
+
 def negative_median(clips: Sequence[OofClip]) -> float | None:
     """The median out-of-fold score of the clips' negative samples (None without any)."""
     negatives = [c.scores[c.targets == 0] for c in clips]
