@@ -30,7 +30,7 @@ from autotosis.training.calibrate import (
     evaluate_rules,
     probability_floor,
 )
-from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
+from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet, counted_mask, highlight_mask
 from autotosis.training.fit import (
     TrainingSpeed,
     _fit_state,
@@ -93,6 +93,12 @@ def test_plan_falls_back_to_one_run_when_cross_validation_cannot_work():
     assert tiny.folds == 0 and "too few clips" in tiny.note
     assert plan_fit(_fake_frameset(2, 4), TrainConfig(folds=5)).folds == 2  # no more folds than highlight clips
     assert plan_fit(_fake_frameset(6, 3), TrainConfig(folds=0)).folds == 0
+
+
+def test_the_samples_that_count_and_the_highlights_leave_the_unsure_ones_out():
+    targets = np.array([0, 1, IGNORE, 2, 0, IGNORE])  # background, two highlight classes, unsure edges
+    assert counted_mask(targets).tolist() == [True, True, False, True, True, False]
+    assert highlight_mask(targets).tolist() == [False, True, False, True, False, False]
 
 
 def test_the_fold_loss_from_the_out_of_fold_pass_is_the_cross_entropy_of_the_usable_frames():

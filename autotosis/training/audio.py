@@ -38,7 +38,7 @@ from autotosis.training.calibrate import (
     counted_samples,
     fit_logistic,
 )
-from autotosis.training.dataset import IGNORE
+from autotosis.training.dataset import counted_mask, highlight_mask
 from autotosis.training.metrics import log_loss
 
 AUDIO_MODES = ("auto", "on", "off")
@@ -195,13 +195,9 @@ def fit_combiner(
 
 
 def _fit_on(clips: Sequence[OofClip], features: Sequence[np.ndarray], spec: AudioFeatureSpec) -> AudioCombiner:
-    counted = [c.targets != IGNORE for c in clips]
-    return fit_combiner(
-        np.concatenate([c.scores[m] for c, m in zip(clips, counted)]),
-        np.concatenate([f[m] for f, m in zip(features, counted)]),
-        np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)]),
-        spec,
-    )
+    scores, positive = counted_samples(clips)
+    rows = np.concatenate([f[counted_mask(c.targets)] for c, f in zip(clips, features)])
+    return fit_combiner(scores, rows, positive, spec)
 
 
 def combined_out_of_fold(
@@ -270,7 +266,7 @@ def choose_audio(
     if mode == "off":
         return AudioChoice(mode, False, "--audio off")
     features = [audio_features(Path(path), clip.times_ms, spec) for clip, path in zip(clips, paths)]
-    if not any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips):
+    if not any(np.any(highlight_mask(c.targets)) for c in clips):
         return AudioChoice(mode, False, "the out-of-fold scores hold no highlight: nothing to learn the sound from")
     combined_clips = combined_out_of_fold(clips, features, spec)
     refit_clips = combined_out_of_fold(clips, [f[:, :0] for f in features], spec)

@@ -32,7 +32,7 @@ import numpy as np
 
 from autotosis.detect.audio import picture_logit
 from autotosis.detect.segments import EventParams, find_events, smooth_scores, true_runs
-from autotosis.training.dataset import IGNORE
+from autotosis.training.dataset import IGNORE, counted_mask, highlight_mask
 from autotosis.training.metrics import PRF, event_prf, frame_prf, match_intervals
 
 EVENT_MIN_IOU = 0.3  # the same matching as `eval` and the benchmarks
@@ -161,7 +161,7 @@ class Calibration:
 
 def clip_truth(clip: OofClip) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(true highlight spans, unsure spans) in ms, read from the clip's targets."""
-    positive = (clip.targets > 0) & (clip.targets != IGNORE)
+    positive = highlight_mask(clip.targets)
     ignored = clip.targets == IGNORE
     truth, unsure = [], []
     times = clip.times_ms
@@ -243,7 +243,7 @@ def _score(laid: _Laid, rules: EventRules) -> PRF:
 
 
 def _frame_prf(laid: _Laid, threshold: float) -> PRF:
-    counted = laid.targets != IGNORE
+    counted = counted_mask(laid.targets)
     return frame_prf(laid.raw >= threshold, laid.targets > 0, ignore=~counted)
 
 
@@ -407,7 +407,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, penalty: np.ndarray, *, iteration
 
 def counted_samples(clips: Sequence[OofClip]) -> tuple[np.ndarray, np.ndarray]:
     """Every clip's scores (float64) and whether each is a highlight, over the samples that count (not IGNORE)."""
-    counted = [c.targets != IGNORE for c in clips]
+    counted = [counted_mask(c.targets) for c in clips]
     scores = np.concatenate([np.asarray(c.scores, np.float64)[m] for c, m in zip(clips, counted)] or [np.zeros(0)])
     positive = np.concatenate([c.targets[m] > 0 for c, m in zip(clips, counted)] or [np.zeros(0, bool)])
     return scores, positive

@@ -35,6 +35,17 @@ SHARD_FORMAT = 3  # 3: frames sampled with fps=...:round=up (the frame on screen
 IGNORE = -1
 
 
+def counted_mask(targets: np.ndarray) -> np.ndarray:
+    """Which samples count in training and measuring: all but IGNORE (near span edges, in unsure spans)."""
+    return np.asarray(targets) != IGNORE
+
+
+def highlight_mask(targets: np.ndarray) -> np.ndarray:
+    """Which samples are highlights (of any class) and count."""
+    targets = np.asarray(targets)
+    return (targets > 0) & (targets != IGNORE)
+
+
 @dataclass(frozen=True)
 class FrameOptions:
     """How training frames are sampled from labelled clips."""

@@ -30,7 +30,7 @@ from autotosis.core.region import Region
 from autotosis.detect.scores import Scores
 from autotosis.detect.segments import EventParams, event_spans, find_events
 from autotosis.labels.values import ClipEntry, LabelFile, Span, match_model_classes
-from autotosis.training.dataset import IGNORE, frame_targets, span_class_index
+from autotosis.training.dataset import IGNORE, counted_mask, frame_targets, span_class_index
 from autotosis.training.metrics import PRF, average_precision, event_prf, expected_calibration_error, frame_prf
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def evaluate_unit(
     """(result, counted scores, counted truth) of one unit for one class; the arrays are for pooling."""
     targets = unit_targets(unit, classes, options.band_ms)
     column = np.asarray(unit.probs, dtype=np.float64)[:, class_index]
-    counted = targets != IGNORE
+    counted = counted_mask(targets)
     truth = targets == class_index
     frame = frame_prf(column >= threshold, truth, ~counted)
     positives = int(np.count_nonzero(truth & counted))

@@ -51,7 +51,7 @@ from autotosis.training.calibrate import (
     clip_mistakes,
     evaluate_rules,
 )
-from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet
+from autotosis.training.dataset import ClipFrames, FrameSet, counted_mask, highlight_mask
 from autotosis.training.metrics import PRF, average_precision
 from autotosis.training.train import (
     PRECISE_BN_FRAMES,
@@ -166,7 +166,7 @@ def k_fold_by_clip(frameset: FrameSet, folds: int, seed: int) -> list[tuple[list
         raise UsageError(f"cannot make {folds} folds from {len(groups)} usable clips")
     rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, 7]))
     ids = sorted(groups)
-    with_highlights = [i for i in ids if any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in groups[i])]
+    with_highlights = [i for i in ids if any(np.any(highlight_mask(c.targets)) for c in groups[i])]
     without = [i for i in ids if i not in set(with_highlights)]
     order = [with_highlights[i] for i in rng.permutation(len(with_highlights))] + [
         without[i] for i in rng.permutation(len(without))
@@ -183,10 +183,8 @@ def k_fold_by_clip(frameset: FrameSet, folds: int, seed: int) -> list[tuple[list
 def plan_fit(frameset: FrameSet, config: TrainConfig, speed: TrainingSpeed | None = None) -> FitPlan:
     """How the data will be used: folds (or why none), epochs, images and an estimate of the time."""
     groups = _clip_groups(frameset)
-    frames = sum(int(np.count_nonzero(c.targets != IGNORE)) for clips in groups.values() for c in clips)
-    with_highlights = sum(
-        any(np.any((c.targets > 0) & (c.targets != IGNORE)) for c in clips) for clips in groups.values()
-    )
+    frames = sum(int(np.count_nonzero(counted_mask(c.targets))) for clips in groups.values() for c in clips)
+    with_highlights = sum(any(np.any(highlight_mask(c.targets)) for c in clips) for clips in groups.values())
     folds, note = config.folds, ""
     if folds and len(frameset.classes) > 2:
         folds, note = 0, "cross-validation calibrates binary tasks only; one run with a validation split"
@@ -295,7 +293,7 @@ def _fold_summary(
 ) -> FoldResult:
     scores = np.concatenate([c.scores for c in oof]) if oof else np.zeros(0)
     targets = np.concatenate([c.targets for c in oof]) if oof else np.zeros(0, np.int64)
-    counted = targets != IGNORE
+    counted = counted_mask(targets)
     ap = average_precision(scores[counted], targets[counted] > 0) if counted.any() else math.nan
     event = frame = PRF.from_counts(0, 0, 0)
     if calibration is not None:
@@ -320,7 +318,7 @@ class _LossSum:
         self.total, self.count = 0.0, 0
 
     def add(self, probs: np.ndarray, targets: np.ndarray) -> None:
-        counted = targets != IGNORE
+        counted = counted_mask(targets)
         picked = probs[np.flatnonzero(counted), targets[counted]]
         self.total += float(-np.log(np.clip(picked.astype(np.float64), 1e-12, None)).sum())
         self.count += int(counted.sum())

@@ -38,7 +38,7 @@ from autotosis.model.model import (
     to_input_tensor,
     torch_threads,
 )
-from autotosis.training.dataset import IGNORE, ClipFrames, FrameSet, average_hash, near_sources
+from autotosis.training.dataset import ClipFrames, FrameSet, average_hash, counted_mask, near_sources
 from autotosis.training.metrics import average_precision, frame_prf
 
 FREEZE_CHOICES = ("none", "layer4", "fc")
@@ -168,7 +168,7 @@ def last_checkpoint_path(out: Path) -> Path:
 
 
 def _usable(clip: ClipFrames) -> bool:
-    return bool(np.any(clip.targets != IGNORE))
+    return bool(np.any(counted_mask(clip.targets)))
 
 
 def _has_positive(clip: ClipFrames) -> bool:
@@ -249,7 +249,7 @@ class FrameDataset(Dataset):
         clip_index, rows, targets, weights = [], [], [], []
         for number, clip in enumerate(self.clips):
             self._check_shard(clip)
-            keep = np.flatnonzero(clip.targets != IGNORE)
+            keep = np.flatnonzero(counted_mask(clip.targets))
             clip_index.append(np.full(len(keep), number, dtype=np.int64))
             rows.append(keep.astype(np.int64))
             targets.append(clip.targets[keep].astype(np.int64))
@@ -759,7 +759,7 @@ class LeakReport:
 
 def _hash_clips(clips: Sequence[ClipFrames], limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of up to ``limit`` labelled frames, evenly spread over ``clips``, and each one's clip number."""
-    rows = [(number, row) for number, clip in enumerate(clips) for row in np.flatnonzero(clip.targets != IGNORE)]
+    rows = [(number, row) for number, clip in enumerate(clips) for row in np.flatnonzero(counted_mask(clip.targets))]
     if len(rows) > limit:
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, limit).astype(int)]
     hashes, owners = [], []
