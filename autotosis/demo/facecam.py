@@ -149,16 +149,7 @@ class _FaceCam:
         eye_open = (1 - blink) * (1 + 0.45 * rage) * (1 - 0.45 * laugh)
         for side in (-1, 1):
             ex, ey = cx + side * 0.38 * rx, cy - 0.08 * ry
-            _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
-            if eye_open > 0.3:
-                _ellipse(
-                    canvas,
-                    ex + gaze[0] * 0.06 * rx,
-                    ey + gaze[1] * 0.03 * ry,
-                    0.07 * rx,
-                    0.07 * ry * min(1.0, eye_open),
-                    (30, 25, 20),
-                )
+            _eye(canvas, ex, ey, rx, ry, eye_open, gaze)
             # Brows: raised a little when talking, pulled down and angled in when raging.
             lift = 0.05 * talk - 0.07 * rage
             _ellipse(
@@ -181,31 +172,51 @@ class _FaceCam:
             _ellipse(canvas, cx, my - 0.6 * opening * ry, mouth_w * 0.7, 0.3 * opening * ry, (240, 240, 235))
 
         if drink > 0 and rage < 0.3:
-            side = float(life.drink_side[drink_i])
-            hy = self.bh + 0.5 * ry - (self.bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
-            hx = cx + side * 0.55 * rx
-            _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
-            mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
-            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = (
-                self.mug
-            )
+            self._mug(canvas, cx, cy, rx, ry, float(life.drink_side[drink_i]), drink)
         if rage > 0:
-            # Fists up, shaking.
-            lift = min(1.0, 1.4 * rage)
-            for side in (-1, 1):
-                fy = (
-                    self.bh
-                    + 0.6 * ry
-                    - (self.bh + 0.6 * ry - (cy - 0.1 * ry)) * lift
-                    + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
-                )
-                fx = cx + side * 1.55 * rx
-                _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
-                _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
+            self._fists(canvas, cx, cy, rx, ry, rage, secs, skin)
 
         canvas += self.noise[index % len(self.noise)]
         np.clip(canvas, 0, 255, out=canvas)
         frame[self.by : self.by + self.bh, self.bx : self.bx + self.bw] = canvas.astype(np.uint8)
+
+    def _mug(self, canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, side: float, drink: float) -> None:
+        """A hand raising the mug from below the box (``drink`` 0-1) on ``side`` (-1 left, 1 right)."""
+        hy = self.bh + 0.5 * ry - (self.bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
+        hx = cx + side * 0.55 * rx
+        _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
+        mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
+        canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = self.mug
+
+    def _fists(
+        self, canvas: np.ndarray, cx: float, cy: float, rx: float, ry: float, rage: float, secs: float, skin
+    ) -> None:
+        """Both fists up and shaking, as high as the rage (0-1) lifts them; ``skin``: the fists' (reddened) colour."""
+        lift = min(1.0, 1.4 * rage)
+        for side in (-1, 1):
+            fy = (
+                self.bh
+                + 0.6 * ry
+                - (self.bh + 0.6 * ry - (cy - 0.1 * ry)) * lift
+                + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
+            )
+            fx = cx + side * 1.55 * rx
+            _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
+            _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
+
+
+def _eye(canvas: np.ndarray, ex: float, ey: float, rx: float, ry: float, eye_open: float, gaze) -> None:
+    """One eye at (ex, ey) of a head of radii (rx, ry): the white, and the pupil looking along ``gaze`` when open."""
+    _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
+    if eye_open > 0.3:
+        _ellipse(
+            canvas,
+            ex + gaze[0] * 0.06 * rx,
+            ey + gaze[1] * 0.03 * ry,
+            0.07 * rx,
+            0.07 * ry * min(1.0, eye_open),
+            (30, 25, 20),
+        )
 
 
 def _cam_border(frame: np.ndarray, box: tuple[int, int, int, int], color, thickness: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from autotosis.core.region import Region, crop_pixels
 from autotosis.demo.draw import _ellipse, _hsv
-from autotosis.demo.facecam import _RAGE_RED, _cam_border, _FaceCam
+from autotosis.demo.facecam import _RAGE_RED, _cam_border, _eye, _FaceCam
 from autotosis.demo.game import _Game
 from autotosis.demo.plan import _STREAM_GAME, _ClipPlan, _Rage, _rng, _Spans
 
@@ -333,16 +333,7 @@ class _HardFaceCam(_FaceCam):
         )
         for side in (-1, 1):
             ex, ey = cx + side * 0.38 * rx, cy - 0.08 * ry
-            _ellipse(canvas, ex, ey, 0.17 * rx, max(0.4, 0.10 * ry * eye_open), (245, 245, 240))
-            if eye_open > 0.3:
-                _ellipse(
-                    canvas,
-                    ex + gaze[0] * 0.06 * rx,
-                    ey + gaze[1] * 0.03 * ry,
-                    0.07 * rx,
-                    0.07 * ry * min(1.0, eye_open),
-                    (30, 25, 20),
-                )
+            _eye(canvas, ex, ey, rx, ry, eye_open, gaze)
             # Brows: angled in (rage) or out (cheer, surprise, a yawn), raised or pulled down.
             lift = 0.05 * talk - 0.07 * rage + 0.09 * cheer + 0.04 * yawn + 0.03 * hard_laugh
             tilt = -0.5 * rage + 0.08 * talk + 0.3 * cheer + 0.15 * yawn
@@ -368,26 +359,9 @@ class _HardFaceCam(_FaceCam):
             _ellipse(canvas, cx, my - 0.6 * opening * ry, mouth_w * 0.7, 0.3 * opening * ry, (240, 240, 235))
 
         if drink > 0 and rage < 0.3 and look == 0:
-            side = float(life.drink_side[drink_i])
-            hy = bh + 0.5 * ry - (bh + 0.5 * ry - (cy + 0.55 * ry)) * drink
-            hx = cx + side * 0.55 * rx
-            _ellipse(canvas, hx, hy + 0.35 * ry, 0.3 * rx, 0.4 * ry, self.skin * 0.95)
-            mug_x0, mug_y0 = int(hx - 0.25 * rx), int(hy - 0.45 * ry)
-            canvas[max(0, mug_y0) : max(0, int(hy + 0.15 * ry)), max(0, mug_x0) : max(0, int(hx + 0.25 * rx))] = (
-                self.mug
-            )
+            self._mug(canvas, cx, cy, rx, ry, float(life.drink_side[drink_i]), drink)
         if rage > 0:
-            lift = min(1.0, 1.4 * rage)
-            for side in (-1, 1):
-                fy = (
-                    bh
-                    + 0.6 * ry
-                    - (bh + 0.6 * ry - (cy - 0.1 * ry)) * lift
-                    + 0.08 * ry * math.sin(2 * np.pi * 7 * secs + side)
-                )
-                fx = cx + side * 1.55 * rx
-                _ellipse(canvas, fx, fy + 0.9 * ry, 0.22 * rx, 0.9 * ry, self.skin * 0.9)
-                _ellipse(canvas, fx, fy, 0.42 * rx, 0.38 * ry, skin * 0.95)
+            self._fists(canvas, cx, cy, rx, ry, rage, secs, skin)
         elif cheer > 0 or yawn > 0:
             # Arms up: waving open hands (a cheer) or a slow stretch with the hands over the head.
             up = min(1.0, 1.4 * max(cheer, yawn))
