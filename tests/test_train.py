@@ -514,6 +514,18 @@ def test_cli_audio_default_is_the_training_default():
     assert commands["train"].parse_args(["labels.txt", "-o", "m.pt"]).audio == TrainConfig().audio == "auto"
 
 
+def test_the_audio_help_states_the_margin_and_the_combined_floor_the_training_uses():
+    from autotosis.cli.parser import build_parser
+    from autotosis.detect.audio import DEFAULT_FEATURES
+    from autotosis.training.audio import AUTO_MARGIN, COMBINED_EVENT_FLOOR
+
+    _, commands = build_parser()
+    text = " ".join(commands["train"].format_help().split())
+    assert f"by {AUTO_MARGIN:g} or more" in text
+    assert f"thresholds from {COMBINED_EVENT_FLOOR:g} up" in text
+    assert DEFAULT_FEATURES.reference_quantile == 0.2 and "quietest fifth" in text
+
+
 # --------------------------------------------------------------------------- training
 
 
