@@ -650,9 +650,9 @@ def _train_parser(commands, add: AddCommand) -> None:
         help="sound as a second input: a small logistic combiner of the picture's score with audio features "
         "(loudness against the quietest fifth of each file's sound, frequency bands, a few seconds of context), "
         "fitted on the out-of-fold scores, so the mix is learned from the labels; the event rules are calibrated "
-        "again on the combined scores (thresholds from 0.8 up). auto (default): used when every clip has sound, it raises the out-of-fold event F1 by 0.02 or "
-        "more over the picture alone (its own rules, and refitted as the mix is) and it lowers the out-of-fold "
-        "log-loss (sound unrelated to the highlights does not); "
+        "again on the combined scores (thresholds from 0.8 up). auto (default): used when every clip has sound, "
+        "it raises the out-of-fold event F1 by 0.02 or more over the picture alone (its own rules, and refitted "
+        "as the mix is) and it lowers the out-of-fold log-loss (sound unrelated to the highlights does not); "
         "on: always (an error when a clip has no sound; needs cross-validation); off: never. "
         "The checkpoint records the choice and `train` prints why; videos without sound are scanned by the "
         "picture alone",
