@@ -60,14 +60,16 @@ def _bursts(seconds: float, loud: list[tuple[float, float]], *, seed: int = 0, l
     return sound
 
 
-def _video_with_sound(path: Path, sound: np.ndarray, seconds: float) -> Path:
-    """A tiny moving picture with ``sound`` as its AAC track."""
+def _video_with_sound(path: Path, sound: np.ndarray, seconds: float, *, keyframe_every: int = 10) -> Path:
+    """A tiny moving picture (10 frames/s, a keyframe every ``keyframe_every`` frames) with ``sound`` as its AAC
+    track."""
     if FFMPEG is None:
         pytest.skip("ffmpeg is not installed")
     wav = _write_wav(path.with_suffix(".wav"), sound)
     argv = [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"]
     argv += ["-i", f"testsrc2=s=96x54:r=10:d={seconds}", "-i", "file:" + str(wav)]
-    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "10", "-c:a", "aac"]
+    argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(keyframe_every)]
+    argv += ["-keyint_min", str(keyframe_every), "-sc_threshold", "0", "-c:a", "aac"]
     argv += ["-shortest", "file:" + str(path)]
     subprocess.run(argv, check=True)
     return path
@@ -441,12 +443,42 @@ def test_scan_combines_picture_and_sound_and_is_unchanged_without_either(tmp_pat
     mixed = scan_video(loud, with_sound, options)
     assert plain.scan.audio == {} and np.allclose(plain.probs[:, 1], 0.5)  # a model without sound: as before
     assert mixed.scan.audio["used"] is True and mixed.scan.threshold == 0.7
-    np.testing.assert_allclose(mixed.scan.audio["picture"], plain.probs[:, 1], atol=1e-6)
-    expected = _loudness_combiner().apply(plain.probs[:, 1], audio_features(loud, mixed.times_ms))
+    # The picture's own scores are kept (a coarse scan refined by the combined score may decode other stretches).
+    picture = np.asarray(mixed.scan.audio["picture"])
+    shared = np.isin(mixed.times_ms, plain.times_ms)
+    assert shared.sum() >= len(plain.times_ms) // 2
+    np.testing.assert_allclose(picture[shared], plain.probs[np.isin(plain.times_ms, mixed.times_ms), 1], atol=1e-6)
+    expected = _loudness_combiner().apply(picture, audio_features(loud, mixed.times_ms))
     np.testing.assert_allclose(mixed.probs[:, 1], expected, atol=1e-6)
     np.testing.assert_allclose(mixed.probs.sum(axis=1), 1.0, atol=1e-6)
     inside = (mixed.times_ms >= 3500) & (mixed.times_ms <= 4500)
     assert mixed.probs[inside, 1].min() > 0.9 > 0.3 > mixed.probs[mixed.times_ms <= 1500, 1].max()
+
+
+@pytest.mark.media
+@pytest.mark.torch
+def test_a_coarse_scan_looks_closely_where_the_sound_may_make_a_highlight(tmp_path: Path):
+    # A highlight only the sound tells (the picture scores every frame low), 3.0-6.5 s, keyframes every 4 s: only
+    # the keyframe at 4 s falls inside it.  Refined by the picture's score, nothing is decoded densely and that one
+    # sample is too short to make an event; refined by the combined score, the events read, it is found as the
+    # dense scan finds it.
+    from autotosis.detect.pipeline import detect_events
+    from autotosis.detect.scan import ScanOptions, scan_video
+
+    picture_only = constant_model(tmp_path / "p.pt", -1.5)  # every frame scores 0.18, under the candidate level
+    combiner = _loudness_combiner()
+    combiner = replace(combiner, weights=(6.0,) + combiner.weights[1:])
+    with_sound = _with_combiner(picture_only, tmp_path / "a.pt", combiner)
+    video = _video_with_sound(tmp_path / "loud.mp4", _bursts(16, [(3.0, 6.5)]), 16, keyframe_every=40)
+    found = {}
+    for mode in ("dense", "coarse"):
+        scores = scan_video(video, with_sound, ScanOptions(use_cache=False, mode=mode))
+        found[mode] = [(e.start_ms, e.end_ms) for e in detect_events(scores).events]
+        if mode == "coarse":
+            assert len(scores.times_ms) < 32  # the rest of the video kept its keyframe samples
+            assert scores.scan.coarse.threshold == pytest.approx(0.75 * 0.7)  # the combined threshold's level
+    assert len(found["dense"]) == 1 and found["dense"][0][1] - found["dense"][0][0] >= 2500
+    assert found["coarse"] == found["dense"]
 
 
 @pytest.mark.media

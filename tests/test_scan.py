@@ -339,6 +339,34 @@ def test_refine_follows_a_long_event_whose_keyframes_all_score_low_in_a_few_roun
     assert event_spans(find_events(times, scores, duration, "x", params, 500)) == [(5000, 91_000)]
 
 
+def test_refine_decodes_what_either_reading_asks_for_and_keeps_the_pictures_scores():
+    # The picture scores 0.1 everywhere; the score the events read (a sound combiner's) is high from 9 to 13 s.
+    duration, keys, dense_times = 30_000, np.arange(0, 30_000, 2000), np.arange(0, 30_000, 500)
+
+    def decoded(spans):
+        inside = np.any([(dense_times >= lo) & (dense_times < hi) for lo, hi in spans], axis=0)
+        return dense_times[inside], _two_class(np.full(int(inside.sum()), 0.1))
+
+    def combined(times, probs):
+        return _two_class(np.where((times >= 9000) & (times < 13_000), 0.9, probs[:, 1]))
+
+    common = dict(candidate=0.5, interior=0.5, decode=decoded)
+    key_probs = _two_class(np.full(len(keys), 0.1))
+    args = (keys, key_probs, ("background", "x"), duration, 2.0, coarse.CoarseOptions())
+    assert coarse.refine(*args, **common)[2] == []
+    times, probs, spans = coarse.refine(*args, **common, also=coarse.Reading(combined, 0.6, 0.8))
+    assert spans == [(8000, 14_000)]  # around the keyframes at 10 and 12 s
+    assert np.allclose(probs[:, 1], 0.1)  # the picture's scores, to be combined once for the whole scan
+    assert {8000, 8500, 13_500} <= set(times.tolist())
+    # What the picture asks for is decoded as well (here around 20 s), whatever the second reading says.
+    key_probs[keys == 20_000] = [0.2, 0.8]
+    assert coarse.refine(*args, **common, also=coarse.Reading(combined, 0.6, 0.8))[2] == [
+        (8000, 14_000),
+        (18_000, 22_000),
+    ]
+    assert coarse.refine(*args, **common)[2] == [(18_000, 22_000)]
+
+
 def _within_one_step(found, dense, step=500) -> bool:
     return len(found) == len(dense) and all(
         abs(a.start_ms - b.start_ms) <= step and abs(a.end_ms - b.end_ms) <= step for a, b in zip(found, dense)

@@ -96,7 +96,8 @@ def add_scan_options(p: argparse.ArgumentParser, *, new_videos: bool = True, lab
         "--coarse-threshold",
         type=probability,
         metavar="P",
-        help="coarse mode: keyframes scoring at least P are looked at closely (default: three quarters "
+        help="coarse mode: keyframes scoring at least P (the score the events read: picture and sound combined "
+        "for a model trained with sound) are looked at closely (default: three quarters "
         "of the event threshold: --threshold where the command takes it, else the model's, raised with it "
         "where it is raised for the video)",
     )

@@ -105,6 +105,20 @@ class CoarseOptions:
         }
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How ``refine`` reads the samples to choose what to decode: ``probs(times, probs)`` gives the probabilities it
+    compares with ``candidate`` and ``interior`` (``refinement_spans``), for samples at ``times`` with the
+    probabilities the model gave them (None: those themselves)."""
+
+    probs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None
+    candidate: float
+    interior: float
+
+    def read(self, times: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        return probs if self.probs is None else np.asarray(self.probs(times, probs), dtype=np.float32)
+
+
 def highlight_score(probs: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
     """One score per sample: the probability that it is *not* background (any highlight class).
 
@@ -284,16 +298,35 @@ def refine(
     candidate: float,
     interior: float,
     decode: Callable[[list[Span]], Samples],
+    also: Reading | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Span]]:
     """The coarse scan's second pass: decode (``decode(spans)``: dense samples inside those stretches) the
     ``refinement_spans``, then, round by round, the ``continuing_spans`` of what the last round decoded: one
     keyframe interval in the first round, twice as many in each next one (only an event that ran on through
     the last round is followed in the next, so a long one whose keyframes all score low -- a model that reads
     keyframes differently -- takes a few rounds, not one per interval).
+    ``also``: a second reading of the samples (a model with a sound combiner: the combined score its events read);
+    what either reading asks for is decoded, so nothing the first would decode is left out.  The samples returned
+    keep the probabilities ``key_probs`` and ``decode`` give.
     Returns the merged samples (``merge_samples``) and every stretch decoded densely, in order."""
     key_times = np.asarray(key_times_ms, dtype=np.int64)
-    new = refinement_spans(
-        key_times, key_probs, classes, duration_ms, fps, options, candidate=candidate, interior=interior
+    readings = [Reading(None, candidate, interior)] + ([also] if also is not None else [])
+    new = merge_spans(
+        [
+            span
+            for reading in readings
+            for span in refinement_spans(
+                key_times,
+                reading.read(key_times, key_probs),
+                classes,
+                duration_ms,
+                fps,
+                options,
+                candidate=reading.candidate,
+                interior=reading.interior,
+            )
+        ],
+        options.join_ms,
     )
     decoded: list[Span] = []
     fine_times: list[np.ndarray] = [np.zeros(0, np.int64)]
@@ -310,8 +343,22 @@ def refine(
         times, probs = merge_samples(key_times, key_probs, decoded, *fine)
         if not options.follow_edges:
             break
-        scores = highlight_score(probs, classes)
-        followed = continuing_spans(new, times, scores, key_times, duration_ms, candidate, decoded, intervals)
+        followed = merge_spans(
+            [
+                span
+                for reading in readings
+                for span in continuing_spans(
+                    new,
+                    times,
+                    highlight_score(reading.read(times, probs), classes),
+                    key_times,
+                    duration_ms,
+                    reading.candidate,
+                    decoded,
+                    intervals,
+                )
+            ]
+        )
         new, intervals = align_spans(followed, fps), intervals * 2
     return times, probs, decoded
 

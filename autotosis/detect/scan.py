@@ -221,7 +221,13 @@ def scan_with(
             whole = [lambda stop: decode.iter_frames(video, spec, batch_size=options.batch_size, info=info, stop=stop)]
             times, probs = _score_whole(video, info, whole, predictor, options, progress, "scan")
         else:
-            times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress)
+            decide = None
+            if refines_on_sound(model_info, info):
+
+                def decide(times: np.ndarray, probs: np.ndarray) -> np.ndarray:
+                    return with_sound(video, info, model_info, times, probs, track=track.result)[0]
+
+            times, probs, rough = _scan_coarse(video, info, spec, predictor, options, progress, decide=decide)
         if len(times) == 0:
             # ffmpeg can end without an error and without a picture (a stream of one cover image, a file whose
             # video packets are all damaged): an empty score list would make a silent, empty reel.
@@ -349,23 +355,39 @@ def with_sound(
     return mixed, {"used": True, "picture": [round(float(p), 6) for p in picture]}
 
 
-def _event_threshold(model_info: ModelInfo) -> float:
-    """The threshold the model's events use (its calibrated rules, else its plain threshold)."""
+def refines_on_sound(model_info: ModelInfo, info: probe.VideoInfo) -> bool:
+    """Whether a coarse scan also chooses what to decode densely by the combined score of picture and sound: a
+    model with a sound combiner, a video with sound.  Its events read that score, and a highlight the sound
+    carries while the picture scores it low would otherwise keep only its keyframe samples: too few to make an
+    event.  (The picture's own levels still apply too: a highlight the sound plays down at a keyframe is decoded
+    as before.)"""
+    return sound_model(model_info) is not None and info.has_audio
+
+
+def _event_threshold(model_info: ModelInfo, *, sound: bool = False) -> float:
+    """The threshold the model's events use (its calibrated rules, else its plain threshold); ``sound``: those
+    of its combined score (``refines_on_sound``)."""
+    audio_model = sound_model(model_info) if sound else None
+    if audio_model is not None:
+        return float(event_params_for(audio_model.events, audio_model.threshold).threshold)
     return float(event_params_for(model_info.events, model_info.threshold).threshold)
 
 
-def coarse_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
+def coarse_threshold(options: ScanOptions, model_info: ModelInfo, *, sound: bool = False) -> float:
     """The candidate level of the keyframe pass (``CoarseOptions.threshold``; default: ``coarse.CANDIDATE_SHARE``
     of the event threshold the scan works towards, ``interior_threshold``)."""
     chosen = options.coarse.threshold
-    return float(chosen) if chosen is not None else coarse.CANDIDATE_SHARE * interior_threshold(options, model_info)
+    if chosen is not None:
+        return float(chosen)
+    return coarse.CANDIDATE_SHARE * interior_threshold(options, model_info, sound=sound)
 
 
-def interior_threshold(options: ScanOptions, model_info: ModelInfo) -> float:
+def interior_threshold(options: ScanOptions, model_info: ModelInfo, *, sound: bool = False) -> float:
     """The score a keyframe inside a candidate run needs to keep only its keyframe sample
-    (``CoarseOptions.interior_threshold``; default: the model's event threshold)."""
+    (``CoarseOptions.interior_threshold``; default: the model's event threshold, that of its combined score with
+    ``sound``)."""
     chosen = options.coarse.interior_threshold
-    return float(chosen) if chosen is not None else _event_threshold(model_info)
+    return float(chosen) if chosen is not None else _event_threshold(model_info, sound=sound)
 
 
 def coarse_levels(
@@ -399,7 +421,12 @@ def _scan_coarse(
     predictor: Predictor,
     options: ScanOptions,
     progress: ProgressCallback,
+    *,
+    decide: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, CoarseScan]:
+    """Keyframes first, then dense decoding where it matters (``coarse.refine``).  ``decide(times, probs)``: the
+    combined score of a model with sound (``refines_on_sound``): the stretches it may make events in are decoded
+    too, with the levels of the combined threshold."""
     classes = tuple(predictor.info.classes)
     decoders, decoder_threads = scan_decoders(options.coarse)
     # Pass 1: keyframes only, every one of them (no fps filter), at their own times; in pieces, `decoders`
@@ -423,6 +450,13 @@ def _scan_coarse(
     # Pass 2: dense decoding around the edges (and dips) of runs of candidate keyframes, and
     # wherever keyframes are sparse; then further on wherever an event runs past what was decoded.
     threshold, interior = coarse_levels(options, predictor.info, key_times, key_probs, info.duration_ms)
+    also = None
+    if decide is not None:
+        also = coarse.Reading(
+            decide,
+            coarse_threshold(options, predictor.info, sound=True),
+            interior_threshold(options, predictor.info, sound=True),
+        )
     policy = decode.SkipPolicy()
     done_s = 0.0
 
@@ -452,13 +486,14 @@ def _scan_coarse(
         candidate=threshold,
         interior=interior,
         decode=decode_spans,
+        also=also,
     )
     refine_s = sum(hi - lo for lo, hi in spans) / 1000
     if spans:
         progress("scan candidates", refine_s, refine_s)
     rough = CoarseScan(
         keyframes=int(len(key_times)),
-        threshold=threshold,
+        threshold=also.candidate if also is not None else threshold,  # the level of the score the events read
         spans_ms=tuple((int(lo), int(hi)) for lo, hi in spans),
         refined_fraction=round(refine_s * 1000 / max(1, info.duration_ms), 4),
     )
@@ -577,6 +612,13 @@ def scan_video(
         # edges_only, interior_threshold, join_ms and adapt_levels: entries made with the old rule are not served;
         # the levels adapted to the video follow from the video and the model, both in the key).
         rule = options.coarse.as_key(coarse_threshold(options, model_info), interior_threshold(options, model_info))
+        if refines_on_sound(model_info, info):
+            # Since 2026-12-07 a model with sound also refines by the combined score: entries refined by the
+            # picture's alone are not served.
+            rule["sound_levels"] = [
+                round(coarse_threshold(options, model_info, sound=True), 6),
+                round(interior_threshold(options, model_info, sound=True), 6),
+            ]
         keys.insert(0, cache_key(identity, fingerprint, {**sampling, "mode": "coarse", **rule}, region))
     if options.use_cache:
         for key in keys:
