@@ -446,6 +446,8 @@ def test_scan_combines_picture_and_sound_and_is_unchanged_without_either(tmp_pat
     # The picture's own scores are kept (a coarse scan refined by the combined score may decode other stretches).
     picture = np.asarray(mixed.scan.audio["picture"])
     shared = np.isin(mixed.times_ms, plain.times_ms)
+    if mode == "dense":
+        np.testing.assert_array_equal(mixed.times_ms, plain.times_ms)  # the same samples, whatever the sound
     assert shared.sum() >= len(plain.times_ms) // 2
     np.testing.assert_allclose(picture[shared], plain.probs[np.isin(plain.times_ms, mixed.times_ms), 1], atol=1e-6)
     expected = _loudness_combiner().apply(picture, audio_features(loud, mixed.times_ms))
