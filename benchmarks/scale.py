@@ -167,7 +167,7 @@ def main() -> int:
     train_s = quality.run_cli(
         ["train", str(labels), "-o", str(model), "--force", *shlex.split(args.train_args)], log, env, run_dir
     )
-    plan = re.search(r"(\d+) images, about (\d+) min", log.read_text(encoding="utf-8"))
+    plan = re.search(r"(\d+) images,\s+about\s+(\d+)\s+min", log.read_text(encoding="utf-8"))
     scan_s = quality.run_cli(
         ["scan", str(check.heldout.path), "--model", str(model), "-o", str(scores), "--force"], log, env, run_dir
     )
