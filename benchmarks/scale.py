@@ -18,7 +18,8 @@ printed up front, and event/frame P/R/F1 on the unseen VOD measured as ``quality
 benchmarks/out/quality/scale-TAG/result.json (the train log beside it).
 
 Usage: ATEN_CPU_CAPABILITY=default .venv/bin/python benchmarks/scale.py [--vods 8] [--pool-seeds 9] [--pool 16]
-(the first run generates the nine seeds' sets, some 5 minutes each; the training itself about an hour on 2 cores)
+(the first run generates the nine seeds' sets, about 10 minutes each per core; the training about an hour on 2 cores
+training 38-40 images per second without AVX2, two hours on one half as fast: BENCHMARKS.md)
 """
 
 from __future__ import annotations
