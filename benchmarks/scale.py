@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -115,13 +116,12 @@ def main() -> int:
     # quality.sample_set reads these: the benchmark's own VOD length and highlight count.
     args.heldout_s, args.heldout_events = 900.0, 15
 
-    import shlex
-
     import torch
 
     from autotosis.core.fsutil import write_text_atomic
     from autotosis.demo.demo import rough_labels_text
     from autotosis.demo.plan import DEFAULT_CAM
+    from autotosis.training.dataset import FrameOptions
 
     env = dict(os.environ)
     code = quality.cli_identity(env, args.out)
@@ -152,9 +152,10 @@ def main() -> int:
     write_text_atomic(labels, text, force=True)
     seconds = sum(c.duration_ms for c in clips) / 1000
     with_highlight = sum(1 for c in clips if c.highlights)
+    fps = FrameOptions().fps  # train's default frame rate
     print(
         f"{len(clips)} clips ({with_highlight} with a highlight), {seconds:.0f} s of video, "
-        f"{seconds * 4:.0f} frames at 4 fps; unseen check: seed {unseen}'s VOD ({check.heldout.path})",
+        f"{seconds * fps:.0f} frames at {fps:g} fps; unseen check: seed {unseen}'s VOD ({check.heldout.path})",
         flush=True,
     )
 
