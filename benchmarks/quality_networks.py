@@ -24,11 +24,9 @@ Usage: .venv/bin/python benchmarks/quality_networks.py --out DIR --seed 7 --runs
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import os
-import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.quality import OUT, finished_sample_set, measure  # noqa: E402
-
-
-def cli(argv: list[str]) -> None:
-    done = subprocess.run([sys.executable, "-m", "autotosis", *argv], capture_output=True, text=True, env=os.environ)
-    if done.returncode != 0:
-        raise SystemExit(f"autotosis {' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+from benchmarks.quality import OUT, TASK, finished_sample_set, measure, run_cli  # noqa: E402
 
 
 def summary(result: dict) -> str:
@@ -54,12 +46,12 @@ def summary(result: dict) -> str:
     )
 
 
-def peaks(samples, scan: dict) -> str:
+def peaks(samples, scores) -> str:
     """Median (lowest-highest) of the peak picture and combined score over the highlights and each look-alike kind:
     where the picture ranks them, and what the sound does to them."""
-    times = np.asarray(scan["times_ms"])
-    picture = np.asarray(scan["extra"]["audio"]["picture"])
-    combined = np.asarray(scan["scores"]["rage"])
+    times = scores.times_ms
+    picture = np.asarray(scores.scan.audio["picture"])
+    combined = scores.column(TASK)
     groups: dict[str, list[tuple[int, int]]] = {"highlights": list(samples.heldout.highlights)}
     for start, end, kind in samples.heldout.lookalikes:
         groups.setdefault(kind.split("+")[0], []).append((start, end))
@@ -86,7 +78,10 @@ def main() -> int:
     parser.add_argument("--runs", required=True, help="comma-separated quality.py tags of the runs to combine")
     args = parser.parse_args()
 
-    from autotosis.detect.audio import AudioModel, audio_features, picture_logit
+    from autotosis.detect.audio import picture_logit
+    from autotosis.detect.scan import with_sound
+    from autotosis.detect.scores import read_scores, write_scores
+    from autotosis.media import probe
     from autotosis.model.model import read_checkpoint_info
 
     samples = finished_sample_set(args.out, args.seed)
@@ -95,35 +90,36 @@ def main() -> int:
     runs = [args.out / "runs" / tag / f"seed{args.seed}-n{args.clips}" for tag in args.runs.split(",") if tag]
     if len(runs) < 2:
         raise SystemExit("--runs needs at least two runs")
-    video = str(samples.heldout.path)
+    video = samples.heldout.path
+    env = dict(os.environ)
     scans = []
     for run in runs:
+        log = run / "networks.log"
         dense = run / "heldout.dense.scores.json"
         if not dense.exists():
-            cli(["scan", video, "--model", str(run / "model.pt"), "--mode", "dense", "--no-cache", "-o", str(dense)])
+            scan = ["scan", str(video), "--model", str(run / "model.pt"), "--mode", "dense", "--no-cache"]
+            run_cli([*scan, "-o", str(dense)], log, env, run)
         events = run / "heldout.dense.events.json"
-        cli(["events", str(dense), "-o", str(events), "--force"])
+        run_cli(["events", str(dense), "-o", str(events), "--force"], log, env, run)
         print(f"{run.parent.name:>12} alone: {summary(measure(samples, dense, events))}")
-        scans.append(json.loads(dense.read_text(encoding="utf-8")))
+        scans.append(read_scores(dense))
         print(f"{'':>12} peak scores: {peaks(samples, scans[-1])}")
-    times = np.asarray(scans[0]["times_ms"])
-    if any(scan["times_ms"] != scans[0]["times_ms"] for scan in scans):
+    if any(not np.array_equal(scan.times_ms, scans[0].times_ms) for scan in scans):
         raise SystemExit("the dense scans have different sample times")
-    mean_logit = np.mean([picture_logit(np.asarray(scan["extra"]["audio"]["picture"])) for scan in scans], axis=0)
-    picture = 1 / (1 + np.exp(-mean_logit))
+    # The pictures' own scores (kept in the scan record beside the combined ones), averaged as logits.
+    mean_logit = np.mean([picture_logit(np.asarray(scan.scan.audio["picture"])) for scan in scans], axis=0)
+    picture = (1 / (1 + np.exp(-mean_logit))).astype(np.float32)
+    picture_probs = np.column_stack([1 - picture, picture])
+    video_info = probe.probe(video)
     for run, scan in zip(runs, scans):
-        audio = AudioModel.from_info(read_checkpoint_info(run / "model.pt").audio)
-        combined = picture
-        if audio is not None and scan["extra"]["audio"].get("used"):
-            features = audio_features(video, times, audio.combiner.spec)
-            combined = audio.combiner.apply(picture, features)
-        document = copy.deepcopy(scan)
-        document["scores"] = {"background": [1 - float(v) for v in combined], "rage": [float(v) for v in combined]}
-        document["extra"]["audio"]["picture"] = [float(v) for v in picture]
+        # The scan's own step: this run's sound combiner applied to the mean picture (its rules are in the record).
+        probs, record = with_sound(
+            video, video_info, read_checkpoint_info(run / "model.pt"), scan.times_ms, picture_probs
+        )
         mixed = run / "heldout.mean.scores.json"
-        mixed.write_text(json.dumps(document), encoding="utf-8")
+        write_scores(replace(scan, probs=probs, scan=replace(scan.scan, audio=record)), mixed, force=True)
         events = run / "heldout.mean.events.json"
-        cli(["events", str(mixed), "-o", str(events), "--force"])
+        run_cli(["events", str(mixed), "-o", str(events), "--force"], run / "networks.log", env, run)
         print(f"mean of {len(runs)}, {run.parent.name}'s rules: {summary(measure(samples, mixed, events))}")
     return 0
 
